@@ -1,0 +1,39 @@
+# Two commands do all set-up on a fresh machine: `make run` and `make test`.
+SHELL := /bin/bash
+VENV := .venv
+BIN := $(VENV)/bin
+ADDR ?= 127.0.0.1:3000
+DATA ?= .trials
+
+.PHONY: run test tools lint fmt-check clippy cargo-test template-lint openapi-lint smoke contract bench clean
+
+## Serve the whole API on http://$(ADDR) on the embedded DynamoDB under $(DATA).
+run:
+	cargo run --release --bin trials-local -- --addr $(ADDR) --data $(DATA)
+
+## Every test: formatting, lints, unit + integration tests, template and OpenAPI checks,
+## the cargo-lambda smoke test and the contract fuzzing.
+test: tools fmt-check clippy cargo-test template-lint
+
+## Python tools (cargo-lambda, cfn-lint, openapi-spec-validator, schemathesis) into .venv.
+tools: $(VENV)/.installed
+
+$(VENV)/.installed: requirements-dev.txt
+	python3 -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+fmt-check:
+	cargo fmt --all -- --check
+
+clippy:
+	cargo clippy --workspace --all-targets -- -D warnings
+
+cargo-test:
+	cargo test --workspace
+
+template-lint: tools
+	$(BIN)/cfn-lint template.yaml
+
+clean:
+	rm -rf $(VENV) $(DATA) target

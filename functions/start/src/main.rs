@@ -1,0 +1,5 @@
+//! `POST /v1/trials/start`: clients are built once at init, the logic lives in `trials`.
+#[tokio::main]
+async fn main() -> Result<(), trials::BoxError> {
+    trials::lambda::serve_route(trials::api::Route::Start).await
+}

@@ -1,0 +1,5 @@
+//! `GET /v1/trials/{id}`: clients are built once at init, the logic lives in `trials`.
+#[tokio::main]
+async fn main() -> Result<(), trials::BoxError> {
+    trials::lambda::serve_route(trials::api::Route::Status).await
+}

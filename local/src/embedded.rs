@@ -1,0 +1,23 @@
+//! dynoxide inside this process: a real DynamoDB wire protocol on loopback, persisted to disk.
+use std::path::Path;
+
+/// Serves a dynoxide database on `127.0.0.1:0`; `data_dir` persists it (`None`: in memory).
+/// Returns the endpoint URL.
+pub async fn start_dynoxide(data_dir: Option<&Path>) -> Result<String, String> {
+    let db = match data_dir {
+        Some(dir) => {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+            let file = dir.join("trials.db");
+            let file = file.to_str().ok_or("data directory path is not UTF-8")?;
+            dynoxide::Database::new(file).map_err(|e| format!("cannot open {file}: {e}"))?
+        }
+        None => dynoxide::Database::memory().map_err(|e| format!("in-memory dynoxide: {e}"))?,
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(|e| format!("cannot bind dynoxide: {e}"))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    tokio::spawn(dynoxide::server::serve_on(listener, db));
+    Ok(format!("http://{addr}"))
+}

@@ -1,0 +1,4 @@
+//! Trials on one machine, with the same handler code the Lambdas run: an embedded dynoxide,
+//! an HTTP server that routes like API Gateway, and the scheduled jobs on a timer.
+pub mod embedded;
+pub mod server;

@@ -1,0 +1,215 @@
+//! `Idempotency-Key` as the IETF draft (draft-ietf-httpapi-idempotency-key-header) and Stripe
+//! describe it: scoped per org, fingerprinted, replayed byte for byte, never run twice at once.
+use lambda_http::Request;
+use serde_json::Value;
+
+use super::error::ApiError;
+use super::reply::Reply;
+use super::request::header;
+use crate::crypto::sha256_hex;
+use crate::domain::OrgId;
+use crate::store::codec::Item;
+use crate::store::idempotency::{IdemRecord, IdemScope, IdemState};
+use crate::App;
+
+pub const MAX_KEY_LEN: usize = 255;
+
+/// A mutation's key and the fingerprint of the request it was first used with.
+#[derive(Debug, Clone)]
+pub struct Idempotency {
+    pub scope: IdemScope,
+    pub fingerprint: String,
+}
+
+impl Idempotency {
+    /// `canonical_path` is the route's path with the trial id, so a REST API stage prefix or a
+    /// trailing slash cannot change the fingerprint.
+    pub fn from_request(
+        req: &Request,
+        org: &OrgId,
+        canonical_path: &str,
+    ) -> Result<Idempotency, ApiError> {
+        let raw = header(req, "idempotency-key").ok_or_else(|| {
+            ApiError::new(
+                400,
+                "missing_idempotency_key",
+                "Mutation request missing Idempotency-Key header",
+            )
+        });
+        // A header that is present but not visible ASCII is reported as invalid, not missing.
+        let raw = match raw {
+            Ok(raw) => raw,
+            Err(_) if req.headers().contains_key("idempotency-key") => return Err(invalid_key()),
+            Err(missing) => return Err(missing),
+        };
+        let key = parse_key(raw)?;
+        Ok(Idempotency {
+            scope: IdemScope {
+                org: org.clone(),
+                key,
+            },
+            fingerprint: fingerprint(req.method().as_str(), canonical_path, req.body().as_ref()),
+        })
+    }
+
+    /// The answer for a key someone already holds.
+    pub fn answer(&self, record: IdemRecord) -> Reply {
+        if record.fingerprint != self.fingerprint {
+            return ApiError::new(
+                422,
+                "idempotency_key_reused",
+                "This Idempotency-Key was already used with a different request",
+            )
+            .into();
+        }
+        match record.state {
+            IdemState::Completed(stored) => Reply::replay(stored),
+            IdemState::InFlight { .. } => ApiError::new(
+                409,
+                "idempotency_key_in_use",
+                "A request with this Idempotency-Key is still being processed; retry later",
+            )
+            .retryable()
+            .into(),
+        }
+    }
+
+    /// The answer when a conditional write found the key taken: from the old item DynamoDB
+    /// returned, or read back if it did not.
+    pub async fn answer_conflict(&self, app: &App, old: Option<Item>) -> Result<Reply, ApiError> {
+        let record = match old {
+            Some(item) => Some(IdemRecord::from_item(&item)?),
+            None => app.store.idempotency_get(&self.scope).await?,
+        };
+        match record {
+            Some(record) => Ok(self.answer(record)),
+            // Gone between the write and the read (expired and swept): the client may retry.
+            None => Err(ApiError::unavailable()),
+        }
+    }
+}
+
+fn invalid_key() -> ApiError {
+    ApiError::new(
+        400,
+        "invalid_idempotency_key",
+        format!("Idempotency-Key must be 1 to {MAX_KEY_LEN} visible ASCII characters, optionally as a quoted string"),
+    )
+}
+
+/// Accepts a Structured Field string (`"abc"`, with `\"` and `\\` escapes) or a bare token.
+pub fn parse_key(raw: &str) -> Result<String, ApiError> {
+    let raw = raw.trim();
+    let key = match raw.strip_prefix('"') {
+        Some(rest) => {
+            let inner = rest.strip_suffix('"').ok_or_else(invalid_key)?;
+            let mut out = String::with_capacity(inner.len());
+            let mut chars = inner.chars();
+            while let Some(c) = chars.next() {
+                match c {
+                    '\\' => match chars.next() {
+                        Some(escaped @ ('"' | '\\')) => out.push(escaped),
+                        _ => return Err(invalid_key()),
+                    },
+                    '"' => return Err(invalid_key()),
+                    c => out.push(c),
+                }
+            }
+            out
+        }
+        None => raw.to_owned(),
+    };
+    let visible = key.chars().all(|c| (' '..='~').contains(&c));
+    if key.is_empty() || key.len() > MAX_KEY_LEN || !visible {
+        return Err(invalid_key());
+    }
+    Ok(key)
+}
+
+/// SHA-256 over the method, the canonical path and the body's canonical form (JSON with keys
+/// sorted and no insignificant whitespace; other bodies as bytes).
+pub fn fingerprint(method: &str, canonical_path: &str, body: &[u8]) -> String {
+    let canonical_body = match serde_json::from_slice::<Value>(body) {
+        Ok(value) => canonical_json(&value).into_bytes(),
+        Err(_) if body.iter().all(u8::is_ascii_whitespace) => Vec::new(),
+        Err(_) => body.to_vec(),
+    };
+    let mut input = Vec::with_capacity(canonical_body.len() + canonical_path.len() + 16);
+    input.extend_from_slice(method.as_bytes());
+    input.push(b'\n');
+    input.extend_from_slice(canonical_path.as_bytes());
+    input.push(b'\n');
+    input.extend_from_slice(&canonical_body);
+    sha256_hex(&input)
+}
+
+fn canonical_json(value: &Value) -> String {
+    match value {
+        Value::Object(map) => {
+            let mut entries: Vec<_> = map.iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(b.0));
+            let inner: Vec<String> = entries
+                .into_iter()
+                .map(|(k, v)| format!("{}:{}", Value::String(k.clone()), canonical_json(v)))
+                .collect();
+            format!("{{{}}}", inner.join(","))
+        }
+        Value::Array(items) => {
+            let inner: Vec<String> = items.iter().map(canonical_json).collect();
+            format!("[{}]", inner.join(","))
+        }
+        other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_may_be_quoted_or_bare() {
+        assert_eq!(parse_key("abc-123").unwrap(), "abc-123");
+        assert_eq!(parse_key("\"8e03978e-40d5\"").unwrap(), "8e03978e-40d5");
+        assert_eq!(parse_key(r#""a\"b\\c""#).unwrap(), r#"a"b\c"#);
+        assert_eq!(parse_key(&"k".repeat(255)).unwrap().len(), 255);
+    }
+
+    #[test]
+    fn empty_long_or_malformed_keys_are_invalid() {
+        for bad in [
+            "",
+            "\"\"",
+            "   ",
+            "\"unterminated",
+            "\"bad\\escape\"",
+            "\"in\"side\"",
+        ] {
+            let err = parse_key(bad).unwrap_err();
+            assert_eq!(err.code, "invalid_idempotency_key", "{bad:?}");
+        }
+        assert_eq!(parse_key(&"k".repeat(256)).unwrap_err().status, 400);
+    }
+
+    #[test]
+    fn fingerprint_ignores_json_formatting_but_not_content() {
+        let a = fingerprint("POST", "/v1/trials/start", br#"{"plan":"pro","x":[1,2]}"#);
+        let b = fingerprint(
+            "POST",
+            "/v1/trials/start",
+            b"{ \"x\": [1, 2],\n \"plan\": \"pro\" }",
+        );
+        let c = fingerprint(
+            "POST",
+            "/v1/trials/start",
+            br#"{"plan":"growth","x":[1,2]}"#,
+        );
+        let d = fingerprint("POST", "/v1/trials/other", br#"{"plan":"pro","x":[1,2]}"#);
+        assert_eq!(a, b);
+        assert_ne!(a, c);
+        assert_ne!(a, d);
+        assert_eq!(
+            fingerprint("POST", "/p", b""),
+            fingerprint("POST", "/p", b"  ")
+        );
+    }
+}

@@ -1,0 +1,154 @@
+//! The HTTP entry points: one handler module per route, and what they share (request parsing,
+//! errors, idempotency, the request log line).
+pub mod cancel;
+pub mod convert;
+pub mod error;
+pub mod idempotency;
+pub mod reply;
+pub mod request;
+pub mod start;
+pub mod status;
+pub mod stripe_webhook;
+
+use std::time::Instant;
+
+use lambda_http::{Body, Request, Response};
+
+pub use error::ApiError;
+pub use reply::Reply;
+
+use crate::App;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    Start,
+    Status,
+    Convert,
+    Cancel,
+    StripeWebhook,
+}
+
+impl Route {
+    pub fn name(self) -> &'static str {
+        match self {
+            Route::Start => "POST /v1/trials/start",
+            Route::Status => "GET /v1/trials/{id}",
+            Route::Convert => "POST /v1/trials/{id}/convert",
+            Route::Cancel => "POST /v1/trials/{id}/cancel",
+            Route::StripeWebhook => "POST /v1/webhooks/stripe",
+        }
+    }
+
+    /// Which route serves `method path`; for the local server, where no API Gateway routes.
+    pub fn resolve(method: &str, path: &str) -> Result<Route, ApiError> {
+        let segments: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();
+        let (route, allowed) = match segments.as_slice() {
+            ["v1", "trials", "start"] => (Route::Start, "POST"),
+            ["v1", "webhooks", "stripe"] => (Route::StripeWebhook, "POST"),
+            ["v1", "trials", _] => (Route::Status, "GET"),
+            ["v1", "trials", _, "convert"] => (Route::Convert, "POST"),
+            ["v1", "trials", _, "cancel"] => (Route::Cancel, "POST"),
+            _ => return Err(ApiError::route_not_found()),
+        };
+        if method != allowed {
+            return Err(ApiError::method_not_allowed());
+        }
+        Ok(route)
+    }
+}
+
+/// What the request log line records besides route, status and duration.
+#[derive(Debug, Default)]
+pub struct LogFields {
+    pub org_id: Option<String>,
+    pub trial_id: Option<String>,
+}
+
+/// Runs `route` for `req`: every outcome, including every error, becomes a JSON response, and
+/// exactly one log line is written.
+pub async fn handle(app: &App, route: Route, req: Request) -> Response<Body> {
+    let started = Instant::now();
+    let mut log = LogFields::default();
+    let reply = match dispatch(app, route, &req, &mut log).await {
+        Ok(reply) => reply,
+        Err(err) => Reply::error(&err),
+    };
+    tracing::info!(
+        route = route.name(),
+        org_id = log.org_id.as_deref().unwrap_or("-"),
+        trial_id = log.trial_id.as_deref().unwrap_or("-"),
+        status = reply.status,
+        outcome = reply
+            .code
+            .as_deref()
+            .unwrap_or(if reply.replayed { "replayed" } else { "ok" }),
+        ms = started.elapsed().as_secs_f64() * 1000.0,
+        "request"
+    );
+    reply.into_response()
+}
+
+async fn dispatch(
+    app: &App,
+    route: Route,
+    req: &Request,
+    log: &mut LogFields,
+) -> Result<Reply, ApiError> {
+    if route == Route::StripeWebhook {
+        // Authenticated by Stripe's signature, not by an API key.
+        return stripe_webhook::handle(app, req, log).await;
+    }
+    let tenant = crate::auth::authenticate(app, req).await?;
+    log.org_id = Some(tenant.org.to_string());
+    match route {
+        Route::Start => start::handle(app, req, &tenant, log).await,
+        Route::Status => status::handle(app, req, &tenant, log).await,
+        Route::Convert => convert::handle(app, req, &tenant, log).await,
+        Route::Cancel => cancel::handle(app, req, &tenant, log).await,
+        Route::StripeWebhook => unreachable!("handled above"),
+    }
+}
+
+/// The whole API behind one entry point, routed by method and path (the local server).
+pub async fn handle_any(app: &App, req: Request) -> Response<Body> {
+    match Route::resolve(req.method().as_str(), req.uri().path()) {
+        Ok(route) => handle(app, route, req).await,
+        Err(err) => Reply::error(&err).into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resolves_routes_and_methods() {
+        assert_eq!(Route::resolve("POST", "/v1/trials/start"), Ok(Route::Start));
+        assert_eq!(
+            Route::resolve("GET", "/v1/trials/trial_x"),
+            Ok(Route::Status)
+        );
+        assert_eq!(
+            Route::resolve("POST", "/v1/trials/trial_x/convert/"),
+            Ok(Route::Convert)
+        );
+        assert_eq!(
+            Route::resolve("POST", "/v1/trials/trial_x/cancel"),
+            Ok(Route::Cancel)
+        );
+        assert_eq!(
+            Route::resolve("POST", "/v1/webhooks/stripe"),
+            Ok(Route::StripeWebhook)
+        );
+        assert_eq!(
+            Route::resolve("GET", "/v1/trials/start")
+                .unwrap_err()
+                .status,
+            405
+        );
+        assert_eq!(
+            Route::resolve("GET", "/nope").unwrap_err().code,
+            "route_not_found"
+        );
+    }
+}

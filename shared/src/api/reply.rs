@@ -1,0 +1,83 @@
+//! A response as handlers produce it, before it becomes an HTTP response.
+use lambda_http::{Body, Response};
+
+use super::error::ApiError;
+use crate::store::idempotency::StoredResponse;
+
+pub const JSON: &str = "application/json";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    pub status: u16,
+    pub content_type: String,
+    pub body: String,
+    /// Sent again from the idempotency record, not executed.
+    pub replayed: bool,
+    /// The error code, for the request log.
+    pub code: Option<String>,
+    pub retryable: bool,
+}
+
+impl Reply {
+    pub fn json(status: u16, body: &serde_json::Value) -> Reply {
+        Reply {
+            status,
+            content_type: JSON.to_owned(),
+            body: body.to_string(),
+            replayed: false,
+            code: None,
+            retryable: false,
+        }
+    }
+
+    pub fn error(err: &ApiError) -> Reply {
+        Reply {
+            status: err.status,
+            content_type: JSON.to_owned(),
+            body: err.body(),
+            replayed: false,
+            code: Some(err.code.to_owned()),
+            retryable: err.retryable,
+        }
+    }
+
+    pub fn replay(stored: StoredResponse) -> Reply {
+        Reply {
+            status: stored.status,
+            content_type: stored.content_type,
+            body: stored.body,
+            replayed: true,
+            code: None,
+            retryable: false,
+        }
+    }
+
+    pub fn stored(&self) -> StoredResponse {
+        StoredResponse {
+            status: self.status,
+            content_type: self.content_type.clone(),
+            body: self.body.clone(),
+        }
+    }
+
+    pub fn into_response(self) -> Response<Body> {
+        let mut builder = Response::builder()
+            .status(self.status)
+            .header("content-type", self.content_type);
+        if self.replayed {
+            builder = builder.header("idempotent-replayed", "true");
+        }
+        if self.retryable {
+            builder = builder.header("retry-after", "1");
+        }
+        builder
+            .body(Body::Text(self.body))
+            .unwrap_or_else(|_| Response::new(Body::Empty))
+    }
+}
+
+impl From<ApiError> for Reply {
+    fn from(err: ApiError) -> Reply {
+        Reply::error(&err)
+    }
+}

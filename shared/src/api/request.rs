@@ -1,0 +1,98 @@
+//! Reading what a request carries: headers, the trial id in the path, the JSON body. Works for
+//! API Gateway HTTP API (2.0) and REST API (1.0) events and for the local server alike.
+use lambda_http::{Request, RequestExt};
+use serde_json::Value;
+
+use super::error::ApiError;
+use crate::domain::{OrgId, ProjectId, TrialId};
+
+pub fn header<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
+    req.headers().get(name).and_then(|v| v.to_str().ok())
+}
+
+pub fn org_id(req: &Request) -> Result<OrgId, ApiError> {
+    let raw = header(req, "x-org-id")
+        .ok_or_else(|| ApiError::missing_header("X-Org-Id", "missing_org_id"))?;
+    OrgId::parse(raw.trim()).ok_or_else(|| {
+        ApiError::new(
+            400,
+            "invalid_org_id",
+            "X-Org-Id must be 1-128 characters of letters, digits, '_', '-', '.' or ':'",
+        )
+    })
+}
+
+pub fn project_id(req: &Request) -> Result<ProjectId, ApiError> {
+    let raw = header(req, "x-project-id")
+        .ok_or_else(|| ApiError::missing_header("X-Project-Id", "missing_project_id"))?;
+    ProjectId::parse(raw.trim()).ok_or_else(|| {
+        ApiError::new(
+            400,
+            "invalid_project_id",
+            "X-Project-Id must be 1-128 characters of letters, digits, '_', '-', '.' or ':'",
+        )
+    })
+}
+
+/// The `{id}` of `/v1/trials/{id}[/...]`: the event's path parameter, else the raw path. An id
+/// we could not have issued names no trial: 404.
+pub fn trial_id(req: &Request) -> Result<TrialId, ApiError> {
+    let from_params = req
+        .path_parameters_ref()
+        .and_then(|p| p.first("id"))
+        .map(str::to_owned);
+    let raw = from_params.or_else(|| {
+        let path = req.raw_http_path();
+        let path = if path.is_empty() {
+            req.uri().path().to_owned()
+        } else {
+            path.to_owned()
+        };
+        id_from_path(&path).map(str::to_owned)
+    });
+    raw.as_deref()
+        .and_then(TrialId::parse)
+        .ok_or_else(ApiError::trial_not_found)
+}
+
+fn id_from_path(path: &str) -> Option<&str> {
+    let mut segments = path.split('/').filter(|s| !s.is_empty());
+    segments.by_ref().find(|s| *s == "trials")?;
+    segments.next()
+}
+
+/// The body as a JSON object; anything else is `invalid_json`.
+pub fn json_object(req: &Request) -> Result<serde_json::Map<String, Value>, ApiError> {
+    let bytes = req.body().as_ref();
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::invalid_json("the body is empty"));
+    }
+    match serde_json::from_slice::<Value>(bytes) {
+        Ok(Value::Object(map)) => Ok(map),
+        Ok(_) => Err(ApiError::invalid_json("expected an object")),
+        Err(e) => Err(ApiError::invalid_json(e)),
+    }
+}
+
+/// Milliseconds since the epoch at which the Lambda invocation is cut off, if we run in one.
+pub fn deadline_ms(req: &Request) -> Option<i64> {
+    req.lambda_context_ref()
+        .map(|ctx| ctx.deadline as i64)
+        .filter(|d| *d > 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_the_id_after_trials_even_behind_a_stage() {
+        assert_eq!(id_from_path("/v1/trials/trial_x"), Some("trial_x"));
+        assert_eq!(
+            id_from_path("/prod/v1/trials/trial_x/convert"),
+            Some("trial_x")
+        );
+        assert_eq!(id_from_path("/v1/trials"), None);
+        assert_eq!(id_from_path("/v1/other/x"), None);
+    }
+}

@@ -1,0 +1,71 @@
+//! AWS clients, built once per process on one lean HTTP stack (hyper + rustls on ring).
+use aws_config::BehaviorVersion;
+use aws_sdk_dynamodb::config::{Credentials, Region};
+use aws_smithy_http_client::{tls, Builder};
+use aws_smithy_runtime_api::client::http::SharedHttpClient;
+
+fn http_client() -> SharedHttpClient {
+    Builder::new()
+        .tls_provider(tls::Provider::Rustls(
+            tls::rustls_provider::CryptoMode::Ring,
+        ))
+        .build_https()
+}
+
+/// The clients for a deployed function: region and credentials from the Lambda environment.
+/// `DYNAMODB_ENDPOINT` points DynamoDB elsewhere (a local dynoxide).
+pub async fn from_environment(
+    dynamodb_endpoint: Option<&str>,
+) -> (aws_sdk_dynamodb::Client, aws_sdk_eventbridge::Client) {
+    let shared = aws_config::defaults(BehaviorVersion::latest())
+        .http_client(http_client())
+        .load()
+        .await;
+    let mut dynamo = aws_sdk_dynamodb::config::Builder::from(&shared);
+    if let Some(endpoint) = dynamodb_endpoint {
+        dynamo = dynamo.endpoint_url(endpoint);
+    }
+    (
+        aws_sdk_dynamodb::Client::from_conf(dynamo.build()),
+        aws_sdk_eventbridge::Client::new(&shared),
+    )
+}
+
+/// A DynamoDB client for a local endpoint (dynoxide): fixed region, dummy credentials, no
+/// credential chain to walk.
+pub fn local_dynamodb_config(endpoint: &str) -> aws_sdk_dynamodb::config::Builder {
+    aws_sdk_dynamodb::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new(
+            "local",
+            "local",
+            None,
+            None,
+            "trials-local",
+        ))
+        .endpoint_url(endpoint)
+        .http_client(http_client())
+}
+
+pub fn local_dynamodb(endpoint: &str) -> aws_sdk_dynamodb::Client {
+    aws_sdk_dynamodb::Client::from_conf(local_dynamodb_config(endpoint).build())
+}
+
+/// An EventBridge client for a local endpoint (the tests' recorder).
+pub fn local_eventbridge(endpoint: &str) -> aws_sdk_eventbridge::Client {
+    let config = aws_sdk_eventbridge::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(aws_sdk_eventbridge::config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_eventbridge::config::Credentials::new(
+            "local",
+            "local",
+            None,
+            None,
+            "trials-local",
+        ))
+        .endpoint_url(endpoint)
+        .http_client(http_client())
+        .build();
+    aws_sdk_eventbridge::Client::from_conf(config)
+}

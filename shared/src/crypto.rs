@@ -1,0 +1,113 @@
+//! The few primitives we need, from `ring` (already linked for TLS): OS randomness, SHA-256,
+//! HMAC-SHA256 and constant-time comparison.
+use ring::{digest, hmac, rand::SecureRandom};
+
+pub fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(DIGITS[(b >> 4) as usize] as char);
+        out.push(DIGITS[(b & 0xf) as usize] as char);
+    }
+    out
+}
+
+pub fn decode_hex(s: &str) -> Option<Vec<u8>> {
+    if !s.len().is_multiple_of(2) {
+        return None;
+    }
+    let nibble = |c: u8| match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        b'A'..=b'F' => Some(c - b'A' + 10),
+        _ => None,
+    };
+    s.as_bytes()
+        .chunks(2)
+        .map(|pair| Some(nibble(pair[0])? << 4 | nibble(pair[1])?))
+        .collect()
+}
+
+/// `n` bytes from the OS RNG, hex encoded.
+pub fn random_hex(n: usize) -> String {
+    let mut buf = vec![0u8; n];
+    // The OS RNG failing is not something a request can recover from; ring only fails when
+    // getrandom does, which on Linux means the kernel refused.
+    ring::rand::SystemRandom::new()
+        .fill(&mut buf)
+        .expect("the operating system's random number generator failed");
+    hex(&buf)
+}
+
+pub fn sha256_hex(data: &[u8]) -> String {
+    hex(digest::digest(&digest::SHA256, data).as_ref())
+}
+
+pub fn hmac_sha256(secret: &[u8], message: &[u8]) -> Vec<u8> {
+    let key = hmac::Key::new(hmac::HMAC_SHA256, secret);
+    hmac::sign(&key, message).as_ref().to_vec()
+}
+
+/// True when `mac` is the HMAC-SHA256 of `message`; the comparison takes constant time.
+pub fn hmac_sha256_verify(secret: &[u8], message: &[u8], mac: &[u8]) -> bool {
+    let key = hmac::Key::new(hmac::HMAC_SHA256, secret);
+    hmac::verify(&key, message, mac).is_ok()
+}
+
+/// Constant-time equality for secrets of equal length (hash comparisons).
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sha256_matches_a_known_vector() {
+        assert_eq!(
+            sha256_hex(b"abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+
+    #[test]
+    fn hmac_verifies_its_own_mac_and_nothing_else() {
+        let mac = hmac_sha256(b"key", b"The quick brown fox jumps over the lazy dog");
+        assert_eq!(
+            hex(&mac),
+            "f7bc83f430538424b13298e6aa6fb143ef4d59a14946175997479dbc2d1a3cd8"
+        );
+        assert!(hmac_sha256_verify(
+            b"key",
+            b"The quick brown fox jumps over the lazy dog",
+            &mac
+        ));
+        assert!(!hmac_sha256_verify(
+            b"key",
+            b"the quick brown fox jumps over the lazy dog",
+            &mac
+        ));
+        assert!(!hmac_sha256_verify(
+            b"other",
+            b"The quick brown fox jumps over the lazy dog",
+            &mac
+        ));
+    }
+
+    #[test]
+    fn hex_round_trips() {
+        assert_eq!(
+            decode_hex(&hex(&[0, 1, 0xab, 0xff])),
+            Some(vec![0, 1, 0xab, 0xff])
+        );
+        assert_eq!(decode_hex("abc"), None);
+        assert_eq!(decode_hex("zz"), None);
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(!constant_time_eq(b"abc", b"abd"));
+        assert!(!constant_time_eq(b"abc", b"ab"));
+    }
+}

@@ -1,0 +1,60 @@
+//! Durations as operators write them (`7d`, `72h`, `90s`) and timestamps as the API shows them.
+use chrono::{DateTime, SecondsFormat, Utc};
+
+/// Parses `<n>d`, `<n>h`, `<n>m` or `<n>s` into seconds. Zero and overflow are rejected.
+pub fn parse_duration_secs(s: &str) -> Result<i64, String> {
+    let s = s.trim();
+    let bad = || {
+        format!("invalid duration {s:?}: expected a positive number with a unit d, h, m or s (e.g. 7d, 72h, 90s)")
+    };
+    let unit = s.chars().last().ok_or_else(bad)?;
+    let scale = match unit {
+        'd' => 86_400,
+        'h' => 3_600,
+        'm' => 60,
+        's' => 1,
+        _ => return Err(bad()),
+    };
+    let n: i64 = s[..s.len() - 1].parse().map_err(|_| bad())?;
+    if n <= 0 {
+        return Err(bad());
+    }
+    n.checked_mul(scale).ok_or_else(bad)
+}
+
+/// RFC 3339, UTC, whole seconds: `2026-04-06T10:00:00Z`.
+pub fn rfc3339(epoch_secs: i64) -> String {
+    DateTime::<Utc>::from_timestamp(epoch_secs, 0)
+        .unwrap_or_default()
+        .to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_operator_durations() {
+        assert_eq!(parse_duration_secs("7d"), Ok(604_800));
+        assert_eq!(parse_duration_secs("72h"), Ok(259_200));
+        assert_eq!(parse_duration_secs("90s"), Ok(90));
+        assert_eq!(parse_duration_secs("5m"), Ok(300));
+        for bad in [
+            "",
+            "7",
+            "d",
+            "0d",
+            "-1d",
+            "7w",
+            "1.5h",
+            "99999999999999999d",
+        ] {
+            assert!(parse_duration_secs(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn formats_seconds_precision_utc() {
+        assert_eq!(rfc3339(1_775_469_600), "2026-04-06T10:00:00Z");
+    }
+}

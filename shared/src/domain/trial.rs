@@ -1,0 +1,173 @@
+use serde_json::{json, Map, Value};
+
+use super::state_machine::{Lifecycle, TrialStatus};
+use super::time::rfc3339;
+use super::{OrgId, Plan, TrialId};
+
+const DAY_SECS: i64 = 86_400;
+
+/// Trial length and grace period, from configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TrialPolicy {
+    pub length_secs: i64,
+    pub grace_secs: i64,
+}
+
+impl Default for TrialPolicy {
+    fn default() -> Self {
+        TrialPolicy {
+            length_secs: 7 * DAY_SECS,
+            grace_secs: 3 * DAY_SECS,
+        }
+    }
+}
+
+/// A Stripe Checkout Session opened for a trial.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checkout {
+    pub session_id: String,
+    pub url: String,
+    pub expires_at: i64,
+}
+
+/// What Stripe told us when the payment completed.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Payment {
+    pub session_id: Option<String>,
+    pub customer_id: Option<String>,
+    pub subscription_id: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Trial {
+    pub id: TrialId,
+    pub org_id: OrgId,
+    pub plan: Plan,
+    pub status: TrialStatus,
+    pub started_at: i64,
+    pub expires_at: i64,
+    pub canceled_at: Option<i64>,
+    pub converted_at: Option<i64>,
+    pub checkout: Option<Checkout>,
+    pub payment: Option<Payment>,
+}
+
+impl Trial {
+    pub fn start(id: TrialId, org_id: OrgId, plan: Plan, now: i64, policy: TrialPolicy) -> Trial {
+        Trial {
+            id,
+            org_id,
+            plan,
+            status: TrialStatus::Active,
+            started_at: now,
+            expires_at: now + policy.length_secs,
+            canceled_at: None,
+            converted_at: None,
+            checkout: None,
+            payment: None,
+        }
+    }
+
+    pub fn lifecycle(&self, policy: TrialPolicy) -> Lifecycle {
+        Lifecycle {
+            status: self.status,
+            expires_at: self.expires_at,
+            canceled_at: self.canceled_at,
+            grace_secs: policy.grace_secs,
+        }
+    }
+
+    /// Whole days left, rounded up; 0 unless the trial is ACTIVE at `now`.
+    pub fn days_remaining(&self, now: i64) -> i64 {
+        if self.status != TrialStatus::Active || now >= self.expires_at {
+            return 0;
+        }
+        (self.expires_at - now + DAY_SECS - 1) / DAY_SECS
+    }
+
+    /// The open checkout session, if Stripe still accepts it at `now`.
+    pub fn open_checkout(&self, now: i64) -> Option<&Checkout> {
+        self.checkout.as_ref().filter(|c| now < c.expires_at)
+    }
+
+    /// The body of `POST /v1/trials/start`: exactly the fields of the API reference.
+    pub fn started_view(&self) -> Value {
+        json!({
+            "id": self.id.as_str(),
+            "plan": self.plan.as_str(),
+            "status": self.status.as_str(),
+            "started_at": rfc3339(self.started_at),
+            "expires_at": rfc3339(self.expires_at),
+            "org_id": self.org_id.as_str(),
+        })
+    }
+
+    /// The body of `GET /v1/trials/{id}` and of cancel: the status as of `now`, plus what
+    /// happened to the trial since it started.
+    pub fn view_at(&self, now: i64, policy: TrialPolicy) -> Value {
+        let mut view = match self.started_view() {
+            Value::Object(map) => map,
+            _ => Map::new(),
+        };
+        let status = self.lifecycle(policy).status_at(now);
+        view.insert("status".into(), status.as_str().into());
+        view.insert("days_remaining".into(), self.days_remaining(now).into());
+        if let Some(at) = self.canceled_at {
+            view.insert("canceled_at".into(), rfc3339(at).into());
+        }
+        if let Some(at) = self.converted_at {
+            view.insert("converted_at".into(), rfc3339(at).into());
+        }
+        if status == TrialStatus::Expired {
+            view.insert(
+                "grace_period_ends_at".into(),
+                rfc3339(self.expires_at + policy.grace_secs).into(),
+            );
+        }
+        Value::Object(view)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn trial(now: i64) -> Trial {
+        Trial::start(
+            TrialId::generate(),
+            OrgId::parse("org_a").unwrap(),
+            Plan::Growth,
+            now,
+            TrialPolicy::default(),
+        )
+    }
+
+    #[test]
+    fn days_remaining_rounds_up_and_is_zero_when_not_active() {
+        let t = trial(0);
+        assert_eq!(t.days_remaining(0), 7);
+        assert_eq!(t.days_remaining(1), 7);
+        assert_eq!(t.days_remaining(DAY_SECS), 6);
+        assert_eq!(t.days_remaining(7 * DAY_SECS - 1), 1);
+        assert_eq!(t.days_remaining(7 * DAY_SECS), 0);
+        let canceled = Trial {
+            status: TrialStatus::Canceled,
+            ..t
+        };
+        assert_eq!(canceled.days_remaining(0), 0);
+    }
+
+    #[test]
+    fn view_reports_expired_once_the_clock_passes_expires_at() {
+        let t = trial(1_775_469_600);
+        let policy = TrialPolicy::default();
+        let before = t.view_at(t.expires_at - 1, policy);
+        assert_eq!(before["status"], "ACTIVE");
+        assert_eq!(before["days_remaining"], 1);
+        let after = t.view_at(t.expires_at, policy);
+        assert_eq!(after["status"], "EXPIRED");
+        assert_eq!(after["days_remaining"], 0);
+        assert_eq!(after["expires_at"], "2026-04-13T10:00:00Z");
+        assert_eq!(after["grace_period_ends_at"], "2026-04-16T10:00:00Z");
+    }
+}

@@ -1,0 +1,4 @@
+//! Domain events out to EventBridge.
+pub mod publisher;
+
+pub use publisher::Publisher;

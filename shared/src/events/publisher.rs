@@ -1,0 +1,99 @@
+//! `PutEvents` in batches of 10 (the API's limit), retrying the entries EventBridge reports as
+//! failed. Whatever still fails stays in the outbox for the scheduled job.
+use std::time::Duration;
+
+use aws_sdk_eventbridge::types::PutEventsRequestEntry;
+
+use crate::domain::events::{DomainEvent, SOURCE};
+
+const BATCH: usize = 10;
+const ATTEMPTS: u32 = 3;
+
+#[derive(Clone, Debug)]
+pub enum Publisher {
+    EventBridge {
+        client: aws_sdk_eventbridge::Client,
+        bus: String,
+    },
+    /// No bus configured (local run): events go to the log, and count as published.
+    Log,
+}
+
+impl Publisher {
+    /// Publishes `events`; returns the ids that EventBridge accepted.
+    pub async fn publish(&self, events: &[DomainEvent]) -> Vec<String> {
+        match self {
+            Publisher::Log => {
+                for e in events {
+                    tracing::info!(event_id = %e.id, detail_type = e.kind.detail_type(), detail = %e.detail, "domain event");
+                }
+                events.iter().map(|e| e.id.clone()).collect()
+            }
+            Publisher::EventBridge { client, bus } => {
+                let mut published = Vec::with_capacity(events.len());
+                for batch in events.chunks(BATCH) {
+                    published.extend(put_batch(client, bus, batch).await);
+                }
+                published
+            }
+        }
+    }
+}
+
+async fn put_batch(
+    client: &aws_sdk_eventbridge::Client,
+    bus: &str,
+    batch: &[DomainEvent],
+) -> Vec<String> {
+    let mut pending: Vec<&DomainEvent> = batch.iter().collect();
+    let mut published = Vec::with_capacity(batch.len());
+    for attempt in 1..=ATTEMPTS {
+        let entries = pending
+            .iter()
+            .map(|e| {
+                PutEventsRequestEntry::builder()
+                    .source(SOURCE)
+                    .detail_type(e.kind.detail_type())
+                    .detail(&e.detail)
+                    .event_bus_name(bus)
+                    .build()
+            })
+            .collect::<Vec<_>>();
+        match client.put_events().set_entries(Some(entries)).send().await {
+            Ok(out) => {
+                let results = out.entries();
+                let mut still_failing = Vec::new();
+                for (i, event) in pending.iter().enumerate() {
+                    // EventBridge answers entry by entry, in request order; a missing result
+                    // is treated as a failure so the event is retried, never assumed sent.
+                    let ok = results
+                        .get(i)
+                        .is_some_and(|r| r.error_code().is_none() && r.event_id().is_some());
+                    if ok {
+                        published.push(event.id.clone());
+                    } else {
+                        still_failing.push(*event);
+                    }
+                }
+                if out.failed_entry_count() > 0 || !still_failing.is_empty() {
+                    tracing::warn!(
+                        failed = still_failing.len(),
+                        attempt,
+                        "PutEvents entries failed"
+                    );
+                }
+                pending = still_failing;
+            }
+            Err(e) => {
+                tracing::warn!(error = %aws_sdk_eventbridge::error::DisplayErrorContext(&e), attempt, "PutEvents failed");
+            }
+        }
+        if pending.is_empty() {
+            break;
+        }
+        if attempt < ATTEMPTS {
+            tokio::time::sleep(Duration::from_millis(50 * 2u64.pow(attempt))).await;
+        }
+    }
+    published
+}

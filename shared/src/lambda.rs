@@ -1,0 +1,32 @@
+//! The Lambda entry points the function binaries call: init once, then serve.
+use std::convert::Infallible;
+
+use lambda_http::{service_fn, Request};
+
+use crate::api::Route;
+use crate::jobs::Job;
+use crate::App;
+
+pub async fn serve_route(route: Route) -> Result<(), crate::BoxError> {
+    crate::telemetry::init();
+    let app = App::from_env().await?;
+    let app = &app;
+    lambda_http::run(service_fn(move |req: Request| async move {
+        Ok::<_, Infallible>(crate::api::handle(app, route, req).await)
+    }))
+    .await
+}
+
+pub async fn serve_job(job: Job) -> Result<(), crate::BoxError> {
+    crate::telemetry::init();
+    let app = App::from_env().await?;
+    let app = &app;
+    lambda_runtime::run(lambda_runtime::service_fn(
+        move |event: lambda_runtime::LambdaEvent<serde_json::Value>| async move {
+            let deadline_ms = event.context.deadline as i64;
+            let report = crate::jobs::run(app, job, Some(deadline_ms)).await;
+            Ok::<_, Infallible>(serde_json::to_value(report).unwrap_or_default())
+        },
+    ))
+    .await
+}

@@ -1,0 +1,198 @@
+use serde_json::json;
+use trials::api::idempotency::fingerprint;
+use trials::domain::OrgId;
+use trials::store::idempotency::IdemScope;
+use trials_tests::{Call, TestApp, DAY};
+
+#[tokio::test]
+async fn empty_or_overlong_keys_are_invalid() {
+    let t = TestApp::new().await;
+    for key in ["", "\"\"", &"k".repeat(256)] {
+        let res = t.send(Call::start("growth", key)).await;
+        assert_eq!(
+            (res.status, res.error_code().as_str()),
+            (400, "invalid_idempotency_key"),
+            "{key:?}"
+        );
+    }
+    assert_eq!(
+        t.send(Call::start("growth", &"k".repeat(255))).await.status,
+        201
+    );
+}
+
+#[tokio::test]
+async fn a_retry_gets_the_stored_response_byte_for_byte() {
+    let t = TestApp::new().await;
+    let first = t.send(Call::start("growth", "retry-1")).await;
+    assert_eq!(first.status, 201);
+    assert!(!first.replayed());
+    t.clock.advance(5);
+    // The same request, quoted as a Structured Field string and with other JSON formatting.
+    let again = t
+        .send(
+            Call::post("/v1/trials/start")
+                .idempotency_key("\"retry-1\"")
+                .raw_body("{ \"plan\" : \"growth\" }"),
+        )
+        .await;
+    assert_eq!(again.status, 201);
+    assert!(again.replayed());
+    assert_eq!(again.body, first.body);
+    assert_eq!(again.header("content-type"), first.header("content-type"));
+    // Still one trial: a different key now meets the org guard.
+    assert_eq!(
+        t.send(Call::start("growth", "retry-2")).await.error_code(),
+        "trial_already_exists"
+    );
+}
+
+#[tokio::test]
+async fn the_same_key_with_another_request_is_422() {
+    let t = TestApp::new().await;
+    assert_eq!(t.send(Call::start("growth", "k")).await.status, 201);
+    let res = t.send(Call::start("pro", "k")).await;
+    assert_eq!(
+        (res.status, res.error_code().as_str()),
+        (422, "idempotency_key_reused")
+    );
+}
+
+#[tokio::test]
+async fn a_deterministic_refusal_is_stored_and_replayed() {
+    let t = TestApp::new().await;
+    t.send(Call::start("growth", "first")).await;
+    let refused = t.send(Call::start("growth", "second")).await;
+    assert_eq!(refused.status, 409);
+    assert!(!refused.replayed());
+    let again = t.send(Call::start("growth", "second")).await;
+    assert_eq!(again.status, 409);
+    assert!(again.replayed());
+    assert_eq!(again.body, refused.body);
+}
+
+#[tokio::test]
+async fn keys_are_scoped_per_org() {
+    let t = TestApp::new().await;
+    let a = t.send(Call::start("growth", "shared-key")).await;
+    let b = t
+        .send(Call::start("growth", "shared-key").org("org_two"))
+        .await;
+    assert_eq!((a.status, b.status), (201, 201));
+    assert!(!b.replayed());
+    assert_ne!(a.json()["id"], b.json()["id"]);
+    assert_eq!(b.json()["org_id"], "org_two");
+}
+
+#[tokio::test]
+async fn twenty_concurrent_requests_with_one_key_execute_once() {
+    let t = TestApp::new().await;
+    let tasks: Vec<_> = (0..20)
+        .map(|_| {
+            let t = t.clone();
+            tokio::spawn(async move { t.send(Call::start("growth", "same-key")).await })
+        })
+        .collect();
+    let mut executed = Vec::new();
+    let mut replayed = Vec::new();
+    for task in tasks {
+        let res = task.await.unwrap();
+        match (res.status, res.replayed()) {
+            (201, false) => executed.push(res),
+            (201, true) => replayed.push(res),
+            (409, false) => assert_eq!(res.error_code(), "idempotency_key_in_use"),
+            other => panic!("unexpected {other:?}: {}", res.body),
+        }
+    }
+    assert_eq!(executed.len(), 1);
+    for r in &replayed {
+        assert_eq!(r.body, executed[0].body);
+    }
+}
+
+#[tokio::test]
+async fn a_stale_lease_blocks_until_its_deadline_then_the_retry_runs() {
+    let t = TestApp::new().await;
+    let body = json!({"plan": "growth"});
+    let fp = fingerprint("POST", "/v1/trials/start", body.to_string().as_bytes());
+    let scope = IdemScope {
+        org: OrgId::parse("org_abc123").unwrap(),
+        key: "crashy".into(),
+    };
+    let now_ms = t.now() * 1000;
+    // A first attempt took the key and died with its invocation, 30 s from now.
+    let deadline = now_ms + 30_000;
+    t.app
+        .store
+        .idempotency_acquire(&scope, &fp, "dead-invocation", deadline, now_ms, 86_400)
+        .await
+        .unwrap()
+        .unwrap();
+
+    t.clock.advance(29);
+    let blocked = t.send(Call::start("growth", "crashy")).await;
+    assert_eq!(
+        (blocked.status, blocked.error_code().as_str()),
+        (409, "idempotency_key_in_use")
+    );
+    assert_eq!(blocked.json()["error"]["retryable"], true);
+    assert!(blocked.header("retry-after").is_some());
+
+    t.clock.advance(2);
+    let retried = t.send(Call::start("growth", "crashy")).await;
+    assert_eq!(retried.status, 201, "{}", retried.body);
+    assert!(!retried.replayed());
+    // And it is now completed: the next retry replays.
+    assert!(t.send(Call::start("growth", "crashy")).await.replayed());
+}
+
+#[tokio::test]
+async fn records_expire_after_their_ttl_even_before_dynamodb_sweeps_them() {
+    let t = TestApp::with_config(|c| c.idempotency_ttl_secs = DAY).await;
+    assert_eq!(t.send(Call::start("growth", "k")).await.status, 201);
+    t.clock.advance(DAY - 1);
+    assert_eq!(
+        t.send(Call::start("pro", "k")).await.error_code(),
+        "idempotency_key_reused"
+    );
+    t.clock.advance(1);
+    // The record is still in the table, but expired: the key runs afresh.
+    let res = t.send(Call::start("pro", "k")).await;
+    assert_eq!((res.status, res.replayed()), (409, false));
+    assert_eq!(res.error_code(), "trial_already_exists");
+}
+
+#[tokio::test]
+async fn a_store_failure_is_5xx_and_not_remembered() {
+    let t = TestApp::new().await;
+    t.dynamo.set_failing(true);
+    let failed = t.send(Call::start("growth", "k")).await;
+    assert_eq!(
+        (failed.status, failed.error_code().as_str()),
+        (503, "service_unavailable")
+    );
+    assert_eq!(failed.json()["error"]["retryable"], true);
+    t.dynamo.set_failing(false);
+    let retried = t.send(Call::start("growth", "k")).await;
+    assert_eq!((retried.status, retried.replayed()), (201, false));
+}
+
+#[tokio::test]
+async fn start_is_one_dynamodb_round_trip_plus_the_outbox_acknowledgement() {
+    let t = TestApp::new().await;
+    t.dynamo.reset();
+    assert_eq!(t.send(Call::start("growth", "k")).await.status, 201);
+    assert_eq!(
+        t.dynamo.count("TransactWriteItems"),
+        1,
+        "{:?}",
+        t.dynamo.by_operation()
+    );
+    assert_eq!(
+        t.dynamo.count("DeleteItem"),
+        1,
+        "{:?}",
+        t.dynamo.by_operation()
+    );
+    assert_eq!(t.dynamo.total(), 2, "{:?}", t.dynamo.by_operation());
+}

@@ -1,0 +1,84 @@
+//! The test kit: embedded dynoxide on `127.0.0.1:0` talked to by the real `aws-sdk-dynamodb`
+//! client, an injected clock, a request counter (and fault switch) on the SDK client, and
+//! helpers to build API Gateway requests and read the responses.
+pub mod counter;
+pub mod requests;
+
+use std::sync::Arc;
+
+use trials::clock::ManualClock;
+use trials::config::Config;
+use trials::events::Publisher;
+use trials::store::Store;
+use trials::App;
+
+pub use counter::DynamoCounter;
+pub use requests::{Call, TestResponse};
+
+/// 2026-04-06T10:00:00Z: the API reference's example start.
+pub const T0: i64 = 1_775_469_600;
+pub const DAY: i64 = 86_400;
+
+/// Starts an in-memory dynoxide server inside the test process; returns its endpoint.
+pub async fn start_dynoxide() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind dynoxide");
+    let addr = listener.local_addr().expect("dynoxide address");
+    let db = dynoxide::Database::memory().expect("in-memory dynoxide");
+    tokio::spawn(dynoxide::server::serve_on(listener, db));
+    format!("http://{addr}")
+}
+
+/// One isolated Trials instance: its own dynoxide database, table and clock.
+#[derive(Clone)]
+pub struct TestApp {
+    pub app: App,
+    pub clock: ManualClock,
+    pub dynamo: DynamoCounter,
+    pub endpoint: String,
+}
+
+impl TestApp {
+    pub async fn new() -> TestApp {
+        TestApp::with_config(|_| {}).await
+    }
+
+    /// `tweak` adjusts the default configuration before the app is built.
+    pub async fn with_config(tweak: impl FnOnce(&mut Config)) -> TestApp {
+        TestApp::with(tweak, |_| Publisher::Log).await
+    }
+
+    /// Full control: configuration and the event publisher (e.g. EventBridge to a recorder).
+    pub async fn with(
+        tweak: impl FnOnce(&mut Config),
+        publisher: impl FnOnce(&Config) -> Publisher,
+    ) -> TestApp {
+        let endpoint = start_dynoxide().await;
+        let mut config = Config::from_lookup(|_| None).expect("default config");
+        config.table_name = "trials-test".into();
+        tweak(&mut config);
+        let dynamo = DynamoCounter::default();
+        let client = aws_sdk_dynamodb::Client::from_conf(
+            trials::aws::local_dynamodb_config(&endpoint)
+                .interceptor(dynamo.clone())
+                .build(),
+        );
+        let store = Store::new(client, config.table_name.clone(), config.due_shards);
+        store.ensure_table().await.expect("create table");
+        let clock = ManualClock::at(T0);
+        let publisher = publisher(&config);
+        let app = App::new(config, store, publisher, Arc::new(clock.clone()));
+        dynamo.reset();
+        TestApp {
+            app,
+            clock,
+            dynamo,
+            endpoint,
+        }
+    }
+
+    pub fn now(&self) -> i64 {
+        trials::clock::Clock::now(&self.clock)
+    }
+}
