@@ -1,19 +1,5 @@
 //! Stripe: the Checkout Sessions client and webhook signatures.
-use crate::config::StripeConfig;
+pub mod client;
+pub mod signature;
 
-/// Talks to Stripe's API (issue 4 fills this in).
-#[derive(Clone, Debug)]
-pub struct StripeClient {
-    api_base: String,
-}
-
-impl StripeClient {
-    pub fn new(config: &StripeConfig) -> StripeClient {
-        StripeClient {
-            api_base: config.api_base.clone(),
-        }
-    }
-    pub fn api_base(&self) -> &str {
-        &self.api_base
-    }
-}
+pub use client::StripeClient;

@@ -1,0 +1,1 @@
+//! `Stripe-Signature` verification (issue 5 fills this in).
