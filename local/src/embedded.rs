@@ -4,6 +4,12 @@ use std::path::Path;
 /// Serves a dynoxide database on `127.0.0.1:0`; `data_dir` persists it (`None`: in memory).
 /// Returns the endpoint URL.
 pub async fn start_dynoxide(data_dir: Option<&Path>) -> Result<String, String> {
+    start_dynoxide_on(data_dir, "127.0.0.1:0").await
+}
+
+/// As [`start_dynoxide`], on `addr`: a fixed port lets functions run by `cargo lambda watch`
+/// share the local API's database (`DYNAMODB_ENDPOINT`).
+pub async fn start_dynoxide_on(data_dir: Option<&Path>, addr: &str) -> Result<String, String> {
     let db = match data_dir {
         Some(dir) => {
             std::fs::create_dir_all(dir)
@@ -14,9 +20,9 @@ pub async fn start_dynoxide(data_dir: Option<&Path>) -> Result<String, String> {
         }
         None => dynoxide::Database::memory().map_err(|e| format!("in-memory dynoxide: {e}"))?,
     };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+    let listener = tokio::net::TcpListener::bind(addr)
         .await
-        .map_err(|e| format!("cannot bind dynoxide: {e}"))?;
+        .map_err(|e| format!("cannot bind dynoxide on {addr}: {e}"))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     tokio::spawn(dynoxide::server::serve_on(listener, db));
     Ok(format!("http://{addr}"))

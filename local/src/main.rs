@@ -1,7 +1,7 @@
 //! `trials-local`: the whole Trials API on one machine.
 //!
 //! ```text
-//! trials-local [--addr HOST:PORT] [--data DIR]
+//! trials-local [--addr HOST:PORT] [--data DIR] [--dynamodb-addr HOST:PORT]
 //! ```
 //! Without `DYNAMODB_ENDPOINT`, DynamoDB is an embedded dynoxide persisted under `--data`
 //! (default `.trials`), and the table is created on first run. With it, that DynamoDB is used.
@@ -14,28 +14,36 @@ use trials::events::Publisher;
 use trials::store::Store;
 use trials::App;
 
-const USAGE: &str = "usage: trials-local [--addr HOST:PORT] [--data DIR]
+const USAGE: &str = "usage: trials-local [--addr HOST:PORT] [--data DIR] [--dynamodb-addr HOST:PORT]
 
 Serves the whole Trials API locally with the same handlers the Lambda functions run.
   --addr HOST:PORT   where to listen (default 127.0.0.1:3000)
   --data DIR         embedded DynamoDB data directory (default .trials)
+  --dynamodb-addr HOST:PORT
+                     where the embedded DynamoDB listens, for functions run by
+                     `cargo lambda watch` (default 127.0.0.1:8000; port 0 picks one)
 Environment: DYNAMODB_ENDPOINT uses that DynamoDB instead of the embedded one; see README for the rest.";
 
 struct Args {
     addr: String,
     data: PathBuf,
+    dynamodb_addr: String,
 }
 
 fn parse_args() -> Result<Args, String> {
     let mut args = Args {
         addr: "127.0.0.1:3000".into(),
         data: PathBuf::from(".trials"),
+        dynamodb_addr: "127.0.0.1:8000".into(),
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
         match arg.as_str() {
             "--addr" => args.addr = it.next().ok_or("--addr needs HOST:PORT")?,
             "--data" => args.data = it.next().ok_or("--data needs a directory")?.into(),
+            "--dynamodb-addr" => {
+                args.dynamodb_addr = it.next().ok_or("--dynamodb-addr needs HOST:PORT")?
+            }
             "-h" | "--help" => {
                 println!("{USAGE}");
                 std::process::exit(0);
@@ -61,8 +69,10 @@ async fn run() -> Result<(), String> {
     let (dynamo, eventbridge) = match config.dynamodb_endpoint.clone() {
         Some(endpoint) => trials::aws::from_environment(Some(&endpoint)).await,
         None => {
-            let endpoint = trials_local::embedded::start_dynoxide(Some(&args.data)).await?;
-            tracing::info!(data = %args.data.display(), "embedded DynamoDB (dynoxide)");
+            let endpoint =
+                trials_local::embedded::start_dynoxide_on(Some(&args.data), &args.dynamodb_addr)
+                    .await?;
+            tracing::info!(data = %args.data.display(), endpoint = %endpoint, "embedded DynamoDB (dynoxide)");
             (
                 trials::aws::local_dynamodb(&endpoint),
                 trials::aws::local_eventbridge(&endpoint),
