@@ -12,15 +12,23 @@ fn http_client() -> SharedHttpClient {
         .build_https()
 }
 
-/// The clients for a deployed function: region and credentials from the Lambda environment.
-/// `DYNAMODB_ENDPOINT` points DynamoDB elsewhere (a local dynoxide).
+/// The clients for a deployed function. Lambda puts the region and the execution role's
+/// credentials in the environment, so they are read from there directly: walking the SDK's
+/// default provider chain (profiles, SSO, IMDS...) costs init time for nothing. Outside Lambda
+/// (no key in the environment) the full chain is used. `DYNAMODB_ENDPOINT` points DynamoDB
+/// elsewhere (a local dynoxide).
 pub async fn from_environment(
     dynamodb_endpoint: Option<&str>,
 ) -> (aws_sdk_dynamodb::Client, aws_sdk_eventbridge::Client) {
-    let shared = aws_config::defaults(BehaviorVersion::latest())
-        .http_client(http_client())
-        .load()
-        .await;
+    let shared = match lambda_environment() {
+        Some(shared) => shared,
+        None => {
+            aws_config::defaults(BehaviorVersion::latest())
+                .http_client(http_client())
+                .load()
+                .await
+        }
+    };
     let mut dynamo = aws_sdk_dynamodb::config::Builder::from(&shared);
     if let Some(endpoint) = dynamodb_endpoint {
         dynamo = dynamo.endpoint_url(endpoint);
@@ -28,6 +36,28 @@ pub async fn from_environment(
     (
         aws_sdk_dynamodb::Client::from_conf(dynamo.build()),
         aws_sdk_eventbridge::Client::new(&shared),
+    )
+}
+
+fn lambda_environment() -> Option<aws_config::SdkConfig> {
+    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    let region = var("AWS_REGION").or_else(|| var("AWS_DEFAULT_REGION"))?;
+    let credentials = Credentials::new(
+        var("AWS_ACCESS_KEY_ID")?,
+        var("AWS_SECRET_ACCESS_KEY")?,
+        var("AWS_SESSION_TOKEN"),
+        None,
+        "environment",
+    );
+    Some(
+        aws_config::SdkConfig::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new(region))
+            .credentials_provider(aws_sdk_dynamodb::config::SharedCredentialsProvider::new(credentials))
+            .http_client(http_client())
+            .sleep_impl(aws_smithy_async::rt::sleep::default_async_sleep()?)
+            .time_source(aws_smithy_async::time::SystemTimeSource::new())
+            .build(),
     )
 }
 
