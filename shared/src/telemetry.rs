@@ -1,6 +1,9 @@
 //! Structured JSON logs: one object per line, as CloudWatch Logs Insights expects.
+use tracing::Subscriber;
 use tracing_subscriber::filter::{filter_fn, LevelFilter};
+use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::Layer;
 
@@ -9,19 +12,35 @@ pub fn init() {
         .ok()
         .and_then(|l| l.parse::<tracing::Level>().ok())
         .unwrap_or(tracing::Level::INFO);
+    let _ = tracing_subscriber::registry()
+        .with(layer(level, std::io::stdout))
+        .try_init();
+}
+
+/// The log layer every process uses, at `level`, writing to `writer` (tests capture it).
+pub fn layer<S, W>(level: tracing::Level, writer: W) -> impl Layer<S>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+{
     let verbose = level >= tracing::Level::DEBUG;
-    let layer = tracing_subscriber::fmt::layer()
+    tracing_subscriber::fmt::layer()
         .json()
         .flatten_event(true)
         .with_current_span(false)
         .with_span_list(false)
         .with_target(false)
         .with_ansi(false)
+        .with_writer(writer)
         .with_filter(LevelFilter::from_level(level))
         // The embedded DynamoDB of the local run logs every refused condition, which is how
         // this service works, not news; it speaks only when asked for debug logs.
         .with_filter(filter_fn(move |meta| {
             verbose || !meta.target().starts_with("dynoxide")
-        }));
-    let _ = tracing_subscriber::registry().with(layer).try_init();
+        }))
+        // At trace level the AWS SDK logs whole requests and responses: DynamoDB items, API key
+        // hashes among them. Its debug lines (operations, retries, timings) are as far as it goes.
+        .with_filter(filter_fn(|meta| {
+            *meta.level() < tracing::Level::TRACE || !meta.target().starts_with("aws_")
+        }))
 }

@@ -2,6 +2,7 @@
 //! client, an injected clock, a request counter (and fault switch) on the SDK client, and
 //! helpers to build API Gateway requests and read the responses.
 pub mod counter;
+pub mod eventbridge;
 pub mod requests;
 
 use std::sync::Arc;
@@ -37,6 +38,8 @@ pub struct TestApp {
     pub clock: ManualClock,
     pub dynamo: DynamoCounter,
     pub endpoint: String,
+    /// The API keys `send` authenticates with, one per org (see `requests::TestKeys`).
+    pub keys: Arc<requests::TestKeys>,
 }
 
 impl TestApp {
@@ -70,11 +73,13 @@ impl TestApp {
         let publisher = publisher(&config);
         let app = App::new(config, store, publisher, Arc::new(clock.clone()));
         dynamo.reset();
+        let keys = Arc::new(requests::TestKeys::new(&app, &endpoint));
         TestApp {
             app,
             clock,
             dynamo,
             endpoint,
+            keys,
         }
     }
 

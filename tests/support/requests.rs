@@ -1,8 +1,17 @@
 //! Building API Gateway requests in-process and reading responses.
+//!
+//! Every request goes through real authentication: unless a call carries its own
+//! `Authorization` or opts out (`Call::without_auth`), `TestApp::send` adds `Bearer <key>`
+//! with the kit's key for the call's org, created the first time the org is seen.
 use std::collections::HashMap;
 
+use lambda_http::http::HeaderValue;
 use lambda_http::{Body, Request, RequestExt};
 use serde_json::Value;
+use trials::auth::{ApiKey, Projects};
+use trials::domain::{OrgId, ProjectId};
+use trials::store::Store;
+use trials::App;
 
 use crate::TestApp;
 
@@ -16,6 +25,7 @@ pub struct Call {
     path_id: Option<String>,
     deadline_ms: Option<i64>,
     org: Option<String>,
+    auto_auth: bool,
 }
 
 impl Call {
@@ -31,6 +41,7 @@ impl Call {
             path_id: None,
             deadline_ms: None,
             org: Some(ORG.into()),
+            auto_auth: true,
         }
     }
 
@@ -106,6 +117,24 @@ impl Call {
         self.org.as_deref()
     }
 
+    /// `Authorization: Bearer <key>` (the kit then adds nothing).
+    pub fn bearer(self, key: &str) -> Call {
+        self.without("authorization")
+            .header("authorization", &format!("Bearer {key}"))
+    }
+
+    /// Sends no credentials unless the call sets `Authorization` itself.
+    pub fn without_auth(mut self) -> Call {
+        self.auto_auth = false;
+        self
+    }
+
+    fn has_header(&self, name: &str) -> bool {
+        self.builder
+            .headers_ref()
+            .is_some_and(|h| h.contains_key(name))
+    }
+
     pub fn build(self) -> Request {
         let mut req: Request = self.builder.body(self.body).expect("request");
         if let Some(id) = self.path_id {
@@ -163,9 +192,67 @@ impl TestApp {
         read(trials::api::handle(&self.app, route, call.build()).await)
     }
 
-    /// Adds credentials for the call's org (API keys arrive with issue 7).
+    /// Adds `Authorization: Bearer <key>` with the kit's key for the call's org (the default
+    /// org when the call has none or a malformed one), unless the call has its own
+    /// `Authorization` or opted out.
     pub async fn authorize(&self, call: Call) -> Call {
-        call
+        if !call.auto_auth || call.has_header("authorization") {
+            return call;
+        }
+        let key = self.api_key(call.org_id().unwrap_or(ORG)).await;
+        call.header("authorization", &format!("Bearer {}", key.expose()))
+    }
+
+    /// The kit's key for `org` (all projects), created the first time; also makes sure the
+    /// app's key cache holds it, so `t.dynamo` counts what a warm function does per request.
+    /// A malformed org gets the default org's key.
+    pub async fn api_key(&self, org: &str) -> ApiKey {
+        let org = OrgId::parse(org).unwrap_or_else(|| OrgId::parse(ORG).expect("default org"));
+        let key = {
+            let mut by_org = self.keys.by_org.lock().await;
+            match by_org.get(org.as_str()) {
+                Some(key) => key.clone(),
+                None => {
+                    let key = self.create_key(org.as_str(), &[]).await;
+                    by_org.insert(org.as_str().to_owned(), key.clone());
+                    key
+                }
+            }
+        };
+        let live = trials::auth::verify(&self.keys.quiet, &key)
+            .await
+            .expect("warm the key cache");
+        assert!(live.is_some(), "the kit's key for {org} was refused");
+        key
+    }
+
+    /// A new key for `org` limited to `projects` (all when empty), written behind the request
+    /// counter's back and not cached: the first request with it reads it.
+    pub async fn create_key(&self, org: &str, projects: &[&str]) -> ApiKey {
+        let org = OrgId::parse(org).expect("a valid org id");
+        let projects = Projects::from_list(
+            projects
+                .iter()
+                .map(|p| ProjectId::parse(p).expect("a valid project id"))
+                .collect(),
+        );
+        let (key, _) = trials::auth::keys::create(&self.keys.quiet.store, org, projects, self.now())
+            .await
+            .expect("create an API key");
+        key
+    }
+
+    /// Revokes `key` in the table (behind the request counter's back); a warm cache still
+    /// trusts it until its entry expires.
+    pub async fn revoke_key(&self, key: &ApiKey) {
+        let revoked = self
+            .keys
+            .quiet
+            .store
+            .revoke_api_key(key.key_id(), self.now())
+            .await
+            .expect("revoke an API key");
+        assert!(revoked.is_some(), "no such key to revoke");
     }
 
     /// Starts a trial for `org` and returns its id.
@@ -194,6 +281,41 @@ pub fn read(response: lambda_http::Response<Body>) -> TestResponse {
 }
 
 /// Adds the credentials `TestApp::authorize` would add to a request built from a raw event.
-pub async fn with_auth(_t: &TestApp, req: Request) -> Request {
+pub async fn with_auth(t: &TestApp, mut req: Request) -> Request {
+    if req.headers().contains_key("authorization") {
+        return req;
+    }
+    let org = req
+        .headers()
+        .get("x-org-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or(ORG)
+        .to_owned();
+    let key = t.api_key(&org).await;
+    let value = HeaderValue::from_str(&format!("Bearer {}", key.expose())).expect("header value");
+    req.headers_mut().insert("authorization", value);
     req
+}
+
+/// The kit's API keys, one per org, and the app as seen through a DynamoDB client the request
+/// counter does not see (same table, configuration, clock and key cache): making and warming
+/// keys never shows in `t.dynamo`, nor fails while it injects an outage.
+pub struct TestKeys {
+    quiet: App,
+    by_org: tokio::sync::Mutex<HashMap<String, ApiKey>>,
+}
+
+impl TestKeys {
+    pub fn new(app: &App, endpoint: &str) -> TestKeys {
+        let mut quiet = app.clone();
+        quiet.store = Store::new(
+            trials::aws::local_dynamodb(endpoint),
+            app.store.table_name(),
+            app.store.shards(),
+        );
+        TestKeys {
+            quiet,
+            by_org: tokio::sync::Mutex::default(),
+        }
+    }
 }

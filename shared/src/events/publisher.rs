@@ -7,6 +7,7 @@ use aws_sdk_eventbridge::types::PutEventsRequestEntry;
 use crate::domain::events::{DomainEvent, SOURCE};
 
 const BATCH: usize = 10;
+/// Attempts per batch at the entries `FailedEntryCount` reports (the SDK does not retry those).
 const ATTEMPTS: u32 = 3;
 
 #[derive(Clone, Debug)]
@@ -32,7 +33,13 @@ impl Publisher {
             Publisher::EventBridge { client, bus } => {
                 let mut published = Vec::with_capacity(events.len());
                 for batch in events.chunks(BATCH) {
-                    published.extend(put_batch(client, bus, batch).await);
+                    match put_batch(client, bus, batch).await {
+                        Ok(ids) => published.extend(ids),
+                        // The call itself failed after the SDK's own retries (5xx, throttling,
+                        // network): the next batches would fail alike and only add latency to
+                        // the request waiting on us. They stay in the outbox.
+                        Err(()) => break,
+                    }
                 }
                 published
             }
@@ -40,54 +47,63 @@ impl Publisher {
     }
 }
 
+fn entry(bus: &str, event: &DomainEvent) -> PutEventsRequestEntry {
+    PutEventsRequestEntry::builder()
+        .source(SOURCE)
+        .detail_type(event.kind.detail_type())
+        .detail(&event.detail)
+        .event_bus_name(bus)
+        .build()
+}
+
+/// One batch: the ids accepted, retrying the failed entries; `Err` when a call failed outright.
 async fn put_batch(
     client: &aws_sdk_eventbridge::Client,
     bus: &str,
     batch: &[DomainEvent],
-) -> Vec<String> {
+) -> Result<Vec<String>, ()> {
     let mut pending: Vec<&DomainEvent> = batch.iter().collect();
     let mut published = Vec::with_capacity(batch.len());
     for attempt in 1..=ATTEMPTS {
-        let entries = pending
-            .iter()
-            .map(|e| {
-                PutEventsRequestEntry::builder()
-                    .source(SOURCE)
-                    .detail_type(e.kind.detail_type())
-                    .detail(&e.detail)
-                    .event_bus_name(bus)
-                    .build()
-            })
-            .collect::<Vec<_>>();
-        match client.put_events().set_entries(Some(entries)).send().await {
-            Ok(out) => {
-                let results = out.entries();
-                let mut still_failing = Vec::new();
-                for (i, event) in pending.iter().enumerate() {
-                    // EventBridge answers entry by entry, in request order; a missing result
-                    // is treated as a failure so the event is retried, never assumed sent.
-                    let ok = results
-                        .get(i)
-                        .is_some_and(|r| r.error_code().is_none() && r.event_id().is_some());
-                    if ok {
-                        published.push(event.id.clone());
-                    } else {
-                        still_failing.push(*event);
-                    }
-                }
-                if out.failed_entry_count() > 0 || !still_failing.is_empty() {
-                    tracing::warn!(
-                        failed = still_failing.len(),
-                        attempt,
-                        "PutEvents entries failed"
-                    );
-                }
-                pending = still_failing;
-            }
+        let entries = pending.iter().map(|e| entry(bus, e)).collect::<Vec<_>>();
+        let out = match client.put_events().set_entries(Some(entries)).send().await {
+            Ok(out) => out,
             Err(e) => {
                 tracing::warn!(error = %aws_sdk_eventbridge::error::DisplayErrorContext(&e), attempt, "PutEvents failed");
+                return if published.is_empty() {
+                    Err(())
+                } else {
+                    Ok(published)
+                };
+            }
+        };
+        let results = out.entries();
+        let mut still_failing = Vec::new();
+        for (i, event) in pending.iter().enumerate() {
+            // EventBridge answers entry by entry, in request order; a missing result is
+            // treated as a failure so the event is retried, never assumed sent.
+            let ok = results
+                .get(i)
+                .is_some_and(|r| r.error_code().is_none() && r.event_id().is_some());
+            if ok {
+                published.push(event.id.clone());
+            } else {
+                still_failing.push(*event);
             }
         }
+        if !still_failing.is_empty() {
+            let first = results
+                .iter()
+                .find_map(|r| r.error_code())
+                .unwrap_or("missing result");
+            tracing::warn!(
+                failed = still_failing.len(),
+                error_code = first,
+                attempt,
+                "PutEvents entries failed"
+            );
+        }
+        pending = still_failing;
         if pending.is_empty() {
             break;
         }
@@ -95,5 +111,5 @@ async fn put_batch(
             tokio::time::sleep(Duration::from_millis(50 * 2u64.pow(attempt))).await;
         }
     }
-    published
+    Ok(published)
 }

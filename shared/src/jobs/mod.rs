@@ -1,6 +1,25 @@
-//! The scheduled jobs (issue 6 fills these in).
+//! The scheduled jobs: `expire` (every 5 minutes) and `purge` (hourly).
+//!
+//! Both find their work in the sparse GSI `due` (see [`crate::store::keys`]): each queue is
+//! sharded (`EXPIRE#0..N-1`, `PURGE#..`, `OUTBOX#..`) and a run queries every shard with
+//! `due_pk = :queue_shard AND due_at <= :now`, page by page. Never a Scan: the items a run reads
+//! grow with the work that is due, not with the trials stored.
+//!
+//! Every write is conditional, so a run may overlap with itself, with the API and with the
+//! webhook: an item whose state moved on is counted `skipped`. A run stops a safety margin
+//! before the invocation deadline and leaves the rest to the next run (`complete: false`).
+pub mod expire;
+pub mod outbox;
+pub mod purge;
+
+use std::future::Future;
+use std::time::Instant;
+
 use serde::Serialize;
 
+use crate::store::codec::{n, s, Item};
+use crate::store::keys::{DueQueue, DUE_INDEX};
+use crate::store::StoreError;
 use crate::App;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -9,15 +28,199 @@ pub enum Job {
     Purge,
 }
 
+impl Job {
+    pub fn name(self) -> &'static str {
+        match self {
+            Job::Expire => "expire",
+            Job::Purge => "purge",
+        }
+    }
+}
+
 /// What a run did, returned to the scheduler and logged.
 #[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
 pub struct RunReport {
+    /// Trials moved on (expired, or purged).
     pub processed: u64,
+    /// Due items whose state had moved on (converted, canceled, done by another run).
     pub skipped: u64,
+    /// Items left for the next run after an error (store, or `trial.purged` not published).
     pub failed: u64,
+    /// Every shard was read to its end; `false` when the run stopped at its deadline or on a
+    /// read error, and the next run picks up the rest.
     pub complete: bool,
+    /// Items the run's queries read (sum of `ScannedCount`): the due work, plus nothing.
+    pub items_read: u64,
+    /// `Query` requests sent (one per shard and page).
+    pub queries: u64,
+    /// Stranded outbox events published by this run (expire only).
+    pub events_republished: u64,
+    /// Stranded outbox events that still failed; they stay for the next run.
+    pub events_failed: u64,
 }
 
-pub async fn run(_app: &App, _job: Job, _deadline_ms: Option<i64>) -> RunReport {
-    RunReport::default()
+/// Items per `Query` page.
+pub const PAGE_SIZE: i32 = 100;
+/// Stop this long before the invocation deadline: the last page's writes and publishes must
+/// finish inside the Lambda's time.
+pub const SAFETY_MARGIN_MS: i64 = 2_000;
+/// Items written at once; also one `PutEvents` batch.
+pub(crate) const CONCURRENCY: usize = 10;
+
+/// Runs `job` once. `deadline_ms`: the invocation's deadline (epoch ms, as `app.clock`);
+/// `None` runs until the due work is done.
+pub async fn run(app: &App, job: Job, deadline_ms: Option<i64>) -> RunReport {
+    let started = Instant::now();
+    let mut run = Run::new(app, deadline_ms);
+    match job {
+        Job::Expire => {
+            run.sweep(DueQueue::Expire).await;
+            run.sweep(DueQueue::Outbox).await;
+        }
+        Job::Purge => run.sweep(DueQueue::Purge).await,
+    }
+    let r = run.report;
+    tracing::info!(
+        job = job.name(),
+        processed = r.processed,
+        skipped = r.skipped,
+        failed = r.failed,
+        complete = r.complete,
+        items_read = r.items_read,
+        queries = r.queries,
+        events_republished = r.events_republished,
+        events_failed = r.events_failed,
+        duration_ms = started.elapsed().as_millis() as u64,
+        "job run"
+    );
+    r
+}
+
+/// What a page handler tells the sweep.
+pub(crate) enum Flow {
+    Continue,
+    /// Stop reading this queue for the rest of the run (e.g. the event bus is down).
+    StopQueue,
+}
+
+/// One run: its fixed `now`, its deadline and its counts.
+pub(crate) struct Run<'a> {
+    pub app: &'a App,
+    /// The run's instant (epoch seconds): what is due is due as of the run's start.
+    pub now: i64,
+    deadline_ms: Option<i64>,
+    stopped: bool,
+    pub report: RunReport,
+}
+
+impl<'a> Run<'a> {
+    fn new(app: &'a App, deadline_ms: Option<i64>) -> Run<'a> {
+        Run {
+            app,
+            now: app.now(),
+            deadline_ms,
+            stopped: false,
+            report: RunReport {
+                complete: true,
+                ..RunReport::default()
+            },
+        }
+    }
+
+    /// True once the run must stop (and from then on): the deadline minus the margin has come.
+    pub fn out_of_time(&mut self) -> bool {
+        if !self.stopped {
+            let now_ms = self.app.clock.now_millis();
+            if self
+                .deadline_ms
+                .is_some_and(|d| now_ms >= d - SAFETY_MARGIN_MS)
+            {
+                self.stopped = true;
+                self.report.complete = false;
+            }
+        }
+        self.stopped
+    }
+
+    /// Reads every shard of `queue` up to `now`, page by page, handing each page to the job.
+    async fn sweep(&mut self, queue: DueQueue) {
+        for shard in 0..self.app.store.shards() {
+            let mut start: Option<Item> = None;
+            loop {
+                if self.out_of_time() {
+                    return;
+                }
+                let (items, next) = match self.due_page(queue, shard, start.take()).await {
+                    Ok(page) => page,
+                    Err(e) => {
+                        tracing::warn!(error = %e, queue = ?queue, shard, "due query failed");
+                        self.report.complete = false;
+                        break;
+                    }
+                };
+                let flow = match queue {
+                    DueQueue::Expire => expire::page(self, items).await,
+                    DueQueue::Purge => purge::page(self, items).await,
+                    DueQueue::Outbox => outbox::page(self, items).await,
+                };
+                if let Flow::StopQueue = flow {
+                    self.report.complete = false;
+                    return;
+                }
+                match next {
+                    Some(key) => start = Some(key),
+                    None => break,
+                }
+            }
+        }
+    }
+
+    /// One page of `queue`'s shard: the items due at `now`, and where the next page starts.
+    async fn due_page(
+        &mut self,
+        queue: DueQueue,
+        shard: u32,
+        start: Option<Item>,
+    ) -> Result<(Vec<Item>, Option<Item>), StoreError> {
+        let store = &self.app.store;
+        let out = store
+            .client()
+            .query()
+            .table_name(store.table_name())
+            .index_name(DUE_INDEX)
+            .key_condition_expression("due_pk = :queue AND due_at <= :now")
+            .expression_attribute_values(":queue", s(queue.partition(shard)))
+            .expression_attribute_values(":now", n(self.now))
+            .limit(PAGE_SIZE)
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(StoreError::from_sdk)?;
+        self.report.queries += 1;
+        self.report.items_read += out.scanned_count().max(0) as u64;
+        let next = out.last_evaluated_key.filter(|k| !k.is_empty());
+        Ok((out.items.unwrap_or_default(), next))
+    }
+}
+
+/// Runs `futures` at once on the runtime and returns their outputs in order; a task that
+/// panicked yields `None`.
+pub(crate) async fn join_all<F>(futures: Vec<F>) -> Vec<Option<F::Output>>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let mut set = tokio::task::JoinSet::new();
+    let count = futures.len();
+    for (i, f) in futures.into_iter().enumerate() {
+        set.spawn(async move { (i, f.await) });
+    }
+    let mut out: Vec<Option<F::Output>> = (0..count).map(|_| None).collect();
+    while let Some(joined) = set.join_next().await {
+        match joined {
+            Ok((i, value)) => out[i] = Some(value),
+            Err(e) => tracing::error!(error = %e, "job task failed"),
+        }
+    }
+    out
 }

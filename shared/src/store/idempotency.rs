@@ -247,26 +247,7 @@ impl Store {
 
     /// Stores the outcome for the lease `token` holds (no effect in the table to commit with it).
     pub async fn idempotency_complete(&self, put: Put) -> Result<bool, StoreError> {
-        let sent = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(put.item))
-            .set_condition_expression(put.condition_expression)
-            .set_expression_attribute_names(put.expression_attribute_names)
-            .set_expression_attribute_values(put.expression_attribute_values)
-            .send()
-            .await;
-        match sent {
-            Ok(_) => Ok(true),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|se| se.is_conditional_check_failed_exception()) =>
-            {
-                Ok(false)
-            }
-            Err(e) => Err(StoreError::from_sdk(e)),
-        }
+        self.put_conditional(put).await
     }
 
     /// Reads a record (for a transaction whose idempotency condition failed without the old item).

@@ -60,6 +60,17 @@ pub enum TransitionRejected {
     Idempotency(Option<Item>),
 }
 
+/// Why [`Store::mark_converted`] did not commit.
+#[derive(Debug, Clone)]
+pub enum ConvertRejected {
+    /// No such trial (never ours, or purged).
+    NotFound,
+    /// Already CONVERTED: the trial as it is.
+    AlreadyConverted(Box<Trial>),
+    /// Item `i` of `extra` failed its condition (e.g. the webhook's dedupe record exists).
+    Extra(usize),
+}
+
 const TRANSACTION_ATTEMPTS: u32 = 4;
 
 impl Store {
@@ -282,15 +293,14 @@ impl Store {
     }
 
     /// A completed payment: any state but CONVERTED becomes CONVERTED. `extra` (the webhook's
-    /// dedupe record, the event) commits with it. `Err(None)`: no such trial;
-    /// `Err(Some(trial))`: already converted.
+    /// dedupe record, the event) commits with it, all or nothing.
     pub async fn mark_converted(
         &self,
         id: &TrialId,
         payment: &Payment,
         now: i64,
         extra: Vec<TransactWriteItem>,
-    ) -> Result<Result<(), Option<Box<Trial>>>, StoreError> {
+    ) -> Result<Result<(), ConvertRejected>, StoreError> {
         let mut values = Values::new()
             .s(":converted", TrialStatus::Converted.as_str())
             .n(":now", now);
@@ -327,23 +337,24 @@ impl Store {
             .build()?;
         let mut items = vec![TransactWriteItem::builder().update(update).build()];
         items.extend(extra);
-        match self.transact(items).await? {
-            Ok(()) => Ok(Ok(())),
-            Err(reasons) => {
-                let current = reasons
-                    .first()
-                    .filter(|r| r.condition_failed())
-                    .and_then(|r| r.item.as_ref())
-                    .map(trial_from_item)
-                    .transpose()?
-                    .map(Box::new);
-                if current.is_none() && !reasons.first().is_some_and(Reason::condition_failed) {
-                    return Err(StoreError(format!(
-                        "convert cancelled by another item: {reasons:?}"
-                    )));
-                }
-                Ok(Err(current))
-            }
+        let reasons = match self.transact(items).await? {
+            Ok(()) => return Ok(Ok(())),
+            Err(reasons) => reasons,
+        };
+        // An extra item first: a delivery already processed says nothing about the trial.
+        if let Some(i) = reasons.iter().skip(1).position(Reason::condition_failed) {
+            return Ok(Err(ConvertRejected::Extra(i)));
+        }
+        match reasons.first().filter(|r| r.condition_failed()) {
+            Some(Reason {
+                item: Some(item), ..
+            }) => Ok(Err(ConvertRejected::AlreadyConverted(Box::new(
+                trial_from_item(item)?,
+            )))),
+            Some(_) => Ok(Err(ConvertRejected::NotFound)),
+            None => Err(StoreError(format!(
+                "convert cancelled without a failed condition: {reasons:?}"
+            ))),
         }
     }
 

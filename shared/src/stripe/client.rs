@@ -1,19 +1,527 @@
-//! The Stripe API client (issue 4 fills this in).
-use crate::config::StripeConfig;
+//! The Stripe API client: one endpoint (`POST /v1/checkout/sessions`), form-encoded, with an
+//! `Idempotency-Key`, a timeout and Stripe's error body parsed into [`StripeError`].
+//!
+//! It runs on the HTTP stack the AWS SDK already links (hyper 1, hyper-util's pooled client,
+//! rustls on ring with the system's root certificates): no second TLS stack, no extra crate.
+//! The TLS connector is built on first use, so functions that never call Stripe (start,
+//! status, cancel...) pay nothing for it at init. `http://` base URLs are accepted for the local
+//! stand-in.
+//!
+//! The secret key is sent as a Bearer token, marked sensitive on the request, and appears in no
+//! error, `Debug` output or log line.
+use std::fmt;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
-/// Talks to Stripe's API.
-#[derive(Clone, Debug)]
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Bytes;
+use hyper::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE, USER_AGENT};
+use hyper::{Method, Request, StatusCode};
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use serde_json::Value;
+
+use crate::config::{Secret, StripeConfig};
+
+const CHECKOUT_SESSIONS: &str = "/v1/checkout/sessions";
+/// A checkout session is a few kB; anything much larger is not Stripe talking.
+const MAX_RESPONSE_BYTES: usize = 1024 * 1024;
+/// Stripe's limit on `Idempotency-Key`.
+pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
+
+type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
+
+/// Talks to Stripe's API. Cheap to clone: clones share the connection pool.
+#[derive(Clone)]
 pub struct StripeClient {
-    api_base: String,
+    inner: Arc<Inner>,
 }
+
+struct Inner {
+    api_base: String,
+    secret_key: Option<Secret>,
+    timeout: Duration,
+    /// Built on first use; `Err` if the system has no usable root certificates.
+    http: OnceLock<Result<HttpClient, String>>,
+}
+
+impl fmt::Debug for StripeClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StripeClient")
+            .field("api_base", &self.inner.api_base)
+            .field("secret_key", &self.inner.secret_key)
+            .field("timeout", &self.inner.timeout)
+            .finish()
+    }
+}
+
+/// The Checkout Session a convert asks for: a subscription to one price. The form it becomes is
+/// a pure function of these fields, so a retry sends exactly the same parameters (Stripe
+/// refuses a reused idempotency key with different parameters).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewCheckoutSession {
+    pub price: String,
+    pub quantity: u32,
+    pub success_url: String,
+    pub cancel_url: String,
+    pub client_reference_id: String,
+    /// On the session, and again in `subscription_data[metadata]` so the subscription carries it.
+    pub metadata: Vec<(String, String)>,
+}
+
+impl NewCheckoutSession {
+    /// The form fields, in a fixed order.
+    pub fn form_fields(&self) -> Vec<(String, String)> {
+        let mut fields = vec![
+            ("mode".to_owned(), "subscription".to_owned()),
+            ("line_items[0][price]".to_owned(), self.price.clone()),
+            ("line_items[0][quantity]".to_owned(), self.quantity.to_string()),
+            ("success_url".to_owned(), self.success_url.clone()),
+            ("cancel_url".to_owned(), self.cancel_url.clone()),
+            (
+                "client_reference_id".to_owned(),
+                self.client_reference_id.clone(),
+            ),
+        ];
+        for (k, v) in &self.metadata {
+            fields.push((format!("metadata[{k}]"), v.clone()));
+        }
+        for (k, v) in &self.metadata {
+            fields.push((format!("subscription_data[metadata][{k}]"), v.clone()));
+        }
+        fields
+    }
+
+    /// `application/x-www-form-urlencoded`, as Stripe's API takes it.
+    pub fn form_body(&self) -> String {
+        let mut form = form_urlencoded::Serializer::new(String::new());
+        for (k, v) in self.form_fields() {
+            form.append_pair(&k, &v);
+        }
+        form.finish()
+    }
+}
+
+/// What we keep of the Checkout Session Stripe created.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckoutSession {
+    pub id: String,
+    pub url: String,
+    /// Epoch seconds after which Stripe no longer accepts payment on it.
+    pub expires_at: i64,
+    /// Stripe answered from its idempotency store (`Idempotent-Replayed: true`).
+    pub replayed: bool,
+}
+
+/// Why a Stripe call failed. `Display` carries what an operator needs and never the key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StripeError {
+    /// No `STRIPE_SECRET_KEY` configured.
+    NotConfigured,
+    /// `STRIPE_API_BASE` is not an http(s) URL, or the idempotency key is unusable.
+    InvalidRequest(String),
+    /// No answer: connection refused or reset, TLS failure, a body that broke off.
+    Transport(String),
+    /// No complete answer within the timeout; Stripe may or may not have acted on it.
+    Timeout { after_ms: u64 },
+    /// Stripe answered with an error body (`{"error": {...}}`).
+    Api(ApiErrorBody),
+    /// An answer that is not what Stripe documents (not JSON, a session without a URL...).
+    UnexpectedResponse { status: u16, detail: String },
+}
+
+/// Stripe's error object, with the HTTP status and the request id support asks for.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ApiErrorBody {
+    pub status: u16,
+    /// `api_error`, `card_error`, `idempotency_error`, `invalid_request_error`...
+    pub error_type: String,
+    pub code: Option<String>,
+    pub message: Option<String>,
+    pub param: Option<String>,
+    pub request_id: Option<String>,
+}
+
+impl StripeError {
+    /// Whether the same request may succeed later without anything changing on our side.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            StripeError::Transport(_) | StripeError::Timeout { .. } => true,
+            StripeError::Api(e) => e.status == 429 || e.status >= 500 || e.status == 409,
+            StripeError::UnexpectedResponse { status, .. } => *status >= 500,
+            StripeError::NotConfigured | StripeError::InvalidRequest(_) => false,
+        }
+    }
+
+    /// HTTP status Stripe answered with, if it answered.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            StripeError::Api(e) => Some(e.status),
+            StripeError::UnexpectedResponse { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for StripeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StripeError::NotConfigured => f.write_str("Stripe is not configured (STRIPE_SECRET_KEY)"),
+            StripeError::InvalidRequest(what) => write!(f, "invalid Stripe request: {what}"),
+            StripeError::Transport(what) => write!(f, "Stripe unreachable: {what}"),
+            StripeError::Timeout { after_ms } => {
+                write!(f, "Stripe did not answer within {after_ms} ms")
+            }
+            StripeError::Api(e) => {
+                write!(f, "Stripe answered {} {}", e.status, e.error_type)?;
+                if let Some(code) = &e.code {
+                    write!(f, " ({code})")?;
+                }
+                if let Some(param) = &e.param {
+                    write!(f, " param {param}")?;
+                }
+                if let Some(message) = &e.message {
+                    write!(f, ": {message}")?;
+                }
+                if let Some(id) = &e.request_id {
+                    write!(f, " [request {id}]")?;
+                }
+                Ok(())
+            }
+            StripeError::UnexpectedResponse { status, detail } => {
+                write!(f, "unexpected Stripe response {status}: {detail}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for StripeError {}
 
 impl StripeClient {
     pub fn new(config: &StripeConfig) -> StripeClient {
         StripeClient {
-            api_base: config.api_base.clone(),
+            inner: Arc::new(Inner {
+                api_base: config.api_base.trim_end_matches('/').to_owned(),
+                secret_key: config.secret_key.clone(),
+                timeout: Duration::from_millis(config.timeout_ms.max(1)),
+                http: OnceLock::new(),
+            }),
         }
     }
+
     pub fn api_base(&self) -> &str {
-        &self.api_base
+        &self.inner.api_base
+    }
+
+    /// The configured timeout for one call.
+    pub fn timeout(&self) -> Duration {
+        self.inner.timeout
+    }
+
+    /// `POST /v1/checkout/sessions` with `Idempotency-Key: idempotency_key`, within `timeout`
+    /// (the configured one if `None`). One connection-level failure (a pooled connection the
+    /// far end had closed, typical after a Lambda thaw) is retried at once with the same key,
+    /// which Stripe's idempotency makes safe.
+    pub async fn create_checkout_session(
+        &self,
+        session: &NewCheckoutSession,
+        idempotency_key: &str,
+        timeout: Option<Duration>,
+    ) -> Result<CheckoutSession, StripeError> {
+        let key = self
+            .inner
+            .secret_key
+            .as_ref()
+            .ok_or(StripeError::NotConfigured)?;
+        if idempotency_key.is_empty() || idempotency_key.len() > MAX_IDEMPOTENCY_KEY_LEN {
+            return Err(StripeError::InvalidRequest(format!(
+                "idempotency key must be 1 to {MAX_IDEMPOTENCY_KEY_LEN} characters"
+            )));
+        }
+        let url = format!("{}{CHECKOUT_SESSIONS}", self.inner.api_base);
+        if !(url.starts_with("https://") || url.starts_with("http://")) {
+            return Err(StripeError::InvalidRequest(format!(
+                "STRIPE_API_BASE must be an http(s) URL, got {:?}",
+                self.inner.api_base
+            )));
+        }
+        let body = Bytes::from(session.form_body());
+        let timeout = timeout.unwrap_or(self.inner.timeout);
+        let http = self.http()?;
+        let call = async {
+            let mut attempt = 0;
+            loop {
+                attempt += 1;
+                let request = build_request(&url, key, idempotency_key, body.clone())?;
+                match send(http, request).await {
+                    Err(StripeError::Transport(e)) if attempt == 1 => {
+                        tracing::debug!(error = %e, "Stripe connection failed; retrying once");
+                    }
+                    other => return other,
+                }
+            }
+        };
+        let (status, replayed, request_id, bytes) = tokio::time::timeout(timeout, call)
+            .await
+            .map_err(|_| StripeError::Timeout {
+                after_ms: timeout.as_millis() as u64,
+            })??;
+        if !status.is_success() {
+            return Err(parse_error(status.as_u16(), request_id, &bytes));
+        }
+        parse_session(status.as_u16(), &bytes, replayed)
+    }
+
+    fn http(&self) -> Result<&HttpClient, StripeError> {
+        self.inner
+            .http
+            .get_or_init(build_http_client)
+            .as_ref()
+            .map_err(|e| StripeError::Transport(e.clone()))
+    }
+}
+
+fn build_http_client() -> Result<HttpClient, String> {
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_native_roots()
+        .map_err(|e| format!("no usable root certificates: {e}"))?
+        .https_or_http()
+        .enable_http1()
+        .build();
+    Ok(Client::builder(TokioExecutor::new())
+        .pool_timer(TokioTimer::new())
+        // Below Stripe's own keep-alive, so we drop an idle connection before it does.
+        .pool_idle_timeout(Duration::from_secs(50))
+        .pool_max_idle_per_host(4)
+        .build(https))
+}
+
+fn build_request(
+    url: &str,
+    key: &Secret,
+    idempotency_key: &str,
+    body: Bytes,
+) -> Result<Request<Full<Bytes>>, StripeError> {
+    let mut auth = HeaderValue::try_from(format!("Bearer {}", key.expose()))
+        .map_err(|_| StripeError::InvalidRequest("the secret key is not a valid header value".into()))?;
+    auth.set_sensitive(true);
+    let idem = HeaderValue::try_from(idempotency_key).map_err(|_| {
+        StripeError::InvalidRequest("idempotency key is not a valid header value".into())
+    })?;
+    Request::builder()
+        .method(Method::POST)
+        .uri(url)
+        .header(AUTHORIZATION, auth)
+        .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .header("idempotency-key", idem)
+        .header(USER_AGENT, concat!("trials/", env!("CARGO_PKG_VERSION")))
+        .body(Full::new(body))
+        .map_err(|e| StripeError::InvalidRequest(format!("STRIPE_API_BASE: {e}")))
+}
+
+async fn send(
+    http: &HttpClient,
+    request: Request<Full<Bytes>>,
+) -> Result<(StatusCode, bool, Option<String>, Bytes), StripeError> {
+    let response = http
+        .request(request)
+        .await
+        .map_err(|e| StripeError::Transport(error_chain(&e)))?;
+    let status = response.status();
+    let header = |name: &str| {
+        response
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let replayed = header("idempotent-replayed").as_deref() == Some("true");
+    let request_id = header("request-id");
+    let bytes = Limited::new(response.into_body(), MAX_RESPONSE_BYTES)
+        .collect()
+        .await
+        .map_err(|e| StripeError::Transport(format!("reading the response: {e}")))?
+        .to_bytes();
+    Ok((status, replayed, request_id, bytes))
+}
+
+/// `e` and its sources, so "client error (Connect)" says what actually went wrong.
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}
+
+fn parse_error(status: u16, request_id: Option<String>, bytes: &[u8]) -> StripeError {
+    let text = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).map(str::to_owned);
+    match serde_json::from_slice::<Value>(bytes) {
+        Ok(body) if body.get("error").is_some_and(Value::is_object) => {
+            let e = &body["error"];
+            StripeError::Api(ApiErrorBody {
+                status,
+                error_type: text(e, "type").unwrap_or_else(|| "unknown".into()),
+                code: text(e, "code"),
+                message: text(e, "message"),
+                param: text(e, "param"),
+                request_id,
+            })
+        }
+        _ => StripeError::UnexpectedResponse {
+            status,
+            detail: format!("not a Stripe error body ({} bytes)", bytes.len()),
+        },
+    }
+}
+
+fn parse_session(status: u16, bytes: &[u8], replayed: bool) -> Result<CheckoutSession, StripeError> {
+    let unexpected = |detail: &str| StripeError::UnexpectedResponse {
+        status,
+        detail: detail.to_owned(),
+    };
+    let body: Value =
+        serde_json::from_slice(bytes).map_err(|_| unexpected("the body is not JSON"))?;
+    let text = |k: &str| body.get(k).and_then(Value::as_str).filter(|s| !s.is_empty());
+    let id = text("id").ok_or_else(|| unexpected("a session without an id"))?;
+    let url = text("url").ok_or_else(|| unexpected("a session without a url"))?;
+    let expires_at = body
+        .get("expires_at")
+        .and_then(Value::as_i64)
+        .ok_or_else(|| unexpected("a session without expires_at"))?;
+    Ok(CheckoutSession {
+        id: id.to_owned(),
+        url: url.to_owned(),
+        expires_at,
+        replayed,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn session() -> NewCheckoutSession {
+        NewCheckoutSession {
+            price: "price_growth".into(),
+            quantity: 1,
+            success_url: "https://example.com/ok?session_id={CHECKOUT_SESSION_ID}".into(),
+            cancel_url: "https://example.com/back".into(),
+            client_reference_id: "trial_0123456789abcdef01234567".into(),
+            metadata: vec![
+                ("trial_id".into(), "trial_0123456789abcdef01234567".into()),
+                ("org_id".into(), "org_a".into()),
+                ("plan".into(), "growth".into()),
+            ],
+        }
+    }
+
+    #[test]
+    fn the_form_is_deterministic_and_encoded() {
+        let body = session().form_body();
+        assert_eq!(body, session().form_body());
+        assert!(body.starts_with("mode=subscription&line_items%5B0%5D%5Bprice%5D=price_growth&line_items%5B0%5D%5Bquantity%5D=1&"), "{body}");
+        assert!(body.contains("success_url=https%3A%2F%2Fexample.com%2Fok%3Fsession_id%3D%7BCHECKOUT_SESSION_ID%7D"), "{body}");
+        assert!(body.contains("subscription_data%5Bmetadata%5D%5Borg_id%5D=org_a"), "{body}");
+        let decoded: Vec<(String, String)> = form_urlencoded::parse(body.as_bytes())
+            .into_owned()
+            .collect();
+        assert_eq!(decoded, session().form_fields());
+    }
+
+    #[test]
+    fn error_bodies_are_parsed_and_odd_ones_reported() {
+        let err = parse_error(
+            400,
+            Some("req_1".into()),
+            br#"{"error":{"type":"invalid_request_error","code":"parameter_missing","message":"Missing required param: mode.","param":"mode"}}"#,
+        );
+        assert_eq!(
+            err,
+            StripeError::Api(ApiErrorBody {
+                status: 400,
+                error_type: "invalid_request_error".into(),
+                code: Some("parameter_missing".into()),
+                message: Some("Missing required param: mode.".into()),
+                param: Some("mode".into()),
+                request_id: Some("req_1".into()),
+            })
+        );
+        assert!(!err.is_transient());
+        assert_eq!(
+            err.to_string(),
+            "Stripe answered 400 invalid_request_error (parameter_missing) param mode: Missing required param: mode. [request req_1]"
+        );
+        let odd = parse_error(502, None, b"<html>bad gateway</html>");
+        assert!(matches!(odd, StripeError::UnexpectedResponse { status: 502, .. }));
+        assert!(odd.is_transient());
+    }
+
+    #[test]
+    fn sessions_need_an_id_a_url_and_an_expiry() {
+        let ok = parse_session(
+            200,
+            br#"{"id":"cs_test_1","object":"checkout.session","url":"https://checkout.stripe.com/c/pay/cs_test_1","expires_at":1775556000}"#,
+            true,
+        )
+        .unwrap();
+        assert_eq!(ok.id, "cs_test_1");
+        assert_eq!(ok.expires_at, 1_775_556_000);
+        assert!(ok.replayed);
+        assert!(parse_session(200, br#"{"id":"cs_test_1","url":null,"expires_at":1}"#, false).is_err());
+        assert!(parse_session(200, b"nope", false).is_err());
+    }
+
+    #[test]
+    fn the_key_never_shows() {
+        let client = StripeClient::new(&StripeConfig {
+            secret_key: Some(Secret::new("sk_test_supersecret")),
+            api_base: "https://api.stripe.com/".into(),
+            price_starter: "p1".into(),
+            price_growth: "p2".into(),
+            price_pro: "p3".into(),
+            success_url: "s".into(),
+            cancel_url: "c".into(),
+            timeout_ms: 1000,
+        });
+        assert_eq!(client.api_base(), "https://api.stripe.com");
+        assert!(!format!("{client:?}").contains("supersecret"));
+    }
+
+    #[tokio::test]
+    async fn unconfigured_or_malformed_setups_fail_before_any_request() {
+        let mut config = StripeConfig {
+            secret_key: None,
+            api_base: "https://api.stripe.com".into(),
+            price_starter: "p1".into(),
+            price_growth: "p2".into(),
+            price_pro: "p3".into(),
+            success_url: "s".into(),
+            cancel_url: "c".into(),
+            timeout_ms: 1000,
+        };
+        let err = StripeClient::new(&config)
+            .create_checkout_session(&session(), "k", None)
+            .await
+            .unwrap_err();
+        assert_eq!(err, StripeError::NotConfigured);
+        config.secret_key = Some(Secret::new("sk_test_x"));
+        config.api_base = "ftp://example.com".into();
+        let err = StripeClient::new(&config)
+            .create_checkout_session(&session(), "k", None)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StripeError::InvalidRequest(_)), "{err}");
+        config.api_base = "https://api.stripe.com".into();
+        let err = StripeClient::new(&config)
+            .create_checkout_session(&session(), &"k".repeat(256), None)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StripeError::InvalidRequest(_)), "{err}");
     }
 }

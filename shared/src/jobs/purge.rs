@@ -1,0 +1,166 @@
+//! The purge job's work: trials whose grace has ended (EXPIRED, or ACTIVE that the expire job
+//! has not reached, at `expires_at + grace`; CANCELED at `canceled_at + grace`) are deleted.
+//!
+//! `trial.purged` is published **before** the delete, so downstream systems can delete the
+//! trial's resources while we still know about it: a trial whose event was not published is
+//! left for the next run (counted failed). The delete is conditional (DynamoDB re-checks the
+//! grace) and in the same transaction the org guard is marked purged: the guard stays, so the
+//! org can never start a second trial, and `GET` of the purged trial answers 410 to its org.
+use std::collections::HashSet;
+
+use serde_json::{Map, Value};
+
+use super::{join_all, Flow, Run, CONCURRENCY};
+use crate::domain::events::{DomainEvent, EventKind};
+use crate::domain::time::rfc3339;
+use crate::domain::{Trial, TrialPolicy};
+use crate::store::codec::Item;
+use crate::store::trials::trial_from_item;
+use crate::store::{Store, StoreError};
+
+/// The `trial.purged` event (id `<trial_id>.purged`): what the trial was when it went.
+pub fn purged_event(trial: &Trial, now: i64, policy: TrialPolicy) -> DomainEvent {
+    let mut extra = Map::new();
+    extra.insert(
+        "status".into(),
+        trial.lifecycle(policy).status_at(now).as_str().into(),
+    );
+    extra.insert("started_at".into(), rfc3339(trial.started_at).into());
+    extra.insert("expires_at".into(), rfc3339(trial.expires_at).into());
+    if let Some(at) = trial.canceled_at {
+        extra.insert("canceled_at".into(), rfc3339(at).into());
+    }
+    DomainEvent::for_trial(EventKind::Purged, trial, now, None, Value::Object(extra))
+}
+
+/// Whether the purge job may delete `trial` at `now`. A trial with a checkout session Stripe
+/// still accepts waits for the session to end: its payment would convert the trial.
+fn may_purge(trial: &Trial, now: i64, policy: TrialPolicy) -> bool {
+    trial.lifecycle(policy).is_purge_due(now) && trial.open_checkout(now).is_none()
+}
+
+enum Outcome {
+    Purged,
+    Skipped,
+    Failed(StoreError),
+}
+
+async fn purge_one(store: Store, trial: Trial, now: i64, policy: TrialPolicy) -> Outcome {
+    let writes = match store.purge_writes(&trial, now, policy) {
+        Ok(w) => w,
+        Err(e) => return Outcome::Failed(e),
+    };
+    match store.transact(writes).await {
+        Ok(Ok(())) => Outcome::Purged,
+        // The trial is gone (another run) or no longer due (converted by a late payment).
+        Ok(Err(reasons)) if reasons.first().is_some_and(|r| r.condition_failed()) => {
+            Outcome::Skipped
+        }
+        Ok(Err(reasons)) => Outcome::Failed(StoreError(format!(
+            "purge transaction cancelled: {reasons:?}"
+        ))),
+        Err(e) => Outcome::Failed(e),
+    }
+}
+
+pub(super) async fn page(run: &mut Run<'_>, items: Vec<Item>) -> Flow {
+    let policy = run.app.config.policy;
+    let now = run.now;
+    for chunk in items.chunks(CONCURRENCY) {
+        if run.out_of_time() {
+            break;
+        }
+        let mut due = Vec::with_capacity(chunk.len());
+        for item in chunk {
+            match trial_from_item(item) {
+                Ok(trial) if may_purge(&trial, now, policy) => due.push(trial),
+                Ok(_) => run.report.skipped += 1,
+                Err(e) => {
+                    tracing::error!(error = %e, "undecodable trial in the purge queue");
+                    run.report.failed += 1;
+                }
+            }
+        }
+        if due.is_empty() {
+            continue;
+        }
+        let events: Vec<DomainEvent> = due.iter().map(|t| purged_event(t, now, policy)).collect();
+        let published: HashSet<String> =
+            run.app.publisher.publish(&events).await.into_iter().collect();
+        let mut work = Vec::with_capacity(due.len());
+        for (trial, event) in due.into_iter().zip(&events) {
+            if published.contains(&event.id) {
+                work.push(purge_one(run.app.store.clone(), trial, now, policy));
+            } else {
+                tracing::warn!(trial_id = %trial.id, "trial.purged not published; purge left for the next run");
+                run.report.failed += 1;
+            }
+        }
+        for outcome in join_all(work).await {
+            match outcome {
+                Some(Outcome::Purged) => run.report.processed += 1,
+                Some(Outcome::Skipped) => run.report.skipped += 1,
+                Some(Outcome::Failed(e)) => {
+                    tracing::warn!(error = %e, "purge failed; left for the next run");
+                    run.report.failed += 1;
+                }
+                None => run.report.failed += 1,
+            }
+        }
+        if published.is_empty() {
+            // The bus refuses everything: the rest of the queue would only fail the same way.
+            return Flow::StopQueue;
+        }
+    }
+    Flow::Continue
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::trial::Checkout;
+    use crate::domain::{OrgId, Plan, TrialId, TrialStatus};
+
+    #[test]
+    fn purged_event_has_a_deterministic_id_and_the_trial_as_it_was() {
+        let policy = TrialPolicy::default();
+        let mut trial = Trial::start(
+            TrialId::generate(),
+            OrgId::parse("org_a").unwrap(),
+            Plan::Pro,
+            1_000,
+            policy,
+        );
+        trial.status = TrialStatus::Canceled;
+        trial.canceled_at = Some(2_000);
+        let event = purged_event(&trial, 9_999_999, policy);
+        assert_eq!(event.id, format!("{}.purged", trial.id));
+        let detail: Value = serde_json::from_str(&event.detail).unwrap();
+        assert_eq!(detail["event_id"], event.id.as_str());
+        assert_eq!(detail["type"], "trial.purged");
+        assert_eq!(detail["status"], "CANCELED");
+        assert_eq!(detail["canceled_at"], rfc3339(2_000));
+    }
+
+    #[test]
+    fn an_open_checkout_holds_the_purge_back_until_it_ends() {
+        let policy = TrialPolicy::default();
+        let mut trial = Trial::start(
+            TrialId::generate(),
+            OrgId::parse("org_a").unwrap(),
+            Plan::Pro,
+            0,
+            policy,
+        );
+        let grace_end = trial.expires_at + policy.grace_secs;
+        assert!(!may_purge(&trial, grace_end - 1, policy));
+        assert!(may_purge(&trial, grace_end, policy));
+        trial.checkout = Some(Checkout {
+            session_id: "cs_1".into(),
+            url: "https://checkout".into(),
+            expires_at: grace_end + 60,
+        });
+        assert!(!may_purge(&trial, grace_end, policy));
+        assert!(may_purge(&trial, grace_end + 60, policy));
+    }
+}

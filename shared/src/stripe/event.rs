@@ -1,0 +1,299 @@
+//! The few fields of a Stripe event the webhook acts on, parsed strictly enough to trust and
+//! loosely enough that Stripe adding fields (or API versions moving them around) changes nothing.
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use crate::domain::trial::Payment;
+use crate::domain::TrialId;
+
+/// Longest event id we store as a key (Stripe's are ~30 characters).
+const MAX_ID_LEN: usize = 255;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    pub id: String,
+    pub kind: String,
+    pub action: Action,
+}
+
+/// What an event asks of us.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// The session's payment is complete: convert its trial.
+    Paid(CheckoutSession),
+    /// The session completed but its payment is still pending (bank debits and the like):
+    /// `checkout.session.async_payment_succeeded` or `_failed` follows.
+    AwaitingPayment(CheckoutSession),
+    /// The session can no longer be paid (expired, or its async payment failed): forget it.
+    Closed(CheckoutSession),
+    /// Not an event we act on.
+    Ignored,
+}
+
+/// The fields of a Checkout Session we use.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct CheckoutSession {
+    pub id: String,
+    #[serde(default)]
+    pub client_reference_id: Option<String>,
+    #[serde(default)]
+    pub metadata: Option<Map<String, Value>>,
+    #[serde(default)]
+    pub payment_status: Option<String>,
+    #[serde(default, deserialize_with = "expandable")]
+    pub customer: Option<String>,
+    #[serde(default, deserialize_with = "expandable")]
+    pub subscription: Option<String>,
+    #[serde(default)]
+    pub amount_total: Option<i64>,
+    #[serde(default)]
+    pub currency: Option<String>,
+}
+
+impl CheckoutSession {
+    /// The trial this session pays for: `client_reference_id`, else `metadata.trial_id`; the
+    /// first that is an id we could have issued.
+    pub fn trial_id(&self) -> Option<TrialId> {
+        let from_metadata = self
+            .metadata
+            .as_ref()
+            .and_then(|m| m.get("trial_id"))
+            .and_then(Value::as_str);
+        [self.client_reference_id.as_deref(), from_metadata]
+            .into_iter()
+            .flatten()
+            .find_map(TrialId::parse)
+    }
+
+    pub fn payment(&self) -> Payment {
+        Payment {
+            session_id: Some(self.id.clone()),
+            customer_id: self.customer.clone(),
+            subscription_id: self.subscription.clone(),
+        }
+    }
+}
+
+/// Why a body is not an event we can read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Malformed(pub String);
+
+impl std::fmt::Display for Malformed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[derive(Deserialize)]
+struct Envelope {
+    id: String,
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default)]
+    data: Option<Data>,
+}
+
+#[derive(Deserialize)]
+struct Data {
+    object: Value,
+}
+
+impl Event {
+    /// Parses the raw body of a delivery. `Malformed` when it is not JSON, has no string `id`
+    /// and `type`, or is a checkout event whose object is not a session.
+    pub fn parse(body: &[u8]) -> Result<Event, Malformed> {
+        let envelope: Envelope =
+            serde_json::from_slice(body).map_err(|e| Malformed(e.to_string()))?;
+        if envelope.id.is_empty() || envelope.id.len() > MAX_ID_LEN {
+            return Err(Malformed("id must be 1-255 characters".into()));
+        }
+        if envelope.kind.is_empty() {
+            return Err(Malformed("type is empty".into()));
+        }
+        let object = envelope.data.map(|d| d.object);
+        let session = move || -> Result<CheckoutSession, Malformed> {
+            let object = object.ok_or_else(|| Malformed("no data.object".into()))?;
+            serde_json::from_value(object)
+                .map_err(|e| Malformed(format!("data.object is not a checkout session: {e}")))
+        };
+        let action = match envelope.kind.as_str() {
+            "checkout.session.completed" => {
+                let session = session()?;
+                match session.payment_status.as_deref() {
+                    Some("paid" | "no_payment_required") => Action::Paid(session),
+                    _ => Action::AwaitingPayment(session),
+                }
+            }
+            "checkout.session.async_payment_succeeded" => Action::Paid(session()?),
+            "checkout.session.expired" | "checkout.session.async_payment_failed" => {
+                Action::Closed(session()?)
+            }
+            _ => Action::Ignored,
+        };
+        Ok(Event {
+            id: envelope.id,
+            kind: envelope.kind,
+            action,
+        })
+    }
+}
+
+/// Stripe sends a related object as its id, or as the object itself when expanded.
+fn expandable<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Ok(match Option::<Value>::deserialize(d)? {
+        Some(Value::String(id)) => Some(id),
+        Some(Value::Object(o)) => o.get("id").and_then(Value::as_str).map(str::to_owned),
+        _ => None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const TRIAL: &str = "trial_0123456789abcdef01234567";
+
+    fn event(kind: &str, object: Value) -> Result<Event, Malformed> {
+        Event::parse(
+            json!({ "id": "evt_1", "type": kind, "data": { "object": object } })
+                .to_string()
+                .as_bytes(),
+        )
+    }
+
+    #[test]
+    fn completed_converts_only_when_paid() {
+        for (status, paid) in [
+            ("paid", true),
+            ("no_payment_required", true),
+            ("unpaid", false),
+        ] {
+            let e = event(
+                "checkout.session.completed",
+                json!({ "id": "cs_1", "payment_status": status, "client_reference_id": TRIAL }),
+            )
+            .unwrap();
+            assert_eq!(matches!(e.action, Action::Paid(_)), paid, "{status}");
+            assert_eq!(
+                matches!(e.action, Action::AwaitingPayment(_)),
+                !paid,
+                "{status}"
+            );
+        }
+        let e = event(
+            "checkout.session.async_payment_succeeded",
+            json!({ "id": "cs_1", "payment_status": "paid" }),
+        )
+        .unwrap();
+        assert!(matches!(e.action, Action::Paid(_)));
+        for kind in [
+            "checkout.session.expired",
+            "checkout.session.async_payment_failed",
+        ] {
+            assert!(matches!(
+                event(kind, json!({ "id": "cs_1" })).unwrap().action,
+                Action::Closed(_)
+            ));
+        }
+        let other = event("invoice.paid", json!({ "id": "in_1" })).unwrap();
+        assert_eq!(
+            (other.id.as_str(), other.action),
+            ("evt_1", Action::Ignored)
+        );
+    }
+
+    #[test]
+    fn trial_id_from_reference_else_metadata() {
+        let session =
+            |object: Value| -> CheckoutSession { serde_json::from_value(object).unwrap() };
+        let other = "trial_ffffffffffffffffffffffff";
+        assert_eq!(
+            session(json!({ "id": "cs", "client_reference_id": TRIAL, "metadata": { "trial_id": other } }))
+                .trial_id()
+                .unwrap()
+                .as_str(),
+            TRIAL
+        );
+        assert_eq!(
+            session(json!({ "id": "cs", "client_reference_id": null, "metadata": { "trial_id": other } }))
+                .trial_id()
+                .unwrap()
+                .as_str(),
+            other
+        );
+        assert_eq!(
+            session(json!({ "id": "cs", "client_reference_id": "nope", "metadata": { "trial_id": other } }))
+                .trial_id()
+                .unwrap()
+                .as_str(),
+            other
+        );
+        assert_eq!(
+            session(json!({ "id": "cs", "client_reference_id": "nope" })).trial_id(),
+            None
+        );
+        assert_eq!(
+            session(json!({ "id": "cs", "metadata": {} })).trial_id(),
+            None
+        );
+    }
+
+    #[test]
+    fn customer_and_subscription_as_ids_or_expanded() {
+        let s: CheckoutSession = serde_json::from_value(json!({
+            "id": "cs_1", "customer": "cus_1", "subscription": { "id": "sub_1", "object": "subscription" }
+        }))
+        .unwrap();
+        assert_eq!(
+            s.payment(),
+            Payment {
+                session_id: Some("cs_1".into()),
+                customer_id: Some("cus_1".into()),
+                subscription_id: Some("sub_1".into()),
+            }
+        );
+        let s: CheckoutSession =
+            serde_json::from_value(json!({ "id": "cs_1", "customer": null })).unwrap();
+        assert_eq!(s.customer, None);
+        assert_eq!(s.subscription, None);
+    }
+
+    #[test]
+    fn malformed_bodies_are_refused() {
+        for body in [
+            "",
+            "not json",
+            "[]",
+            "{}",
+            r#"{"type":"checkout.session.completed"}"#,
+            r#"{"id":"evt_1"}"#,
+            r#"{"id":"","type":"x"}"#,
+            r#"{"id":"evt_1","type":""}"#,
+            r#"{"id":7,"type":"x"}"#,
+            r#"{"id":"evt_1","type":"checkout.session.completed"}"#,
+            r#"{"id":"evt_1","type":"checkout.session.completed","data":{"object":{"object":"checkout.session"}}}"#,
+        ] {
+            assert!(Event::parse(body.as_bytes()).is_err(), "{body}");
+        }
+        let long = json!({ "id": "e".repeat(256), "type": "x" }).to_string();
+        assert!(Event::parse(long.as_bytes()).is_err());
+        // Unknown types need no data at all.
+        assert!(Event::parse(br#"{"id":"evt_1","type":"customer.created"}"#).is_ok());
+    }
+
+    #[test]
+    fn the_committed_sample_event_parses() {
+        let sample: Value =
+            serde_json::from_str(include_str!("../../../events/stripe-webhook.json")).unwrap();
+        let e = Event::parse(sample["body"].as_str().unwrap().as_bytes()).unwrap();
+        let Action::Paid(session) = e.action else {
+            panic!("{:?}", e.action)
+        };
+        assert_eq!(session.trial_id().unwrap().as_str(), TRIAL);
+        assert_eq!(
+            session.subscription.as_deref(),
+            Some("sub_1RXk2lLocal0000000000001")
+        );
+    }
+}

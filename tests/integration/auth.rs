@@ -1,0 +1,351 @@
+//! API keys and tenancy: every status code authentication answers with, the cache window and
+//! revocation, project-limited keys, round trips, and logs that never carry a key.
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+use tracing_subscriber::layer::SubscriberExt;
+
+use trials::auth::{ApiKey, KeyCache};
+use trials_tests::requests::{read, TestResponse, ORG, PROJECT};
+use trials_tests::{Call, TestApp, DAY};
+
+async fn status(t: &TestApp, id: &str, key: &ApiKey) -> TestResponse {
+    t.send(Call::status(id).bearer(key.expose())).await
+}
+
+fn code(res: &TestResponse) -> (u16, String) {
+    (res.status, res.error_code())
+}
+
+#[tokio::test]
+async fn missing_malformed_unknown_wrong_and_revoked_keys_get_one_and_the_same_401() {
+    let t = TestApp::new().await;
+    let id = t.start_trial(ORG, "growth").await;
+    let good = t.create_key(ORG, &[]).await;
+    let revoked = t.create_key(ORG, &[]).await;
+    t.revoke_key(&revoked).await;
+    // Right key id, wrong secret.
+    let mut forged = good.expose().to_owned();
+    let last = if forged.ends_with('0') { "1" } else { "0" };
+    forged.replace_range(forged.len() - 1.., last);
+    let unknown = ApiKey::generate();
+
+    let missing = t.send(Call::status(&id).without_auth()).await;
+    assert_eq!(code(&missing), (401, "unauthorized".into()), "{}", missing.body);
+    for authorization in [
+        String::new(),
+        "Bearer".into(),
+        "Bearer ".into(),
+        "Bearer nope".into(),
+        "Basic dXNlcjpwYXNzd29yZA==".into(),
+        format!("Token {}", good.expose()),
+        format!("Bearer {}", good.expose().to_uppercase()),
+        format!("Bearer {}", &good.expose()[..good.expose().len() - 1]),
+        format!("Bearer {}", unknown.expose()),
+        format!("Bearer {forged}"),
+        format!("Bearer {}", revoked.expose()),
+    ] {
+        let res = t
+            .send(Call::status(&id).header("authorization", &authorization))
+            .await;
+        assert_eq!(res.status, 401, "{authorization:?}: {}", res.body);
+        // Byte for byte: nothing tells a revoked key from a made-up one.
+        assert_eq!(res.body, missing.body, "{authorization:?}");
+    }
+    // The same key, presented properly, works (the scheme is case-insensitive).
+    for scheme in ["Bearer", "bearer", "BEARER"] {
+        let res = t
+            .send(Call::status(&id).header("authorization", &format!("{scheme} {}", good.expose())))
+            .await;
+        assert_eq!(res.status, 200, "{scheme}: {}", res.body);
+    }
+}
+
+#[tokio::test]
+async fn the_key_is_checked_before_the_tenant_headers() {
+    let t = TestApp::new().await;
+    let id = t.start_trial(ORG, "growth").await;
+    let res = t
+        .send(Call::status(&id).without_auth().without("x-org-id").without("x-project-id"))
+        .await;
+    assert_eq!(code(&res), (401, "unauthorized".into()));
+    let key = t.create_key(ORG, &[]).await;
+    for (call, expected) in [
+        (Call::status(&id).without("x-org-id"), (400, "missing_org_id")),
+        (Call::status(&id).org("org abc"), (400, "invalid_org_id")),
+        (Call::status(&id).without("x-project-id"), (400, "missing_project_id")),
+        (
+            Call::status(&id).without("x-project-id").header("x-project-id", "proj#1"),
+            (400, "invalid_project_id"),
+        ),
+        // The org is checked before the project.
+        (
+            Call::status(&id).org("org_other").without("x-project-id"),
+            (403, "forbidden"),
+        ),
+    ] {
+        let res = t.send(call.bearer(key.expose())).await;
+        assert_eq!(code(&res), (expected.0, expected.1.into()), "{}", res.body);
+    }
+}
+
+#[tokio::test]
+async fn a_key_acts_for_its_own_org_only() {
+    let t = TestApp::new().await;
+    let key_a = t.create_key("org_a", &[]).await;
+    let res = t
+        .send(Call::start("growth", "k").org("org_b").bearer(key_a.expose()))
+        .await;
+    assert_eq!(code(&res), (403, "forbidden".into()), "{}", res.body);
+    // Nothing was started for org_b: its own key starts its trial.
+    let key_b = t.create_key("org_b", &[]).await;
+    let res = t
+        .send(Call::start("growth", "k").org("org_b").bearer(key_b.expose()))
+        .await;
+    assert_eq!(res.status, 201, "{}", res.body);
+    let id = res.json()["id"].as_str().unwrap().to_owned();
+    // org_b's trial, asked for with org_a's key and org_a's header: as if it did not exist.
+    let res = t.send(Call::status(&id).org("org_a").bearer(key_a.expose())).await;
+    assert_eq!(code(&res), (404, "trial_not_found".into()), "{}", res.body);
+    let missing = t
+        .send(
+            Call::status("trial_0123456789abcdef01234567")
+                .org("org_a")
+                .bearer(key_a.expose()),
+        )
+        .await;
+    assert_eq!(res.body, missing.body);
+    // And with org_b's header, org_a's key is refused before the trial is looked at.
+    let res = t.send(Call::status(&id).org("org_b").bearer(key_a.expose())).await;
+    assert_eq!(code(&res), (403, "forbidden".into()));
+}
+
+#[tokio::test]
+async fn a_key_limited_to_projects_serves_those_projects_only() {
+    let t = TestApp::new().await;
+    let key = t.create_key(ORG, &["proj_a", "proj_b"]).await;
+    let with_project = |call: Call, project: &str| {
+        call.without("x-project-id")
+            .header("x-project-id", project)
+            .bearer(key.expose())
+    };
+    let res = t
+        .send(with_project(Call::start("growth", "k"), "proj_c"))
+        .await;
+    assert_eq!(code(&res), (403, "forbidden".into()), "{}", res.body);
+    let res = t
+        .send(with_project(Call::start("growth", "k"), "proj_a"))
+        .await;
+    assert_eq!(res.status, 201, "{}", res.body);
+    let id = res.json()["id"].as_str().unwrap().to_owned();
+    let res = t.send(with_project(Call::status(&id), "proj_b")).await;
+    assert_eq!(res.status, 200, "{}", res.body);
+    let res = t.send(with_project(Call::status(&id), PROJECT)).await;
+    assert_eq!(code(&res), (403, "forbidden".into()), "{}", res.body);
+    // A key for all projects serves any.
+    let all = t.create_key(ORG, &[]).await;
+    for project in ["proj_a", "proj_c", PROJECT] {
+        let res = t
+            .send(
+                Call::status(&id)
+                    .without("x-project-id")
+                    .header("x-project-id", project)
+                    .bearer(all.expose()),
+            )
+            .await;
+        assert_eq!(res.status, 200, "{project}: {}", res.body);
+    }
+}
+
+#[tokio::test]
+async fn a_revoked_key_works_until_the_cache_window_ends_and_not_after() {
+    let t = TestApp::new().await;
+    assert_eq!(t.app.keys.ttl_secs(), 60, "the default window");
+    let id = t.start_trial(ORG, "growth").await;
+    let key = t.create_key(ORG, &[]).await;
+    assert_eq!(status(&t, &id, &key).await.status, 200);
+    t.revoke_key(&key).await;
+    // A function that has not seen the key (a cold start, another instance) refuses it at once.
+    let mut cold = t.app.clone();
+    cold.keys = KeyCache::new(60);
+    let req = Call::status(&id).bearer(key.expose()).build();
+    let res = read(trials::api::handle_any(&cold, req).await);
+    assert_eq!(code(&res), (401, "unauthorized".into()));
+    // The warm one trusts its cache for the window...
+    t.clock.advance(59);
+    assert_eq!(status(&t, &id, &key).await.status, 200);
+    t.clock.advance_millis(999);
+    assert_eq!(status(&t, &id, &key).await.status, 200);
+    // ...and no longer.
+    t.clock.advance_millis(1);
+    let res = status(&t, &id, &key).await;
+    assert_eq!(code(&res), (401, "unauthorized".into()), "{}", res.body);
+    t.clock.advance(DAY);
+    assert_eq!(status(&t, &id, &key).await.status, 401);
+}
+
+#[tokio::test]
+async fn the_cache_window_is_configuration() {
+    let t = TestApp::with_config(|c| c.api_key_cache_secs = 5).await;
+    let id = t.start_trial(ORG, "growth").await;
+    let key = t.create_key(ORG, &[]).await;
+    assert_eq!(status(&t, &id, &key).await.status, 200);
+    t.revoke_key(&key).await;
+    t.clock.advance(4);
+    assert_eq!(status(&t, &id, &key).await.status, 200);
+    t.clock.advance(1);
+    assert_eq!(status(&t, &id, &key).await.status, 401);
+}
+
+#[tokio::test]
+async fn status_reads_the_key_once_per_cache_window() {
+    let t = TestApp::new().await;
+    let id = t.start_trial(ORG, "growth").await;
+    let key = t.create_key(ORG, &[]).await;
+
+    // Cold: the trial and the key.
+    t.dynamo.reset();
+    assert_eq!(status(&t, &id, &key).await.status, 200);
+    assert_eq!(t.dynamo.count("GetItem"), 2, "{:?}", t.dynamo.by_operation());
+    assert_eq!(t.dynamo.total(), 2, "{:?}", t.dynamo.by_operation());
+
+    // Warm: the trial only.
+    for _ in 0..3 {
+        t.dynamo.reset();
+        assert_eq!(status(&t, &id, &key).await.status, 200);
+        assert_eq!(t.dynamo.total(), 1, "{:?}", t.dynamo.by_operation());
+        assert_eq!(t.dynamo.count("GetItem"), 1);
+    }
+
+    // The window ends: one more read of the key.
+    t.clock.advance(60);
+    t.dynamo.reset();
+    assert_eq!(status(&t, &id, &key).await.status, 200);
+    assert_eq!(t.dynamo.count("GetItem"), 2, "{:?}", t.dynamo.by_operation());
+}
+
+#[tokio::test]
+async fn refused_keys_cost_one_read_per_window_and_malformed_ones_none() {
+    let t = TestApp::new().await;
+    let id = t.start_trial(ORG, "growth").await;
+    let revoked = t.create_key(ORG, &[]).await;
+    t.revoke_key(&revoked).await;
+    t.dynamo.reset();
+    for _ in 0..5 {
+        assert_eq!(status(&t, &id, &revoked).await.status, 401);
+    }
+    assert_eq!(t.dynamo.total(), 1, "{:?}", t.dynamo.by_operation());
+    t.dynamo.reset();
+    for _ in 0..5 {
+        let res = t.send(Call::status(&id).bearer("trk_not-a-key")).await;
+        assert_eq!(res.status, 401);
+    }
+    assert_eq!(t.dynamo.total(), 0, "{:?}", t.dynamo.by_operation());
+}
+
+#[tokio::test]
+async fn a_store_outage_while_reading_the_key_is_503_and_not_remembered() {
+    let t = TestApp::new().await;
+    let id = t.start_trial(ORG, "growth").await;
+    let key = t.create_key(ORG, &[]).await;
+    t.dynamo.set_failing(true);
+    let res = status(&t, &id, &key).await;
+    assert_eq!(code(&res), (503, "service_unavailable".into()), "{}", res.body);
+    assert_eq!(res.json()["error"]["retryable"], true);
+    t.dynamo.set_failing(false);
+    assert_eq!(status(&t, &id, &key).await.status, 200);
+}
+
+#[tokio::test]
+async fn the_stripe_webhook_is_not_asked_for_an_api_key() {
+    let t = TestApp::new().await;
+    let res = t
+        .send(
+            Call::post("/v1/webhooks/stripe")
+                .without_auth()
+                .without("x-org-id")
+                .without("x-project-id")
+                .raw_body("{}"),
+        )
+        .await;
+    assert_ne!(res.status, 401, "{}", res.body);
+    assert_ne!(res.error_code(), "unauthorized");
+}
+
+/// Log lines written while a test runs, on this thread.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
+    type Writer = Captured;
+    fn make_writer(&'a self) -> Captured {
+        self.clone()
+    }
+}
+
+impl Captured {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+// current_thread: the subscriber set as default for this thread sees every task of the test.
+#[tokio::test(flavor = "current_thread")]
+async fn keys_and_their_hashes_never_reach_the_logs() {
+    let t = TestApp::new().await;
+    let id = t.start_trial(ORG, "growth").await;
+    let key = t.create_key(ORG, &[]).await;
+    let limited = t.create_key(ORG, &["proj_a"]).await;
+    let revoked = t.create_key(ORG, &[]).await;
+    t.revoke_key(&revoked).await;
+    let unknown = ApiKey::generate();
+    let keys = [&key, &limited, &revoked, &unknown];
+
+    // The service's own log layer, at its most verbose.
+    let logs = Captured::default();
+    let subscriber = tracing_subscriber::registry()
+        .with(trials::telemetry::layer(tracing::Level::TRACE, logs.clone()));
+    let guard = tracing::subscriber::set_default(subscriber);
+    let mut statuses = Vec::new();
+    for k in keys {
+        statuses.push(status(&t, &id, k).await.status);
+        statuses.push(status(&t, &id, k).await.status);
+        let res = t
+            .send(Call::start("pro", "again").org("org_other").bearer(k.expose()))
+            .await;
+        statuses.push(res.status);
+    }
+    t.dynamo.set_failing(true);
+    t.clock.advance(61);
+    statuses.push(status(&t, &id, &key).await.status);
+    t.dynamo.set_failing(false);
+    drop(guard);
+
+    assert_eq!(
+        statuses,
+        [200, 200, 403, 403, 403, 403, 401, 401, 401, 401, 401, 401, 503]
+    );
+    let text = logs.text();
+    let request_lines = text
+        .lines()
+        .filter(|l| l.contains(r#""message":"request""#) && l.contains(r#""route":"#))
+        .count();
+    assert_eq!(request_lines, statuses.len(), "{text}");
+    assert!(text.contains(r#""status":401"#), "{text}");
+    assert!(text.contains("store failure"), "{text}");
+    for k in keys {
+        let secret = &k.expose()[21..];
+        assert!(!text.contains(secret), "a key reached the logs: {text}");
+        assert!(!text.contains(&k.hash()), "a key hash reached the logs: {text}");
+    }
+}

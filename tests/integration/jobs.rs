@@ -1,0 +1,527 @@
+//! The scheduled jobs against embedded dynoxide with an injected clock: the boundaries, races
+//! with convert and cancel, the purge's guard, the read bound and the deadline.
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
+use serde_json::json;
+use trials::clock::{Clock, ManualClock};
+use trials::domain::events::{DomainEvent, EventKind};
+use trials::domain::trial::Payment;
+use trials::domain::{OrgId, Plan, Trial, TrialId, TrialStatus};
+use trials::jobs::{self, Job, RunReport};
+use trials::store::keys::{shard_of, DUE_AT, DUE_PK};
+use trials_tests::eventbridge::EventBridgeRecorder;
+use trials_tests::{Call, TestApp, DAY, T0};
+
+pub async fn expire(t: &TestApp) -> RunReport {
+    jobs::run(&t.app, Job::Expire, None).await
+}
+
+pub async fn purge(t: &TestApp) -> RunReport {
+    jobs::run(&t.app, Job::Purge, None).await
+}
+
+/// Writes a trial started at `started_at` the way start does (trial + org guard, in the due
+/// index), without the API's idempotency record and event: seeding thousands stays quick.
+pub async fn seed_trial(t: &TestApp, org: &str, started_at: i64) -> Trial {
+    let policy = t.app.config.policy;
+    let trial = Trial::start(
+        TrialId::generate(),
+        OrgId::parse(org).expect("org id"),
+        Plan::Growth,
+        started_at,
+        policy,
+    );
+    let filler = |sk: &str| {
+        Put::builder()
+            .table_name(t.app.store.table_name())
+            .item("pk", AttributeValue::S(format!("SEED#{}", trial.id)))
+            .item("sk", AttributeValue::S(sk.to_owned()))
+            .build()
+            .expect("filler put")
+    };
+    t.app
+        .store
+        .start_trial(&trial, filler("A"), filler("B"), policy)
+        .await
+        .expect("store")
+        .expect("seeded trial");
+    trial
+}
+
+/// Cancels `trial` at `now` as the cancel handler does (store transition, then publish):
+/// `true` if this cancel won.
+pub async fn cancel(t: &TestApp, trial: &Trial, now: i64) -> bool {
+    let event = DomainEvent::for_trial(EventKind::Canceled, trial, now, None, json!({}));
+    let store = &t.app.store;
+    let idempotency = Put::builder()
+        .table_name(store.table_name())
+        .item("pk", AttributeValue::S(format!("SEED#{}#cancel", trial.id)))
+        .item("sk", AttributeValue::S("IDEM".into()))
+        .build()
+        .expect("put");
+    let done = store
+        .cancel_trial(
+            trial,
+            now,
+            t.app.config.policy,
+            idempotency,
+            store.outbox_put(&event, now).expect("outbox put"),
+        )
+        .await
+        .expect("store");
+    if done.is_ok() {
+        t.app.publish_committed(&[event]).await;
+    }
+    done.is_ok()
+}
+
+/// Converts `trial` at `now` as the webhook does (store transition with its event, then
+/// publish): `true` if the payment converted it.
+pub async fn convert(t: &TestApp, trial: &Trial, now: i64) -> bool {
+    let event = DomainEvent::for_trial(EventKind::Converted, trial, now, None, json!({}));
+    let store = &t.app.store;
+    let put = store.outbox_put(&event, now).expect("outbox put");
+    let done = store
+        .mark_converted(
+            &trial.id,
+            &Payment::default(),
+            now,
+            vec![TransactWriteItem::builder().put(put).build()],
+        )
+        .await
+        .expect("store");
+    if done.is_ok() {
+        t.app.publish_committed(&[event]).await;
+    }
+    done.is_ok()
+}
+
+pub async fn stored(t: &TestApp, id: &str) -> Option<Trial> {
+    t.app
+        .store
+        .get_trial(&TrialId::parse(id).expect("trial id"))
+        .await
+        .expect("store")
+}
+
+/// The trial's raw item (to read its place in the due index).
+pub async fn raw(t: &TestApp, id: &str) -> HashMap<String, AttributeValue> {
+    t.app
+        .store
+        .client()
+        .get_item()
+        .table_name(t.app.store.table_name())
+        .key("pk", AttributeValue::S(format!("TRIAL#{id}")))
+        .key("sk", AttributeValue::S("TRIAL".into()))
+        .consistent_read(true)
+        .send()
+        .await
+        .expect("get item")
+        .item
+        .unwrap_or_default()
+}
+
+/// `(due_pk, due_at)` of the trial, if it waits in the due index.
+pub async fn due(t: &TestApp, id: &str) -> Option<(String, i64)> {
+    let item = raw(t, id).await;
+    let pk = item.get(DUE_PK)?.as_s().ok()?.clone();
+    let at = item.get(DUE_AT)?.as_n().ok()?.parse().ok()?;
+    Some((pk, at))
+}
+
+/// Ids of the events still in the outbox (a test-only scan).
+pub async fn outbox(t: &TestApp) -> Vec<String> {
+    let out = t
+        .app
+        .store
+        .client()
+        .scan()
+        .table_name(t.app.store.table_name())
+        .filter_expression("begins_with(pk, :p)")
+        .expression_attribute_values(":p", AttributeValue::S("EVENT#".into()))
+        .send()
+        .await
+        .expect("scan");
+    let mut ids: Vec<String> = out
+        .items()
+        .iter()
+        .filter_map(|i| i.get("event_id")?.as_s().ok().cloned())
+        .collect();
+    ids.sort();
+    ids
+}
+
+fn shard(t: &TestApp, id: &str) -> u32 {
+    shard_of(id, t.app.store.shards())
+}
+
+#[tokio::test]
+async fn expire_takes_a_trial_at_expires_at_and_not_a_second_before() {
+    let t = TestApp::new().await;
+    let a = t.start_trial("org_a", "growth").await;
+    t.clock.set(T0 + 1);
+    let b = t.start_trial("org_b", "growth").await;
+    let expires_a = T0 + 7 * DAY;
+
+    // One second before A's end: nothing is due, nothing is read.
+    t.clock.set(expires_a - 1);
+    let r = expire(&t).await;
+    assert_eq!((r.processed, r.skipped, r.failed, r.complete), (0, 0, 0, true));
+    assert_eq!(r.items_read, 0);
+    assert_eq!(stored(&t, &a).await.unwrap().status, TrialStatus::Active);
+
+    // At A's end (one second before B's): A alone.
+    t.clock.set(expires_a);
+    let r = expire(&t).await;
+    assert_eq!((r.processed, r.skipped, r.failed, r.complete), (1, 0, 0, true));
+    assert_eq!(stored(&t, &a).await.unwrap().status, TrialStatus::Expired);
+    assert_eq!(stored(&t, &b).await.unwrap().status, TrialStatus::Active);
+    // A now waits in the purge queue for the end of its grace.
+    let grace = t.app.config.policy.grace_secs;
+    assert_eq!(
+        due(&t, &a).await,
+        Some((format!("PURGE#{}", shard(&t, &a)), expires_a + grace))
+    );
+
+    // One second later: B is due; A is not read again.
+    t.clock.set(expires_a + 1);
+    let r = expire(&t).await;
+    assert_eq!((r.processed, r.skipped, r.items_read), (1, 0, 1));
+    assert_eq!(stored(&t, &b).await.unwrap().status, TrialStatus::Expired);
+    // Status agrees with the stored state.
+    let res = t.send(Call::status(&a).org("org_a")).await;
+    assert_eq!(res.json()["status"], "EXPIRED");
+}
+
+#[tokio::test]
+async fn purge_takes_expired_and_canceled_trials_at_the_end_of_grace_and_keeps_the_guard() {
+    let t = TestApp::new().await;
+    let grace = t.app.config.policy.grace_secs;
+    let expired = t.start_trial("org_exp", "growth").await;
+    let second = t.start_trial("org_second", "growth").await;
+    let canceled_trial = seed_trial(&t, "org_can", T0).await;
+    let canceled = canceled_trial.id.to_string();
+    let canceled_at = T0 + DAY;
+    t.clock.set(canceled_at);
+    assert!(cancel(&t, &canceled_trial, canceled_at).await);
+    assert_eq!(
+        due(&t, &canceled).await,
+        Some((format!("PURGE#{}", shard(&t, &canceled)), canceled_at + grace))
+    );
+
+    // CANCELED: one second before the end of its grace, then at it.
+    t.clock.set(canceled_at + grace - 1);
+    let r = purge(&t).await;
+    assert_eq!((r.processed, r.failed, r.items_read), (0, 0, 0));
+    assert!(stored(&t, &canceled).await.is_some());
+    t.clock.set(canceled_at + grace);
+    let r = purge(&t).await;
+    assert_eq!((r.processed, r.skipped, r.failed, r.complete), (1, 0, 0, true));
+    assert!(stored(&t, &canceled).await.is_none());
+
+    // The canceled trial left the expire queue; the other two expire on time. A trial the
+    // expire job has not reached yet stays ACTIVE.
+    let expires = T0 + 7 * DAY;
+    t.clock.set(expires);
+    assert_eq!(expire(&t).await.processed, 2);
+    let late = seed_trial(&t, "org_later", T0).await.id.to_string();
+
+    // EXPIRED: one second before the end of grace, then at it.
+    t.clock.set(expires + grace - 1);
+    let r = purge(&t).await;
+    assert_eq!((r.processed, r.failed, r.items_read), (0, 0, 0));
+    assert!(stored(&t, &expired).await.is_some());
+    let res = t.send(Call::status(&expired).org("org_exp")).await;
+    assert_eq!((res.status, res.json()["status"].clone()), (200, json!("EXPIRED")));
+
+    t.clock.set(expires + grace);
+    let r = purge(&t).await;
+    assert_eq!((r.processed, r.skipped, r.failed, r.complete), (2, 0, 0, true));
+    assert!(stored(&t, &expired).await.is_none());
+    assert!(stored(&t, &second).await.is_none());
+    // A trial the expire job has not reached is not in the purge queue yet: the expire job
+    // moves it there already due, and the next purge takes it.
+    assert_eq!(stored(&t, &late).await.unwrap().status, TrialStatus::Active);
+    assert_eq!(expire(&t).await.processed, 1);
+    assert_eq!(purge(&t).await.processed, 1);
+    assert!(stored(&t, &late).await.is_none());
+
+    for (org, id) in [("org_exp", &expired), ("org_can", &canceled)] {
+        let guard = t
+            .app
+            .store
+            .get_guard(&OrgId::parse(org).unwrap())
+            .await
+            .unwrap()
+            .expect("the guard survives the purge");
+        assert!(guard.purged, "{org}");
+        assert_eq!(guard.trial_id.as_ref().map(|i| i.as_str()), Some(id.as_str()));
+
+        // Its org is told the trial expired (410); any other org, that there is none (404).
+        let res = t.send(Call::status(id).org(org)).await;
+        assert_eq!((res.status, res.error_code().as_str()), (410, "trial_expired"));
+        let res = t.send(Call::status(id).org("org_other")).await;
+        assert_eq!((res.status, res.error_code().as_str()), (404, "trial_not_found"));
+
+        // And the org still cannot start a second trial.
+        let res = t
+            .send(Call::start("pro", &format!("again-{org}")).org(org))
+            .await;
+        assert_eq!(
+            (res.status, res.error_code().as_str()),
+            (409, "trial_already_exists"),
+            "{}",
+            res.body
+        );
+    }
+    // Nothing left to do.
+    let r = purge(&t).await;
+    assert_eq!((r.processed, r.items_read), (0, 0));
+}
+
+#[tokio::test]
+async fn a_converted_trial_is_neither_expired_nor_purged() {
+    let t = TestApp::new().await;
+    let trial = seed_trial(&t, "org_paid", T0).await;
+    let id = trial.id.to_string();
+    assert!(convert(&t, &trial, T0 + DAY).await);
+    assert_eq!(due(&t, &id).await, None);
+    t.clock.set(T0 + 365 * DAY);
+    assert_eq!(expire(&t).await.items_read, 0);
+    assert_eq!(purge(&t).await.items_read, 0);
+    assert_eq!(stored(&t, &id).await.unwrap().status, TrialStatus::Converted);
+}
+
+/// Runs the expire job and `racer` at the same instant, many rounds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn expire_racing_cancel_exactly_one_wins() {
+    let rec = EventBridgeRecorder::start().await;
+    let t = TestApp::with(|_| {}, |_| rec.publisher("trials-test")).await;
+    let (mut expired_wins, mut cancel_wins) = (0, 0);
+    for round in 0..24 {
+        let start = T0 + round * 8 * DAY;
+        let trial = seed_trial(&t, &format!("org_race_{round}"), start).await;
+        let id = trial.id.to_string();
+        // The job's clock is at the end; the canceller's a second earlier (another host):
+        // each write's condition holds on its own, only one can commit.
+        t.clock.set(trial.expires_at);
+        let barrier = Arc::new(tokio::sync::Barrier::new(2));
+        let job = {
+            let (t, barrier) = (t.clone(), barrier.clone());
+            tokio::spawn(async move {
+                barrier.wait().await;
+                expire(&t).await
+            })
+        };
+        let canceller = {
+            let (t, trial) = (t.clone(), trial.clone());
+            tokio::spawn(async move {
+                barrier.wait().await;
+                cancel(&t, &trial, trial.expires_at - 1).await
+            })
+        };
+        let (report, canceled) = (job.await.unwrap(), canceller.await.unwrap());
+        assert_eq!(report.failed, 0);
+        assert_eq!(
+            report.processed + u64::from(canceled),
+            1,
+            "round {round}: exactly one wins"
+        );
+        let now = stored(&t, &id).await.unwrap();
+        let grace = t.app.config.policy.grace_secs;
+        if canceled {
+            cancel_wins += 1;
+            assert_eq!(now.status, TrialStatus::Canceled);
+            assert_eq!(now.canceled_at, Some(trial.expires_at - 1));
+            assert_eq!(due(&t, &id).await.unwrap().1, trial.expires_at - 1 + grace);
+        } else {
+            expired_wins += 1;
+            assert_eq!(now.status, TrialStatus::Expired);
+            assert_eq!(now.canceled_at, None);
+            assert_eq!(due(&t, &id).await.unwrap().1, trial.expires_at + grace);
+        }
+        assert_eq!(rec.count(&format!("{id}.canceled")), usize::from(canceled));
+        assert_eq!(rec.count(&format!("{id}.expired")), usize::from(!canceled));
+    }
+    assert!(outbox(&t).await.is_empty());
+    println!("expire won {expired_wins}, cancel won {cancel_wins}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn expire_racing_convert_never_loses_the_payment() {
+    let rec = EventBridgeRecorder::start().await;
+    let t = TestApp::with(|_| {}, |_| rec.publisher("trials-test")).await;
+    let (mut expired_first, mut converted_first) = (0, 0);
+    for round in 0..24 {
+        let start = T0 + round * 8 * DAY;
+        let trial = seed_trial(&t, &format!("org_race_{round}"), start).await;
+        let id = trial.id.to_string();
+        t.clock.set(trial.expires_at);
+        let barrier = Arc::new(tokio::sync::Barrier::new(2));
+        let job = {
+            let (t, barrier) = (t.clone(), barrier.clone());
+            tokio::spawn(async move {
+                barrier.wait().await;
+                expire(&t).await
+            })
+        };
+        let payer = {
+            let (t, trial) = (t.clone(), trial.clone());
+            tokio::spawn(async move {
+                barrier.wait().await;
+                convert(&t, &trial, trial.expires_at).await
+            })
+        };
+        let (report, converted) = (job.await.unwrap(), payer.await.unwrap());
+        // Money is never refused: the payment converts the trial whether or not the expiry
+        // got there first; the expiry never overwrites a conversion.
+        assert!(converted, "round {round}");
+        assert_eq!(report.failed, 0);
+        assert!(report.processed <= 1);
+        let now = stored(&t, &id).await.unwrap();
+        assert_eq!(now.status, TrialStatus::Converted, "round {round}");
+        assert_eq!(due(&t, &id).await, None, "round {round}: out of the due index");
+        assert_eq!(rec.count(&format!("{id}.converted")), 1);
+        assert_eq!(
+            rec.count(&format!("{id}.expired")),
+            report.processed as usize,
+            "round {round}: expired published iff the expiry committed"
+        );
+        if report.processed == 1 {
+            expired_first += 1;
+        } else {
+            converted_first += 1;
+        }
+    }
+    assert!(outbox(&t).await.is_empty());
+    println!("expired first {expired_first}, converted first {converted_first}");
+}
+
+#[tokio::test]
+async fn overlapping_runs_expire_each_trial_once() {
+    let rec = EventBridgeRecorder::start().await;
+    let t = TestApp::with(|_| {}, |_| rec.publisher("trials-test")).await;
+    let mut ids = Vec::new();
+    for i in 0..40 {
+        ids.push(seed_trial(&t, &format!("org_{i}"), T0).await.id.to_string());
+    }
+    t.clock.set(T0 + 7 * DAY);
+    let (a, b, c) = tokio::join!(expire(&t), expire(&t), expire(&t));
+    assert_eq!(a.processed + b.processed + c.processed, 40);
+    assert_eq!(a.failed + b.failed + c.failed, 0);
+    for id in &ids {
+        assert_eq!(rec.count(&format!("{id}.expired")), 1);
+    }
+}
+
+#[tokio::test]
+async fn a_run_reads_the_due_trials_not_the_stored_ones() {
+    let t = TestApp::new().await;
+    let shards = u64::from(t.app.store.shards());
+    // 5,000 trials not due (started a day later) and 50 due.
+    let mut seeds = tokio::task::JoinSet::new();
+    for worker in 0..8 {
+        let t = t.clone();
+        seeds.spawn(async move {
+            for i in (worker..5_000).step_by(8) {
+                seed_trial(&t, &format!("org_idle_{i}"), T0 + DAY).await;
+            }
+        });
+    }
+    for i in 0..50 {
+        seed_trial(&t, &format!("org_due_{i}"), T0).await;
+    }
+    while let Some(done) = seeds.join_next().await {
+        done.unwrap();
+    }
+
+    t.clock.set(T0 + 7 * DAY);
+    t.dynamo.reset();
+    let r = expire(&t).await;
+    assert_eq!((r.processed, r.failed, r.complete), (50, 0, true));
+    // Exactly the due items are read: one page per shard of the expire queue, and one of the
+    // (empty) outbox queue.
+    assert_eq!(r.items_read, 50);
+    assert_eq!(r.queries, 2 * shards);
+    assert_eq!(t.dynamo.count("Query") as u64, r.queries);
+    assert_eq!(t.dynamo.count("Scan"), 0);
+    assert_eq!(t.dynamo.count("TransactWriteItems"), 50);
+
+    // The purge at the end of the due trials' grace reads them alone too: the 5,000 wait in
+    // the expire queue, not in the purge queue.
+    t.clock.set(T0 + 10 * DAY);
+    t.dynamo.reset();
+    let r = purge(&t).await;
+    assert_eq!((r.processed, r.failed, r.complete), (50, 0, true));
+    assert_eq!(r.items_read, 50);
+    assert_eq!(r.queries, shards);
+    assert_eq!(t.dynamo.count("Scan"), 0);
+}
+
+/// A clock that moves `step_ms` each time it is read: a run that takes time.
+struct TickingClock {
+    inner: ManualClock,
+    step_ms: i64,
+}
+
+impl Clock for TickingClock {
+    fn now_millis(&self) -> i64 {
+        self.inner.advance_millis(self.step_ms);
+        self.inner.now_millis()
+    }
+}
+
+#[tokio::test]
+async fn a_run_stops_before_its_deadline_and_the_next_one_resumes() {
+    // One shard, 250 due trials: three pages of one queue.
+    let t = TestApp::with_config(|c| c.due_shards = 1).await;
+    for i in 0..250 {
+        seed_trial(&t, &format!("org_{i}"), T0).await;
+    }
+    t.clock.set(T0 + 7 * DAY);
+
+    // A deadline already inside the safety margin: nothing is started.
+    let now_ms = t.clock.now_millis();
+    let r = jobs::run(&t.app, Job::Expire, Some(now_ms + jobs::SAFETY_MARGIN_MS)).await;
+    assert_eq!((r.processed, r.queries, r.complete), (0, 0, false));
+
+    // A deadline that comes during the run: part of the work, then a clean stop.
+    let mut slow = t.app.clone();
+    slow.clock = Arc::new(TickingClock {
+        inner: t.clock.clone(),
+        step_ms: 100,
+    });
+    let deadline = t.clock.now_millis() + jobs::SAFETY_MARGIN_MS + 1_000;
+    let first = jobs::run(&slow, Job::Expire, Some(deadline)).await;
+    assert!(!first.complete);
+    assert!(
+        first.processed > 0 && first.processed < 250,
+        "partial: {first:?}"
+    );
+    assert_eq!(first.failed, 0);
+
+    // The next run finishes, reading only what is left.
+    let second = expire(&t).await;
+    assert!(second.complete);
+    assert_eq!(first.processed + second.processed, 250, "{second:?}");
+    assert_eq!(second.items_read, 250 - first.processed);
+    assert!(second.queries >= 3, "paged: {second:?}");
+    let third = expire(&t).await;
+    assert_eq!((third.processed, third.items_read), (0, 0));
+
+    // The purge job honours its deadline the same way.
+    t.clock.set(T0 + 10 * DAY);
+    let deadline = t.clock.now_millis() + jobs::SAFETY_MARGIN_MS + 1_000;
+    let mut slow = t.app.clone();
+    slow.clock = Arc::new(TickingClock {
+        inner: t.clock.clone(),
+        step_ms: 100,
+    });
+    let first = jobs::run(&slow, Job::Purge, Some(deadline)).await;
+    assert!(!first.complete && first.processed > 0 && first.processed < 250);
+    let second = purge(&t).await;
+    assert!(second.complete);
+    assert_eq!(first.processed + second.processed, 250);
+}

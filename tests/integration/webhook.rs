@@ -1,0 +1,765 @@
+//! `POST /v1/webhooks/stripe`: signatures built here by Stripe's documented algorithm
+//! (HMAC-SHA256 of `"{t}.{body}"`, hex), deliveries repeated, reordered and failed.
+use serde_json::{json, Value};
+use trials::api::Route;
+use trials::config::Secret;
+use trials::crypto::{hex, hmac_sha256};
+use trials::domain::events::{DomainEvent, EventKind};
+use trials::domain::trial::Checkout;
+use trials::domain::{Trial, TrialId, TrialStatus};
+use trials::store::idempotency::{IdemScope, StoredResponse};
+use trials_tests::eventbridge::EventBridgeRecorder;
+use trials_tests::{Call, TestApp, TestResponse, DAY, T0};
+
+const PATH: &str = "/v1/webhooks/stripe";
+const SECRET: &str = "whsec_test_current";
+const ORG: &str = "org_abc123";
+const UNKNOWN_TRIAL: &str = "trial_0123456789abcdef01234567";
+
+fn signature(body: &str, secret: &str, t: i64) -> String {
+    let mac = hmac_sha256(secret.as_bytes(), format!("{t}.{body}").as_bytes());
+    format!("t={t},v1={}", hex(&mac))
+}
+
+fn event(id: &str, kind: &str, session: Value) -> String {
+    json!({
+        "id": id,
+        "object": "event",
+        "api_version": "2025-03-31.basil",
+        "created": T0,
+        "type": kind,
+        "data": { "object": session },
+        "livemode": false,
+    })
+    .to_string()
+}
+
+/// A Checkout Session for `trial` as Stripe sends it (the reference in both places we read).
+fn session(id: &str, trial: &str, payment_status: &str) -> Value {
+    json!({
+        "id": id,
+        "object": "checkout.session",
+        "client_reference_id": trial,
+        "metadata": { "trial_id": trial, "org_id": ORG, "plan": "growth" },
+        "mode": "subscription",
+        "payment_status": payment_status,
+        "status": "complete",
+        "customer": "cus_test_1",
+        "subscription": format!("sub_for_{id}"),
+        "amount_total": 4900,
+        "currency": "usd",
+    })
+}
+
+fn completed(event_id: &str, trial: &str, session_id: &str) -> String {
+    event(
+        event_id,
+        "checkout.session.completed",
+        session(session_id, trial, "paid"),
+    )
+}
+
+async fn app() -> TestApp {
+    TestApp::with_config(|c| c.webhook.secrets = vec![Secret::new(SECRET)]).await
+}
+
+fn call(body: &str, signature: Option<&str>) -> Call {
+    let call = Call::post(PATH).raw_body(body);
+    match signature {
+        Some(sig) => call.header("stripe-signature", sig),
+        None => call,
+    }
+}
+
+/// Delivers `body` signed now with the current secret, through the function's own entry point.
+async fn deliver(t: &TestApp, body: &str) -> TestResponse {
+    let sig = signature(body, SECRET, t.now());
+    t.send_to(Route::StripeWebhook, call(body, Some(&sig)))
+        .await
+}
+
+fn outcome(res: &TestResponse) -> String {
+    assert_eq!(res.status, 200, "{}", res.body);
+    res.json()["outcome"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+async fn status(t: &TestApp, id: &str) -> Value {
+    let res = t.send(Call::status(id)).await;
+    assert_eq!(res.status, 200, "{}", res.body);
+    res.json()
+}
+
+async fn stored(t: &TestApp, id: &str) -> Trial {
+    t.app
+        .store
+        .get_trial(&TrialId::parse(id).unwrap())
+        .await
+        .unwrap()
+        .expect("trial exists")
+}
+
+/// DynamoDB requests of the last delivery, not counting the outbox acknowledgement.
+fn round_trips(t: &TestApp) -> usize {
+    t.dynamo.total() - t.dynamo.count("DeleteItem")
+}
+
+/// Stores an open checkout session on the trial as the convert route does.
+async fn open_checkout(t: &TestApp, id: &str, session_id: &str) {
+    let trial = stored(t, id).await;
+    let now = t.now();
+    let store = &t.app.store;
+    let scope = IdemScope {
+        org: trial.org_id.clone(),
+        key: format!("convert-{session_id}"),
+    };
+    let response = StoredResponse {
+        status: 200,
+        content_type: "application/json".into(),
+        body: "{}".into(),
+    };
+    let checkout = Checkout {
+        session_id: session_id.into(),
+        url: format!("https://checkout.stripe.com/c/pay/{session_id}"),
+        expires_at: now + DAY,
+    };
+    let created = DomainEvent::for_trial(
+        EventKind::CheckoutCreated,
+        &trial,
+        now,
+        Some(session_id),
+        json!({}),
+    );
+    store
+        .record_checkout(
+            &trial,
+            &checkout,
+            now,
+            t.app.config.policy,
+            store
+                .idempotency_put_new(&scope, "fp", &response, now * 1000, DAY)
+                .unwrap(),
+            store.outbox_put(&created, now).unwrap(),
+        )
+        .await
+        .unwrap()
+        .expect("checkout recorded");
+}
+
+// ---------------------------------------------------------------------------- signatures
+
+#[tokio::test]
+async fn every_signature_failure_is_the_same_400_and_touches_nothing() {
+    let t = app().await;
+    let id = t.start_trial(ORG, "growth").await;
+    let body = completed("evt_sig", &id, "cs_sig");
+    let now = t.now();
+    let good = signature(&body, SECRET, now);
+    let tampered = body.replace("cus_test_1", "cus_attacker");
+    let mac_only = good.split_once(",v1=").unwrap().1.to_owned();
+    let cases: Vec<(&str, String, Option<String>)> = vec![
+        ("tampered body", tampered, Some(good.clone())),
+        (
+            "wrong secret",
+            body.clone(),
+            Some(signature(&body, "whsec_wrong", now)),
+        ),
+        (
+            "stale",
+            body.clone(),
+            Some(signature(&body, SECRET, now - 301)),
+        ),
+        (
+            "future",
+            body.clone(),
+            Some(signature(&body, SECRET, now + 301)),
+        ),
+        (
+            "timestamp moved",
+            body.clone(),
+            Some(good.replacen(&now.to_string(), &(now - 1).to_string(), 1)),
+        ),
+        ("missing", body.clone(), None),
+        ("empty", body.clone(), Some(String::new())),
+        ("garbled", body.clone(), Some("not a signature".into())),
+        ("no t", body.clone(), Some(format!("v1={mac_only}"))),
+        ("no v1", body.clone(), Some(format!("t={now}"))),
+        (
+            "v0 only",
+            body.clone(),
+            Some(format!("t={now},v0={mac_only}")),
+        ),
+        (
+            "t not a number",
+            body.clone(),
+            Some(format!("t=now,v1={mac_only}")),
+        ),
+        (
+            "truncated mac",
+            body.clone(),
+            Some(format!("t={now},v1={}", &mac_only[..40])),
+        ),
+    ];
+    t.dynamo.reset();
+    let mut bodies = Vec::new();
+    for (name, body, sig) in &cases {
+        let res = t
+            .send_to(Route::StripeWebhook, call(body, sig.as_deref()))
+            .await;
+        assert_eq!(
+            (res.status, res.error_code().as_str()),
+            (400, "invalid_signature"),
+            "{name}: {}",
+            res.body
+        );
+        assert!(!res.body.contains(SECRET), "{name}");
+        bodies.push(res.body);
+    }
+    bodies.dedup();
+    assert_eq!(bodies.len(), 1, "one message for every cause: {bodies:?}");
+    assert_eq!(t.dynamo.total(), 0, "{:?}", t.dynamo.by_operation());
+    assert_eq!(status(&t, &id).await["status"], "ACTIVE");
+}
+
+#[tokio::test]
+async fn timestamps_just_inside_the_tolerance_verify_either_way() {
+    let t = app().await;
+    for (i, skew) in [-300, 300, -299, 299, 0].into_iter().enumerate() {
+        let body = event(&format!("evt_skew_{i}"), "customer.created", json!({}));
+        let sig = signature(&body, SECRET, t.now() + skew);
+        let res = t
+            .send_to(Route::StripeWebhook, call(&body, Some(&sig)))
+            .await;
+        assert_eq!(outcome(&res), "ignored", "skew {skew}");
+    }
+    // The tolerance is configuration.
+    let strict = TestApp::with_config(|c| {
+        c.webhook.secrets = vec![Secret::new(SECRET)];
+        c.webhook.tolerance_secs = 10;
+    })
+    .await;
+    let body = event("evt_strict", "customer.created", json!({}));
+    for (skew, expected) in [(-10, 200), (11, 400), (-11, 400)] {
+        let sig = signature(&body, SECRET, strict.now() + skew);
+        let res = strict
+            .send_to(Route::StripeWebhook, call(&body, Some(&sig)))
+            .await;
+        assert_eq!(res.status, expected, "skew {skew}: {}", res.body);
+    }
+}
+
+#[tokio::test]
+async fn one_valid_v1_among_several_is_enough() {
+    let t = app().await;
+    let id = t.start_trial(ORG, "growth").await;
+    let body = completed("evt_multi", &id, "cs_multi");
+    let now = t.now();
+    let mac = |secret: &str| {
+        signature(&body, secret, now)
+            .split_once(",v1=")
+            .unwrap()
+            .1
+            .to_owned()
+    };
+    let header = format!(
+        "t={now},v1={},v0={},v1=nothex,v1={}",
+        mac("whsec_old"),
+        mac(SECRET),
+        mac(SECRET)
+    );
+    let res = t
+        .send_to(Route::StripeWebhook, call(&body, Some(&header)))
+        .await;
+    assert_eq!(outcome(&res), "converted");
+}
+
+#[tokio::test]
+async fn during_a_rotation_either_secret_verifies() {
+    let t = TestApp::with_config(|c| {
+        c.webhook.secrets = vec![Secret::new("whsec_old"), Secret::new("whsec_new")]
+    })
+    .await;
+    for (i, secret) in ["whsec_old", "whsec_new"].into_iter().enumerate() {
+        let body = event(&format!("evt_rot_{i}"), "customer.created", json!({}));
+        let sig = signature(&body, secret, t.now());
+        let res = t
+            .send_to(Route::StripeWebhook, call(&body, Some(&sig)))
+            .await;
+        assert_eq!(outcome(&res), "ignored", "{secret}");
+    }
+    let body = event("evt_rot_x", "customer.created", json!({}));
+    let sig = signature(&body, SECRET, t.now());
+    let res = t
+        .send_to(Route::StripeWebhook, call(&body, Some(&sig)))
+        .await;
+    assert_eq!(res.error_code(), "invalid_signature");
+}
+
+#[tokio::test]
+async fn without_a_configured_secret_every_delivery_is_refused() {
+    let t = TestApp::new().await;
+    assert!(t.app.config.webhook.secrets.is_empty());
+    let body = event("evt_none", "customer.created", json!({}));
+    for secret in ["", SECRET] {
+        let sig = signature(&body, secret, t.now());
+        let res = t.send(call(&body, Some(&sig))).await;
+        assert_eq!(
+            (res.status, res.error_code().as_str()),
+            (400, "invalid_signature")
+        );
+    }
+    assert_eq!(t.dynamo.total(), 0);
+}
+
+// ---------------------------------------------------------------------------- payloads
+
+#[tokio::test]
+async fn a_signed_body_that_is_not_an_event_is_invalid_payload() {
+    let t = app().await;
+    for body in [
+        "not json",
+        "[]",
+        "{}",
+        r#"{"type":"checkout.session.completed"}"#,
+        r#"{"id":"evt_1"}"#,
+        r#"{"id":"evt_1","type":"checkout.session.completed","data":{"object":{"object":"checkout.session"}}}"#,
+    ] {
+        let res = deliver(&t, body).await;
+        assert_eq!(
+            (res.status, res.error_code().as_str()),
+            (400, "invalid_payload"),
+            "{body}: {}",
+            res.body
+        );
+    }
+    assert_eq!(t.dynamo.total(), 0);
+}
+
+#[tokio::test]
+async fn unknown_event_types_are_acknowledged_and_ignored() {
+    let t = app().await;
+    let id = t.start_trial(ORG, "growth").await;
+    t.dynamo.reset();
+    let body = event(
+        "evt_invoice",
+        "invoice.paid",
+        json!({ "id": "in_1", "object": "invoice", "subscription": "sub_1" }),
+    );
+    let res = deliver(&t, &body).await;
+    assert_eq!(outcome(&res), "ignored");
+    assert_eq!(res.json()["event_id"], "evt_invoice");
+    assert_eq!(t.dynamo.total(), 0, "{:?}", t.dynamo.by_operation());
+    assert_eq!(status(&t, &id).await["status"], "ACTIVE");
+}
+
+// ---------------------------------------------------------------------------- conversion
+
+#[tokio::test]
+async fn five_deliveries_of_one_event_convert_once() {
+    let t = app().await;
+    let id = t.start_trial(ORG, "growth").await;
+    open_checkout(&t, &id, "cs_paid").await;
+    let body = completed("evt_completed", &id, "cs_paid");
+    let mut outcomes = Vec::new();
+    for _ in 0..5 {
+        t.dynamo.reset();
+        outcomes.push(outcome(&deliver(&t, &body).await));
+        assert!(round_trips(&t) <= 2, "{:?}", t.dynamo.by_operation());
+        t.clock.advance(60);
+    }
+    assert_eq!(
+        outcomes,
+        [
+            "converted",
+            "duplicate",
+            "duplicate",
+            "duplicate",
+            "duplicate"
+        ]
+    );
+    let view = status(&t, &id).await;
+    assert_eq!(view["status"], "CONVERTED");
+    assert_eq!(view["converted_at"], "2026-04-06T10:00:00Z");
+    let trial = stored(&t, &id).await;
+    assert_eq!(trial.converted_at, Some(T0));
+    let payment = trial.payment.expect("payment stored");
+    assert_eq!(payment.session_id.as_deref(), Some("cs_paid"));
+    assert_eq!(payment.customer_id.as_deref(), Some("cus_test_1"));
+    assert_eq!(payment.subscription_id.as_deref(), Some("sub_for_cs_paid"));
+    assert_eq!(trial.checkout, None, "the paid session is no longer open");
+}
+
+#[tokio::test]
+async fn concurrent_deliveries_convert_once() {
+    let t = app().await;
+    let id = t.start_trial(ORG, "growth").await;
+    let body = completed("evt_race", &id, "cs_race");
+    let tasks: Vec<_> = (0..5)
+        .map(|_| {
+            let (t, body) = (t.clone(), body.clone());
+            tokio::spawn(async move { outcome(&deliver(&t, &body).await) })
+        })
+        .collect();
+    let mut outcomes = Vec::new();
+    for task in tasks {
+        outcomes.push(task.await.unwrap());
+    }
+    outcomes.sort();
+    assert_eq!(
+        outcomes,
+        [
+            "converted",
+            "duplicate",
+            "duplicate",
+            "duplicate",
+            "duplicate"
+        ]
+    );
+    assert_eq!(status(&t, &id).await["status"], "CONVERTED");
+}
+
+#[tokio::test]
+async fn another_payment_event_after_conversion_changes_nothing() {
+    let t = app().await;
+    let id = t.start_trial(ORG, "growth").await;
+    assert_eq!(
+        outcome(&deliver(&t, &completed("evt_a", &id, "cs_a")).await),
+        "converted"
+    );
+    t.clock.advance(3600);
+    // A second session paid for the same trial, and a late async success for the first.
+    for (body, expected) in [
+        (completed("evt_b", &id, "cs_b"), "already_converted"),
+        (
+            event(
+                "evt_c",
+                "checkout.session.async_payment_succeeded",
+                session("cs_a", &id, "paid"),
+            ),
+            "already_converted",
+        ),
+        (completed("evt_a", &id, "cs_a"), "duplicate"),
+    ] {
+        t.dynamo.reset();
+        assert_eq!(outcome(&deliver(&t, &body).await), expected);
+        assert!(round_trips(&t) <= 2, "{:?}", t.dynamo.by_operation());
+    }
+    let trial = stored(&t, &id).await;
+    assert_eq!(trial.converted_at, Some(T0));
+    assert_eq!(
+        trial.payment.unwrap().session_id.as_deref(),
+        Some("cs_a"),
+        "the first payment stays the one recorded"
+    );
+}
+
+#[tokio::test]
+async fn the_reference_may_come_from_metadata_alone() {
+    let t = app().await;
+    let id = t.start_trial(ORG, "pro").await;
+    let mut object = session("cs_meta", &id, "no_payment_required");
+    object["client_reference_id"] = Value::Null;
+    let res = deliver(&t, &event("evt_meta", "checkout.session.completed", object)).await;
+    assert_eq!(outcome(&res), "converted");
+    assert_eq!(status(&t, &id).await["status"], "CONVERTED");
+}
+
+#[tokio::test]
+async fn a_payment_converts_a_canceled_trial() {
+    let t = app().await;
+    let id = t.start_trial(ORG, "growth").await;
+    let trial = stored(&t, &id).await;
+    let now = t.now();
+    let store = &t.app.store;
+    let canceled = DomainEvent::for_trial(EventKind::Canceled, &trial, now, None, json!({}));
+    let scope = IdemScope {
+        org: trial.org_id.clone(),
+        key: "cancel-1".into(),
+    };
+    let response = StoredResponse {
+        status: 200,
+        content_type: "application/json".into(),
+        body: "{}".into(),
+    };
+    store
+        .cancel_trial(
+            &trial,
+            now,
+            t.app.config.policy,
+            store
+                .idempotency_put_new(&scope, "fp", &response, now * 1000, DAY)
+                .unwrap(),
+            store.outbox_put(&canceled, now).unwrap(),
+        )
+        .await
+        .unwrap()
+        .expect("canceled");
+    assert_eq!(status(&t, &id).await["status"], "CANCELED");
+
+    t.clock.advance(DAY);
+    let res = deliver(&t, &completed("evt_after_cancel", &id, "cs_1")).await;
+    assert_eq!(outcome(&res), "converted");
+    let view = status(&t, &id).await;
+    assert_eq!(view["status"], "CONVERTED");
+    assert_eq!(view["converted_at"], "2026-04-07T10:00:00Z");
+}
+
+#[tokio::test]
+async fn a_payment_converts_an_expired_trial_past_grace_until_it_is_purged() {
+    let t = app().await;
+    let id = t.start_trial(ORG, "growth").await;
+    let policy = t.app.config.policy;
+    // Past expiry and past the grace period; the expire job has run, the purge job not yet.
+    t.clock
+        .set(T0 + policy.length_secs + policy.grace_secs + 3600);
+    let trial = stored(&t, &id).await;
+    let store = &t.app.store;
+    let expire = store.expire_update(&trial, t.now(), policy).unwrap();
+    store
+        .transact(vec![aws_sdk_dynamodb::types::TransactWriteItem::builder()
+            .update(expire)
+            .build()])
+        .await
+        .unwrap()
+        .expect("expired");
+    assert_eq!(stored(&t, &id).await.status, TrialStatus::Expired);
+
+    let res = deliver(&t, &completed("evt_late", &id, "cs_late")).await;
+    assert_eq!(outcome(&res), "converted");
+    let trial = stored(&t, &id).await;
+    assert_eq!(trial.status, TrialStatus::Converted);
+    // Out of the purge queue: the purge job can no longer delete a paying customer.
+    let purge = store
+        .purge_writes(&trial, t.now() + 10 * DAY, policy)
+        .unwrap();
+    assert!(store.transact(purge).await.unwrap().is_err());
+    assert_eq!(status(&t, &id).await["status"], "CONVERTED");
+}
+
+#[tokio::test]
+async fn async_payments_convert_on_success_only() {
+    let t = app().await;
+    let id = t.start_trial(ORG, "growth").await;
+    open_checkout(&t, &id, "cs_async").await;
+    let pending = event(
+        "evt_pending",
+        "checkout.session.completed",
+        session("cs_async", &id, "unpaid"),
+    );
+    t.dynamo.reset();
+    assert_eq!(outcome(&deliver(&t, &pending).await), "awaiting_payment");
+    assert_eq!(t.dynamo.total(), 1, "{:?}", t.dynamo.by_operation());
+    assert_eq!(outcome(&deliver(&t, &pending).await), "duplicate");
+    assert_eq!(status(&t, &id).await["status"], "ACTIVE");
+
+    t.clock.advance(2 * 3600);
+    let succeeded = event(
+        "evt_succeeded",
+        "checkout.session.async_payment_succeeded",
+        session("cs_async", &id, "paid"),
+    );
+    assert_eq!(outcome(&deliver(&t, &succeeded).await), "converted");
+    // A failure notice arriving late (out of order) cannot undo the conversion.
+    let failed = event(
+        "evt_failed_late",
+        "checkout.session.async_payment_failed",
+        session("cs_async", &id, "unpaid"),
+    );
+    assert_eq!(outcome(&deliver(&t, &failed).await), "checkout_unchanged");
+    let view = status(&t, &id).await;
+    assert_eq!(view["status"], "CONVERTED");
+    assert_eq!(view["converted_at"], "2026-04-06T12:00:00Z");
+}
+
+// ---------------------------------------------------------------------------- sessions closing
+
+#[tokio::test]
+async fn expired_after_completed_leaves_the_trial_converted() {
+    let t = app().await;
+    let id = t.start_trial(ORG, "growth").await;
+    open_checkout(&t, &id, "cs_1").await;
+    assert_eq!(
+        outcome(&deliver(&t, &completed("evt_done", &id, "cs_1")).await),
+        "converted"
+    );
+    t.clock.advance(DAY);
+    for (i, kind) in [
+        "checkout.session.expired",
+        "checkout.session.async_payment_failed",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let body = event(
+            &format!("evt_close_{i}"),
+            kind,
+            session("cs_1", &id, "unpaid"),
+        );
+        t.dynamo.reset();
+        assert_eq!(outcome(&deliver(&t, &body).await), "checkout_unchanged");
+        assert!(round_trips(&t) <= 2, "{:?}", t.dynamo.by_operation());
+        assert_eq!(outcome(&deliver(&t, &body).await), "duplicate");
+    }
+    let trial = stored(&t, &id).await;
+    assert_eq!(trial.status, TrialStatus::Converted);
+    assert_eq!(trial.converted_at, Some(T0));
+    assert_eq!(trial.payment.unwrap().session_id.as_deref(), Some("cs_1"));
+}
+
+#[tokio::test]
+async fn a_closed_session_is_forgotten_only_while_it_is_the_open_one() {
+    let t = app().await;
+    let id = t.start_trial(ORG, "growth").await;
+    open_checkout(&t, &id, "cs_old").await;
+    open_checkout(&t, &id, "cs_new").await;
+    // The old session expiring must not clear the newer one.
+    let old = event(
+        "evt_old_expired",
+        "checkout.session.expired",
+        session("cs_old", &id, "unpaid"),
+    );
+    assert_eq!(outcome(&deliver(&t, &old).await), "checkout_unchanged");
+    assert_eq!(
+        stored(&t, &id)
+            .await
+            .checkout
+            .map(|c| c.session_id)
+            .as_deref(),
+        Some("cs_new")
+    );
+    let new = event(
+        "evt_new_failed",
+        "checkout.session.async_payment_failed",
+        session("cs_new", &id, "unpaid"),
+    );
+    t.dynamo.reset();
+    assert_eq!(outcome(&deliver(&t, &new).await), "checkout_cleared");
+    assert_eq!(t.dynamo.total(), 1, "{:?}", t.dynamo.by_operation());
+    assert_eq!(stored(&t, &id).await.checkout, None);
+    assert_eq!(outcome(&deliver(&t, &new).await), "duplicate");
+    assert_eq!(status(&t, &id).await["status"], "ACTIVE");
+    // A session for a trial we do not have: recorded, nothing else.
+    let stray = event(
+        "evt_stray_expired",
+        "checkout.session.expired",
+        session("cs_x", UNKNOWN_TRIAL, "unpaid"),
+    );
+    assert_eq!(outcome(&deliver(&t, &stray).await), "checkout_unchanged");
+}
+
+// ---------------------------------------------------------------------------- unmatched money
+
+/// An app whose events go to the EventBridge stand-in, and the stand-in.
+async fn app_with_recorder() -> (TestApp, EventBridgeRecorder) {
+    let recorder = EventBridgeRecorder::start().await;
+    let publisher = recorder.publisher("trials-test");
+    let t = TestApp::with(
+        |c| c.webhook.secrets = vec![Secret::new(SECRET)],
+        |_| publisher,
+    )
+    .await;
+    (t, recorder)
+}
+
+/// The details of the events of `detail_type` EventBridge accepted, in order.
+fn published(recorder: &EventBridgeRecorder, detail_type: &str) -> Vec<Value> {
+    recorder
+        .accepted()
+        .into_iter()
+        .filter(|r| r.detail_type == detail_type)
+        .map(|r| r.detail)
+        .collect()
+}
+
+#[tokio::test]
+async fn a_payment_for_no_trial_is_acknowledged_and_recorded_for_operators() {
+    let (t, recorder) = app_with_recorder().await;
+    let body = completed("evt_orphan", UNKNOWN_TRIAL, "cs_orphan");
+    t.dynamo.reset();
+    assert_eq!(outcome(&deliver(&t, &body).await), "unmatched");
+    assert!(round_trips(&t) <= 2, "{:?}", t.dynamo.by_operation());
+    let unmatched = published(&recorder, "trial.payment_unmatched");
+    assert_eq!(unmatched.len(), 1);
+    let detail = &unmatched[0];
+    assert_eq!(detail["stripe_event_id"], "evt_orphan");
+    assert_eq!(detail["reason"], "trial_not_found");
+    assert_eq!(detail["trial_id"], UNKNOWN_TRIAL);
+    assert_eq!(detail["checkout_session_id"], "cs_orphan");
+    assert_eq!(detail["stripe_customer_id"], "cus_test_1");
+    assert_eq!(detail["stripe_subscription_id"], "sub_for_cs_orphan");
+    assert_eq!(detail["amount_total"], 4900);
+    assert_eq!(detail["metadata"]["org_id"], ORG);
+
+    // Stripe's retries change nothing and tell operators nothing twice.
+    t.clock.advance(600);
+    assert_eq!(outcome(&deliver(&t, &body).await), "duplicate");
+    assert_eq!(published(&recorder, "trial.payment_unmatched").len(), 1);
+
+    // No usable reference at all.
+    let mut object = session("cs_noref", "not-a-trial", "paid");
+    object["metadata"] = json!({});
+    let res = deliver(
+        &t,
+        &event("evt_noref", "checkout.session.completed", object),
+    )
+    .await;
+    assert_eq!(outcome(&res), "unmatched");
+    let unmatched = published(&recorder, "trial.payment_unmatched");
+    assert_eq!(unmatched.len(), 2);
+    assert_eq!(unmatched[1]["reason"], "no_trial_reference");
+    assert_eq!(unmatched[1]["client_reference_id"], "not-a-trial");
+}
+
+#[tokio::test]
+async fn a_conversion_publishes_one_event_with_stripes_ids() {
+    let (t, recorder) = app_with_recorder().await;
+    let id = t.start_trial(ORG, "growth").await;
+    let body = completed("evt_pub", &id, "cs_pub");
+    for _ in 0..3 {
+        deliver(&t, &body).await;
+    }
+    let converted = published(&recorder, "trial.converted");
+    assert_eq!(converted.len(), 1);
+    let detail = &converted[0];
+    assert_eq!(detail["trial_id"], id.as_str());
+    assert_eq!(detail["org_id"], ORG);
+    assert_eq!(detail["plan"], "growth");
+    assert_eq!(detail["stripe_event_id"], "evt_pub");
+    assert_eq!(detail["checkout_session_id"], "cs_pub");
+    assert_eq!(detail["stripe_customer_id"], "cus_test_1");
+    assert_eq!(detail["stripe_subscription_id"], "sub_for_cs_pub");
+}
+
+// ---------------------------------------------------------------------------- failures
+
+#[tokio::test]
+async fn a_dynamodb_outage_is_a_5xx_and_stripes_retry_converts() {
+    let t = app().await;
+    let id = t.start_trial(ORG, "growth").await;
+    let body = completed("evt_outage", &id, "cs_outage");
+    t.dynamo.set_failing(true);
+    let res = deliver(&t, &body).await;
+    assert!(res.status >= 500, "{} {}", res.status, res.body);
+    assert_eq!(res.error_code(), "service_unavailable");
+    t.dynamo.set_failing(false);
+    assert_eq!(status(&t, &id).await["status"], "ACTIVE");
+
+    t.clock.advance(60);
+    assert_eq!(outcome(&deliver(&t, &body).await), "converted");
+    let view = status(&t, &id).await;
+    assert_eq!(view["status"], "CONVERTED");
+    assert_eq!(view["converted_at"], "2026-04-06T10:01:00Z");
+
+    // The same for an event that only has to be recorded.
+    let other = event(
+        "evt_outage_2",
+        "checkout.session.expired",
+        session("cs_x", &id, "unpaid"),
+    );
+    t.dynamo.set_failing(true);
+    assert!(deliver(&t, &other).await.status >= 500);
+    t.dynamo.set_failing(false);
+    assert_eq!(outcome(&deliver(&t, &other).await), "checkout_unchanged");
+}
