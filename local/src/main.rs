@@ -5,16 +5,22 @@
 //! ```
 //! Without `DYNAMODB_ENDPOINT`, DynamoDB is an embedded dynoxide persisted under `--data`
 //! (default `.trials`), and the table is created on first run. With it, that DynamoDB is used.
+//! The scheduled jobs (expire, then purge) run every `JOBS_INTERVAL` (default `10s`), as the
+//! deployed schedule rules run them.
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use trials::clock::SystemClock;
 use trials::config::Config;
+use trials::domain::time::parse_duration_secs;
 use trials::events::Publisher;
+use trials::jobs::Job;
 use trials::store::Store;
 use trials::App;
 
-const USAGE: &str = "usage: trials-local [--addr HOST:PORT] [--data DIR] [--dynamodb-addr HOST:PORT]
+const USAGE: &str =
+    "usage: trials-local [--addr HOST:PORT] [--data DIR] [--dynamodb-addr HOST:PORT]
 
 Serves the whole Trials API locally with the same handlers the Lambda functions run.
   --addr HOST:PORT   where to listen (default 127.0.0.1:3000)
@@ -22,7 +28,8 @@ Serves the whole Trials API locally with the same handlers the Lambda functions 
   --dynamodb-addr HOST:PORT
                      where the embedded DynamoDB listens, for functions run by
                      `cargo lambda watch` (default 127.0.0.1:8000; port 0 picks one)
-Environment: DYNAMODB_ENDPOINT uses that DynamoDB instead of the embedded one; see README for the rest.";
+Environment: DYNAMODB_ENDPOINT uses that DynamoDB instead of the embedded one; JOBS_INTERVAL
+(default 10s) is how often the expire and purge jobs run; see README for the rest.";
 
 struct Args {
     addr: String,
@@ -64,6 +71,7 @@ async fn main() {
 
 async fn run() -> Result<(), String> {
     let args = parse_args()?;
+    let jobs_every = jobs_interval()?;
     trials::telemetry::init();
     let mut config = Config::from_env()?;
     let (dynamo, eventbridge) = match config.dynamodb_endpoint.clone() {
@@ -88,7 +96,19 @@ async fn run() -> Result<(), String> {
         },
         None => Publisher::Log,
     };
-    config.table_name = store.table_name().to_owned();
+    if config.stripe.secret_key.is_none() {
+        // No Stripe account configured: convert talks to the local stand-in instead, so the
+        // whole flow works offline.
+        let standin = trials_local::stripe_standin::StripeStandIn::start().await?;
+        tracing::info!(
+            url = standin.base_url(),
+            "no STRIPE_SECRET_KEY: using the local Stripe stand-in"
+        );
+        config.stripe.api_base = standin.base_url().to_owned();
+        config.stripe.secret_key = Some(trials::config::Secret::new(
+            trials_local::stripe_standin::LOCAL_SECRET_KEY,
+        ));
+    }
     let app = App::new(config, store, publisher, Arc::new(SystemClock));
 
     let listener = tokio::net::TcpListener::bind(&args.addr)
@@ -97,7 +117,37 @@ async fn run() -> Result<(), String> {
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     tracing::info!(url = %format!("http://{addr}"), table = app.store.table_name(), "trials-local ready");
     println!("Trials API on http://{addr}");
+    if app.config.dynamodb_endpoint.is_none() {
+        // The embedded store only: a dev key, printed for the developer (never logged).
+        let dev = trials_local::dev_key::ensure(&app.store, &args.data, app.now()).await?;
+        println!("{}", dev.banner(&format!("http://{addr}")));
+    }
+    tokio::spawn(run_jobs_every(app.clone(), jobs_every));
     trials_local::server::serve(app, listener)
         .await
         .map_err(|e| e.to_string())
+}
+
+/// `JOBS_INTERVAL`: a duration such as `10s` or `5m`.
+fn jobs_interval() -> Result<Duration, String> {
+    let raw = std::env::var("JOBS_INTERVAL")
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+        .unwrap_or_else(|| "10s".into());
+    parse_duration_secs(&raw)
+        .map(|secs| Duration::from_secs(secs as u64))
+        .map_err(|e| format!("JOBS_INTERVAL: {e}"))
+}
+
+/// The schedule rules' stand-in: both jobs, one after the other, at start and then every
+/// `every`. Each run logs its counts.
+async fn run_jobs_every(app: App, every: Duration) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        for job in [Job::Expire, Job::Purge] {
+            trials::jobs::run(&app, job, None).await;
+        }
+    }
 }

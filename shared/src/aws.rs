@@ -53,7 +53,9 @@ fn lambda_environment() -> Option<aws_config::SdkConfig> {
         aws_config::SdkConfig::builder()
             .behavior_version(BehaviorVersion::latest())
             .region(Region::new(region))
-            .credentials_provider(aws_sdk_dynamodb::config::SharedCredentialsProvider::new(credentials))
+            .credentials_provider(aws_sdk_dynamodb::config::SharedCredentialsProvider::new(
+                credentials,
+            ))
             .http_client(http_client())
             .sleep_impl(aws_smithy_async::rt::sleep::default_async_sleep()?)
             .time_source(aws_smithy_async::time::SystemTimeSource::new())

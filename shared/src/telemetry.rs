@@ -38,9 +38,10 @@ where
         .with_filter(filter_fn(move |meta| {
             verbose || !meta.target().starts_with("dynoxide")
         }))
-        // At trace level the AWS SDK logs whole requests and responses: DynamoDB items, API key
-        // hashes among them. Its debug lines (operations, retries, timings) are as far as it goes.
+        // At trace level the AWS SDK and the embedded DynamoDB log whole requests and
+        // responses: DynamoDB items, API key hashes among them. Trace is for this service's
+        // own code; other crates go no further than debug (operations, retries, timings).
         .with_filter(filter_fn(|meta| {
-            *meta.level() < tracing::Level::TRACE || !meta.target().starts_with("aws_")
+            *meta.level() < tracing::Level::TRACE || meta.target().starts_with("trials")
         }))
 }

@@ -31,7 +31,12 @@ async fn missing_malformed_unknown_wrong_and_revoked_keys_get_one_and_the_same_4
     let unknown = ApiKey::generate();
 
     let missing = t.send(Call::status(&id).without_auth()).await;
-    assert_eq!(code(&missing), (401, "unauthorized".into()), "{}", missing.body);
+    assert_eq!(
+        code(&missing),
+        (401, "unauthorized".into()),
+        "{}",
+        missing.body
+    );
     for authorization in [
         String::new(),
         "Bearer".into(),
@@ -66,16 +71,29 @@ async fn the_key_is_checked_before_the_tenant_headers() {
     let t = TestApp::new().await;
     let id = t.start_trial(ORG, "growth").await;
     let res = t
-        .send(Call::status(&id).without_auth().without("x-org-id").without("x-project-id"))
+        .send(
+            Call::status(&id)
+                .without_auth()
+                .without("x-org-id")
+                .without("x-project-id"),
+        )
         .await;
     assert_eq!(code(&res), (401, "unauthorized".into()));
     let key = t.create_key(ORG, &[]).await;
     for (call, expected) in [
-        (Call::status(&id).without("x-org-id"), (400, "missing_org_id")),
-        (Call::status(&id).org("org abc"), (400, "invalid_org_id")),
-        (Call::status(&id).without("x-project-id"), (400, "missing_project_id")),
         (
-            Call::status(&id).without("x-project-id").header("x-project-id", "proj#1"),
+            Call::status(&id).without("x-org-id"),
+            (400, "missing_org_id"),
+        ),
+        (Call::status(&id).org("org abc"), (400, "invalid_org_id")),
+        (
+            Call::status(&id).without("x-project-id"),
+            (400, "missing_project_id"),
+        ),
+        (
+            Call::status(&id)
+                .without("x-project-id")
+                .header("x-project-id", "proj#1"),
             (400, "invalid_project_id"),
         ),
         // The org is checked before the project.
@@ -94,18 +112,28 @@ async fn a_key_acts_for_its_own_org_only() {
     let t = TestApp::new().await;
     let key_a = t.create_key("org_a", &[]).await;
     let res = t
-        .send(Call::start("growth", "k").org("org_b").bearer(key_a.expose()))
+        .send(
+            Call::start("growth", "k")
+                .org("org_b")
+                .bearer(key_a.expose()),
+        )
         .await;
     assert_eq!(code(&res), (403, "forbidden".into()), "{}", res.body);
     // Nothing was started for org_b: its own key starts its trial.
     let key_b = t.create_key("org_b", &[]).await;
     let res = t
-        .send(Call::start("growth", "k").org("org_b").bearer(key_b.expose()))
+        .send(
+            Call::start("growth", "k")
+                .org("org_b")
+                .bearer(key_b.expose()),
+        )
         .await;
     assert_eq!(res.status, 201, "{}", res.body);
     let id = res.json()["id"].as_str().unwrap().to_owned();
     // org_b's trial, asked for with org_a's key and org_a's header: as if it did not exist.
-    let res = t.send(Call::status(&id).org("org_a").bearer(key_a.expose())).await;
+    let res = t
+        .send(Call::status(&id).org("org_a").bearer(key_a.expose()))
+        .await;
     assert_eq!(code(&res), (404, "trial_not_found".into()), "{}", res.body);
     let missing = t
         .send(
@@ -116,7 +144,9 @@ async fn a_key_acts_for_its_own_org_only() {
         .await;
     assert_eq!(res.body, missing.body);
     // And with org_b's header, org_a's key is refused before the trial is looked at.
-    let res = t.send(Call::status(&id).org("org_b").bearer(key_a.expose())).await;
+    let res = t
+        .send(Call::status(&id).org("org_b").bearer(key_a.expose()))
+        .await;
     assert_eq!(code(&res), (403, "forbidden".into()));
 }
 
@@ -206,7 +236,12 @@ async fn status_reads_the_key_once_per_cache_window() {
     // Cold: the trial and the key.
     t.dynamo.reset();
     assert_eq!(status(&t, &id, &key).await.status, 200);
-    assert_eq!(t.dynamo.count("GetItem"), 2, "{:?}", t.dynamo.by_operation());
+    assert_eq!(
+        t.dynamo.count("GetItem"),
+        2,
+        "{:?}",
+        t.dynamo.by_operation()
+    );
     assert_eq!(t.dynamo.total(), 2, "{:?}", t.dynamo.by_operation());
 
     // Warm: the trial only.
@@ -221,7 +256,12 @@ async fn status_reads_the_key_once_per_cache_window() {
     t.clock.advance(60);
     t.dynamo.reset();
     assert_eq!(status(&t, &id, &key).await.status, 200);
-    assert_eq!(t.dynamo.count("GetItem"), 2, "{:?}", t.dynamo.by_operation());
+    assert_eq!(
+        t.dynamo.count("GetItem"),
+        2,
+        "{:?}",
+        t.dynamo.by_operation()
+    );
 }
 
 #[tokio::test]
@@ -250,7 +290,12 @@ async fn a_store_outage_while_reading_the_key_is_503_and_not_remembered() {
     let key = t.create_key(ORG, &[]).await;
     t.dynamo.set_failing(true);
     let res = status(&t, &id, &key).await;
-    assert_eq!(code(&res), (503, "service_unavailable".into()), "{}", res.body);
+    assert_eq!(
+        code(&res),
+        (503, "service_unavailable".into()),
+        "{}",
+        res.body
+    );
     assert_eq!(res.json()["error"]["retryable"], true);
     t.dynamo.set_failing(false);
     assert_eq!(status(&t, &id, &key).await.status, 200);
@@ -313,15 +358,25 @@ async fn keys_and_their_hashes_never_reach_the_logs() {
 
     // The service's own log layer, at its most verbose.
     let logs = Captured::default();
-    let subscriber = tracing_subscriber::registry()
-        .with(trials::telemetry::layer(tracing::Level::TRACE, logs.clone()));
+    let subscriber = tracing_subscriber::registry().with(trials::telemetry::layer(
+        tracing::Level::TRACE,
+        logs.clone(),
+    ));
+    // While a single dispatcher is registered, tracing-core asks only the registering
+    // thread's default about a new call site: another test's thread meeting the request log
+    // first would switch it off for good. A second registered dispatcher makes it ask all.
+    let _second = tracing::Dispatch::new(tracing::subscriber::NoSubscriber::default());
     let guard = tracing::subscriber::set_default(subscriber);
     let mut statuses = Vec::new();
     for k in keys {
         statuses.push(status(&t, &id, k).await.status);
         statuses.push(status(&t, &id, k).await.status);
         let res = t
-            .send(Call::start("pro", "again").org("org_other").bearer(k.expose()))
+            .send(
+                Call::start("pro", "again")
+                    .org("org_other")
+                    .bearer(k.expose()),
+            )
             .await;
         statuses.push(res.status);
     }
@@ -346,6 +401,9 @@ async fn keys_and_their_hashes_never_reach_the_logs() {
     for k in keys {
         let secret = &k.expose()[21..];
         assert!(!text.contains(secret), "a key reached the logs: {text}");
-        assert!(!text.contains(&k.hash()), "a key hash reached the logs: {text}");
+        assert!(
+            !text.contains(&k.hash()),
+            "a key hash reached the logs: {text}"
+        );
     }
 }

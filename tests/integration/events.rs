@@ -36,7 +36,10 @@ async fn every_transition_publishes_its_event_once() {
     // Later runs find nothing left to publish.
     t.clock.advance(OUTBOX_RETRY_AFTER_SECS + 1);
     let r = expire(&t).await;
-    assert_eq!((r.processed, r.events_republished, r.complete), (0, 0, true));
+    assert_eq!(
+        (r.processed, r.events_republished, r.complete),
+        (0, 0, true)
+    );
     assert_eq!(purge(&t).await.processed, 0);
     assert!(outbox(&t).await.is_empty());
 
@@ -97,12 +100,7 @@ async fn failed_entries_are_retried_until_accepted() {
     // of their call is accepted) and only they are sent again.
     let mut ids = Vec::new();
     for i in 0..12 {
-        ids.push(
-            seed_trial(&t, &format!("org_{i}"), T0)
-                .await
-                .id
-                .to_string(),
-        );
+        ids.push(seed_trial(&t, &format!("org_{i}"), T0).await.id.to_string());
     }
     for unlucky in &ids[3..6] {
         let unlucky = format!("{unlucky}.expired");
@@ -118,7 +116,11 @@ async fn failed_entries_are_retried_until_accepted() {
     assert_eq!(rec.failed_entries(), 4);
     let calls = &rec.calls()[before..];
     assert!(calls.iter().all(|&n| n <= 10), "batches of 10: {calls:?}");
-    assert_eq!(calls.iter().sum::<usize>(), 13 + 3, "only failed entries resent");
+    assert_eq!(
+        calls.iter().sum::<usize>(),
+        13 + 3,
+        "only failed entries resent"
+    );
     assert!(outbox(&t).await.is_empty());
 }
 
@@ -141,7 +143,10 @@ async fn an_outage_never_loses_an_event() {
     assert_eq!(r.processed, 12);
     assert_eq!(r.events_republished, 0);
     assert!(r.events_failed > 0);
-    assert!(!r.complete, "the outbox sweep stopped at the first refused batch");
+    assert!(
+        !r.complete,
+        "the outbox sweep stopped at the first refused batch"
+    );
     assert_eq!(outbox(&t).await.len(), 24);
 
     // The purge job does not delete a trial whose `trial.purged` it could not publish.
@@ -159,7 +164,10 @@ async fn an_outage_never_loses_an_event() {
     let calls_before = rec.calls().len();
     t.clock.advance(OUTBOX_RETRY_AFTER_SECS);
     let r = expire(&t).await;
-    assert_eq!((r.events_republished, r.events_failed, r.complete), (24, 0, true));
+    assert_eq!(
+        (r.events_republished, r.events_failed, r.complete),
+        (24, 0, true)
+    );
     let r = purge(&t).await;
     assert_eq!((r.processed, r.failed, r.complete), (12, 0, true));
     assert!(rec.calls()[calls_before..].iter().all(|&n| n <= 10));
@@ -201,4 +209,52 @@ async fn an_event_published_but_not_acknowledged_is_published_again_with_the_sam
     // At least once: the consumer sees the same deterministic id twice and keeps one.
     assert_eq!(rec.count(&format!("{id}.started")), 2);
     assert!(outbox(&t).await.is_empty());
+}
+
+#[tokio::test]
+async fn an_entry_refused_on_every_attempt_waits_in_the_outbox_for_the_next_run() {
+    let (t, rec) = app_with_recorder().await;
+    let trial = seed_trial(&t, "org_a", T0).await;
+    let event_id = format!("{}.expired", trial.id);
+    {
+        let event_id = event_id.clone();
+        rec.fail_entries(3, move |e| e.event_id() == event_id);
+    }
+    t.clock.set(T0 + 7 * DAY);
+    assert_eq!(expire(&t).await.processed, 1);
+    assert_eq!(rec.count(&event_id), 0);
+    assert_eq!(rec.failed_entries(), 3, "three attempts");
+    assert_eq!(outbox(&t).await, vec![event_id.clone()]);
+
+    // Not stranded yet: the writer's own window has not passed.
+    t.clock.advance(OUTBOX_RETRY_AFTER_SECS - 1);
+    assert_eq!(expire(&t).await.events_republished, 0);
+    t.clock.advance(1);
+    assert_eq!(expire(&t).await.events_republished, 1);
+    assert_eq!(rec.count(&event_id), 1);
+    assert!(outbox(&t).await.is_empty());
+}
+
+#[tokio::test]
+async fn the_publisher_sends_batches_of_ten_and_stops_at_a_failed_call() {
+    let rec = EventBridgeRecorder::start().await;
+    let publisher = rec.publisher(BUS);
+    let events: Vec<_> = (0..25)
+        .map(|i| {
+            trials::domain::events::DomainEvent::unmatched_payment(
+                &format!("evt_{i}"),
+                T0,
+                serde_json::json!({}),
+            )
+        })
+        .collect();
+    assert_eq!(publisher.publish(&events).await.len(), 25);
+    assert_eq!(rec.calls(), vec![10, 10, 5]);
+    assert_eq!(rec.accepted()[0].detail_type, "trial.payment_unmatched");
+
+    // An outage: the SDK's own attempts at the first batch, then the publisher gives up on the
+    // rest (the caller's events stay in the outbox) instead of adding latency.
+    rec.set_outage(true);
+    assert!(publisher.publish(&events).await.is_empty());
+    assert_eq!(rec.calls().len(), 3 + 3, "{:?}", rec.calls());
 }

@@ -1,6 +1,7 @@
 //! The scheduled jobs against embedded dynoxide with an injected clock: the boundaries, races
 //! with convert and cancel, the purge's guard, the read bound and the deadline.
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::Arc;
 
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
@@ -10,7 +11,7 @@ use trials::domain::events::{DomainEvent, EventKind};
 use trials::domain::trial::Payment;
 use trials::domain::{OrgId, Plan, Trial, TrialId, TrialStatus};
 use trials::jobs::{self, Job, RunReport};
-use trials::store::keys::{shard_of, DUE_AT, DUE_PK};
+use trials::store::keys::{shard_of, trial_pk, DUE_AT, DUE_PK, PK, SK, TRIAL_SK};
 use trials_tests::eventbridge::EventBridgeRecorder;
 use trials_tests::{Call, TestApp, DAY, T0};
 
@@ -113,8 +114,11 @@ pub async fn raw(t: &TestApp, id: &str) -> HashMap<String, AttributeValue> {
         .client()
         .get_item()
         .table_name(t.app.store.table_name())
-        .key("pk", AttributeValue::S(format!("TRIAL#{id}")))
-        .key("sk", AttributeValue::S("TRIAL".into()))
+        .key(
+            PK,
+            AttributeValue::S(trial_pk(&TrialId::parse(id).unwrap())),
+        )
+        .key(SK, AttributeValue::S(TRIAL_SK.into()))
         .consistent_read(true)
         .send()
         .await
@@ -168,14 +172,20 @@ async fn expire_takes_a_trial_at_expires_at_and_not_a_second_before() {
     // One second before A's end: nothing is due, nothing is read.
     t.clock.set(expires_a - 1);
     let r = expire(&t).await;
-    assert_eq!((r.processed, r.skipped, r.failed, r.complete), (0, 0, 0, true));
+    assert_eq!(
+        (r.processed, r.skipped, r.failed, r.complete),
+        (0, 0, 0, true)
+    );
     assert_eq!(r.items_read, 0);
     assert_eq!(stored(&t, &a).await.unwrap().status, TrialStatus::Active);
 
     // At A's end (one second before B's): A alone.
     t.clock.set(expires_a);
     let r = expire(&t).await;
-    assert_eq!((r.processed, r.skipped, r.failed, r.complete), (1, 0, 0, true));
+    assert_eq!(
+        (r.processed, r.skipped, r.failed, r.complete),
+        (1, 0, 0, true)
+    );
     assert_eq!(stored(&t, &a).await.unwrap().status, TrialStatus::Expired);
     assert_eq!(stored(&t, &b).await.unwrap().status, TrialStatus::Active);
     // A now waits in the purge queue for the end of its grace.
@@ -208,7 +218,10 @@ async fn purge_takes_expired_and_canceled_trials_at_the_end_of_grace_and_keeps_t
     assert!(cancel(&t, &canceled_trial, canceled_at).await);
     assert_eq!(
         due(&t, &canceled).await,
-        Some((format!("PURGE#{}", shard(&t, &canceled)), canceled_at + grace))
+        Some((
+            format!("PURGE#{}", shard(&t, &canceled)),
+            canceled_at + grace
+        ))
     );
 
     // CANCELED: one second before the end of its grace, then at it.
@@ -218,7 +231,10 @@ async fn purge_takes_expired_and_canceled_trials_at_the_end_of_grace_and_keeps_t
     assert!(stored(&t, &canceled).await.is_some());
     t.clock.set(canceled_at + grace);
     let r = purge(&t).await;
-    assert_eq!((r.processed, r.skipped, r.failed, r.complete), (1, 0, 0, true));
+    assert_eq!(
+        (r.processed, r.skipped, r.failed, r.complete),
+        (1, 0, 0, true)
+    );
     assert!(stored(&t, &canceled).await.is_none());
 
     // The canceled trial left the expire queue; the other two expire on time. A trial the
@@ -234,11 +250,17 @@ async fn purge_takes_expired_and_canceled_trials_at_the_end_of_grace_and_keeps_t
     assert_eq!((r.processed, r.failed, r.items_read), (0, 0, 0));
     assert!(stored(&t, &expired).await.is_some());
     let res = t.send(Call::status(&expired).org("org_exp")).await;
-    assert_eq!((res.status, res.json()["status"].clone()), (200, json!("EXPIRED")));
+    assert_eq!(
+        (res.status, res.json()["status"].clone()),
+        (200, json!("EXPIRED"))
+    );
 
     t.clock.set(expires + grace);
     let r = purge(&t).await;
-    assert_eq!((r.processed, r.skipped, r.failed, r.complete), (2, 0, 0, true));
+    assert_eq!(
+        (r.processed, r.skipped, r.failed, r.complete),
+        (2, 0, 0, true)
+    );
     assert!(stored(&t, &expired).await.is_none());
     assert!(stored(&t, &second).await.is_none());
     // A trial the expire job has not reached is not in the purge queue yet: the expire job
@@ -257,13 +279,22 @@ async fn purge_takes_expired_and_canceled_trials_at_the_end_of_grace_and_keeps_t
             .unwrap()
             .expect("the guard survives the purge");
         assert!(guard.purged, "{org}");
-        assert_eq!(guard.trial_id.as_ref().map(|i| i.as_str()), Some(id.as_str()));
+        assert_eq!(
+            guard.trial_id.as_ref().map(|i| i.as_str()),
+            Some(id.as_str())
+        );
 
         // Its org is told the trial expired (410); any other org, that there is none (404).
         let res = t.send(Call::status(id).org(org)).await;
-        assert_eq!((res.status, res.error_code().as_str()), (410, "trial_expired"));
+        assert_eq!(
+            (res.status, res.error_code().as_str()),
+            (410, "trial_expired")
+        );
         let res = t.send(Call::status(id).org("org_other")).await;
-        assert_eq!((res.status, res.error_code().as_str()), (404, "trial_not_found"));
+        assert_eq!(
+            (res.status, res.error_code().as_str()),
+            (404, "trial_not_found")
+        );
 
         // And the org still cannot start a second trial.
         let res = t
@@ -291,10 +322,37 @@ async fn a_converted_trial_is_neither_expired_nor_purged() {
     t.clock.set(T0 + 365 * DAY);
     assert_eq!(expire(&t).await.items_read, 0);
     assert_eq!(purge(&t).await.items_read, 0);
-    assert_eq!(stored(&t, &id).await.unwrap().status, TrialStatus::Converted);
+    assert_eq!(
+        stored(&t, &id).await.unwrap().status,
+        TrialStatus::Converted
+    );
 }
 
-/// Runs the expire job and `racer` at the same instant, many rounds.
+/// Runs the expire job and `racer` released at the same instant, on different threads; the
+/// racer starts `head_start_us` later (the job reads the index before it writes: without a
+/// handicap the racer nearly always wins).
+async fn race<F, Fut>(t: &TestApp, head_start_us: u64, racer: F) -> (RunReport, bool)
+where
+    F: FnOnce(TestApp) -> Fut,
+    Fut: Future<Output = bool> + Send + 'static,
+{
+    let barrier = Arc::new(tokio::sync::Barrier::new(2));
+    let job = {
+        let (t, barrier) = (t.clone(), barrier.clone());
+        tokio::spawn(async move {
+            barrier.wait().await;
+            expire(&t).await
+        })
+    };
+    let racer = racer(t.clone());
+    let other = tokio::spawn(async move {
+        barrier.wait().await;
+        tokio::time::sleep(std::time::Duration::from_micros(head_start_us)).await;
+        racer.await
+    });
+    (job.await.unwrap(), other.await.unwrap())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn expire_racing_cancel_exactly_one_wins() {
     let rec = EventBridgeRecorder::start().await;
@@ -307,22 +365,11 @@ async fn expire_racing_cancel_exactly_one_wins() {
         // The job's clock is at the end; the canceller's a second earlier (another host):
         // each write's condition holds on its own, only one can commit.
         t.clock.set(trial.expires_at);
-        let barrier = Arc::new(tokio::sync::Barrier::new(2));
-        let job = {
-            let (t, barrier) = (t.clone(), barrier.clone());
-            tokio::spawn(async move {
-                barrier.wait().await;
-                expire(&t).await
-            })
-        };
-        let canceller = {
-            let (t, trial) = (t.clone(), trial.clone());
-            tokio::spawn(async move {
-                barrier.wait().await;
-                cancel(&t, &trial, trial.expires_at - 1).await
-            })
-        };
-        let (report, canceled) = (job.await.unwrap(), canceller.await.unwrap());
+        let racer = trial.clone();
+        let (report, canceled) = race(&t, round as u64 % 6 * 400, move |t| async move {
+            cancel(&t, &racer, racer.expires_at - 1).await
+        })
+        .await;
         assert_eq!(report.failed, 0);
         assert_eq!(
             report.processed + u64::from(canceled),
@@ -359,22 +406,11 @@ async fn expire_racing_convert_never_loses_the_payment() {
         let trial = seed_trial(&t, &format!("org_race_{round}"), start).await;
         let id = trial.id.to_string();
         t.clock.set(trial.expires_at);
-        let barrier = Arc::new(tokio::sync::Barrier::new(2));
-        let job = {
-            let (t, barrier) = (t.clone(), barrier.clone());
-            tokio::spawn(async move {
-                barrier.wait().await;
-                expire(&t).await
-            })
-        };
-        let payer = {
-            let (t, trial) = (t.clone(), trial.clone());
-            tokio::spawn(async move {
-                barrier.wait().await;
-                convert(&t, &trial, trial.expires_at).await
-            })
-        };
-        let (report, converted) = (job.await.unwrap(), payer.await.unwrap());
+        let racer = trial.clone();
+        let (report, converted) = race(&t, round as u64 % 6 * 400, move |t| async move {
+            convert(&t, &racer, racer.expires_at).await
+        })
+        .await;
         // Money is never refused: the payment converts the trial whether or not the expiry
         // got there first; the expiry never overwrites a conversion.
         assert!(converted, "round {round}");
@@ -382,7 +418,11 @@ async fn expire_racing_convert_never_loses_the_payment() {
         assert!(report.processed <= 1);
         let now = stored(&t, &id).await.unwrap();
         assert_eq!(now.status, TrialStatus::Converted, "round {round}");
-        assert_eq!(due(&t, &id).await, None, "round {round}: out of the due index");
+        assert_eq!(
+            due(&t, &id).await,
+            None,
+            "round {round}: out of the due index"
+        );
         assert_eq!(rec.count(&format!("{id}.converted")), 1);
         assert_eq!(
             rec.count(&format!("{id}.expired")),

@@ -1,8 +1,11 @@
 //! Integration tests: handlers driven in-process against embedded dynoxide.
 mod auth;
+mod cancel;
+mod convert;
 mod events;
 mod idempotency;
 mod jobs;
 mod start;
 mod status;
+mod stripe_client;
 mod webhook;

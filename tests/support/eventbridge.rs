@@ -171,7 +171,13 @@ async fn handle(
     }
     let request: Value = match serde_json::from_slice(&body) {
         Ok(v) => v,
-        Err(e) => return error(StatusCode::BAD_REQUEST, "SerializationException", &e.to_string()),
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "SerializationException",
+                &e.to_string(),
+            )
+        }
     };
     let entries = request["Entries"].as_array().cloned().unwrap_or_default();
     let mut state = state.lock().unwrap();

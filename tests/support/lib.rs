@@ -4,6 +4,7 @@
 pub mod counter;
 pub mod eventbridge;
 pub mod requests;
+pub mod stripe;
 
 use std::sync::Arc;
 

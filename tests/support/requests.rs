@@ -236,9 +236,10 @@ impl TestApp {
                 .map(|p| ProjectId::parse(p).expect("a valid project id"))
                 .collect(),
         );
-        let (key, _) = trials::auth::keys::create(&self.keys.quiet.store, org, projects, self.now())
-            .await
-            .expect("create an API key");
+        let (key, _) =
+            trials::auth::keys::create(&self.keys.quiet.store, org, projects, self.now())
+                .await
+                .expect("create an API key");
         key
     }
 

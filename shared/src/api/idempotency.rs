@@ -87,6 +87,72 @@ impl Idempotency {
             None => Err(ApiError::unavailable()),
         }
     }
+
+    /// Ends a request that holds no lease with a refusal. One the same request would meet
+    /// again (4xx) is stored, so the key replays it; a failure of ours (5xx) is not, so a retry
+    /// runs afresh.
+    pub async fn refuse(&self, app: &App, err: ApiError, now_ms: i64) -> Result<Reply, ApiError> {
+        if err.status >= 500 {
+            return Err(err);
+        }
+        let refusal = Reply::error(&err);
+        let recorded = app
+            .store
+            .idempotency_record(
+                &self.scope,
+                &self.fingerprint,
+                &refusal.stored(),
+                now_ms,
+                app.config.idempotency_ttl_secs,
+            )
+            .await?;
+        Ok(match recorded {
+            Ok(()) => refusal,
+            Err(existing) => self.answer(existing),
+        })
+    }
+
+    /// Ends a request that holds the lease `token` with a refusal: stored if deterministic
+    /// (4xx), released otherwise so the retry runs.
+    pub async fn refuse_leased(
+        &self,
+        app: &App,
+        token: &str,
+        err: ApiError,
+        now_ms: i64,
+    ) -> Result<Reply, ApiError> {
+        if err.status >= 500 {
+            if let Err(e) = app.store.idempotency_release(&self.scope, token).await {
+                // The lease still ends at its deadline; the retry waits until then.
+                tracing::warn!(error = %e, "idempotency lease not released");
+            }
+            return Err(err);
+        }
+        let refusal = Reply::error(&err);
+        let put = app.store.idempotency_put_owned(
+            &self.scope,
+            token,
+            &self.fingerprint,
+            &refusal.stored(),
+            now_ms,
+            app.config.idempotency_ttl_secs,
+        )?;
+        // Losing the lease meanwhile (it ran out and a retry took over) changes nothing for
+        // this answer: the retry stores its own.
+        app.store.idempotency_complete(put).await?;
+        Ok(refusal)
+    }
+}
+
+/// When an in-flight lease ends: at the Lambda invocation's deadline, after which the request
+/// cannot still be running; or `fallback_secs` from now when there is no deadline or it has
+/// already passed. A lease always has an end (Powertools for AWS Lambda issues #53, #4759: a
+/// remaining time of 0 must not mean "for ever", nor "already over").
+pub fn lease_until(deadline_ms: Option<i64>, now_ms: i64, fallback_secs: i64) -> i64 {
+    match deadline_ms {
+        Some(deadline) if deadline > now_ms => deadline,
+        _ => now_ms + fallback_secs.max(1) * 1000,
+    }
 }
 
 fn invalid_key() -> ApiError {
@@ -165,6 +231,16 @@ fn canonical_json(value: &Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_lease_ends_at_the_deadline_or_after_the_fallback_never_never() {
+        assert_eq!(lease_until(Some(5_000), 1_000, 30), 5_000);
+        // No deadline, a deadline of 0, or one already passed: the fallback, still finite.
+        assert_eq!(lease_until(None, 1_000, 30), 31_000);
+        assert_eq!(lease_until(Some(0), 1_000, 30), 31_000);
+        assert_eq!(lease_until(Some(1_000), 1_000, 30), 31_000);
+        assert_eq!(lease_until(None, 1_000, 0), 2_000);
+    }
 
     #[test]
     fn keys_may_be_quoted_or_bare() {

@@ -80,20 +80,13 @@ pub async fn handle(
                 None => "This organization has already used its trial".to_owned(),
             };
             // A deterministic outcome: stored, so a retry with this key gets the same answer.
-            let refusal = Reply::error(&ApiError::new(409, "trial_already_exists", message));
-            match store
-                .idempotency_record(
-                    &idempotency.scope,
-                    &idempotency.fingerprint,
-                    &refusal.stored(),
+            idempotency
+                .refuse(
+                    app,
+                    ApiError::new(409, "trial_already_exists", message),
                     now_ms,
-                    ttl,
                 )
-                .await?
-            {
-                Ok(()) => Ok(refusal),
-                Err(existing) => Ok(idempotency.answer(existing)),
-            }
+                .await
         }
     }
 }

@@ -92,7 +92,9 @@ impl KeyCache {
         let until = self.until(now_ms);
         let mut entries = self.lock();
         entries.refused.remove(&hash);
-        make_room(&mut entries.verified, MAX_VERIFIED, now_ms, |(_, until)| *until);
+        make_room(&mut entries.verified, MAX_VERIFIED, now_ms, |(_, until)| {
+            *until
+        });
         entries.verified.insert(hash, (info, until));
     }
 

@@ -33,12 +33,13 @@ impl Publisher {
             Publisher::EventBridge { client, bus } => {
                 let mut published = Vec::with_capacity(events.len());
                 for batch in events.chunks(BATCH) {
-                    match put_batch(client, bus, batch).await {
-                        Ok(ids) => published.extend(ids),
+                    let (ids, call_failed) = put_batch(client, bus, batch).await;
+                    published.extend(ids);
+                    if call_failed {
                         // The call itself failed after the SDK's own retries (5xx, throttling,
                         // network): the next batches would fail alike and only add latency to
                         // the request waiting on us. They stay in the outbox.
-                        Err(()) => break,
+                        break;
                     }
                 }
                 published
@@ -56,12 +57,13 @@ fn entry(bus: &str, event: &DomainEvent) -> PutEventsRequestEntry {
         .build()
 }
 
-/// One batch: the ids accepted, retrying the failed entries; `Err` when a call failed outright.
+/// One batch: the ids accepted (retrying the failed entries), and whether a call failed
+/// outright.
 async fn put_batch(
     client: &aws_sdk_eventbridge::Client,
     bus: &str,
     batch: &[DomainEvent],
-) -> Result<Vec<String>, ()> {
+) -> (Vec<String>, bool) {
     let mut pending: Vec<&DomainEvent> = batch.iter().collect();
     let mut published = Vec::with_capacity(batch.len());
     for attempt in 1..=ATTEMPTS {
@@ -70,11 +72,7 @@ async fn put_batch(
             Ok(out) => out,
             Err(e) => {
                 tracing::warn!(error = %aws_sdk_eventbridge::error::DisplayErrorContext(&e), attempt, "PutEvents failed");
-                return if published.is_empty() {
-                    Err(())
-                } else {
-                    Ok(published)
-                };
+                return (published, true);
             }
         };
         let results = out.entries();
@@ -111,5 +109,5 @@ async fn put_batch(
             tokio::time::sleep(Duration::from_millis(50 * 2u64.pow(attempt))).await;
         }
     }
-    Ok(published)
+    (published, false)
 }

@@ -4,6 +4,7 @@
 //! The update is conditional (`status = ACTIVE AND expires_at <= now`): a trial converted or
 //! canceled meanwhile, or expired by an overlapping run, fails the condition and is skipped.
 //! The update also moves the trial to the PURGE queue at `expires_at + grace`.
+use aws_sdk_dynamodb::types::TransactWriteItem;
 use serde_json::json;
 
 use super::{join_all, Flow, Run, CONCURRENCY};
@@ -28,6 +29,24 @@ pub fn expired_event(trial: &Trial, policy: TrialPolicy) -> DomainEvent {
     )
 }
 
+/// The conditional ACTIVE -> EXPIRED update and the event's outbox item: one transaction.
+fn writes(
+    store: &Store,
+    trial: &Trial,
+    event: &DomainEvent,
+    now: i64,
+    policy: TrialPolicy,
+) -> Result<Vec<TransactWriteItem>, StoreError> {
+    Ok(vec![
+        TransactWriteItem::builder()
+            .update(store.expire_update(trial, now, policy)?)
+            .build(),
+        TransactWriteItem::builder()
+            .put(store.outbox_put(event, now)?)
+            .build(),
+    ])
+}
+
 enum Outcome {
     Expired(DomainEvent),
     /// The condition failed: the state moved on.
@@ -37,21 +56,10 @@ enum Outcome {
 
 async fn expire_one(store: Store, trial: Trial, now: i64, policy: TrialPolicy) -> Outcome {
     let event = expired_event(&trial, policy);
-    let writes = store
-        .expire_update(&trial, now, policy)
-        .and_then(|update| Ok((update, store.outbox_put(&event, now)?)));
-    let (update, put) = match writes {
-        Ok(w) => w,
+    let items = match writes(&store, &trial, &event, now, policy) {
+        Ok(items) => items,
         Err(e) => return Outcome::Failed(e),
     };
-    let items = vec![
-        aws_sdk_dynamodb::types::TransactWriteItem::builder()
-            .update(update)
-            .build(),
-        aws_sdk_dynamodb::types::TransactWriteItem::builder()
-            .put(put)
-            .build(),
-    ];
     match store.transact(items).await {
         Ok(Ok(())) => Outcome::Expired(event),
         Ok(Err(reasons)) if reasons.iter().any(|r| r.condition_failed()) => Outcome::Skipped,

@@ -85,8 +85,13 @@ pub(super) async fn page(run: &mut Run<'_>, items: Vec<Item>) -> Flow {
             continue;
         }
         let events: Vec<DomainEvent> = due.iter().map(|t| purged_event(t, now, policy)).collect();
-        let published: HashSet<String> =
-            run.app.publisher.publish(&events).await.into_iter().collect();
+        let published: HashSet<String> = run
+            .app
+            .publisher
+            .publish(&events)
+            .await
+            .into_iter()
+            .collect();
         let mut work = Vec::with_capacity(due.len());
         for (trial, event) in due.into_iter().zip(&events) {
             if published.contains(&event.id) {

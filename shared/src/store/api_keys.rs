@@ -135,7 +135,9 @@ impl Store {
                 .update_item()
                 .table_name(&self.table)
                 .set_key(Some(key(pk, sk)))
-                .update_expression("SET revoked = :true, revoked_at = if_not_exists(revoked_at, :at)")
+                .update_expression(
+                    "SET revoked = :true, revoked_at = if_not_exists(revoked_at, :at)",
+                )
                 .condition_expression("attribute_exists(pk)")
                 .set_expression_attribute_values(Some(values))
                 .return_values(ReturnValue::AllNew)
@@ -187,7 +189,8 @@ fn write_info(item: &mut Item, info: &KeyInfo) {
 }
 
 fn read_info(item: &Item) -> Result<KeyInfo, StoreError> {
-    let key_id = get_s(item, "key_id").ok_or_else(|| StoreError::corrupt("api key without key_id"))?;
+    let key_id =
+        get_s(item, "key_id").ok_or_else(|| StoreError::corrupt("api key without key_id"))?;
     let org = get_s(item, "org_id")
         .and_then(OrgId::parse)
         .ok_or_else(|| StoreError::corrupt("api key org_id"))?;

@@ -144,7 +144,7 @@ impl Store {
         token: &str,
         fingerprint: &str,
         response: &StoredResponse,
-        now: i64,
+        now_ms: i64,
         ttl_secs: i64,
     ) -> Result<Put, StoreError> {
         Ok(Put::builder()
@@ -153,7 +153,7 @@ impl Store {
                 scope,
                 fingerprint,
                 response,
-                now + ttl_secs,
+                now_ms.div_euclid(1000) + ttl_secs,
             )))
             .condition_expression("lease_token = :token")
             .set_expression_attribute_values(Values::new().s(":token", token).build())

@@ -77,7 +77,10 @@ impl NewCheckoutSession {
         let mut fields = vec![
             ("mode".to_owned(), "subscription".to_owned()),
             ("line_items[0][price]".to_owned(), self.price.clone()),
-            ("line_items[0][quantity]".to_owned(), self.quantity.to_string()),
+            (
+                "line_items[0][quantity]".to_owned(),
+                self.quantity.to_string(),
+            ),
             ("success_url".to_owned(), self.success_url.clone()),
             ("cancel_url".to_owned(), self.cancel_url.clone()),
             (
@@ -127,7 +130,7 @@ pub enum StripeError {
     /// No complete answer within the timeout; Stripe may or may not have acted on it.
     Timeout { after_ms: u64 },
     /// Stripe answered with an error body (`{"error": {...}}`).
-    Api(ApiErrorBody),
+    Api(Box<ApiErrorBody>),
     /// An answer that is not what Stripe documents (not JSON, a session without a URL...).
     UnexpectedResponse { status: u16, detail: String },
 }
@@ -168,7 +171,9 @@ impl StripeError {
 impl fmt::Display for StripeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            StripeError::NotConfigured => f.write_str("Stripe is not configured (STRIPE_SECRET_KEY)"),
+            StripeError::NotConfigured => {
+                f.write_str("Stripe is not configured (STRIPE_SECRET_KEY)")
+            }
             StripeError::InvalidRequest(what) => write!(f, "invalid Stripe request: {what}"),
             StripeError::Transport(what) => write!(f, "Stripe unreachable: {what}"),
             StripeError::Timeout { after_ms } => {
@@ -304,8 +309,9 @@ fn build_request(
     idempotency_key: &str,
     body: Bytes,
 ) -> Result<Request<Full<Bytes>>, StripeError> {
-    let mut auth = HeaderValue::try_from(format!("Bearer {}", key.expose()))
-        .map_err(|_| StripeError::InvalidRequest("the secret key is not a valid header value".into()))?;
+    let mut auth = HeaderValue::try_from(format!("Bearer {}", key.expose())).map_err(|_| {
+        StripeError::InvalidRequest("the secret key is not a valid header value".into())
+    })?;
     auth.set_sensitive(true);
     let idem = HeaderValue::try_from(idempotency_key).map_err(|_| {
         StripeError::InvalidRequest("idempotency key is not a valid header value".into())
@@ -364,14 +370,14 @@ fn parse_error(status: u16, request_id: Option<String>, bytes: &[u8]) -> StripeE
     match serde_json::from_slice::<Value>(bytes) {
         Ok(body) if body.get("error").is_some_and(Value::is_object) => {
             let e = &body["error"];
-            StripeError::Api(ApiErrorBody {
+            StripeError::Api(Box::new(ApiErrorBody {
                 status,
                 error_type: text(e, "type").unwrap_or_else(|| "unknown".into()),
                 code: text(e, "code"),
                 message: text(e, "message"),
                 param: text(e, "param"),
                 request_id,
-            })
+            }))
         }
         _ => StripeError::UnexpectedResponse {
             status,
@@ -380,14 +386,22 @@ fn parse_error(status: u16, request_id: Option<String>, bytes: &[u8]) -> StripeE
     }
 }
 
-fn parse_session(status: u16, bytes: &[u8], replayed: bool) -> Result<CheckoutSession, StripeError> {
+fn parse_session(
+    status: u16,
+    bytes: &[u8],
+    replayed: bool,
+) -> Result<CheckoutSession, StripeError> {
     let unexpected = |detail: &str| StripeError::UnexpectedResponse {
         status,
         detail: detail.to_owned(),
     };
     let body: Value =
         serde_json::from_slice(bytes).map_err(|_| unexpected("the body is not JSON"))?;
-    let text = |k: &str| body.get(k).and_then(Value::as_str).filter(|s| !s.is_empty());
+    let text = |k: &str| {
+        body.get(k)
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+    };
     let id = text("id").ok_or_else(|| unexpected("a session without an id"))?;
     let url = text("url").ok_or_else(|| unexpected("a session without a url"))?;
     let expires_at = body
@@ -427,7 +441,10 @@ mod tests {
         assert_eq!(body, session().form_body());
         assert!(body.starts_with("mode=subscription&line_items%5B0%5D%5Bprice%5D=price_growth&line_items%5B0%5D%5Bquantity%5D=1&"), "{body}");
         assert!(body.contains("success_url=https%3A%2F%2Fexample.com%2Fok%3Fsession_id%3D%7BCHECKOUT_SESSION_ID%7D"), "{body}");
-        assert!(body.contains("subscription_data%5Bmetadata%5D%5Borg_id%5D=org_a"), "{body}");
+        assert!(
+            body.contains("subscription_data%5Bmetadata%5D%5Borg_id%5D=org_a"),
+            "{body}"
+        );
         let decoded: Vec<(String, String)> = form_urlencoded::parse(body.as_bytes())
             .into_owned()
             .collect();
@@ -443,14 +460,14 @@ mod tests {
         );
         assert_eq!(
             err,
-            StripeError::Api(ApiErrorBody {
+            StripeError::Api(Box::new(ApiErrorBody {
                 status: 400,
                 error_type: "invalid_request_error".into(),
                 code: Some("parameter_missing".into()),
                 message: Some("Missing required param: mode.".into()),
                 param: Some("mode".into()),
                 request_id: Some("req_1".into()),
-            })
+            }))
         );
         assert!(!err.is_transient());
         assert_eq!(
@@ -458,7 +475,10 @@ mod tests {
             "Stripe answered 400 invalid_request_error (parameter_missing) param mode: Missing required param: mode. [request req_1]"
         );
         let odd = parse_error(502, None, b"<html>bad gateway</html>");
-        assert!(matches!(odd, StripeError::UnexpectedResponse { status: 502, .. }));
+        assert!(matches!(
+            odd,
+            StripeError::UnexpectedResponse { status: 502, .. }
+        ));
         assert!(odd.is_transient());
     }
 
@@ -473,7 +493,12 @@ mod tests {
         assert_eq!(ok.id, "cs_test_1");
         assert_eq!(ok.expires_at, 1_775_556_000);
         assert!(ok.replayed);
-        assert!(parse_session(200, br#"{"id":"cs_test_1","url":null,"expires_at":1}"#, false).is_err());
+        assert!(parse_session(
+            200,
+            br#"{"id":"cs_test_1","url":null,"expires_at":1}"#,
+            false
+        )
+        .is_err());
         assert!(parse_session(200, b"nope", false).is_err());
     }
 

@@ -1,0 +1,284 @@
+//! A local stand-in for Stripe's `POST /v1/checkout/sessions`, behaving as Stripe documents it:
+//! Bearer authentication, required parameters, idempotency (same key and parameters: the same
+//! session, replayed; same key, other parameters: 400 `idempotency_error`) and Stripe's error
+//! bodies. `make run` uses it when no `STRIPE_SECRET_KEY` is configured, so the whole flow works
+//! offline; tests use it to see what we send and to make Stripe fail or stall.
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::Router;
+use serde_json::{json, Map, Value};
+
+/// The secret key the local run configures for the stand-in.
+pub const LOCAL_SECRET_KEY: &str = "sk_test_local_standin";
+
+/// How the next request goes wrong, for tests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// Answer 500 with Stripe's `api_error` body, creating nothing.
+    ServerError,
+    /// Create the session, then answer only after this long (a client timeout).
+    Stall(Duration),
+}
+
+/// One request as received.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub idempotency_key: Option<String>,
+    pub authorization: Option<String>,
+    pub form: Vec<(String, String)>,
+}
+
+impl Recorded {
+    pub fn param(&self, name: &str) -> Option<&str> {
+        self.form
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+#[derive(Default)]
+struct Inner {
+    requests: Vec<Recorded>,
+    faults: VecDeque<Fault>,
+    /// Idempotency key → (the parameters it was first used with, the session returned).
+    by_key: HashMap<String, (Vec<(String, String)>, Value)>,
+    created: usize,
+    clock: Option<Arc<dyn Fn() -> i64 + Send + Sync>>,
+}
+
+#[derive(Clone)]
+pub struct StripeStandIn {
+    inner: Arc<Mutex<Inner>>,
+    base_url: String,
+}
+
+impl StripeStandIn {
+    /// Serves on `127.0.0.1:0`.
+    pub async fn start() -> Result<StripeStandIn, String> {
+        let inner = Arc::new(Mutex::new(Inner::default()));
+        let app = Router::new()
+            .route("/v1/checkout/sessions", post(create_session))
+            .with_state(inner.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .map_err(|e| format!("cannot bind the Stripe stand-in: {e}"))?;
+        let addr = listener.local_addr().map_err(|e| e.to_string())?;
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Ok(StripeStandIn {
+            inner,
+            base_url: format!("http://{addr}"),
+        })
+    }
+
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    /// Sessions expire 24 h after this clock's "now" (epoch seconds); the system clock by default.
+    pub fn set_clock(&self, now: impl Fn() -> i64 + Send + Sync + 'static) {
+        self.inner.lock().unwrap().clock = Some(Arc::new(now));
+    }
+
+    pub fn fail_next(&self, fault: Fault) {
+        self.inner.lock().unwrap().faults.push_back(fault);
+    }
+
+    pub fn requests(&self) -> Vec<Recorded> {
+        self.inner.lock().unwrap().requests.clone()
+    }
+
+    /// Sessions actually created (replays excluded).
+    pub fn sessions_created(&self) -> usize {
+        self.inner.lock().unwrap().created
+    }
+}
+
+fn stripe_error(
+    status: StatusCode,
+    kind: &str,
+    code: Option<&str>,
+    param: Option<&str>,
+    message: &str,
+) -> Response {
+    let mut error = json!({ "type": kind, "message": message });
+    if let Some(code) = code {
+        error["code"] = code.into();
+    }
+    if let Some(param) = param {
+        error["param"] = param.into();
+    }
+    (
+        status,
+        [("request-id", "req_standin")],
+        axum::Json(json!({ "error": error })),
+    )
+        .into_response()
+}
+
+fn missing(param: &str) -> Response {
+    stripe_error(
+        StatusCode::BAD_REQUEST,
+        "invalid_request_error",
+        Some("parameter_missing"),
+        Some(param),
+        &format!("Missing required param: {param}."),
+    )
+}
+
+async fn create_session(
+    State(inner): State<Arc<Mutex<Inner>>>,
+    headers: HeaderMap,
+    body: String,
+) -> Response {
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let form: Vec<(String, String)> = form_urlencoded::parse(body.as_bytes())
+        .into_owned()
+        .collect();
+    let idempotency_key = header("idempotency-key");
+    let authorization = header("authorization");
+    let fault = {
+        let mut state = inner.lock().unwrap();
+        state.requests.push(Recorded {
+            idempotency_key: idempotency_key.clone(),
+            authorization: authorization.clone(),
+            form: form.clone(),
+        });
+        state.faults.pop_front()
+    };
+
+    let authenticated = authorization
+        .as_deref()
+        .and_then(|a| a.strip_prefix("Bearer "))
+        .is_some_and(|k| k.starts_with("sk_test_") || k.starts_with("sk_live_"));
+    if !authenticated {
+        return stripe_error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_request_error",
+            None,
+            None,
+            "You did not provide an API key. You need to provide your API key in the Authorization header, using Bearer auth.",
+        );
+    }
+    if fault == Some(Fault::ServerError) {
+        return stripe_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "api_error",
+            None,
+            None,
+            "An unknown error occurred",
+        );
+    }
+
+    let param = |name: &str| form.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+    let Some(mode) = param("mode") else {
+        return missing("mode");
+    };
+    if !matches!(mode.as_str(), "payment" | "subscription" | "setup") {
+        return stripe_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request_error",
+            Some("parameter_invalid_string"),
+            Some("mode"),
+            &format!("Invalid mode: must be one of payment, setup, or subscription (got {mode})"),
+        );
+    }
+    if param("success_url").is_none() {
+        return missing("success_url");
+    }
+    if mode == "subscription" && param("line_items[0][price]").is_none() {
+        return missing("line_items");
+    }
+
+    let (session, replayed) = {
+        let mut state = inner.lock().unwrap();
+        match idempotency_key.as_ref().and_then(|k| state.by_key.get(k)) {
+            Some((first_form, _)) if *first_form != form => {
+                return stripe_error(
+                    StatusCode::BAD_REQUEST,
+                    "idempotency_error",
+                    None,
+                    None,
+                    "Keys for idempotent requests can only be used with the same parameters they were first used with. Try using a key other than the one used in the original request.",
+                );
+            }
+            Some((_, session)) => (session.clone(), true),
+            None => {
+                let now = state.clock.as_ref().map(|c| c()).unwrap_or_else(unix_now);
+                let session = new_session(&form, &mode, now);
+                state.created += 1;
+                if let Some(key) = &idempotency_key {
+                    state
+                        .by_key
+                        .insert(key.clone(), (form.clone(), session.clone()));
+                }
+                (session, false)
+            }
+        }
+    };
+    if let Some(Fault::Stall(delay)) = fault {
+        tokio::time::sleep(delay).await;
+    }
+    let mut response = (
+        StatusCode::OK,
+        [("request-id", "req_standin")],
+        axum::Json(session),
+    )
+        .into_response();
+    if replayed {
+        response
+            .headers_mut()
+            .insert("idempotent-replayed", "true".parse().expect("header value"));
+    }
+    response
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or_default()
+}
+
+/// `metadata[k]=v` fields as Stripe's object shows them.
+fn metadata(form: &[(String, String)], prefix: &str) -> Value {
+    let map: Map<String, Value> = form
+        .iter()
+        .filter_map(|(k, v)| {
+            let key = k.strip_prefix(prefix)?.strip_suffix(']')?;
+            Some((key.to_owned(), Value::String(v.clone())))
+        })
+        .collect();
+    Value::Object(map)
+}
+
+fn new_session(form: &[(String, String)], mode: &str, now: i64) -> Value {
+    let id = format!("cs_test_{}", trials::crypto::random_hex(16));
+    let param = |name: &str| form.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+    json!({
+        "id": id,
+        "object": "checkout.session",
+        "mode": mode,
+        "status": "open",
+        "payment_status": "unpaid",
+        "url": format!("https://checkout.stripe.com/c/pay/{id}"),
+        "created": now,
+        "expires_at": now + 86_400,
+        "client_reference_id": param("client_reference_id"),
+        "success_url": param("success_url"),
+        "cancel_url": param("cancel_url"),
+        "metadata": metadata(form, "metadata["),
+        "livemode": false,
+    })
+}

@@ -1,0 +1,274 @@
+//! `trialctl` as an operator runs it: the built binary against a local data directory that
+//! this test process holds open at the same time, as a running `trials-local` would.
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::sync::Arc;
+
+use lambda_http::Request;
+use trials::auth::ApiKey;
+use trials::clock::SystemClock;
+use trials::config::Config;
+use trials::events::Publisher;
+use trials::store::Store;
+use trials::App;
+
+fn trialctl(args: &[&str]) -> Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_trialctl"))
+        .args(args)
+        .env_remove("TABLE_NAME")
+        .env_remove("DYNAMODB_ENDPOINT")
+        .output()
+        .expect("run trialctl")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn data_dir(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("trialctl-{name}"));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+/// The API on the data directory, as `trials-local --data DIR` serves it.
+async fn app_on(dir: &Path) -> App {
+    let endpoint = trials_local::embedded::start_dynoxide(Some(dir))
+        .await
+        .unwrap();
+    let config = Config::from_lookup(|_| None).unwrap();
+    let store = Store::new(
+        trials::aws::local_dynamodb(&endpoint),
+        config.table_name.clone(),
+        config.due_shards,
+    );
+    store.ensure_table().await.unwrap();
+    App::new(config, store, Publisher::Log, Arc::new(SystemClock))
+}
+
+fn request(method: &str, path: &str, key: &str, org: &str, project: &str) -> Request {
+    lambda_http::http::Request::builder()
+        .method(method)
+        .uri(format!("http://localhost{path}"))
+        .header("authorization", format!("Bearer {key}"))
+        .header("x-org-id", org)
+        .header("x-project-id", project)
+        .header("idempotency-key", "k1")
+        .header("content-type", "application/json")
+        .body(lambda_http::Body::Text(r#"{"plan":"growth"}"#.into()))
+        .unwrap()
+}
+
+async fn send(app: &App, req: Request) -> (u16, serde_json::Value) {
+    let res = trials::api::handle_any(app, req).await;
+    let status = res.status().as_u16();
+    let body = match res.into_body() {
+        lambda_http::Body::Text(t) => t,
+        lambda_http::Body::Binary(b) => String::from_utf8(b).unwrap(),
+        _ => String::new(),
+    };
+    (status, serde_json::from_str(&body).unwrap_or_default())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn keys_are_created_listed_revoked_and_trials_shown() {
+    let dir = data_dir("cycle");
+    let app = app_on(&dir).await;
+    let data = dir.to_str().unwrap();
+
+    let created = trialctl(&[
+        "--data",
+        data,
+        "keys",
+        "create",
+        "--org",
+        "org_a",
+        "--project",
+        "proj_1",
+    ]);
+    assert!(created.status.success(), "{}", text(&created.stderr));
+    let stdout = text(&created.stdout);
+    let key = ApiKey::parse(stdout.trim()).unwrap_or_else(|| panic!("not a key: {stdout:?}"));
+    assert!(text(&created.stderr).contains(key.key_id()));
+    assert!(
+        !text(&created.stderr).contains(key.expose()),
+        "the key is printed once"
+    );
+
+    // It authenticates, for its org and project only.
+    let (status, body) = send(
+        &app,
+        request("POST", "/v1/trials/start", key.expose(), "org_a", "proj_1"),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let trial_id = body["id"].as_str().unwrap().to_owned();
+    let (status, _) = send(
+        &app,
+        request(
+            "GET",
+            &format!("/v1/trials/{trial_id}"),
+            key.expose(),
+            "org_a",
+            "proj_2",
+        ),
+    )
+    .await;
+    assert_eq!(status, 403);
+    let (status, _) = send(
+        &app,
+        request(
+            "GET",
+            &format!("/v1/trials/{trial_id}"),
+            key.expose(),
+            "org_b",
+            "proj_1",
+        ),
+    )
+    .await;
+    assert_eq!(status, 403);
+
+    // Listed without its secret or hash; another org's keys are not listed.
+    let other = trialctl(&["--data", data, "keys", "create", "--org", "org_b"]);
+    assert!(other.status.success());
+    let listed = trialctl(&["keys", "list", "--org", "org_a", "--data", data]);
+    assert!(listed.status.success(), "{}", text(&listed.stderr));
+    let list = text(&listed.stdout);
+    assert!(list.contains(key.key_id()), "{list}");
+    assert!(list.contains("active") && list.contains("proj_1"), "{list}");
+    assert_eq!(list.lines().count(), 2, "{list}");
+    let all_output = format!("{list}{}", text(&listed.stderr));
+    assert!(!all_output.contains(&key.expose()[21..]), "{all_output}");
+    assert!(!all_output.contains(&key.hash()), "{all_output}");
+
+    // Trials show.
+    let shown = trialctl(&["--data", data, "trials", "show", &trial_id]);
+    assert!(shown.status.success(), "{}", text(&shown.stderr));
+    let trial: serde_json::Value = serde_json::from_slice(&shown.stdout).unwrap();
+    assert_eq!(
+        (trial["id"].as_str(), trial["org_id"].as_str()),
+        (Some(trial_id.as_str()), Some("org_a"))
+    );
+    assert_eq!(trial["status"], "ACTIVE");
+    for missing in ["trial_0123456789abcdef01234567", "nope"] {
+        let res = trialctl(&["--data", data, "trials", "show", missing]);
+        assert_eq!(res.status.code(), Some(1));
+        assert!(
+            text(&res.stderr).contains("no trial"),
+            "{}",
+            text(&res.stderr)
+        );
+    }
+
+    // Revoke: listed as revoked; a function that has not cached it refuses it at once.
+    let revoked = trialctl(&["--data", data, "keys", "revoke", key.key_id()]);
+    assert!(revoked.status.success(), "{}", text(&revoked.stderr));
+    assert!(
+        text(&revoked.stdout).contains("60s"),
+        "{}",
+        text(&revoked.stdout)
+    );
+    let list = text(&trialctl(&["--data", data, "keys", "list", "--org", "org_a"]).stdout);
+    assert!(list.contains("revoked"), "{list}");
+    let mut cold = app.clone();
+    cold.keys = trials::auth::KeyCache::new(60);
+    let (status, body) = send(
+        &cold,
+        request(
+            "GET",
+            &format!("/v1/trials/{trial_id}"),
+            key.expose(),
+            "org_a",
+            "proj_1",
+        ),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (401, Some("unauthorized"))
+    );
+    // Revoking again is harmless; an unknown key is an error.
+    assert!(trialctl(&["--data", data, "keys", "revoke", key.key_id()])
+        .status
+        .success());
+    let unknown = trialctl(&["--data", data, "keys", "revoke", "0123456789abcdef"]);
+    assert_eq!(unknown.status.code(), Some(1));
+    assert!(
+        text(&unknown.stderr).contains("no API key"),
+        "{}",
+        text(&unknown.stderr)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn every_command_has_help() {
+    for args in [
+        &["--help"][..],
+        &["-h"],
+        &["keys", "--help"],
+        &["keys", "create", "--help"],
+        &["keys", "list", "--help"],
+        &["keys", "revoke", "--help"],
+        &["trials", "--help"],
+        &["trials", "show", "-h"],
+    ] {
+        let out = trialctl(args);
+        assert!(out.status.success(), "{args:?}");
+        let help = text(&out.stdout);
+        assert!(help.starts_with("usage: trialctl"), "{args:?}: {help}");
+    }
+    let create = text(&trialctl(&["keys", "create", "--help"]).stdout);
+    assert!(create.contains("--project"), "{create}");
+}
+
+#[test]
+fn a_wrong_command_line_fails_with_the_usage() {
+    for (args, says) in [
+        (&[][..], "no command"),
+        (&["frobnicate"], "unknown command"),
+        (&["keys", "rotate"], "unknown command"),
+        (&["keys", "create"], "--org is required"),
+        (&["keys", "create", "--org", "bad org"], "invalid org id"),
+        (&["keys", "create", "--org"], "--org needs a value"),
+        (
+            &["keys", "list", "--org", "a", "--project", "p"],
+            "does not apply",
+        ),
+        (&["keys", "revoke"], "KEY_ID is required"),
+        (&["keys", "revoke", "xyz"], "not a key id"),
+        (&["trials", "show"], "TRIAL_ID is required"),
+        (&["--bogus", "keys", "list"], "unknown option"),
+        (
+            &[
+                "--data",
+                "d",
+                "--endpoint",
+                "http://x",
+                "keys",
+                "list",
+                "--org",
+                "a",
+            ],
+            "exclusive",
+        ),
+    ] {
+        let out = trialctl(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = text(&out.stderr);
+        assert!(err.contains(says), "{args:?}: {err}");
+        assert!(err.contains("usage: trialctl"), "{args:?}: {err}");
+        assert!(out.stdout.is_empty(), "{args:?}");
+    }
+}
+
+#[test]
+fn without_a_table_the_aws_mode_says_what_is_missing() {
+    let out = trialctl(&["keys", "list", "--org", "org_a"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("TABLE_NAME"),
+        "{}",
+        text(&out.stderr)
+    );
+}

@@ -1,0 +1,175 @@
+//! The Stripe client against the stand-in, and the stand-in against Stripe's documented
+//! behaviour for `POST /v1/checkout/sessions`.
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use trials::config::{Config, Secret};
+use trials::stripe::client::{NewCheckoutSession, StripeClient, StripeError};
+use trials_local::stripe_standin::{Fault, StripeStandIn, LOCAL_SECRET_KEY};
+
+fn client(base: &str, key: Option<&str>, timeout_ms: u64) -> StripeClient {
+    let mut config = Config::from_lookup(|_| None).unwrap().stripe;
+    config.api_base = base.to_owned();
+    config.secret_key = key.map(Secret::new);
+    config.timeout_ms = timeout_ms;
+    StripeClient::new(&config)
+}
+
+fn session(price: &str) -> NewCheckoutSession {
+    NewCheckoutSession {
+        price: price.into(),
+        quantity: 1,
+        success_url: "https://example.com/ok".into(),
+        cancel_url: "https://example.com/back".into(),
+        client_reference_id: "trial_0123456789abcdef01234567".into(),
+        metadata: vec![("trial_id".into(), "trial_0123456789abcdef01234567".into())],
+    }
+}
+
+/// A request the typed client cannot send: raw HTTP/1.1 over a socket.
+async fn raw_post(base: &str, auth: Option<&str>, body: &str) -> (u16, serde_json::Value) {
+    let addr = base.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let auth = auth
+        .map(|a| format!("Authorization: Bearer {a}\r\n"))
+        .unwrap_or_default();
+    let request = format!(
+        "POST /v1/checkout/sessions HTTP/1.1\r\nHost: {addr}\r\n{auth}Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    let status = response[9..12].parse().unwrap();
+    let body = response.split("\r\n\r\n").nth(1).unwrap_or_default();
+    (status, serde_json::from_str(body).unwrap_or_default())
+}
+
+#[tokio::test]
+async fn creates_a_session_and_replays_it_for_the_same_key_and_parameters() {
+    let stripe = StripeStandIn::start().await.unwrap();
+    let c = client(stripe.base_url(), Some(LOCAL_SECRET_KEY), 2_000);
+    let first = c
+        .create_checkout_session(&session("price_a"), "key-1", None)
+        .await
+        .unwrap();
+    assert!(first.id.starts_with("cs_test_"));
+    assert!(first.url.ends_with(&first.id));
+    assert!(!first.replayed);
+    let again = c
+        .create_checkout_session(&session("price_a"), "key-1", None)
+        .await
+        .unwrap();
+    assert_eq!(again.id, first.id);
+    assert!(again.replayed);
+    assert_eq!(stripe.sessions_created(), 1);
+    let sent = &stripe.requests()[0];
+    assert_eq!(
+        sent.authorization.as_deref(),
+        Some(format!("Bearer {LOCAL_SECRET_KEY}").as_str())
+    );
+    assert_eq!(sent.idempotency_key.as_deref(), Some("key-1"));
+}
+
+#[tokio::test]
+async fn the_same_key_with_other_parameters_is_an_idempotency_error() {
+    let stripe = StripeStandIn::start().await.unwrap();
+    let c = client(stripe.base_url(), Some(LOCAL_SECRET_KEY), 2_000);
+    c.create_checkout_session(&session("price_a"), "key-1", None)
+        .await
+        .unwrap();
+    let err = c
+        .create_checkout_session(&session("price_b"), "key-1", None)
+        .await
+        .unwrap_err();
+    match &err {
+        StripeError::Api(body) => {
+            assert_eq!(body.status, 400);
+            assert_eq!(body.error_type, "idempotency_error");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(!err.is_transient());
+}
+
+#[tokio::test]
+async fn errors_are_parsed_and_never_carry_the_secret() {
+    let stripe = StripeStandIn::start().await.unwrap();
+    let err = client(stripe.base_url(), Some("rk_wrong_kind_of_key"), 2_000)
+        .create_checkout_session(&session("price_a"), "k", None)
+        .await
+        .unwrap_err();
+    assert_eq!(err.status(), Some(401));
+    assert!(!err.to_string().contains("rk_wrong_kind_of_key"), "{err}");
+    assert!(!format!("{err:?}").contains("rk_wrong_kind_of_key"));
+
+    stripe.fail_next(Fault::ServerError);
+    let err = client(stripe.base_url(), Some(LOCAL_SECRET_KEY), 2_000)
+        .create_checkout_session(&session("price_a"), "k2", None)
+        .await
+        .unwrap_err();
+    assert_eq!(err.status(), Some(500));
+    assert!(err.is_transient());
+
+    let err = client(stripe.base_url(), None, 2_000)
+        .create_checkout_session(&session("price_a"), "k3", None)
+        .await
+        .unwrap_err();
+    assert_eq!(err, StripeError::NotConfigured);
+}
+
+#[tokio::test]
+async fn a_stalled_answer_times_out_as_a_transient_error() {
+    let stripe = StripeStandIn::start().await.unwrap();
+    stripe.fail_next(Fault::Stall(Duration::from_millis(600)));
+    let err = client(stripe.base_url(), Some(LOCAL_SECRET_KEY), 100)
+        .create_checkout_session(&session("price_a"), "k", None)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StripeError::Timeout { .. }), "{err:?}");
+    assert!(err.is_transient());
+}
+
+#[tokio::test]
+async fn an_unreachable_stripe_is_a_transport_error() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    drop(listener);
+    let err = client(&base, Some(LOCAL_SECRET_KEY), 2_000)
+        .create_checkout_session(&session("price_a"), "k", None)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StripeError::Transport(_)), "{err:?}");
+}
+
+#[tokio::test]
+async fn the_stand_in_requires_what_stripe_requires() {
+    let stripe = StripeStandIn::start().await.unwrap();
+    let base = stripe.base_url();
+    let (status, body) = raw_post(base, None, "mode=subscription").await;
+    assert_eq!(status, 401);
+    assert_eq!(body["error"]["type"], "invalid_request_error");
+    let key = Some(LOCAL_SECRET_KEY);
+    let (status, body) = raw_post(base, key, "success_url=https%3A%2F%2Fx").await;
+    assert_eq!(
+        (status, body["error"]["param"].as_str()),
+        (400, Some("mode"))
+    );
+    assert_eq!(body["error"]["code"], "parameter_missing");
+    let (status, body) = raw_post(base, key, "mode=subscription").await;
+    assert_eq!(
+        (status, body["error"]["param"].as_str()),
+        (400, Some("success_url"))
+    );
+    let (status, body) = raw_post(base, key, "mode=subscription&success_url=https%3A%2F%2Fx").await;
+    assert_eq!(
+        (status, body["error"]["param"].as_str()),
+        (400, Some("line_items"))
+    );
+    let (status, body) = raw_post(base, key, "mode=rental&success_url=https%3A%2F%2Fx").await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("parameter_invalid_string"))
+    );
+    assert_eq!(stripe.sessions_created(), 0);
+}
