@@ -35,5 +35,13 @@ cargo-test:
 template-lint: tools
 	$(BIN)/cfn-lint template.yaml
 
+## Benchmarks (not part of `make test`): prints one table and writes BENCHMARKS.md.
+FUNCTIONS := start status convert cancel stripe-webhook expire purge
+bench: tools
+	cargo build --release $(addprefix -p ,$(FUNCTIONS)) -p hello-world
+	scripts/bench-zips.sh
+	cargo run --profile harness -p trials-bench -- --bin-dir target/release \
+		--zip-dir target/lambda --zip-arch "$$(cat target/lambda/ARCH 2>/dev/null || echo n/a)" --out BENCHMARKS.md
+
 clean:
 	rm -rf $(VENV) $(DATA) target

@@ -19,6 +19,7 @@
 #   CONTRACT_SEED       schemathesis seed, to replay a run (default: random, printed)
 #   CONTRACT_WORKERS    concurrent schemathesis workers (default 1: with more, hypothesis hits a
 #                       thread-safety bug of Python 3.11's ast module, gh-106905, and errors out)
+#   CONTRACT_SPEC       the document to check against (default openapi.yaml)
 #   CONTRACT_KEEP=1     keep the temporary directory (server log, data, fixtures, report)
 #   VENV                the Python venv with schemathesis (default .venv; `make tools`)
 set -euo pipefail
@@ -27,6 +28,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 VENV="${VENV:-.venv}"
 MAX_TIME="${CONTRACT_MAX_TIME:-90}"
+SPEC="$(cd "$(dirname "${CONTRACT_SPEC:-openapi.yaml}")" && pwd)/$(basename "${CONTRACT_SPEC:-openapi.yaml}")"
 WORKERS="${CONTRACT_WORKERS:-1}"
 SEED="${CONTRACT_SEED:-$(( (RANDOM << 15) | RANDOM ))}"
 
@@ -105,7 +107,7 @@ COLOR=--no-color
 # Run from $TMP: schemathesis keeps its crash cache under ./.schemathesis, which belongs to this
 # run (its server is gone afterwards), not to the repository.
 (cd "$TMP" && CONTRACT_FIXTURES="$TMP/fixtures.json" SCHEMATHESIS_HOOKS="$ROOT/scripts/contract_hooks.py" \
-  "$VENV/bin/schemathesis" run "$ROOT/openapi.yaml" \
+  "$VENV/bin/schemathesis" run "$SPEC" \
     --url "$URL" "$COLOR" \
     --checks not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance \
     --mode all \

@@ -13,7 +13,11 @@ keeps shrinking and replays stable):
   as generated, so the 400 paths stay fuzzed.
 - `{id}`: a well-formed generated id is replaced, in 3 cases out of 4, by a trial the seed
   created (ACTIVE, CANCELED, CONVERTED, and whatever the run and the clock make of them) or one
-  a fuzzed start created, with that trial's tenant; ill-formed ids are left alone (404).
+  a fuzzed start created, with that trial's tenant; ill-formed ids are left alone (404). The
+  seed's first trial is never canceled before it expires, so the run sees it expire, convert
+  within grace, refuse cancel (409 trial_already_expired), and be purged (410).
+- `Idempotency-Key`: 3 well-formed bare keys in 4 get a suffix unique to the case, so requests
+  execute rather than collide (the rest still exercise replays and 422 idempotency_key_reused).
 - `POST /v1/trials/start`: spread over the tenants, so several organizations get their one 201.
 - `POST /v1/webhooks/stripe`: half of the deliveries are signed with the run's webhook secret
   over the exact bytes sent; half of those are turned into a Checkout event naming a seeded
@@ -24,7 +28,8 @@ Rewritten requests are what schemathesis prints to reproduce a failure (the body
 bytes that were signed, so a reproduced webhook delivery fails only on its stale timestamp).
 
 Configuration: `CONTRACT_FIXTURES`, the JSON file `scripts/contract_seed.py` wrote:
-`{"tenants": [{"key", "org", "project"}], "trials": [{"id", "tenant"}], "webhook_secret"}`.
+`{"tenants": [{"key", "org", "project"}], "trials": [{"id", "tenant", "expires_at", "protect"}],
+"webhook_secret"}` (`expires_at` in epoch seconds).
 """
 import hashlib
 import hmac
@@ -43,6 +48,8 @@ SECRET = _FIXTURES["webhook_secret"]
 
 TRIAL_ID = re.compile(r"^trial_[0-9a-f]{24}$")
 TENANT_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
+# A well-formed bare key (a quoted one would no longer be one once suffixed).
+IDEM_KEY = re.compile(r"^[!#-~]([ -~]*[!-~])?$")
 STRANGER_ORG = "contract-stranger-org"
 
 # Trials created by fuzzed starts (id -> tenant index), so later cases can use them too.
@@ -99,7 +106,9 @@ def _webhook(case, d: int):
         trial = TRIALS[(d >> 2) % len(TRIALS)]["id"]
         kind = CHECKOUT_EVENTS[(d >> 5) % len(CHECKOUT_EVENTS)]
         body = dict(body)
-        body["id"] = body["id"] if isinstance(body.get("id"), str) and body["id"] else f"evt_contract_{d:x}"
+        # Mostly fresh event ids (1 in 4 keeps the generated one: duplicates are exercised too).
+        keep = (d >> 12) % 4 == 0 and isinstance(body.get("id"), str) and body["id"]
+        body["id"] = body["id"] if keep else f"evt_contract_{d:x}"
         body["type"] = kind
         data = body.get("data") if isinstance(body.get("data"), dict) else {}
         obj = data.get("object") if isinstance(data.get("object"), dict) else {}
@@ -140,6 +149,10 @@ def map_case(context, case):
             tenant = known[trial_id]
         elif (d >> 4) % 4 and TRIALS:
             pool = TRIALS + [{"id": i, "tenant": t} for i, t in known.items()]
+            if case.path.endswith("/cancel"):
+                # A trial left to run out: canceled only once expired (409 trial_already_expired).
+                now = time.time()
+                pool = [p for p in pool if not (p.get("protect") and now < p["expires_at"])]
             chosen = pool[(d >> 6) % len(pool)]
             params["id"] = chosen["id"]
             tenant = chosen["tenant"]
@@ -154,6 +167,9 @@ def map_case(context, case):
     _, project = _header(headers, "X-Project-Id")
     if isinstance(project, str) and TENANT_ID.match(project.strip()):
         _set_header(headers, "X-Project-Id", t["project"])
+    _, idem = _header(headers, "Idempotency-Key")
+    if isinstance(idem, str) and IDEM_KEY.match(idem) and (d >> 12) % 4:
+        _set_header(headers, "Idempotency-Key", f"{idem[:200]}.{d:016x}")
     case.headers = headers
     return case
 

@@ -7,7 +7,7 @@
 `keys.tsv`: one `org<TAB>project<TAB>key` line per tenant (keys from `trialctl keys create`).
 With 5 or more tenants, the first four get a trial each, in a different state:
 
-    0  ACTIVE
+    0  ACTIVE, left to expire (not canceled by the run before its expires_at)
     1  CANCELED                       (start, cancel)
     2  CONVERTED                      (start, convert, signed checkout.session.completed)
     3  ACTIVE with an open checkout   (start, convert)
@@ -17,6 +17,7 @@ Every seeding request must get the documented answer, or this exits 1 (it double
 test of the happy paths). Standard library only.
 """
 import argparse
+import datetime
 import hashlib
 import hmac
 import json
@@ -73,12 +74,15 @@ def main():
     url = args.url.rstrip("/")
     trials = []
 
-    def start(i, plan):
+    def start(i, plan, protect=False):
         body = expect(f"start for tenant {i}", call(url, "POST", "/v1/trials/start", tenants[i], {"plan": plan}), 201)
-        trials.append({"id": body["id"], "tenant": i})
+        expires_at = datetime.datetime.strptime(body["expires_at"], "%Y-%m-%dT%H:%M:%SZ")
+        expires_at = int(expires_at.replace(tzinfo=datetime.timezone.utc).timestamp())
+        trials.append({"id": body["id"], "tenant": i, "expires_at": expires_at, "protect": protect})
         return body["id"]
 
-    start(0, "growth")
+    # Left to run out: the hooks never cancel it before it expires.
+    start(0, "growth", protect=True)
 
     canceled = start(1, "starter")
     expect("cancel", call(url, "POST", f"/v1/trials/{canceled}/cancel", tenants[1]), 200)

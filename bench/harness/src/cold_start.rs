@@ -50,7 +50,13 @@ pub async fn time_to_first_poll(
         stop(&mut child).await;
         match (polled, first) {
             (true, Some(at)) => samples.push((at - started).as_secs_f64() * 1000.0),
-            _ => return Err(format!("{} never polled: {:?}", binary.display(), api.errors())),
+            _ => {
+                return Err(format!(
+                    "{} never polled: {:?}",
+                    binary.display(),
+                    api.errors()
+                ))
+            }
         }
     }
     Ok(samples)
@@ -75,7 +81,9 @@ pub async fn time_to_first_response(
             .spawn()
             .map_err(|e| format!("{}: {e}", binary.display()))?;
         let answered = api
-            .wait_until(Duration::from_secs(15), |a| !a.responses().is_empty() || !a.errors().is_empty())
+            .wait_until(Duration::from_secs(15), |a| {
+                !a.responses().is_empty() || !a.errors().is_empty()
+            })
             .await;
         stop(&mut child).await;
         let responses = api.responses();
@@ -84,7 +92,13 @@ pub async fn time_to_first_response(
                 samples.push((*at - started).as_secs_f64() * 1000.0);
                 last = body.clone();
             }
-            _ => return Err(format!("{} did not answer: {:?}", binary.display(), api.errors())),
+            _ => {
+                return Err(format!(
+                    "{} did not answer: {:?}",
+                    binary.display(),
+                    api.errors()
+                ))
+            }
         }
     }
     Ok((samples, last))
@@ -107,13 +121,20 @@ pub async fn peak_rss_kib(
         api.push(e);
     }
     let done = api
-        .wait_until(Duration::from_secs(600), |a| a.responses().len() + a.errors().len() >= count)
+        .wait_until(Duration::from_secs(600), |a| {
+            a.responses().len() + a.errors().len() >= count
+        })
         .await;
     let pid = child.id().ok_or("function exited early")?;
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).map_err(|e| e.to_string())?;
+    let status =
+        std::fs::read_to_string(format!("/proc/{pid}/status")).map_err(|e| e.to_string())?;
     stop(&mut child).await;
     if !done {
-        return Err(format!("{} served only {} of {count}", binary.display(), api.responses().len()));
+        return Err(format!(
+            "{} served only {} of {count}",
+            binary.display(),
+            api.responses().len()
+        ));
     }
     status
         .lines()

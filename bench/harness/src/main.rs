@@ -13,7 +13,15 @@ use std::path::PathBuf;
 
 use report::Report;
 
-const FUNCTIONS: [&str; 7] = ["start", "status", "convert", "cancel", "stripe-webhook", "expire", "purge"];
+const FUNCTIONS: [&str; 7] = [
+    "start",
+    "status",
+    "convert",
+    "cancel",
+    "stripe-webhook",
+    "expire",
+    "purge",
+];
 
 struct Args {
     bin_dir: PathBuf,
@@ -61,17 +69,38 @@ async fn run() -> Result<(), String> {
 
     // 1. Cold start.
     let (api, runtime_addr) = runtime_api::RuntimeApi::start().await;
-    let hello = cold_start::time_to_first_poll(&api, &runtime_addr, &args.bin_dir.join("hello-world"), &[], args.starts).await?;
+    let hello = cold_start::time_to_first_poll(
+        &api,
+        &runtime_addr,
+        &args.bin_dir.join("hello-world"),
+        &[],
+        args.starts,
+    )
+    .await?;
     let hello_median = stats::median(&hello);
-    let mut rows = vec![report::cold_row("hello-world (baseline)", &hello, hello_median)];
+    let mut rows = vec![report::cold_row(
+        "hello-world (baseline)",
+        &hello,
+        hello_median,
+    )];
     for name in FUNCTIONS {
-        let samples = cold_start::time_to_first_poll(&api, &runtime_addr, &args.bin_dir.join(name), &fixtures.env, args.starts).await?;
+        let samples = cold_start::time_to_first_poll(
+            &api,
+            &runtime_addr,
+            &args.bin_dir.join(name),
+            &fixtures.env,
+            args.starts,
+        )
+        .await?;
         rows.push(report::cold_row(name, &samples, hello_median));
     }
     report.cold_start(rows, args.starts);
 
     let mut first = Vec::new();
-    for (name, event) in [("start", fixtures::Event::Start), ("status", fixtures::Event::Status)] {
+    for (name, event) in [
+        ("start", fixtures::Event::Start),
+        ("status", fixtures::Event::Status),
+    ] {
         let (samples, body) = cold_start::time_to_first_response(
             &api,
             &runtime_addr,
@@ -86,7 +115,12 @@ async fn run() -> Result<(), String> {
     report.first_response(first);
 
     // 2. Size.
-    report.sizes(&args.bin_dir, args.zip_dir.as_deref(), &args.zip_arch, &FUNCTIONS);
+    report.sizes(
+        &args.bin_dir,
+        args.zip_dir.as_deref(),
+        &args.zip_arch,
+        &FUNCTIONS,
+    );
 
     // 3-6: in-process figures against embedded dynoxide, and memory under load.
     report.round_trips(fixtures::round_trips().await?);
@@ -95,7 +129,14 @@ async fn run() -> Result<(), String> {
     let mut memory = Vec::new();
     for name in ["start", "status", "expire"] {
         let events = fixtures.load(name, 1_000);
-        let kib = cold_start::peak_rss_kib(&api, &runtime_addr, &args.bin_dir.join(name), &fixtures.env, events).await?;
+        let kib = cold_start::peak_rss_kib(
+            &api,
+            &runtime_addr,
+            &args.bin_dir.join(name),
+            &fixtures.env,
+            events,
+        )
+        .await?;
         memory.push((name.to_owned(), kib));
     }
     report.memory(memory);

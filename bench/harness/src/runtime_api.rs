@@ -31,7 +31,10 @@ impl RuntimeApi {
         let api = RuntimeApi::default();
         let app = Router::new()
             .route("/2018-06-01/runtime/invocation/next", get(next))
-            .route("/2018-06-01/runtime/invocation/{id}/response", post(response))
+            .route(
+                "/2018-06-01/runtime/invocation/{id}/response",
+                post(response),
+            )
             .route("/2018-06-01/runtime/invocation/{id}/error", post(error))
             .route("/2018-06-01/runtime/init/error", post(init_error))
             .with_state(api.clone());
@@ -98,8 +101,14 @@ async fn next(State(api): State<RuntimeApi>) -> (StatusCode, HeaderMap, String) 
                 .unwrap()
                 .as_millis()
                 + 10_000;
-            headers.insert("lambda-runtime-aws-request-id", HeaderValue::from_str(&format!("req-{id}")).unwrap());
-            headers.insert("lambda-runtime-deadline-ms", HeaderValue::from_str(&deadline.to_string()).unwrap());
+            headers.insert(
+                "lambda-runtime-aws-request-id",
+                HeaderValue::from_str(&format!("req-{id}")).unwrap(),
+            );
+            headers.insert(
+                "lambda-runtime-deadline-ms",
+                HeaderValue::from_str(&deadline.to_string()).unwrap(),
+            );
             headers.insert(
                 "lambda-runtime-invoked-function-arn",
                 HeaderValue::from_static("arn:aws:lambda:us-east-1:000000000000:function:bench"),
@@ -111,8 +120,16 @@ async fn next(State(api): State<RuntimeApi>) -> (StatusCode, HeaderMap, String) 
     }
 }
 
-async fn response(State(api): State<RuntimeApi>, Path(_id): Path<String>, body: String) -> StatusCode {
-    api.inner.lock().unwrap().responses.push((Instant::now(), body));
+async fn response(
+    State(api): State<RuntimeApi>,
+    Path(_id): Path<String>,
+    body: String,
+) -> StatusCode {
+    api.inner
+        .lock()
+        .unwrap()
+        .responses
+        .push((Instant::now(), body));
     api.changed.notify_waiters();
     StatusCode::ACCEPTED
 }
@@ -124,7 +141,11 @@ async fn error(State(api): State<RuntimeApi>, Path(_id): Path<String>, body: Str
 }
 
 async fn init_error(State(api): State<RuntimeApi>, body: String) -> StatusCode {
-    api.inner.lock().unwrap().errors.push(format!("init: {body}"));
+    api.inner
+        .lock()
+        .unwrap()
+        .errors
+        .push(format!("init: {body}"));
     api.changed.notify_waiters();
     StatusCode::ACCEPTED
 }

@@ -461,7 +461,8 @@ impl Store {
             .build()?)
     }
 
-    fn trial_item(&self, trial: &Trial, policy: TrialPolicy) -> Item {
+    /// The item a trial is stored as (public for bulk seeding in benchmarks).
+    pub fn trial_item(&self, trial: &Trial, policy: TrialPolicy) -> Item {
         let mut item = key(trial_pk(&trial.id), TRIAL_SK);
         item.insert("trial_id".into(), s(trial.id.as_str()));
         item.insert("org_id".into(), s(trial.org_id.as_str()));
