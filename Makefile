@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 ADDR ?= 127.0.0.1:3000
 DATA ?= .trials
 
-.PHONY: run test tools lint fmt-check clippy cargo-test template-lint openapi-lint smoke contract bench clean
+.PHONY: run test tools fmt-check clippy cargo-test template-lint openapi-lint smoke contract bench clean
 
 ## Serve the whole API on http://$(ADDR) on the embedded DynamoDB under $(DATA).
 run:
@@ -13,7 +13,7 @@ run:
 
 ## Every test: formatting, lints, unit + integration tests, template and OpenAPI checks,
 ## the cargo-lambda smoke test and the contract fuzzing.
-test: tools fmt-check clippy cargo-test template-lint
+test: tools fmt-check clippy cargo-test template-lint openapi-lint smoke contract
 
 ## Python tools (cargo-lambda, cfn-lint, openapi-spec-validator, schemathesis) into .venv.
 tools: $(VENV)/.installed
@@ -35,13 +35,26 @@ cargo-test:
 template-lint: tools
 	$(BIN)/cfn-lint template.yaml
 
+openapi-lint: tools
+	$(BIN)/openapi-spec-validator openapi.yaml
+
+## Every function under `cargo lambda watch`, invoked with its events/ file.
+smoke: tools
+	cargo build --workspace --bins
+	$(BIN)/python scripts/smoke.py
+
+## schemathesis against the local API: no 5xx, every response as openapi.yaml says.
+contract: tools
+	scripts/contract-test.sh
+
 ## Benchmarks (not part of `make test`): prints one table and writes BENCHMARKS.md.
 FUNCTIONS := start status convert cancel stripe-webhook expire purge
+TARGET := $(or $(CARGO_TARGET_DIR),target)
 bench: tools
 	cargo build --release $(addprefix -p ,$(FUNCTIONS)) -p hello-world
 	scripts/bench-zips.sh
-	cargo run --profile harness -p trials-bench -- --bin-dir target/release \
-		--zip-dir target/lambda --zip-arch "$$(cat target/lambda/ARCH 2>/dev/null || echo n/a)" --out BENCHMARKS.md
+	cargo run --profile harness -p trials-bench -- --bin-dir $(TARGET)/release \
+		--zip-dir $(TARGET)/lambda --zip-arch "$$(cat $(TARGET)/lambda/ARCH 2>/dev/null || echo n/a)" --out BENCHMARKS.md
 
 clean:
 	rm -rf $(VENV) $(DATA) target

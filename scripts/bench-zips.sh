@@ -10,12 +10,13 @@ export PATH="$PWD/.venv/bin:$PATH"
 functions=(start status convert cancel stripe-webhook expire purge hello-world)
 bins=()
 for f in "${functions[@]}"; do bins+=(--bin "$f"); done
-mkdir -p target/lambda
+target="${CARGO_TARGET_DIR:-target}"
+mkdir -p "$target/lambda"
 if rustup target add aarch64-unknown-linux-gnu >/dev/null 2>&1 &&
   cargo lambda build --release --arm64 --output-format zip "${bins[@]}"; then
-  echo arm64 > target/lambda/ARCH
+  echo arm64 > "$target/lambda/ARCH"
 else
   echo "arm64 target unavailable here: building x86-64 zips" >&2
   cargo lambda build --release --x86-64 --output-format zip "${bins[@]}"
-  echo x86-64 > target/lambda/ARCH
+  echo x86-64 > "$target/lambda/ARCH"
 fi

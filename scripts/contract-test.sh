@@ -71,7 +71,7 @@ PROJECT="proj_contract"
 DATA="$TMP/data"
 mkdir -p "$DATA"
 : > "$TMP/keys.tsv"
-for i in 0 1 2 3 4 5; do
+for i in 0 1 2 3 4 5 6 7; do
   org="org_contract_${RUN}_$i"
   out="$("$BIN/trialctl" --data "$DATA" keys create --org "$org" --project "$PROJECT" 2>&1)" || {
     log "trialctl keys create failed:"; printf '%s\n' "$out" >&2; exit 1; }

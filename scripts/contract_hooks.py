@@ -14,8 +14,9 @@ keeps shrinking and replays stable):
 - `{id}`: a well-formed generated id is replaced, in 3 cases out of 4, by a trial the seed
   created (ACTIVE, CANCELED, CONVERTED, and whatever the run and the clock make of them) or one
   a fuzzed start created, with that trial's tenant; ill-formed ids are left alone (404). The
-  seed's first trial is never canceled before it expires, so the run sees it expire, convert
-  within grace, refuse cancel (409 trial_already_expired), and be purged (410).
+  seed's first trial is neither canceled before it expires nor paid for until 10 s after, so
+  the run sees it expire, open a checkout within grace, refuse cancel (409
+  trial_already_expired), and then be converted from EXPIRED or purged (410).
 - `Idempotency-Key`: 3 well-formed bare keys in 4 get a suffix unique to the case, so requests
   execute rather than collide (the rest still exercise replays and 422 idempotency_key_reused).
 - `POST /v1/trials/start`: spread over the tenants, so several organizations get their one 201.
@@ -102,8 +103,11 @@ def _webhook(case, d: int):
     if d % 2:
         return case  # keep the generated signature: 400 invalid_signature
     body = case.body
-    if (d >> 1) % 2 == 0 and isinstance(body, dict) and TRIALS:
-        trial = TRIALS[(d >> 2) % len(TRIALS)]["id"]
+    # The trial left to run out is paid for only once it has expired (converted from EXPIRED).
+    now = time.time()
+    payable = [t for t in TRIALS if not (t.get("protect") and now < t["expires_at"] + 10)]
+    if (d >> 1) % 2 == 0 and isinstance(body, dict) and payable:
+        trial = payable[(d >> 2) % len(payable)]["id"]
         kind = CHECKOUT_EVENTS[(d >> 5) % len(CHECKOUT_EVENTS)]
         body = dict(body)
         # Mostly fresh event ids (1 in 4 keeps the generated one: duplicates are exercised too).
@@ -145,15 +149,22 @@ def map_case(context, case):
     if isinstance(trial_id, str) and TRIAL_ID.match(trial_id):
         with _lock:
             known = dict(_created)
-        if trial_id in known:
-            tenant = known[trial_id]
-        elif (d >> 4) % 4 and TRIALS:
-            pool = TRIALS + [{"id": i, "tenant": t} for i, t in known.items()]
-            if case.path.endswith("/cancel"):
-                # A trial left to run out: canceled only once expired (409 trial_already_expired).
-                now = time.time()
-                pool = [p for p in pool if not (p.get("protect") and now < p["expires_at"])]
+        pool = TRIALS + [{"id": i, "tenant": t} for i, t in known.items()]
+        by_id = {p["id"]: p for p in pool}
+        # Schemathesis also feeds ids it saw in responses back into generated cases, so a
+        # generated id may already be one of ours: it then goes with its own tenant.
+        chosen = by_id.get(trial_id)
+        if chosen is None and (d >> 4) % 4 and pool:
             chosen = pool[(d >> 6) % len(pool)]
+        if chosen is not None and case.path.endswith("/cancel"):
+            # The trial left to run out is canceled only once expired (409 trial_already_expired).
+            now = time.time()
+            if chosen.get("protect") and now < chosen["expires_at"]:
+                others = [p for p in pool if not p.get("protect")]
+                chosen = others[(d >> 6) % len(others)] if others else None
+                if chosen is None:
+                    params["id"] = "trial_" + "0" * 24
+        if chosen is not None:
             params["id"] = chosen["id"]
             tenant = chosen["tenant"]
     t = TENANTS[tenant]

@@ -158,17 +158,28 @@ async fn create_session(
         state.faults.pop_front()
     };
 
-    let authenticated = authorization
+    // Test-mode secret (or restricted) keys only: the stand-in is never live.
+    let key = authorization
         .as_deref()
         .and_then(|a| a.strip_prefix("Bearer "))
-        .is_some_and(|k| k.starts_with("sk_test_") || k.starts_with("sk_live_"));
+        .map(str::trim)
+        .filter(|k| !k.is_empty());
+    let authenticated = key.is_some_and(|k| {
+        ["sk_test_", "rk_test_"]
+            .iter()
+            .any(|p| k.len() > p.len() && k.starts_with(p))
+    });
     if !authenticated {
+        let message = match key {
+            None => "You did not provide an API key. You need to provide your API key in the Authorization header, using Bearer auth (e.g. 'Authorization: Bearer YOUR_SECRET_KEY').".to_owned(),
+            Some(key) => format!("Invalid API Key provided: {}", redact(key)),
+        };
         return stripe_error(
             StatusCode::UNAUTHORIZED,
             "invalid_request_error",
             None,
             None,
-            "You did not provide an API key. You need to provide your API key in the Authorization header, using Bearer auth.",
+            &message,
         );
     }
     if fault == Some(Fault::ServerError) {
@@ -244,6 +255,22 @@ async fn create_session(
     response
 }
 
+/// A refused key as Stripe shows it: its prefix and last four characters (`sk_live_****1234`).
+fn redact(key: &str) -> String {
+    let prefix = key
+        .match_indices('_')
+        .nth(1)
+        .map_or(0, |(i, _)| i + 1)
+        .min(key.len());
+    let rest = &key[prefix..];
+    let tail = if rest.len() > 4 && rest.is_char_boundary(rest.len() - 4) {
+        &rest[rest.len() - 4..]
+    } else {
+        ""
+    };
+    format!("{}****{tail}", &key[..prefix])
+}
+
 fn unix_now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -281,4 +308,18 @@ fn new_session(form: &[(String, String)], mode: &str, now: i64) -> Value {
         "metadata": metadata(form, "metadata["),
         "livemode": false,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact;
+
+    #[test]
+    fn refused_keys_are_shown_as_stripe_shows_them() {
+        assert_eq!(redact("sk_live_abcdefgh1234"), "sk_live_****1234");
+        assert_eq!(redact("sk_live_12"), "sk_live_****");
+        assert_eq!(redact("rk_wrong_kind_of_key"), "rk_wrong_****_key");
+        assert_eq!(redact("whatever"), "****ever");
+        assert_eq!(redact("ab"), "****");
+    }
 }

@@ -20,6 +20,18 @@ impl Clock for SystemClock {
     }
 }
 
+/// Lambda's longest timeout, plus slack for clock skew.
+const MAX_INVOCATION_MS: i64 = 16 * 60 * 1000;
+
+/// The invocation deadline (epoch ms) if it looks like one. Emulators do not all send an epoch
+/// time (`cargo lambda watch` sends the timeout, `600000`); read as an epoch, that deadline
+/// passed in 1970 and a job would stop before it started. An implausible value counts as none.
+pub fn plausible_deadline(deadline_ms: i64, now_ms: i64) -> Option<i64> {
+    let plausible =
+        deadline_ms > now_ms - MAX_INVOCATION_MS && deadline_ms <= now_ms + MAX_INVOCATION_MS;
+    plausible.then_some(deadline_ms)
+}
+
 /// A clock that moves only when told to.
 #[derive(Debug, Clone, Default)]
 pub struct ManualClock(Arc<AtomicI64>);
@@ -45,5 +57,20 @@ impl ManualClock {
 impl Clock for ManualClock {
     fn now_millis(&self) -> i64 {
         self.0.load(Ordering::SeqCst)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_epoch_deadlines_near_now_count() {
+        let now = 1_775_469_600_000;
+        assert_eq!(plausible_deadline(now + 30_000, now), Some(now + 30_000));
+        assert_eq!(plausible_deadline(now - 1_000, now), Some(now - 1_000));
+        assert_eq!(plausible_deadline(600_000, now), None);
+        assert_eq!(plausible_deadline(0, now), None);
+        assert_eq!(plausible_deadline(now + 86_400_000, now), None);
     }
 }

@@ -23,8 +23,11 @@ pub async fn serve_job(job: Job) -> Result<(), crate::BoxError> {
     let app = &app;
     lambda_runtime::run(lambda_runtime::service_fn(
         move |event: lambda_runtime::LambdaEvent<serde_json::Value>| async move {
-            let deadline_ms = event.context.deadline as i64;
-            let report = crate::jobs::run(app, job, Some(deadline_ms)).await;
+            let deadline_ms = crate::clock::plausible_deadline(
+                event.context.deadline as i64,
+                app.clock.now_millis(),
+            );
+            let report = crate::jobs::run(app, job, deadline_ms).await;
             Ok::<_, Infallible>(serde_json::to_value(report).unwrap_or_default())
         },
     ))

@@ -146,3 +146,22 @@ async fn concurrent_cancels_with_different_keys_cancel_once() {
         "{statuses:?}"
     );
 }
+
+#[tokio::test]
+async fn a_purged_trial_is_410_and_the_org_still_cannot_start_again() {
+    let t = TestApp::new().await;
+    let id = t.start_trial(ORG, "growth").await;
+    assert_eq!(t.send(Call::cancel(&id, "c")).await.status, 200);
+    t.clock.advance(3 * DAY);
+    trials::jobs::run(&t.app, trials::jobs::Job::Purge, None).await;
+    let res = t.send(Call::cancel(&id, "again")).await;
+    assert_eq!(
+        (res.status, res.error_code().as_str()),
+        (410, "trial_expired")
+    );
+    let res = t.send(Call::start("growth", "restart")).await;
+    assert_eq!(
+        (res.status, res.error_code().as_str()),
+        (409, "trial_already_exists")
+    );
+}

@@ -323,3 +323,103 @@ async fn convert_is_at_most_three_dynamodb_round_trips_and_one_stripe_call() {
     assert_eq!(t.dynamo.total(), 3, "{:?}", t.dynamo.by_operation());
     assert_eq!(stripe.requests().len(), 1);
 }
+
+#[tokio::test]
+async fn an_expired_trial_converts_within_grace_even_after_the_expire_job_wrote_it() {
+    let (t, stripe) = with_stripe(|_| {}).await;
+    let id = t.start_trial(ORG, "pro").await;
+    t.clock.set(T0 + 7 * DAY + 60);
+    trials::jobs::run(&t.app, trials::jobs::Job::Expire, None).await;
+    let stored = t
+        .app
+        .store
+        .get_trial(&TrialId::parse(&id).unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.status.as_str(), "EXPIRED");
+    let res = t.send(Call::convert(&id, "late-but-in-grace")).await;
+    assert_eq!(res.status, 200, "{}", res.body);
+    assert_eq!(res.json()["plan"], "pro");
+    assert_eq!(stripe.sessions_created(), 1);
+}
+
+#[tokio::test]
+async fn a_purged_trial_is_410_and_stripe_is_not_called() {
+    let (t, stripe) = with_stripe(|_| {}).await;
+    let id = t.start_trial(ORG, "growth").await;
+    t.clock.set(T0 + 10 * DAY + 1);
+    trials::jobs::run(&t.app, trials::jobs::Job::Expire, None).await;
+    trials::jobs::run(&t.app, trials::jobs::Job::Purge, None).await;
+    assert!(t
+        .app
+        .store
+        .get_trial(&TrialId::parse(&id).unwrap())
+        .await
+        .unwrap()
+        .is_none());
+    let res = t.send(Call::convert(&id, "k")).await;
+    assert_eq!(
+        (res.status, res.error_code().as_str()),
+        (410, "trial_expired")
+    );
+    assert!(t.send(Call::convert(&id, "k")).await.replayed());
+    assert!(stripe.requests().is_empty());
+}
+
+#[tokio::test]
+async fn a_stripe_refusal_is_a_retryable_502_that_is_not_stored_and_shows_no_secret() {
+    let secret = "sk_live_not_for_the_stand_in_4242";
+    let (t, stripe) = with_stripe(|c| {
+        c.stripe.secret_key = Some(trials::config::Secret::new(secret));
+    })
+    .await;
+    let id = t.start_trial(ORG, "growth").await;
+    for _ in 0..2 {
+        // Stripe answers 401; the key is released, so the same key runs again (no replay).
+        let res = t.send(Call::convert(&id, "k")).await;
+        assert_eq!(
+            (res.status, res.error_code().as_str(), res.replayed()),
+            (502, "payment_provider_error", false)
+        );
+        assert_eq!(res.json()["error"]["retryable"], true);
+        assert!(res.header("retry-after").is_some());
+        assert!(!res.body.contains(secret) && !res.body.contains("4242"));
+    }
+    assert_eq!(stripe.requests().len(), 2);
+    assert_eq!(stripe.sessions_created(), 0);
+    let trial = t
+        .app
+        .store
+        .get_trial(&TrialId::parse(&id).unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(trial.checkout.is_none());
+}
+
+#[tokio::test]
+async fn the_stripe_call_gives_up_before_the_invocation_deadline_and_releases_the_key() {
+    // A generous Stripe timeout, but the invocation has 1.3 s left: the call gets 0.3 s.
+    let (t, stripe) = with_stripe(|c| c.stripe.timeout_ms = 10_000).await;
+    let id = t.start_trial(ORG, "growth").await;
+    stripe.fail_next(Fault::Stall(std::time::Duration::from_secs(3)));
+    let started = std::time::Instant::now();
+    let res = t
+        .send(Call::convert(&id, "k").deadline_ms(t.now() * 1000 + 1_300))
+        .await;
+    assert_eq!(
+        (res.status, res.error_code().as_str()),
+        (502, "payment_provider_error")
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_millis(2_000),
+        "{:?}",
+        started.elapsed()
+    );
+    // Released at once: the retry does not wait for the lease to run out, and gets the
+    // session Stripe made for the stalled call.
+    let retried = t.send(Call::convert(&id, "k")).await;
+    assert_eq!(retried.status, 200, "{}", retried.body);
+    assert_eq!(stripe.sessions_created(), 1);
+}

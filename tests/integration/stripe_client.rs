@@ -100,6 +100,17 @@ async fn errors_are_parsed_and_never_carry_the_secret() {
         .await
         .unwrap_err();
     assert_eq!(err.status(), Some(401));
+    match &err {
+        StripeError::Api(body) => {
+            assert_eq!(body.error_type, "invalid_request_error");
+            assert_eq!(
+                body.message.as_deref(),
+                Some("Invalid API Key provided: rk_wrong_****_key")
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(!err.is_transient());
     assert!(!err.to_string().contains("rk_wrong_kind_of_key"), "{err}");
     assert!(!format!("{err:?}").contains("rk_wrong_kind_of_key"));
 

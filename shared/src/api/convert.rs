@@ -7,6 +7,8 @@
 //! from ours with parameters that are a pure function of the trial: a retry after a crash
 //! between Stripe's answer and our write gets Stripe's same session, not a second one. An open
 //! session stored on the trial is reused without calling Stripe at all.
+use std::time::Duration;
+
 use lambda_http::Request;
 use serde_json::json;
 
@@ -14,7 +16,7 @@ use super::error::ApiError;
 use super::idempotency::{lease_until, Idempotency};
 use super::reply::Reply;
 use super::request::{deadline_ms, trial_id};
-use super::status::load_owned;
+use super::status::{load_owned, purged_or_not_found};
 use super::LogFields;
 use crate::auth::Tenant;
 use crate::crypto;
@@ -37,7 +39,8 @@ pub async fn handle(
         Idempotency::from_request(req, &tenant.org, &format!("/v1/trials/{id}/convert"))?;
     let now_ms = app.clock.now_millis();
     let token = crypto::random_hex(16);
-    let lease = lease_until(deadline_ms(req), now_ms, app.config.idempotency_lease_secs);
+    let deadline = deadline_ms(req, now_ms);
+    let lease = lease_until(deadline, now_ms, app.config.idempotency_lease_secs);
     let acquired = app
         .store
         .idempotency_acquire(
@@ -52,7 +55,8 @@ pub async fn handle(
     if let Err(existing) = acquired {
         return Ok(idempotency.answer(existing));
     }
-    match convert(app, &idempotency, &token, &id, tenant, now_ms).await {
+    let budget = stripe_budget(app.stripe.timeout(), deadline, now_ms);
+    match convert(app, &idempotency, &token, &id, tenant, now_ms, budget).await {
         Ok(reply) => Ok(reply),
         Err(err) => idempotency.refuse_leased(app, &token, err, now_ms).await,
     }
@@ -65,6 +69,7 @@ async fn convert(
     id: &TrialId,
     tenant: &Tenant,
     now_ms: i64,
+    budget: Duration,
 ) -> Result<Reply, ApiError> {
     let now = now_ms.div_euclid(1000);
     let policy = app.config.policy;
@@ -74,7 +79,10 @@ async fn convert(
 
     let (checkout, created) = match trial.open_checkout(now) {
         Some(open) => (open.clone(), false),
-        None => (create_checkout(app, &trial, idempotency).await?, true),
+        None => (
+            create_checkout(app, &trial, idempotency, budget).await?,
+            true,
+        ),
     };
     let reply = Reply::json(
         200,
@@ -124,13 +132,13 @@ async fn convert(
         }
         // Our lease ran out and a retry took the key over: its answer is the one that counts.
         Err(TransitionRejected::Idempotency(old)) => idempotency.answer_conflict(app, old).await,
-        // The trial moved on (converted, canceled, or past grace) since it was read.
+        // The trial moved on (converted, canceled, past grace, purged) since it was read.
         Err(TransitionRejected::Trial(current)) => Err(match current {
             Some(current) => match current.lifecycle(policy).check_convert(now) {
                 Err(e) => e.into(),
                 Ok(()) => ApiError::trial_not_found(),
             },
-            None => ApiError::trial_not_found(),
+            None => purged_or_not_found(app, id, tenant).await,
         }),
     }
 }
@@ -141,6 +149,7 @@ async fn create_checkout(
     app: &App,
     trial: &Trial,
     idempotency: &Idempotency,
+    budget: Duration,
 ) -> Result<Checkout, ApiError> {
     let stripe = &app.config.stripe;
     let metadata = vec![
@@ -159,7 +168,7 @@ async fn create_checkout(
     let key = stripe_idempotency_key(idempotency, &trial.id);
     match app
         .stripe
-        .create_checkout_session(&session, &key, None)
+        .create_checkout_session(&session, &key, Some(budget))
         .await
     {
         Ok(created) => Ok(Checkout {
@@ -179,6 +188,24 @@ async fn create_checkout(
     }
 }
 
+/// Time kept back from the invocation's deadline to write the outcome (or release the key)
+/// after Stripe answers or the call is abandoned.
+pub const WRITE_MARGIN_MS: i64 = 1_000;
+
+/// How long the Stripe call may take: the configured timeout, cut short so that the answer can
+/// still be written, or the key released with a 502, before the invocation is killed (a killed
+/// invocation leaves its lease to run out and API Gateway answers for us). With no usable
+/// deadline (local server, a deadline already past) the configured timeout applies.
+pub fn stripe_budget(configured: Duration, deadline_ms: Option<i64>, now_ms: i64) -> Duration {
+    match deadline_ms.map(|d| d - now_ms) {
+        Some(remaining) if remaining > 0 => {
+            let usable = (remaining - WRITE_MARGIN_MS).max(1) as u64;
+            configured.min(Duration::from_millis(usable))
+        }
+        _ => configured,
+    }
+}
+
 /// Stripe's key for our request: the same for every retry of it, different for any other.
 pub fn stripe_idempotency_key(idempotency: &Idempotency, trial: &TrialId) -> String {
     let scope = &idempotency.scope;
@@ -186,4 +213,31 @@ pub fn stripe_idempotency_key(idempotency: &Idempotency, trial: &TrialId) -> Str
         "trials-convert-{}",
         crypto::sha256_hex(format!("{}\n{}\n{}", scope.org, scope.key, trial).as_bytes())
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_stripe_call_ends_before_the_invocation_does() {
+        let six = Duration::from_secs(6);
+        let now = 1_775_469_600_000;
+        // Plenty of time: the configured timeout.
+        assert_eq!(stripe_budget(six, Some(now + 9_500), now), six);
+        // Little left: what remains minus the margin for the write.
+        assert_eq!(
+            stripe_budget(six, Some(now + 3_000), now),
+            Duration::from_millis(2_000)
+        );
+        // Less than the margin left: the call still gets a (tiny) budget and fails as a 502.
+        assert_eq!(
+            stripe_budget(six, Some(now + 500), now),
+            Duration::from_millis(1)
+        );
+        // No deadline, or one that reads 0 or has passed: the configured timeout.
+        for deadline in [None, Some(0), Some(now), Some(now - 1)] {
+            assert_eq!(stripe_budget(six, deadline, now), six, "{deadline:?}");
+        }
+    }
 }

@@ -74,11 +74,11 @@ pub fn json_object(req: &Request) -> Result<serde_json::Map<String, Value>, ApiE
     }
 }
 
-/// Milliseconds since the epoch at which the Lambda invocation is cut off, if we run in one.
-pub fn deadline_ms(req: &Request) -> Option<i64> {
+/// Milliseconds since the epoch at which the Lambda invocation is cut off, if we run in one and
+/// the value is a plausible epoch time (see [`crate::clock::plausible_deadline`]).
+pub fn deadline_ms(req: &Request, now_ms: i64) -> Option<i64> {
     req.lambda_context_ref()
-        .map(|ctx| ctx.deadline as i64)
-        .filter(|d| *d > 0)
+        .and_then(|ctx| crate::clock::plausible_deadline(ctx.deadline as i64, now_ms))
 }
 
 #[cfg(test)]
