@@ -1,6 +1,9 @@
 //! dynoxide inside this process: a real DynamoDB wire protocol on loopback, persisted to disk.
 use std::path::Path;
 
+/// The database file in a data directory.
+pub const DB_FILE: &str = "trials.db";
+
 /// Serves a dynoxide database on `127.0.0.1:0`; `data_dir` persists it (`None`: in memory).
 /// Returns the endpoint URL.
 pub async fn start_dynoxide(data_dir: Option<&Path>) -> Result<String, String> {
@@ -14,7 +17,7 @@ pub async fn start_dynoxide_on(data_dir: Option<&Path>, addr: &str) -> Result<St
         Some(dir) => {
             std::fs::create_dir_all(dir)
                 .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-            let file = dir.join("trials.db");
+            let file = dir.join(DB_FILE);
             let file = file.to_str().ok_or("data directory path is not UTF-8")?;
             dynoxide::Database::new(file).map_err(|e| format!("cannot open {file}: {e}"))?
         }

@@ -25,8 +25,9 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
+/// A fresh directory of this test process (several test runs may share the machine).
 fn data_dir(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("trialctl-{name}"));
+    let dir = std::env::temp_dir().join(format!("trialctl-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     dir
 }
@@ -271,4 +272,52 @@ fn without_a_table_the_aws_mode_says_what_is_missing() {
         "{}",
         text(&out.stderr)
     );
+}
+
+#[test]
+fn an_unreachable_dynamodb_fails_every_command() {
+    // Port 1 on loopback: nothing listens there, the connection is refused at once.
+    let endpoint = "http://127.0.0.1:1";
+    for args in [
+        &["keys", "create", "--org", "org_a"][..],
+        &["keys", "list", "--org", "org_a"],
+        &["keys", "revoke", "0123456789abcdef"],
+        &["trials", "show", "trial_0123456789abcdef01234567"],
+    ] {
+        let out = trialctl(&[&["--endpoint", endpoint][..], args].concat());
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let err = text(&out.stderr);
+        assert!(err.contains("DynamoDB"), "{args:?}: {err}");
+        assert!(err.contains(endpoint), "{args:?}: {err}");
+        assert!(out.stdout.is_empty(), "{args:?}");
+    }
+}
+
+#[test]
+fn a_data_directory_without_a_store_is_an_error_except_to_create_a_key() {
+    let dir = data_dir("empty");
+    let data = dir.to_str().unwrap();
+    for args in [
+        &["keys", "list", "--org", "org_a"][..],
+        &["keys", "revoke", "0123456789abcdef"],
+        &["trials", "show", "trial_0123456789abcdef01234567"],
+    ] {
+        let out = trialctl(&[&["--data", data][..], args].concat());
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        assert!(
+            text(&out.stderr).contains("no Trials data"),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+        // A mistyped path is not turned into a new, empty store.
+        assert!(!dir.exists(), "{args:?}");
+    }
+    // The first key of a new local store (before trials-local ever ran) creates it.
+    let out = trialctl(&["--data", data, "keys", "create", "--org", "org_a"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let key = ApiKey::parse(text(&out.stdout).trim()).expect("a key");
+    let list = trialctl(&["--data", data, "keys", "list", "--org", "org_a"]);
+    assert!(list.status.success(), "{}", text(&list.stderr));
+    assert!(text(&list.stdout).contains(key.key_id()));
+    let _ = std::fs::remove_dir_all(&dir);
 }

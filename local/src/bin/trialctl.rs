@@ -31,8 +31,9 @@ Commands:
 Where the table is:
   (default)        DynamoDB in AWS: TABLE_NAME, region and credentials from the
                    environment (DYNAMODB_ENDPOINT is honoured)
-  --data DIR       the embedded store of `trials-local --data DIR` (e.g. .trials);
-                   it may be running meanwhile
+  --data DIR       the embedded store of `trials-local --data DIR` (e.g. .trials),
+                   whether or not trials-local is running; only `keys create`
+                   starts a new one in an empty DIR
   --endpoint URL   a DynamoDB-compatible endpoint with dummy credentials
                    (e.g. trials-local's http://127.0.0.1:8000)
   --table NAME     the table (default $TABLE_NAME; with --data or --endpoint,
@@ -246,37 +247,58 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn open(target: &Target) -> Result<Store, String> {
+/// The table `target` names, and where it is (for error messages). `create` allows a new
+/// local data directory (`keys create` before `trials-local` ever ran); anything else on a
+/// directory holding no store is a mistyped path, not an empty store.
+async fn open(target: &Target, create: bool) -> Result<(Store, String), String> {
     let env = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
     let shards = 4;
     if let Some(dir) = &target.data {
+        if !create && !dir.join(trials_local::embedded::DB_FILE).is_file() {
+            return Err(format!(
+                "no Trials data in {} ({} not found): check the path, or run trials-local \
+                 --data {0} first",
+                dir.display(),
+                trials_local::embedded::DB_FILE
+            ));
+        }
         let endpoint = trials_local::embedded::start_dynoxide(Some(dir)).await?;
         let table = target.table.clone().unwrap_or_else(|| DEFAULT_TABLE.into());
+        let place = format!("table {table} in {}", dir.display());
         let store = Store::new(trials::aws::local_dynamodb(&endpoint), table, shards);
         // As trials-local does on start: the local table exists from the first command on.
-        store.ensure_table().await.map_err(|e| e.to_string())?;
-        return Ok(store);
+        store
+            .ensure_table()
+            .await
+            .map_err(|e| format!("{e} ({place})"))?;
+        return Ok((store, place));
     }
     if let Some(endpoint) = &target.endpoint {
         let table = target.table.clone().unwrap_or_else(|| DEFAULT_TABLE.into());
-        return Ok(Store::new(
-            trials::aws::local_dynamodb(endpoint),
-            table,
-            shards,
-        ));
+        let place = format!("table {table} at {endpoint}");
+        let store = Store::new(trials::aws::local_dynamodb(endpoint), table, shards);
+        return Ok((store, place));
     }
+    // No default table here: the deployed table's name is CloudFormation's, and guessing
+    // would send an operator's revocation to the wrong table.
     let table =
         target.table.clone().or_else(|| env("TABLE_NAME")).ok_or(
             "no table: set TABLE_NAME or pass --table (or --data DIR for the local store)",
         )?;
-    let (dynamo, _) = trials::aws::from_environment(env("DYNAMODB_ENDPOINT").as_deref()).await;
-    Ok(Store::new(dynamo, table, shards))
+    let endpoint = env("DYNAMODB_ENDPOINT");
+    let place = match &endpoint {
+        Some(url) => format!("table {table} at {url}"),
+        None => format!("table {table} in AWS"),
+    };
+    let (dynamo, _) = trials::aws::from_environment(endpoint.as_deref()).await;
+    Ok((Store::new(dynamo, table, shards), place))
 }
 
 async fn run(target: Target, command: Command) -> Result<(), String> {
-    let store = open(&target).await?;
+    let create = matches!(command, Command::KeysCreate { .. });
+    let (store, place) = open(&target, create).await?;
     let now = SystemClock.now();
-    let failed = |e: trials::store::StoreError| format!("{e} (table {})", store.table_name());
+    let failed = |e: trials::store::StoreError| format!("DynamoDB: {e} ({place})");
     match command {
         Command::KeysCreate { org, projects } => {
             let (key, info) = keys::create(&store, org, Projects::from_list(projects), now)
@@ -315,7 +337,7 @@ async fn run(target: Target, command: Command) -> Result<(), String> {
                 .revoke_api_key(&key_id, now)
                 .await
                 .map_err(failed)?
-                .ok_or_else(|| format!("no API key {key_id} (table {})", store.table_name()))?;
+                .ok_or_else(|| format!("no API key {key_id} ({place})"))?;
             let at = info.revoked_at.unwrap_or(now);
             let cache = Config::from_env()
                 .map(|c| c.api_key_cache_secs)
@@ -332,7 +354,7 @@ async fn run(target: Target, command: Command) -> Result<(), String> {
                 Some(id) => store.get_trial(&id).await.map_err(failed)?,
                 None => None,
             }
-            .ok_or_else(|| format!("no trial {id} (table {})", store.table_name()))?;
+            .ok_or_else(|| format!("no trial {id} ({place})"))?;
             let policy = Config::from_env()?.policy;
             let mut shown = trial.view_at(now, policy);
             shown["stored_status"] = trial.status.as_str().into();
