@@ -384,6 +384,18 @@ async fn keys_and_their_hashes_never_reach_the_logs() {
     t.clock.advance(61);
     statuses.push(status(&t, &id, &key).await.status);
     t.dynamo.set_failing(false);
+    // What the Lambda runtime logs at trace level for every invocation
+    // (lambda_runtime::layers::api_response): the raw event, Authorization header included.
+    // Only this service's own code may log at trace.
+    let raw_event = format!(
+        r#"{{"headers":{{"authorization":"Bearer {}","x-org-id":"{ORG}"}}}}"#,
+        key.expose()
+    );
+    tracing::trace!(
+        target: "lambda_runtime::layers::api_response",
+        body = raw_event.as_str(),
+        "raw JSON event received from Lambda"
+    );
     drop(guard);
 
     assert_eq!(
@@ -398,6 +410,11 @@ async fn keys_and_their_hashes_never_reach_the_logs() {
     assert_eq!(request_lines, statuses.len(), "{text}");
     assert!(text.contains(r#""status":401"#), "{text}");
     assert!(text.contains("store failure"), "{text}");
+    // The embedded DynamoDB answering these requests runs on this thread and logs through the
+    // same layer (its debug lines are here; its trace lines, with whole items and so the key
+    // hashes, must not be).
+    assert!(text.contains(r#""operation":"GetItem""#), "{text}");
+    assert!(!text.contains("raw JSON event"), "{text}");
     for k in keys {
         let secret = &k.expose()[21..];
         assert!(!text.contains(secret), "a key reached the logs: {text}");

@@ -423,3 +423,24 @@ async fn the_stripe_call_gives_up_before_the_invocation_deadline_and_releases_th
     assert_eq!(retried.status, 200, "{}", retried.body);
     assert_eq!(stripe.sessions_created(), 1);
 }
+
+#[tokio::test]
+async fn concurrent_converts_with_different_keys_answer_with_one_session() {
+    let (t, _stripe) = with_stripe(|_| {}).await;
+    let id = t.start_trial(ORG, "growth").await;
+    let tasks: Vec<_> = (0..8)
+        .map(|i| {
+            let (t, id) = (t.clone(), id.clone());
+            tokio::spawn(async move { t.send(Call::convert(&id, &format!("key-{i}"))).await })
+        })
+        .collect();
+    let mut urls = std::collections::BTreeSet::new();
+    for task in tasks {
+        let res = task.await.unwrap();
+        assert_eq!(res.status, 200, "{}", res.body);
+        urls.insert(res.json()["checkout_url"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(urls.len(), 1, "every caller gets the trial's one session: {urls:?}");
+    let stored = t.app.store.get_trial(&TrialId::parse(&id).unwrap()).await.unwrap().unwrap();
+    assert_eq!(urls.into_iter().next(), stored.checkout.map(|c| c.url));
+}

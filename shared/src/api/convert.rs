@@ -84,14 +84,10 @@ async fn convert(
             true,
         ),
     };
-    let reply = Reply::json(
-        200,
-        &json!({
-            "checkout_url": checkout.url,
-            "trial_id": trial.id.as_str(),
-            "plan": trial.plan.as_str(),
-        }),
-    );
+    if !created {
+        return answer_with(app, idempotency, token, &trial, &checkout, now_ms).await;
+    }
+    let reply = checkout_reply(&trial, &checkout);
     let completed = store.idempotency_put_owned(
         &idempotency.scope,
         token,
@@ -100,10 +96,6 @@ async fn convert(
         now_ms,
         app.config.idempotency_ttl_secs,
     )?;
-    if !created {
-        store.idempotency_complete(completed).await?;
-        return Ok(reply);
-    }
 
     let event = DomainEvent::for_trial(
         EventKind::CheckoutCreated,
@@ -132,6 +124,15 @@ async fn convert(
         }
         // Our lease ran out and a retry took the key over: its answer is the one that counts.
         Err(TransitionRejected::Idempotency(old)) => idempotency.answer_conflict(app, old).await,
+        // A convert with another key stored its open session first: a trial has one session at
+        // a time, so answer with that one (ours was never shown to anyone and expires unused).
+        Err(TransitionRejected::Trial(Some(current)))
+            if current.lifecycle(policy).check_convert(now).is_ok()
+                && current.open_checkout(now).is_some() =>
+        {
+            let open = current.open_checkout(now).cloned().expect("checked above");
+            answer_with(app, idempotency, token, &current, &open, now_ms).await
+        }
         // The trial moved on (converted, canceled, past grace, purged) since it was read.
         Err(TransitionRejected::Trial(current)) => Err(match current {
             Some(current) => match current.lifecycle(policy).check_convert(now) {
@@ -141,6 +142,39 @@ async fn convert(
             None => purged_or_not_found(app, id, tenant).await,
         }),
     }
+}
+
+fn checkout_reply(trial: &Trial, checkout: &Checkout) -> Reply {
+    Reply::json(
+        200,
+        &json!({
+            "checkout_url": checkout.url,
+            "trial_id": trial.id.as_str(),
+            "plan": trial.plan.as_str(),
+        }),
+    )
+}
+
+/// Answers with a session already stored on the trial: only the idempotency record to write.
+async fn answer_with(
+    app: &App,
+    idempotency: &Idempotency,
+    token: &str,
+    trial: &Trial,
+    checkout: &Checkout,
+    now_ms: i64,
+) -> Result<Reply, ApiError> {
+    let reply = checkout_reply(trial, checkout);
+    let completed = app.store.idempotency_put_owned(
+        &idempotency.scope,
+        token,
+        &idempotency.fingerprint,
+        &reply.stored(),
+        now_ms,
+        app.config.idempotency_ttl_secs,
+    )?;
+    app.store.idempotency_complete(completed).await?;
+    Ok(reply)
 }
 
 /// Asks Stripe for a subscription checkout of the trial's plan. Any failure (4xx, 5xx, timeout)

@@ -228,7 +228,8 @@ impl Store {
         self.transition(update, idempotency, event).await
     }
 
-    /// Stores the checkout session a convert opened, if the trial may still convert at `now`.
+    /// Stores the checkout session a convert opened, if the trial may still convert at `now` and
+    /// holds no other open session (one session per trial, whatever races).
     pub async fn record_checkout(
         &self,
         trial: &Trial,
@@ -245,7 +246,8 @@ impl Store {
                 "SET checkout_session_id = :sid, checkout_url = :url, checkout_expires_at = :cexp",
             )
             .condition_expression(
-                "attribute_exists(pk) AND org_id = :org AND (#status = :active OR #status = :expired) AND expires_at > :grace_cutoff",
+                "attribute_exists(pk) AND org_id = :org AND (#status = :active OR #status = :expired) AND expires_at > :grace_cutoff \
+                 AND (attribute_not_exists(checkout_session_id) OR checkout_expires_at <= :now OR checkout_session_id = :sid)",
             )
             .expression_attribute_names("#status", "status")
             .set_expression_attribute_values(
@@ -256,6 +258,7 @@ impl Store {
                     .s(":org", trial.org_id.as_str())
                     .s(":active", TrialStatus::Active.as_str())
                     .s(":expired", TrialStatus::Expired.as_str())
+                    .n(":now", now)
                     .n(":grace_cutoff", now - policy.grace_secs)
                     .build(),
             )
