@@ -302,6 +302,54 @@ async fn a_store_outage_while_reading_the_key_is_503_and_not_remembered() {
 }
 
 #[tokio::test]
+async fn every_trial_route_refuses_before_reading_or_writing_anything() {
+    let t = TestApp::new().await;
+    let id = t.start_trial(ORG, "growth").await;
+    let revoked = t.create_key(ORG, &[]).await;
+    t.revoke_key(&revoked).await;
+    // Each key verdict below is already cached, as on a warm function: what a refused
+    // request costs is then nothing at all.
+    assert_eq!(status(&t, &id, &revoked).await.status, 401);
+    let other_org = t.api_key("org_other").await;
+    let limited = t.create_key(ORG, &["proj_a"]).await;
+    assert_eq!(status(&t, &id, &limited).await.status, 403);
+    let routes = || {
+        [
+            Call::start("pro", "s1"),
+            Call::status(&id),
+            Call::convert(&id, "v1"),
+            Call::cancel(&id, "c1"),
+        ]
+    };
+
+    t.dynamo.reset();
+    for (name, key, expected) in [
+        ("no key", None, 401),
+        ("revoked key", Some(&revoked), 401),
+        ("another org's key", Some(&other_org), 403),
+        ("a key for other projects", Some(&limited), 403),
+    ] {
+        for call in routes() {
+            let call = match key {
+                Some(key) => call.bearer(key.expose()),
+                None => call.without_auth(),
+            };
+            let res = t.send(call).await;
+            assert_eq!(res.status, expected, "{name}: {}", res.body);
+            let code = if expected == 401 { "unauthorized" } else { "forbidden" };
+            assert_eq!(res.error_code(), code, "{name}");
+        }
+    }
+    assert_eq!(t.dynamo.total(), 0, "{:?}", t.dynamo.by_operation());
+
+    // The trial is as it was, and the refused idempotency keys were never taken.
+    assert_eq!(t.send(Call::status(&id)).await.json()["status"], "ACTIVE");
+    let res = t.send(Call::cancel(&id, "c1")).await;
+    assert_eq!(res.status, 200, "{}", res.body);
+    assert!(!res.replayed());
+}
+
+#[tokio::test]
 async fn the_stripe_webhook_is_not_asked_for_an_api_key() {
     let t = TestApp::new().await;
     let res = t
