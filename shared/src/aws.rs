@@ -1,6 +1,7 @@
 //! AWS clients, built once per process on one lean HTTP stack (hyper + rustls on ring).
 use aws_config::BehaviorVersion;
 use aws_sdk_dynamodb::config::{Credentials, Region};
+use aws_smithy_http_client::tls::{TlsContext, TrustStore};
 use aws_smithy_http_client::{tls, Builder};
 use aws_smithy_runtime_api::client::http::SharedHttpClient;
 
@@ -10,6 +11,36 @@ fn http_client() -> SharedHttpClient {
             tls::rustls_provider::CryptoMode::Ring,
         ))
         .build_https()
+}
+
+/// The roots AWS service endpoints chain to (Amazon Trust Services, and the Starfield root that
+/// cross-signs them), compiled in. Loading the system store instead reads and parses every file
+/// under /etc/ssl/certs when the client is built: measured here, that was most of a function's
+/// init time (`make bench`, BENCHMARKS.md).
+const AWS_ROOTS: &[u8] = include_bytes!("../certs/aws-roots.pem");
+
+/// The HTTP client of the deployed functions: AWS endpoints only, trusting AWS's roots.
+/// `AWS_TLS_NATIVE_ROOTS=1` trusts the system store instead (e.g. behind a TLS-inspecting proxy).
+fn aws_http_client() -> SharedHttpClient {
+    if std::env::var("AWS_TLS_NATIVE_ROOTS").is_ok_and(|v| v == "1") {
+        return http_client();
+    }
+    let context = TlsContext::builder()
+        .with_trust_store(
+            TrustStore::empty()
+                .with_native_roots(false)
+                .with_pem_certificate(AWS_ROOTS),
+        )
+        .build();
+    match context {
+        Ok(context) => Builder::new()
+            .tls_provider(tls::Provider::Rustls(
+                tls::rustls_provider::CryptoMode::Ring,
+            ))
+            .tls_context(context)
+            .build_https(),
+        Err(_) => http_client(),
+    }
 }
 
 /// The clients for a deployed function. Lambda puts the region and the execution role's
@@ -24,7 +55,7 @@ pub async fn from_environment(
         Some(shared) => shared,
         None => {
             aws_config::defaults(BehaviorVersion::latest())
-                .http_client(http_client())
+                .http_client(aws_http_client())
                 .load()
                 .await
         }
@@ -56,7 +87,7 @@ fn lambda_environment() -> Option<aws_config::SdkConfig> {
             .credentials_provider(aws_sdk_dynamodb::config::SharedCredentialsProvider::new(
                 credentials,
             ))
-            .http_client(http_client())
+            .http_client(aws_http_client())
             .sleep_impl(aws_smithy_async::rt::sleep::default_async_sleep()?)
             .time_source(aws_smithy_async::time::SystemTimeSource::new())
             .build(),
