@@ -10,6 +10,7 @@
 //!
 //! The key also goes to `<data>/dev-api-key` for scripts, and to stdout for the developer;
 //! never to a log line.
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use trials::auth::keys::{ApiKey, KeyInfo, Projects};
@@ -95,9 +96,23 @@ pub async fn ensure(store: &Store, data: &Path, now: i64) -> Result<DevKey, Stri
         }
     };
     let path = data.join(FILE_NAME);
-    std::fs::write(&path, format!("{DEV_KEY}\n"))
-        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    write(&path).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     Ok(DevKey { key, state, path })
+}
+
+/// `<data>/dev-api-key`, readable by its owner only, as any file holding a key should be
+/// (this one is public, but scripts copy the habit).
+fn write(path: &Path) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    options
+        .open(path)?
+        .write_all(format!("{DEV_KEY}\n").as_bytes())
 }
 
 impl DevKey {
@@ -177,6 +192,12 @@ mod tests {
             std::fs::read_to_string(dir.join(FILE_NAME)).unwrap().trim(),
             DEV_KEY
         );
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let meta = std::fs::metadata(dir.join(FILE_NAME)).unwrap();
+            assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+        }
         let listed = store.list_api_keys(&dev_org()).await.unwrap();
         assert_eq!(listed.len(), 1);
 

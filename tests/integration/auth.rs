@@ -336,7 +336,11 @@ async fn every_trial_route_refuses_before_reading_or_writing_anything() {
             };
             let res = t.send(call).await;
             assert_eq!(res.status, expected, "{name}: {}", res.body);
-            let code = if expected == 401 { "unauthorized" } else { "forbidden" };
+            let code = if expected == 401 {
+                "unauthorized"
+            } else {
+                "forbidden"
+            };
             assert_eq!(res.error_code(), code, "{name}");
         }
     }

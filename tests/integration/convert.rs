@@ -440,7 +440,17 @@ async fn concurrent_converts_with_different_keys_answer_with_one_session() {
         assert_eq!(res.status, 200, "{}", res.body);
         urls.insert(res.json()["checkout_url"].as_str().unwrap().to_owned());
     }
-    assert_eq!(urls.len(), 1, "every caller gets the trial's one session: {urls:?}");
-    let stored = t.app.store.get_trial(&TrialId::parse(&id).unwrap()).await.unwrap().unwrap();
+    assert_eq!(
+        urls.len(),
+        1,
+        "every caller gets the trial's one session: {urls:?}"
+    );
+    let stored = t
+        .app
+        .store
+        .get_trial(&TrialId::parse(&id).unwrap())
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(urls.into_iter().next(), stored.checkout.map(|c| c.url));
 }
