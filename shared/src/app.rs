@@ -57,7 +57,8 @@ impl App {
     /// After a change has committed (its events are in the outbox): publish them now and drop
     /// them from the outbox. A failure is logged and left to the scheduled job; it never fails
     /// the request, whose change is already durable.
-    pub async fn publish_committed(&self, events: &[DomainEvent]) {
+    /// Returns how many were published.
+    pub async fn publish_committed(&self, events: &[DomainEvent]) -> usize {
         let published = self.publisher.publish(events).await;
         if published.len() < events.len() {
             tracing::warn!(
@@ -69,5 +70,6 @@ impl App {
         if let Err(e) = self.store.outbox_ack(&ids).await {
             tracing::warn!(error = %e, "outbox acknowledgement failed; the events may be published again");
         }
+        published.len()
     }
 }

@@ -23,14 +23,10 @@ pub(super) async fn page(run: &mut Run<'_>, items: Vec<Item>) -> Flow {
     if events.is_empty() {
         return Flow::Continue;
     }
-    let published = run.app.publisher.publish(&events).await;
-    run.report.events_republished += published.len() as u64;
-    run.report.events_failed += (events.len() - published.len()) as u64;
-    let ids: Vec<&str> = published.iter().map(String::as_str).collect();
-    if let Err(e) = run.app.store.outbox_ack(&ids).await {
-        tracing::warn!(error = %e, "outbox acknowledgement failed; the events may be published again");
-    }
-    if published.is_empty() {
+    let published = run.app.publish_committed(&events).await;
+    run.report.events_republished += published as u64;
+    run.report.events_failed += (events.len() - published) as u64;
+    if published == 0 {
         tracing::warn!(
             pending = events.len(),
             "event bus refused every stranded event; the outbox waits for the next run"
