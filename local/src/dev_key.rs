@@ -13,8 +13,8 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use trials::auth::keys::{ApiKey, KeyInfo, Projects};
 use trials::crypto::constant_time_eq;
+use trials::domain::api_key::{ApiKey, KeyInfo, Projects};
 use trials::domain::OrgId;
 use trials::store::Store;
 
@@ -72,7 +72,7 @@ pub async fn ensure(store: &Store, data: &Path, now: i64) -> Result<DevKey, Stri
         .put_api_key(&info, &key.hash())
         .await
         .map_err(|e| format!("cannot register the dev API key: {e}"))?;
-    let state = if written.is_ok() {
+    let state = if written.committed() {
         DevKeyState::Created
     } else {
         match store
@@ -173,7 +173,7 @@ mod tests {
         let key = dev_key();
         assert_eq!(key.expose(), DEV_KEY);
         assert_eq!(key.key_id(), DEV_KEY_ID);
-        assert_eq!(DEV_KEY.len(), trials::auth::keys::KEY_LEN);
+        assert_eq!(DEV_KEY.len(), trials::domain::api_key::KEY_LEN);
     }
 
     #[tokio::test]
@@ -235,7 +235,7 @@ mod tests {
             revoked_at: None,
         };
         let hash = sha256_hex(b"another key");
-        store.put_api_key(&other, &hash).await.unwrap().unwrap();
+        assert!(store.put_api_key(&other, &hash).await.unwrap().committed());
         let dev = ensure(&store, &dir, 2).await.unwrap();
         assert_eq!(dev.state, DevKeyState::Taken);
         let stored = store.get_api_key(DEV_KEY_ID).await.unwrap().unwrap();

@@ -13,6 +13,18 @@ pub async fn start_dynoxide(data_dir: Option<&Path>) -> Result<String, String> {
 /// As [`start_dynoxide`], on `addr`: a fixed port lets functions run by `cargo lambda watch`
 /// share the local API's database (`DYNAMODB_ENDPOINT`).
 pub async fn start_dynoxide_on(data_dir: Option<&Path>, addr: &str) -> Result<String, String> {
+    Ok(start_embedded(data_dir, addr).await?.endpoint)
+}
+
+/// A served embedded store: its endpoint, and the database itself for what only runs
+/// in-process (the stream reader, the TTL sweep).
+#[derive(Clone)]
+pub struct Embedded {
+    pub endpoint: String,
+    pub db: dynoxide::Database,
+}
+
+pub async fn start_embedded(data_dir: Option<&Path>, addr: &str) -> Result<Embedded, String> {
     let db = match data_dir {
         Some(dir) => {
             std::fs::create_dir_all(dir)
@@ -27,6 +39,9 @@ pub async fn start_dynoxide_on(data_dir: Option<&Path>, addr: &str) -> Result<St
         .await
         .map_err(|e| format!("cannot bind dynoxide on {addr}: {e}"))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
-    tokio::spawn(dynoxide::server::serve_on(listener, db));
-    Ok(format!("http://{addr}"))
+    tokio::spawn(dynoxide::server::serve_on(listener, db.clone()));
+    Ok(Embedded {
+        endpoint: format!("http://{addr}"),
+        db,
+    })
 }

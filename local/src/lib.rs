@@ -3,4 +3,5 @@
 pub mod dev_key;
 pub mod embedded;
 pub mod server;
+pub mod stream;
 pub mod stripe_standin;

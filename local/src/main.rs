@@ -14,10 +14,11 @@ use std::time::Duration;
 use trials::clock::SystemClock;
 use trials::config::Config;
 use trials::domain::time::parse_duration_secs;
-use trials::events::Publisher;
 use trials::jobs::Job;
+use trials::publish::Publisher;
 use trials::store::Store;
 use trials::App;
+use trials_local::stream::StreamReader;
 
 const USAGE: &str =
     "usage: trials-local [--addr HOST:PORT] [--data DIR] [--dynamodb-addr HOST:PORT]
@@ -74,28 +75,44 @@ async fn run() -> Result<(), String> {
     let jobs_every = jobs_interval()?;
     trials::telemetry::init();
     let mut config = Config::from_env()?;
-    let (dynamo, eventbridge) = match config.dynamodb_endpoint.clone() {
-        Some(endpoint) => trials::aws::from_environment(Some(&endpoint)).await,
+    let (dynamo, embedded) = match config.dynamodb_endpoint.clone() {
+        Some(endpoint) => (trials::aws::from_environment(Some(&endpoint)).await, None),
         None => {
-            let endpoint =
-                trials_local::embedded::start_dynoxide_on(Some(&args.data), &args.dynamodb_addr)
+            let embedded =
+                trials_local::embedded::start_embedded(Some(&args.data), &args.dynamodb_addr)
                     .await?;
-            tracing::info!(data = %args.data.display(), endpoint = %endpoint, "embedded DynamoDB (dynoxide)");
+            tracing::info!(data = %args.data.display(), endpoint = %embedded.endpoint, "embedded DynamoDB (dynoxide)");
             (
-                trials::aws::local_dynamodb(&endpoint),
-                trials::aws::local_eventbridge(&endpoint),
+                trials::aws::local_dynamodb(&embedded.endpoint),
+                Some(embedded),
             )
         }
     };
     let store = Store::new(dynamo, config.table_name.clone(), config.due_shards);
     store.ensure_table().await.map_err(|e| e.to_string())?;
-    let publisher = match &config.event_bus {
-        Some(bus) => Publisher::EventBridge {
-            client: eventbridge,
-            bus: bus.clone(),
-        },
-        None => Publisher::Log,
-    };
+    // The event source mapping's stand-in: the embedded store's stream to the publisher (to
+    // EventBridge when EVENT_BUS_NAME is set, else to the log).
+    match &embedded {
+        Some(embedded) => {
+            let publisher = match std::env::var("EVENT_BUS_NAME").ok().filter(|b| !b.is_empty()) {
+                Some(bus) => Publisher::EventBridge {
+                    client: trials::aws::eventbridge_from_environment().await,
+                    bus,
+                },
+                None => Publisher::Log,
+            };
+            let reader = StreamReader::new(
+                embedded.db.clone(),
+                store.table_name(),
+                Some(args.data.join(trials_local::stream::CHECKPOINT_FILE)),
+            );
+            tokio::spawn(pump_stream(reader, publisher));
+            tokio::spawn(sweep_ttl_every(embedded.db.clone(), jobs_every));
+        }
+        None => tracing::warn!(
+            "DYNAMODB_ENDPOINT is set: events stay in the table (no stream reader for an external store)"
+        ),
+    }
     if config.stripe.secret_key.is_none() {
         // No Stripe account configured: convert talks to the local stand-in instead, so the
         // whole flow works offline.
@@ -109,7 +126,7 @@ async fn run() -> Result<(), String> {
             trials_local::stripe_standin::LOCAL_SECRET_KEY,
         ));
     }
-    let app = App::new(config, store, publisher, Arc::new(SystemClock));
+    let app = App::new(config, store, Arc::new(SystemClock));
 
     let listener = tokio::net::TcpListener::bind(&args.addr)
         .await
@@ -148,6 +165,32 @@ async fn run_jobs_every(app: App, every: Duration) {
         tick.tick().await;
         for job in [Job::Expire, Job::Purge] {
             trials::jobs::run(&app, job, None).await;
+        }
+    }
+}
+
+/// How often the stream is read: what Lambda's polling of the stream looks like locally.
+const STREAM_POLL: Duration = Duration::from_millis(500);
+
+/// Reads the stream for ever, publishing each event (the local log shows them).
+async fn pump_stream(mut reader: StreamReader, publisher: Publisher) {
+    loop {
+        if let Err(e) = reader.pump(&publisher).await {
+            tracing::warn!(error = %e, "stream read failed; retrying");
+        }
+        tokio::time::sleep(STREAM_POLL).await;
+    }
+}
+
+/// DynamoDB's TTL deletes by itself; dynoxide only when asked.
+async fn sweep_ttl_every(db: dynoxide::Database, every: Duration) {
+    let mut tick = tokio::time::interval(every);
+    loop {
+        tick.tick().await;
+        match trials_local::stream::sweep_ttl(&db).await {
+            Ok(0) => {}
+            Ok(deleted) => tracing::debug!(deleted, "TTL sweep"),
+            Err(e) => tracing::warn!(error = %e, "TTL sweep failed"),
         }
     }
 }

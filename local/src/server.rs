@@ -19,14 +19,7 @@ async fn handle(State(app): State<App>, req: axum::extract::Request) -> AxumResp
     let bytes = match to_bytes(body, MAX_BODY).await {
         Ok(bytes) => bytes,
         Err(_) => {
-            return to_axum(
-                Reply::error(&ApiError::new(
-                    413,
-                    "payload_too_large",
-                    "Request body exceeds 10 MiB",
-                ))
-                .into_response(),
-            )
+            return to_axum(Reply::error(&ApiError::payload_too_large(MAX_BODY)).into_response())
         }
     };
     let body = if bytes.is_empty() {

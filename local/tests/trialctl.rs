@@ -5,10 +5,9 @@ use std::process::Output;
 use std::sync::Arc;
 
 use lambda_http::Request;
-use trials::auth::ApiKey;
 use trials::clock::SystemClock;
 use trials::config::Config;
-use trials::events::Publisher;
+use trials::domain::api_key::ApiKey;
 use trials::store::Store;
 use trials::App;
 
@@ -44,7 +43,7 @@ async fn app_on(dir: &Path) -> App {
         config.due_shards,
     );
     store.ensure_table().await.unwrap();
-    App::new(config, store, Publisher::Log, Arc::new(SystemClock))
+    App::new(config, store, Arc::new(SystemClock))
 }
 
 fn request(method: &str, path: &str, key: &str, org: &str, project: &str) -> Request {

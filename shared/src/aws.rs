@@ -43,15 +43,12 @@ fn aws_http_client() -> SharedHttpClient {
     }
 }
 
-/// The clients for a deployed function. Lambda puts the region and the execution role's
-/// credentials in the environment, so they are read from there directly: walking the SDK's
-/// default provider chain (profiles, SSO, IMDS...) costs init time for nothing. Outside Lambda
-/// (no key in the environment) the full chain is used. `DYNAMODB_ENDPOINT` points DynamoDB
-/// elsewhere (a local dynoxide).
-pub async fn from_environment(
-    dynamodb_endpoint: Option<&str>,
-) -> (aws_sdk_dynamodb::Client, aws_sdk_eventbridge::Client) {
-    let shared = match lambda_environment() {
+/// The shared SDK configuration of a deployed function. Lambda puts the region and the
+/// execution role's credentials in the environment, so they are read from there directly:
+/// walking the SDK's default provider chain (profiles, SSO, IMDS...) costs init time for
+/// nothing. Outside Lambda (no key in the environment) the full chain is used.
+async fn shared_config() -> aws_config::SdkConfig {
+    match lambda_environment() {
         Some(shared) => shared,
         None => {
             aws_config::defaults(BehaviorVersion::latest())
@@ -59,15 +56,23 @@ pub async fn from_environment(
                 .load()
                 .await
         }
-    };
-    let mut dynamo = aws_sdk_dynamodb::config::Builder::from(&shared);
+    }
+}
+
+/// The DynamoDB client of a deployed function (or `trialctl`). `DYNAMODB_ENDPOINT` points it
+/// elsewhere (a local dynoxide).
+pub async fn from_environment(dynamodb_endpoint: Option<&str>) -> aws_sdk_dynamodb::Client {
+    let mut dynamo = aws_sdk_dynamodb::config::Builder::from(&shared_config().await);
     if let Some(endpoint) = dynamodb_endpoint {
         dynamo = dynamo.endpoint_url(endpoint);
     }
-    (
-        aws_sdk_dynamodb::Client::from_conf(dynamo.build()),
-        aws_sdk_eventbridge::Client::new(&shared),
-    )
+    aws_sdk_dynamodb::Client::from_conf(dynamo.build())
+}
+
+/// The EventBridge client of the `publish` function (and of `trialctl events replay`): the
+/// only code that calls EventBridge.
+pub async fn eventbridge_from_environment() -> aws_sdk_eventbridge::Client {
+    aws_sdk_eventbridge::Client::new(&shared_config().await)
 }
 
 fn lambda_environment() -> Option<aws_config::SdkConfig> {

@@ -63,7 +63,6 @@ pub struct Config {
     /// Lease for an in-flight request when the invocation has no usable deadline.
     pub idempotency_lease_secs: i64,
     pub due_shards: u32,
-    pub event_bus: Option<String>,
     pub api_key_cache_secs: i64,
     pub stripe: StripeConfig,
     pub webhook: WebhookConfig,
@@ -100,7 +99,6 @@ impl Config {
             idempotency_ttl_secs: duration("IDEMPOTENCY_TTL", "24h")?,
             idempotency_lease_secs: duration("IDEMPOTENCY_LEASE", "30s")?,
             due_shards,
-            event_bus: get("EVENT_BUS_NAME"),
             api_key_cache_secs: duration("API_KEY_CACHE_TTL", "60s")?,
             stripe: StripeConfig {
                 secret_key: get("STRIPE_SECRET_KEY").map(Secret::new),

@@ -33,3 +33,27 @@ pub async fn serve_job(job: Job) -> Result<(), crate::BoxError> {
     ))
     .await
 }
+
+/// The `publish` function: DynamoDB stream batches in, `PutEvents` out, failed records back as
+/// batch item failures. Needs only `EVENT_BUS_NAME` (no bus: events go to the log).
+pub async fn serve_publisher() -> Result<(), crate::BoxError> {
+    crate::telemetry::init();
+    let publisher = match std::env::var("EVENT_BUS_NAME")
+        .ok()
+        .filter(|b| !b.is_empty())
+    {
+        Some(bus) => crate::publish::Publisher::EventBridge {
+            client: crate::aws::eventbridge_from_environment().await,
+            bus,
+        },
+        None => crate::publish::Publisher::Log,
+    };
+    let publisher = &publisher;
+    lambda_runtime::run(lambda_runtime::service_fn(
+        move |event: lambda_runtime::LambdaEvent<serde_json::Value>| async move {
+            let result = crate::publish::stream::handle(publisher, &event.payload).await;
+            Ok::<_, Infallible>(result.response())
+        },
+    ))
+    .await
+}

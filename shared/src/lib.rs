@@ -5,7 +5,7 @@
 //! - [`api`]: the HTTP handlers (one per route) and what they share.
 //! - [`jobs`]: the scheduled expire and purge jobs.
 //! - [`stripe`]: the Stripe client and webhook signatures.
-//! - [`events`]: domain events to EventBridge.
+//! - [`publish`]: domain events from the table's stream to EventBridge.
 //! - [`auth`]: API keys.
 pub mod api;
 pub mod app;
@@ -15,9 +15,10 @@ pub mod clock;
 pub mod config;
 pub mod crypto;
 pub mod domain;
-pub mod events;
+pub mod headers;
 pub mod jobs;
 pub mod lambda;
+pub mod publish;
 pub mod store;
 pub mod stripe;
 pub mod telemetry;

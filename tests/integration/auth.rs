@@ -5,7 +5,8 @@ use std::sync::{Arc, Mutex};
 
 use tracing_subscriber::layer::SubscriberExt;
 
-use trials::auth::{ApiKey, KeyCache};
+use trials::auth::KeyCache;
+use trials::domain::api_key::ApiKey;
 use trials_tests::requests::{read, TestResponse, ORG, PROJECT};
 use trials_tests::{Call, TestApp, DAY};
 
@@ -233,16 +234,16 @@ async fn status_reads_the_key_once_per_cache_window() {
     let id = t.start_trial(ORG, "growth").await;
     let key = t.create_key(ORG, &[]).await;
 
-    // Cold: the trial and the key.
+    // Cold: the key and the trial in one consistent BatchGetItem.
     t.dynamo.reset();
     assert_eq!(status(&t, &id, &key).await.status, 200);
     assert_eq!(
-        t.dynamo.count("GetItem"),
-        2,
+        t.dynamo.count("BatchGetItem"),
+        1,
         "{:?}",
         t.dynamo.by_operation()
     );
-    assert_eq!(t.dynamo.total(), 2, "{:?}", t.dynamo.by_operation());
+    assert_eq!(t.dynamo.total(), 1, "{:?}", t.dynamo.by_operation());
 
     // Warm: the trial only.
     for _ in 0..3 {
@@ -252,16 +253,25 @@ async fn status_reads_the_key_once_per_cache_window() {
         assert_eq!(t.dynamo.count("GetItem"), 1);
     }
 
-    // The window ends: one more read of the key.
+    // The window ends: the key is read again, still in the same one round trip.
     t.clock.advance(60);
     t.dynamo.reset();
     assert_eq!(status(&t, &id, &key).await.status, 200);
+    assert_eq!(t.dynamo.total(), 1, "{:?}", t.dynamo.by_operation());
+    assert_eq!(t.dynamo.count("BatchGetItem"), 1);
+
+    // A key that fails on a cold cache: the trial was read with it, and nothing of it shows.
+    let wrong =
+        trials::domain::api_key::ApiKey::parse(&format!("trk_{}_{}", key.key_id(), "0".repeat(64)))
+            .expect("well-formed");
+    t.dynamo.reset();
+    let res = status(&t, &id, &wrong).await;
     assert_eq!(
-        t.dynamo.count("GetItem"),
-        2,
-        "{:?}",
-        t.dynamo.by_operation()
+        (res.status, res.error_code().as_str()),
+        (401, "unauthorized")
     );
+    assert!(!res.body.contains(&id), "{}", res.body);
+    assert_eq!(t.dynamo.total(), 1, "{:?}", t.dynamo.by_operation());
 }
 
 #[tokio::test]

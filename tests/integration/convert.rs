@@ -1,24 +1,14 @@
 use trials::api::idempotency::{fingerprint, Idempotency};
-use trials::domain::trial::Payment;
 use trials::domain::{OrgId, TrialId};
-use trials::store::idempotency::IdemScope;
+use trials::store::idempotency::{Claim, IdemScope};
 use trials_local::stripe_standin::Fault;
 use trials_tests::requests::ORG;
 use trials_tests::stripe::with_stripe;
-use trials_tests::{Call, TestApp, DAY, T0};
+use trials_tests::{writes, Call, TestApp, DAY, T0};
 
 async fn converted(t: &TestApp, id: &str) {
-    t.app
-        .store
-        .mark_converted(
-            &TrialId::parse(id).unwrap(),
-            &Payment::default(),
-            t.now(),
-            vec![],
-        )
-        .await
-        .unwrap()
-        .unwrap();
+    let trial = writes::stored(t, id).await.expect("trial");
+    assert!(writes::convert(t, &trial, t.now()).await);
 }
 
 #[tokio::test]
@@ -275,7 +265,8 @@ async fn a_stale_convert_lease_blocks_until_the_deadline() {
         key: "crashed".into(),
     };
     let now_ms = t.now() * 1000;
-    t.app
+    let claim = t
+        .app
         .store
         .idempotency_acquire(
             &scope,
@@ -286,8 +277,8 @@ async fn a_stale_convert_lease_blocks_until_the_deadline() {
             DAY,
         )
         .await
-        .unwrap()
         .unwrap();
+    assert_eq!(claim, Claim::Taken);
     let blocked = t.send(Call::convert(&id, "crashed")).await;
     assert_eq!(
         (blocked.status, blocked.error_code().as_str()),
@@ -308,17 +299,9 @@ async fn convert_is_at_most_three_dynamodb_round_trips_and_one_stripe_call() {
     let id = t.start_trial(ORG, "growth").await;
     t.dynamo.reset();
     assert_eq!(t.send(Call::convert(&id, "k")).await.status, 200);
-    let ops = t.dynamo.by_operation();
-    assert_eq!(
-        t.dynamo.total() - t.dynamo.count("DeleteItem"),
-        3,
-        "{ops:?}"
-    );
-    assert_eq!(
-        t.dynamo.count("DeleteItem"),
-        1,
-        "the outbox acknowledgement: {ops:?}"
-    );
+    // The lease, the read of the trial, one transaction (session, record, event).
+    assert_eq!(t.dynamo.total(), 3, "{:?}", t.dynamo.by_operation());
+    assert_eq!(t.dynamo.count("TransactWriteItems"), 1);
     assert_eq!(stripe.requests().len(), 1);
     // Reusing the open session: still three, and no Stripe call.
     t.dynamo.reset();

@@ -1,13 +1,23 @@
-//! Domain events through the real `aws-sdk-eventbridge` client to a local `PutEvents`
-//! recorder: each transition once, failed entries retried, an outage loses nothing.
-use trials::domain::events::SOURCE;
-use trials::store::outbox::OUTBOX_RETRY_AFTER_SECS;
+//! Domain events through the table's stream: each mutation writes its event item in its
+//! transaction; the event source mapping's emulation (`TestApp::publish_events`, the code
+//! `trials-local` runs) reads dynoxide's stream and hands the records, in Lambda's event
+//! shape, to the `publish` function's code, which sends them with the real
+//! `aws-sdk-eventbridge` client to a local `PutEvents` recorder.
+use serde_json::{json, Value};
+use trials::api::Route;
+use trials::config::Secret;
+use trials::crypto::{hex, hmac_sha256};
+use trials::domain::events::{DomainEvent, SOURCE};
+use trials::publish::stream;
+use trials_local::stream::StreamReader;
+use trials_local::stripe_standin::{StripeStandIn, LOCAL_SECRET_KEY};
 use trials_tests::eventbridge::EventBridgeRecorder;
-use trials_tests::{TestApp, DAY, T0};
+use trials_tests::{Call, TestApp, DAY, T0};
 
-use crate::jobs::{cancel, convert, expire, outbox, purge, seed_trial, stored};
+use crate::jobs::{event_items, expire, purge, seed_trial, stored};
 
 const BUS: &str = "trials-test-bus";
+const WEBHOOK_SECRET: &str = "whsec_events";
 
 async fn app_with_recorder() -> (TestApp, EventBridgeRecorder) {
     let rec = EventBridgeRecorder::start().await;
@@ -15,9 +25,67 @@ async fn app_with_recorder() -> (TestApp, EventBridgeRecorder) {
     (t, rec)
 }
 
+/// A TestApp whose convert talks to the Stripe stand-in and whose webhook knows a secret.
+async fn app_with_stripe_and_recorder() -> (TestApp, EventBridgeRecorder, StripeStandIn) {
+    let rec = EventBridgeRecorder::start().await;
+    let standin = StripeStandIn::start().await.expect("Stripe stand-in");
+    let base = standin.base_url().to_owned();
+    let t = TestApp::with(
+        |c| {
+            c.stripe.api_base = base;
+            c.stripe.secret_key = Some(Secret::new(LOCAL_SECRET_KEY));
+            c.webhook.secrets = vec![Secret::new(WEBHOOK_SECRET)];
+        },
+        |_| rec.publisher(BUS),
+    )
+    .await;
+    let clock = t.clock.clone();
+    standin.set_clock(move || trials::clock::Clock::now(&clock));
+    (t, rec, standin)
+}
+
+/// Stripe's delivery of a paid session created by convert (its metadata as convert wrote it).
+async fn pay(t: &TestApp, event_id: &str, trial: &str, org: &str, plan: &str) -> Value {
+    let session = stored(t, trial)
+        .await
+        .expect("trial")
+        .checkout
+        .expect("open session");
+    let body = json!({
+        "id": event_id,
+        "type": "checkout.session.completed",
+        "data": { "object": {
+            "id": session.session_id,
+            "object": "checkout.session",
+            "client_reference_id": trial,
+            "metadata": { "trial_id": trial, "org_id": org, "plan": plan },
+            "mode": "subscription",
+            "payment_status": "paid",
+            "customer": "cus_1",
+            "subscription": "sub_1",
+        }},
+    })
+    .to_string();
+    let now = t.now();
+    let mac = hmac_sha256(
+        WEBHOOK_SECRET.as_bytes(),
+        format!("{now}.{body}").as_bytes(),
+    );
+    let res = t
+        .send_to(
+            Route::StripeWebhook,
+            Call::post("/v1/webhooks/stripe")
+                .raw_body(&body)
+                .header("stripe-signature", &format!("t={now},v1={}", hex(&mac))),
+        )
+        .await;
+    assert_eq!(res.status, 200, "{}", res.body);
+    res.json()
+}
+
 #[tokio::test]
-async fn every_transition_publishes_its_event_once() {
-    let (t, rec) = app_with_recorder().await;
+async fn every_transition_publishes_its_event_once_through_the_routes_and_jobs() {
+    let (t, rec, _standin) = app_with_stripe_and_recorder().await;
     let grace = t.app.config.policy.grace_secs;
     let expiring = t.start_trial("org_exp", "growth").await;
     let canceled = t.start_trial("org_can", "starter").await;
@@ -25,29 +93,41 @@ async fn every_transition_publishes_its_event_once() {
 
     let canceled_at = T0 + DAY;
     t.clock.set(canceled_at);
-    assert!(cancel(&t, &stored(&t, &canceled).await.unwrap(), canceled_at).await);
-    assert!(convert(&t, &stored(&t, &converted).await.unwrap(), canceled_at).await);
+    let res = t
+        .send(Call::cancel(&canceled, "cancel-1").org("org_can"))
+        .await;
+    assert_eq!(res.status, 200, "{}", res.body);
+    let res = t
+        .send(Call::convert(&converted, "convert-1").org("org_conv"))
+        .await;
+    assert_eq!(res.status, 200, "{}", res.body);
+    let session_id = stored(&t, &converted)
+        .await
+        .unwrap()
+        .checkout
+        .unwrap()
+        .session_id;
+    let paid = pay(&t, "evt_paid_1", &converted, "org_conv", "pro").await;
+    assert_eq!(paid["outcome"], "converted");
 
     t.clock.set(T0 + 7 * DAY);
     assert_eq!(expire(&t).await.processed, 1);
     t.clock.set(T0 + 7 * DAY + grace);
     assert_eq!(purge(&t).await.processed, 2);
 
-    // Later runs find nothing left to publish.
-    t.clock.advance(OUTBOX_RETRY_AFTER_SECS + 1);
-    let r = expire(&t).await;
-    assert_eq!(
-        (r.processed, r.events_republished, r.complete),
-        (0, 0, true)
-    );
-    assert_eq!(purge(&t).await.processed, 0);
-    assert!(outbox(&t).await.is_empty());
+    // Nothing reached EventBridge from the request path: only the stream publishes.
+    assert!(rec.accepted().is_empty());
+    let pumped = t.publish_events().await;
+    assert_eq!((pumped.published, pumped.failed), (9, 0));
+    // Read again: the position has moved past them; nothing is published twice.
+    assert_eq!(t.publish_events().await.published, 0);
 
     let mut expected = vec![
         format!("{expiring}.started"),
         format!("{canceled}.started"),
         format!("{converted}.started"),
         format!("{canceled}.canceled"),
+        format!("{converted}.checkout_created.{session_id}"),
         format!("{converted}.converted"),
         format!("{expiring}.expired"),
         format!("{expiring}.purged"),
@@ -61,12 +141,8 @@ async fn every_transition_publishes_its_event_once() {
     for e in rec.accepted() {
         assert_eq!(e.source, SOURCE);
         assert_eq!(e.bus, BUS);
-        // The detail names its type and its deterministic id, `<trial>.<transition>`.
         assert_eq!(e.detail["type"], e.detail_type.as_str());
-        let id = e.event_id().to_owned();
-        let trial = e.detail["trial_id"].as_str().unwrap();
-        assert_eq!(id, format!("{trial}.{}", &e.detail_type["trial.".len()..]));
-        for field in ["org_id", "plan", "occurred_at"] {
+        for field in ["trial_id", "org_id", "plan", "occurred_at"] {
             assert!(e.detail[field].is_string(), "{field} in {}", e.detail);
         }
     }
@@ -80,181 +156,193 @@ async fn every_transition_publishes_its_event_once() {
     let expired = by_id(format!("{expiring}.expired"));
     assert_eq!(expired["occurred_at"], "2026-04-13T10:00:00Z");
     assert_eq!(expired["grace_period_ends_at"], "2026-04-16T10:00:00Z");
+    let canceled_event = by_id(format!("{canceled}.canceled"));
+    assert_eq!(canceled_event["canceled_at"], "2026-04-07T10:00:00Z");
+    assert_eq!(canceled_event["org_id"], "org_can");
     let purged = by_id(format!("{canceled}.purged"));
     assert_eq!(purged["status"], "CANCELED");
     assert_eq!(purged["canceled_at"], "2026-04-07T10:00:00Z");
+    // `trial.purged` carries the trial as it was: consumers clean up from it alone.
+    assert_eq!(purged["trial"]["id"], canceled.as_str());
+    assert_eq!(purged["trial"]["plan"], "starter");
+    assert_eq!(purged["trial"]["status"], "CANCELED");
     assert_eq!(by_id(format!("{expiring}.purged"))["status"], "EXPIRED");
+    let converted_event = by_id(format!("{converted}.converted"));
+    assert_eq!(converted_event["checkout_session_id"], session_id.as_str());
+    assert_eq!(converted_event["plan"], "pro");
 }
 
 #[tokio::test]
-async fn failed_entries_are_retried_until_accepted() {
+async fn failed_entries_come_back_as_batch_item_failures_and_are_published_on_redelivery() {
     let (t, rec) = app_with_recorder().await;
-    // The API's own publish: its one entry fails once, the retry is accepted.
-    rec.fail_entries(1, |e| e.detail_type == "trial.started");
-    let id = t.start_trial("org_a", "growth").await;
-    assert_eq!(rec.count(&format!("{id}.started")), 1);
-    assert_eq!(rec.failed_entries(), 1);
-    assert_eq!(rec.calls(), vec![1, 1]);
-
-    // The expire job's publish of 12 events: two batches; three entries fail once (the rest
-    // of their call is accepted) and only they are sent again.
-    let mut ids = Vec::new();
-    for i in 0..12 {
-        ids.push(seed_trial(&t, &format!("org_{i}"), T0).await.id.to_string());
-    }
-    for unlucky in &ids[3..6] {
-        let unlucky = format!("{unlucky}.expired");
-        rec.fail_entries(1, move |e| e.event_id() == unlucky);
-    }
-    let before = rec.calls().len();
-    t.clock.set(T0 + 7 * DAY);
-    let r = expire(&t).await;
-    assert_eq!((r.processed, r.failed), (13, 0));
-    for id in ids.iter().chain([&id]) {
-        assert_eq!(rec.count(&format!("{id}.expired")), 1, "{id}");
-    }
-    assert_eq!(rec.failed_entries(), 4);
-    let calls = &rec.calls()[before..];
-    assert!(calls.iter().all(|&n| n <= 10), "batches of 10: {calls:?}");
-    assert_eq!(
-        calls.iter().sum::<usize>(),
-        13 + 3,
-        "only failed entries resent"
-    );
-    assert!(outbox(&t).await.is_empty());
-}
-
-#[tokio::test]
-async fn an_outage_never_loses_an_event() {
-    let (t, rec) = app_with_recorder().await;
-    rec.set_outage(true);
-    // The API answers through the outage: the change is committed, its event waits.
     let mut ids = Vec::new();
     for i in 0..12 {
         ids.push(t.start_trial(&format!("org_{i}"), "growth").await);
     }
-    assert!(rec.accepted().is_empty());
-    assert_eq!(outbox(&t).await.len(), 12);
-
-    // The expire job commits its transitions; their events join the outbox. The stranded
-    // ones it tries once and leaves.
-    t.clock.set(T0 + 7 * DAY);
-    let r = expire(&t).await;
-    assert_eq!(r.processed, 12);
-    assert_eq!(r.events_republished, 0);
-    assert!(r.events_failed > 0);
-    assert!(
-        !r.complete,
-        "the outbox sweep stopped at the first refused batch"
-    );
-    assert_eq!(outbox(&t).await.len(), 24);
-
-    // The purge job does not delete a trial whose `trial.purged` it could not publish.
-    t.clock.set(T0 + 10 * DAY);
-    let r = purge(&t).await;
-    assert_eq!((r.processed, r.complete), (0, false));
-    assert!(r.failed > 0);
-    for id in &ids {
-        assert!(stored(&t, id).await.is_some(), "{id} kept");
+    // Two entries fail on every attempt of this delivery: they are reported, the rest land.
+    for unlucky in [&ids[3], &ids[11]] {
+        let unlucky = format!("{unlucky}.started");
+        rec.fail_entries(3, move |e| e.event_id() == unlucky);
     }
-    assert!(rec.accepted().is_empty());
-
-    // The bus is back: the next runs publish everything, once, in batches of at most 10.
-    rec.set_outage(false);
-    let calls_before = rec.calls().len();
-    t.clock.advance(OUTBOX_RETRY_AFTER_SECS);
-    let r = expire(&t).await;
+    // Batches of 10 in stream order: the first stops at the record of ids[3] (EventBridge
+    // refused it on every attempt); the mapping delivers again from there.
+    let first = t.publish_events().await;
+    assert_eq!((first.published, first.failed), (9, 1));
+    assert!(rec.calls().iter().all(|&n| n <= 10), "{:?}", rec.calls());
+    let second = t.publish_events().await;
     assert_eq!(
-        (r.events_republished, r.events_failed, r.complete),
-        (24, 0, true)
+        (second.published, second.failed),
+        (8, 1),
+        "ids[11] still refused"
     );
-    let r = purge(&t).await;
-    assert_eq!((r.processed, r.failed, r.complete), (12, 0, true));
-    assert!(rec.calls()[calls_before..].iter().all(|&n| n <= 10));
+    let third = t.publish_events().await;
+    assert_eq!((third.published, third.failed), (1, 0));
+    assert_eq!(t.publish_events().await, Default::default(), "nothing left");
     for id in &ids {
-        for kind in ["started", "expired", "purged"] {
-            assert_eq!(rec.count(&format!("{id}.{kind}")), 1, "{id}.{kind}");
-        }
-        assert!(stored(&t, id).await.is_none());
+        assert!(rec.count(&format!("{id}.started")) >= 1, "{id}");
     }
-    assert_eq!(rec.accepted().len(), 36);
-    assert!(outbox(&t).await.is_empty());
+    assert_eq!(rec.count(&format!("{}.started", ids[3])), 1);
+    assert_eq!(rec.count(&format!("{}.started", ids[11])), 1);
+    // At least once: what followed a failed record in its batch is delivered again.
+    assert_eq!(rec.count(&format!("{}.started", ids[4])), 2);
 }
 
 #[tokio::test]
-async fn an_event_published_but_not_acknowledged_is_published_again_with_the_same_id() {
+async fn the_publish_function_reports_failed_records_by_sequence_number() {
+    let (t, rec) = app_with_recorder().await;
+    let a = t.start_trial("org_a", "growth").await;
+    let b = t.start_trial("org_b", "growth").await;
+    let records = stream_records(&t).await;
+    let event = json!({ "Records": records });
+    let unlucky = format!("{b}.started");
+    rec.fail_entries(3, move |e| e.event_id() == unlucky);
+    let result = stream::handle(&t.publisher, &event).await;
+    let seq_of_b = records
+        .iter()
+        .find(|r| r["dynamodb"]["NewImage"]["event_id"]["S"] == format!("{b}.started"))
+        .map(|r| r["dynamodb"]["SequenceNumber"].clone())
+        .expect("b's record");
+    assert_eq!(
+        result.response(),
+        json!({ "batchItemFailures": [{ "itemIdentifier": seq_of_b }] })
+    );
+    assert_eq!(rec.count(&format!("{a}.started")), 1);
+    assert_eq!(rec.count(&format!("{b}.started")), 0);
+}
+
+#[tokio::test]
+async fn a_record_delivered_twice_is_published_twice() {
     let (t, rec) = app_with_recorder().await;
     let id = t.start_trial("org_a", "growth").await;
-    // The publish succeeded but the outbox delete never happened (the process died): put the
-    // event back as it was.
-    let event = trials::domain::events::DomainEvent::for_trial(
-        trials::domain::events::EventKind::Started,
-        &stored(&t, &id).await.unwrap(),
-        T0,
-        None,
-        serde_json::json!({}),
-    );
-    let put = t.app.store.outbox_put(&event, T0).unwrap();
-    t.app
-        .store
-        .client()
-        .put_item()
-        .table_name(t.app.store.table_name())
-        .set_item(Some(put.item))
-        .send()
-        .await
-        .unwrap();
-    t.clock.advance(OUTBOX_RETRY_AFTER_SECS);
-    assert_eq!(expire(&t).await.events_republished, 1);
-    // At least once: the consumer sees the same deterministic id twice and keeps one.
-    assert_eq!(rec.count(&format!("{id}.started")), 2);
-    assert!(outbox(&t).await.is_empty());
-}
-
-#[tokio::test]
-async fn an_entry_refused_on_every_attempt_waits_in_the_outbox_for_the_next_run() {
-    let (t, rec) = app_with_recorder().await;
-    let trial = seed_trial(&t, "org_a", T0).await;
-    let event_id = format!("{}.expired", trial.id);
-    {
-        let event_id = event_id.clone();
-        rec.fail_entries(3, move |e| e.event_id() == event_id);
+    let event = json!({ "Records": stream_records(&t).await });
+    for _ in 0..2 {
+        let result = stream::handle(&t.publisher, &event).await;
+        assert_eq!(result.failed_sequence_numbers, Vec::<String>::new());
     }
-    t.clock.set(T0 + 7 * DAY);
-    assert_eq!(expire(&t).await.processed, 1);
-    assert_eq!(rec.count(&event_id), 0);
-    assert_eq!(rec.failed_entries(), 3, "three attempts");
-    assert_eq!(outbox(&t).await, vec![event_id.clone()]);
-
-    // Not stranded yet: the writer's own window has not passed.
-    t.clock.advance(OUTBOX_RETRY_AFTER_SECS - 1);
-    assert_eq!(expire(&t).await.events_republished, 0);
-    t.clock.advance(1);
-    assert_eq!(expire(&t).await.events_republished, 1);
-    assert_eq!(rec.count(&event_id), 1);
-    assert!(outbox(&t).await.is_empty());
+    // At least once: consumers dedupe on `event_id`, which is the same both times.
+    assert_eq!(rec.count(&format!("{id}.started")), 2);
 }
 
 #[tokio::test]
-async fn the_publisher_sends_batches_of_ten_and_stops_at_a_failed_call() {
+async fn an_eventbridge_outage_loses_nothing() {
+    let (t, rec) = app_with_recorder().await;
+    rec.set_outage(true);
+    // The API answers through the outage: it never calls EventBridge.
+    let mut ids = Vec::new();
+    for i in 0..12 {
+        ids.push(t.start_trial(&format!("org_{i}"), "growth").await);
+    }
+    let during = t.publish_events().await;
+    assert_eq!(during.published, 0);
+    assert!(during.failed > 0);
+    assert_eq!(
+        event_items(&t).await.len(),
+        12,
+        "the events stay in the table"
+    );
+
+    rec.set_outage(false);
+    let after = t.publish_events().await;
+    assert_eq!(after.failed, 0);
+    for id in &ids {
+        assert_eq!(rec.count(&format!("{id}.started")), 1, "{id}");
+    }
+}
+
+#[tokio::test]
+async fn a_reader_killed_between_commit_and_read_resumes_from_its_checkpoint() {
+    let (t, rec) = app_with_recorder().await;
+    let dir = std::env::temp_dir().join(format!("trials-stream-{}", trials::crypto::random_hex(8)));
+    std::fs::create_dir_all(&dir).unwrap();
+    let checkpoint = dir.join(trials_local::stream::CHECKPOINT_FILE);
+    let table = t.app.store.table_name().to_owned();
+
+    let first = t.start_trial("org_a", "growth").await;
+    let mut reader = StreamReader::new(t.db.clone(), &table, Some(checkpoint.clone()));
+    assert_eq!(reader.pump(&t.publisher).await.unwrap().published, 1);
+    // Committed while no reader runs (the process was killed).
+    drop(reader);
+    let second = t.start_trial("org_b", "growth").await;
+    let third = t.start_trial("org_c", "growth").await;
+
+    let mut restarted = StreamReader::new(t.db.clone(), &table, Some(checkpoint));
+    assert!(restarted.position().is_some(), "the checkpoint was read");
+    assert_eq!(restarted.pump(&t.publisher).await.unwrap().published, 2);
+    for id in [&first, &second, &third] {
+        assert_eq!(rec.count(&format!("{id}.started")), 1, "{id}");
+    }
+    std::fs::remove_dir_all(dir).ok();
+}
+
+#[tokio::test]
+async fn a_trial_converted_before_the_purge_gets_no_purged_event() {
+    let (t, rec) = app_with_recorder().await;
+    let trial = seed_trial(&t, "org_late", T0).await;
+    let grace = t.app.config.policy.grace_secs;
+    t.clock.set(trial.expires_at + grace);
+    // The payment lands first: the purge's condition fails, no `trial.purged` is written.
+    assert!(crate::jobs::convert(&t, &trial, t.now()).await);
+    let r = purge(&t).await;
+    assert_eq!(r.processed, 0);
+    t.publish_events().await;
+    assert_eq!(rec.count(&format!("{}.converted", trial.id)), 1);
+    assert_eq!(rec.count(&format!("{}.purged", trial.id)), 0);
+    assert!(stored(&t, trial.id.as_str()).await.is_some());
+}
+
+#[tokio::test]
+async fn the_publisher_sends_batches_of_ten_and_reports_a_failed_call() {
     let rec = EventBridgeRecorder::start().await;
     let publisher = rec.publisher(BUS);
     let events: Vec<_> = (0..25)
-        .map(|i| {
-            trials::domain::events::DomainEvent::unmatched_payment(
-                &format!("evt_{i}"),
-                T0,
-                serde_json::json!({}),
-            )
-        })
+        .map(|i| DomainEvent::unmatched_payment(&format!("evt_{i}"), T0, json!({})))
         .collect();
     assert_eq!(publisher.publish(&events).await.len(), 25);
     assert_eq!(rec.calls(), vec![10, 10, 5]);
     assert_eq!(rec.accepted()[0].detail_type, "trial.payment_unmatched");
 
     // An outage: the SDK's own attempts at the first batch, then the publisher gives up on the
-    // rest (the caller's events stay in the outbox) instead of adding latency.
+    // rest (they are reported failed and delivered again) instead of hammering a failing bus.
     rec.set_outage(true);
     assert!(publisher.publish(&events).await.is_empty());
     assert_eq!(rec.calls().len(), 3 + 3, "{:?}", rec.calls());
+}
+
+/// The stream's records so far, in Lambda's event shape (what the mapping would deliver).
+async fn stream_records(t: &TestApp) -> Vec<Value> {
+    let db = t.db.clone();
+    let table = t.app.store.table_name().to_owned();
+    tokio::task::spawn_blocking(move || {
+        trials_local::stream::read_records(&db, &table, None).expect("stream")
+    })
+    .await
+    .unwrap()
+    .into_iter()
+    .map(|(_, record)| record)
+    .filter(|r| {
+        r["dynamodb"]["Keys"]["pk"]["S"]
+            .as_str()
+            .is_some_and(|pk| pk.starts_with("EVENT#"))
+    })
+    .collect()
 }

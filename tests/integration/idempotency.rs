@@ -122,12 +122,13 @@ async fn a_stale_lease_blocks_until_its_deadline_then_the_retry_runs() {
     let now_ms = t.now() * 1000;
     // A first attempt took the key and died with its invocation, 30 s from now.
     let deadline = now_ms + 30_000;
-    t.app
+    let claim = t
+        .app
         .store
         .idempotency_acquire(&scope, &fp, "dead-invocation", deadline, now_ms, 86_400)
         .await
-        .unwrap()
         .unwrap();
+    assert_eq!(claim, trials::store::idempotency::Claim::Taken);
 
     t.clock.advance(29);
     let blocked = t.send(Call::start("growth", "crashy")).await;
@@ -178,21 +179,16 @@ async fn a_store_failure_is_5xx_and_not_remembered() {
 }
 
 #[tokio::test]
-async fn start_is_one_dynamodb_round_trip_plus_the_outbox_acknowledgement() {
+async fn start_is_one_dynamodb_round_trip() {
     let t = TestApp::new().await;
     t.dynamo.reset();
     assert_eq!(t.send(Call::start("growth", "k")).await.status, 201);
+    // Trial, org guard, idempotency record and event: one transaction, nothing after it.
     assert_eq!(
         t.dynamo.count("TransactWriteItems"),
         1,
         "{:?}",
         t.dynamo.by_operation()
     );
-    assert_eq!(
-        t.dynamo.count("DeleteItem"),
-        1,
-        "{:?}",
-        t.dynamo.by_operation()
-    );
-    assert_eq!(t.dynamo.total(), 2, "{:?}", t.dynamo.by_operation());
+    assert_eq!(t.dynamo.total(), 1, "{:?}", t.dynamo.by_operation());
 }

@@ -10,7 +10,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use serde_json::{json, Value};
-use trials::events::Publisher;
+use trials::publish::Publisher;
 
 /// One entry EventBridge accepted.
 #[derive(Debug, Clone)]

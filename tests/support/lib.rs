@@ -5,14 +5,16 @@ pub mod counter;
 pub mod eventbridge;
 pub mod requests;
 pub mod stripe;
+pub mod writes;
 
 use std::sync::Arc;
 
 use trials::clock::ManualClock;
 use trials::config::Config;
-use trials::events::Publisher;
+use trials::publish::Publisher;
 use trials::store::Store;
 use trials::App;
+use trials_local::stream::{Pumped, StreamReader};
 
 pub use counter::DynamoCounter;
 pub use requests::{Call, TestResponse};
@@ -21,15 +23,13 @@ pub use requests::{Call, TestResponse};
 pub const T0: i64 = 1_775_469_600;
 pub const DAY: i64 = 86_400;
 
-/// Starts an in-memory dynoxide server inside the test process; returns its endpoint.
-pub async fn start_dynoxide() -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+/// Starts an in-memory dynoxide server inside the test process; returns its endpoint and the
+/// database (for its stream and its TTL sweep).
+pub async fn start_dynoxide() -> (String, dynoxide::Database) {
+    let embedded = trials_local::embedded::start_embedded(None, "127.0.0.1:0")
         .await
-        .expect("bind dynoxide");
-    let addr = listener.local_addr().expect("dynoxide address");
-    let db = dynoxide::Database::memory().expect("in-memory dynoxide");
-    tokio::spawn(dynoxide::server::serve_on(listener, db));
-    format!("http://{addr}")
+        .expect("in-memory dynoxide");
+    (embedded.endpoint, embedded.db)
 }
 
 /// One isolated Trials instance: its own dynoxide database, table and clock.
@@ -41,6 +41,11 @@ pub struct TestApp {
     pub endpoint: String,
     /// The API keys `send` authenticates with, one per org (see `requests::TestKeys`).
     pub keys: Arc<requests::TestKeys>,
+    /// The embedded database: its stream is what the `publish` function reads in AWS.
+    pub db: dynoxide::Database,
+    /// The event source mapping's emulation over `db`'s stream, and where it publishes.
+    stream: Arc<tokio::sync::Mutex<StreamReader>>,
+    pub publisher: Publisher,
 }
 
 impl TestApp {
@@ -53,12 +58,13 @@ impl TestApp {
         TestApp::with(tweak, |_| Publisher::Log).await
     }
 
-    /// Full control: configuration and the event publisher (e.g. EventBridge to a recorder).
+    /// Full control: configuration and the event publisher the stream feeds (e.g. EventBridge
+    /// to a recorder).
     pub async fn with(
         tweak: impl FnOnce(&mut Config),
         publisher: impl FnOnce(&Config) -> Publisher,
     ) -> TestApp {
-        let endpoint = start_dynoxide().await;
+        let (endpoint, db) = start_dynoxide().await;
         let mut config = Config::from_lookup(|_| None).expect("default config");
         config.table_name = "trials-test".into();
         tweak(&mut config);
@@ -72,7 +78,8 @@ impl TestApp {
         store.ensure_table().await.expect("create table");
         let clock = ManualClock::at(T0);
         let publisher = publisher(&config);
-        let app = App::new(config, store, publisher, Arc::new(clock.clone()));
+        let stream = StreamReader::new(db.clone(), store.table_name(), None);
+        let app = App::new(config, store, Arc::new(clock.clone()));
         dynamo.reset();
         let keys = Arc::new(requests::TestKeys::new(&app, &endpoint));
         TestApp {
@@ -81,7 +88,21 @@ impl TestApp {
             dynamo,
             endpoint,
             keys,
+            db,
+            stream: Arc::new(tokio::sync::Mutex::new(stream)),
+            publisher,
         }
+    }
+
+    /// What the event source mapping would do now: reads the stream since the last call and
+    /// hands the new event records, 10 at a time, to the `publish` function's code.
+    pub async fn publish_events(&self) -> Pumped {
+        self.stream
+            .lock()
+            .await
+            .pump(&self.publisher)
+            .await
+            .expect("stream readable")
     }
 
     pub fn now(&self) -> i64 {

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use lambda_http::http::HeaderValue;
 use lambda_http::{Body, Request, RequestExt};
 use serde_json::Value;
-use trials::auth::{ApiKey, Projects};
+use trials::domain::api_key::{ApiKey, Projects};
 use trials::domain::{OrgId, ProjectId};
 use trials::store::Store;
 use trials::App;
@@ -219,9 +219,13 @@ impl TestApp {
                 }
             }
         };
-        let live = trials::auth::verify(&self.keys.quiet, &key)
+        let quiet = &self.keys.quiet;
+        let record = quiet
+            .store
+            .get_api_key(key.key_id())
             .await
             .expect("warm the key cache");
+        let live = trials::auth::decide(quiet, &key, record);
         assert!(live.is_some(), "the kit's key for {org} was refused");
         key
     }
@@ -237,7 +241,7 @@ impl TestApp {
                 .collect(),
         );
         let (key, _) =
-            trials::auth::keys::create(&self.keys.quiet.store, org, projects, self.now())
+            trials::auth::issue::create(&self.keys.quiet.store, org, projects, self.now())
                 .await
                 .expect("create an API key");
         key

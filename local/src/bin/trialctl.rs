@@ -11,9 +11,10 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use trials::auth::keys::{self, ApiKey, Projects};
+use trials::auth::issue;
 use trials::clock::{Clock, SystemClock};
 use trials::config::{Config, DEFAULT_TABLE};
+use trials::domain::api_key::{self as keys, ApiKey, Projects};
 use trials::domain::time::rfc3339;
 use trials::domain::{OrgId, ProjectId, TrialId};
 use trials::store::Store;
@@ -290,7 +291,7 @@ async fn open(target: &Target, create: bool) -> Result<(Store, String), String> 
         Some(url) => format!("table {table} at {url}"),
         None => format!("table {table} in AWS"),
     };
-    let (dynamo, _) = trials::aws::from_environment(endpoint.as_deref()).await;
+    let dynamo = trials::aws::from_environment(endpoint.as_deref()).await;
     Ok((Store::new(dynamo, table, shards), place))
 }
 
@@ -301,7 +302,7 @@ async fn run(target: Target, command: Command) -> Result<(), String> {
     let failed = |e: trials::store::StoreError| format!("DynamoDB: {e} ({place})");
     match command {
         Command::KeysCreate { org, projects } => {
-            let (key, info) = keys::create(&store, org, Projects::from_list(projects), now)
+            let (key, info) = issue::create(&store, org, Projects::from_list(projects), now)
                 .await
                 .map_err(failed)?;
             eprintln!(

@@ -4,20 +4,21 @@
 //! the trial still being ACTIVE and unexpired, committed in one transaction with the completed
 //! idempotency record and the `trial.canceled` event: a racing expiry, conversion or second
 //! cancel makes the condition fail, never a lost update. No lease is needed: the outcome and its
-//! record commit together.
+//! record commit together. Two round trips: the read and the transaction.
 use lambda_http::Request;
 use serde_json::json;
 
 use super::error::ApiError;
 use super::idempotency::Idempotency;
+use super::owned::load_owned;
 use super::reply::Reply;
 use super::request::trial_id;
-use super::status::load_owned;
 use super::LogFields;
 use crate::auth::Tenant;
 use crate::domain::events::{DomainEvent, EventKind};
 use crate::domain::{Trial, TrialStatus};
-use crate::store::trials::TransitionRejected;
+use crate::store::trials::rejected_trial;
+use crate::store::{Outcome, Slot};
 use crate::App;
 
 pub async fn handle(
@@ -57,11 +58,11 @@ pub async fn handle(
         json!({ "project_id": tenant.project.as_str(), "canceled_at": crate::domain::time::rfc3339(now) }),
     );
     let store = &app.store;
-    let written = store
-        .cancel_trial(
-            &trial,
-            now,
-            policy,
+    let outcome = store
+        .tx()
+        .update(Slot::Trial, store.cancel_update(&trial, now, policy)?)
+        .put(
+            Slot::Idempotency,
             store.idempotency_put_new(
                 &idempotency.scope,
                 &idempotency.fingerprint,
@@ -69,26 +70,27 @@ pub async fn handle(
                 now_ms,
                 ttl,
             )?,
-            store.outbox_put(&event, now)?,
         )
+        .event(&event, now)?
+        .commit()
         .await?;
-    match written {
-        Ok(()) => {
-            app.publish_committed(&[event]).await;
-            Ok(reply)
-        }
-        Err(TransitionRejected::Idempotency(old)) => idempotency.answer_conflict(app, old).await,
-        // The trial moved on between the read and the write: answer for the state it is in now.
-        Err(TransitionRejected::Trial(current)) => {
-            let err = match current {
-                Some(current) => match current.lifecycle(policy).check_cancel(now) {
-                    Err(e) => e.into(),
-                    // Still cancelable yet the condition failed: it belongs to another org.
-                    Ok(()) => ApiError::trial_not_found(),
-                },
-                None => ApiError::trial_not_found(),
-            };
-            idempotency.refuse(app, err, now_ms).await
-        }
+    let rejection = match outcome {
+        Outcome::Committed => return Ok(reply),
+        Outcome::Rejected(rejection) => rejection,
+    };
+    if rejection.failed(Slot::Idempotency) {
+        return idempotency
+            .answer_conflict(app, rejection.old(Slot::Idempotency))
+            .await;
     }
+    // The trial moved on between the read and the write: answer for the state it is in now.
+    let err = match rejected_trial(&rejection)? {
+        Some(current) => match current.lifecycle(policy).check_cancel(now) {
+            Err(e) => e.into(),
+            // Still cancelable yet the condition failed: it belongs to another org.
+            Ok(()) => ApiError::trial_not_found(),
+        },
+        None => ApiError::trial_not_found(),
+    };
+    idempotency.refuse(app, err, now_ms).await
 }

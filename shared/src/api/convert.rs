@@ -14,16 +14,18 @@ use serde_json::json;
 
 use super::error::ApiError;
 use super::idempotency::{lease_until, Idempotency};
+use super::owned::{load_owned, purged_or_not_found};
 use super::reply::Reply;
 use super::request::{deadline_ms, trial_id};
-use super::status::{load_owned, purged_or_not_found};
 use super::LogFields;
 use crate::auth::Tenant;
 use crate::crypto;
 use crate::domain::events::{DomainEvent, EventKind};
 use crate::domain::trial::Checkout;
-use crate::domain::{Trial, TrialId};
-use crate::store::trials::TransitionRejected;
+use crate::domain::{ErrorCode, Trial, TrialId};
+use crate::store::idempotency::Claim;
+use crate::store::trials::rejected_trial;
+use crate::store::{Outcome, Slot};
 use crate::stripe::client::NewCheckoutSession;
 use crate::App;
 
@@ -41,7 +43,7 @@ pub async fn handle(
     let token = crypto::random_hex(16);
     let deadline = deadline_ms(req, now_ms);
     let lease = lease_until(deadline, now_ms, app.config.idempotency_lease_secs);
-    let acquired = app
+    let claim = app
         .store
         .idempotency_acquire(
             &idempotency.scope,
@@ -52,7 +54,7 @@ pub async fn handle(
             app.config.idempotency_ttl_secs,
         )
         .await?;
-    if let Err(existing) = acquired {
+    if let Claim::Held(existing) = claim {
         return Ok(idempotency.answer(existing));
     }
     let budget = stripe_budget(app.stripe.timeout(), deadline, now_ms);
@@ -77,16 +79,15 @@ async fn convert(
     let trial = load_owned(app, id, tenant).await?;
     trial.lifecycle(policy).check_convert(now)?;
 
-    let (checkout, created) = match trial.open_checkout(now) {
-        Some(open) => (open.clone(), false),
-        None => (
-            create_checkout(app, &trial, idempotency, budget).await?,
-            true,
-        ),
-    };
-    if !created {
-        return answer_with(app, idempotency, token, &trial, &checkout, now_ms).await;
+    if let Some(open) = trial.open_checkout(now) {
+        let open = open.clone();
+        return answer_with(app, idempotency, token, &trial, &open, now_ms).await;
     }
+    let checkout = create_checkout(app, &trial, idempotency, budget).await?;
+    // Stripe may have taken seconds: the write is judged at the time it is made (a session
+    // recorded after grace ended would hold back a purge that already decided).
+    let now_ms = app.clock.now_millis();
+    let now = now_ms.div_euclid(1000);
     let reply = checkout_reply(&trial, &checkout);
     let completed = store.idempotency_put_owned(
         &idempotency.scope,
@@ -96,7 +97,6 @@ async fn convert(
         now_ms,
         app.config.idempotency_ttl_secs,
     )?;
-
     let event = DomainEvent::for_trial(
         EventKind::CheckoutCreated,
         &trial,
@@ -107,40 +107,44 @@ async fn convert(
             "checkout_expires_at": crate::domain::time::rfc3339(checkout.expires_at),
         }),
     );
-    let written = store
-        .record_checkout(
-            &trial,
-            &checkout,
-            now,
-            policy,
-            completed,
-            store.outbox_put(&event, now)?,
+    let outcome = store
+        .tx()
+        .update(
+            Slot::Trial,
+            store.checkout_update(&trial, &checkout, now, policy)?,
         )
+        .put(Slot::Idempotency, completed)
+        .event(&event, now)?
+        .commit()
         .await?;
-    match written {
-        Ok(()) => {
-            app.publish_committed(&[event]).await;
-            Ok(reply)
-        }
+    let rejection = match outcome {
+        Outcome::Committed => return Ok(reply),
+        Outcome::Rejected(rejection) => rejection,
+    };
+    if rejection.failed(Slot::Idempotency) {
         // Our lease ran out and a retry took the key over: its answer is the one that counts.
-        Err(TransitionRejected::Idempotency(old)) => idempotency.answer_conflict(app, old).await,
+        return idempotency
+            .answer_conflict(app, rejection.old(Slot::Idempotency))
+            .await;
+    }
+    match rejected_trial(&rejection)? {
         // A convert with another key stored its open session first: a trial has one session at
         // a time, so answer with that one (ours was never shown to anyone and expires unused).
-        Err(TransitionRejected::Trial(Some(current)))
-            if current.lifecycle(policy).check_convert(now).is_ok()
-                && current.open_checkout(now).is_some() =>
-        {
-            let open = current.open_checkout(now).cloned().expect("checked above");
-            answer_with(app, idempotency, token, &current, &open, now_ms).await
+        Some(current) if current.lifecycle(policy).check_convert(now).is_ok() => {
+            match current.open_checkout(now).cloned() {
+                Some(open) => answer_with(app, idempotency, token, &current, &open, now_ms).await,
+                None => Err(ApiError::trial_not_found()),
+            }
         }
-        // The trial moved on (converted, canceled, past grace, purged) since it was read.
-        Err(TransitionRejected::Trial(current)) => Err(match current {
-            Some(current) => match current.lifecycle(policy).check_convert(now) {
-                Err(e) => e.into(),
-                Ok(()) => ApiError::trial_not_found(),
-            },
-            None => purged_or_not_found(app, id, tenant).await,
-        }),
+        // The trial moved on (converted, canceled, past grace) since it was read.
+        Some(current) => Err(current
+            .lifecycle(policy)
+            .check_convert(now)
+            .err()
+            .map(ApiError::from)
+            .unwrap_or_else(ApiError::trial_not_found)),
+        // Purged meanwhile, or never the org's.
+        None => Err(purged_or_not_found(app, id, tenant).await),
     }
 }
 
@@ -213,8 +217,7 @@ async fn create_checkout(
         Err(e) => {
             tracing::warn!(error = %e, trial_id = %trial.id, "Stripe checkout session not created");
             Err(ApiError::new(
-                502,
-                "payment_provider_error",
+                ErrorCode::PaymentProviderError,
                 "The payment provider could not create a checkout session; retry with the same Idempotency-Key",
             )
             .retryable())

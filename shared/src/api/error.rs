@@ -1,20 +1,22 @@
-//! Every error a client can see: a status, a stable code and a message, as
-//! `{"error": {"code": "...", "message": "..."}}`.
-use crate::domain::{Plan, TransitionError};
+//! Every error a client can see: a code from the catalogue ([`ErrorCode`], which fixes the
+//! status) and a message, as `{"error": {"code": "...", "message": "..."}}`. Errors of the
+//! layers below (auth, headers, transitions, the store) map here, in one place.
+use crate::auth::AuthError;
+use crate::domain::{ErrorCode, TransitionError};
+use crate::headers::HeaderError;
+use crate::store::StoreError;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiError {
-    pub status: u16,
-    pub code: &'static str,
+    pub code: ErrorCode,
     pub message: String,
     /// Whether the same request may succeed later (adds `"retryable": true` and `Retry-After`).
     pub retryable: bool,
 }
 
 impl ApiError {
-    pub fn new(status: u16, code: &'static str, message: impl Into<String>) -> ApiError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> ApiError {
         ApiError {
-            status,
             code,
             message: message.into(),
             retryable: false,
@@ -26,8 +28,12 @@ impl ApiError {
         self
     }
 
+    pub fn status(&self) -> u16 {
+        self.code.status()
+    }
+
     pub fn body(&self) -> String {
-        let mut error = serde_json::json!({ "code": self.code, "message": self.message });
+        let mut error = serde_json::json!({ "code": self.code.as_str(), "message": self.message });
         if self.retryable {
             error["retryable"] = true.into();
         }
@@ -35,46 +41,45 @@ impl ApiError {
     }
 
     pub fn trial_not_found() -> ApiError {
-        ApiError::new(404, "trial_not_found", "Trial does not exist")
+        ApiError::new(ErrorCode::TrialNotFound, "Trial does not exist")
     }
 
     pub fn invalid_plan() -> ApiError {
         ApiError::new(
-            400,
-            "invalid_plan",
-            format!("Plan must be one of: {}", Plan::list()),
+            ErrorCode::InvalidPlan,
+            format!("Plan must be one of: {}", crate::domain::Plan::list()),
         )
     }
 
     pub fn invalid_json(detail: impl std::fmt::Display) -> ApiError {
         ApiError::new(
-            400,
-            "invalid_json",
+            ErrorCode::InvalidJson,
             format!("Request body must be a JSON object: {detail}"),
         )
     }
 
-    pub fn missing_header(name: &str, code: &'static str) -> ApiError {
-        ApiError::new(400, code, format!("Missing required header {name}"))
+    pub fn payload_too_large(limit: usize) -> ApiError {
+        ApiError::new(
+            ErrorCode::PayloadTooLarge,
+            format!("Request body exceeds {limit} bytes"),
+        )
     }
 
     pub fn unavailable() -> ApiError {
         ApiError::new(
-            503,
-            "service_unavailable",
+            ErrorCode::ServiceUnavailable,
             "The service could not complete the request; retry with the same Idempotency-Key",
         )
         .retryable()
     }
 
     pub fn route_not_found() -> ApiError {
-        ApiError::new(404, "route_not_found", "No such route")
+        ApiError::new(ErrorCode::RouteNotFound, "No such route")
     }
 
     pub fn method_not_allowed() -> ApiError {
         ApiError::new(
-            405,
-            "method_not_allowed",
+            ErrorCode::MethodNotAllowed,
             "Method not allowed on this route",
         )
     }
@@ -82,14 +87,38 @@ impl ApiError {
 
 impl From<TransitionError> for ApiError {
     fn from(e: TransitionError) -> ApiError {
-        ApiError::new(e.http_status(), e.code(), e.message())
+        ApiError::new(e.code(), e.message())
     }
 }
 
-impl From<crate::store::StoreError> for ApiError {
-    fn from(e: crate::store::StoreError) -> ApiError {
-        // The detail goes to the log, not to the client.
-        tracing::error!(error = %e, "store failure");
+impl From<HeaderError> for ApiError {
+    fn from(e: HeaderError) -> ApiError {
+        ApiError::new(e.code(), e.message())
+    }
+}
+
+impl From<AuthError> for ApiError {
+    fn from(e: AuthError) -> ApiError {
+        match e {
+            AuthError::Unauthorized => ApiError::new(
+                ErrorCode::Unauthorized,
+                "A valid API key is required: Authorization: Bearer <key>",
+            ),
+            AuthError::Forbidden(what) => ApiError::new(
+                ErrorCode::Forbidden,
+                format!("The API key does not grant access to this {what}"),
+            ),
+            AuthError::Header(h) => h.into(),
+            AuthError::Store(s) => s.into(),
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> ApiError {
+        // The detail goes to the log, not to the client; every store failure is retryable from
+        // the client's side (nothing was stored under its key).
+        tracing::error!(error = %e, retryable = e.retryable(), "store failure");
         ApiError::unavailable()
     }
 }

@@ -5,11 +5,11 @@ use serde_json::Value;
 
 use super::error::ApiError;
 use super::reply::Reply;
-use super::request::header;
 use crate::crypto::sha256_hex;
-use crate::domain::OrgId;
+use crate::domain::{ErrorCode, OrgId};
+use crate::headers::header;
 use crate::store::codec::Item;
-use crate::store::idempotency::{IdemRecord, IdemScope, IdemState};
+use crate::store::idempotency::{Claim, IdemRecord, IdemScope, IdemState};
 use crate::App;
 
 pub const MAX_KEY_LEN: usize = 255;
@@ -31,8 +31,7 @@ impl Idempotency {
     ) -> Result<Idempotency, ApiError> {
         let raw = header(req, "idempotency-key").ok_or_else(|| {
             ApiError::new(
-                400,
-                "missing_idempotency_key",
+                ErrorCode::MissingIdempotencyKey,
                 "Mutation request missing Idempotency-Key header",
             )
         });
@@ -56,8 +55,7 @@ impl Idempotency {
     pub fn answer(&self, record: IdemRecord) -> Reply {
         if record.fingerprint != self.fingerprint {
             return ApiError::new(
-                422,
-                "idempotency_key_reused",
+                ErrorCode::IdempotencyKeyReused,
                 "This Idempotency-Key was already used with a different request",
             )
             .into();
@@ -65,8 +63,7 @@ impl Idempotency {
         match record.state {
             IdemState::Completed(stored) => Reply::replay(stored),
             IdemState::InFlight { .. } => ApiError::new(
-                409,
-                "idempotency_key_in_use",
+                ErrorCode::IdempotencyKeyInUse,
                 "A request with this Idempotency-Key is still being processed; retry later",
             )
             .retryable()
@@ -76,9 +73,9 @@ impl Idempotency {
 
     /// The answer when a conditional write found the key taken: from the old item DynamoDB
     /// returned, or read back if it did not.
-    pub async fn answer_conflict(&self, app: &App, old: Option<Item>) -> Result<Reply, ApiError> {
+    pub async fn answer_conflict(&self, app: &App, old: Option<&Item>) -> Result<Reply, ApiError> {
         let record = match old {
-            Some(item) => Some(IdemRecord::from_item(&item)?),
+            Some(item) => Some(IdemRecord::from_item(item)?),
             None => app.store.idempotency_get(&self.scope).await?,
         };
         match record {
@@ -92,11 +89,11 @@ impl Idempotency {
     /// again (4xx) is stored, so the key replays it; a failure of ours (5xx) is not, so a retry
     /// runs afresh.
     pub async fn refuse(&self, app: &App, err: ApiError, now_ms: i64) -> Result<Reply, ApiError> {
-        if err.status >= 500 {
+        if err.status() >= 500 {
             return Err(err);
         }
         let refusal = Reply::error(&err);
-        let recorded = app
+        let claim = app
             .store
             .idempotency_record(
                 &self.scope,
@@ -106,9 +103,9 @@ impl Idempotency {
                 app.config.idempotency_ttl_secs,
             )
             .await?;
-        Ok(match recorded {
-            Ok(()) => refusal,
-            Err(existing) => self.answer(existing),
+        Ok(match claim {
+            Claim::Taken => refusal,
+            Claim::Held(existing) => self.answer(existing),
         })
     }
 
@@ -121,7 +118,7 @@ impl Idempotency {
         err: ApiError,
         now_ms: i64,
     ) -> Result<Reply, ApiError> {
-        if err.status >= 500 {
+        if err.status() >= 500 {
             if let Err(e) = app.store.idempotency_release(&self.scope, token).await {
                 // The lease still ends at its deadline; the retry waits until then.
                 tracing::warn!(error = %e, "idempotency lease not released");
@@ -157,8 +154,7 @@ pub fn lease_until(deadline_ms: Option<i64>, now_ms: i64, fallback_secs: i64) ->
 
 fn invalid_key() -> ApiError {
     ApiError::new(
-        400,
-        "invalid_idempotency_key",
+        ErrorCode::InvalidIdempotencyKey,
         format!("Idempotency-Key must be 1 to {MAX_KEY_LEN} visible ASCII characters, optionally as a quoted string"),
     )
 }
@@ -185,7 +181,8 @@ pub fn parse_key(raw: &str) -> Result<String, ApiError> {
         }
         None => raw.to_owned(),
     };
-    let visible = key.chars().all(|c| (' '..='~').contains(&c));
+    // Visible ASCII, as the README says: no space, no control character.
+    let visible = key.chars().all(|c| ('!'..='~').contains(&c));
     if key.is_empty() || key.len() > MAX_KEY_LEN || !visible {
         return Err(invalid_key());
     }
@@ -259,11 +256,14 @@ mod tests {
             "\"unterminated",
             "\"bad\\escape\"",
             "\"in\"side\"",
+            "a b",
+            "\"a b\"",
+            "tab\there",
         ] {
             let err = parse_key(bad).unwrap_err();
-            assert_eq!(err.code, "invalid_idempotency_key", "{bad:?}");
+            assert_eq!(err.code, ErrorCode::InvalidIdempotencyKey, "{bad:?}");
         }
-        assert_eq!(parse_key(&"k".repeat(256)).unwrap_err().status, 400);
+        assert_eq!(parse_key(&"k".repeat(256)).unwrap_err().status(), 400);
     }
 
     #[test]

@@ -4,6 +4,7 @@ pub mod cancel;
 pub mod convert;
 pub mod error;
 pub mod idempotency;
+pub mod owned;
 pub mod reply;
 pub mod request;
 pub mod start;
@@ -61,7 +62,30 @@ impl Route {
 #[derive(Debug, Default)]
 pub struct LogFields {
     pub org_id: Option<String>,
+    pub key_id: Option<String>,
     pub trial_id: Option<String>,
+}
+
+impl LogFields {
+    pub fn tenant(&mut self, tenant: &crate::auth::Tenant) {
+        self.org_id = Some(tenant.org.to_string());
+        self.key_id = Some(tenant.key_id.clone());
+    }
+}
+
+/// The largest body a route accepts, checked before anything parses it: a mutation's JSON is
+/// a few hundred bytes (applicant metadata included, well under this).
+pub const MAX_BODY_BYTES: usize = 32 * 1024;
+/// Stripe's events are well under this.
+pub const MAX_WEBHOOK_BODY_BYTES: usize = 512 * 1024;
+
+impl Route {
+    pub fn max_body_bytes(self) -> usize {
+        match self {
+            Route::StripeWebhook => MAX_WEBHOOK_BODY_BYTES,
+            _ => MAX_BODY_BYTES,
+        }
+    }
 }
 
 /// Runs `route` for `req`: every outcome, including every error, becomes a JSON response, and
@@ -76,12 +100,14 @@ pub async fn handle(app: &App, route: Route, req: Request) -> Response<Body> {
     tracing::info!(
         route = route.name(),
         org_id = log.org_id.as_deref().unwrap_or("-"),
+        key_id = log.key_id.as_deref().unwrap_or("-"),
         trial_id = log.trial_id.as_deref().unwrap_or("-"),
         status = reply.status,
-        outcome = reply
-            .code
-            .as_deref()
-            .unwrap_or(if reply.replayed { "replayed" } else { "ok" }),
+        outcome = reply.code.map(|c| c.as_str()).unwrap_or(if reply.replayed {
+            "replayed"
+        } else {
+            "ok"
+        }),
         ms = started.elapsed().as_secs_f64() * 1000.0,
         "request"
     );
@@ -94,19 +120,32 @@ async fn dispatch(
     req: &Request,
     log: &mut LogFields,
 ) -> Result<Reply, ApiError> {
-    if route == Route::StripeWebhook {
-        // Authenticated by Stripe's signature, not by an API key.
-        return stripe_webhook::handle(app, req, log).await;
+    // Before anything parses the body (the idempotency fingerprint, the JSON, the signature).
+    let limit = route.max_body_bytes();
+    if req.body().len() > limit {
+        return Err(ApiError::payload_too_large(limit));
     }
-    let tenant = crate::auth::authenticate(app, req).await?;
-    log.org_id = Some(tenant.org.to_string());
     match route {
-        Route::Start => start::handle(app, req, &tenant, log).await,
-        Route::Status => status::handle(app, req, &tenant, log).await,
-        Route::Convert => convert::handle(app, req, &tenant, log).await,
-        Route::Cancel => cancel::handle(app, req, &tenant, log).await,
-        Route::StripeWebhook => unreachable!("handled above"),
+        // Authenticated by Stripe's signature, not by an API key.
+        Route::StripeWebhook => stripe_webhook::handle(app, req, log).await,
+        // Authenticates itself: the key record and the trial in one read.
+        Route::Status => status::handle(app, req, log).await,
+        Route::Start => start::handle(app, req, &authenticated(app, req, log).await?, log).await,
+        Route::Convert => {
+            convert::handle(app, req, &authenticated(app, req, log).await?, log).await
+        }
+        Route::Cancel => cancel::handle(app, req, &authenticated(app, req, log).await?, log).await,
     }
+}
+
+async fn authenticated(
+    app: &App,
+    req: &Request,
+    log: &mut LogFields,
+) -> Result<crate::auth::Tenant, ApiError> {
+    let tenant = crate::auth::authenticate(app, req).await?;
+    log.tenant(&tenant);
+    Ok(tenant)
 }
 
 /// The whole API behind one entry point, routed by method and path (the local server).
@@ -143,11 +182,11 @@ mod tests {
         assert_eq!(
             Route::resolve("GET", "/v1/trials/start")
                 .unwrap_err()
-                .status,
+                .status(),
             405
         );
         assert_eq!(
-            Route::resolve("GET", "/nope").unwrap_err().code,
+            Route::resolve("GET", "/nope").unwrap_err().code.as_str(),
             "route_not_found"
         );
     }

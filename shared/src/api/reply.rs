@@ -2,6 +2,7 @@
 use lambda_http::{Body, Response};
 
 use super::error::ApiError;
+use crate::domain::ErrorCode;
 use crate::store::idempotency::StoredResponse;
 
 pub const JSON: &str = "application/json";
@@ -14,7 +15,7 @@ pub struct Reply {
     /// Sent again from the idempotency record, not executed.
     pub replayed: bool,
     /// The error code, for the request log.
-    pub code: Option<String>,
+    pub code: Option<ErrorCode>,
     pub retryable: bool,
 }
 
@@ -32,11 +33,11 @@ impl Reply {
 
     pub fn error(err: &ApiError) -> Reply {
         Reply {
-            status: err.status,
+            status: err.status(),
             content_type: JSON.to_owned(),
             body: err.body(),
             replayed: false,
-            code: Some(err.code.to_owned()),
+            code: Some(err.code),
             retryable: err.retryable,
         }
     }

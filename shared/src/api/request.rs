@@ -1,38 +1,11 @@
-//! Reading what a request carries: headers, the trial id in the path, the JSON body. Works for
-//! API Gateway HTTP API (2.0) and REST API (1.0) events and for the local server alike.
+//! Reading what a request carries: the trial id in the path, the JSON body, the invocation's
+//! deadline. Works for API Gateway HTTP API (2.0) and REST API (1.0) events and for the local
+//! server alike. Headers: [`crate::headers`].
 use lambda_http::{Request, RequestExt};
 use serde_json::Value;
 
 use super::error::ApiError;
-use crate::domain::{OrgId, ProjectId, TrialId};
-
-pub fn header<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
-    req.headers().get(name).and_then(|v| v.to_str().ok())
-}
-
-pub fn org_id(req: &Request) -> Result<OrgId, ApiError> {
-    let raw = header(req, "x-org-id")
-        .ok_or_else(|| ApiError::missing_header("X-Org-Id", "missing_org_id"))?;
-    OrgId::parse(raw.trim()).ok_or_else(|| {
-        ApiError::new(
-            400,
-            "invalid_org_id",
-            "X-Org-Id must be 1-128 characters of letters, digits, '_', '-', '.' or ':'",
-        )
-    })
-}
-
-pub fn project_id(req: &Request) -> Result<ProjectId, ApiError> {
-    let raw = header(req, "x-project-id")
-        .ok_or_else(|| ApiError::missing_header("X-Project-Id", "missing_project_id"))?;
-    ProjectId::parse(raw.trim()).ok_or_else(|| {
-        ApiError::new(
-            400,
-            "invalid_project_id",
-            "X-Project-Id must be 1-128 characters of letters, digits, '_', '-', '.' or ':'",
-        )
-    })
-}
+use crate::domain::TrialId;
 
 /// The `{id}` of `/v1/trials/{id}[/...]`: the event's path parameter, else the raw path. An id
 /// we could not have issued names no trial: 404.

@@ -1,8 +1,8 @@
 //! `POST /v1/trials/start`: one trial per organization, ever.
 //!
 //! The response is known before anything is written, so the trial, the org guard, the completed
-//! idempotency record and the `trial.started` event go out in one transaction: one round trip,
-//! no in-flight state, and no way to end up with half of them.
+//! idempotency record and the `trial.started` event go out in one transaction: one round trip
+//! (the stream publishes the event), no in-flight state, and no way to end up with half of them.
 use lambda_http::Request;
 use serde_json::{json, Value};
 
@@ -14,8 +14,9 @@ use super::LogFields;
 use crate::auth::Tenant;
 use crate::domain::events::{DomainEvent, EventKind};
 use crate::domain::time::rfc3339;
-use crate::domain::{Plan, Trial, TrialId};
-use crate::store::trials::StartRejected;
+use crate::domain::{ErrorCode, Plan, Trial, TrialId};
+use crate::store::trials::Guard;
+use crate::store::{Outcome, Slot, StoreError};
 use crate::App;
 
 pub const PATH: &str = "/v1/trials/start";
@@ -50,9 +51,12 @@ pub async fn handle(
         json!({ "project_id": tenant.project.as_str(), "expires_at": rfc3339(trial.expires_at) }),
     );
     let store = &app.store;
-    let written = store
-        .start_trial(
-            &trial,
+    let outcome = store
+        .tx()
+        .put(Slot::OrgGuard, store.guard_put(&trial)?)
+        .put(Slot::Trial, store.trial_put(&trial, policy)?)
+        .put(
+            Slot::Idempotency,
             store.idempotency_put_new(
                 &idempotency.scope,
                 &idempotency.fingerprint,
@@ -60,33 +64,41 @@ pub async fn handle(
                 now_ms,
                 ttl,
             )?,
-            store.outbox_put(&event, now)?,
-            policy,
         )
+        .event(&event, now)?
+        .commit()
         .await?;
-    match written {
-        Ok(()) => {
-            app.publish_committed(&[event]).await;
-            Ok(reply)
-        }
-        Err(StartRejected::Idempotency(old)) => {
-            log.trial_id = None;
-            idempotency.answer_conflict(app, old).await
-        }
-        Err(StartRejected::OrgHasTrial(guard)) => {
-            log.trial_id = guard.trial_id.as_ref().map(ToString::to_string);
-            let message = match &guard.trial_id {
-                Some(id) => format!("This organization has already used its trial ({id})"),
-                None => "This organization has already used its trial".to_owned(),
-            };
-            // A deterministic outcome: stored, so a retry with this key gets the same answer.
-            idempotency
-                .refuse(
-                    app,
-                    ApiError::new(409, "trial_already_exists", message),
-                    now_ms,
-                )
-                .await
-        }
+    let rejection = match outcome {
+        Outcome::Committed => return Ok(reply),
+        Outcome::Rejected(rejection) => rejection,
+    };
+    log.trial_id = None;
+    if rejection.failed(Slot::Idempotency) {
+        return idempotency
+            .answer_conflict(app, rejection.old(Slot::Idempotency))
+            .await;
     }
+    if !rejection.failed(Slot::OrgGuard) {
+        // A fresh trial id already taken (never, at 128 random bits): nothing was written.
+        return Err(StoreError::Unavailable(format!(
+            "start rejected on {:?}",
+            rejection.slots().collect::<Vec<_>>()
+        ))
+        .into());
+    }
+    let guard = rejection.old(Slot::OrgGuard).map(Guard::from_item);
+    let used = guard.as_ref().and_then(|g| g.trial_id.as_ref());
+    log.trial_id = used.map(ToString::to_string);
+    let message = match used {
+        Some(id) => format!("This organization has already used its trial ({id})"),
+        None => "This organization has already used its trial".to_owned(),
+    };
+    // A deterministic outcome: stored, so a retry with this key gets the same answer.
+    idempotency
+        .refuse(
+            app,
+            ApiError::new(ErrorCode::TrialAlreadyExists, message),
+            now_ms,
+        )
+        .await
 }

@@ -1,47 +1,50 @@
 //! `GET /v1/trials/{id}`: the trial as of now (an ACTIVE trial past `expires_at` reads EXPIRED
 //! before the expire job has run).
+//!
+//! One DynamoDB round trip, warm or cold: with the API key's verdict cached, one `GetItem` of
+//! the trial; without it, one consistent `BatchGetItem` of the key record and the trial (the
+//! trial is ignored, unread by anyone, when the key fails).
 use lambda_http::Request;
 
 use super::error::ApiError;
+use super::owned::owned;
 use super::reply::Reply;
 use super::request::trial_id;
 use super::LogFields;
-use crate::auth::Tenant;
-use crate::domain::{TransitionError, Trial, TrialId};
+use crate::auth::{self, KeyCheck};
 use crate::App;
 
-pub async fn handle(
-    app: &App,
-    req: &Request,
-    tenant: &Tenant,
-    log: &mut LogFields,
-) -> Result<Reply, ApiError> {
-    let id = trial_id(req)?;
-    log.trial_id = Some(id.to_string());
-    let trial = load_owned(app, &id, tenant).await?;
+pub async fn handle(app: &App, req: &Request, log: &mut LogFields) -> Result<Reply, ApiError> {
+    let (tenant, found) = match auth::check(app, req)? {
+        KeyCheck::Known(info) => {
+            let tenant = auth::tenant(req, Some(info))?;
+            log.tenant(&tenant);
+            let id = trial_id(req)?;
+            log.trial_id = Some(id.to_string());
+            let found = app.store.get_trial(&id).await?;
+            (tenant, (id, found))
+        }
+        KeyCheck::NeedsRecord(key) => match trial_id(req) {
+            Ok(id) => {
+                let (record, found) = app.store.get_api_key_and_trial(key.key_id(), &id).await?;
+                let tenant = auth::tenant(req, auth::decide(app, &key, record))?;
+                log.tenant(&tenant);
+                log.trial_id = Some(id.to_string());
+                (tenant, (id, found))
+            }
+            // An id we could not have issued: authenticate first (401 before 404).
+            Err(not_found) => {
+                let record = app.store.get_api_key(key.key_id()).await?;
+                let tenant = auth::tenant(req, auth::decide(app, &key, record))?;
+                log.tenant(&tenant);
+                return Err(not_found);
+            }
+        },
+    };
+    let (id, found) = found;
+    let trial = owned(app, &id, &tenant, found).await?;
     Ok(Reply::json(
         200,
         &trial.view_at(app.now(), app.config.policy),
     ))
-}
-
-/// The trial `id` if it belongs to the caller's org. Another org's trial is indistinguishable
-/// from none; a trial of the caller's org that was purged is `trial_expired` (410).
-pub async fn load_owned(app: &App, id: &TrialId, tenant: &Tenant) -> Result<Trial, ApiError> {
-    match app.store.get_trial(id).await? {
-        Some(trial) if trial.org_id == tenant.org => Ok(trial),
-        Some(_) => Err(ApiError::trial_not_found()),
-        None => Err(purged_or_not_found(app, id, tenant).await),
-    }
-}
-
-/// Only the org guard remembers a purged trial; it is read on this miss path alone.
-pub async fn purged_or_not_found(app: &App, id: &TrialId, tenant: &Tenant) -> ApiError {
-    match app.store.get_guard(&tenant.org).await {
-        Ok(Some(guard)) if guard.purged && guard.trial_id.as_ref() == Some(id) => {
-            TransitionError::Expired.into()
-        }
-        Ok(_) => ApiError::trial_not_found(),
-        Err(e) => e.into(),
-    }
 }

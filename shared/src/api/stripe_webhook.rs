@@ -8,23 +8,24 @@
 //! newer state: a CONVERTED trial is never touched again, and only the session a trial still
 //! holds can be cleared.
 //!
-//! At most two DynamoDB requests per delivery (plus deleting the published outbox item): for a
-//! payment, a consistent read of the trial (the `trial.converted` event needs its org and plan)
-//! then one transaction; for everything else, a transaction or a put, and a put after it when
-//! the trial refused the change. A third only when the trial changed between the read and the
-//! write (another delivery converted it, or the purge job deleted it).
-use aws_sdk_dynamodb::types::{Put, TransactWriteItem, Update};
+//! A payment converts a trial only when its session is one we created for that trial, org and
+//! plan (the session's metadata, see [`CheckoutSession::binding`]), checked in the update's
+//! condition: one DynamoDB request per payment, the trial update, the dedupe record and the
+//! `trial.converted` event in one transaction. When the condition fails, `ALL_OLD` says why
+//! (already converted, canceled, gone, another org's or plan's) and a second write records the
+//! outcome. Money is never dropped: a payment that matches no trial is recorded as
+//! `trial.payment_unmatched` (alarmed) and answered 200.
 use lambda_http::Request;
 use serde_json::{json, Value};
 
 use super::error::ApiError;
 use super::reply::Reply;
-use super::request::header;
 use super::LogFields;
 use crate::domain::events::{DomainEvent, EventKind};
-use crate::domain::{Trial, TrialId, TrialStatus};
-use crate::store::trials::ConvertRejected;
-use crate::store::StoreError;
+use crate::domain::{ErrorCode, Trial, TrialId, TrialStatus};
+use crate::headers::header;
+use crate::store::trials::rejected_trial;
+use crate::store::{Outcome as Written, Slot, StoreError};
 use crate::stripe::event::{Action, CheckoutSession, Event};
 use crate::stripe::signature::{self, SignatureError};
 use crate::App;
@@ -36,6 +37,8 @@ enum Outcome {
     AlreadyConverted,
     Unmatched,
     AwaitingPayment,
+    /// A payment for a canceled trial: kept, the trial converted, flagged for review.
+    ConvertedAfterCancel,
     CheckoutCleared,
     CheckoutUnchanged,
     Ignored,
@@ -49,6 +52,7 @@ impl Outcome {
             Outcome::AlreadyConverted => "already_converted",
             Outcome::Unmatched => "unmatched",
             Outcome::AwaitingPayment => "awaiting_payment",
+            Outcome::ConvertedAfterCancel => "converted_after_cancel",
             Outcome::CheckoutCleared => "checkout_cleared",
             Outcome::CheckoutUnchanged => "checkout_unchanged",
             Outcome::Ignored => "ignored",
@@ -80,8 +84,7 @@ pub async fn handle(app: &App, req: &Request, log: &mut LogFields) -> Result<Rep
     let event = Event::parse(body).map_err(|e| {
         tracing::warn!(error = %e, "signed Stripe delivery that is not an event we can read");
         ApiError::new(
-            400,
-            "invalid_payload",
+            ErrorCode::InvalidPayload,
             "The body must be a Stripe event: a JSON object with an id and a type",
         )
     })?;
@@ -92,10 +95,8 @@ pub async fn handle(app: &App, req: &Request, log: &mut LogFields) -> Result<Rep
         log.trial_id = session.trial_id().map(|id| id.to_string());
     }
     let outcome = match &event.action {
-        Action::Paid(session) => paid(app, &event, session, now, log).await?,
-        Action::AwaitingPayment(_) => {
-            unless_duplicate(record(app, &event, now).await?, Outcome::AwaitingPayment)
-        }
+        Action::Paid(session) => paid(app, &event, session, now, log, false).await?,
+        Action::AwaitingPayment(session) => awaiting(app, &event, session, now, log).await?,
         Action::Closed(session) => closed(app, &event, session, now).await?,
         Action::Ignored => Outcome::Ignored,
     };
@@ -114,36 +115,29 @@ pub async fn handle(app: &App, req: &Request, log: &mut LogFields) -> Result<Rep
 /// The one answer to every signature failure: the cause is in the log only.
 fn invalid_signature() -> ApiError {
     ApiError::new(
-        400,
-        "invalid_signature",
+        ErrorCode::InvalidSignature,
         "The Stripe-Signature header is missing or does not verify",
     )
 }
 
-/// A completed payment: convert the trial, whatever its state but CONVERTED. Money is never
-/// dropped: a payment for a trial we do not have is recorded for operators.
+/// A completed payment: convert the trial its session was made for. Any state but CONVERTED
+/// converts (money is never refused); a canceled trial converts too, flagged for review.
 async fn paid(
     app: &App,
     event: &Event,
     session: &CheckoutSession,
     now: i64,
     log: &mut LogFields,
+    after_cancel: bool,
 ) -> Result<Outcome, StoreError> {
-    let Some(id) = session.trial_id() else {
-        return unmatched(app, event, session, None, now).await;
+    let Some(binding) = session.binding() else {
+        return unmatched(app, event, session, Unmatched::NotOurSession, now).await;
     };
-    let trial = match app.store.get_trial(&id).await? {
-        None => return unmatched(app, event, session, Some(&id), now).await,
-        Some(trial) => trial,
-    };
-    log.org_id = Some(trial.org_id.to_string());
-    if trial.status == TrialStatus::Converted {
-        return already_converted(app, event, session, &trial, now).await;
-    }
-
-    let converted = DomainEvent::for_trial(
+    log.org_id = Some(binding.org_id.to_string());
+    let review = after_cancel.then_some("paid_after_cancel");
+    let converted = DomainEvent::for_binding(
         EventKind::Converted,
-        &trial,
+        &binding,
         now,
         None,
         json!({
@@ -151,37 +145,111 @@ async fn paid(
             "checkout_session_id": session.id,
             "stripe_customer_id": session.customer,
             "stripe_subscription_id": session.subscription,
+            "review": review,
         }),
     );
     let store = &app.store;
-    let written = store
-        .mark_converted(
-            &id,
-            &session.payment(),
-            now,
-            vec![
-                put(store.stripe_event_put(&event.id, &event.kind, now)?),
-                put(store.outbox_put(&converted, now)?),
-            ],
+    let outcome = store
+        .tx()
+        .update(
+            Slot::Trial,
+            store.convert_update(&binding, &session.payment(), now, after_cancel)?,
         )
+        .put(
+            Slot::StripeEvent,
+            store.stripe_event_put(&event.id, &event.kind, now)?,
+        )
+        .event(&converted, now)?
+        .commit()
         .await?;
-    match written {
-        Ok(()) => {
-            app.publish_committed(&[converted]).await;
-            Ok(Outcome::Converted)
+    let rejection = match outcome {
+        Written::Committed if after_cancel => {
+            tracing::warn!(
+                trial_id = %binding.trial_id,
+                stripe_event_id = %event.id,
+                checkout_session_id = %session.id,
+                "payment for a canceled trial: converted and flagged for review"
+            );
+            return Ok(Outcome::ConvertedAfterCancel);
         }
-        Err(ConvertRejected::Extra(0)) => Ok(Outcome::Duplicate),
-        // The outbox already holds this trial's `trial.converted`: a conversion committed
-        // since the read. Stripe's retry will find the trial CONVERTED.
-        Err(ConvertRejected::Extra(_)) => Err(StoreError(format!(
-            "{} already queued: converted concurrently",
-            converted.id
-        ))),
-        // Between the read and the write: another event converted it, or the purge job ran.
-        Err(ConvertRejected::AlreadyConverted(trial)) => {
+        Written::Committed => return Ok(Outcome::Converted),
+        Written::Rejected(rejection) => rejection,
+    };
+    if rejection.failed(Slot::StripeEvent) {
+        return Ok(Outcome::Duplicate);
+    }
+    match rejected_trial(&rejection)? {
+        _ if !rejection.failed(Slot::Trial) => {
+            // Only the event's condition failed: `trial.converted` exists although the trial's
+            // condition held, a conversion committed concurrently. Stripe's retry will find the
+            // trial CONVERTED.
+            Err(StoreError::Unavailable(format!(
+                "{} already written: converted concurrently",
+                converted.id
+            )))
+        }
+        None => unmatched(app, event, session, Unmatched::TrialNotFound, now).await,
+        Some(trial) if trial.org_id != binding.org_id || trial.plan != binding.plan => {
+            unmatched(app, event, session, Unmatched::BindingMismatch, now).await
+        }
+        Some(trial) if trial.status == TrialStatus::Converted => {
             already_converted(app, event, session, &trial, now).await
         }
-        Err(ConvertRejected::NotFound) => unmatched(app, event, session, Some(&id), now).await,
+        Some(trial) if trial.status == TrialStatus::Canceled && !after_cancel => {
+            Box::pin(paid(app, event, session, now, log, true)).await
+        }
+        Some(trial) => Err(StoreError::Unavailable(format!(
+            "convert of {} refused in state {}",
+            trial.id,
+            trial.status.as_str()
+        ))),
+    }
+}
+
+/// The session completed but its payment is on its way (a bank debit): recorded on the trial,
+/// so purge waits for it and convert answers it instead of opening another session.
+async fn awaiting(
+    app: &App,
+    event: &Event,
+    session: &CheckoutSession,
+    now: i64,
+    log: &mut LogFields,
+) -> Result<Outcome, StoreError> {
+    let Some(binding) = session.binding() else {
+        return unmatched(app, event, session, Unmatched::NotOurSession, now).await;
+    };
+    log.org_id = Some(binding.org_id.to_string());
+    let store = &app.store;
+    let outcome = store
+        .tx()
+        .update(
+            Slot::Trial,
+            store.pending_update(&binding, &session.id, now)?,
+        )
+        .put(
+            Slot::StripeEvent,
+            store.stripe_event_put(&event.id, &event.kind, now)?,
+        )
+        .commit()
+        .await?;
+    let rejection = match outcome {
+        Written::Committed => return Ok(Outcome::AwaitingPayment),
+        Written::Rejected(rejection) => rejection,
+    };
+    if rejection.failed(Slot::StripeEvent) {
+        return Ok(Outcome::Duplicate);
+    }
+    match rejected_trial(&rejection)? {
+        // Money on its way for a trial we do not have: operators must know before it lands.
+        None => unmatched(app, event, session, Unmatched::TrialNotFound, now).await,
+        Some(trial) if trial.org_id != binding.org_id || trial.plan != binding.plan => {
+            unmatched(app, event, session, Unmatched::BindingMismatch, now).await
+        }
+        // Already CONVERTED (by another session): the payment that follows is flagged then.
+        Some(_) => Ok(unless_duplicate(
+            record(app, event, now).await?,
+            Outcome::AwaitingPayment,
+        )),
     }
 }
 
@@ -209,28 +277,48 @@ async fn already_converted(
     Ok(unless_duplicate(fresh, Outcome::AlreadyConverted))
 }
 
-/// A payment whose trial we cannot find (no usable reference, or the trial is gone): the
-/// dedupe record and a `trial.payment_unmatched` event in one transaction, and an error log.
+/// Why a payment matched no trial.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Unmatched {
+    /// Not a session convert created (no or partial metadata, another mode, a reference that
+    /// disagrees with the metadata): e.g. a Payment Link.
+    NotOurSession,
+    /// Ours, but the trial is gone (purged) or never existed.
+    TrialNotFound,
+    /// The trial exists but belongs to another org or plan than the session was made for.
+    BindingMismatch,
+}
+
+impl Unmatched {
+    fn as_str(self) -> &'static str {
+        match self {
+            Unmatched::NotOurSession => "not_our_session",
+            Unmatched::TrialNotFound => "trial_not_found",
+            Unmatched::BindingMismatch => "binding_mismatch",
+        }
+    }
+}
+
+/// A payment we cannot match: the dedupe record and a `trial.payment_unmatched` event in one
+/// transaction, and an error log. Never dropped, never converting anything.
 async fn unmatched(
     app: &App,
     event: &Event,
     session: &CheckoutSession,
-    trial_id: Option<&TrialId>,
+    reason: Unmatched,
     now: i64,
 ) -> Result<Outcome, StoreError> {
-    let reason = match trial_id {
-        Some(_) => "trial_not_found",
-        None => "no_trial_reference",
-    };
+    let trial_id = session.trial_id();
     let unmatched = DomainEvent::unmatched_payment(
         &event.id,
         now,
         json!({
             "stripe_event_type": event.kind,
-            "reason": reason,
-            "trial_id": trial_id.map(TrialId::as_str),
+            "reason": reason.as_str(),
+            "trial_id": trial_id.as_ref().map(TrialId::as_str),
             "client_reference_id": session.client_reference_id,
             "metadata": session.metadata.clone().map(Value::Object),
+            "mode": session.mode,
             "checkout_session_id": session.id,
             "stripe_customer_id": session.customer,
             "stripe_subscription_id": session.subscription,
@@ -239,26 +327,29 @@ async fn unmatched(
         }),
     );
     let store = &app.store;
-    let items = vec![
-        put(store.stripe_event_put(&event.id, &event.kind, now)?),
-        put(store.outbox_put(&unmatched, now)?),
-    ];
-    match store.transact(items).await? {
-        Ok(()) => {}
-        Err(reasons) if reasons.first().is_some_and(|r| r.condition_failed()) => {
-            return Ok(Outcome::Duplicate)
+    let outcome = store
+        .tx()
+        .put(
+            Slot::StripeEvent,
+            store.stripe_event_put(&event.id, &event.kind, now)?,
+        )
+        .event(&unmatched, now)?
+        .commit()
+        .await?;
+    if let Written::Rejected(rejection) = outcome {
+        if rejection.failed(Slot::StripeEvent) {
+            return Ok(Outcome::Duplicate);
         }
-        Err(reasons) => {
-            return Err(StoreError(format!(
-                "unmatched payment not recorded: {reasons:?}"
-            )))
-        }
+        return Err(StoreError::Unavailable(format!(
+            "unmatched payment not recorded: {:?}",
+            rejection.slots().collect::<Vec<_>>()
+        )));
     }
     tracing::error!(
         stripe_event_id = %event.id,
         stripe_event_type = %event.kind,
-        reason,
-        trial_id = trial_id.map(TrialId::as_str).unwrap_or("-"),
+        reason = reason.as_str(),
+        trial_id = trial_id.as_ref().map(TrialId::as_str).unwrap_or("-"),
         checkout_session_id = %session.id,
         stripe_customer_id = session.customer.as_deref().unwrap_or("-"),
         stripe_subscription_id = session.subscription.as_deref().unwrap_or("-"),
@@ -266,48 +357,54 @@ async fn unmatched(
         currency = session.currency.as_deref().unwrap_or("-"),
         "payment received for no trial: review it (refund, or attach it by hand)"
     );
-    app.publish_committed(&[unmatched]).await;
     Ok(Outcome::Unmatched)
 }
 
-/// The session can no longer be paid: forget it on the trial, unless the trial converted or
-/// holds a newer session meanwhile, in which case only the event is recorded.
+/// The session can no longer be paid (expired, or its delayed payment failed): forget it on the
+/// trial, unless the trial converted or holds a newer session meanwhile, in which case only the
+/// event is recorded.
 async fn closed(
     app: &App,
     event: &Event,
     session: &CheckoutSession,
     now: i64,
 ) -> Result<Outcome, StoreError> {
-    let Some(id) = session.trial_id() else {
+    let Some(id) = session.binding().map(|b| b.trial_id) else {
         let fresh = record(app, event, now).await?;
         return Ok(unless_duplicate(fresh, Outcome::CheckoutUnchanged));
     };
     let store = &app.store;
-    let items = vec![
-        update(store.clear_checkout_update(&id, &session.id)?),
-        put(store.stripe_event_put(&event.id, &event.kind, now)?),
-    ];
-    match store.transact(items).await? {
-        Ok(()) => Ok(Outcome::CheckoutCleared),
-        Err(reasons) if reasons.get(1).is_some_and(|r| r.condition_failed()) => {
-            Ok(Outcome::Duplicate)
-        }
-        Err(reasons) if reasons.first().is_some_and(|r| r.condition_failed()) => {
+    let outcome = store
+        .tx()
+        .update(Slot::Trial, store.clear_session_update(&id, &session.id)?)
+        .put(
+            Slot::StripeEvent,
+            store.stripe_event_put(&event.id, &event.kind, now)?,
+        )
+        .commit()
+        .await?;
+    match outcome {
+        Written::Committed => Ok(Outcome::CheckoutCleared),
+        Written::Rejected(r) if r.failed(Slot::StripeEvent) => Ok(Outcome::Duplicate),
+        Written::Rejected(_) => {
             let fresh = record(app, event, now).await?;
             Ok(unless_duplicate(fresh, Outcome::CheckoutUnchanged))
         }
-        Err(reasons) => Err(StoreError(format!(
-            "checkout not cleared without a failed condition: {reasons:?}"
-        ))),
     }
 }
 
 /// Records the event as processed, with no other change; `false` if it already was.
 async fn record(app: &App, event: &Event, now: i64) -> Result<bool, StoreError> {
     let store = &app.store;
-    store
-        .put_conditional(store.stripe_event_put(&event.id, &event.kind, now)?)
-        .await
+    Ok(store
+        .tx()
+        .put(
+            Slot::StripeEvent,
+            store.stripe_event_put(&event.id, &event.kind, now)?,
+        )
+        .commit()
+        .await?
+        .committed())
 }
 
 fn unless_duplicate(fresh: bool, outcome: Outcome) -> Outcome {
@@ -316,12 +413,4 @@ fn unless_duplicate(fresh: bool, outcome: Outcome) -> Outcome {
     } else {
         Outcome::Duplicate
     }
-}
-
-fn put(put: Put) -> TransactWriteItem {
-    TransactWriteItem::builder().put(put).build()
-}
-
-fn update(update: Update) -> TransactWriteItem {
-    TransactWriteItem::builder().update(update).build()
 }

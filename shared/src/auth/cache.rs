@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use super::keys::KeyInfo;
+use crate::domain::api_key::KeyInfo;
 
 /// How many verified keys one function instance remembers.
 pub const MAX_VERIFIED: usize = 4096;
@@ -133,7 +133,7 @@ fn make_room<V>(map: &mut HashMap<String, V>, cap: usize, now_ms: i64, until: im
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::auth::keys::Projects;
+    use crate::domain::api_key::Projects;
     use crate::domain::OrgId;
 
     fn info(id: &str) -> KeyInfo {

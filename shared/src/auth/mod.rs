@@ -7,57 +7,118 @@
 //! 2. `X-Org-Id`: missing or malformed 400; not the key's org **403** `forbidden`.
 //! 3. `X-Project-Id`: missing or malformed 400; not allowed for the key **403** `forbidden`.
 //!
-//! The key is checked against its record (`GetItem APIKEY#<key_id>`, SHA-256 compared in
-//! constant time) or against the warm function's [`KeyCache`].
+//! The key is checked against its record (SHA-256 compared in constant time) or against the
+//! warm function's [`KeyCache`]. On a cold cache the record costs one read, which a status
+//! request shares with its trial read ([`KeyCheck::NeedsRecord`]).
 pub mod cache;
-pub mod keys;
+pub mod issue;
 
 use lambda_http::Request;
 
-use crate::api::request::{header, org_id, project_id};
-use crate::api::ApiError;
 use crate::crypto;
+use crate::domain::api_key::{ApiKey, KeyInfo};
 use crate::domain::{OrgId, ProjectId};
+use crate::headers::{header, org_id, project_id, HeaderError};
+use crate::store::api_keys::StoredKey;
 use crate::store::StoreError;
 use crate::App;
 
 pub use cache::{Cached, KeyCache};
-pub use keys::{ApiKey, KeyInfo, Projects};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tenant {
     pub org: OrgId,
     pub project: ProjectId,
+    /// The key the request came with (its id only: safe to log and record).
+    pub key_id: String,
 }
 
-pub fn unauthorized() -> ApiError {
-    ApiError::new(
-        401,
-        "unauthorized",
-        "A valid API key is required: Authorization: Bearer <key>",
-    )
+/// Why a request is not let through.
+#[derive(Debug)]
+pub enum AuthError {
+    /// No live key: 401, whatever the reason.
+    Unauthorized,
+    /// A live key that does not cover the org or project named (`"organization"`, `"project"`).
+    Forbidden(&'static str),
+    Header(HeaderError),
+    /// The key record could not be read: a store failure, never a verdict.
+    Store(StoreError),
 }
 
-pub fn forbidden(what: &str) -> ApiError {
-    ApiError::new(
-        403,
-        "forbidden",
-        format!("The API key does not grant access to this {what}"),
-    )
+impl From<HeaderError> for AuthError {
+    fn from(e: HeaderError) -> Self {
+        AuthError::Header(e)
+    }
 }
 
-pub async fn authenticate(app: &App, req: &Request) -> Result<Tenant, ApiError> {
-    let key = bearer_key(req).ok_or_else(unauthorized)?;
-    let info = verify(app, &key).await?.ok_or_else(unauthorized)?;
+impl From<StoreError> for AuthError {
+    fn from(e: StoreError) -> Self {
+        AuthError::Store(e)
+    }
+}
+
+/// The key of a request before its record is read.
+pub enum KeyCheck {
+    /// The cache had a fresh verdict: a live key's info.
+    Known(KeyInfo),
+    /// The record must be read (and handed to [`KeyCheck::decide`]).
+    NeedsRecord(ApiKey),
+}
+
+/// The first step: the bearer key, and the cache's verdict on it if it has one.
+pub fn check(app: &App, req: &Request) -> Result<KeyCheck, AuthError> {
+    let key = bearer_key(req).ok_or(AuthError::Unauthorized)?;
+    match app.keys.get(&key.hash(), app.clock.now_millis()) {
+        Cached::Verified(info) => Ok(KeyCheck::Known(info)),
+        Cached::Refused => Err(AuthError::Unauthorized),
+        Cached::Unknown => Ok(KeyCheck::NeedsRecord(key)),
+    }
+}
+
+/// The verdict on `key` given its record as read: live (exists, this secret, not revoked) or
+/// not. Either way it is cached.
+pub fn decide(app: &App, key: &ApiKey, record: Option<StoredKey>) -> Option<KeyInfo> {
+    let hash = key.hash();
+    let now_ms = app.clock.now_millis();
+    let live = record
+        .filter(|stored| crypto::constant_time_eq(stored.hash.as_bytes(), hash.as_bytes()))
+        .map(|stored| stored.info)
+        .filter(|info| !info.revoked());
+    match &live {
+        Some(info) => app.keys.put_verified(hash, info.clone(), now_ms),
+        None => app.keys.put_refused(hash, now_ms),
+    }
+    live
+}
+
+/// The tenant the request names, if `info` (a live key) covers it.
+pub fn tenant(req: &Request, info: Option<KeyInfo>) -> Result<Tenant, AuthError> {
+    let info = info.ok_or(AuthError::Unauthorized)?;
     let org = org_id(req)?;
     if org != info.org {
-        return Err(forbidden("organization"));
+        return Err(AuthError::Forbidden("organization"));
     }
     let project = project_id(req)?;
     if !info.projects.allows(&project) {
-        return Err(forbidden("project"));
+        return Err(AuthError::Forbidden("project"));
     }
-    Ok(Tenant { org, project })
+    Ok(Tenant {
+        org,
+        project,
+        key_id: info.key_id,
+    })
+}
+
+/// All three steps, reading the key record on its own when the cache has no verdict.
+pub async fn authenticate(app: &App, req: &Request) -> Result<Tenant, AuthError> {
+    let info = match check(app, req)? {
+        KeyCheck::Known(info) => Some(info),
+        KeyCheck::NeedsRecord(key) => {
+            let record = app.store.get_api_key(key.key_id()).await?;
+            decide(app, &key, record)
+        }
+    };
+    tenant(req, info)
 }
 
 /// The key of `Authorization: Bearer <key>` (scheme case-insensitive), if it has our form.
@@ -68,28 +129,4 @@ pub fn bearer_key(req: &Request) -> Option<ApiKey> {
         return None;
     }
     ApiKey::parse(token.trim())
-}
-
-/// What `key` may do if it is live (exists, this secret, not revoked): from the cache while
-/// the verdict is fresh, else one `GetItem`. A failing store is an error, never a verdict.
-pub async fn verify(app: &App, key: &ApiKey) -> Result<Option<KeyInfo>, StoreError> {
-    let hash = key.hash();
-    let now_ms = app.clock.now_millis();
-    match app.keys.get(&hash, now_ms) {
-        Cached::Verified(info) => return Ok(Some(info)),
-        Cached::Refused => return Ok(None),
-        Cached::Unknown => {}
-    }
-    let live = app
-        .store
-        .get_api_key(key.key_id())
-        .await?
-        .filter(|stored| crypto::constant_time_eq(stored.hash.as_bytes(), hash.as_bytes()))
-        .map(|stored| stored.info)
-        .filter(|info| !info.revoked());
-    match &live {
-        Some(info) => app.keys.put_verified(hash, info.clone(), now_ms),
-        None => app.keys.put_refused(hash, now_ms),
-    }
-    Ok(live)
 }

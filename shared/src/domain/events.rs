@@ -1,9 +1,11 @@
-//! Domain events published to EventBridge. Each has a deterministic id (subject + transition) so
+//! Domain events: what happened to a trial, written to the table with the change and published
+//! to EventBridge from the table's stream. Each has a deterministic id (subject + transition) so
 //! consumers can deduplicate the repeats that at-least-once delivery brings.
 use serde_json::{json, Value};
 
 use super::time::rfc3339;
-use super::Trial;
+use super::trial::SessionBinding;
+use super::{OrgId, Plan, Trial, TrialId};
 
 /// EventBridge `Source` of every event.
 pub const SOURCE: &str = "trials";
@@ -56,16 +58,36 @@ impl DomainEvent {
         discriminator: Option<&str>,
         extra: Value,
     ) -> DomainEvent {
+        DomainEvent::new(
+            kind,
+            &trial.id,
+            &trial.org_id,
+            &trial.plan,
+            occurred_at,
+            discriminator,
+            extra,
+        )
+    }
+
+    fn new(
+        kind: EventKind,
+        trial_id: &TrialId,
+        org_id: &OrgId,
+        plan: &Plan,
+        occurred_at: i64,
+        discriminator: Option<&str>,
+        extra: Value,
+    ) -> DomainEvent {
         let id = match discriminator {
-            Some(d) => format!("{}.{}.{}", trial.id, kind.suffix(), d),
-            None => format!("{}.{}", trial.id, kind.suffix()),
+            Some(d) => format!("{}.{}.{}", trial_id, kind.suffix(), d),
+            None => format!("{}.{}", trial_id, kind.suffix()),
         };
         let mut detail = json!({
             "event_id": id,
             "type": kind.detail_type(),
-            "trial_id": trial.id.as_str(),
-            "org_id": trial.org_id.as_str(),
-            "plan": trial.plan.as_str(),
+            "trial_id": trial_id.as_str(),
+            "org_id": org_id.as_str(),
+            "plan": plan.as_str(),
             "occurred_at": rfc3339(occurred_at),
         });
         merge(&mut detail, extra);
@@ -74,6 +96,27 @@ impl DomainEvent {
             id,
             kind,
         }
+    }
+
+    /// An event about the trial a Checkout Session is bound to, when only the binding is known
+    /// (the webhook writes without reading the trial: the binding was checked in the write's
+    /// condition).
+    pub fn for_binding(
+        kind: EventKind,
+        binding: &SessionBinding,
+        occurred_at: i64,
+        discriminator: Option<&str>,
+        extra: Value,
+    ) -> DomainEvent {
+        DomainEvent::new(
+            kind,
+            &binding.trial_id,
+            &binding.org_id,
+            &binding.plan,
+            occurred_at,
+            discriminator,
+            extra,
+        )
     }
 
     /// A payment for a trial we no longer have (purged, or never ours): operators must see it.

@@ -10,6 +10,8 @@
 //! ```
 //! Money is never refused: a completed payment converts any trial that is not yet CONVERTED.
 
+use super::ErrorCode;
+
 /// Stored status of a trial.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum TrialStatus {
@@ -55,19 +57,12 @@ pub enum TransitionError {
 }
 
 impl TransitionError {
-    pub fn code(self) -> &'static str {
+    pub fn code(self) -> ErrorCode {
         match self {
-            TransitionError::AlreadyConverted => "trial_already_converted",
-            TransitionError::Canceled => "trial_canceled",
-            TransitionError::Expired => "trial_expired",
-            TransitionError::AlreadyExpired => "trial_already_expired",
-        }
-    }
-
-    pub fn http_status(self) -> u16 {
-        match self {
-            TransitionError::Expired => 410,
-            _ => 409,
+            TransitionError::AlreadyConverted => ErrorCode::TrialAlreadyConverted,
+            TransitionError::Canceled => ErrorCode::TrialCanceled,
+            TransitionError::Expired => ErrorCode::TrialExpired,
+            TransitionError::AlreadyExpired => ErrorCode::TrialAlreadyExpired,
         }
     }
 
@@ -241,11 +236,11 @@ mod tests {
 
     #[test]
     fn error_codes_and_statuses_are_stable() {
-        assert_eq!(TransitionError::Expired.http_status(), 410);
-        assert_eq!(TransitionError::Expired.code(), "trial_expired");
-        assert_eq!(TransitionError::Canceled.http_status(), 409);
+        assert_eq!(TransitionError::Expired.code().status(), 410);
+        assert_eq!(TransitionError::Expired.code().as_str(), "trial_expired");
+        assert_eq!(TransitionError::Canceled.code().status(), 409);
         assert_eq!(
-            TransitionError::AlreadyExpired.code(),
+            TransitionError::AlreadyExpired.code().as_str(),
             "trial_already_expired"
         );
         assert_eq!(TrialStatus::parse("CANCELED"), Some(Canceled));

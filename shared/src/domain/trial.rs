@@ -30,6 +30,25 @@ pub struct Checkout {
     pub expires_at: i64,
 }
 
+/// A payment Stripe reported as on its way (a bank debit: SEPA, ACH, Bacs take days): the
+/// session completed unpaid, and `async_payment_succeeded` or `_failed` follows. While it is
+/// pending, the trial is not purged and convert answers this session instead of another.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingPayment {
+    pub session_id: String,
+    pub since: i64,
+}
+
+/// What a Checkout Session must match to pay for a trial: the trial, org and plan that convert
+/// wrote into its metadata (only the merchant sets metadata; a Payment Link's buyer can put
+/// anything in `client_reference_id`, nothing in metadata).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionBinding {
+    pub trial_id: TrialId,
+    pub org_id: OrgId,
+    pub plan: Plan,
+}
+
 /// What Stripe told us when the payment completed.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Payment {
@@ -49,6 +68,7 @@ pub struct Trial {
     pub canceled_at: Option<i64>,
     pub converted_at: Option<i64>,
     pub checkout: Option<Checkout>,
+    pub pending: Option<PendingPayment>,
     pub payment: Option<Payment>,
 }
 
@@ -64,6 +84,7 @@ impl Trial {
             canceled_at: None,
             converted_at: None,
             checkout: None,
+            pending: None,
             payment: None,
         }
     }

@@ -1,7 +1,7 @@
 //! The scheduled jobs: `expire` (every 5 minutes) and `purge` (hourly).
 //!
 //! Both find their work in the sparse GSI `due` (see [`crate::store::keys`]): each queue is
-//! sharded (`EXPIRE#0..N-1`, `PURGE#..`, `OUTBOX#..`) and a run queries every shard with
+//! sharded (`EXPIRE#0..N-1`, `PURGE#..`) and a run queries every shard with
 //! `due_pk = :queue_shard AND due_at <= :now`, page by page. Never a Scan: the items a run reads
 //! grow with the work that is due, not with the trials stored.
 //!
@@ -9,7 +9,6 @@
 //! webhook: an item whose state moved on is counted `skipped`. A run stops a safety margin
 //! before the invocation deadline and leaves the rest to the next run (`complete: false`).
 pub mod expire;
-pub mod outbox;
 pub mod purge;
 
 use std::future::Future;
@@ -18,7 +17,7 @@ use std::time::Instant;
 use serde::Serialize;
 
 use crate::store::codec::{n, s, Item};
-use crate::store::keys::{DueQueue, DUE_INDEX};
+use crate::store::schema::{DueQueue, DUE_INDEX};
 use crate::store::StoreError;
 use crate::App;
 
@@ -44,7 +43,7 @@ pub struct RunReport {
     pub processed: u64,
     /// Due items whose state had moved on (converted, canceled, done by another run).
     pub skipped: u64,
-    /// Items left for the next run after an error (store, or `trial.purged` not published).
+    /// Items left for the next run after a store error.
     pub failed: u64,
     /// Every shard was read to its end; `false` when the run stopped at its deadline or on a
     /// read error, and the next run picks up the rest.
@@ -53,18 +52,14 @@ pub struct RunReport {
     pub items_read: u64,
     /// `Query` requests sent (one per shard and page).
     pub queries: u64,
-    /// Stranded outbox events published by this run (expire only).
-    pub events_republished: u64,
-    /// Stranded outbox events that still failed; they stay for the next run.
-    pub events_failed: u64,
 }
 
 /// Items per `Query` page.
 pub const PAGE_SIZE: i32 = 100;
-/// Stop this long before the invocation deadline: the last page's writes and publishes must
-/// finish inside the Lambda's time.
+/// Stop this long before the invocation deadline: the last page's writes must finish inside
+/// the Lambda's time.
 pub const SAFETY_MARGIN_MS: i64 = 2_000;
-/// Items written at once; also one `PutEvents` batch.
+/// Items written at once.
 pub(crate) const CONCURRENCY: usize = 10;
 
 /// Runs `job` once. `deadline_ms`: the invocation's deadline (epoch ms, as `app.clock`);
@@ -73,10 +68,7 @@ pub async fn run(app: &App, job: Job, deadline_ms: Option<i64>) -> RunReport {
     let started = Instant::now();
     let mut run = Run::new(app, deadline_ms);
     match job {
-        Job::Expire => {
-            run.sweep(DueQueue::Expire).await;
-            run.sweep(DueQueue::Outbox).await;
-        }
+        Job::Expire => run.sweep(DueQueue::Expire).await,
         Job::Purge => run.sweep(DueQueue::Purge).await,
     }
     let r = run.report;
@@ -88,19 +80,10 @@ pub async fn run(app: &App, job: Job, deadline_ms: Option<i64>) -> RunReport {
         complete = r.complete,
         items_read = r.items_read,
         queries = r.queries,
-        events_republished = r.events_republished,
-        events_failed = r.events_failed,
         duration_ms = started.elapsed().as_millis() as u64,
         "job run"
     );
     r
-}
-
-/// What a page handler tells the sweep.
-pub(crate) enum Flow {
-    Continue,
-    /// Stop reading this queue for the rest of the run (e.g. the event bus is down).
-    StopQueue,
 }
 
 /// One run: its fixed `now`, its deadline and its counts.
@@ -158,14 +141,9 @@ impl<'a> Run<'a> {
                         break;
                     }
                 };
-                let flow = match queue {
+                match queue {
                     DueQueue::Expire => expire::page(self, items).await,
                     DueQueue::Purge => purge::page(self, items).await,
-                    DueQueue::Outbox => outbox::page(self, items).await,
-                };
-                if let Flow::StopQueue = flow {
-                    self.report.complete = false;
-                    return;
                 }
                 match next {
                     Some(key) => start = Some(key),

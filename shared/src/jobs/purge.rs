@@ -1,24 +1,24 @@
 //! The purge job's work: trials whose grace has ended (EXPIRED, or ACTIVE that the expire job
 //! has not reached, at `expires_at + grace`; CANCELED at `canceled_at + grace`) are deleted.
 //!
-//! `trial.purged` is published **before** the delete, so downstream systems can delete the
-//! trial's resources while we still know about it: a trial whose event was not published is
-//! left for the next run (counted failed). The delete is conditional (DynamoDB re-checks the
-//! grace) and in the same transaction the org guard is marked purged: the guard stays, so the
-//! org can never start a second trial, and `GET` of the purged trial answers 410 to its org.
-use std::collections::HashSet;
-
+//! One transaction per trial: the conditional delete (DynamoDB re-checks the grace, that no
+//! payment is on its way and that no checkout session is still payable, at the moment of the
+//! delete), the org guard marked purged (the guard stays, so the org can never start a second
+//! trial, and `GET` of the purged trial answers 410 to its org), and `trial.purged` with a
+//! snapshot of the trial. Consumers get `trial.purged` exactly when the trial is gone: a payment
+//! that converts it first makes the delete's condition fail, and no event is written.
 use serde_json::{Map, Value};
 
-use super::{join_all, Flow, Run, CONCURRENCY};
+use super::{join_all, Run, CONCURRENCY};
 use crate::domain::events::{DomainEvent, EventKind};
 use crate::domain::time::rfc3339;
 use crate::domain::{Trial, TrialPolicy};
 use crate::store::codec::Item;
 use crate::store::trials::trial_from_item;
-use crate::store::{Store, StoreError};
+use crate::store::{Outcome as Written, Slot, Store, StoreError};
 
-/// The `trial.purged` event (id `<trial_id>.purged`): what the trial was when it went.
+/// The `trial.purged` event (id `<trial_id>.purged`): what the trial was when it went, as
+/// `GET` showed it (`trial`: a snapshot), for consumers that must clean up after it.
 pub fn purged_event(trial: &Trial, now: i64, policy: TrialPolicy) -> DomainEvent {
     let mut extra = Map::new();
     extra.insert(
@@ -30,13 +30,16 @@ pub fn purged_event(trial: &Trial, now: i64, policy: TrialPolicy) -> DomainEvent
     if let Some(at) = trial.canceled_at {
         extra.insert("canceled_at".into(), rfc3339(at).into());
     }
+    extra.insert("trial".into(), trial.view_at(now, policy));
     DomainEvent::for_trial(EventKind::Purged, trial, now, None, Value::Object(extra))
 }
 
-/// Whether the purge job may delete `trial` at `now`. A trial with a checkout session Stripe
-/// still accepts waits for the session to end: its payment would convert the trial.
+/// Whether the purge job may delete `trial` at `now`, as far as the index's copy tells: the
+/// delete's condition decides on the item itself.
 fn may_purge(trial: &Trial, now: i64, policy: TrialPolicy) -> bool {
-    trial.lifecycle(policy).is_purge_due(now) && trial.open_checkout(now).is_none()
+    trial.lifecycle(policy).is_purge_due(now)
+        && trial.open_checkout(now).is_none()
+        && trial.pending.is_none()
 }
 
 enum Outcome {
@@ -46,59 +49,46 @@ enum Outcome {
 }
 
 async fn purge_one(store: Store, trial: Trial, now: i64, policy: TrialPolicy) -> Outcome {
-    let writes = match store.purge_writes(&trial, now, policy) {
-        Ok(w) => w,
-        Err(e) => return Outcome::Failed(e),
+    let event = purged_event(&trial, now, policy);
+    let written = async {
+        store
+            .tx()
+            .delete(Slot::Trial, store.purge_delete(&trial, now, policy)?)
+            .update(
+                Slot::OrgGuard,
+                store.guard_purged_update(&trial.org_id, now)?,
+            )
+            .event(&event, now)?
+            .commit()
+            .await
     };
-    match store.transact(writes).await {
-        Ok(Ok(())) => Outcome::Purged,
-        // The trial is gone (another run) or no longer due (converted by a late payment).
-        Ok(Err(reasons)) if reasons.first().is_some_and(|r| r.condition_failed()) => {
-            Outcome::Skipped
-        }
-        Ok(Err(reasons)) => Outcome::Failed(StoreError(format!(
-            "purge transaction cancelled: {reasons:?}"
-        ))),
+    match written.await {
+        Ok(Written::Committed) => Outcome::Purged,
+        // The trial is gone (another run) or no longer due (converted by a late payment, a
+        // session opened or a payment on its way since the index was read).
+        Ok(Written::Rejected(_)) => Outcome::Skipped,
         Err(e) => Outcome::Failed(e),
     }
 }
 
-pub(super) async fn page(run: &mut Run<'_>, items: Vec<Item>) -> Flow {
+pub(super) async fn page(run: &mut Run<'_>, items: Vec<Item>) {
     let policy = run.app.config.policy;
     let now = run.now;
     for chunk in items.chunks(CONCURRENCY) {
         if run.out_of_time() {
             break;
         }
-        let mut due = Vec::with_capacity(chunk.len());
+        let mut work = Vec::with_capacity(chunk.len());
         for item in chunk {
             match trial_from_item(item) {
-                Ok(trial) if may_purge(&trial, now, policy) => due.push(trial),
+                Ok(trial) if may_purge(&trial, now, policy) => {
+                    work.push(purge_one(run.app.store.clone(), trial, now, policy));
+                }
                 Ok(_) => run.report.skipped += 1,
                 Err(e) => {
                     tracing::error!(error = %e, "undecodable trial in the purge queue");
                     run.report.failed += 1;
                 }
-            }
-        }
-        if due.is_empty() {
-            continue;
-        }
-        let events: Vec<DomainEvent> = due.iter().map(|t| purged_event(t, now, policy)).collect();
-        let published: HashSet<String> = run
-            .app
-            .publisher
-            .publish(&events)
-            .await
-            .into_iter()
-            .collect();
-        let mut work = Vec::with_capacity(due.len());
-        for (trial, event) in due.into_iter().zip(&events) {
-            if published.contains(&event.id) {
-                work.push(purge_one(run.app.store.clone(), trial, now, policy));
-            } else {
-                tracing::warn!(trial_id = %trial.id, "trial.purged not published; purge left for the next run");
-                run.report.failed += 1;
             }
         }
         for outcome in join_all(work).await {
@@ -112,12 +102,7 @@ pub(super) async fn page(run: &mut Run<'_>, items: Vec<Item>) -> Flow {
                 None => run.report.failed += 1,
             }
         }
-        if published.is_empty() {
-            // The bus refuses everything: the rest of the queue would only fail the same way.
-            return Flow::StopQueue;
-        }
     }
-    Flow::Continue
 }
 
 #[cfg(test)]

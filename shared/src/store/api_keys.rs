@@ -4,13 +4,18 @@
 use std::fmt;
 
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
-use aws_sdk_dynamodb::types::{AttributeValue, Put, ReturnValue, TransactWriteItem};
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, Put, ReturnValue};
 
 use super::codec::{get_bool, get_n, get_s, get_ss, key, n, s, Item, Values};
-use super::keys::{api_key_listing_sk, api_key_pk, org_pk, API_KEY_LISTING_PREFIX, API_KEY_SK};
+use super::schema::{
+    api_key_listing_sk, api_key_pk, org_pk, trial_pk, API_KEY_LISTING_PREFIX, API_KEY_SK, PK,
+    TRIAL_SK,
+};
+use super::trials::trial_from_item;
+use super::tx::{Outcome, Slot};
 use super::{Store, StoreError};
-use crate::auth::keys::{KeyInfo, Projects};
-use crate::domain::{OrgId, ProjectId};
+use crate::domain::api_key::{KeyInfo, Projects};
+use crate::domain::{OrgId, ProjectId, Trial, TrialId};
 
 const HASH: &str = "key_hash";
 
@@ -30,37 +35,90 @@ impl fmt::Debug for StoredKey {
     }
 }
 
-/// The key id is already taken (a 1 in 2^64 draw, or the same key written twice).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct KeyIdTaken;
+/// Attempts at a `BatchGetItem` whose keys DynamoDB left unprocessed (throttling).
+const BATCH_ATTEMPTS: u32 = 4;
+
+fn stored_key(item: &Item) -> Result<StoredKey, StoreError> {
+    let hash = get_s(item, HASH)
+        .ok_or_else(|| StoreError::corrupt("api key without key_hash"))?
+        .to_owned();
+    Ok(StoredKey {
+        info: read_info(item)?,
+        hash,
+    })
+}
 
 impl Store {
-    /// Writes the key record and its listing entry in one transaction; neither may exist.
-    pub async fn put_api_key(
-        &self,
-        info: &KeyInfo,
-        hash: &str,
-    ) -> Result<Result<(), KeyIdTaken>, StoreError> {
+    /// Writes the key record and its listing entry in one transaction; neither may exist
+    /// (a rejection means the key id is taken: a 1 in 2^64 draw, or the same key written twice).
+    pub async fn put_api_key(&self, info: &KeyInfo, hash: &str) -> Result<Outcome, StoreError> {
         let mut record = key(api_key_pk(&info.key_id), API_KEY_SK);
         write_info(&mut record, info);
         record.insert(HASH.into(), s(hash));
         let mut listing = key(org_pk(&info.org), api_key_listing_sk(&info.key_id));
         write_info(&mut listing, info);
-        let put = |item: Item| -> Result<TransactWriteItem, StoreError> {
-            Ok(TransactWriteItem::builder()
-                .put(
-                    Put::builder()
-                        .table_name(&self.table)
-                        .set_item(Some(item))
-                        .condition_expression("attribute_not_exists(pk)")
-                        .build()?,
-                )
-                .build())
+        let put = |item: Item| -> Result<Put, StoreError> {
+            Ok(Put::builder()
+                .table_name(&self.table)
+                .set_item(Some(item))
+                .condition_expression("attribute_not_exists(pk)")
+                .build()?)
         };
-        Ok(self
-            .transact(vec![put(record)?, put(listing)?])
-            .await?
-            .map_err(|_| KeyIdTaken))
+        self.tx()
+            .put(Slot::ApiKey, put(record)?)
+            .put(Slot::ApiKeyListing, put(listing)?)
+            .commit()
+            .await
+    }
+
+    /// The key record and the trial in one consistent `BatchGetItem` (a status request on a
+    /// cold key cache: one round trip instead of two). Keys DynamoDB leaves unprocessed are
+    /// asked for again.
+    pub async fn get_api_key_and_trial(
+        &self,
+        key_id: &str,
+        trial: &TrialId,
+    ) -> Result<(Option<StoredKey>, Option<Trial>), StoreError> {
+        let key_item = key(api_key_pk(key_id), API_KEY_SK);
+        let trial_item = key(trial_pk(trial), TRIAL_SK);
+        let mut request = KeysAndAttributes::builder()
+            .keys(key_item)
+            .keys(trial_item)
+            .consistent_read(true)
+            .build()?;
+        let (mut stored, mut found) = (None, None);
+        for attempt in 0..BATCH_ATTEMPTS {
+            let out = self
+                .client
+                .batch_get_item()
+                .request_items(&self.table, request.clone())
+                .send()
+                .await
+                .map_err(StoreError::from_sdk)?;
+            for item in out
+                .responses
+                .unwrap_or_default()
+                .remove(&self.table)
+                .unwrap_or_default()
+            {
+                match get_s(&item, PK) {
+                    Some(pk) if pk.starts_with("APIKEY#") => stored = Some(stored_key(&item)?),
+                    _ => found = Some(trial_from_item(&item)?),
+                }
+            }
+            match out
+                .unprocessed_keys
+                .and_then(|mut u| u.remove(&self.table))
+                .filter(|k| !k.keys.is_empty())
+            {
+                None => return Ok((stored, found)),
+                Some(rest) => request = rest,
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10 << attempt)).await;
+        }
+        Err(StoreError::Unavailable(
+            "BatchGetItem left keys unprocessed after retries".into(),
+        ))
     }
 
     /// The key record, with its hash: one consistent `GetItem`.
@@ -74,16 +132,7 @@ impl Store {
             .send()
             .await
             .map_err(StoreError::from_sdk)?;
-        let Some(item) = out.item else {
-            return Ok(None);
-        };
-        let hash = get_s(&item, HASH)
-            .ok_or_else(|| StoreError::corrupt("api key without key_hash"))?
-            .to_owned();
-        Ok(Some(StoredKey {
-            info: read_info(&item)?,
-            hash,
-        }))
+        out.item.as_ref().map(stored_key).transpose()
     }
 
     /// The org's keys, oldest first: a `Query` on the org's partition, never a scan.

@@ -45,8 +45,8 @@ pub fn get_ss(item: &Item, name: &str) -> Vec<String> {
 /// `(pk, sk)` as a key map.
 pub fn key(pk: impl Into<String>, sk: impl Into<String>) -> Item {
     HashMap::from([
-        (super::keys::PK.to_owned(), s(pk)),
-        (super::keys::SK.to_owned(), s(sk)),
+        (super::schema::PK.to_owned(), s(pk)),
+        (super::schema::SK.to_owned(), s(sk)),
     ])
 }
 

@@ -1,10 +1,10 @@
 //! Idempotency records: one item per (org, key). A record is either COMPLETED (the stored
 //! response) or IN_FLIGHT (a lease with an end). Every state change is a conditional write.
-use aws_sdk_dynamodb::operation::put_item::PutItemError;
-use aws_sdk_dynamodb::types::{Put, ReturnValuesOnConditionCheckFailure};
+use aws_sdk_dynamodb::types::Put;
 
 use super::codec::{get_n, get_s, key, n, s, Item, Values};
-use super::keys::{idempotency_pk, IDEMPOTENCY_SK, TTL};
+use super::schema::{idempotency_pk, IDEMPOTENCY_SK, TTL};
+use super::tx::{Outcome, Slot};
 use super::{Store, StoreError};
 use crate::domain::OrgId;
 
@@ -133,7 +133,6 @@ impl Store {
             .expression_attribute_names("#ttl", TTL)
             .expression_attribute_names("#state", "state")
             .set_expression_attribute_values(free_values(now_ms, fingerprint))
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .build()?)
     }
 
@@ -160,7 +159,8 @@ impl Store {
             .build()?)
     }
 
-    /// Stores a COMPLETED record on its own. `Err(existing)` when another request got there first.
+    /// Stores a COMPLETED record on its own. `Err(existing)`-like answer as a named outcome:
+    /// [`Claim::Taken`] when another request got there first.
     pub async fn idempotency_record(
         &self,
         scope: &IdemScope,
@@ -168,20 +168,9 @@ impl Store {
         response: &StoredResponse,
         now_ms: i64,
         ttl_secs: i64,
-    ) -> Result<Result<(), IdemRecord>, StoreError> {
+    ) -> Result<Claim, StoreError> {
         let put = self.idempotency_put_new(scope, fingerprint, response, now_ms, ttl_secs)?;
-        let sent = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(put.item))
-            .set_condition_expression(put.condition_expression)
-            .set_expression_attribute_names(put.expression_attribute_names)
-            .set_expression_attribute_values(put.expression_attribute_values)
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-            .send()
-            .await;
-        existing_on_conflict(sent)
+        claim(self.tx().put(Slot::Idempotency, put).commit().await?)
     }
 
     /// Takes the key for one execution until `lease_until_ms`. A lease whose time has passed
@@ -194,7 +183,7 @@ impl Store {
         lease_until_ms: i64,
         now_ms: i64,
         ttl_secs: i64,
-    ) -> Result<Result<(), IdemRecord>, StoreError> {
+    ) -> Result<Claim, StoreError> {
         let now = now_ms.div_euclid(1000);
         let mut item = key(scope.pk(), IDEMPOTENCY_SK);
         item.insert("fingerprint".into(), s(fingerprint));
@@ -202,19 +191,15 @@ impl Store {
         item.insert("lease_token".into(), s(token));
         item.insert("lease_until_ms".into(), n(lease_until_ms));
         item.insert(TTL.into(), n(now + ttl_secs));
-        let sent = self
-            .client
-            .put_item()
+        let put = Put::builder()
             .table_name(&self.table)
             .set_item(Some(item))
             .condition_expression(FREE)
             .expression_attribute_names("#ttl", TTL)
             .expression_attribute_names("#state", "state")
             .set_expression_attribute_values(free_values(now_ms, fingerprint))
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-            .send()
-            .await;
-        existing_on_conflict(sent)
+            .build()?;
+        claim(self.tx().put(Slot::Idempotency, put).commit().await?)
     }
 
     /// Ends a lease without a stored outcome, so the client's retry runs again (5xx, transient).
@@ -245,9 +230,15 @@ impl Store {
         }
     }
 
-    /// Stores the outcome for the lease `token` holds (no effect in the table to commit with it).
+    /// Stores the outcome for the lease `token` holds (no effect in the table to commit with
+    /// it). `false`: the lease was lost meanwhile (it ran out and a retry took the key over).
     pub async fn idempotency_complete(&self, put: Put) -> Result<bool, StoreError> {
-        self.put_conditional(put).await
+        Ok(self
+            .tx()
+            .put(Slot::Idempotency, put)
+            .commit()
+            .await?
+            .committed())
     }
 
     /// Reads a record (for a transaction whose idempotency condition failed without the old item).
@@ -268,25 +259,23 @@ impl Store {
     }
 }
 
-fn existing_on_conflict<O>(
-    sent: Result<
-        O,
-        aws_sdk_dynamodb::error::SdkError<PutItemError, aws_smithy_runtime_api::http::Response>,
-    >,
-) -> Result<Result<(), IdemRecord>, StoreError> {
-    match sent {
-        Ok(_) => Ok(Ok(())),
-        Err(e) => match e.into_service_error() {
-            PutItemError::ConditionalCheckFailedException(cf) => {
-                let old = cf.item.ok_or_else(|| {
-                    StoreError::corrupt("conditional check failed without the old item")
-                })?;
-                Ok(Err(IdemRecord::from_item(&old)?))
-            }
-            other => Err(StoreError(format!(
-                "{}",
-                aws_sdk_dynamodb::error::DisplayErrorContext(other)
-            ))),
-        },
+/// Whether a conditional write of the record took the key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    /// The key is ours (a new record, or a lease we hold).
+    Taken,
+    /// Someone holds the key: the record as it is.
+    Held(IdemRecord),
+}
+
+fn claim(outcome: Outcome) -> Result<Claim, StoreError> {
+    match outcome {
+        Outcome::Committed => Ok(Claim::Taken),
+        Outcome::Rejected(r) => {
+            let old = r.old(Slot::Idempotency).ok_or_else(|| {
+                StoreError::corrupt("idempotency condition failed without the old item")
+            })?;
+            Ok(Claim::Held(IdemRecord::from_item(old)?))
+        }
     }
 }

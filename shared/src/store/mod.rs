@@ -1,19 +1,26 @@
 //! The one DynamoDB table. Invariants live in condition expressions and transactions, never in
 //! a read followed by a write: one trial per org, idempotency, legal transitions.
+//!
+//! - [`schema`]: the key design (what lives under which `pk`/`sk`, the `due` index).
+//! - [`tx`]: the transaction builder every write goes through, with named slots.
+//! - [`trials`], [`idempotency`], [`api_keys`], [`events`], [`webhook_events`]: how each kind of
+//!   item is stored, and the conditional write of each change, handed to a [`tx::Tx`].
+//! - [`error`]: store failures (never a domain answer).
 pub mod api_keys;
 pub mod codec;
 pub mod error;
+pub mod events;
 pub mod idempotency;
-pub mod keys;
-pub mod outbox;
+pub mod schema;
 pub mod table;
 pub mod trials;
+pub mod tx;
 pub mod webhook_events;
 
-use aws_sdk_dynamodb::types::Put;
 use aws_sdk_dynamodb::Client;
 
 pub use error::StoreError;
+pub use tx::{Outcome, Rejection, Slot, Tx};
 
 /// A handle on the table; cheap to clone.
 #[derive(Clone, Debug)]
@@ -42,30 +49,5 @@ impl Store {
 
     pub fn shards(&self) -> u32 {
         self.shards
-    }
-
-    /// Sends `put` on its own (a `PutItem`, half the cost of a one-item transaction):
-    /// `false` when its condition failed.
-    pub async fn put_conditional(&self, put: Put) -> Result<bool, StoreError> {
-        let sent = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(put.item))
-            .set_condition_expression(put.condition_expression)
-            .set_expression_attribute_names(put.expression_attribute_names)
-            .set_expression_attribute_values(put.expression_attribute_values)
-            .send()
-            .await;
-        match sent {
-            Ok(_) => Ok(true),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|se| se.is_conditional_check_failed_exception()) =>
-            {
-                Ok(false)
-            }
-            Err(e) => Err(StoreError::from_sdk(e)),
-        }
     }
 }

@@ -2,14 +2,17 @@
 //! template creates the same table (keep the two in step).
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
-    ProjectionType, ScalarAttributeType, TimeToLiveSpecification,
+    ProjectionType, ScalarAttributeType, StreamSpecification, StreamViewType,
+    TimeToLiveSpecification,
 };
 
-use super::keys::{DUE_AT, DUE_INDEX, DUE_PK, PK, SK, TTL};
+use super::schema::{DUE_AT, DUE_INDEX, DUE_PK, PK, SK, TTL};
 use super::{Store, StoreError};
 
 impl Store {
-    /// Creates the table with its `due` index and TTL; a table that already exists is kept.
+    /// Creates the table with its `due` index, its stream (`NEW_AND_OLD_IMAGES`, what the
+    /// `publish` function reads) and TTL; a table that already exists is kept, and gets its
+    /// stream if it had none (a data directory from before events went through the stream).
     pub async fn ensure_table(&self) -> Result<(), StoreError> {
         let attr = |name: &str, ty: ScalarAttributeType| {
             AttributeDefinition::builder()
@@ -46,6 +49,7 @@ impl Store {
                     )
                     .build()?,
             )
+            .stream_specification(stream())
             .send()
             .await;
         match created {
@@ -54,7 +58,7 @@ impl Store {
                 if e.as_service_error()
                     .is_some_and(|se| se.is_resource_in_use_exception()) =>
             {
-                return Ok(());
+                return self.ensure_stream().await;
             }
             Err(e) => return Err(StoreError::from_sdk(e)),
         }
@@ -70,6 +74,40 @@ impl Store {
             .send()
             .await
             .map_err(StoreError::from_sdk)?;
+        Ok(())
+    }
+}
+
+fn stream() -> StreamSpecification {
+    StreamSpecification::builder()
+        .stream_enabled(true)
+        .stream_view_type(StreamViewType::NewAndOldImages)
+        .build()
+        .unwrap_or_else(|_| unreachable!("stream_enabled is set"))
+}
+
+impl Store {
+    async fn ensure_stream(&self) -> Result<(), StoreError> {
+        let described = self
+            .client
+            .describe_table()
+            .table_name(&self.table)
+            .send()
+            .await
+            .map_err(StoreError::from_sdk)?;
+        let enabled = described
+            .table()
+            .and_then(|t| t.stream_specification())
+            .is_some_and(|s| s.stream_enabled());
+        if !enabled {
+            self.client
+                .update_table()
+                .table_name(&self.table)
+                .stream_specification(stream())
+                .send()
+                .await
+                .map_err(StoreError::from_sdk)?;
+        }
         Ok(())
     }
 }

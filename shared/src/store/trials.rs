@@ -1,31 +1,15 @@
-//! Trial items and the guard that keeps one trial per organization, and every transition as a
-//! conditional write or transaction.
-use std::time::Duration;
-
-use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{
-    ConditionCheck, Delete, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
-};
+//! Trial items and the org guard that keeps one trial per organization: how each is stored, and
+//! the conditional write of every transition. The writes are handed to a [`Tx`](super::tx::Tx)
+//! in their slot; the conditions here are the invariants (legal transitions, one trial per org,
+//! the grace period re-checked by DynamoDB at the moment of the write).
+use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, Update};
 
 use super::codec::{get_bool, get_n, get_s, key, n, s, Item, Values};
-use super::keys::{org_pk, trial_pk, DueQueue, DUE_AT, DUE_PK, GUARD_SK, TRIAL_SK};
+use super::schema::{org_pk, trial_pk, DueQueue, DUE_AT, DUE_PK, GUARD_SK, TRIAL_SK};
+use super::tx::{Rejection, Slot};
 use super::{Store, StoreError};
-use crate::domain::trial::{Checkout, Payment};
+use crate::domain::trial::{Checkout, Payment, PendingPayment, SessionBinding};
 use crate::domain::{OrgId, Plan, Trial, TrialId, TrialPolicy, TrialStatus};
-
-/// Why one item of a cancelled transaction failed: DynamoDB's code and, for condition
-/// failures, the item as it was.
-#[derive(Debug, Clone)]
-pub struct Reason {
-    pub code: String,
-    pub item: Option<Item>,
-}
-
-impl Reason {
-    pub fn condition_failed(&self) -> bool {
-        self.code == "ConditionalCheckFailed"
-    }
-}
 
 /// The org guard: the org's one trial, for ever (it survives purge).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,7 +19,7 @@ pub struct Guard {
 }
 
 impl Guard {
-    fn from_item(item: &Item) -> Guard {
+    pub fn from_item(item: &Item) -> Guard {
         Guard {
             trial_id: get_s(item, "trial_id").and_then(TrialId::parse),
             purged: get_bool(item, "purged").unwrap_or(false),
@@ -43,126 +27,32 @@ impl Guard {
     }
 }
 
-/// Why a start was refused.
-#[derive(Debug, Clone)]
-pub enum StartRejected {
-    /// The idempotency record exists (a retry, a reuse, or a request in flight).
-    Idempotency(Option<Item>),
-    /// The org already had its trial.
-    OrgHasTrial(Guard),
+/// The trial as it was when its slot's condition failed; `None` when it did not exist (never
+/// ours, or purged) or its condition did not fail.
+pub fn rejected_trial(rejection: &Rejection) -> Result<Option<Trial>, StoreError> {
+    rejection.old(Slot::Trial).map(trial_from_item).transpose()
 }
-
-/// Why a transition on an existing trial was refused: the trial as it is now, or `None` if it
-/// no longer exists; or the idempotency record that was in the way.
-#[derive(Debug, Clone)]
-pub enum TransitionRejected {
-    Trial(Option<Box<Trial>>),
-    Idempotency(Option<Item>),
-}
-
-/// Why [`Store::mark_converted`] did not commit.
-#[derive(Debug, Clone)]
-pub enum ConvertRejected {
-    /// No such trial (never ours, or purged).
-    NotFound,
-    /// Already CONVERTED: the trial as it is.
-    AlreadyConverted(Box<Trial>),
-    /// Item `i` of `extra` failed its condition (e.g. the webhook's dedupe record exists).
-    Extra(usize),
-}
-
-const TRANSACTION_ATTEMPTS: u32 = 4;
 
 impl Store {
-    /// Runs a transaction. `Ok(Err(reasons))` when DynamoDB cancelled it on a condition;
-    /// transaction conflicts (real DynamoDB, not dynoxide) are retried a few times first.
-    pub async fn transact(
-        &self,
-        items: Vec<TransactWriteItem>,
-    ) -> Result<Result<(), Vec<Reason>>, StoreError> {
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let sent = self
-                .client
-                .transact_write_items()
-                .set_transact_items(Some(items.clone()))
-                .send()
-                .await;
-            let err = match sent {
-                Ok(_) => return Ok(Ok(())),
-                Err(e) => e,
-            };
-            let reasons = match err.as_service_error() {
-                Some(TransactWriteItemsError::TransactionCanceledException(tc)) => tc
-                    .cancellation_reasons()
-                    .iter()
-                    .map(|r| Reason {
-                        code: r.code().unwrap_or("None").to_owned(),
-                        item: r.item().cloned(),
-                    })
-                    .collect::<Vec<_>>(),
-                _ => return Err(StoreError::from_sdk(err)),
-            };
-            let conflicted = reasons
-                .iter()
-                .any(|r| r.code == "TransactionConflict" || r.code == "ThrottlingError");
-            let condition_failed = reasons.iter().any(Reason::condition_failed);
-            if condition_failed || !conflicted {
-                return Ok(Err(reasons));
-            }
-            if attempt >= TRANSACTION_ATTEMPTS {
-                return Err(StoreError(format!(
-                    "transaction still conflicting after {attempt} attempts"
-                )));
-            }
-            tokio::time::sleep(Duration::from_millis(10 * 2u64.pow(attempt))).await;
-        }
-    }
-
-    /// Writes the trial, the org guard, the idempotency record and the `trial.started` event in
-    /// one transaction: the org's only trial exists exactly when all four do.
-    pub async fn start_trial(
-        &self,
-        trial: &Trial,
-        idempotency: Put,
-        event: Put,
-        policy: TrialPolicy,
-    ) -> Result<Result<(), StartRejected>, StoreError> {
-        let mut guard = key(org_pk(&trial.org_id), GUARD_SK);
-        guard.insert("trial_id".into(), s(trial.id.as_str()));
-        guard.insert("created_at".into(), n(trial.started_at));
-        let guard = Put::builder()
-            .table_name(&self.table)
-            .set_item(Some(guard))
-            .condition_expression("attribute_not_exists(pk)")
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-            .build()?;
-        let trial_put = Put::builder()
+    /// A new trial (its id must be new).
+    pub fn trial_put(&self, trial: &Trial, policy: TrialPolicy) -> Result<Put, StoreError> {
+        Ok(Put::builder()
             .table_name(&self.table)
             .set_item(Some(self.trial_item(trial, policy)))
             .condition_expression("attribute_not_exists(pk)")
-            .build()?;
-        let items = vec![
-            TransactWriteItem::builder().put(guard).build(),
-            TransactWriteItem::builder().put(trial_put).build(),
-            TransactWriteItem::builder().put(idempotency).build(),
-            TransactWriteItem::builder().put(event).build(),
-        ];
-        Ok(self.transact(items).await?.map_err(|reasons| {
-            if let Some(r) = reasons.get(2).filter(|r| r.condition_failed()) {
-                return StartRejected::Idempotency(r.item.clone());
-            }
-            let guard = reasons
-                .first()
-                .and_then(|r| r.item.as_ref())
-                .map(Guard::from_item)
-                .unwrap_or(Guard {
-                    trial_id: None,
-                    purged: false,
-                });
-            StartRejected::OrgHasTrial(guard)
-        }))
+            .build()?)
+    }
+
+    /// The org guard for `trial`'s org: fails its condition if the org ever had a trial.
+    pub fn guard_put(&self, trial: &Trial) -> Result<Put, StoreError> {
+        let mut guard = key(org_pk(&trial.org_id), GUARD_SK);
+        guard.insert("trial_id".into(), s(trial.id.as_str()));
+        guard.insert("created_at".into(), n(trial.started_at));
+        Ok(Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(guard))
+            .condition_expression("attribute_not_exists(pk)")
+            .build()?)
     }
 
     pub async fn get_trial(&self, id: &TrialId) -> Result<Option<Trial>, StoreError> {
@@ -191,16 +81,14 @@ impl Store {
         Ok(out.item.as_ref().map(Guard::from_item))
     }
 
-    /// ACTIVE -> CANCELED, with the idempotency record and the event, in one transaction.
-    pub async fn cancel_trial(
+    /// ACTIVE -> CANCELED, if the trial is still the org's, ACTIVE and unexpired at `now`.
+    pub fn cancel_update(
         &self,
         trial: &Trial,
         now: i64,
         policy: TrialPolicy,
-        idempotency: Put,
-        event: Put,
-    ) -> Result<Result<(), TransitionRejected>, StoreError> {
-        let update = Update::builder()
+    ) -> Result<Update, StoreError> {
+        Ok(Update::builder()
             .table_name(&self.table)
             .set_key(Some(key(trial_pk(&trial.id), TRIAL_SK)))
             .update_expression(
@@ -223,23 +111,19 @@ impl Store {
                     .n(":due_at", now + policy.grace_secs)
                     .build(),
             )
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-            .build()?;
-        self.transition(update, idempotency, event).await
+            .build()?)
     }
 
     /// Stores the checkout session a convert opened, if the trial may still convert at `now` and
     /// holds no other open session (one session per trial, whatever races).
-    pub async fn record_checkout(
+    pub fn checkout_update(
         &self,
         trial: &Trial,
         checkout: &Checkout,
         now: i64,
         policy: TrialPolicy,
-        idempotency: Put,
-        event: Put,
-    ) -> Result<Result<(), TransitionRejected>, StoreError> {
-        let update = Update::builder()
+    ) -> Result<Update, StoreError> {
+        Ok(Update::builder()
             .table_name(&self.table)
             .set_key(Some(key(trial_pk(&trial.id), TRIAL_SK)))
             .update_expression(
@@ -262,108 +146,105 @@ impl Store {
                     .n(":grace_cutoff", now - policy.grace_secs)
                     .build(),
             )
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-            .build()?;
-        self.transition(update, idempotency, event).await
+            .build()?)
     }
 
-    async fn transition(
+    /// A completed payment for a session bound to `binding` converts the trial if it exists and
+    /// is the org's and plan's the session was made for (money is never taken wrongly), and is
+    /// ACTIVE, PAUSED or EXPIRED; with `after_cancel`, only if it is CANCELED, and the trial is
+    /// flagged for review. `ALL_OLD` on the failed condition tells which case it was.
+    pub fn convert_update(
         &self,
-        update: Update,
-        idempotency: Put,
-        event: Put,
-    ) -> Result<Result<(), TransitionRejected>, StoreError> {
-        let items = vec![
-            TransactWriteItem::builder().update(update).build(),
-            TransactWriteItem::builder().put(idempotency).build(),
-            TransactWriteItem::builder().put(event).build(),
-        ];
-        match self.transact(items).await? {
-            Ok(()) => Ok(Ok(())),
-            Err(reasons) => {
-                if let Some(r) = reasons.get(1).filter(|r| r.condition_failed()) {
-                    return Ok(Err(TransitionRejected::Idempotency(r.item.clone())));
-                }
-                let current = reasons
-                    .first()
-                    .and_then(|r| r.item.as_ref())
-                    .map(trial_from_item)
-                    .transpose()?
-                    .map(Box::new);
-                Ok(Err(TransitionRejected::Trial(current)))
-            }
-        }
-    }
-
-    /// A completed payment: any state but CONVERTED becomes CONVERTED. `extra` (the webhook's
-    /// dedupe record, the event) commits with it, all or nothing.
-    pub async fn mark_converted(
-        &self,
-        id: &TrialId,
+        binding: &SessionBinding,
         payment: &Payment,
         now: i64,
-        extra: Vec<TransactWriteItem>,
-    ) -> Result<Result<(), ConvertRejected>, StoreError> {
+        after_cancel: bool,
+    ) -> Result<Update, StoreError> {
+        let id = &binding.trial_id;
         let mut values = Values::new()
             .s(":converted", TrialStatus::Converted.as_str())
+            .s(":canceled", TrialStatus::Canceled.as_str())
+            .s(":org", binding.org_id.as_str())
+            .s(":plan", binding.plan.as_str())
             .n(":now", now);
         let mut set = vec!["#status = :converted", "converted_at = :now"];
-        for (attr, placeholder, value) in [
-            ("stripe_customer_id", ":customer", &payment.customer_id),
+        if after_cancel {
+            set.push("review = :review");
+            values = values.s(":review", "paid_after_cancel");
+        }
+        for (assignment, placeholder, value) in [
             (
-                "stripe_subscription_id",
+                "stripe_customer_id = :customer",
+                ":customer",
+                &payment.customer_id,
+            ),
+            (
+                "stripe_subscription_id = :subscription",
                 ":subscription",
                 &payment.subscription_id,
             ),
-            ("paid_session_id", ":session", &payment.session_id),
+            (
+                "paid_session_id = :session",
+                ":session",
+                &payment.session_id,
+            ),
         ] {
             if let Some(v) = value {
                 values = values.s(placeholder, v);
-                set.push(match attr {
-                    "stripe_customer_id" => "stripe_customer_id = :customer",
-                    "stripe_subscription_id" => "stripe_subscription_id = :subscription",
-                    _ => "paid_session_id = :session",
-                });
+                set.push(assignment);
             }
         }
-        let update = Update::builder()
+        Ok(Update::builder()
             .table_name(&self.table)
             .set_key(Some(key(trial_pk(id), TRIAL_SK)))
             .update_expression(format!(
-                "SET {} REMOVE due_pk, due_at, checkout_session_id, checkout_url, checkout_expires_at",
+                "SET {} REMOVE due_pk, due_at, checkout_session_id, checkout_url, checkout_expires_at, pending_session_id, pending_since",
                 set.join(", ")
             ))
-            .condition_expression("attribute_exists(pk) AND #status <> :converted")
+            .condition_expression(if after_cancel {
+                "attribute_exists(pk) AND org_id = :org AND #plan = :plan AND #status = :canceled"
+            } else {
+                "attribute_exists(pk) AND org_id = :org AND #plan = :plan AND #status <> :converted AND #status <> :canceled"
+            })
             .expression_attribute_names("#status", "status")
+            .expression_attribute_names("#plan", "plan")
             .set_expression_attribute_values(values.build())
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-            .build()?;
-        let mut items = vec![TransactWriteItem::builder().update(update).build()];
-        items.extend(extra);
-        let reasons = match self.transact(items).await? {
-            Ok(()) => return Ok(Ok(())),
-            Err(reasons) => reasons,
-        };
-        // An extra item first: a delivery already processed says nothing about the trial.
-        if let Some(i) = reasons.iter().skip(1).position(Reason::condition_failed) {
-            return Ok(Err(ConvertRejected::Extra(i)));
-        }
-        match reasons.first().filter(|r| r.condition_failed()) {
-            Some(Reason {
-                item: Some(item), ..
-            }) => Ok(Err(ConvertRejected::AlreadyConverted(Box::new(
-                trial_from_item(item)?,
-            )))),
-            Some(_) => Ok(Err(ConvertRejected::NotFound)),
-            None => Err(StoreError(format!(
-                "convert cancelled without a failed condition: {reasons:?}"
-            ))),
-        }
+            .build()?)
     }
 
-    /// Forgets the trial's open checkout session `session_id` (it expired or its payment
-    /// failed), unless the trial converted meanwhile or has moved on to another session.
-    pub fn clear_checkout_update(
+    /// A payment on its way for a session bound to `binding`: recorded on the trial, so purge
+    /// waits for it and convert answers it. Same binding rules as [`Store::convert_update`].
+    pub fn pending_update(
+        &self,
+        binding: &SessionBinding,
+        session_id: &str,
+        now: i64,
+    ) -> Result<Update, StoreError> {
+        Ok(Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(trial_pk(&binding.trial_id), TRIAL_SK)))
+            .update_expression("SET pending_session_id = :sid, pending_since = :now")
+            .condition_expression(
+                "attribute_exists(pk) AND org_id = :org AND #plan = :plan AND #status <> :converted",
+            )
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_names("#plan", "plan")
+            .set_expression_attribute_values(
+                Values::new()
+                    .s(":sid", session_id)
+                    .n(":now", now)
+                    .s(":org", binding.org_id.as_str())
+                    .s(":plan", binding.plan.as_str())
+                    .s(":converted", TrialStatus::Converted.as_str())
+                    .build(),
+            )
+            .build()?)
+    }
+
+    /// Forgets session `session_id` (it expired, or its delayed payment failed): as the open
+    /// checkout and as the pending payment, unless the trial converted meanwhile or has moved
+    /// on to another session.
+    pub fn clear_session_update(
         &self,
         id: &TrialId,
         session_id: &str,
@@ -371,8 +252,12 @@ impl Store {
         Ok(Update::builder()
             .table_name(&self.table)
             .set_key(Some(key(trial_pk(id), TRIAL_SK)))
-            .update_expression("REMOVE checkout_session_id, checkout_url, checkout_expires_at")
-            .condition_expression("checkout_session_id = :sid AND #status <> :converted")
+            .update_expression(
+                "REMOVE checkout_session_id, checkout_url, checkout_expires_at, pending_session_id, pending_since",
+            )
+            .condition_expression(
+                "(checkout_session_id = :sid OR pending_session_id = :sid) AND #status <> :converted",
+            )
             .expression_attribute_names("#status", "status")
             .set_expression_attribute_values(
                 Values::new()
@@ -412,20 +297,24 @@ impl Store {
             .build()?)
     }
 
-    /// The purge job's writes: delete the trial if its grace has ended (condition re-checked by
-    /// DynamoDB), and mark the org guard purged so the org still cannot start again.
-    pub fn purge_writes(
+    /// The purge job's delete: only if the trial's grace has ended, no payment is on its way and
+    /// no checkout session is still payable, all re-checked by DynamoDB at the moment of the
+    /// delete (the `due` index the job read is eventually consistent; a convert or a webhook may
+    /// have written since).
+    pub fn purge_delete(
         &self,
         trial: &Trial,
         now: i64,
         policy: TrialPolicy,
-    ) -> Result<Vec<TransactWriteItem>, StoreError> {
+    ) -> Result<Delete, StoreError> {
         let cutoff = now - policy.grace_secs;
-        let delete = Delete::builder()
+        Ok(Delete::builder()
             .table_name(&self.table)
             .set_key(Some(key(trial_pk(&trial.id), TRIAL_SK)))
             .condition_expression(
-                "((#status = :expired OR #status = :active) AND expires_at <= :cutoff) OR (#status = :canceled AND canceled_at <= :cutoff)",
+                "(((#status = :expired OR #status = :active) AND expires_at <= :cutoff) OR (#status = :canceled AND canceled_at <= :cutoff)) \
+                 AND attribute_not_exists(pending_session_id) \
+                 AND (attribute_not_exists(checkout_expires_at) OR checkout_expires_at <= :now)",
             )
             .expression_attribute_names("#status", "status")
             .set_expression_attribute_values(
@@ -434,33 +323,21 @@ impl Store {
                     .s(":active", TrialStatus::Active.as_str())
                     .s(":canceled", TrialStatus::Canceled.as_str())
                     .n(":cutoff", cutoff)
+                    .n(":now", now)
                     .build(),
             )
-            .build()?;
-        let guard = Update::builder()
-            .table_name(&self.table)
-            .set_key(Some(key(org_pk(&trial.org_id), GUARD_SK)))
-            .update_expression("SET purged = :true, purged_at = :now")
-            .set_expression_attribute_values(Values::new().n(":now", now).build().map(|mut v| {
-                v.insert(
-                    ":true".into(),
-                    aws_sdk_dynamodb::types::AttributeValue::Bool(true),
-                );
-                v
-            }))
-            .build()?;
-        Ok(vec![
-            TransactWriteItem::builder().delete(delete).build(),
-            TransactWriteItem::builder().update(guard).build(),
-        ])
+            .build()?)
     }
 
-    /// A condition that the trial still exists, for transactions that must not create it.
-    pub fn trial_exists_check(&self, id: &TrialId) -> Result<ConditionCheck, StoreError> {
-        Ok(ConditionCheck::builder()
+    /// Marks the org guard purged: the guard stays, so the org still cannot start again.
+    pub fn guard_purged_update(&self, org: &OrgId, now: i64) -> Result<Update, StoreError> {
+        let mut values = Values::new().n(":now", now).build().unwrap_or_default();
+        values.insert(":true".into(), AttributeValue::Bool(true));
+        Ok(Update::builder()
             .table_name(&self.table)
-            .set_key(Some(key(trial_pk(id), TRIAL_SK)))
-            .condition_expression("attribute_exists(pk)")
+            .set_key(Some(key(org_pk(org), GUARD_SK)))
+            .update_expression("SET purged = :true, purged_at = :now")
+            .set_expression_attribute_values(Some(values))
             .build()?)
     }
 
@@ -508,6 +385,16 @@ pub fn trial_from_item(item: &Item) -> Result<Trial, StoreError> {
         }),
         _ => None,
     };
+    let pending = match (
+        get_s(item, "pending_session_id"),
+        get_n(item, "pending_since"),
+    ) {
+        (Some(id), Some(since)) => Some(PendingPayment {
+            session_id: id.to_owned(),
+            since,
+        }),
+        _ => None,
+    };
     let payment = get_n(item, "converted_at").map(|_| Payment {
         session_id: get_s(item, "paid_session_id").map(str::to_owned),
         customer_id: get_s(item, "stripe_customer_id").map(str::to_owned),
@@ -523,6 +410,7 @@ pub fn trial_from_item(item: &Item) -> Result<Trial, StoreError> {
         canceled_at: get_n(item, "canceled_at"),
         converted_at: get_n(item, "converted_at"),
         checkout,
+        pending,
         payment,
     })
 }

@@ -2,7 +2,7 @@
 use aws_sdk_dynamodb::types::Put;
 
 use super::codec::{key, n, s};
-use super::keys::{stripe_event_pk, STRIPE_EVENT_SK, TTL};
+use super::schema::{stripe_event_pk, STRIPE_EVENT_SK, TTL};
 use super::{Store, StoreError};
 
 /// Stripe retries a delivery for up to three days.

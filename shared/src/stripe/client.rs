@@ -109,7 +109,7 @@ impl NewCheckoutSession {
 
 /// What we keep of the Checkout Session Stripe created.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CheckoutSession {
+pub struct CreatedSession {
     pub id: String,
     pub url: String,
     /// Epoch seconds after which Stripe no longer accepts payment on it.
@@ -234,7 +234,7 @@ impl StripeClient {
         session: &NewCheckoutSession,
         idempotency_key: &str,
         timeout: Option<Duration>,
-    ) -> Result<CheckoutSession, StripeError> {
+    ) -> Result<CreatedSession, StripeError> {
         let key = self
             .inner
             .secret_key
@@ -386,11 +386,7 @@ fn parse_error(status: u16, request_id: Option<String>, bytes: &[u8]) -> StripeE
     }
 }
 
-fn parse_session(
-    status: u16,
-    bytes: &[u8],
-    replayed: bool,
-) -> Result<CheckoutSession, StripeError> {
+fn parse_session(status: u16, bytes: &[u8], replayed: bool) -> Result<CreatedSession, StripeError> {
     let unexpected = |detail: &str| StripeError::UnexpectedResponse {
         status,
         detail: detail.to_owned(),
@@ -408,7 +404,7 @@ fn parse_session(
         .get("expires_at")
         .and_then(Value::as_i64)
         .ok_or_else(|| unexpected("a session without expires_at"))?;
-    Ok(CheckoutSession {
+    Ok(CreatedSession {
         id: id.to_owned(),
         url: url.to_owned(),
         expires_at,

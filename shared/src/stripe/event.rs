@@ -3,8 +3,8 @@
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use crate::domain::trial::Payment;
-use crate::domain::TrialId;
+use crate::domain::trial::{Payment, SessionBinding};
+use crate::domain::{OrgId, Plan, TrialId};
 
 /// Longest event id we store as a key (Stripe's are ~30 characters).
 const MAX_ID_LEN: usize = 255;
@@ -48,6 +48,9 @@ pub struct CheckoutSession {
     pub amount_total: Option<i64>,
     #[serde(default)]
     pub currency: Option<String>,
+    /// `subscription` for every session convert creates.
+    #[serde(default)]
+    pub mode: Option<String>,
 }
 
 impl CheckoutSession {
@@ -63,6 +66,26 @@ impl CheckoutSession {
             .into_iter()
             .flatten()
             .find_map(TrialId::parse)
+    }
+
+    /// The trial, org and plan this session was created for, if it is one of ours: a
+    /// subscription session whose metadata (which only the merchant sets) names all three, and
+    /// whose `client_reference_id`, when present, names the same trial.
+    pub fn binding(&self) -> Option<SessionBinding> {
+        if self.mode.as_deref() != Some("subscription") {
+            return None;
+        }
+        let metadata = self.metadata.as_ref()?;
+        let field = |name: &str| metadata.get(name).and_then(Value::as_str);
+        let binding = SessionBinding {
+            trial_id: TrialId::parse(field("trial_id")?)?,
+            org_id: OrgId::parse(field("org_id")?)?,
+            plan: Plan::parse(field("plan")?)?,
+        };
+        match self.client_reference_id.as_deref() {
+            Some(reference) if reference != binding.trial_id.as_str() => None,
+            _ => Some(binding),
+        }
     }
 
     pub fn payment(&self) -> Payment {

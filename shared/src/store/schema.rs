@@ -8,7 +8,7 @@
 //! | api key listing  | `ORG#<org_id>`            | `KEY#<key_id>` | -                           |
 //! | api key          | `APIKEY#<key_id>`         | `APIKEY`  | -                                |
 //! | idempotency      | `IDEM#<org_id>#<key>`     | `IDEM`    | - (TTL `ttl`)                    |
-//! | outbox event     | `EVENT#<event_id>`        | `EVENT`   | `OUTBOX#<s>` @ retry time        |
+//! | domain event     | `EVENT#<event_id>`        | `EVENT`   | - (TTL `ttl`; the stream publishes it) |
 //! | Stripe event     | `STRIPE_EVENT#<event_id>` | `STRIPE_EVENT` | - (TTL `ttl`)               |
 //!
 //! `<s>` is a shard, `hash(id) % DUE_SHARDS`, so no single GSI partition takes every write at
@@ -46,10 +46,11 @@ pub fn idempotency_pk(org: &OrgId, key: &str) -> String {
 }
 pub const IDEMPOTENCY_SK: &str = "IDEM";
 
-pub fn outbox_pk(event_id: &str) -> String {
-    format!("EVENT#{event_id}")
+pub const EVENT_PREFIX: &str = "EVENT#";
+pub fn event_pk(event_id: &str) -> String {
+    format!("{EVENT_PREFIX}{event_id}")
 }
-pub const OUTBOX_SK: &str = "EVENT";
+pub const EVENT_SK: &str = "EVENT";
 
 pub fn stripe_event_pk(event_id: &str) -> String {
     format!("STRIPE_EVENT#{event_id}")
@@ -61,7 +62,6 @@ pub const STRIPE_EVENT_SK: &str = "STRIPE_EVENT";
 pub enum DueQueue {
     Expire,
     Purge,
-    Outbox,
 }
 
 impl DueQueue {
@@ -69,11 +69,10 @@ impl DueQueue {
         match self {
             DueQueue::Expire => "EXPIRE",
             DueQueue::Purge => "PURGE",
-            DueQueue::Outbox => "OUTBOX",
         }
     }
 
-    /// The GSI partition for `subject` (trial id or event id).
+    /// The GSI partition for `subject` (the trial id).
     pub fn partition_for(self, subject: &str, shards: u32) -> String {
         self.partition(shard_of(subject, shards))
     }

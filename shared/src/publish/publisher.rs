@@ -1,5 +1,5 @@
 //! `PutEvents` in batches of 10 (the API's limit), retrying the entries EventBridge reports as
-//! failed. Whatever still fails stays in the outbox for the scheduled job.
+//! failed. Whatever still fails is reported back (the stream retries it).
 use std::time::Duration;
 
 use aws_sdk_eventbridge::types::PutEventsRequestEntry;
@@ -37,8 +37,8 @@ impl Publisher {
                     published.extend(ids);
                     if call_failed {
                         // The call itself failed after the SDK's own retries (5xx, throttling,
-                        // network): the next batches would fail alike and only add latency to
-                        // the request waiting on us. They stay in the outbox.
+                        // network): the next batches would fail alike. They are reported failed
+                        // and the stream delivers them again.
                         break;
                     }
                 }

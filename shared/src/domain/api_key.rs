@@ -1,4 +1,5 @@
-//! API keys: `trk_<key_id>_<secret>`.
+//! API keys: `trk_<key_id>_<secret>`, and what is known about a key. Pure: the store keeps
+//! these, auth checks them, `trialctl` issues them.
 //!
 //! - `key_id`: 16 lowercase hex digits (64 random bits). Not secret: it names the key's record
 //!   (`APIKEY#<key_id>`), so a lookup is one `GetItem`, and operators revoke by it.
@@ -8,9 +9,8 @@
 //! hands and, for the length of one request, in memory; `Debug` never prints it.
 use std::fmt;
 
+use super::{OrgId, ProjectId};
 use crate::crypto;
-use crate::domain::{OrgId, ProjectId};
-use crate::store::{Store, StoreError};
 
 pub const PREFIX: &str = "trk_";
 const KEY_ID_BYTES: usize = 8;
@@ -124,32 +124,6 @@ impl KeyInfo {
     pub fn revoked(&self) -> bool {
         self.revoked_at.is_some()
     }
-}
-
-/// Creates a key for `org`: writes its record and listing entry, returns the key (to show
-/// once) and what was stored.
-pub async fn create(
-    store: &Store,
-    org: OrgId,
-    projects: Projects,
-    now: i64,
-) -> Result<(ApiKey, KeyInfo), StoreError> {
-    // A 64-bit key id collides with an existing one about never; the write's condition makes
-    // sure it cannot overwrite one, and a collision just draws again.
-    for _ in 0..3 {
-        let key = ApiKey::generate();
-        let info = KeyInfo {
-            key_id: key.key_id().to_owned(),
-            org: org.clone(),
-            projects: projects.clone(),
-            created_at: now,
-            revoked_at: None,
-        };
-        if store.put_api_key(&info, &key.hash()).await?.is_ok() {
-            return Ok((key, info));
-        }
-    }
-    Err(StoreError("could not draw an unused API key id".into()))
 }
 
 #[cfg(test)]

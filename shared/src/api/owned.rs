@@ -1,0 +1,40 @@
+//! The org's own trial: the rules every route that names a trial shares. Another org's trial
+//! is indistinguishable from none (404, nothing leaks); a trial of the caller's org that was
+//! purged answers 410 `trial_expired` (only the org guard remembers it, read on the miss path
+//! alone).
+use crate::auth::Tenant;
+use crate::domain::{TransitionError, Trial, TrialId};
+use crate::App;
+
+use super::error::ApiError;
+
+/// The trial `id` if it belongs to the caller's org: one consistent read.
+pub async fn load_owned(app: &App, id: &TrialId, tenant: &Tenant) -> Result<Trial, ApiError> {
+    let found = app.store.get_trial(id).await?;
+    owned(app, id, tenant, found).await
+}
+
+/// The same rules for a trial already read (`found`: the item as read, `None` if missing).
+pub async fn owned(
+    app: &App,
+    id: &TrialId,
+    tenant: &Tenant,
+    found: Option<Trial>,
+) -> Result<Trial, ApiError> {
+    match found {
+        Some(trial) if trial.org_id == tenant.org => Ok(trial),
+        Some(_) => Err(ApiError::trial_not_found()),
+        None => Err(purged_or_not_found(app, id, tenant).await),
+    }
+}
+
+/// Why the org's trial `id` is not there: purged (410) or never the org's (404).
+pub async fn purged_or_not_found(app: &App, id: &TrialId, tenant: &Tenant) -> ApiError {
+    match app.store.get_guard(&tenant.org).await {
+        Ok(Some(guard)) if guard.purged && guard.trial_id.as_ref() == Some(id) => {
+            TransitionError::Expired.into()
+        }
+        Ok(_) => ApiError::trial_not_found(),
+        Err(e) => e.into(),
+    }
+}

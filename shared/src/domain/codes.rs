@@ -1,0 +1,99 @@
+//! The catalogue of every error code a client can see, with its HTTP status: auth, headers,
+//! idempotency, the body, transitions, the webhook, the payment provider and the service
+//! itself. `openapi.yaml`'s `ErrorCode` lists the same codes (a test keeps the two equal).
+//! Codes are stable: clients branch on them; messages are for humans and may change.
+use std::fmt;
+
+macro_rules! catalogue {
+    ($( $(#[$doc:meta])* $variant:ident = ($code:literal, $status:literal), )*) => {
+        /// A stable error code and its HTTP status.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum ErrorCode {
+            $( $(#[$doc])* $variant, )*
+        }
+
+        impl ErrorCode {
+            /// Every code, in the order `openapi.yaml` lists them.
+            pub const ALL: &'static [ErrorCode] = &[$(ErrorCode::$variant,)*];
+
+            pub fn as_str(self) -> &'static str {
+                match self { $(ErrorCode::$variant => $code,)* }
+            }
+
+            pub fn status(self) -> u16 {
+                match self { $(ErrorCode::$variant => $status,)* }
+            }
+        }
+    };
+}
+
+catalogue! {
+    MissingOrgId = ("missing_org_id", 400),
+    InvalidOrgId = ("invalid_org_id", 400),
+    MissingProjectId = ("missing_project_id", 400),
+    InvalidProjectId = ("invalid_project_id", 400),
+    MissingIdempotencyKey = ("missing_idempotency_key", 400),
+    InvalidIdempotencyKey = ("invalid_idempotency_key", 400),
+    InvalidJson = ("invalid_json", 400),
+    InvalidPlan = ("invalid_plan", 400),
+    /// Webhook: the `Stripe-Signature` header is missing or does not verify.
+    InvalidSignature = ("invalid_signature", 400),
+    /// Webhook: a signed body that is not a Stripe event.
+    InvalidPayload = ("invalid_payload", 400),
+    Unauthorized = ("unauthorized", 401),
+    Forbidden = ("forbidden", 403),
+    TrialNotFound = ("trial_not_found", 404),
+    RouteNotFound = ("route_not_found", 404),
+    MethodNotAllowed = ("method_not_allowed", 405),
+    TrialAlreadyExists = ("trial_already_exists", 409),
+    TrialAlreadyConverted = ("trial_already_converted", 409),
+    TrialCanceled = ("trial_canceled", 409),
+    TrialAlreadyExpired = ("trial_already_expired", 409),
+    /// Retryable: another request with the key is in flight.
+    IdempotencyKeyInUse = ("idempotency_key_in_use", 409),
+    TrialExpired = ("trial_expired", 410),
+    PayloadTooLarge = ("payload_too_large", 413),
+    IdempotencyKeyReused = ("idempotency_key_reused", 422),
+    /// Retryable: Stripe failed or timed out.
+    PaymentProviderError = ("payment_provider_error", 502),
+    /// Retryable: the store failed; nothing was stored under the idempotency key.
+    ServiceUnavailable = ("service_unavailable", 503),
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The catalogue and `openapi.yaml`'s `ErrorCode` enum list the same codes with the same
+    /// statuses (the spec notes each status in a comment).
+    #[test]
+    fn the_catalogue_is_the_openapi_error_code_list() {
+        let spec = include_str!("../../../openapi.yaml");
+        let start = spec
+            .find("    ErrorCode:\n")
+            .expect("openapi.yaml defines ErrorCode");
+        let block = &spec[start..];
+        let enum_at = block.find("enum:\n").expect("ErrorCode has an enum");
+        let listed: Vec<(String, u16)> = block[enum_at + 6..]
+            .lines()
+            .take_while(|l| l.trim_start().starts_with("- "))
+            .map(|l| {
+                let item = l.trim_start().trim_start_matches("- ");
+                let (code, comment) = item.split_once('#').expect("each code notes its status");
+                let status = comment.trim()[..3].parse().expect("status");
+                (code.trim().to_owned(), status)
+            })
+            .collect();
+        let ours: Vec<(String, u16)> = ErrorCode::ALL
+            .iter()
+            .map(|c| (c.as_str().to_owned(), c.status()))
+            .collect();
+        assert_eq!(ours, listed);
+    }
+}

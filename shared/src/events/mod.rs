@@ -1,4 +1,0 @@
-//! Domain events out to EventBridge.
-pub mod publisher;
-
-pub use publisher::Publisher;

@@ -1,0 +1,387 @@
+//! The one way every write leaves this crate: a transaction of **named slots**.
+//!
+//! Each slot (the trial, the org guard, the idempotency record, an event, the Stripe dedupe
+//! record...) carries its own condition and asks for `ReturnValuesOnConditionCheckFailure =
+//! ALL_OLD`. [`Tx::commit`] answers:
+//! - [`Outcome::Committed`]: every slot was written, all or nothing;
+//! - [`Outcome::Rejected`]: some conditions failed, and the [`Rejection`] names each failed slot
+//!   with the item as it was. Only `ConditionalCheckFailed` is a domain answer;
+//! - `Err(StoreError)`: anything else (validation, throughput, item size, conflicts that
+//!   persisted after a few retries), which callers answer with 503 and never store.
+//!
+//! Nobody decodes cancellation reasons by position: the builder keeps the slot of every item.
+//!
+//! Cost: a one-slot commit is sent as a plain `PutItem` / `UpdateItem` / `DeleteItem` (half
+//! the write units of a one-item transaction); two or more slots are one `TransactWriteItems`.
+use std::time::Duration;
+
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{
+    ConditionCheck, Delete, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
+};
+
+use super::codec::Item;
+use super::{Store, StoreError};
+use crate::domain::events::{DomainEvent, EventKind};
+
+/// What a transaction item is, for the caller reading a rejection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Slot {
+    /// The trial item.
+    Trial,
+    /// The org guard: one trial per org, ever.
+    OrgGuard,
+    /// The request's idempotency record.
+    Idempotency,
+    /// A domain event item (`EVENT#<id>`), published through the table's stream.
+    Event(EventKind),
+    /// The Stripe event id already processed (webhook dedupe).
+    StripeEvent,
+    /// An API key record (`APIKEY#<key_id>`).
+    ApiKey,
+    /// An API key's listing entry under its org.
+    ApiKeyListing,
+}
+
+/// The conditions that failed, each with its item as it was (`None`: there was no item).
+#[derive(Debug, Clone)]
+pub struct Rejection {
+    failed: Vec<(Slot, Option<Item>)>,
+}
+
+impl Rejection {
+    /// Whether `slot`'s condition failed.
+    pub fn failed(&self, slot: Slot) -> bool {
+        self.failed.iter().any(|(s, _)| *s == slot)
+    }
+
+    /// The item in `slot` as it was when its condition failed; `None` if the condition did not
+    /// fail or no item existed.
+    pub fn old(&self, slot: Slot) -> Option<&Item> {
+        self.failed
+            .iter()
+            .find(|(s, _)| *s == slot)
+            .and_then(|(_, item)| item.as_ref())
+    }
+
+    /// The slots whose conditions failed.
+    pub fn slots(&self) -> impl Iterator<Item = Slot> + '_ {
+        self.failed.iter().map(|(s, _)| *s)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    Committed,
+    Rejected(Rejection),
+}
+
+impl Outcome {
+    pub fn committed(&self) -> bool {
+        matches!(self, Outcome::Committed)
+    }
+}
+
+/// Attempts at a transaction that DynamoDB cancelled for a conflict with another transaction
+/// (real DynamoDB; dynoxide serialises writes and never conflicts).
+const ATTEMPTS: u32 = 4;
+
+/// A transaction being built: see the module docs.
+#[must_use = "a transaction does nothing until it is committed"]
+pub struct Tx<'a> {
+    store: &'a Store,
+    items: Vec<(Slot, TransactWriteItem)>,
+}
+
+impl Store {
+    pub fn tx(&self) -> Tx<'_> {
+        Tx {
+            store: self,
+            items: Vec::new(),
+        }
+    }
+}
+
+impl<'a> Tx<'a> {
+    pub fn put(mut self, slot: Slot, put: Put) -> Tx<'a> {
+        let mut put = put;
+        put.return_values_on_condition_check_failure =
+            Some(ReturnValuesOnConditionCheckFailure::AllOld);
+        self.items
+            .push((slot, TransactWriteItem::builder().put(put).build()));
+        self
+    }
+
+    pub fn update(mut self, slot: Slot, update: Update) -> Tx<'a> {
+        let mut update = update;
+        update.return_values_on_condition_check_failure =
+            Some(ReturnValuesOnConditionCheckFailure::AllOld);
+        self.items
+            .push((slot, TransactWriteItem::builder().update(update).build()));
+        self
+    }
+
+    pub fn delete(mut self, slot: Slot, delete: Delete) -> Tx<'a> {
+        let mut delete = delete;
+        delete.return_values_on_condition_check_failure =
+            Some(ReturnValuesOnConditionCheckFailure::AllOld);
+        self.items
+            .push((slot, TransactWriteItem::builder().delete(delete).build()));
+        self
+    }
+
+    pub fn check(mut self, slot: Slot, check: ConditionCheck) -> Tx<'a> {
+        let mut check = check;
+        check.return_values_on_condition_check_failure =
+            Some(ReturnValuesOnConditionCheckFailure::AllOld);
+        self.items.push((
+            slot,
+            TransactWriteItem::builder().condition_check(check).build(),
+        ));
+        self
+    }
+
+    /// The domain event's item, in slot `Event(kind)`: it exists exactly when the change does,
+    /// and the stream publishes it. Its condition makes a repeated transition unable to write
+    /// the same event twice.
+    pub fn event(self, event: &DomainEvent, now: i64) -> Result<Tx<'a>, StoreError> {
+        let put = self.store.event_put(event, now)?;
+        Ok(self.put(Slot::Event(event.kind), put))
+    }
+
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    /// Writes every slot, or none.
+    pub async fn commit(mut self) -> Result<Outcome, StoreError> {
+        match self.items.len() {
+            0 => Ok(Outcome::Committed),
+            1 => {
+                let (slot, item) = self.items.remove(0);
+                self.store.write_one(slot, item).await
+            }
+            _ => self.store.transact(self.items).await,
+        }
+    }
+}
+
+impl Store {
+    async fn transact(&self, items: Vec<(Slot, TransactWriteItem)>) -> Result<Outcome, StoreError> {
+        let (slots, items): (Vec<Slot>, Vec<TransactWriteItem>) = items.into_iter().unzip();
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let sent = self
+                .client
+                .transact_write_items()
+                .set_transact_items(Some(items.clone()))
+                .send()
+                .await;
+            let err = match sent {
+                Ok(_) => return Ok(Outcome::Committed),
+                Err(e) => e,
+            };
+            let reasons: Vec<(Option<String>, Option<Item>)> = match err.as_service_error() {
+                Some(TransactWriteItemsError::TransactionCanceledException(tc)) => tc
+                    .cancellation_reasons()
+                    .iter()
+                    .map(|r| (r.code().map(str::to_owned), r.item().cloned()))
+                    .collect(),
+                _ => return Err(StoreError::from_sdk(err)),
+            };
+            match classify(&slots, reasons) {
+                Verdict::Rejected(rejection) => return Ok(Outcome::Rejected(rejection)),
+                Verdict::Conflict(detail) if attempt < ATTEMPTS => {
+                    tracing::debug!(attempt, detail, "transaction conflict; retrying");
+                    tokio::time::sleep(Duration::from_millis(10 * 2u64.pow(attempt))).await;
+                }
+                Verdict::Conflict(detail) => {
+                    return Err(StoreError::Unavailable(format!(
+                        "transaction still conflicting after {attempt} attempts: {detail}"
+                    )))
+                }
+                Verdict::Failed(e) => return Err(e),
+            }
+        }
+    }
+
+    /// One slot as a single-item write: same condition, same answer, half the cost.
+    async fn write_one(&self, slot: Slot, item: TransactWriteItem) -> Result<Outcome, StoreError> {
+        let all_old = ReturnValuesOnConditionCheckFailure::AllOld;
+        let sent: Result<(), (Option<String>, Option<Item>, String)> = if let Some(p) = item.put {
+            self.client
+                .put_item()
+                .table_name(p.table_name)
+                .set_item(Some(p.item))
+                .set_condition_expression(p.condition_expression)
+                .set_expression_attribute_names(p.expression_attribute_names)
+                .set_expression_attribute_values(p.expression_attribute_values)
+                .return_values_on_condition_check_failure(all_old)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| failure(e, |se| se.is_conditional_check_failed_exception(), |se| {
+                    match se {
+                        aws_sdk_dynamodb::operation::put_item::PutItemError::ConditionalCheckFailedException(c) => c.item.clone(),
+                        _ => None,
+                    }
+                }))
+        } else if let Some(u) = item.update {
+            self.client
+                .update_item()
+                .table_name(u.table_name)
+                .set_key(Some(u.key))
+                .update_expression(u.update_expression)
+                .set_condition_expression(u.condition_expression)
+                .set_expression_attribute_names(u.expression_attribute_names)
+                .set_expression_attribute_values(u.expression_attribute_values)
+                .return_values_on_condition_check_failure(all_old)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| failure(e, |se| se.is_conditional_check_failed_exception(), |se| {
+                    match se {
+                        aws_sdk_dynamodb::operation::update_item::UpdateItemError::ConditionalCheckFailedException(c) => c.item.clone(),
+                        _ => None,
+                    }
+                }))
+        } else if let Some(d) = item.delete {
+            self.client
+                .delete_item()
+                .table_name(d.table_name)
+                .set_key(Some(d.key))
+                .set_condition_expression(d.condition_expression)
+                .set_expression_attribute_names(d.expression_attribute_names)
+                .set_expression_attribute_values(d.expression_attribute_values)
+                .return_values_on_condition_check_failure(all_old)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| failure(e, |se| se.is_conditional_check_failed_exception(), |se| {
+                    match se {
+                        aws_sdk_dynamodb::operation::delete_item::DeleteItemError::ConditionalCheckFailedException(c) => c.item.clone(),
+                        _ => None,
+                    }
+                }))
+        } else {
+            // A lone condition check writes nothing: it has to go as a transaction.
+            return self.transact(vec![(slot, item)]).await;
+        };
+        match sent {
+            Ok(()) => Ok(Outcome::Committed),
+            Err((Some(code), old, _)) if code == CONDITION_FAILED => {
+                Ok(Outcome::Rejected(Rejection {
+                    failed: vec![(slot, old)],
+                }))
+            }
+            Err((code, _, detail)) => Err(StoreError::from_code(code.as_deref(), detail)),
+        }
+    }
+}
+
+const CONDITION_FAILED: &str = "ConditionalCheckFailed";
+
+/// An SDK failure of a single write as (code, old item on a failed condition, detail).
+fn failure<E, R>(
+    err: SdkError<E, R>,
+    is_condition: impl Fn(&E) -> bool,
+    old_item: impl Fn(&E) -> Option<Item>,
+) -> (Option<String>, Option<Item>, String)
+where
+    E: std::error::Error + ProvideErrorMetadata + 'static,
+    R: std::fmt::Debug,
+{
+    let detail = format!("{}", aws_sdk_dynamodb::error::DisplayErrorContext(&err));
+    match err.as_service_error() {
+        Some(se) if is_condition(se) => (Some(CONDITION_FAILED.to_owned()), old_item(se), detail),
+        Some(se) => (se.code().map(str::to_owned), None, detail),
+        None => (None, None, detail),
+    }
+}
+
+enum Verdict {
+    Rejected(Rejection),
+    Conflict(String),
+    Failed(StoreError),
+}
+
+/// Reads a cancelled transaction's reasons, item by item: any reason other than a failed
+/// condition (or `None`, an item that was fine) is a store failure, even when some condition
+/// failed too; conflicts and throttling are retried.
+fn classify(slots: &[Slot], reasons: Vec<(Option<String>, Option<Item>)>) -> Verdict {
+    let mut failed = Vec::new();
+    let mut conflict = None;
+    for (slot, (code, item)) in slots.iter().zip(reasons) {
+        match code.as_deref() {
+            None | Some("None") => {}
+            Some(CONDITION_FAILED) => failed.push((*slot, item)),
+            Some(
+                c @ ("TransactionConflict" | "ThrottlingError" | "ProvisionedThroughputExceeded"),
+            ) => {
+                conflict = Some(format!("{slot:?}: {c}"));
+            }
+            Some(other) => {
+                return Verdict::Failed(StoreError::from_code(
+                    Some(other),
+                    format!("transaction cancelled: {slot:?}: {other}"),
+                ))
+            }
+        }
+    }
+    match conflict {
+        Some(detail) => Verdict::Conflict(detail),
+        None if !failed.is_empty() => Verdict::Rejected(Rejection { failed }),
+        None => Verdict::Failed(StoreError::Unavailable(
+            "transaction cancelled without a reason".into(),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reason(code: &str) -> (Option<String>, Option<Item>) {
+        (Some(code.to_owned()), None)
+    }
+
+    #[test]
+    fn a_failed_condition_is_named_by_its_slot_not_its_position() {
+        let slots = [Slot::OrgGuard, Slot::Trial, Slot::Idempotency];
+        let Verdict::Rejected(r) = classify(
+            &slots,
+            vec![reason("None"), reason("None"), reason(CONDITION_FAILED)],
+        ) else {
+            panic!("expected a rejection");
+        };
+        assert!(r.failed(Slot::Idempotency));
+        assert!(!r.failed(Slot::OrgGuard));
+        assert_eq!(r.slots().collect::<Vec<_>>(), vec![Slot::Idempotency]);
+    }
+
+    #[test]
+    fn any_other_cancellation_reason_is_a_store_failure_not_an_answer() {
+        let slots = [Slot::OrgGuard, Slot::Trial];
+        for code in ["ValidationError", "ItemCollectionSizeLimitExceeded"] {
+            // Even beside a failed condition: the outcome of the request is unknown.
+            match classify(&slots, vec![reason(CONDITION_FAILED), reason(code)]) {
+                Verdict::Failed(e) => assert!(!e.retryable(), "{code}"),
+                _ => panic!("{code} must be a store failure"),
+            }
+        }
+        assert!(matches!(
+            classify(&slots, vec![reason("None"), reason("TransactionConflict")]),
+            Verdict::Conflict(_)
+        ));
+        assert!(matches!(
+            classify(&slots, vec![reason("None"), reason("None")]),
+            Verdict::Failed(_)
+        ));
+    }
+}
