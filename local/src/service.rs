@@ -67,7 +67,7 @@ pub async fn start(
 ) -> Result<Running, String> {
     let env = |k: &str| env(k).filter(|v| !v.trim().is_empty());
     let jobs_every = jobs_interval(env("JOBS_INTERVAL"))?;
-    let mut config = Config::from_lookup(&env)?;
+    let mut config = Config::from_lookup(env)?;
     let embedded = config.dynamodb_endpoint.is_none();
     let (dynamo, eventbridge) = match config.dynamodb_endpoint.clone() {
         Some(endpoint) => trials::aws::from_environment(Some(&endpoint)).await,
