@@ -5,17 +5,17 @@ BIN := $(VENV)/bin
 ADDR ?= 127.0.0.1:3000
 DATA ?= .trials
 
-.PHONY: run test tools fmt-check clippy cargo-test template-lint openapi-lint smoke contract bench clean
+.PHONY: run test tools fmt-check clippy cargo-test template-lint openapi-lint smoke contract browser bench clean
 
 ## Serve the whole API on http://$(ADDR) on the embedded DynamoDB under $(DATA).
 run:
 	cargo run --release --bin trials-local -- --addr $(ADDR) --data $(DATA)
 
 ## Every test: formatting, lints, unit + integration tests, template and OpenAPI checks,
-## the cargo-lambda smoke test and the contract fuzzing.
-test: tools fmt-check clippy cargo-test template-lint openapi-lint smoke contract
+## the cargo-lambda smoke test, the contract fuzzing and the checkout page in a browser.
+test: tools fmt-check clippy cargo-test template-lint openapi-lint smoke contract browser
 
-## Python tools (cargo-lambda, cfn-lint, openapi-spec-validator, schemathesis) into .venv.
+## Python tools (cargo-lambda, cfn-lint, openapi-spec-validator, schemathesis, selenium) into .venv.
 tools: $(VENV)/.installed
 
 $(VENV)/.installed: requirements-dev.txt
@@ -46,6 +46,11 @@ smoke: tools
 ## schemathesis against the local API: no 5xx, every response as openapi.yaml says.
 contract: tools
 	scripts/contract-test.sh
+
+## The local checkout page in headless Chromium (Debian's chromium + chromium-driver, installed
+## by the script when missing): start a trial, convert, click Pay, see it CONVERTED.
+browser: tools
+	scripts/browser-test.sh
 
 ## Benchmarks (not part of `make test`): prints one table and writes BENCHMARKS.md.
 FUNCTIONS := start status convert cancel stripe-webhook expire purge

@@ -158,7 +158,8 @@ def main() -> int:
         status = expect("status", invoke(invoke_port, "status", http_event("status", key, trial_id), workdir), 200)
         assert status["days_remaining"] == 7 and status["status"] == "ACTIVE", status
         converted = expect("convert", invoke(invoke_port, "convert", http_event("convert", key, trial_id), workdir), 200)
-        assert converted["checkout_url"].startswith("https://checkout.stripe.com/"), converted
+        # The Stripe stand-in's checkout page, served by trials-local on loopback.
+        assert converted["checkout_url"].startswith(f"http://127.0.0.1:{api_port}/checkout/pay/cs_test_"), converted
         paid = expect("stripe-webhook", invoke(invoke_port, "stripe-webhook", webhook_event(trial_id), workdir), 200)
         assert paid["outcome"] == "converted", paid
         refused = expect("cancel (of a converted trial)",

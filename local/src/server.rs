@@ -7,11 +7,24 @@ use lambda_http::{Body, RequestExt};
 use trials::api::{ApiError, Reply};
 use trials::App;
 
+use crate::stripe_standin::StripeStandIn;
+
 /// API Gateway's own payload limit.
 const MAX_BODY: usize = 10 * 1024 * 1024;
 
 pub fn router(app: App) -> axum::Router {
     axum::Router::new().fallback(handle).with_state(app)
+}
+
+/// [`router`], plus the pages of a local run: the Stripe stand-in's checkout page (when it is
+/// in use) and the success and cancel pages Checkout sends the customer back to. Their paths
+/// (`/checkout/...`) are outside the API's `/v1/...`.
+pub fn local_router(app: App, standin: Option<StripeStandIn>) -> axum::Router {
+    let mut pages = crate::pages::router(app.clone(), standin.clone());
+    if let Some(standin) = &standin {
+        pages = pages.merge(standin.checkout_router());
+    }
+    pages.merge(router(app))
 }
 
 async fn handle(State(app): State<App>, req: axum::extract::Request) -> AxumResponse {

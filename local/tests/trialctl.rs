@@ -212,33 +212,72 @@ fn every_command_has_help() {
         &["keys", "revoke", "--help"],
         &["trials", "--help"],
         &["trials", "show", "-h"],
+        &["completions", "--help"],
+        &["help", "keys", "create"],
     ] {
         let out = trialctl(args);
         assert!(out.status.success(), "{args:?}");
         let help = text(&out.stdout);
-        assert!(help.starts_with("usage: trialctl"), "{args:?}: {help}");
+        assert!(help.contains("Usage: trialctl"), "{args:?}: {help}");
     }
     let create = text(&trialctl(&["keys", "create", "--help"]).stdout);
     assert!(create.contains("--project"), "{create}");
+    assert!(create.contains("printed once"), "{create}");
+    let top = text(&trialctl(&["--help"]).stdout);
+    for command in [
+        "keys",
+        "trials",
+        "completions",
+        "--data",
+        "--endpoint",
+        "--table",
+    ] {
+        assert!(top.contains(command), "{command}: {top}");
+    }
 }
 
 #[test]
-fn a_wrong_command_line_fails_with_the_usage() {
+fn a_wrong_command_line_fails_with_the_usage_naming_the_argument() {
     for (args, says) in [
-        (&[][..], "no command"),
-        (&["frobnicate"], "unknown command"),
-        (&["keys", "rotate"], "unknown command"),
-        (&["keys", "create"], "--org is required"),
-        (&["keys", "create", "--org", "bad org"], "invalid org id"),
-        (&["keys", "create", "--org"], "--org needs a value"),
+        (&[][..], "Commands:"),
+        (&["frobnicate"], "unrecognized subcommand 'frobnicate'"),
+        (&["keys", "rotate"], "unrecognized subcommand 'rotate'"),
+        (
+            &["keys", "create"],
+            "the following required arguments were not provided:\n  --org <ORG>",
+        ),
+        (
+            &["keys", "create", "--org", "bad org"],
+            "invalid value 'bad org' for '--org <ORG>': not an org id",
+        ),
+        (
+            &["keys", "create", "--org", "a", "--project", "no/slash"],
+            "invalid value 'no/slash' for '--project <P>'",
+        ),
+        (
+            &["keys", "create", "--org"],
+            "a value is required for '--org <ORG>' but none was supplied",
+        ),
         (
             &["keys", "list", "--org", "a", "--project", "p"],
-            "does not apply",
+            "unexpected argument '--project' found",
         ),
-        (&["keys", "revoke"], "KEY_ID is required"),
-        (&["keys", "revoke", "xyz"], "not a key id"),
-        (&["trials", "show"], "TRIAL_ID is required"),
-        (&["--bogus", "keys", "list"], "unknown option"),
+        (
+            &["keys", "revoke"],
+            "the following required arguments were not provided:\n  <KEY_ID>",
+        ),
+        (
+            &["keys", "revoke", "xyz"],
+            "invalid value 'xyz' for '<KEY_ID>': not a key id",
+        ),
+        (
+            &["trials", "show"],
+            "the following required arguments were not provided:\n  <TRIAL_ID>",
+        ),
+        (
+            &["--bogus", "keys", "list"],
+            "unexpected argument '--bogus' found",
+        ),
         (
             &[
                 "--data",
@@ -250,16 +289,52 @@ fn a_wrong_command_line_fails_with_the_usage() {
                 "--org",
                 "a",
             ],
-            "exclusive",
+            "the argument '--data <DIR>' cannot be used with '--endpoint <URL>'",
+        ),
+        (
+            &[
+                "keys",
+                "list",
+                "--org",
+                "a",
+                "--endpoint",
+                "http://x",
+                "--data",
+                "d",
+            ],
+            "cannot be used with",
+        ),
+        (
+            &["completions", "nosh"],
+            "invalid value 'nosh' for '<SHELL>'",
         ),
     ] {
         let out = trialctl(args);
         assert_eq!(out.status.code(), Some(2), "{args:?}");
         let err = text(&out.stderr);
         assert!(err.contains(says), "{args:?}: {err}");
-        assert!(err.contains("usage: trialctl"), "{args:?}: {err}");
+        // The usage, or (a value refused) where to find it.
+        assert!(
+            err.contains("Usage: trialctl") || err.contains("try '--help'"),
+            "{args:?}: {err}"
+        );
         assert!(out.stdout.is_empty(), "{args:?}");
     }
+}
+
+#[test]
+fn completions_cover_every_command() {
+    for shell in ["bash", "zsh", "fish", "powershell", "elvish"] {
+        let out = trialctl(&["completions", shell]);
+        assert!(out.status.success(), "{shell}: {}", text(&out.stderr));
+        let script = text(&out.stdout);
+        for word in ["trialctl", "keys", "revoke", "show", "--endpoint"] {
+            assert!(script.contains(word), "{shell} lacks {word}");
+        }
+    }
+    // No table is needed, nor opened, to print them.
+    let out = trialctl(&["--data", "/nonexistent/trials", "completions", "bash"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
 }
 
 #[test]

@@ -54,6 +54,13 @@ pub struct RunReport {
     pub queries: u64,
 }
 
+impl RunReport {
+    /// Whether the run found anything to do (or could not finish): what is worth an INFO line.
+    pub fn did_something(&self) -> bool {
+        self.processed + self.skipped + self.failed > 0 || !self.complete
+    }
+}
+
 /// Items per `Query` page.
 pub const PAGE_SIZE: i32 = 100;
 /// Stop this long before the invocation deadline: the last page's writes must finish inside
@@ -72,17 +79,28 @@ pub async fn run(app: &App, job: Job, deadline_ms: Option<i64>) -> RunReport {
         Job::Purge => run.sweep(DueQueue::Purge).await,
     }
     let r = run.report;
-    tracing::info!(
-        job = job.name(),
-        processed = r.processed,
-        skipped = r.skipped,
-        failed = r.failed,
-        complete = r.complete,
-        items_read = r.items_read,
-        queries = r.queries,
-        duration_ms = started.elapsed().as_millis() as u64,
-        "job run"
-    );
+    // A run that found nothing to do is logged at DEBUG: the local run has one every 10 s.
+    macro_rules! log_run {
+        ($level:expr) => {
+            tracing::event!(
+                $level,
+                job = job.name(),
+                processed = r.processed,
+                skipped = r.skipped,
+                failed = r.failed,
+                complete = r.complete,
+                items_read = r.items_read,
+                queries = r.queries,
+                duration_ms = started.elapsed().as_millis() as u64,
+                "job run"
+            )
+        };
+    }
+    if r.did_something() {
+        log_run!(tracing::Level::INFO);
+    } else {
+        log_run!(tracing::Level::DEBUG);
+    }
     r
 }
 

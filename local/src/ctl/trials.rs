@@ -1,0 +1,61 @@
+//! `trialctl trials ...`: trials as stored.
+use clap::Subcommand;
+use trials::clock::{Clock, SystemClock};
+use trials::config::Config;
+use trials::domain::time::rfc3339;
+use trials::domain::TrialId;
+
+use super::{Ctx, Open};
+
+#[derive(Subcommand, Debug)]
+pub enum TrialsCommand {
+    /// Prints a trial as stored
+    #[command(
+        long_about = "Prints the trial as stored, and its status as the API reports it \
+now, as JSON."
+    )]
+    Show {
+        /// The trial's id (trial_...)
+        #[arg(value_name = "TRIAL_ID")]
+        id: String,
+    },
+}
+
+pub async fn run(ctx: &Ctx, cmd: TrialsCommand) -> Result<(), String> {
+    match cmd {
+        TrialsCommand::Show { id } => show(ctx, &id).await,
+    }
+}
+
+async fn show(ctx: &Ctx, id: &str) -> Result<(), String> {
+    let t = ctx.open(Open::Existing).await?;
+    let now = SystemClock.now();
+    // Any text is looked up: an id we could never have issued is simply not found.
+    let trial = match TrialId::parse(id) {
+        Some(id) => t.store.get_trial(&id).await.map_err(|e| t.failed(e))?,
+        None => None,
+    }
+    .ok_or_else(|| format!("no trial {id} ({})", t.place))?;
+    let policy = Config::from_env()?.policy;
+    let mut shown = trial.view_at(now, policy);
+    shown["stored_status"] = trial.status.as_str().into();
+    if let Some(c) = &trial.checkout {
+        shown["checkout"] = serde_json::json!({
+            "session_id": c.session_id,
+            "url": c.url,
+            "expires_at": rfc3339(c.expires_at),
+        });
+    }
+    if let Some(p) = &trial.payment {
+        shown["payment"] = serde_json::json!({
+            "session_id": p.session_id,
+            "customer_id": p.customer_id,
+            "subscription_id": p.subscription_id,
+        });
+    }
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&shown).map_err(|e| e.to_string())?
+    );
+    Ok(())
+}
