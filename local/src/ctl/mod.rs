@@ -1,12 +1,13 @@
 //! `trialctl`, the operator's command line against the Trials table, parsed with clap.
 //!
-//! One module per command group (`keys`, `trials`, `completions`), each with its clap
+//! One module per command group (`keys`, `trials`, `events`, `completions`), each with its clap
 //! `Subcommand` enum and a `run` taking a [`Ctx`]; a new group is a module, a variant of
 //! [`Command`] and an arm in [`run`]. A new command in a group is a variant and an arm there.
 //!
 //! Exit status: 0 done, 1 the operation failed (no such key, store unreachable...), 2 the
 //! command line was wrong (clap's usage errors, which name the argument).
 pub mod completions;
+pub mod events;
 pub mod keys;
 pub mod trials;
 
@@ -73,6 +74,9 @@ pub enum Command {
     /// Trials as stored
     #[command(subcommand)]
     Trials(self::trials::TrialsCommand),
+    /// Domain events: republish from the table
+    #[command(subcommand)]
+    Events(events::EventsCommand),
     /// Prints a shell completion script (e.g. `trialctl completions bash > /etc/bash_completion.d/trialctl`)
     Completions(completions::CompletionsArgs),
 }
@@ -160,6 +164,7 @@ pub async fn run(cli: Cli) -> Result<(), String> {
     match cli.command {
         Command::Keys(cmd) => keys::run(&ctx, cmd).await,
         Command::Trials(cmd) => self::trials::run(&ctx, cmd).await,
+        Command::Events(cmd) => events::run(&ctx, cmd).await,
         Command::Completions(args) => completions::run(args),
     }
 }

@@ -29,9 +29,27 @@ pub fn rfc3339(epoch_secs: i64) -> String {
         .to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
+/// Parses an RFC 3339 timestamp (any offset) into epoch seconds; `None` if it is not one.
+pub fn parse_rfc3339(s: &str) -> Option<i64> {
+    DateTime::parse_from_rfc3339(s.trim())
+        .ok()
+        .map(|t| t.timestamp())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parses_rfc3339_with_any_offset() {
+        assert_eq!(parse_rfc3339("2026-04-06T10:00:00Z"), Some(1_775_469_600));
+        assert_eq!(
+            parse_rfc3339("2026-04-06T12:00:00+02:00"),
+            Some(1_775_469_600)
+        );
+        assert_eq!(parse_rfc3339("2026-04-06"), None);
+        assert_eq!(parse_rfc3339("6h"), None);
+    }
 
     #[test]
     fn parses_operator_durations() {

@@ -47,3 +47,66 @@ pub fn event_from_item(item: &Item) -> Option<DomainEvent> {
 pub fn event_created_at(item: &Item) -> Option<i64> {
     get_n(item, "created_at")
 }
+
+/// Scan segments run at once by [`Store::events_since`].
+const REPLAY_SEGMENTS: i32 = 4;
+
+impl Store {
+    /// Every event item written at or after `since` (epoch seconds), oldest first: what
+    /// `trialctl events replay` republishes after an EventBridge outage longer than the
+    /// stream's 24 hours. Event items have no index entry (they cost nothing at rest), so this
+    /// is a parallel `Scan` of the whole table with a filter: an operator's recovery tool,
+    /// read-heavy on purpose, never on a request path.
+    pub async fn events_since(&self, since: i64) -> Result<Vec<DomainEvent>, StoreError> {
+        let mut segments = tokio::task::JoinSet::new();
+        for segment in 0..REPLAY_SEGMENTS {
+            let store = self.clone();
+            segments.spawn(async move { store.scan_events(segment, since).await });
+        }
+        let mut found = Vec::new();
+        while let Some(done) = segments.join_next().await {
+            let part = done.map_err(|e| StoreError::Unavailable(format!("scan task: {e}")))??;
+            found.extend(part);
+        }
+        found.sort_by(|a: &(i64, DomainEvent), b| (a.0, &a.1.id).cmp(&(b.0, &b.1.id)));
+        Ok(found.into_iter().map(|(_, e)| e).collect())
+    }
+
+    async fn scan_events(
+        &self,
+        segment: i32,
+        since: i64,
+    ) -> Result<Vec<(i64, DomainEvent)>, StoreError> {
+        let mut out = Vec::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .client
+                .scan()
+                .table_name(&self.table)
+                .segment(segment)
+                .total_segments(REPLAY_SEGMENTS)
+                .filter_expression("begins_with(pk, :prefix) AND created_at >= :since")
+                .set_expression_attribute_values(
+                    super::codec::Values::new()
+                        .s(":prefix", super::schema::EVENT_PREFIX)
+                        .n(":since", since)
+                        .build(),
+                )
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(StoreError::from_sdk)?;
+            for item in page.items() {
+                match (event_created_at(item), event_from_item(item)) {
+                    (Some(at), Some(event)) => out.push((at, event)),
+                    _ => tracing::error!("event item that does not decode: not replayed"),
+                }
+            }
+            match page.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => return Ok(out),
+            }
+        }
+    }
+}
