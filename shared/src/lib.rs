@@ -18,6 +18,7 @@ pub mod domain;
 pub mod events;
 pub mod jobs;
 pub mod lambda;
+pub mod metrics;
 pub mod store;
 pub mod stripe;
 pub mod telemetry;
