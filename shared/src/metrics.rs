@@ -264,7 +264,10 @@ pub fn enabled() -> bool {
 
 /// `METRICS` (on/off, 1/0, true/false) if it says something, else on exactly inside Lambda.
 fn decide(metrics_env: Option<&str>, in_lambda: bool) -> bool {
-    match metrics_env.map(|v| v.trim().to_ascii_lowercase()).as_deref() {
+    match metrics_env
+        .map(|v| v.trim().to_ascii_lowercase())
+        .as_deref()
+    {
         Some("on" | "1" | "true") => true,
         Some("off" | "0" | "false") => false,
         _ => in_lambda,
@@ -414,7 +417,11 @@ mod tests {
         .unwrap();
         assert_valid_emf(&doc);
         assert_eq!(directive(&doc)["Dimensions"], json!([[]]));
-        assert_eq!(doc.as_object().unwrap().len(), 2, "only _aws and the metric");
+        assert_eq!(
+            doc.as_object().unwrap().len(),
+            2,
+            "only _aws and the metric"
+        );
     }
 
     #[test]
@@ -495,7 +502,10 @@ mod tests {
         )
         .unwrap();
         assert_valid_emf(&doc);
-        assert_eq!(directive(&doc)["Metrics"], json!([{"Name": "Good", "Unit": "Count"}]));
+        assert_eq!(
+            directive(&doc)["Metrics"],
+            json!([{"Name": "Good", "Unit": "Count"}])
+        );
         assert!(doc.get("Bad").is_none() && doc.get("Worse").is_none());
         assert!(document(T, &[Metric::count("Bad", f64::NAN)], &[], Rollup::Exact).is_none());
     }
@@ -520,7 +530,10 @@ mod tests {
         assert!(!decide(Some("0"), true));
         assert!(decide(Some("on"), false));
         assert!(decide(Some(" TRUE "), false));
-        assert!(decide(Some("maybe"), true), "an unknown value keeps the default");
+        assert!(
+            decide(Some("maybe"), true),
+            "an unknown value keeps the default"
+        );
         assert!(!decide(Some(""), false));
     }
 
