@@ -18,6 +18,7 @@ pub mod domain;
 pub mod headers;
 pub mod jobs;
 pub mod lambda;
+pub mod metrics;
 pub mod publish;
 pub mod store;
 pub mod stripe;

@@ -75,7 +75,10 @@ pub async fn handle(
         .commit()
         .await?;
     let rejection = match outcome {
-        Outcome::Committed => return Ok(reply),
+        Outcome::Committed => {
+            crate::metrics::trial_canceled(trial.plan);
+            return Ok(reply);
+        }
         Outcome::Rejected(rejection) => rejection,
     };
     if rejection.failed(Slot::Idempotency) {

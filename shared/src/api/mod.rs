@@ -97,6 +97,8 @@ pub async fn handle(app: &App, route: Route, req: Request) -> Response<Body> {
         Ok(reply) => reply,
         Err(err) => Reply::error(&err),
     };
+    let ms = started.elapsed().as_secs_f64() * 1000.0;
+    crate::metrics::request(route.name(), reply.status, ms);
     tracing::info!(
         route = route.name(),
         org_id = log.org_id.as_deref().unwrap_or("-"),
@@ -108,7 +110,7 @@ pub async fn handle(app: &App, route: Route, req: Request) -> Response<Body> {
         } else {
             "ok"
         }),
-        ms = started.elapsed().as_secs_f64() * 1000.0,
+        ms,
         "request"
     );
     reply.into_response()

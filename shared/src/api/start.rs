@@ -69,7 +69,10 @@ pub async fn handle(
         .commit()
         .await?;
     let rejection = match outcome {
-        Outcome::Committed => return Ok(reply),
+        Outcome::Committed => {
+            crate::metrics::trial_started(plan);
+            return Ok(reply);
+        }
         Outcome::Rejected(rejection) => rejection,
     };
     log.trial_id = None;

@@ -106,6 +106,7 @@ pub async fn handle(app: &App, req: &Request, log: &mut LogFields) -> Result<Rep
         outcome = outcome.as_str(),
         "Stripe event"
     );
+    crate::metrics::webhook_outcome(outcome.as_str());
     Ok(Reply::json(
         200,
         &json!({ "received": true, "event_id": event.id, "outcome": outcome.as_str() }),
@@ -170,9 +171,13 @@ async fn paid(
                 checkout_session_id = %session.id,
                 "payment for a canceled trial: converted and flagged for review"
             );
+            crate::metrics::trial_converted(binding.plan);
             return Ok(Outcome::ConvertedAfterCancel);
         }
-        Written::Committed => return Ok(Outcome::Converted),
+        Written::Committed => {
+            crate::metrics::trial_converted(binding.plan);
+            return Ok(Outcome::Converted);
+        }
         Written::Rejected(rejection) => rejection,
     };
     if rejection.failed(Slot::StripeEvent) {
@@ -357,6 +362,7 @@ async fn unmatched(
         currency = session.currency.as_deref().unwrap_or("-"),
         "payment received for no trial: review it (refund, or attach it by hand)"
     );
+    crate::metrics::payment_unmatched();
     Ok(Outcome::Unmatched)
 }
 

@@ -47,7 +47,10 @@ async fn expire_one(store: Store, trial: Trial, now: i64, policy: TrialPolicy) -
             .await
     };
     match written.await {
-        Ok(Written::Committed) => Outcome::Expired,
+        Ok(Written::Committed) => {
+            crate::metrics::trial_expired(trial.plan);
+            Outcome::Expired
+        }
         Ok(Written::Rejected(_)) => Outcome::Skipped,
         Err(e) => Outcome::Failed(e),
     }
@@ -68,7 +71,10 @@ pub(super) async fn page(run: &mut Run<'_>, items: Vec<Item>) {
                 Ok(trial) if trial.lifecycle(policy).is_expiry_due(now) => {
                     work.push(expire_one(run.app.store.clone(), trial, now, policy));
                 }
-                Ok(_) => run.report.skipped += 1,
+                Ok(_) => {
+                    run.report.skipped += 1;
+                    run.left_due(item);
+                }
                 Err(e) => {
                     tracing::error!(error = %e, "undecodable trial in the expire queue");
                     run.report.failed += 1;

@@ -78,7 +78,16 @@ pub async fn run(app: &App, job: Job, deadline_ms: Option<i64>) -> RunReport {
         Job::Expire => run.sweep(DueQueue::Expire).await,
         Job::Purge => run.sweep(DueQueue::Purge).await,
     }
+    let lag = run.oldest_left.map(|at| (run.now - at).max(0) as u64);
     let r = run.report;
+    crate::metrics::job_run(
+        job.name(),
+        r.processed,
+        r.skipped,
+        r.failed,
+        r.complete,
+        lag,
+    );
     // A run that found nothing to do is logged at DEBUG: the local run has one every 10 s.
     macro_rules! log_run {
         ($level:expr) => {
@@ -112,6 +121,9 @@ pub(crate) struct Run<'a> {
     deadline_ms: Option<i64>,
     stopped: bool,
     pub report: RunReport,
+    /// The earliest `due_at` of the items this run read and left due (failed, or held back):
+    /// the job's lag, as a metric.
+    oldest_left: Option<i64>,
 }
 
 impl<'a> Run<'a> {
@@ -121,10 +133,18 @@ impl<'a> Run<'a> {
             now: app.now(),
             deadline_ms,
             stopped: false,
+            oldest_left: None,
             report: RunReport {
                 complete: true,
                 ..RunReport::default()
             },
+        }
+    }
+
+    /// Notes that an item due at `item`'s `due_at` stays due after this run.
+    pub fn left_due(&mut self, item: &Item) {
+        if let Some(at) = crate::store::codec::get_n(item, crate::store::schema::DUE_AT) {
+            self.oldest_left = Some(self.oldest_left.map_or(at, |o| o.min(at)));
         }
     }
 

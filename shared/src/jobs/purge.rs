@@ -63,7 +63,10 @@ async fn purge_one(store: Store, trial: Trial, now: i64, policy: TrialPolicy) ->
             .await
     };
     match written.await {
-        Ok(Written::Committed) => Outcome::Purged,
+        Ok(Written::Committed) => {
+            crate::metrics::trial_purged(trial.plan);
+            Outcome::Purged
+        }
         // The trial is gone (another run) or no longer due (converted by a late payment, a
         // session opened or a payment on its way since the index was read).
         Ok(Written::Rejected(_)) => Outcome::Skipped,
@@ -84,7 +87,10 @@ pub(super) async fn page(run: &mut Run<'_>, items: Vec<Item>) {
                 Ok(trial) if may_purge(&trial, now, policy) => {
                     work.push(purge_one(run.app.store.clone(), trial, now, policy));
                 }
-                Ok(_) => run.report.skipped += 1,
+                Ok(_) => {
+                    run.report.skipped += 1;
+                    run.left_due(item);
+                }
                 Err(e) => {
                     tracing::error!(error = %e, "undecodable trial in the purge queue");
                     run.report.failed += 1;
