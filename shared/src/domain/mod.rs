@@ -1,7 +1,12 @@
-//! The domain: plans, ids, the trial and its state machine. Pure: no I/O, no clock reads.
+//! The domain: plans, ids, the trial and its state machine, the applicant, its abuse signals and
+//! the post-start redirect. Pure: no I/O, no clock reads.
+pub mod applicant;
+pub mod applicant_config;
 pub mod events;
 pub mod ids;
 pub mod plan;
+pub mod redirect;
+pub mod signals;
 pub mod state_machine;
 pub mod time;
 pub mod trial;
