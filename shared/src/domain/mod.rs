@@ -1,9 +1,14 @@
-//! The domain: plans, ids, the trial and its state machine. Pure: no I/O, no clock reads.
+//! The domain: plans, ids, the trial and its state machine, API keys, the error catalogue, the
+//! applicant, its abuse signals and the post-start redirect. Pure: no I/O, no clock reads.
 pub mod api_key;
+pub mod applicant;
+pub mod applicant_config;
 pub mod codes;
 pub mod events;
 pub mod ids;
 pub mod plan;
+pub mod redirect;
+pub mod signals;
 pub mod state_machine;
 pub mod time;
 pub mod trial;
