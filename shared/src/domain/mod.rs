@@ -1,4 +1,6 @@
-//! The domain: plans, ids, the trial and its state machine. Pure: no I/O, no clock reads.
+//! The domain: plans and their catalog, ids, the trial and its state machine. Pure: no I/O, no
+//! clock reads (one exception: `catalog::Catalog::load` reads `PLANS_FILE`, once, at init).
+pub mod catalog;
 pub mod events;
 pub mod ids;
 pub mod plan;
