@@ -804,13 +804,14 @@ fn validate(source: &str, file: CatalogFile) -> Result<Catalog, CatalogError> {
             source,
             plan: PlanRef::Id(id.as_str().to_owned()),
         };
-        if let Some(other) = plans.iter().find(|p| p.id == id) {
-            return Err(c.err(
+        if let Some(first) = plans.iter().position(|p| p.id == id) {
+            return Err(PlanCheck {
+                source,
+                plan: PlanRef::Index(index),
+            }
+            .err(
                 "id",
-                format!(
-                    "duplicate: {} has it too",
-                    PlanRef::Id(other.id.to_string())
-                ),
+                format!("{:?} is already the id of plans[{first}]", id.as_str()),
             ));
         }
         if let Some(other) = plans.iter().find(|p| p.id.price_var() == id.price_var()) {
@@ -1249,9 +1250,9 @@ mod tests {
             ),
             (
                 |v| v["plans"][1]["id"] = json!("starter"),
-                PlanRef::Id("starter".into()),
+                PlanRef::Index(1),
                 "id",
-                "duplicate",
+                "\"starter\" is already the id of plans[0]",
             ),
             (
                 |v| {
