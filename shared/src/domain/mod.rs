@@ -1,8 +1,10 @@
-//! The domain: plans, ids, the trial and its state machine, API keys, the error catalogue, the
-//! applicant, its abuse signals and the post-start redirect. Pure: no I/O, no clock reads.
+//! The domain: plans and their catalog, ids, the trial and its state machine, API keys, the
+//! error catalogue, the applicant, its abuse signals and the post-start redirect. Pure: no I/O,
+//! no clock reads (one exception: `catalog::Catalog::load` reads `PLANS_FILE`, once, at init).
 pub mod api_key;
 pub mod applicant;
 pub mod applicant_config;
+pub mod catalog;
 pub mod codes;
 pub mod events;
 pub mod ids;
