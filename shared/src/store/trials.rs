@@ -11,7 +11,7 @@ use super::codec::{get_bool, get_n, get_s, key, n, s, Item, Values};
 use super::keys::{org_pk, trial_pk, DueQueue, DUE_AT, DUE_PK, GUARD_SK, TRIAL_SK};
 use super::{Store, StoreError};
 use crate::domain::trial::{Checkout, Payment};
-use crate::domain::{OrgId, Plan, Trial, TrialId, TrialPolicy, TrialStatus};
+use crate::domain::{ActiveRange, OrgId, Plan, Trial, TrialId, TrialPolicy, TrialStatus};
 
 /// Why one item of a cancelled transaction failed: DynamoDB's code and, for condition
 /// failures, the item as it was.
@@ -513,16 +513,20 @@ pub fn trial_from_item(item: &Item) -> Result<Trial, StoreError> {
         customer_id: get_s(item, "stripe_customer_id").map(str::to_owned),
         subscription_id: get_s(item, "stripe_subscription_id").map(str::to_owned),
     });
+    let (started_at, expires_at) = (number("started_at")?, number("expires_at")?);
     Ok(Trial {
         id: TrialId::parse(text("trial_id")?).ok_or_else(|| StoreError::corrupt("trial id"))?,
         org_id: OrgId::parse(text("org_id")?).ok_or_else(|| StoreError::corrupt("org id"))?,
         plan: Plan::parse(text("plan")?).ok_or_else(|| StoreError::corrupt("plan"))?,
         status: TrialStatus::parse(text("status")?).ok_or_else(|| StoreError::corrupt("status"))?,
-        started_at: number("started_at")?,
-        expires_at: number("expires_at")?,
+        started_at,
+        expires_at,
         canceled_at: get_n(item, "canceled_at"),
         converted_at: get_n(item, "converted_at"),
         checkout,
         payment,
+        // Not stored yet: no route pauses or extends, so every trial so far ran in one range.
+        paused_at: None,
+        active_ranges: vec![ActiveRange::new(started_at, expires_at)],
     })
 }
