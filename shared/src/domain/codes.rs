@@ -49,11 +49,17 @@ catalogue! {
     TrialAlreadyConverted = ("trial_already_converted", 409),
     TrialCanceled = ("trial_canceled", 409),
     TrialAlreadyExpired = ("trial_already_expired", 409),
+    /// Pause or extend of a trial that is not ACTIVE (e.g. PAUSED).
+    TrialNotActive = ("trial_not_active", 409),
+    /// Resume of a trial that is not PAUSED.
+    TrialNotPaused = ("trial_not_paused", 409),
     /// Retryable: another request with the key is in flight.
     IdempotencyKeyInUse = ("idempotency_key_in_use", 409),
     TrialExpired = ("trial_expired", 410),
     PayloadTooLarge = ("payload_too_large", 413),
     IdempotencyKeyReused = ("idempotency_key_reused", 422),
+    /// Extend: the new end is not later than the current one, or beyond the plan's maximum.
+    InvalidExtension = ("invalid_extension", 422),
     /// Retryable: Stripe failed or timed out.
     PaymentProviderError = ("payment_provider_error", 502),
     /// Retryable: the store failed; nothing was stored under the idempotency key.

@@ -3,6 +3,7 @@
 //! consumers can deduplicate the repeats that at-least-once delivery brings.
 use serde_json::{json, Value};
 
+use super::reminders::ScheduledReminder;
 use super::time::rfc3339;
 use super::trial::SessionBinding;
 use super::{OrgId, Plan, Trial, TrialId};
@@ -19,9 +20,29 @@ pub enum EventKind {
     Converted,
     Purged,
     UnmatchedPayment,
+    Paused,
+    Resumed,
+    Extended,
+    EndingSoon,
+    GraceEnding,
 }
 
 impl EventKind {
+    pub const ALL: [EventKind; 12] = [
+        EventKind::Started,
+        EventKind::Expired,
+        EventKind::Canceled,
+        EventKind::CheckoutCreated,
+        EventKind::Converted,
+        EventKind::Purged,
+        EventKind::UnmatchedPayment,
+        EventKind::Paused,
+        EventKind::Resumed,
+        EventKind::Extended,
+        EventKind::EndingSoon,
+        EventKind::GraceEnding,
+    ];
+
     /// The EventBridge `DetailType`.
     pub fn detail_type(self) -> &'static str {
         match self {
@@ -32,6 +53,11 @@ impl EventKind {
             EventKind::Converted => "trial.converted",
             EventKind::Purged => "trial.purged",
             EventKind::UnmatchedPayment => "trial.payment_unmatched",
+            EventKind::Paused => "trial.paused",
+            EventKind::Resumed => "trial.resumed",
+            EventKind::Extended => "trial.extended",
+            EventKind::EndingSoon => "trial.ending_soon",
+            EventKind::GraceEnding => "trial.grace_ending",
         }
     }
 
@@ -138,23 +164,199 @@ impl DomainEvent {
     }
 
     pub fn from_parts(id: String, detail_type: &str, detail: String) -> Option<DomainEvent> {
-        let kind = [
-            EventKind::Started,
-            EventKind::Expired,
-            EventKind::Canceled,
-            EventKind::CheckoutCreated,
-            EventKind::Converted,
-            EventKind::Purged,
-            EventKind::UnmatchedPayment,
-        ]
-        .into_iter()
-        .find(|k| k.detail_type() == detail_type)?;
+        let kind = EventKind::ALL
+            .into_iter()
+            .find(|k| k.detail_type() == detail_type)?;
         Some(DomainEvent { id, kind, detail })
+    }
+
+    /// `trial.paused`, from the paused trial. The id counts the trial's ranges (the n-th pause
+    /// closes the n-th range), so two pauses within one second still get two ids.
+    pub fn paused(paused: &Trial, extra: Value) -> DomainEvent {
+        let at = paused.paused_at.unwrap_or(paused.expires_at);
+        let mut fields = json!({
+            "paused_at": rfc3339(at),
+            "expires_at": rfc3339(paused.expires_at),
+            "remaining_duration": paused.remaining_duration(at),
+        });
+        merge(&mut fields, extra);
+        let n = paused.ranges().len().to_string();
+        DomainEvent::for_trial(EventKind::Paused, paused, at, Some(&n), fields)
+    }
+
+    /// `trial.resumed`, from the resumed trial: the n-th resume opens range n + 1. `automatic`
+    /// says whether the pause maximum resumed it.
+    pub fn resumed(before: &Trial, resumed: &Trial, automatic: bool, extra: Value) -> DomainEvent {
+        let ranges = resumed.ranges();
+        let at = ranges.last().map_or(resumed.started_at, |r| r.start);
+        let mut fields = json!({
+            "resumed_at": rfc3339(at),
+            "previous_expires_at": rfc3339(before.expires_at),
+            "expires_at": rfc3339(resumed.expires_at),
+            "automatic": automatic,
+        });
+        merge(&mut fields, extra);
+        let n = ranges.len().to_string();
+        DomainEvent::for_trial(EventKind::Resumed, resumed, at, Some(&n), fields)
+    }
+
+    /// `trial.extended`: old and new `expires_at`, the reason and who asked (a key id, never
+    /// the key). Ends only move later, so the new end names the extension.
+    pub fn extended(
+        before: &Trial,
+        extended: &Trial,
+        now: i64,
+        reason: Option<&str>,
+        requested_by: &str,
+        extra: Value,
+    ) -> DomainEvent {
+        let mut fields = json!({
+            "previous_expires_at": rfc3339(before.expires_at),
+            "expires_at": rfc3339(extended.expires_at),
+            "reason": reason,
+            "requested_by": requested_by,
+        });
+        merge(&mut fields, extra);
+        let end = extended.expires_at.to_string();
+        DomainEvent::for_trial(EventKind::Extended, extended, now, Some(&end), fields)
+    }
+
+    /// `trial.ending_soon` or `trial.grace_ending`, with the reminder's deterministic id.
+    pub fn reminder(trial: &Trial, reminder: &ScheduledReminder, occurred_at: i64) -> DomainEvent {
+        let (kind, fields) = match *reminder {
+            ScheduledReminder::EndingSoon {
+                offset_secs,
+                expires_at,
+                ..
+            } => (
+                EventKind::EndingSoon,
+                json!({
+                    // Rounded up: a 90 s reminder (short local trials) says 1, not 0.
+                    "hours_remaining": (offset_secs + 3_599) / 3_600,
+                    "offset_secs": offset_secs,
+                    "expires_at": rfc3339(expires_at),
+                }),
+            ),
+            ScheduledReminder::GraceEnding { purge_at, .. } => (
+                EventKind::GraceEnding,
+                json!({
+                    "expires_at": rfc3339(trial.expires_at),
+                    "grace_period_ends_at": rfc3339(purge_at),
+                }),
+            ),
+        };
+        DomainEvent::for_trial(
+            kind,
+            trial,
+            occurred_at,
+            Some(&reminder.discriminator()),
+            fields,
+        )
     }
 }
 
 fn merge(into: &mut Value, extra: Value) {
     if let (Value::Object(into), Value::Object(extra)) = (into, extra) {
         into.extend(extra);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::lifecycle::LifecycleTerms;
+    use crate::domain::trial::TrialPolicy;
+    use crate::domain::{Extension, OrgId, Plan, TrialId};
+
+    const DAY: i64 = 86_400;
+
+    fn trial() -> Trial {
+        Trial::start(
+            TrialId::parse("trial_0123456789abcdef01234567").unwrap(),
+            OrgId::parse("org_a").unwrap(),
+            Plan::Pro,
+            0,
+            TrialPolicy::default(),
+        )
+    }
+
+    fn detail(e: &DomainEvent) -> Value {
+        serde_json::from_str(&e.detail).unwrap()
+    }
+
+    #[test]
+    fn every_kind_round_trips_through_its_detail_type() {
+        for kind in EventKind::ALL {
+            let back = DomainEvent::from_parts("x".into(), kind.detail_type(), "{}".into());
+            assert_eq!(back.map(|e| e.kind), Some(kind));
+        }
+    }
+
+    #[test]
+    fn lifecycle_events_have_deterministic_distinct_ids() {
+        let (policy, terms) = (TrialPolicy::default(), LifecycleTerms::default());
+        let t = trial();
+        let p1 = t.pause(DAY, policy).unwrap();
+        let r1 = p1.resume(DAY, policy, &terms).unwrap();
+        let p2 = r1.pause(DAY, policy).unwrap();
+        let r2 = p2.resume(2 * DAY, policy, &terms).unwrap();
+        let ids = [
+            DomainEvent::paused(&p1, json!({})).id,
+            DomainEvent::resumed(&p1, &r1, false, json!({})).id,
+            DomainEvent::paused(&p2, json!({})).id,
+            DomainEvent::resumed(&p2, &r2, false, json!({})).id,
+        ];
+        let id = t.id.as_str();
+        assert_eq!(
+            ids,
+            [
+                format!("{id}.paused.1"),
+                format!("{id}.resumed.2"),
+                format!("{id}.paused.2"),
+                format!("{id}.resumed.3"),
+            ]
+        );
+        assert_eq!(DomainEvent::paused(&p2, json!({})).id, ids[2]);
+        let resumed = detail(&DomainEvent::resumed(&p2, &r2, true, json!({})));
+        assert_eq!(resumed["previous_expires_at"], rfc3339(7 * DAY));
+        assert_eq!(resumed["expires_at"], rfc3339(8 * DAY));
+        assert_eq!(resumed["automatic"], true);
+        let paused = detail(&DomainEvent::paused(&p2, json!({})));
+        assert_eq!(paused["remaining_duration"], 6 * DAY);
+    }
+
+    #[test]
+    fn extended_names_old_and_new_end_reason_and_key_id() {
+        let (policy, terms) = (TrialPolicy::default(), LifecycleTerms::default());
+        let t = trial();
+        let ext = t.extend(Extension::Days(3), DAY, policy, &terms).unwrap();
+        let e = DomainEvent::extended(&t, &ext, DAY, Some("sales"), "key_1", json!({}));
+        assert_eq!(e.id, format!("{}.extended.{}", t.id, 10 * DAY));
+        let d = detail(&e);
+        assert_eq!(d["type"], "trial.extended");
+        assert_eq!(d["previous_expires_at"], rfc3339(7 * DAY));
+        assert_eq!(d["expires_at"], rfc3339(10 * DAY));
+        assert_eq!(d["reason"], "sales");
+        assert_eq!(d["requested_by"], "key_1");
+    }
+
+    #[test]
+    fn reminder_events_carry_the_reminder_id_and_hours() {
+        let (policy, terms) = (TrialPolicy::default(), LifecycleTerms::default());
+        let t = trial();
+        let r = t.next_reminder(0, &terms, policy).unwrap();
+        let e = DomainEvent::reminder(&t, &r, r.at());
+        assert_eq!(e.id, r.event_id(&t.id));
+        assert_eq!(e.kind, EventKind::EndingSoon);
+        let d = detail(&e);
+        assert_eq!(d["hours_remaining"], 72);
+        assert_eq!(d["expires_at"], rfc3339(7 * DAY));
+        let grace = ScheduledReminder::GraceEnding {
+            at: 9 * DAY,
+            purge_at: 10 * DAY,
+        };
+        let e = DomainEvent::reminder(&t, &grace, 9 * DAY);
+        assert_eq!(e.id, grace.event_id(&t.id));
+        assert_eq!(detail(&e)["grace_period_ends_at"], rfc3339(10 * DAY));
     }
 }

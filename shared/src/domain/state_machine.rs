@@ -5,9 +5,20 @@
 //! ACTIVE ──► EXPIRED    at expires_at (reported at once, written by the expire job)
 //! ACTIVE ──► CONVERTED  Stripe checkout completed
 //! ACTIVE ──► CANCELED   the customer cancels
+//! ACTIVE ──► ACTIVE     extend: expires_at moves later (the current active range grows)
+//! ACTIVE ──► PAUSED     pause: the remaining time freezes, the current active range closes
+//! PAUSED ──► ACTIVE     resume (asked, or by itself once the plan's pause maximum has passed):
+//!                       expires_at moves by the time spent paused, a new active range opens
+//! PAUSED ──► CONVERTED  Stripe checkout completed
+//! PAUSED ──► CANCELED   the customer cancels
 //! EXPIRED ─► CONVERTED  while now < expires_at + grace
+//! EXPIRED ─► ACTIVE     extend while now < expires_at + grace (a new active range opens)
 //! EXPIRED, CANCELED ──► purged  once their grace has passed
 //! ```
+//! A PAUSED trial never expires and is never purged: its clock is stopped. Its automatic resume
+//! is not visible here ([`Lifecycle`] does not know the pause maximum): settle the trial first
+//! (`Trial::settled_at`), then ask the machine.
+//!
 //! Money is never refused: a completed payment converts any trial that is not yet CONVERTED.
 
 use super::ErrorCode;
@@ -16,6 +27,7 @@ use super::ErrorCode;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum TrialStatus {
     Active,
+    Paused,
     Expired,
     Converted,
     Canceled,
@@ -25,6 +37,7 @@ impl TrialStatus {
     pub fn as_str(self) -> &'static str {
         match self {
             TrialStatus::Active => "ACTIVE",
+            TrialStatus::Paused => "PAUSED",
             TrialStatus::Expired => "EXPIRED",
             TrialStatus::Converted => "CONVERTED",
             TrialStatus::Canceled => "CANCELED",
@@ -34,6 +47,7 @@ impl TrialStatus {
     pub fn parse(s: &str) -> Option<TrialStatus> {
         [
             TrialStatus::Active,
+            TrialStatus::Paused,
             TrialStatus::Expired,
             TrialStatus::Converted,
             TrialStatus::Canceled,
@@ -52,8 +66,24 @@ pub enum TransitionError {
     Canceled,
     /// 410 `trial_expired`: past the grace period (or purged).
     Expired,
-    /// 409 `trial_already_expired`: cancel of a trial that has already run out.
+    /// 409 `trial_already_expired`: cancel, pause or resume of a trial that has already run out.
     AlreadyExpired,
+    /// 409 `trial_not_active`: pause or extend of a PAUSED trial (the terminal states answer with
+    /// their own codes above, so a client learns what happened to the trial).
+    NotActive,
+    /// 409 `trial_not_paused`: resume of an ACTIVE trial.
+    NotPaused,
+    /// 422 `invalid_extension`: the requested end is not acceptable for this trial.
+    InvalidExtension(ExtensionRefusal),
+}
+
+/// Why an extension's new end is refused (all answer 422 `invalid_extension`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExtensionRefusal {
+    /// The new end is not later than the current end (or, for an expired trial, than now).
+    NotLater,
+    /// The trial's active time would exceed the plan's maximum total trial length.
+    BeyondMaximum,
 }
 
 impl TransitionError {
@@ -63,6 +93,9 @@ impl TransitionError {
             TransitionError::Canceled => ErrorCode::TrialCanceled,
             TransitionError::Expired => ErrorCode::TrialExpired,
             TransitionError::AlreadyExpired => ErrorCode::TrialAlreadyExpired,
+            TransitionError::NotActive => ErrorCode::TrialNotActive,
+            TransitionError::NotPaused => ErrorCode::TrialNotPaused,
+            TransitionError::InvalidExtension(_) => ErrorCode::InvalidExtension,
         }
     }
 
@@ -74,8 +107,27 @@ impl TransitionError {
             TransitionError::AlreadyExpired => {
                 "Trial has already expired; it can still be converted during the grace period"
             }
+            TransitionError::NotActive => {
+                "Trial is paused; only an active trial can be paused or extended"
+            }
+            TransitionError::NotPaused => "Trial is not paused",
+            TransitionError::InvalidExtension(ExtensionRefusal::NotLater) => {
+                "The new end must be later than the trial's current end and than now"
+            }
+            TransitionError::InvalidExtension(ExtensionRefusal::BeyondMaximum) => {
+                "The extension would exceed the plan's maximum total trial length"
+            }
         }
     }
+}
+
+/// Where an extension starts from, which decides how the active ranges change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExtendFrom {
+    /// ACTIVE: the current range continues to the new end.
+    Continuing,
+    /// EXPIRED within grace: the trial becomes ACTIVE again in a new range from now.
+    Revived,
 }
 
 /// The timestamps the machine needs, in epoch seconds.
@@ -89,7 +141,8 @@ pub struct Lifecycle {
 
 impl Lifecycle {
     /// What the trial is at `now`: an ACTIVE trial past `expires_at` is EXPIRED even before the
-    /// expire job has written it.
+    /// expire job has written it. A PAUSED trial stays PAUSED past `expires_at`: its clock is
+    /// stopped.
     pub fn status_at(&self, now: i64) -> TrialStatus {
         match self.status {
             TrialStatus::Active if now >= self.expires_at => TrialStatus::Expired,
@@ -101,10 +154,11 @@ impl Lifecycle {
         self.expires_at + self.grace_secs
     }
 
-    /// Convert (create a checkout): from ACTIVE, or from EXPIRED within the grace period.
+    /// Convert (create a checkout): from ACTIVE or PAUSED, or from EXPIRED within the grace
+    /// period.
     pub fn check_convert(&self, now: i64) -> Result<(), TransitionError> {
         match self.status_at(now) {
-            TrialStatus::Active => Ok(()),
+            TrialStatus::Active | TrialStatus::Paused => Ok(()),
             TrialStatus::Expired if now < self.grace_ends_at() => Ok(()),
             TrialStatus::Expired => Err(TransitionError::Expired),
             TrialStatus::Converted => Err(TransitionError::AlreadyConverted),
@@ -112,11 +166,46 @@ impl Lifecycle {
         }
     }
 
-    /// Cancel: only from ACTIVE.
+    /// Cancel: from ACTIVE or PAUSED.
     pub fn check_cancel(&self, now: i64) -> Result<(), TransitionError> {
         match self.status_at(now) {
-            TrialStatus::Active => Ok(()),
+            TrialStatus::Active | TrialStatus::Paused => Ok(()),
             TrialStatus::Expired => Err(TransitionError::AlreadyExpired),
+            TrialStatus::Converted => Err(TransitionError::AlreadyConverted),
+            TrialStatus::Canceled => Err(TransitionError::Canceled),
+        }
+    }
+
+    /// Pause: only from ACTIVE (an ACTIVE trial whose end has come is EXPIRED).
+    pub fn check_pause(&self, now: i64) -> Result<(), TransitionError> {
+        match self.status_at(now) {
+            TrialStatus::Active => Ok(()),
+            TrialStatus::Paused => Err(TransitionError::NotActive),
+            TrialStatus::Expired => Err(TransitionError::AlreadyExpired),
+            TrialStatus::Converted => Err(TransitionError::AlreadyConverted),
+            TrialStatus::Canceled => Err(TransitionError::Canceled),
+        }
+    }
+
+    /// Resume: only from PAUSED.
+    pub fn check_resume(&self, now: i64) -> Result<(), TransitionError> {
+        match self.status_at(now) {
+            TrialStatus::Paused => Ok(()),
+            TrialStatus::Active => Err(TransitionError::NotPaused),
+            TrialStatus::Expired => Err(TransitionError::AlreadyExpired),
+            TrialStatus::Converted => Err(TransitionError::AlreadyConverted),
+            TrialStatus::Canceled => Err(TransitionError::Canceled),
+        }
+    }
+
+    /// Extend: from ACTIVE, or from EXPIRED within the grace period. Whether the new end itself
+    /// is acceptable is the trial's question (`Trial::extend`): it needs the active ranges.
+    pub fn check_extend(&self, now: i64) -> Result<ExtendFrom, TransitionError> {
+        match self.status_at(now) {
+            TrialStatus::Active => Ok(ExtendFrom::Continuing),
+            TrialStatus::Expired if now < self.grace_ends_at() => Ok(ExtendFrom::Revived),
+            TrialStatus::Expired => Err(TransitionError::Expired),
+            TrialStatus::Paused => Err(TransitionError::NotActive),
             TrialStatus::Converted => Err(TransitionError::AlreadyConverted),
             TrialStatus::Canceled => Err(TransitionError::Canceled),
         }
@@ -135,12 +224,13 @@ impl Lifecycle {
         self.status == TrialStatus::Active && now >= self.expires_at
     }
 
-    /// When the purge job may delete the trial, if ever.
+    /// When the purge job may delete the trial, if ever. Never while PAUSED: the time a paused
+    /// trial will end is not known until it resumes.
     pub fn purge_due_at(&self) -> Option<i64> {
         match self.status {
             TrialStatus::Active | TrialStatus::Expired => Some(self.grace_ends_at()),
             TrialStatus::Canceled => self.canceled_at.map(|at| at + self.grace_secs),
-            TrialStatus::Converted => None,
+            TrialStatus::Converted | TrialStatus::Paused => None,
         }
     }
 
@@ -232,6 +322,142 @@ mod tests {
         assert!(!trial(Canceled).is_purge_due(EXPIRES + 2 * DAY - 1));
         assert!(trial(Canceled).is_purge_due(EXPIRES + 2 * DAY));
         assert!(!trial(Converted).is_purge_due(i64::MAX / 2));
+    }
+
+    #[test]
+    fn a_paused_trial_never_expires_nor_is_purged() {
+        let paused = trial(Paused);
+        assert_eq!(paused.status_at(EXPIRES - 1), Paused);
+        assert_eq!(paused.status_at(EXPIRES + 100 * DAY), Paused);
+        assert!(!paused.is_expiry_due(EXPIRES + 100 * DAY));
+        assert_eq!(paused.purge_due_at(), None);
+        assert!(!paused.is_purge_due(EXPIRES + 100 * DAY));
+    }
+
+    #[test]
+    fn a_paused_trial_can_be_canceled_converted_and_paid_for() {
+        let late = EXPIRES + 100 * DAY;
+        assert_eq!(trial(Paused).check_cancel(late), Ok(()));
+        assert_eq!(trial(Paused).check_convert(late), Ok(()));
+        assert_eq!(trial(Paused).check_payment(), Ok(()));
+    }
+
+    #[test]
+    fn pause_only_from_active() {
+        assert_eq!(trial(Active).check_pause(EXPIRES - 1), Ok(()));
+        assert_eq!(
+            trial(Active).check_pause(EXPIRES),
+            Err(TransitionError::AlreadyExpired)
+        );
+        assert_eq!(
+            trial(Paused).check_pause(0),
+            Err(TransitionError::NotActive)
+        );
+        assert_eq!(
+            trial(Expired).check_pause(EXPIRES),
+            Err(TransitionError::AlreadyExpired)
+        );
+        assert_eq!(
+            trial(Converted).check_pause(0),
+            Err(TransitionError::AlreadyConverted)
+        );
+        assert_eq!(
+            trial(Canceled).check_pause(0),
+            Err(TransitionError::Canceled)
+        );
+    }
+
+    #[test]
+    fn resume_only_from_paused() {
+        assert_eq!(trial(Paused).check_resume(EXPIRES + 100 * DAY), Ok(()));
+        assert_eq!(
+            trial(Active).check_resume(0),
+            Err(TransitionError::NotPaused)
+        );
+        assert_eq!(
+            trial(Active).check_resume(EXPIRES),
+            Err(TransitionError::AlreadyExpired)
+        );
+        assert_eq!(
+            trial(Expired).check_resume(EXPIRES),
+            Err(TransitionError::AlreadyExpired)
+        );
+        assert_eq!(
+            trial(Converted).check_resume(0),
+            Err(TransitionError::AlreadyConverted)
+        );
+        assert_eq!(
+            trial(Canceled).check_resume(0),
+            Err(TransitionError::Canceled)
+        );
+    }
+
+    #[test]
+    fn extend_from_active_or_from_expired_within_grace() {
+        assert_eq!(
+            trial(Active).check_extend(EXPIRES - 1),
+            Ok(ExtendFrom::Continuing)
+        );
+        // Expired by the clock only, or written by the expire job: the same answer.
+        assert_eq!(trial(Active).check_extend(EXPIRES), Ok(ExtendFrom::Revived));
+        assert_eq!(
+            trial(Expired).check_extend(EXPIRES + 3 * DAY - 1),
+            Ok(ExtendFrom::Revived)
+        );
+        assert_eq!(
+            trial(Expired).check_extend(EXPIRES + 3 * DAY),
+            Err(TransitionError::Expired)
+        );
+        assert_eq!(
+            trial(Paused).check_extend(0),
+            Err(TransitionError::NotActive)
+        );
+        assert_eq!(
+            trial(Converted).check_extend(0),
+            Err(TransitionError::AlreadyConverted)
+        );
+        assert_eq!(
+            trial(Canceled).check_extend(0),
+            Err(TransitionError::Canceled)
+        );
+    }
+
+    #[test]
+    fn lifecycle_error_codes_and_statuses_are_stable() {
+        let cases = [
+            (TransitionError::NotActive, "trial_not_active", 409),
+            (TransitionError::NotPaused, "trial_not_paused", 409),
+            (
+                TransitionError::InvalidExtension(ExtensionRefusal::NotLater),
+                "invalid_extension",
+                422,
+            ),
+            (
+                TransitionError::InvalidExtension(ExtensionRefusal::BeyondMaximum),
+                "invalid_extension",
+                422,
+            ),
+            (
+                TransitionError::AlreadyConverted,
+                "trial_already_converted",
+                409,
+            ),
+            (TransitionError::Canceled, "trial_canceled", 409),
+            (TransitionError::Expired, "trial_expired", 410),
+        ];
+        for (err, code, status) in cases {
+            assert_eq!(
+                (err.code().as_str(), err.code().status()),
+                (code, status),
+                "{err:?}"
+            );
+        }
+        assert_ne!(
+            TransitionError::InvalidExtension(ExtensionRefusal::NotLater).message(),
+            TransitionError::InvalidExtension(ExtensionRefusal::BeyondMaximum).message()
+        );
+        assert_eq!(TrialStatus::parse("PAUSED"), Some(Paused));
+        assert_eq!(Paused.as_str(), "PAUSED");
     }
 
     #[test]

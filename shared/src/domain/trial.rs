@@ -1,6 +1,13 @@
+//! The trial: what is stored about it, the views the API shows, and its pure lifecycle moves
+//! (pause, resume, extend) that return the trial as it is after the move. Each move checks the
+//! state machine first and keeps the active-range invariants of [`super::lifecycle`]; none
+//! reads a clock or writes anything: the caller supplies `now` and stores the result with a
+//! condition on what it read.
 use serde_json::{json, Map, Value};
 
-use super::state_machine::{Lifecycle, TrialStatus};
+use super::extension::Extension;
+use super::lifecycle::{total_active_secs, ActiveRange, LifecycleTerms};
+use super::state_machine::{ExtendFrom, ExtensionRefusal, Lifecycle, TransitionError, TrialStatus};
 use super::time::rfc3339;
 use super::{OrgId, Plan, TrialId};
 
@@ -70,22 +77,31 @@ pub struct Trial {
     pub checkout: Option<Checkout>,
     pub pending: Option<PendingPayment>,
     pub payment: Option<Payment>,
+    /// When the current pause began: set while PAUSED. After a cancel or a conversion from
+    /// PAUSED it stays as the record of the last pause.
+    pub paused_at: Option<i64>,
+    /// When the trial was (or is planned to be) active; see [`super::lifecycle`]. Never empty
+    /// for a trial built by [`Trial::start`]; an empty list reads as `[started_at, expires_at]`.
+    pub active_ranges: Vec<ActiveRange>,
 }
 
 impl Trial {
     pub fn start(id: TrialId, org_id: OrgId, plan: Plan, now: i64, policy: TrialPolicy) -> Trial {
+        let expires_at = now + policy.length_secs;
         Trial {
             id,
             org_id,
             plan,
             status: TrialStatus::Active,
             started_at: now,
-            expires_at: now + policy.length_secs,
+            expires_at,
             canceled_at: None,
             converted_at: None,
             checkout: None,
             pending: None,
             payment: None,
+            paused_at: None,
+            active_ranges: vec![ActiveRange::new(now, expires_at)],
         }
     }
 
@@ -98,12 +114,155 @@ impl Trial {
         }
     }
 
-    /// Whole days left, rounded up; 0 unless the trial is ACTIVE at `now`.
+    /// Whole days left, rounded up, of [`Trial::remaining_duration`]; 0 when that is `None`.
+    /// Frozen while PAUSED.
     pub fn days_remaining(&self, now: i64) -> i64 {
-        if self.status != TrialStatus::Active || now >= self.expires_at {
-            return 0;
+        self.remaining_duration(now)
+            .map_or(0, |secs| (secs + DAY_SECS - 1) / DAY_SECS)
+    }
+
+    /// Whole seconds until the trial ends (Gcore's `remaining_duration`): `expires_at - now`
+    /// while ACTIVE at `now`; while PAUSED the time that was left when it paused,
+    /// `expires_at - paused_at`, which is what resuming gives back; `None` otherwise (expired,
+    /// converted, canceled). Ask a settled trial ([`Trial::settled_at`]).
+    pub fn remaining_duration(&self, now: i64) -> Option<i64> {
+        match self.status {
+            TrialStatus::Active if now < self.expires_at => Some(self.expires_at - now),
+            TrialStatus::Paused => Some((self.expires_at - self.paused_since()).max(0)),
+            _ => None,
         }
-        (self.expires_at - now + DAY_SECS - 1) / DAY_SECS
+    }
+
+    /// The ranges, with an empty list read as the single range a trial starts with.
+    pub fn ranges(&self) -> Vec<ActiveRange> {
+        if self.active_ranges.is_empty() {
+            vec![ActiveRange::new(self.started_at, self.expires_at)]
+        } else {
+            self.active_ranges.clone()
+        }
+    }
+
+    /// When the current pause began. A PAUSED trial without `paused_at` (not one this code
+    /// writes) counts from the end of its last range, which pausing set to the same instant.
+    fn paused_since(&self) -> i64 {
+        self.paused_at
+            .or_else(|| self.active_ranges.last().map(|r| r.end))
+            .unwrap_or(self.expires_at)
+    }
+
+    /// When a PAUSED trial resumes by itself: `pause_max_secs` after it paused.
+    pub fn auto_resume_at(&self, terms: &LifecycleTerms) -> Option<i64> {
+        (self.status == TrialStatus::Paused).then(|| self.paused_since() + terms.pause_max_secs)
+    }
+
+    /// Whether the resume job should resume this trial at `now`.
+    pub fn is_auto_resume_due(&self, now: i64, terms: &LifecycleTerms) -> bool {
+        self.auto_resume_at(terms).is_some_and(|at| now >= at)
+    }
+
+    /// The trial as it is at `now`: a pause past its maximum has resumed, as of the moment the
+    /// maximum was reached, even before the resume job has written it (as an ACTIVE trial past
+    /// its end is EXPIRED before the expire job runs). Reads and moves should start from here.
+    pub fn settled_at(self, now: i64, policy: TrialPolicy, terms: &LifecycleTerms) -> Trial {
+        if self.is_auto_resume_due(now, terms) {
+            if let Ok(resumed) = self.resume(now, policy, terms) {
+                return resumed;
+            }
+        }
+        self
+    }
+
+    /// Pause: ACTIVE only. The current range closes at `now` and the remaining time freezes
+    /// (`expires_at` stays the planned end; resuming moves it).
+    pub fn pause(&self, now: i64, policy: TrialPolicy) -> Result<Trial, TransitionError> {
+        self.lifecycle(policy).check_pause(now)?;
+        let mut paused = self.clone();
+        paused.active_ranges = self.ranges();
+        if let Some(current) = paused.active_ranges.last_mut() {
+            current.end = now.max(current.start);
+        }
+        paused.status = TrialStatus::Paused;
+        paused.paused_at = Some(now);
+        Ok(paused)
+    }
+
+    /// Resume: PAUSED only. The trial resumes at `now`, or at its automatic resume time if that
+    /// came first (a late job or a late request gives no more than the pause maximum):
+    /// `expires_at` moves by the time spent paused and a new range opens to it, as long as the
+    /// time that was left.
+    pub fn resume(
+        &self,
+        now: i64,
+        policy: TrialPolicy,
+        terms: &LifecycleTerms,
+    ) -> Result<Trial, TransitionError> {
+        self.lifecycle(policy).check_resume(now)?;
+        let paused_at = self.paused_since();
+        let at = now.min(paused_at + terms.pause_max_secs).max(paused_at);
+        let mut resumed = self.clone();
+        resumed.expires_at = self.expires_at + (at - paused_at);
+        resumed.active_ranges = self.ranges();
+        resumed
+            .active_ranges
+            .push(ActiveRange::new(at, resumed.expires_at));
+        resumed.status = TrialStatus::Active;
+        resumed.paused_at = None;
+        Ok(resumed)
+    }
+
+    /// Extend: from ACTIVE (the current range continues to the new end) or from EXPIRED within
+    /// grace (the trial is ACTIVE again, in a new range from `now`; its purge time moves with
+    /// `expires_at`). The new end must be later than the current end (and than `now`), and the
+    /// total active time after the change, [`total_active_secs`], at most the plan's
+    /// `max_total_secs`: else 422 `invalid_extension`.
+    pub fn extend(
+        &self,
+        extension: Extension,
+        now: i64,
+        policy: TrialPolicy,
+        terms: &LifecycleTerms,
+    ) -> Result<Trial, TransitionError> {
+        let from = self.lifecycle(policy).check_extend(now)?;
+        let new_end = extension.new_end(from, self.expires_at, now);
+        let floor = match from {
+            ExtendFrom::Continuing => self.expires_at,
+            ExtendFrom::Revived => self.expires_at.max(now),
+        };
+        if new_end <= floor {
+            return Err(TransitionError::InvalidExtension(
+                ExtensionRefusal::NotLater,
+            ));
+        }
+        let mut extended = self.clone();
+        extended.active_ranges = self.ranges();
+        match from {
+            ExtendFrom::Continuing => {
+                if let Some(current) = extended.active_ranges.last_mut() {
+                    current.end = new_end;
+                }
+            }
+            ExtendFrom::Revived => extended.active_ranges.push(ActiveRange::new(now, new_end)),
+        }
+        if total_active_secs(&extended.active_ranges) > terms.max_total_secs {
+            return Err(TransitionError::InvalidExtension(
+                ExtensionRefusal::BeyondMaximum,
+            ));
+        }
+        extended.status = TrialStatus::Active;
+        extended.expires_at = new_end;
+        Ok(extended)
+    }
+
+    /// The trial stops being active at `now` (canceled or converted): the current range ends at
+    /// `now` if it was planned to end later. A paused or expired trial's ranges are already
+    /// closed and stay as they are.
+    pub fn close_active_range(&mut self, now: i64) {
+        self.active_ranges = self.ranges();
+        if let Some(current) = self.active_ranges.last_mut() {
+            if current.end > now {
+                current.end = now.max(current.start);
+            }
+        }
     }
 
     /// The open checkout session, if Stripe still accepts it at `now`.
@@ -139,6 +298,11 @@ impl Trial {
         if let Some(at) = self.converted_at {
             view.insert("converted_at".into(), rfc3339(at).into());
         }
+        if status == TrialStatus::Paused {
+            if let Some(at) = self.paused_at {
+                view.insert("paused_at".into(), rfc3339(at).into());
+            }
+        }
         if status == TrialStatus::Expired {
             view.insert(
                 "grace_period_ends_at".into(),
@@ -146,6 +310,21 @@ impl Trial {
             );
         }
         Value::Object(view)
+    }
+
+    /// Gcore's history fields, for the status view once the API documents them:
+    /// `remaining_duration` (seconds, or null) and `active_ranges`.
+    pub fn lifecycle_fields(&self, now: i64) -> Map<String, Value> {
+        let mut fields = Map::new();
+        fields.insert(
+            "remaining_duration".into(),
+            self.remaining_duration(now).into(),
+        );
+        fields.insert(
+            "active_ranges".into(),
+            self.ranges().iter().map(ActiveRange::view).collect(),
+        );
+        fields
     }
 }
 
@@ -190,5 +369,331 @@ mod tests {
         assert_eq!(after["days_remaining"], 0);
         assert_eq!(after["expires_at"], "2026-04-13T10:00:00Z");
         assert_eq!(after["grace_period_ends_at"], "2026-04-16T10:00:00Z");
+    }
+
+    const DAY: i64 = DAY_SECS;
+
+    fn policy() -> TrialPolicy {
+        TrialPolicy {
+            length_secs: 7 * DAY,
+            grace_secs: 3 * DAY,
+        }
+    }
+
+    fn ranges(t: &Trial) -> Vec<(i64, i64)> {
+        t.active_ranges.iter().map(|r| (r.start, r.end)).collect()
+    }
+
+    fn refused(e: ExtensionRefusal) -> Result<Trial, TransitionError> {
+        Err(TransitionError::InvalidExtension(e))
+    }
+
+    #[test]
+    fn a_trial_starts_with_one_range_to_its_end() {
+        let t = trial(100);
+        assert_eq!(ranges(&t), vec![(100, 100 + 7 * DAY)]);
+        assert_eq!(t.paused_at, None);
+        assert_eq!(t.remaining_duration(100), Some(7 * DAY));
+        assert_eq!(t.remaining_duration(100 + 7 * DAY), None);
+    }
+
+    #[test]
+    fn pause_closes_the_range_and_freezes_the_remaining_time() {
+        let t = trial(0);
+        let paused = t.pause(2 * DAY + 5, policy()).unwrap();
+        assert_eq!(paused.status, TrialStatus::Paused);
+        assert_eq!(paused.paused_at, Some(2 * DAY + 5));
+        assert_eq!(paused.expires_at, t.expires_at);
+        assert_eq!(ranges(&paused), vec![(0, 2 * DAY + 5)]);
+        for now in [2 * DAY + 5, 6 * DAY, 40 * DAY] {
+            assert_eq!(paused.remaining_duration(now), Some(5 * DAY - 5));
+            assert_eq!(paused.days_remaining(now), 5);
+        }
+        let view = paused.view_at(40 * DAY, policy());
+        assert_eq!(view["status"], "PAUSED");
+        assert_eq!(view["days_remaining"], 5);
+        assert_eq!(view["paused_at"], rfc3339(2 * DAY + 5));
+        assert!(view.get("grace_period_ends_at").is_none());
+        assert_eq!(
+            paused.pause(3 * DAY, policy()),
+            Err(TransitionError::NotActive)
+        );
+        assert_eq!(
+            t.pause(7 * DAY, policy()),
+            Err(TransitionError::AlreadyExpired)
+        );
+    }
+
+    #[test]
+    fn pause_across_the_old_expiry_then_resume_moves_expires_at() {
+        let (policy, terms) = (policy(), LifecycleTerms::default());
+        let t = trial(0);
+        let paused = t.pause(5 * DAY, policy).unwrap();
+        // Well past the old end: still PAUSED, not due for expiry nor purge.
+        let late = 12 * DAY;
+        let lifecycle = paused.lifecycle(policy);
+        assert_eq!(lifecycle.status_at(late), TrialStatus::Paused);
+        assert!(!lifecycle.is_expiry_due(late));
+        assert!(!lifecycle.is_purge_due(late));
+        let resumed = paused.resume(late, policy, &terms).unwrap();
+        assert_eq!(resumed.status, TrialStatus::Active);
+        assert_eq!(resumed.paused_at, None);
+        assert_eq!(resumed.expires_at, 7 * DAY + 7 * DAY);
+        assert_eq!(ranges(&resumed), vec![(0, 5 * DAY), (12 * DAY, 14 * DAY)]);
+        assert_eq!(resumed.remaining_duration(late), Some(2 * DAY));
+        // Pausing and resuming leaves the total active time unchanged.
+        assert_eq!(total_active_secs(&resumed.active_ranges), 7 * DAY);
+        assert_eq!(
+            resumed.resume(late, policy, &terms),
+            Err(TransitionError::NotPaused)
+        );
+    }
+
+    #[test]
+    fn a_pause_past_its_maximum_resumes_as_of_the_maximum() {
+        let (policy, terms) = (policy(), LifecycleTerms::default());
+        let paused = trial(0).pause(DAY, policy).unwrap();
+        let max_at = DAY + 30 * DAY;
+        assert_eq!(paused.auto_resume_at(&terms), Some(max_at));
+        assert!(!paused.is_auto_resume_due(max_at - 1, &terms));
+        assert!(paused.is_auto_resume_due(max_at, &terms));
+        assert_eq!(
+            paused.clone().settled_at(max_at - 1, policy, &terms),
+            paused
+        );
+        // The job runs two days late; a manual resume as late gets the same answer.
+        let settled = paused.clone().settled_at(max_at + 2 * DAY, policy, &terms);
+        assert_eq!(settled.status, TrialStatus::Active);
+        assert_eq!(settled.expires_at, 7 * DAY + 30 * DAY);
+        assert_eq!(ranges(&settled), vec![(0, DAY), (max_at, max_at + 6 * DAY)]);
+        assert_eq!(
+            paused.resume(max_at + 2 * DAY, policy, &terms),
+            Ok(settled.clone())
+        );
+        assert_eq!(settled.auto_resume_at(&terms), None);
+    }
+
+    #[test]
+    fn paused_trials_can_be_canceled_and_converted() {
+        let paused = trial(0).pause(DAY, policy()).unwrap();
+        let lifecycle = paused.lifecycle(policy());
+        assert_eq!(lifecycle.check_cancel(20 * DAY), Ok(()));
+        assert_eq!(lifecycle.check_convert(20 * DAY), Ok(()));
+        let mut canceled = Trial {
+            status: TrialStatus::Canceled,
+            canceled_at: Some(20 * DAY),
+            ..paused
+        };
+        canceled.close_active_range(20 * DAY);
+        assert_eq!(ranges(&canceled), vec![(0, DAY)]);
+        assert_eq!(canceled.remaining_duration(20 * DAY), None);
+        assert_eq!(canceled.days_remaining(20 * DAY), 0);
+    }
+
+    #[test]
+    fn cancel_of_an_active_trial_ends_its_range_then() {
+        let mut t = trial(0);
+        t.close_active_range(2 * DAY);
+        assert_eq!(ranges(&t), vec![(0, 2 * DAY)]);
+        t.close_active_range(3 * DAY);
+        assert_eq!(ranges(&t), vec![(0, 2 * DAY)]);
+    }
+
+    #[test]
+    fn extend_an_active_trial_continues_its_range() {
+        let (policy, terms) = (policy(), LifecycleTerms::default());
+        let t = trial(0);
+        let by_days = t.extend(Extension::Days(3), DAY, policy, &terms).unwrap();
+        assert_eq!(by_days.expires_at, 10 * DAY);
+        assert_eq!(ranges(&by_days), vec![(0, 10 * DAY)]);
+        let until = t
+            .extend(Extension::Until(8 * DAY), DAY, policy, &terms)
+            .unwrap();
+        assert_eq!(until.expires_at, 8 * DAY);
+        assert_eq!(
+            t.extend(Extension::Until(7 * DAY), DAY, policy, &terms),
+            refused(ExtensionRefusal::NotLater)
+        );
+        assert_eq!(
+            t.extend(Extension::Until(6 * DAY), DAY, policy, &terms),
+            refused(ExtensionRefusal::NotLater)
+        );
+        // After a pause and resume, the current (second) range is the one that grows.
+        let resumed = t
+            .pause(DAY, policy)
+            .unwrap()
+            .resume(3 * DAY, policy, &terms)
+            .unwrap();
+        let extended = resumed
+            .extend(Extension::Days(1), 4 * DAY, policy, &terms)
+            .unwrap();
+        assert_eq!(ranges(&extended), vec![(0, DAY), (3 * DAY, 10 * DAY)]);
+    }
+
+    #[test]
+    fn extend_during_grace_revives_the_trial_in_a_new_range() {
+        let (policy, terms) = (policy(), LifecycleTerms::default());
+        for status in [TrialStatus::Active, TrialStatus::Expired] {
+            // Stored ACTIVE past its end (expire job not yet run) or stored EXPIRED: the same.
+            let t = Trial { status, ..trial(0) };
+            let now = 8 * DAY;
+            let revived = t.extend(Extension::Days(2), now, policy, &terms).unwrap();
+            assert_eq!(revived.status, TrialStatus::Active);
+            assert_eq!(revived.expires_at, 10 * DAY);
+            assert_eq!(ranges(&revived), vec![(0, 7 * DAY), (8 * DAY, 10 * DAY)]);
+            let lifecycle = revived.lifecycle(policy);
+            assert_eq!(lifecycle.status_at(now), TrialStatus::Active);
+            // Purge moves with the new end.
+            assert_eq!(lifecycle.purge_due_at(), Some(13 * DAY));
+            // `until` must be later than now, not only than the old end.
+            assert_eq!(
+                t.extend(Extension::Until(7 * DAY + 1), now, policy, &terms),
+                refused(ExtensionRefusal::NotLater)
+            );
+            assert_eq!(
+                t.extend(Extension::Days(2), 10 * DAY, policy, &terms),
+                Err(TransitionError::Expired)
+            );
+        }
+    }
+
+    #[test]
+    fn extend_beyond_the_maximum_total_is_refused() {
+        let policy = policy();
+        let terms = LifecycleTerms {
+            max_total_secs: 10 * DAY,
+            ..LifecycleTerms::default()
+        };
+        let t = trial(0);
+        assert!(t.extend(Extension::Days(3), DAY, policy, &terms).is_ok());
+        assert_eq!(
+            t.extend(Extension::Days(4), DAY, policy, &terms),
+            refused(ExtensionRefusal::BeyondMaximum)
+        );
+        // Time spent expired or paused does not count: 7 d used, revived at 9 d for 3 d more.
+        let expired = Trial {
+            status: TrialStatus::Expired,
+            ..t.clone()
+        };
+        assert!(expired
+            .extend(Extension::Days(3), 9 * DAY, policy, &terms)
+            .is_ok());
+        assert_eq!(
+            expired.extend(Extension::Until(12 * DAY + 1), 9 * DAY, policy, &terms),
+            refused(ExtensionRefusal::BeyondMaximum)
+        );
+        let resumed = t
+            .pause(DAY, policy)
+            .unwrap()
+            .resume(20 * DAY, policy, &terms)
+            .unwrap();
+        assert!(resumed
+            .extend(Extension::Days(3), 21 * DAY, policy, &terms)
+            .is_ok());
+        assert_eq!(
+            resumed.extend(Extension::Days(4), 21 * DAY, policy, &terms),
+            refused(ExtensionRefusal::BeyondMaximum)
+        );
+    }
+
+    #[test]
+    fn extend_is_refused_when_paused_converted_or_canceled() {
+        let (policy, terms) = (policy(), LifecycleTerms::default());
+        let t = trial(0);
+        let cases = [
+            (t.pause(DAY, policy).unwrap(), TransitionError::NotActive),
+            (
+                Trial {
+                    status: TrialStatus::Converted,
+                    ..t.clone()
+                },
+                TransitionError::AlreadyConverted,
+            ),
+            (
+                Trial {
+                    status: TrialStatus::Canceled,
+                    canceled_at: Some(DAY),
+                    ..t.clone()
+                },
+                TransitionError::Canceled,
+            ),
+        ];
+        for (trial, err) in cases {
+            assert_eq!(
+                trial.extend(Extension::Days(1), 2 * DAY, policy, &terms),
+                Err(err)
+            );
+        }
+    }
+
+    #[test]
+    fn an_extension_or_a_resume_re_arms_the_reminders_under_new_ids() {
+        let (policy, terms) = (policy(), LifecycleTerms::default());
+        let t = trial(0);
+        let ids = |t: &Trial, from: i64| -> Vec<String> {
+            t.reminder_schedule(from, &terms, policy)
+                .iter()
+                .map(|r| r.event_id(&t.id))
+                .collect()
+        };
+        let before = ids(&t, 0);
+        assert_eq!(before, ids(&t, 0));
+        assert_eq!(before.len(), 3);
+        // At 5 d both ending-soon reminders (4 d, 6 d) were armed; extended to 10 d at 5 d:
+        // 72 h and 24 h before 10 d, both new.
+        let extended = t
+            .extend(Extension::Days(3), 5 * DAY, policy, &terms)
+            .unwrap();
+        let after = ids(&extended, 5 * DAY);
+        assert_eq!(after.len(), 3);
+        assert!(after.iter().all(|id| !before.contains(id)), "{after:?}");
+        assert_eq!(
+            extended
+                .next_reminder(5 * DAY, &terms, policy)
+                .map(|r| r.at()),
+            Some(7 * DAY)
+        );
+        // Paused at 6 d + 1 h (1 d - 1 h left), resumed at 9 d: the 24 h reminder is past at
+        // the resume, so only the grace warning is armed for the new end.
+        let resumed = t
+            .pause(6 * DAY + 3_600, policy)
+            .unwrap()
+            .resume(9 * DAY, policy, &terms)
+            .unwrap();
+        let armed = ids(&resumed, 9 * DAY);
+        assert_eq!(
+            armed,
+            vec![format!(
+                "{}.grace_ending.{}",
+                t.id,
+                resumed.expires_at + 3 * DAY
+            )]
+        );
+        assert_ne!(resumed.expires_at, t.expires_at);
+    }
+
+    #[test]
+    fn lifecycle_fields_show_gcore_ranges_and_remaining_duration() {
+        let t = trial(1_775_469_600);
+        let fields = t.lifecycle_fields(t.expires_at - 60);
+        assert_eq!(fields["remaining_duration"], 60);
+        assert_eq!(
+            fields["active_ranges"],
+            json!([{ "start": "2026-04-06T10:00:00Z", "end": "2026-04-13T10:00:00Z" }])
+        );
+        assert_eq!(
+            t.lifecycle_fields(t.expires_at)["remaining_duration"],
+            Value::Null
+        );
+        // A trial stored before ranges existed reads as its one range.
+        let legacy = Trial {
+            active_ranges: Vec::new(),
+            ..t.clone()
+        };
+        assert_eq!(legacy.lifecycle_fields(0), t.lifecycle_fields(0));
+        let paused = legacy
+            .pause(t.started_at + 10, TrialPolicy::default())
+            .unwrap();
+        assert_eq!(ranges(&paused), vec![(t.started_at, t.started_at + 10)]);
     }
 }

@@ -9,7 +9,7 @@ use super::schema::{org_pk, trial_pk, DueQueue, DUE_AT, DUE_PK, GUARD_SK, TRIAL_
 use super::tx::{Rejection, Slot};
 use super::{Store, StoreError};
 use crate::domain::trial::{Checkout, Payment, PendingPayment, SessionBinding};
-use crate::domain::{OrgId, Plan, Trial, TrialId, TrialPolicy, TrialStatus};
+use crate::domain::{ActiveRange, OrgId, Plan, Trial, TrialId, TrialPolicy, TrialStatus};
 
 /// The org guard: the org's one trial, for ever (it survives purge).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -400,17 +400,21 @@ pub fn trial_from_item(item: &Item) -> Result<Trial, StoreError> {
         customer_id: get_s(item, "stripe_customer_id").map(str::to_owned),
         subscription_id: get_s(item, "stripe_subscription_id").map(str::to_owned),
     });
+    let (started_at, expires_at) = (number("started_at")?, number("expires_at")?);
     Ok(Trial {
         id: TrialId::parse(text("trial_id")?).ok_or_else(|| StoreError::corrupt("trial id"))?,
         org_id: OrgId::parse(text("org_id")?).ok_or_else(|| StoreError::corrupt("org id"))?,
         plan: Plan::parse(text("plan")?).ok_or_else(|| StoreError::corrupt("plan"))?,
         status: TrialStatus::parse(text("status")?).ok_or_else(|| StoreError::corrupt("status"))?,
-        started_at: number("started_at")?,
-        expires_at: number("expires_at")?,
+        started_at,
+        expires_at,
         canceled_at: get_n(item, "canceled_at"),
         converted_at: get_n(item, "converted_at"),
         checkout,
         pending,
         payment,
+        // Not stored yet: no route pauses or extends, so every trial so far ran in one range.
+        paused_at: None,
+        active_ranges: vec![ActiveRange::new(started_at, expires_at)],
     })
 }
