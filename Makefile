@@ -15,12 +15,8 @@ run:
 ## the cargo-lambda smoke test, the contract fuzzing and the checkout page in a browser.
 test: tools fmt-check clippy cargo-test template-lint openapi-lint smoke contract browser
 
-<<<<<<< HEAD
-## Python tools (cargo-lambda, cfn-lint, openapi-spec-validator, schemathesis, selenium) into .venv.
-=======
 ## Python tools (cargo-lambda, SAM CLI and translator, cfn-lint and its serverless rules,
-## openapi-spec-validator, schemathesis) into .venv.
->>>>>>> ops
+## openapi-spec-validator, schemathesis, selenium) into .venv.
 tools: $(VENV)/.installed
 
 $(VENV)/.installed: requirements-dev.txt

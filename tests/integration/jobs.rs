@@ -244,118 +244,110 @@ async fn a_converted_trial_is_neither_expired_nor_purged() {
     );
 }
 
-/// Runs the expire job and `racer` released at the same instant, on different threads; the
-/// racer starts `head_start_us` later (the job reads the index before it writes: without a
-/// handicap the racer nearly always wins).
-async fn race<F, Fut>(t: &TestApp, head_start_us: u64, racer: F) -> (RunReport, bool)
+/// Runs the expire job with its trial write held at the store boundary: the job has read the
+/// due trial and decided; `between` runs before its write reaches DynamoDB.
+async fn expire_with_write_held<F, Fut>(t: &TestApp, between: F) -> RunReport
 where
     F: FnOnce(TestApp) -> Fut,
-    Fut: Future<Output = bool> + Send + 'static,
+    Fut: Future<Output = ()>,
 {
-    let barrier = Arc::new(tokio::sync::Barrier::new(2));
+    let held = t.dynamo.hold_next("TransactWriteItems");
     let job = {
-        let (t, barrier) = (t.clone(), barrier.clone());
-        tokio::spawn(async move {
-            barrier.wait().await;
-            expire(&t).await
-        })
+        let t = t.clone();
+        tokio::spawn(async move { expire(&t).await })
     };
-    let racer = racer(t.clone());
-    let other = tokio::spawn(async move {
-        barrier.wait().await;
-        tokio::time::sleep(std::time::Duration::from_micros(head_start_us)).await;
-        racer.await
-    });
-    (job.await.unwrap(), other.await.unwrap())
+    held.reached().await;
+    between(t.clone()).await;
+    held.release();
+    job.await.unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn expire_racing_cancel_exactly_one_wins() {
+async fn expire_racing_cancel_exactly_one_wins_in_either_order() {
     let rec = EventBridgeRecorder::start().await;
     let t = TestApp::with(|_| {}, |_| rec.publisher("trials-test")).await;
-    let (mut expired_wins, mut cancel_wins) = (0, 0);
-    for round in 0..24 {
-        let start = T0 + round * 8 * DAY;
-        let trial = seed_trial(&t, &format!("org_race_{round}"), start).await;
-        let id = trial.id.to_string();
-        // The job's clock is at the end; the canceller's a second earlier (another host):
-        // each write's condition holds on its own, only one can commit.
-        t.clock.set(trial.expires_at);
-        let racer = trial.clone();
-        let (report, canceled) = race(&t, round as u64 % 6 * 400, move |t| async move {
-            cancel(&t, &racer, racer.expires_at - 1).await
-        })
-        .await;
-        assert_eq!(report.failed, 0);
-        assert_eq!(
-            report.processed + u64::from(canceled),
-            1,
-            "round {round}: exactly one wins"
+    let grace = t.app.config.policy.grace_secs;
+
+    // The job first: it expires the trial; the cancel that follows is refused.
+    let first = seed_trial(&t, "org_job_first", T0).await;
+    t.clock.set(first.expires_at);
+    let report = expire(&t).await;
+    assert_eq!((report.processed, report.skipped), (1, 0));
+    assert!(
+        !cancel(&t, &first, first.expires_at - 1).await,
+        "cancel loses"
+    );
+    let now = stored(&t, first.id.as_str()).await.unwrap();
+    assert_eq!((now.status, now.canceled_at), (TrialStatus::Expired, None));
+    assert_eq!(
+        due(&t, first.id.as_str()).await.unwrap().1,
+        first.expires_at + grace
+    );
+
+    // The cancel between the job's read and its write (another host's clock a second behind):
+    // the job's condition fails on the item, it counts the trial skipped.
+    let second = seed_trial(&t, "org_cancel_first", T0 + DAY).await;
+    t.clock.set(second.expires_at);
+    let racer = second.clone();
+    let report = expire_with_write_held(&t, move |t| async move {
+        assert!(
+            cancel(&t, &racer, racer.expires_at - 1).await,
+            "cancel wins"
         );
-        t.publish_events().await;
-        let now = stored(&t, &id).await.unwrap();
-        let grace = t.app.config.policy.grace_secs;
-        if canceled {
-            cancel_wins += 1;
-            assert_eq!(now.status, TrialStatus::Canceled);
-            assert_eq!(now.canceled_at, Some(trial.expires_at - 1));
-            assert_eq!(due(&t, &id).await.unwrap().1, trial.expires_at - 1 + grace);
-        } else {
-            expired_wins += 1;
-            assert_eq!(now.status, TrialStatus::Expired);
-            assert_eq!(now.canceled_at, None);
-            assert_eq!(due(&t, &id).await.unwrap().1, trial.expires_at + grace);
-        }
-        assert_eq!(rec.count(&format!("{id}.canceled")), usize::from(canceled));
-        assert_eq!(rec.count(&format!("{id}.expired")), usize::from(!canceled));
-    }
-    println!("expire won {expired_wins}, cancel won {cancel_wins}");
+    })
+    .await;
+    assert_eq!((report.processed, report.skipped, report.failed), (0, 1, 0));
+    let now = stored(&t, second.id.as_str()).await.unwrap();
+    assert_eq!(now.status, TrialStatus::Canceled);
+    assert_eq!(now.canceled_at, Some(second.expires_at - 1));
+    assert_eq!(
+        due(&t, second.id.as_str()).await.unwrap().1,
+        second.expires_at - 1 + grace
+    );
+
+    // Each trial's one transition, and its event alone, reach the bus.
+    t.publish_events().await;
+    assert_eq!(rec.count(&format!("{}.expired", first.id)), 1);
+    assert_eq!(rec.count(&format!("{}.canceled", first.id)), 0);
+    assert_eq!(rec.count(&format!("{}.canceled", second.id)), 1);
+    assert_eq!(rec.count(&format!("{}.expired", second.id)), 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn expire_racing_convert_never_loses_the_payment() {
+async fn expire_racing_convert_never_loses_the_payment_in_either_order() {
     let rec = EventBridgeRecorder::start().await;
     let t = TestApp::with(|_| {}, |_| rec.publisher("trials-test")).await;
-    let (mut expired_first, mut converted_first) = (0, 0);
-    for round in 0..24 {
-        let start = T0 + round * 8 * DAY;
-        let trial = seed_trial(&t, &format!("org_race_{round}"), start).await;
-        let id = trial.id.to_string();
-        t.clock.set(trial.expires_at);
-        let racer = trial.clone();
-        let (report, converted) = race(&t, round as u64 % 6 * 400, move |t| async move {
-            convert(&t, &racer, racer.expires_at).await
-        })
-        .await;
-        // Money is never refused: the payment converts the trial whether or not the expiry
-        // got there first; the expiry never overwrites a conversion.
-        assert!(converted, "round {round}");
-        assert_eq!(report.failed, 0);
-        assert!(report.processed <= 1);
-        t.publish_events().await;
-        let now = stored(&t, &id).await.unwrap();
-        assert_eq!(now.status, TrialStatus::Converted, "round {round}");
-        assert_eq!(
-            due(&t, &id).await,
-            None,
-            "round {round}: out of the due index"
-        );
+
+    // The job first: EXPIRED, then the payment still converts it (within grace).
+    let first = seed_trial(&t, "org_job_first", T0).await;
+    t.clock.set(first.expires_at);
+    assert_eq!(expire(&t).await.processed, 1);
+    assert!(
+        convert(&t, &first, first.expires_at).await,
+        "money is never refused"
+    );
+
+    // The payment between the job's read and its write: the expiry never overwrites it.
+    let second = seed_trial(&t, "org_paid_first", T0 + DAY).await;
+    t.clock.set(second.expires_at);
+    let racer = second.clone();
+    let report = expire_with_write_held(&t, move |t| async move {
+        assert!(convert(&t, &racer, racer.expires_at).await);
+    })
+    .await;
+    assert_eq!((report.processed, report.skipped, report.failed), (0, 1, 0));
+
+    t.publish_events().await;
+    for (trial, expired) in [(&first, 1), (&second, 0)] {
+        let id = trial.id.as_str();
+        assert_eq!(stored(&t, id).await.unwrap().status, TrialStatus::Converted);
+        assert_eq!(due(&t, id).await, None, "out of the due index");
         assert_eq!(rec.count(&format!("{id}.converted")), 1);
-        assert_eq!(
-            rec.count(&format!("{id}.expired")),
-            report.processed as usize,
-            "round {round}: expired published iff the expiry committed"
-        );
-        if report.processed == 1 {
-            expired_first += 1;
-        } else {
-            converted_first += 1;
-        }
+        assert_eq!(rec.count(&format!("{id}.expired")), expired);
     }
-    println!("expired first {expired_first}, converted first {converted_first}");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn overlapping_runs_expire_each_trial_once() {
     let rec = EventBridgeRecorder::start().await;
     let t = TestApp::with(|_| {}, |_| rec.publisher("trials-test")).await;
@@ -364,9 +356,30 @@ async fn overlapping_runs_expire_each_trial_once() {
         ids.push(seed_trial(&t, &format!("org_{i}"), T0).await.id.to_string());
     }
     t.clock.set(T0 + 7 * DAY);
-    let (a, b, c) = tokio::join!(expire(&t), expire(&t), expire(&t));
+    // The second run reads the index before the first writes: every trial it then finds moved
+    // on is skipped, never expired twice.
+    let held = t.dynamo.hold_next("TransactWriteItems");
+    let first = {
+        let t = t.clone();
+        tokio::spawn(async move { expire(&t).await })
+    };
+    held.reached().await;
+    let second = {
+        let t = t.clone();
+        tokio::spawn(async move { expire(&t).await })
+    };
+    // Let the second run read and write everything it can, then the first one goes on.
+    let b = second.await.unwrap();
+    held.release();
+    let a = first.await.unwrap();
+    let c = expire(&t).await;
     assert_eq!(a.processed + b.processed + c.processed, 40);
     assert_eq!(a.failed + b.failed + c.failed, 0);
+    assert!(
+        a.skipped >= 1,
+        "the held run found its trial expired by the other: {a:?}"
+    );
+    assert_eq!(c.items_read, 0, "nothing left due");
     t.publish_events().await;
     for id in &ids {
         assert_eq!(rec.count(&format!("{id}.expired")), 1);
@@ -480,4 +493,122 @@ async fn a_run_stops_before_its_deadline_and_the_next_one_resumes() {
     let second = purge(&t).await;
     assert!(second.complete);
     assert_eq!(first.processed + second.processed, 250);
+}
+
+/// Runs the purge job with its trial write held at the store boundary (see
+/// `expire_with_write_held`).
+async fn purge_with_write_held<F, Fut>(t: &TestApp, between: F) -> RunReport
+where
+    F: FnOnce(TestApp) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let held = t.dynamo.hold_next("TransactWriteItems");
+    let job = {
+        let t = t.clone();
+        tokio::spawn(async move { purge(&t).await })
+    };
+    held.reached().await;
+    between(t.clone()).await;
+    held.release();
+    job.await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_payment_between_the_purges_read_and_its_delete_keeps_the_trial() {
+    let rec = EventBridgeRecorder::start().await;
+    let t = TestApp::with(|_| {}, |_| rec.publisher("trials-test")).await;
+    let trial = seed_trial(&t, "org_late_payment", T0).await;
+    let grace = t.app.config.policy.grace_secs;
+    t.clock.set(trial.expires_at);
+    assert_eq!(expire(&t).await.processed, 1);
+    t.clock.set(trial.expires_at + grace);
+    let racer = trial.clone();
+    let report = purge_with_write_held(&t, move |t| async move {
+        assert!(convert(&t, &racer, t.now()).await, "the payment converts");
+    })
+    .await;
+    assert_eq!((report.processed, report.skipped, report.failed), (0, 1, 0));
+    let id = trial.id.as_str();
+    assert_eq!(stored(&t, id).await.unwrap().status, TrialStatus::Converted);
+    t.publish_events().await;
+    assert_eq!(rec.count(&format!("{id}.converted")), 1);
+    assert_eq!(
+        rec.count(&format!("{id}.purged")),
+        0,
+        "no purged event for a payer"
+    );
+    let guard = t.app.store.get_guard(&trial.org_id).await.unwrap().unwrap();
+    assert!(!guard.purged);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_session_recorded_between_the_purges_read_and_its_delete_keeps_the_trial() {
+    let t = TestApp::new().await;
+    let trial = seed_trial(&t, "org_late_convert", T0).await;
+    let grace = t.app.config.policy.grace_secs;
+    let grace_end = trial.expires_at + grace;
+    t.clock.set(trial.expires_at);
+    assert_eq!(expire(&t).await.processed, 1);
+    t.clock.set(grace_end);
+    // A convert that judged the trial a second before grace ended records its session while
+    // the purge is between its read of the index and its delete.
+    let racer = trial.clone();
+    let report = purge_with_write_held(&t, move |t| async move {
+        let store = &t.app.store;
+        let checkout = trials::domain::trial::Checkout {
+            session_id: "cs_late".into(),
+            url: "https://checkout.example/cs_late".into(),
+            expires_at: grace_end + DAY,
+        };
+        let written = store
+            .tx()
+            .update(
+                trials::store::Slot::Trial,
+                store
+                    .checkout_update(&racer, &checkout, grace_end - 1, t.app.config.policy)
+                    .unwrap(),
+            )
+            .commit()
+            .await
+            .unwrap();
+        assert!(written.committed(), "the late convert recorded its session");
+    })
+    .await;
+    assert_eq!((report.processed, report.skipped, report.failed), (0, 1, 0));
+    let kept = stored(&t, trial.id.as_str()).await.expect("not deleted");
+    assert_eq!(kept.checkout.unwrap().session_id, "cs_late");
+    // Once the session has ended, the next run purges.
+    t.clock.set(grace_end + DAY);
+    assert_eq!(purge(&t).await.processed, 1);
+    assert!(stored(&t, trial.id.as_str()).await.is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_extension_between_the_purges_read_and_its_delete_keeps_the_trial() {
+    let t = TestApp::new().await;
+    let trial = seed_trial(&t, "org_extended", T0).await;
+    let grace = t.app.config.policy.grace_secs;
+    t.clock.set(trial.expires_at);
+    assert_eq!(expire(&t).await.processed, 1);
+    t.clock.set(trial.expires_at + grace);
+    // Its end moves ten days later (an operator's extension) after the purge read the index:
+    // only the grace re-check in the delete's condition stands between the trial and deletion.
+    let id = trial.id.clone();
+    let report = purge_with_write_held(&t, move |t| async move {
+        t.app
+            .store
+            .client()
+            .update_item()
+            .table_name(t.app.store.table_name())
+            .key(PK, AttributeValue::S(trial_pk(&id)))
+            .key(SK, AttributeValue::S(TRIAL_SK.into()))
+            .update_expression("SET expires_at = expires_at + :ten_days")
+            .expression_attribute_values(":ten_days", AttributeValue::N((10 * DAY).to_string()))
+            .send()
+            .await
+            .unwrap();
+    })
+    .await;
+    assert_eq!((report.processed, report.skipped, report.failed), (0, 1, 0));
+    assert!(stored(&t, trial.id.as_str()).await.is_some(), "not deleted");
 }

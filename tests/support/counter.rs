@@ -15,6 +15,44 @@ use aws_smithy_types::config_bag::ConfigBag;
 pub struct DynamoCounter {
     counts: Arc<Mutex<BTreeMap<String, usize>>>,
     failing: Arc<AtomicBool>,
+    hold: Arc<Mutex<Option<HoldSpec>>>,
+}
+
+/// A request to stop, once, just before it is sent: an explicit interleaving at the store
+/// boundary (the caller has read and decided; its write has not reached DynamoDB yet).
+#[derive(Debug)]
+struct HoldSpec {
+    operation: String,
+    reached: std::sync::mpsc::Sender<()>,
+    go: std::sync::mpsc::Receiver<()>,
+}
+
+/// The far end of [`DynamoCounter::hold_next`].
+pub struct Held {
+    reached: Arc<Mutex<std::sync::mpsc::Receiver<()>>>,
+    go: std::sync::mpsc::Sender<()>,
+}
+
+impl Held {
+    /// Waits until the held request is about to be sent (the sender's thread is blocked).
+    /// A request that never comes fails the test (after a generous minute) instead of hanging.
+    pub async fn reached(&self) {
+        let reached = self.reached.clone();
+        tokio::task::spawn_blocking(move || {
+            reached
+                .lock()
+                .unwrap()
+                .recv_timeout(std::time::Duration::from_secs(60))
+        })
+        .await
+        .expect("wait task")
+        .expect("the held request was never sent");
+    }
+
+    /// Lets the held request go.
+    pub fn release(self) {
+        self.go.send(()).expect("held request gone");
+    }
 }
 
 impl DynamoCounter {
@@ -38,6 +76,22 @@ impl DynamoCounter {
 
     pub fn by_operation(&self) -> BTreeMap<String, usize> {
         self.counts.lock().unwrap().clone()
+    }
+
+    /// Holds the next request of `operation` just before it is sent, until released. The holder
+    /// blocks its thread: use a multi-threaded runtime, and run the held work in its own task.
+    pub fn hold_next(&self, operation: &str) -> Held {
+        let (reached_tx, reached_rx) = std::sync::mpsc::channel();
+        let (go_tx, go_rx) = std::sync::mpsc::channel();
+        *self.hold.lock().unwrap() = Some(HoldSpec {
+            operation: operation.to_owned(),
+            reached: reached_tx,
+            go: go_rx,
+        });
+        Held {
+            reached: Arc::new(Mutex::new(reached_rx)),
+            go: go_tx,
+        }
     }
 
     /// While set, every DynamoDB request fails before it is sent.
@@ -64,7 +118,23 @@ impl Intercept for DynamoCounter {
         if self.failing.load(Ordering::SeqCst) {
             return Err(format!("injected DynamoDB outage ({operation})").into());
         }
-        *self.counts.lock().unwrap().entry(operation).or_default() += 1;
+        *self
+            .counts
+            .lock()
+            .unwrap()
+            .entry(operation.clone())
+            .or_default() += 1;
+        let held = {
+            let mut hold = self.hold.lock().unwrap();
+            match hold.as_ref() {
+                Some(spec) if spec.operation == operation => hold.take(),
+                _ => None,
+            }
+        };
+        if let Some(spec) = held {
+            let _ = spec.reached.send(());
+            let _ = spec.go.recv();
+        }
         Ok(())
     }
 }
