@@ -477,3 +477,47 @@ async fn events_replay_lists_and_republishes_what_was_written_since() {
     );
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn stats_print_the_funnel_from_the_counters() {
+    let dir = data_dir("stats");
+    let app = app_on(&dir).await;
+    let data = dir.to_str().unwrap();
+    let created = trialctl(&["--data", data, "keys", "create", "--org", "org_s"]);
+    assert!(created.status.success(), "{}", text(&created.stderr));
+    let key = text(&created.stdout).trim().to_owned();
+    let (status, body) = send(
+        &app,
+        request("POST", "/v1/trials/start", &key, "org_s", "proj_1"),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+
+    let json = trialctl(&["--data", data, "stats", "--since", "7d", "--json"]);
+    assert!(json.status.success(), "{}", text(&json.stderr));
+    let out: serde_json::Value = serde_json::from_str(&text(&json.stdout)).unwrap();
+    assert_eq!(out["plans"]["growth"]["started"], 1);
+    assert_eq!(out["plans"]["pro"]["started"], 0);
+    assert_eq!(out["total"]["started"], 1);
+    assert_eq!(out["total"]["conversion_rate"], 0.0);
+    assert_eq!(out["active_now"], 1);
+
+    let table = trialctl(&["--data", data, "stats", "--plan", "growth"]);
+    assert!(table.status.success(), "{}", text(&table.stderr));
+    let shown = text(&table.stdout);
+    assert!(shown.contains("ACTIVE now: 1"), "{shown}");
+    let row = shown
+        .lines()
+        .find(|l| l.starts_with("growth"))
+        .expect("a growth row");
+    assert_eq!(row.split_whitespace().nth(1), Some("1"), "{row}");
+
+    let bad = trialctl(&["--data", data, "stats", "--since", "a month"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(
+        text(&bad.stderr).contains("--since"),
+        "{}",
+        text(&bad.stderr)
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -170,6 +170,28 @@ async fn every_transition_publishes_its_event_once_through_the_routes_and_jobs()
     let converted_event = by_id(format!("{converted}.converted"));
     assert_eq!(converted_event["checkout_session_id"], session_id.as_str());
     assert_eq!(converted_event["plan"], "pro");
+
+    // The funnel counters moved with each transition, in the same transactions.
+    let plans: Vec<String> = ["starter", "growth", "pro"].map(String::from).to_vec();
+    let stats = t.app.store.read_stats(&plans, 30, t.now()).await.unwrap();
+    let count = |plan: &str, stage| stats[plan].count(stage);
+    use trials::store::stats::Stage;
+    assert_eq!(
+        [Stage::Started, Stage::Canceled, Stage::Purged].map(|s| count("starter", s)),
+        [1, 1, 1]
+    );
+    assert_eq!(
+        [Stage::Started, Stage::Expired, Stage::Purged].map(|s| count("growth", s)),
+        [1, 1, 1]
+    );
+    assert_eq!(
+        [Stage::Started, Stage::Converted].map(|s| count("pro", s)),
+        [1, 1]
+    );
+    assert_eq!(
+        trials::store::stats::total(&stats).count(Stage::Converted),
+        1
+    );
 }
 
 #[tokio::test]

@@ -9,6 +9,7 @@
 pub mod completions;
 pub mod events;
 pub mod keys;
+pub mod stats;
 pub mod trials;
 
 use std::path::PathBuf;
@@ -77,6 +78,8 @@ pub enum Command {
     /// Domain events: republish from the table
     #[command(subcommand)]
     Events(events::EventsCommand),
+    /// The funnel: started, converted, expired, canceled, purged; conversion rate
+    Stats(stats::StatsArgs),
     /// Prints a shell completion script (e.g. `trialctl completions bash > /etc/bash_completion.d/trialctl`)
     Completions(completions::CompletionsArgs),
 }
@@ -165,6 +168,7 @@ pub async fn run(cli: Cli) -> Result<(), String> {
         Command::Keys(cmd) => keys::run(&ctx, cmd).await,
         Command::Trials(cmd) => self::trials::run(&ctx, cmd).await,
         Command::Events(cmd) => events::run(&ctx, cmd).await,
+        Command::Stats(args) => stats::run(&ctx, args).await,
         Command::Completions(args) => completions::run(args),
     }
 }

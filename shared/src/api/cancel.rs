@@ -17,6 +17,7 @@ use super::LogFields;
 use crate::auth::Tenant;
 use crate::domain::events::{DomainEvent, EventKind};
 use crate::domain::{Trial, TrialStatus};
+use crate::store::stats::Stage;
 use crate::store::trials::rejected_trial;
 use crate::store::{Outcome, Slot};
 use crate::App;
@@ -72,6 +73,16 @@ pub async fn handle(
             )?,
         )
         .event(&event, now)?
+        .update(
+            Slot::Stats,
+            store.stats_update(
+                Stage::Canceled,
+                trial.plan.as_str(),
+                trial.id.as_str(),
+                now,
+                None,
+            )?,
+        )
         .commit()
         .await?;
     let rejection = match outcome {

@@ -194,6 +194,7 @@ async fn create_checkout(
         ("trial_id".to_owned(), trial.id.to_string()),
         ("org_id".to_owned(), trial.org_id.to_string()),
         ("plan".to_owned(), trial.plan.as_str().to_owned()),
+        ("trial_started_at".to_owned(), trial.started_at.to_string()),
     ];
     let session = NewCheckoutSession {
         price: stripe.price(trial.plan).to_owned(),

@@ -15,6 +15,7 @@ use crate::auth::Tenant;
 use crate::domain::events::{DomainEvent, EventKind};
 use crate::domain::time::rfc3339;
 use crate::domain::{ErrorCode, Plan, Trial, TrialId};
+use crate::store::stats::Stage;
 use crate::store::trials::Guard;
 use crate::store::{Outcome, Slot, StoreError};
 use crate::App;
@@ -66,6 +67,10 @@ pub async fn handle(
             )?,
         )
         .event(&event, now)?
+        .update(
+            Slot::Stats,
+            store.stats_update(Stage::Started, plan.as_str(), trial.id.as_str(), now, None)?,
+        )
         .commit()
         .await?;
     let rejection = match outcome {

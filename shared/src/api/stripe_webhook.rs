@@ -24,6 +24,7 @@ use super::LogFields;
 use crate::domain::events::{DomainEvent, EventKind};
 use crate::domain::{ErrorCode, Trial, TrialId, TrialStatus};
 use crate::headers::header;
+use crate::store::stats::Stage;
 use crate::store::trials::rejected_trial;
 use crate::store::{Outcome as Written, Slot, StoreError};
 use crate::stripe::event::{Action, CheckoutSession, Event};
@@ -161,6 +162,16 @@ async fn paid(
             store.stripe_event_put(&event.id, &event.kind, now)?,
         )
         .event(&converted, now)?
+        .update(
+            Slot::Stats,
+            store.stats_update(
+                Stage::Converted,
+                binding.plan.as_str(),
+                binding.trial_id.as_str(),
+                now,
+                session.trial_started_at(),
+            )?,
+        )
         .commit()
         .await?;
     let rejection = match outcome {

@@ -11,6 +11,7 @@ use crate::domain::events::{DomainEvent, EventKind};
 use crate::domain::time::rfc3339;
 use crate::domain::{Trial, TrialPolicy};
 use crate::store::codec::Item;
+use crate::store::stats::Stage;
 use crate::store::trials::trial_from_item;
 use crate::store::{Outcome as Written, Slot, Store, StoreError};
 
@@ -43,6 +44,16 @@ async fn expire_one(store: Store, trial: Trial, now: i64, policy: TrialPolicy) -
             .tx()
             .update(Slot::Trial, store.expire_update(&trial, now, policy)?)
             .event(&event, now)?
+            .update(
+                Slot::Stats,
+                store.stats_update(
+                    Stage::Expired,
+                    trial.plan.as_str(),
+                    trial.id.as_str(),
+                    now,
+                    None,
+                )?,
+            )
             .commit()
             .await
     };

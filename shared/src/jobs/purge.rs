@@ -14,6 +14,7 @@ use crate::domain::events::{DomainEvent, EventKind};
 use crate::domain::time::rfc3339;
 use crate::domain::{Trial, TrialPolicy};
 use crate::store::codec::Item;
+use crate::store::stats::Stage;
 use crate::store::trials::trial_from_item;
 use crate::store::{Outcome as Written, Slot, Store, StoreError};
 
@@ -59,6 +60,16 @@ async fn purge_one(store: Store, trial: Trial, now: i64, policy: TrialPolicy) ->
                 store.guard_purged_update(&trial.org_id, now)?,
             )
             .event(&event, now)?
+            .update(
+                Slot::Stats,
+                store.stats_update(
+                    Stage::Purged,
+                    trial.plan.as_str(),
+                    trial.id.as_str(),
+                    now,
+                    None,
+                )?,
+            )
             .commit()
             .await
     };

@@ -12,6 +12,7 @@ pub mod error;
 pub mod events;
 pub mod idempotency;
 pub mod schema;
+pub mod stats;
 pub mod table;
 pub mod trials;
 pub mod tx;

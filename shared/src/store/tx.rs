@@ -42,6 +42,8 @@ pub enum Slot {
     ApiKey,
     /// An API key's listing entry under its org.
     ApiKeyListing,
+    /// A funnel counter (`store::stats`): unconditional, it never rejects.
+    Stats,
 }
 
 /// The conditions that failed, each with its item as it was (`None`: there was no item).

@@ -88,6 +88,17 @@ impl CheckoutSession {
         }
     }
 
+    /// When the trial started, as convert wrote it into the metadata (`trial_started_at`, epoch
+    /// seconds): for the funnel's time-to-convert, without reading the trial.
+    pub fn trial_started_at(&self) -> Option<i64> {
+        self.metadata
+            .as_ref()?
+            .get("trial_started_at")?
+            .as_str()?
+            .parse()
+            .ok()
+    }
+
     pub fn payment(&self) -> Payment {
         Payment {
             session_id: Some(self.id.clone()),
