@@ -249,7 +249,7 @@ impl PlanStats {
         if total == 0 {
             return None;
         }
-        let middle = (total + 1) / 2;
+        let middle = total.div_ceil(2);
         let mut seen = 0;
         self.hours_to_convert.iter().find_map(|(h, n)| {
             seen += n;
