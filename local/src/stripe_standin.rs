@@ -2,10 +2,11 @@
 //! Bearer authentication, required parameters, idempotency (same key and parameters: the same
 //! session, replayed; same key, other parameters: 400 `idempotency_error`) and Stripe's error
 //! bodies. `make run` uses it when no `STRIPE_SECRET_KEY` is configured, so the whole flow works
-//! offline; tests use it to see what we send and to make Stripe fail or stall.
+//! offline; tests use it to see what we send, to make Stripe fail, and to hold an answer back
+//! until the test lets it go ([`StripeStandIn::hold_next`]): a stall or an interleaving decided
+//! by the test, not by how fast the machine is.
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -13,6 +14,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
 use serde_json::{json, Map, Value};
+use tokio::sync::oneshot;
 
 /// The secret key the local run configures for the stand-in.
 pub const LOCAL_SECRET_KEY: &str = "sk_test_local_standin";
@@ -22,8 +24,40 @@ pub const LOCAL_SECRET_KEY: &str = "sk_test_local_standin";
 pub enum Fault {
     /// Answer 500 with Stripe's `api_error` body, creating nothing.
     ServerError,
-    /// Create the session, then answer only after this long (a client timeout).
-    Stall(Duration),
+}
+
+/// A request whose answer the stand-in holds back (see [`StripeStandIn::hold_next`]).
+///
+/// Dropping it lets the answer go, so a test that fails while holding one leaves nothing hung.
+pub struct Held {
+    handled: Option<oneshot::Receiver<()>>,
+    release: Option<oneshot::Sender<()>>,
+}
+
+impl Held {
+    /// Waits until the held request has been handled (its session created, or its error
+    /// decided) and its answer is waiting. Cancel-safe: may be raced in `select!` and awaited
+    /// again.
+    pub async fn handled(&mut self) {
+        if let Some(rx) = self.handled.as_mut() {
+            // An error means the stand-in is gone: nothing is held any more either.
+            let _ = rx.await;
+            self.handled = None;
+        }
+    }
+
+    /// Sends the answer.
+    pub fn release(mut self) {
+        if let Some(tx) = self.release.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// The stand-in's side of a [`Held`]: tell the test, then wait for it.
+struct Hold {
+    handled: oneshot::Sender<()>,
+    release: oneshot::Receiver<()>,
 }
 
 /// One request as received.
@@ -47,6 +81,7 @@ impl Recorded {
 struct Inner {
     requests: Vec<Recorded>,
     faults: VecDeque<Fault>,
+    holds: VecDeque<Hold>,
     /// Idempotency key → (the parameters it was first used with, the session returned).
     by_key: HashMap<String, (Vec<(String, String)>, Value)>,
     created: usize,
@@ -90,6 +125,24 @@ impl StripeStandIn {
         self.inner.lock().unwrap().faults.push_back(fault);
     }
 
+    /// Holds back the answer to the next request (whatever it is) until the returned [`Held`]
+    /// is released or dropped. The request is handled as usual first: a session it creates
+    /// exists while its answer waits (a Stripe that acted but has not answered yet).
+    pub fn hold_next(&self) -> Held {
+        let (handled_tx, handled_rx) = oneshot::channel();
+        let (release_tx, release_rx) = oneshot::channel();
+        self.inner.lock().unwrap().holds.push_back(Hold {
+            handled: handled_tx,
+            release: release_rx,
+        });
+        Held {
+            handled: Some(handled_rx),
+            release: Some(release_tx),
+        }
+    }
+
+    /// Every request received (replays and refusals included), in order: how many times we
+    /// called Stripe.
     pub fn requests(&self) -> Vec<Recorded> {
         self.inner.lock().unwrap().requests.clone()
     }
@@ -137,6 +190,17 @@ async fn create_session(
     headers: HeaderMap,
     body: String,
 ) -> Response {
+    let hold = inner.lock().unwrap().holds.pop_front();
+    let response = handle(&inner, &headers, &body);
+    if let Some(hold) = hold {
+        let _ = hold.handled.send(());
+        // Released or dropped, the answer goes.
+        let _ = hold.release.await;
+    }
+    response
+}
+
+fn handle(inner: &Mutex<Inner>, headers: &HeaderMap, body: &str) -> Response {
     let header = |name: &str| {
         headers
             .get(name)
@@ -238,9 +302,6 @@ async fn create_session(
             }
         }
     };
-    if let Some(Fault::Stall(delay)) = fault {
-        tokio::time::sleep(delay).await;
-    }
     let mut response = (
         StatusCode::OK,
         [("request-id", "req_standin")],
