@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 ADDR ?= 127.0.0.1:3000
 DATA ?= .trials
 
-.PHONY: run test tools fmt-check clippy cargo-test template-lint openapi-lint smoke contract browser bench clean
+.PHONY: run test tools fmt-check clippy cargo-test template-lint openapi-lint smoke contract browser bench mutants clean
 
 ## Serve the whole API on http://$(ADDR) on the embedded DynamoDB under $(DATA).
 run:
@@ -67,5 +67,18 @@ bench: tools
 	cargo run --profile harness -p trials-bench -- --bin-dir $(TARGET)/release \
 		--zip-dir $(TARGET)/lambda --zip-arch "$$(cat $(TARGET)/lambda/ARCH 2>/dev/null || echo n/a)" --out BENCHMARKS.md
 
+## Mutation testing with cargo-mutants (not part of `make test` nor CI: hours on 2 cores). The
+## scope and timeouts are in .cargo/mutants.toml; see MUTANTS.md. Installs cargo-mutants from
+## crates.io into .tools/ the first time. Narrow a run with MUTANTS_ARGS, e.g.
+##   make mutants MUTANTS_ARGS='--re ^shared/src/stripe/signature.rs'
+MUTANTS_VERSION := 27.1.0
+MUTANTS_ROOT := .tools/cargo-mutants-$(MUTANTS_VERSION)
+MUTANTS_ARGS ?=
+mutants: $(MUTANTS_ROOT)/bin/cargo-mutants
+	PATH="$(CURDIR)/$(MUTANTS_ROOT)/bin:$$PATH" cargo mutants $(MUTANTS_ARGS)
+
+$(MUTANTS_ROOT)/bin/cargo-mutants:
+	cargo install --locked --root $(MUTANTS_ROOT) --version $(MUTANTS_VERSION) cargo-mutants
+
 clean:
-	rm -rf $(VENV) $(DATA) target
+	rm -rf $(VENV) $(DATA) target .tools mutants.out mutants.out.old

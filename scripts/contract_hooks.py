@@ -12,11 +12,10 @@ keeps shrinking and replays stable):
   (1 case in 10 keeps a well-formed stranger's org: 403). Missing or malformed values are left
   as generated, so the 400 paths stay fuzzed.
 - `{id}`: a well-formed generated id is replaced, in 3 cases out of 4, by a trial the seed
-  created (ACTIVE, CANCELED, CONVERTED, and whatever the run and the clock make of them) or one
-  a fuzzed start created, with that trial's tenant; ill-formed ids are left alone (404). The
-  seed's first trial is neither canceled before it expires nor paid for until 10 s after, so
-  the run sees it expire, open a checkout within grace, refuse cancel (409
-  trial_already_expired), and then be converted from EXPIRED or purged (410).
+  created (ACTIVE, CANCELED, CONVERTED, ACTIVE with an open checkout, EXPIRED within grace,
+  purged) or one a fuzzed start created, with that trial's tenant; ill-formed ids are left alone
+  (404). The seeded states do not change with time during the run (30-day trials and grace):
+  only the requests change them, so the same seed replays the same run.
 - `Idempotency-Key`: 3 well-formed bare keys in 4 get a suffix unique to the case, so requests
   execute rather than collide (the rest still exercise replays and 422 idempotency_key_reused).
 - `POST /v1/trials/start`: spread over the tenants, so several organizations get their one 201.
@@ -29,8 +28,8 @@ Rewritten requests are what schemathesis prints to reproduce a failure (the body
 bytes that were signed, so a reproduced webhook delivery fails only on its stale timestamp).
 
 Configuration: `CONTRACT_FIXTURES`, the JSON file `scripts/contract_seed.py` wrote:
-`{"tenants": [{"key", "org", "project"}], "trials": [{"id", "tenant", "expires_at", "protect"}],
-"webhook_secret"}` (`expires_at` in epoch seconds).
+`{"tenants": [{"key", "org", "project"}], "trials": [{"id", "tenant", "state"}],
+"webhook_secret"}`.
 """
 import hashlib
 import hmac
@@ -94,6 +93,7 @@ def _set_header(headers, name, value):
 
 
 def _sign(body: bytes) -> str:
+    # Signed as Stripe would sign it now (the server accepts 5 minutes either way).
     t = int(time.time())
     mac = hmac.new(SECRET.encode(), f"{t}.".encode() + body, hashlib.sha256).hexdigest()
     return f"t={t},v1={mac}"
@@ -103,11 +103,8 @@ def _webhook(case, d: int):
     if d % 2:
         return case  # keep the generated signature: 400 invalid_signature
     body = case.body
-    # The trial left to run out is paid for only once it has expired (converted from EXPIRED).
-    now = time.time()
-    payable = [t for t in TRIALS if not (t.get("protect") and now < t["expires_at"] + 10)]
-    if (d >> 1) % 2 == 0 and isinstance(body, dict) and payable:
-        trial = payable[(d >> 2) % len(payable)]["id"]
+    if (d >> 1) % 2 == 0 and isinstance(body, dict) and TRIALS:
+        trial = TRIALS[(d >> 2) % len(TRIALS)]["id"]
         kind = CHECKOUT_EVENTS[(d >> 5) % len(CHECKOUT_EVENTS)]
         body = dict(body)
         # Mostly fresh event ids (1 in 4 keeps the generated one: duplicates are exercised too).
@@ -156,14 +153,6 @@ def map_case(context, case):
         chosen = by_id.get(trial_id)
         if chosen is None and (d >> 4) % 4 and pool:
             chosen = pool[(d >> 6) % len(pool)]
-        if chosen is not None and case.path.endswith("/cancel"):
-            # The trial left to run out is canceled only once expired (409 trial_already_expired).
-            now = time.time()
-            if chosen.get("protect") and now < chosen["expires_at"]:
-                others = [p for p in pool if not p.get("protect")]
-                chosen = others[(d >> 6) % len(others)] if others else None
-                if chosen is None:
-                    params["id"] = "trial_" + "0" * 24
         if chosen is not None:
             params["id"] = chosen["id"]
             tenant = chosen["tenant"]

@@ -4,12 +4,17 @@
 Starts `trials-local` (for its embedded DynamoDB on a known port, its dev API key and its Stripe
 stand-in), runs every function under `cargo lambda watch` pointed at that DynamoDB, invokes each
 with its `events/` file (the dev key, a fresh idempotency key and the new trial's id patched in),
-and asserts on the responses: start 201, status 200, convert 200, the webhook converts the
-trial, cancel then answers 409, and the scheduled jobs return their counts.
+and checks the responses: start 201, status 200, convert 200, the webhook converts the trial,
+cancel then answers 409. Then the scheduled jobs get work that is due: a second org's trial,
+started through trials-local with a 1 s trial and 3 s of grace, which the `expire` function must
+expire (processed 1) and, once the grace has passed, the `purge` function must delete
+(processed 1; the trial then answers 410).
 
-Standard library only; expects the debug binaries built (`cargo build --workspace --bins`) and
-cargo-lambda in .venv.
+Every check raises SystemExit (no `assert`: `python -O` would drop them). Standard library
+only; expects the debug binaries built (`cargo build --workspace --bins`, in $CARGO_TARGET_DIR
+if set) and cargo-lambda in .venv.
 """
+import calendar
 import hashlib
 import hmac
 import json
@@ -22,11 +27,26 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
+import urllib.request
 import uuid
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VENV_BIN = os.path.join(ROOT, ".venv", "bin")
+# Where cargo put the binaries: $CARGO_TARGET_DIR (relative to the workspace) or target/.
+TARGET_BIN = os.path.join(ROOT, os.environ.get("CARGO_TARGET_DIR") or "target", "debug")
 WEBHOOK_SECRET = "whsec_smoke"
+# The trial the jobs find due: trials-local starts it with these (the functions get the same
+# grace, so the purge function agrees it is over).
+DUE_ORG = "org_smoke_due"
+DUE_TRIAL_LENGTH_SECS = 1
+DUE_GRACE_SECS = 3
+
+
+def check(condition: bool, what: str, detail: object = "") -> None:
+    """Fails the smoke test unless `condition` holds (an `assert` that `python -O` keeps)."""
+    if not condition:
+        raise SystemExit(f"smoke: {what}: {detail}")
 
 
 def free_port() -> int:
@@ -97,6 +117,41 @@ def webhook_event(trial_id: str) -> dict:
     return event
 
 
+def api(port: int, method: str, path: str, key: str, org: str, body: dict | None = None) -> tuple[int, dict]:
+    """A request to trials-local's HTTP API: (status, JSON body)."""
+    headers = {"Authorization": f"Bearer {key}", "X-Org-Id": org, "X-Project-Id": "proj_local"}
+    data = None
+    if body is not None:
+        data = json.dumps(body).encode()
+        headers["Content-Type"] = "application/json"
+        headers["Idempotency-Key"] = f"smoke-{uuid.uuid4()}"
+    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=data, method=method, headers=headers)
+    try:
+        with urllib.request.urlopen(req, timeout=60) as res:
+            return res.status, json.loads(res.read() or b"{}")
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read() or b"{}")
+
+
+def epoch(rfc3339: str) -> int:
+    """`2026-04-06T10:00:00Z` as epoch seconds."""
+    return calendar.timegm(time.strptime(rfc3339, "%Y-%m-%dT%H:%M:%SZ"))
+
+
+def wait_until(epoch_secs: int) -> None:
+    """Returns once the wall clock has passed `epoch_secs` (the functions read the same clock)."""
+    while time.time() < epoch_secs:
+        time.sleep(max(0.05, epoch_secs - time.time()))
+
+
+def job_report(job: str, report: dict) -> dict:
+    for field in ("processed", "skipped", "failed", "complete"):
+        check(field in report, f"{job}: no {field} in the report", report)
+    check(report["failed"] == 0 and report["complete"] is True, f"{job}: failed or incomplete", report)
+    print(f"smoke: {job}: {report}")
+    return report
+
+
 def expect(what: str, response: dict, status: int) -> dict:
     got = response.get("statusCode")
     body = json.loads(response.get("body") or "{}")
@@ -114,10 +169,12 @@ def main() -> int:
     try:
         local_log = open(log_path, "w")
         local = subprocess.Popen(
-            [os.path.join(ROOT, "target", "debug", "trials-local"), "--addr", f"127.0.0.1:{api_port}",
+            [os.path.join(TARGET_BIN, "trials-local"), "--addr", f"127.0.0.1:{api_port}",
              "--data", os.path.join(workdir, "data"), "--dynamodb-addr", f"127.0.0.1:{dynamo_port}"],
             cwd=ROOT, stdout=local_log, stderr=subprocess.STDOUT,
-            env={**os.environ, "STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET, "JOBS_INTERVAL": "1h"},
+            # Its jobs run once at start (nothing is due yet), then not again during the test.
+            env={**os.environ, "STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET, "JOBS_INTERVAL": "1h",
+                 "TRIAL_LENGTH": f"{DUE_TRIAL_LENGTH_SECS}s", "GRACE_PERIOD": f"{DUE_GRACE_SECS}s"},
         )
         procs.append(local)
         wait_for_port(api_port, 120, local, "trials-local")
@@ -140,6 +197,7 @@ def main() -> int:
             "STRIPE_API_BASE": stripe_base,
             "STRIPE_SECRET_KEY": "sk_test_local_standin",
             "STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET,
+            "GRACE_PERIOD": f"{DUE_GRACE_SECS}s",
             "LOG_LEVEL": "warn",
         }
         watch = subprocess.Popen(
@@ -156,24 +214,43 @@ def main() -> int:
         started = expect("start", invoke(invoke_port, "start", http_event("start", key), workdir), 201)
         trial_id = started["id"]
         status = expect("status", invoke(invoke_port, "status", http_event("status", key, trial_id), workdir), 200)
-        assert status["days_remaining"] == 7 and status["status"] == "ACTIVE", status
+        check(status.get("days_remaining") == 7 and status.get("status") == "ACTIVE", "status of the new trial", status)
         converted = expect("convert", invoke(invoke_port, "convert", http_event("convert", key, trial_id), workdir), 200)
         # The Stripe stand-in's checkout page, served by trials-local on loopback.
-        assert converted["checkout_url"].startswith(f"http://127.0.0.1:{api_port}/checkout/pay/cs_test_"), converted
+        check(str(converted.get("checkout_url", "")).startswith(f"http://127.0.0.1:{api_port}/checkout/pay/cs_test_"), "convert's checkout_url", converted)
         paid = expect("stripe-webhook", invoke(invoke_port, "stripe-webhook", webhook_event(trial_id), workdir), 200)
-        assert paid["outcome"] == "converted", paid
+        check(paid.get("outcome") == "converted", "the webhook's outcome", paid)
         refused = expect("cancel (of a converted trial)",
                          invoke(invoke_port, "cancel", http_event("cancel", key, trial_id), workdir), 409)
-        assert refused["error"]["code"] == "trial_already_converted", refused
-        for job in ("expire", "purge"):
-            report = invoke(invoke_port, job, load_event(job), workdir)
-            for field in ("processed", "skipped", "failed", "complete"):
-                assert field in report, (job, report)
-            assert report["failed"] == 0 and report["complete"] is True, (job, report)
-            print(f"smoke: {job}: {report}")
+        check(refused.get("error", {}).get("code") == "trial_already_converted", "cancel's error code", refused)
+
+        # Work for the jobs: another org's trial, 1 s long, started through trials-local.
+        made = subprocess.run(
+            [os.path.join(TARGET_BIN, "trialctl"), "--endpoint", f"http://127.0.0.1:{dynamo_port}",
+             "keys", "create", "--org", DUE_ORG],
+            cwd=ROOT, capture_output=True, text=True, timeout=120,
+        )
+        check(made.returncode == 0, "trialctl keys create", made.stderr)
+        due_key = made.stdout.strip()
+        code, due = api(api_port, "POST", "/v1/trials/start", due_key, DUE_ORG, {"plan": "starter"})
+        check(code == 201, "start of the trial the jobs get", (code, due))
+        expires_at = epoch(due["expires_at"])
+        check(expires_at - epoch(due["started_at"]) == DUE_TRIAL_LENGTH_SECS, "the due trial's length", due)
+
+        wait_until(expires_at + 1)
+        report = job_report("expire", invoke(invoke_port, "expire", load_event("expire"), workdir))
+        check(report["processed"] == 1 and report["skipped"] == 0, "expire: the due trial, and only it", report)
+        code, view = api(api_port, "GET", f"/v1/trials/{due['id']}", due_key, DUE_ORG)
+        check(code == 200 and view.get("status") == "EXPIRED", "the trial the expire job expired", (code, view))
+
+        wait_until(expires_at + DUE_GRACE_SECS + 1)
+        report = job_report("purge", invoke(invoke_port, "purge", load_event("purge"), workdir))
+        check(report["processed"] == 1 and report["skipped"] == 0, "purge: the trial past its grace, and only it", report)
+        code, view = api(api_port, "GET", f"/v1/trials/{due['id']}", due_key, DUE_ORG)
+        check(code == 410, "the purged trial", (code, view))
         print("smoke: all functions answered as expected")
         return 0
-    except (AssertionError, SystemExit) as e:
+    except (SystemExit, Exception) as e:
         for name in ("trials-local.log", "watch.log"):
             path = os.path.join(workdir, name)
             if os.path.exists(path):

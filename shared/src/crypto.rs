@@ -48,12 +48,6 @@ pub fn hmac_sha256(secret: &[u8], message: &[u8]) -> Vec<u8> {
     hmac::sign(&key, message).as_ref().to_vec()
 }
 
-/// True when `mac` is the HMAC-SHA256 of `message`; the comparison takes constant time.
-pub fn hmac_sha256_verify(secret: &[u8], message: &[u8], mac: &[u8]) -> bool {
-    let key = hmac::Key::new(hmac::HMAC_SHA256, secret);
-    hmac::verify(&key, message, mac).is_ok()
-}
-
 /// Constant-time equality for secrets of equal length (hash comparisons).
 pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
@@ -75,27 +69,48 @@ mod tests {
     }
 
     #[test]
-    fn hmac_verifies_its_own_mac_and_nothing_else() {
-        let mac = hmac_sha256(b"key", b"The quick brown fox jumps over the lazy dog");
+    fn hmac_matches_known_vectors() {
+        // RFC 4231, test case 2.
         assert_eq!(
-            hex(&mac),
+            hex(&hmac_sha256(b"Jefe", b"what do ya want for nothing?")),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+        assert_eq!(
+            hex(&hmac_sha256(
+                b"key",
+                b"The quick brown fox jumps over the lazy dog"
+            )),
             "f7bc83f430538424b13298e6aa6fb143ef4d59a14946175997479dbc2d1a3cd8"
         );
-        assert!(hmac_sha256_verify(
-            b"key",
-            b"The quick brown fox jumps over the lazy dog",
-            &mac
-        ));
-        assert!(!hmac_sha256_verify(
-            b"key",
-            b"the quick brown fox jumps over the lazy dog",
-            &mac
-        ));
-        assert!(!hmac_sha256_verify(
-            b"other",
-            b"The quick brown fox jumps over the lazy dog",
-            &mac
-        ));
+        // A key longer than the block (64 bytes) is hashed first (RFC 4231, test case 6).
+        assert_eq!(
+            hex(&hmac_sha256(
+                &[0xaa; 131],
+                b"Test Using Larger Than Block-Size Key - Hash Key First"
+            )),
+            "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54"
+        );
+    }
+
+    #[test]
+    fn constant_time_eq_is_equality() {
+        assert!(constant_time_eq(b"", b""));
+        assert!(constant_time_eq(b"abc", b"abc"));
+        // A difference anywhere counts, the first byte and the last included.
+        assert!(!constant_time_eq(b"abc", b"xbc"));
+        assert!(!constant_time_eq(b"abc", b"abd"));
+        assert!(!constant_time_eq(b"abc", b"ab"));
+        assert!(!constant_time_eq(b"ab", b"abc"));
+        assert!(!constant_time_eq(&[0x00], &[0x80]));
+    }
+
+    #[test]
+    fn random_hex_is_fresh_hex_of_the_asked_length() {
+        let a = random_hex(16);
+        assert_eq!(a.len(), 32);
+        assert_eq!(decode_hex(&a).map(|b| b.len()), Some(16));
+        assert_eq!(a, a.to_lowercase());
+        assert_ne!(a, random_hex(16));
     }
 
     #[test]
@@ -106,8 +121,7 @@ mod tests {
         );
         assert_eq!(decode_hex("abc"), None);
         assert_eq!(decode_hex("zz"), None);
-        assert!(constant_time_eq(b"abc", b"abc"));
-        assert!(!constant_time_eq(b"abc", b"abd"));
-        assert!(!constant_time_eq(b"abc", b"ab"));
+        assert_eq!(decode_hex("AbCd"), Some(vec![0xab, 0xcd]));
+        assert_eq!(decode_hex(""), Some(vec![]));
     }
 }

@@ -6,9 +6,11 @@ use std::sync::{Arc, Mutex};
 use tracing_subscriber::layer::SubscriberExt;
 
 use trials::auth::KeyCache;
+use trials::config::Secret;
 use trials::domain::api_key::ApiKey;
 use trials_tests::requests::{read, TestResponse, ORG, PROJECT};
-use trials_tests::{Call, TestApp, DAY};
+use trials_tests::stripe::{signature, with_stripe};
+use trials_tests::{Call, TestApp, DAY, T0};
 
 async fn status(t: &TestApp, id: &str, key: &ApiKey) -> TestResponse {
     t.send(Call::status(id).bearer(key.expose())).await
@@ -365,18 +367,169 @@ async fn every_trial_route_refuses_before_reading_or_writing_anything() {
 
 #[tokio::test]
 async fn the_stripe_webhook_is_not_asked_for_an_api_key() {
-    let t = TestApp::new().await;
+    const SECRET: &str = "whsec_auth_test";
+    let t = TestApp::with_config(|c| c.webhook.secrets = vec![Secret::new(SECRET)]).await;
+    let body = serde_json::json!({
+        "id": "evt_auth_1",
+        "object": "event",
+        "type": "customer.created",
+        "created": T0,
+        "data": { "object": { "id": "cus_1", "object": "customer" } },
+    })
+    .to_string();
+    // No key, no org, no project: what Stripe sends.
+    let delivery = || {
+        Call::post("/v1/webhooks/stripe")
+            .without_auth()
+            .without("x-org-id")
+            .without("x-project-id")
+            .raw_body(&body)
+    };
+
+    // Unsigned: refused for its signature, not for the missing key.
+    let res = t.send(delivery()).await;
+    assert_eq!(
+        code(&res),
+        (400, "invalid_signature".into()),
+        "{}",
+        res.body
+    );
+    let signed = signature(&body, SECRET, t.now());
+    let res = t.send(delivery().header("stripe-signature", &signed)).await;
+    assert_eq!(res.status, 200, "{}", res.body);
+    assert_eq!(
+        res.json(),
+        serde_json::json!({ "received": true, "event_id": "evt_auth_1", "outcome": "ignored" })
+    );
+    // A bearer token that authenticates nobody is not looked at either.
     let res = t
         .send(
-            Call::post("/v1/webhooks/stripe")
-                .without_auth()
-                .without("x-org-id")
-                .without("x-project-id")
-                .raw_body("{}"),
+            delivery()
+                .header("stripe-signature", &signed)
+                .bearer("trk_not-a-key"),
         )
         .await;
-    assert_ne!(res.status, 401, "{}", res.body);
-    assert_ne!(res.error_code(), "unauthorized");
+    assert_eq!(res.status, 200, "{}", res.body);
+    assert_eq!(res.json()["outcome"], "ignored");
+}
+
+/// `key` with its key id and another secret: `last` changes the last digit only, otherwise
+/// the whole secret is drawn afresh.
+fn forged(key: &ApiKey, last: bool) -> ApiKey {
+    let secret = if last {
+        let s = &key.expose()[21..];
+        let flipped = if s.ends_with('0') { "1" } else { "0" };
+        format!("{}{flipped}", &s[..s.len() - 1])
+    } else {
+        trials::crypto::random_hex(32)
+    };
+    let forged = ApiKey::parse(&format!("trk_{}_{secret}", key.key_id())).unwrap();
+    assert_eq!(forged.key_id(), key.key_id());
+    assert_ne!(&forged, key);
+    forged
+}
+
+#[tokio::test]
+async fn a_known_key_id_with_a_wrong_secret_is_refused_on_a_cold_cache() {
+    let t = TestApp::new().await;
+    let id = t.start_trial(ORG, "growth").await;
+    // Never used yet: nothing about it is cached.
+    let key = t.create_key(ORG, &[]).await;
+    let missing = t.send(Call::status(&id).without_auth()).await;
+    for last in [true, false, false] {
+        let wrong = forged(&key, last);
+        t.dynamo.reset();
+        let res = status(&t, &id, &wrong).await;
+        assert_eq!(code(&res), (401, "unauthorized".into()), "{}", res.body);
+        assert_eq!(res.body, missing.body);
+        // Refused after reading the key's record (it has our form and a live key id), and
+        // before the trial is read.
+        assert_eq!(t.dynamo.total(), 1, "{:?}", t.dynamo.by_operation());
+        assert_eq!(t.dynamo.count("GetItem"), 1);
+    }
+    // The right secret still works: the refusals were remembered for the wrong ones only.
+    assert_eq!(status(&t, &id, &key).await.status, 200);
+}
+
+#[tokio::test]
+async fn a_wrong_secret_is_refused_while_the_right_one_is_cached() {
+    let t = TestApp::new().await;
+    let id = t.start_trial(ORG, "growth").await;
+    let key = t.create_key(ORG, &[]).await;
+    assert_eq!(status(&t, &id, &key).await.status, 200);
+    for last in [true, false] {
+        let wrong = forged(&key, last);
+        t.dynamo.reset();
+        let res = status(&t, &id, &wrong).await;
+        assert_eq!(code(&res), (401, "unauthorized".into()), "{}", res.body);
+        // The cache knows the right key by its hash, not by its id: the wrong one is read and
+        // compared.
+        assert_eq!(t.dynamo.total(), 1, "{:?}", t.dynamo.by_operation());
+        // ...and refused again from the cache.
+        assert_eq!(status(&t, &id, &wrong).await.status, 401);
+        assert_eq!(t.dynamo.total(), 1, "{:?}", t.dynamo.by_operation());
+    }
+    // The right one, still warm: no read of the key.
+    t.dynamo.reset();
+    assert_eq!(status(&t, &id, &key).await.status, 200);
+    assert_eq!(t.dynamo.total(), 1, "{:?}", t.dynamo.by_operation());
+    // After the window, both are read again, with the same verdicts.
+    t.clock.advance(60);
+    let wrong = forged(&key, true);
+    assert_eq!(status(&t, &id, &wrong).await.status, 401);
+    assert_eq!(status(&t, &id, &key).await.status, 200);
+    assert_eq!(status(&t, &id, &forged(&key, false)).await.status, 401);
+}
+
+#[tokio::test]
+async fn a_wrong_secret_can_do_nothing_on_any_route() {
+    let (t, stripe) = with_stripe(|_| {}).await;
+    let id = t.start_trial(ORG, "growth").await;
+    let key = t.create_key(ORG, &[]).await;
+    let wrong = forged(&key, true);
+    t.dynamo.reset();
+    for call in [
+        Call::start("pro", "s"),
+        Call::status(&id),
+        Call::convert(&id, "v"),
+        Call::cancel(&id, "c"),
+    ] {
+        let res = t.send(call.bearer(wrong.expose())).await;
+        assert_eq!(code(&res), (401, "unauthorized".into()), "{}", res.body);
+    }
+    // One read of the key's record, then the cached refusal; nothing written.
+    assert_eq!(t.dynamo.total(), 1, "{:?}", t.dynamo.by_operation());
+    assert!(stripe.requests().is_empty());
+    let res = t.send(Call::status(&id)).await;
+    assert_eq!(res.json()["status"], "ACTIVE", "{}", res.body);
+    // The idempotency keys the refused requests carried were never taken.
+    let res = t.send(Call::cancel(&id, "c")).await;
+    assert_eq!((res.status, res.replayed()), (200, false), "{}", res.body);
+}
+
+#[tokio::test]
+async fn verify_accepts_the_key_and_no_other_secret_for_its_id() {
+    let t = TestApp::new().await;
+    let key = t.create_key(ORG, &["proj_a"]).await;
+    let wrong = forged(&key, false);
+    assert_eq!(trials::auth::verify(&t.app, &wrong).await.unwrap(), None);
+    let info = trials::auth::verify(&t.app, &key)
+        .await
+        .unwrap()
+        .expect("the key itself is live");
+    assert_eq!(info.key_id, key.key_id());
+    assert_eq!(info.org.as_str(), ORG);
+    assert_eq!(info.projects.to_string(), "proj_a");
+    // Cached both ways: the right key stays verified, the wrong one refused.
+    assert_eq!(t.app.keys.len(), (1, 1));
+    assert_eq!(trials::auth::verify(&t.app, &wrong).await.unwrap(), None);
+    assert_eq!(
+        trials::auth::verify(&t.app, &forged(&key, true))
+            .await
+            .unwrap(),
+        None
+    );
+    assert!(trials::auth::verify(&t.app, &key).await.unwrap().is_some());
 }
 
 /// Log lines written while a test runs, on this thread.

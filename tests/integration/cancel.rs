@@ -23,8 +23,16 @@ async fn a_second_cancel_is_409_and_a_retry_replays() {
     let t = TestApp::new().await;
     let id = t.start_trial(ORG, "growth").await;
     let first = t.send(Call::cancel(&id, "c1")).await;
+    assert_eq!(
+        (first.status, first.replayed()),
+        (200, false),
+        "{}",
+        first.body
+    );
+    assert_eq!(first.json()["status"], "CANCELED");
     let replay = t.send(Call::cancel(&id, "c1")).await;
     assert!(replay.replayed());
+    assert_eq!(replay.status, 200);
     assert_eq!(replay.body, first.body);
     let again = t.send(Call::cancel(&id, "c2")).await;
     assert_eq!(

@@ -1,10 +1,14 @@
+use std::time::Duration;
+
+use tokio::task::JoinSet;
 use trials::api::idempotency::{fingerprint, Idempotency};
 use trials::domain::{OrgId, TrialId};
 use trials::store::idempotency::{Claim, IdemScope};
-use trials_local::stripe_standin::Fault;
+use trials_local::stripe_standin::{Fault, Held};
 use trials_tests::requests::ORG;
 use trials_tests::stripe::with_stripe;
-use trials_tests::{writes, Call, TestApp, DAY, T0};
+use trials_tests::time::Frozen;
+use trials_tests::{writes, Call, TestApp, TestResponse, DAY, T0};
 
 async fn converted(t: &TestApp, id: &str) {
     let trial = writes::stored(t, id).await.expect("trial");
@@ -84,8 +88,15 @@ async fn a_retry_replays_and_a_new_key_reuses_the_open_session() {
     let (t, stripe) = with_stripe(|_| {}).await;
     let id = t.start_trial(ORG, "pro").await;
     let first = t.send(Call::convert(&id, "k1")).await;
+    assert_eq!(
+        (first.status, first.replayed()),
+        (200, false),
+        "{}",
+        first.body
+    );
     let replay = t.send(Call::convert(&id, "k1")).await;
     assert!(replay.replayed());
+    assert_eq!(replay.status, 200);
     assert_eq!(replay.body, first.body);
     let reuse = t.send(Call::convert(&id, "k2")).await;
     assert_eq!(reuse.status, 200);
@@ -201,17 +212,33 @@ async fn a_stripe_failure_leaves_the_trial_untouched_and_the_retry_succeeds() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_stripe_timeout_releases_the_key_and_the_retry_gets_stripes_same_session() {
+    let mut frozen = Frozen::new();
     let (t, stripe) = with_stripe(|c| c.stripe.timeout_ms = 200).await;
     let id = t.start_trial(ORG, "growth").await;
-    // Stripe creates the session but answers too late.
-    stripe.fail_next(Fault::Stall(std::time::Duration::from_millis(800)));
-    let failed = t.send(Call::convert(&id, "k")).await;
+    // Stripe creates the session but answers only after our timeout (here: never).
+    let mut held = stripe.hold_next();
+    let first = tokio::spawn({
+        let (t, id) = (t.clone(), id.clone());
+        async move { t.send(Call::convert(&id, "k")).await }
+    });
+    frozen
+        .finish("the first convert reaching Stripe", held.handled())
+        .await;
+    assert_eq!(stripe.sessions_created(), 1);
+    tokio::time::advance(Duration::from_millis(200)).await;
+    let failed = frozen
+        .finish("the convert after its 200 ms Stripe timeout", first)
+        .await
+        .unwrap();
     assert_eq!(
         (failed.status, failed.error_code().as_str()),
-        (502, "payment_provider_error")
+        (502, "payment_provider_error"),
+        "{}",
+        failed.body
     );
+    assert_eq!(failed.json()["error"]["retryable"], true);
     let trial = t
         .app
         .store
@@ -221,8 +248,17 @@ async fn a_stripe_timeout_releases_the_key_and_the_retry_gets_stripes_same_sessi
         .unwrap();
     assert!(trial.checkout.is_none());
 
-    let retried = t.send(Call::convert(&id, "k")).await;
-    assert_eq!(retried.status, 200, "{}", retried.body);
+    // The key was released: the retry runs (no 409, no replay of the 502) and Stripe answers it
+    // with the session it made for the call that timed out.
+    let retried = frozen
+        .finish("the retry", t.send(Call::convert(&id, "k")))
+        .await;
+    assert_eq!(
+        (retried.status, retried.replayed()),
+        (200, false),
+        "{}",
+        retried.body
+    );
     assert_eq!(
         stripe.sessions_created(),
         1,
@@ -231,29 +267,120 @@ async fn a_stripe_timeout_releases_the_key_and_the_retry_gets_stripes_same_sessi
     let sent = stripe.requests();
     assert_eq!(sent.len(), 2);
     assert_eq!(sent[0].idempotency_key, sent[1].idempotency_key);
+    drop(held);
+}
+
+/// Waits until the Stripe call `held` holds has been handled, collecting the converts that
+/// answer meanwhile; fails if all of them answer without one reaching Stripe.
+async fn until_handled(held: &mut Held, tasks: &mut JoinSet<TestResponse>) -> Vec<TestResponse> {
+    let mut answered = Vec::new();
+    loop {
+        tokio::select! {
+            _ = held.handled() => return answered,
+            next = tasks.join_next() => match next {
+                Some(res) => answered.push(res.unwrap()),
+                None => panic!("no convert reached Stripe: {answered:?}"),
+            },
+        }
+    }
 }
 
 #[tokio::test]
 async fn concurrent_converts_with_one_key_create_one_session() {
     let (t, stripe) = with_stripe(|_| {}).await;
     let id = t.start_trial(ORG, "growth").await;
-    let tasks: Vec<_> = (0..10)
-        .map(|_| {
-            let (t, id) = (t.clone(), id.clone());
-            tokio::spawn(async move { t.send(Call::convert(&id, "same")).await })
-        })
-        .collect();
-    let mut ok = 0;
-    for task in tasks {
-        let res = task.await.unwrap();
-        match res.status {
-            200 => ok += 1,
-            409 => assert_eq!(res.error_code(), "idempotency_key_in_use"),
-            other => panic!("{other}: {}", res.body),
-        }
+    // The convert that reaches Stripe first is held there, with the key's lease, until every
+    // other one has answered: any other that got the lease would call Stripe too.
+    let mut held = stripe.hold_next();
+    let mut tasks = JoinSet::new();
+    for _ in 0..10 {
+        let (t, id) = (t.clone(), id.clone());
+        tasks.spawn(async move { t.send(Call::convert(&id, "same")).await });
     }
-    assert!(ok >= 1);
+    let mut others = until_handled(&mut held, &mut tasks).await;
+    while others.len() < 9 {
+        others.push(tasks.join_next().await.unwrap().unwrap());
+    }
+    for res in &others {
+        assert_eq!(
+            (res.status, res.error_code().as_str()),
+            (409, "idempotency_key_in_use"),
+            "{}",
+            res.body
+        );
+    }
+    held.release();
+    let winner = tasks.join_next().await.unwrap().unwrap();
+    assert_eq!(
+        (winner.status, winner.replayed()),
+        (200, false),
+        "{}",
+        winner.body
+    );
+    assert!(tasks.join_next().await.is_none());
+    // Stripe was called once: the calls it received, not the sessions it deduplicated.
+    assert_eq!(stripe.requests().len(), 1, "{:?}", stripe.requests());
     assert_eq!(stripe.sessions_created(), 1);
+    let replay = t.send(Call::convert(&id, "same")).await;
+    assert!(replay.replayed(), "{}", replay.body);
+    assert_eq!(replay.body, winner.body);
+    assert_eq!(stripe.requests().len(), 1);
+}
+
+#[tokio::test]
+async fn the_same_key_while_the_first_request_holds_its_lease_is_409_and_not_stored() {
+    let (t, stripe) = with_stripe(|_| {}).await;
+    let id = t.start_trial(ORG, "growth").await;
+    let mut held = stripe.hold_next();
+    let mut first = tokio::spawn({
+        let (t, id) = (t.clone(), id.clone());
+        async move { t.send(Call::convert(&id, "k")).await }
+    });
+    tokio::select! {
+        _ = held.handled() => {}
+        res = &mut first => panic!("answered without reaching Stripe: {}", res.unwrap().body),
+    }
+
+    // The first request is inside Stripe, holding the key.
+    let second = t.send(Call::convert(&id, "k")).await;
+    assert_eq!(
+        (second.status, second.error_code().as_str()),
+        (409, "idempotency_key_in_use"),
+        "{}",
+        second.body
+    );
+    assert_eq!(second.json()["error"]["retryable"], true);
+    assert_eq!(second.header("retry-after"), Some("1"));
+    assert!(!second.replayed());
+    // The key with another request is refused as reused, in flight or not.
+    let other = t
+        .send(Call::convert(&id, "k").json(&serde_json::json!({ "plan": "pro" })))
+        .await;
+    assert_eq!(
+        (other.status, other.error_code().as_str()),
+        (422, "idempotency_key_reused"),
+        "{}",
+        other.body
+    );
+    assert_eq!(
+        stripe.requests().len(),
+        1,
+        "the refused requests never reach Stripe"
+    );
+
+    held.release();
+    let first = first.await.unwrap();
+    assert_eq!(
+        (first.status, first.replayed()),
+        (200, false),
+        "{}",
+        first.body
+    );
+    // The 409 was not stored: the key now replays the first request's answer.
+    let again = t.send(Call::convert(&id, "k")).await;
+    assert!(again.replayed(), "{}", again.body);
+    assert_eq!(again.body, first.body);
+    assert_eq!(stripe.requests().len(), 1);
 }
 
 #[tokio::test]
@@ -385,30 +512,46 @@ async fn a_stripe_refusal_is_a_retryable_502_that_is_not_stored_and_shows_no_sec
     assert!(trial.checkout.is_none());
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn the_stripe_call_gives_up_before_the_invocation_deadline_and_releases_the_key() {
-    // A generous Stripe timeout, but the invocation has 1.3 s left: the call gets 0.3 s.
+    let mut frozen = Frozen::new();
+    // A generous Stripe timeout, but the invocation has 1.3 s left: the call gets 0.3 s (the
+    // rest is kept for our writes).
     let (t, stripe) = with_stripe(|c| c.stripe.timeout_ms = 10_000).await;
     let id = t.start_trial(ORG, "growth").await;
-    stripe.fail_next(Fault::Stall(std::time::Duration::from_secs(3)));
-    let started = std::time::Instant::now();
-    let res = t
-        .send(Call::convert(&id, "k").deadline_ms(t.now() * 1000 + 1_300))
+    let mut held = stripe.hold_next();
+    let started = tokio::time::Instant::now();
+    let first = tokio::spawn({
+        let (t, id) = (t.clone(), id.clone());
+        let deadline = t.now() * 1000 + 1_300;
+        async move { t.send(Call::convert(&id, "k").deadline_ms(deadline)).await }
+    });
+    frozen
+        .finish("the convert reaching Stripe", held.handled())
         .await;
+    tokio::time::advance(Duration::from_millis(300)).await;
+    // With the 10 s timeout as the limit, this would still be waiting.
+    let res = frozen
+        .finish("the convert 0.3 s into its Stripe call", first)
+        .await
+        .unwrap();
     assert_eq!(
         (res.status, res.error_code().as_str()),
-        (502, "payment_provider_error")
+        (502, "payment_provider_error"),
+        "{}",
+        res.body
     );
-    assert!(
-        started.elapsed() < std::time::Duration::from_millis(2_000),
-        "{:?}",
-        started.elapsed()
-    );
+    // Paused tokio time: exactly what the test advanced.
+    assert_eq!(started.elapsed(), Duration::from_millis(300));
     // Released at once: the retry does not wait for the lease to run out, and gets the
     // session Stripe made for the stalled call.
-    let retried = t.send(Call::convert(&id, "k")).await;
+    let retried = frozen
+        .finish("the retry", t.send(Call::convert(&id, "k")))
+        .await;
     assert_eq!(retried.status, 200, "{}", retried.body);
     assert_eq!(stripe.sessions_created(), 1);
+    assert_eq!(stripe.requests().len(), 2);
+    drop(held);
 }
 
 #[tokio::test]

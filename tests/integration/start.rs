@@ -1,5 +1,5 @@
 use serde_json::json;
-use trials_tests::{Call, TestApp, DAY, T0};
+use trials_tests::{Call, TestApp};
 
 #[tokio::test]
 async fn start_returns_201_with_every_field() {
@@ -28,7 +28,9 @@ async fn trial_length_comes_from_configuration() {
 #[tokio::test]
 async fn second_start_for_the_org_is_409_naming_the_trial() {
     let t = TestApp::new().await;
-    let first = t.send(Call::start("growth", "k1")).await.json();
+    let first = t.send(Call::start("growth", "k1")).await;
+    assert_eq!(first.status, 201, "{}", first.body);
+    let first = first.json();
     let second = t.send(Call::start("pro", "k2")).await;
     assert_eq!(second.status, 409);
     assert_eq!(second.error_code(), "trial_already_exists");
@@ -170,5 +172,4 @@ async fn unknown_routes_and_methods_are_json_errors() {
         (res.status, res.error_code().as_str()),
         (405, "method_not_allowed")
     );
-    let _ = (T0, DAY);
 }

@@ -6,6 +6,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use trials::config::{Config, Secret};
 use trials::stripe::client::{NewCheckoutSession, StripeClient, StripeError};
 use trials_local::stripe_standin::{Fault, StripeStandIn, LOCAL_SECRET_KEY};
+use trials_tests::stripe::TIMEOUT_MS;
+use trials_tests::time::Frozen;
 
 fn client(base: &str, key: Option<&str>, timeout_ms: u64) -> StripeClient {
     let mut config = Config::from_lookup(|_| None).unwrap().stripe;
@@ -48,7 +50,7 @@ async fn raw_post(base: &str, auth: Option<&str>, body: &str) -> (u16, serde_jso
 #[tokio::test]
 async fn creates_a_session_and_replays_it_for_the_same_key_and_parameters() {
     let stripe = StripeStandIn::start().await.unwrap();
-    let c = client(stripe.base_url(), Some(LOCAL_SECRET_KEY), 2_000);
+    let c = client(stripe.base_url(), Some(LOCAL_SECRET_KEY), TIMEOUT_MS);
     let first = c
         .create_checkout_session(&session("price_a"), "key-1", None)
         .await
@@ -74,7 +76,7 @@ async fn creates_a_session_and_replays_it_for_the_same_key_and_parameters() {
 #[tokio::test]
 async fn the_same_key_with_other_parameters_is_an_idempotency_error() {
     let stripe = StripeStandIn::start().await.unwrap();
-    let c = client(stripe.base_url(), Some(LOCAL_SECRET_KEY), 2_000);
+    let c = client(stripe.base_url(), Some(LOCAL_SECRET_KEY), TIMEOUT_MS);
     c.create_checkout_session(&session("price_a"), "key-1", None)
         .await
         .unwrap();
@@ -95,7 +97,7 @@ async fn the_same_key_with_other_parameters_is_an_idempotency_error() {
 #[tokio::test]
 async fn errors_are_parsed_and_never_carry_the_secret() {
     let stripe = StripeStandIn::start().await.unwrap();
-    let err = client(stripe.base_url(), Some("rk_wrong_kind_of_key"), 2_000)
+    let err = client(stripe.base_url(), Some("rk_wrong_kind_of_key"), TIMEOUT_MS)
         .create_checkout_session(&session("price_a"), "k", None)
         .await
         .unwrap_err();
@@ -115,30 +117,68 @@ async fn errors_are_parsed_and_never_carry_the_secret() {
     assert!(!format!("{err:?}").contains("rk_wrong_kind_of_key"));
 
     stripe.fail_next(Fault::ServerError);
-    let err = client(stripe.base_url(), Some(LOCAL_SECRET_KEY), 2_000)
+    let err = client(stripe.base_url(), Some(LOCAL_SECRET_KEY), TIMEOUT_MS)
         .create_checkout_session(&session("price_a"), "k2", None)
         .await
         .unwrap_err();
     assert_eq!(err.status(), Some(500));
     assert!(err.is_transient());
 
-    let err = client(stripe.base_url(), None, 2_000)
+    let err = client(stripe.base_url(), None, TIMEOUT_MS)
         .create_checkout_session(&session("price_a"), "k3", None)
         .await
         .unwrap_err();
     assert_eq!(err, StripeError::NotConfigured);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_stalled_answer_times_out_as_a_transient_error() {
+    let mut frozen = Frozen::new();
     let stripe = StripeStandIn::start().await.unwrap();
-    stripe.fail_next(Fault::Stall(Duration::from_millis(600)));
-    let err = client(stripe.base_url(), Some(LOCAL_SECRET_KEY), 100)
-        .create_checkout_session(&session("price_a"), "k", None)
+    // Stripe creates the session and never answers.
+    let mut held = stripe.hold_next();
+    let c = client(stripe.base_url(), Some(LOCAL_SECRET_KEY), 100);
+    let call = tokio::spawn({
+        let c = c.clone();
+        async move {
+            c.create_checkout_session(&session("price_a"), "k", None)
+                .await
+        }
+    });
+    frozen
+        .finish("the call reaching Stripe", held.handled())
+        .await;
+    tokio::time::advance(Duration::from_millis(100)).await;
+    let err = frozen
+        .finish("the call after its 100 ms timeout", call)
         .await
+        .unwrap()
         .unwrap_err();
-    assert!(matches!(err, StripeError::Timeout { .. }), "{err:?}");
+    assert_eq!(err, StripeError::Timeout { after_ms: 100 });
     assert!(err.is_transient());
+    assert_eq!(
+        stripe.sessions_created(),
+        1,
+        "Stripe acted on the call that timed out"
+    );
+
+    // A timeout given for one call replaces the configured one.
+    let mut held = stripe.hold_next();
+    let call = tokio::spawn(async move {
+        c.create_checkout_session(&session("price_a"), "k2", Some(Duration::from_millis(40)))
+            .await
+    });
+    frozen
+        .finish("the second call reaching Stripe", held.handled())
+        .await;
+    tokio::time::advance(Duration::from_millis(40)).await;
+    let err = frozen
+        .finish("the call after its 40 ms timeout", call)
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(err, StripeError::Timeout { after_ms: 40 });
+    drop(held);
 }
 
 #[tokio::test]
@@ -146,7 +186,7 @@ async fn an_unreachable_stripe_is_a_transport_error() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     drop(listener);
-    let err = client(&base, Some(LOCAL_SECRET_KEY), 2_000)
+    let err = client(&base, Some(LOCAL_SECRET_KEY), TIMEOUT_MS)
         .create_checkout_session(&session("price_a"), "k", None)
         .await
         .unwrap_err();

@@ -5,6 +5,7 @@ pub mod counter;
 pub mod eventbridge;
 pub mod requests;
 pub mod stripe;
+pub mod time;
 pub mod writes;
 
 use std::sync::Arc;

@@ -61,8 +61,41 @@ pub enum Fault {
     /// Answer 500 with Stripe's `api_error` body, doing nothing and saving nothing (a failure
     /// before the endpoint began executing).
     ServerError,
-    /// Do the work, then answer only after this long (a client timeout).
-    Stall(Duration),
+}
+
+/// A request whose answer the stand-in holds back (see [`StripeStandIn::hold_next`]): a stall
+/// or an interleaving decided by the test, not by how fast the machine is.
+///
+/// Dropping it lets the answer go, so a test that fails while holding one leaves nothing hung.
+pub struct Held {
+    handled: Option<tokio::sync::oneshot::Receiver<()>>,
+    release: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Held {
+    /// Waits until the held request has been handled (its session created, or its error
+    /// decided) and its answer is waiting. Cancel-safe: may be raced in `select!` and awaited
+    /// again.
+    pub async fn handled(&mut self) {
+        if let Some(rx) = self.handled.as_mut() {
+            // An error means the stand-in is gone: nothing is held any more either.
+            let _ = rx.await;
+            self.handled = None;
+        }
+    }
+
+    /// Sends the answer.
+    pub fn release(mut self) {
+        if let Some(tx) = self.release.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// The stand-in's side of a [`Held`]: tell the test, then wait for it.
+struct Hold {
+    handled: tokio::sync::oneshot::Sender<()>,
+    release: tokio::sync::oneshot::Receiver<()>,
 }
 
 /// One API request as received.
@@ -140,6 +173,7 @@ struct State {
     durable: Durable,
     requests: Vec<Recorded>,
     faults: VecDeque<Fault>,
+    holds: VecDeque<Hold>,
     created: usize,
     clock: Option<ClockFn>,
     deliveries: Vec<Delivery>,
@@ -239,6 +273,22 @@ impl StripeStandIn {
 
     pub fn fail_next(&self, fault: Fault) {
         self.shared.state.lock().unwrap().faults.push_back(fault);
+    }
+
+    /// Holds back the answer to the next API request (whatever it is) until the returned
+    /// [`Held`] is released or dropped. The request is handled as usual first: a session it
+    /// creates exists while its answer waits (a Stripe that acted but has not answered yet).
+    pub fn hold_next(&self) -> Held {
+        let (handled_tx, handled_rx) = tokio::sync::oneshot::channel();
+        let (release_tx, release_rx) = tokio::sync::oneshot::channel();
+        self.shared.state.lock().unwrap().holds.push_back(Hold {
+            handled: handled_tx,
+            release: release_rx,
+        });
+        Held {
+            handled: Some(handled_rx),
+            release: Some(release_tx),
+        }
     }
 
     /// Every API request received, in order.
@@ -543,8 +593,9 @@ async fn api(
     let path = uri.path().to_owned();
     let idempotency_key = header("idempotency-key").filter(|_| method == Method::POST);
     let authorization = header("authorization");
-    let fault = {
+    let (fault, hold) = {
         let mut state = shared.state.lock().unwrap();
+        let hold = state.holds.pop_front();
         state.requests.push(Recorded {
             method: method.to_string(),
             path: path.clone(),
@@ -552,9 +603,37 @@ async fn api(
             authorization: authorization.clone(),
             form: form.clone(),
         });
-        state.faults.pop_front()
+        (state.faults.pop_front(), hold)
     };
+    let response = handle_api(
+        &shared,
+        fault,
+        &method,
+        path,
+        &authorization,
+        idempotency_key,
+        form,
+    )
+    .await;
+    if let Some(hold) = hold {
+        let _ = hold.handled.send(());
+        // Released or dropped, the answer goes.
+        let _ = hold.release.await;
+    }
+    response
+}
 
+/// The request after it was recorded: authenticate, inject faults, idempotency, the endpoint.
+async fn handle_api(
+    shared: &Arc<Shared>,
+    fault: Option<Fault>,
+    method: &Method,
+    path: String,
+    authorization: &Option<String>,
+    idempotency_key: Option<String>,
+    form: Vec<(String, String)>,
+) -> Response {
+    let method = method.clone();
     // Test-mode secret (or restricted) keys only: the stand-in is never live.
     let key = authorization
         .as_deref()
@@ -656,9 +735,6 @@ async fn api(
         }
         outcome
     };
-    if let Some(Fault::Stall(delay)) = fault {
-        tokio::time::sleep(delay).await;
-    }
     if !outcome.events.is_empty() {
         // Stripe delivers after answering; so does the stand-in.
         let (shared, events) = (shared.clone(), outcome.events);

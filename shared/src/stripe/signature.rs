@@ -290,6 +290,72 @@ mod tests {
     }
 
     #[test]
+    fn during_a_rotation_stripe_signs_with_each_secret_and_either_verifies() {
+        let old = mac("whsec_old", NOW, BODY);
+        let new = mac("whsec_new", NOW, BODY);
+        let header = format!("t={NOW},v1={old},v1={new}");
+        for configured in [
+            &["whsec_old", "whsec_new"][..],
+            &["whsec_new", "whsec_old"],
+            &["whsec_old"],
+            &["whsec_new"],
+        ] {
+            assert_eq!(
+                verify(Some(&header), BODY, &secrets(configured), 300, NOW),
+                Ok(()),
+                "{configured:?}"
+            );
+        }
+        // Several matches never cancel out, however many there are.
+        let good = mac("whsec_a", NOW, BODY);
+        for n in 2..=4 {
+            let header = format!("t={NOW}{}", format!(",v1={good}").repeat(n));
+            assert_eq!(check(&header), Ok(()), "{n} copies");
+        }
+    }
+
+    #[test]
+    fn timestamps_are_at_most_twelve_digits() {
+        let good = mac("whsec_a", NOW, BODY);
+        let parsed = SignatureHeader::parse(&format!("t=999999999999,v1={good}")).unwrap();
+        assert_eq!(parsed.timestamp, 999_999_999_999);
+        assert_eq!(
+            SignatureHeader::parse(&format!("t=0001775469600,v1={good}")),
+            Err(SignatureError::Malformed("t is not a number of seconds"))
+        );
+        assert_eq!(
+            SignatureHeader::parse(&format!("t=0,v1={good}")).map(|h| h.timestamp),
+            Ok(0)
+        );
+    }
+
+    #[test]
+    fn each_refusal_says_why_in_the_log() {
+        let shown = |e: SignatureError| e.to_string();
+        assert_eq!(
+            shown(SignatureError::NotConfigured),
+            "no webhook secret configured (STRIPE_WEBHOOK_SECRET)"
+        );
+        assert_eq!(shown(SignatureError::Missing), "no Stripe-Signature header");
+        assert_eq!(
+            shown(SignatureError::Malformed("no t")),
+            "malformed Stripe-Signature: no t"
+        );
+        assert_eq!(
+            shown(SignatureError::NoMatch),
+            "no v1 signature matches a configured secret"
+        );
+        assert_eq!(
+            shown(SignatureError::TooOld { age: 301 }),
+            "timestamp 301 s in the past, beyond the tolerance"
+        );
+        assert_eq!(
+            shown(SignatureError::InFuture { ahead: 9 }),
+            "timestamp 9 s in the future, beyond the tolerance"
+        );
+    }
+
+    #[test]
     fn errors_never_show_a_secret_or_a_mac() {
         let good = mac("whsec_a", NOW, BODY);
         for err in [
