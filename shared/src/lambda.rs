@@ -27,8 +27,25 @@ pub async fn serve_job(job: Job) -> Result<(), crate::BoxError> {
                 event.context.deadline as i64,
                 app.clock.now_millis(),
             );
-            let report = crate::jobs::run(app, job, deadline_ms).await;
-            Ok::<_, Infallible>(serde_json::to_value(report).unwrap_or_default())
+            // One report for a function that runs one job; an object by job name otherwise.
+            let jobs = job.function_jobs();
+            let mut reports = serde_json::Map::new();
+            for job in jobs {
+                let report = crate::jobs::run(app, *job, deadline_ms).await;
+                reports.insert(
+                    job.name().to_owned(),
+                    serde_json::to_value(report).unwrap_or_default(),
+                );
+            }
+            let out = match reports.len() {
+                1 => reports
+                    .into_iter()
+                    .next()
+                    .map(|(_, r)| r)
+                    .unwrap_or_default(),
+                _ => serde_json::Value::Object(reports),
+            };
+            Ok::<_, Infallible>(out)
         },
     ))
     .await

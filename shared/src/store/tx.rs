@@ -42,6 +42,8 @@ pub enum Slot {
     ApiKey,
     /// An API key's listing entry under its org.
     ApiKeyListing,
+    /// A Checkout Session to expire at Stripe (`SESSION_EXPIRE#<cs_id>`).
+    SessionExpiry,
 }
 
 /// The conditions that failed, each with its item as it was (`None`: there was no item).
