@@ -202,7 +202,10 @@ async fn expiring_a_session_makes_it_unpayable_whatever_state_it_was_in() {
     let expire = stripe.requests().pop().unwrap();
     assert_eq!(
         (expire.method.as_str(), expire.path.as_str()),
-        ("POST", format!("/v1/checkout/sessions/{}/expire", open.id).as_str())
+        (
+            "POST",
+            format!("/v1/checkout/sessions/{}/expire", open.id).as_str()
+        )
     );
     // No Idempotency-Key: expiring is idempotent by nature, and a retry must ask again rather
     // than get a saved failure replayed.
@@ -228,7 +231,8 @@ async fn expiring_a_session_makes_it_unpayable_whatever_state_it_was_in() {
     );
     // Ids that could be a path are never sent.
     assert!(matches!(
-        c.expire_checkout_session("cs_1/../../v1/customers", None).await,
+        c.expire_checkout_session("cs_1/../../v1/customers", None)
+            .await,
         Err(StripeError::InvalidRequest(_))
     ));
 
@@ -238,7 +242,10 @@ async fn expiring_a_session_makes_it_unpayable_whatever_state_it_was_in() {
         .await
         .unwrap();
     stripe.fail_next(Fault::ServerError);
-    let failed = c.expire_checkout_session(&later.id, None).await.unwrap_err();
+    let failed = c
+        .expire_checkout_session(&later.id, None)
+        .await
+        .unwrap_err();
     assert!(failed.is_transient(), "{failed}");
     assert_eq!(stripe.session(&later.id).unwrap().status, Status::Open);
     assert_eq!(

@@ -1,5 +1,7 @@
 //! An SDK interceptor on the DynamoDB client: counts requests by operation (round-trip
-//! assertions, read bounds) and can make every request fail (outage tests).
+//! assertions, read bounds), can make every request fail (outage tests), and can run a hook
+//! just before a request is sent (races made deterministic: another writer's change lands
+//! between a handler's read and its write).
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -11,10 +13,21 @@ use aws_smithy_runtime_api::client::orchestrator::Metadata;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::ConfigBag;
 
-#[derive(Clone, Debug, Default)]
+type Hook = Box<dyn FnOnce() + Send>;
+
+#[derive(Clone, Default)]
 pub struct DynamoCounter {
     counts: Arc<Mutex<BTreeMap<String, usize>>>,
     failing: Arc<AtomicBool>,
+    before: Arc<Mutex<Option<(String, Hook)>>>,
+}
+
+impl std::fmt::Debug for DynamoCounter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DynamoCounter")
+            .field("counts", &self.counts)
+            .finish()
+    }
 }
 
 impl DynamoCounter {
@@ -40,6 +53,13 @@ impl DynamoCounter {
         self.counts.lock().unwrap().clone()
     }
 
+    /// Runs `hook` once, just before the next request of `operation` is sent, on the thread
+    /// sending it: the request waits for the hook. The hook must not use this client (see
+    /// `writes::meanwhile`, which writes through a client of its own).
+    pub fn before_next(&self, operation: &str, hook: impl FnOnce() + Send + 'static) {
+        *self.before.lock().unwrap() = Some((operation.to_owned(), Box::new(hook)));
+    }
+
     /// While set, every DynamoDB request fails before it is sent.
     pub fn set_failing(&self, failing: bool) {
         self.failing.store(failing, Ordering::SeqCst);
@@ -63,6 +83,16 @@ impl Intercept for DynamoCounter {
             .unwrap_or_else(|| "unknown".into());
         if self.failing.load(Ordering::SeqCst) {
             return Err(format!("injected DynamoDB outage ({operation})").into());
+        }
+        let hook = {
+            let mut before = self.before.lock().unwrap();
+            match before.as_ref() {
+                Some((op, _)) if *op == operation => before.take().map(|(_, hook)| hook),
+                _ => None,
+            }
+        };
+        if let Some(hook) = hook {
+            hook();
         }
         *self.counts.lock().unwrap().entry(operation).or_default() += 1;
         Ok(())
