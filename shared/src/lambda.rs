@@ -27,24 +27,23 @@ pub async fn serve_job(job: Job) -> Result<(), crate::BoxError> {
                 event.context.deadline as i64,
                 app.clock.now_millis(),
             );
-            // One report for a function that runs one job; an object by job name otherwise.
+            // One report: the sum of the function's jobs, and each job's under `jobs` when it
+            // runs several.
             let jobs = job.function_jobs();
-            let mut reports = serde_json::Map::new();
+            let mut total = crate::jobs::RunReport::nothing_yet();
+            let mut each = serde_json::Map::new();
             for job in jobs {
                 let report = crate::jobs::run(app, *job, deadline_ms).await;
-                reports.insert(
+                total.add(&report);
+                each.insert(
                     job.name().to_owned(),
                     serde_json::to_value(report).unwrap_or_default(),
                 );
             }
-            let out = match reports.len() {
-                1 => reports
-                    .into_iter()
-                    .next()
-                    .map(|(_, r)| r)
-                    .unwrap_or_default(),
-                _ => serde_json::Value::Object(reports),
-            };
+            let mut out = serde_json::to_value(total).unwrap_or_default();
+            if jobs.len() > 1 {
+                out["jobs"] = serde_json::Value::Object(each);
+            }
             Ok::<_, Infallible>(out)
         },
     ))

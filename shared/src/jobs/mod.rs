@@ -71,6 +71,24 @@ pub struct RunReport {
 }
 
 impl RunReport {
+    /// A report of no work, complete: the start of a sum.
+    pub fn nothing_yet() -> RunReport {
+        RunReport {
+            complete: true,
+            ..RunReport::default()
+        }
+    }
+
+    /// Adds `other`'s counts (complete only if both are).
+    pub fn add(&mut self, other: &RunReport) {
+        self.processed += other.processed;
+        self.skipped += other.skipped;
+        self.failed += other.failed;
+        self.complete &= other.complete;
+        self.items_read += other.items_read;
+        self.queries += other.queries;
+    }
+
     /// Whether the run found anything to do (or could not finish): what is worth an INFO line.
     pub fn did_something(&self) -> bool {
         self.processed + self.skipped + self.failed > 0 || !self.complete
