@@ -98,6 +98,7 @@ def main():
             "id": f"cs_seed_{uuid.uuid4().hex}",
             "object": "checkout.session",
             "client_reference_id": converted,
+            "mode": "subscription",
             "payment_status": "paid",
             "customer": "cus_seed",
             "subscription": "sub_seed",

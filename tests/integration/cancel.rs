@@ -351,7 +351,7 @@ async fn the_expire_function_runs_both_jobs_and_a_paid_session_needs_nothing() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_session_recorded_between_the_cancels_read_and_write_is_expired_too() {
     let (t, stripe) = with_stripe(|_| {}).await;
     let id = t.start_trial(ORG, "growth").await;
@@ -384,23 +384,29 @@ async fn a_session_recorded_between_the_cancels_read_and_write_is_expired_too() 
         expires_at: created.expires_at,
         trial_end: None,
     };
-    t.dynamo.before_next(
-        "TransactWriteItems",
-        writes::meanwhile(&t, move |store| async move {
-            let update = store
-                .checkout_update(&trial, &checkout, now, policy)
-                .unwrap();
-            let outcome = store
-                .tx()
-                .update(Slot::Trial, update)
-                .commit()
-                .await
-                .unwrap();
-            assert!(outcome.committed());
-        }),
-    );
     t.dynamo.reset();
-    let res = t.send(Call::cancel(&id, "c")).await;
+    let held = t.dynamo.hold_next("TransactWriteItems");
+    let cancel = {
+        let (t, id) = (t.clone(), id.clone());
+        tokio::spawn(async move { t.send(Call::cancel(&id, "c")).await })
+    };
+    held.reached().await;
+    let store = &t.app.store;
+    let update = store
+        .checkout_update(&trial, &checkout, now, policy)
+        .unwrap();
+    let outcome = store
+        .tx()
+        .update(Slot::Trial, update)
+        .commit()
+        .await
+        .unwrap();
+    assert!(
+        outcome.committed(),
+        "the racing convert recorded its session"
+    );
+    held.release();
+    let res = cancel.await.unwrap();
     assert_eq!(res.status, 200, "{}", res.body);
     assert_eq!(session_status(&stripe, &created.id), "expired");
     assert_eq!(
@@ -409,7 +415,12 @@ async fn a_session_recorded_between_the_cancels_read_and_write_is_expired_too() 
     );
     // The first write was refused (the trial held a session it had not seen); the second, on
     // the trial as it was then, carried the session's expiry.
-    assert_eq!(t.dynamo.count("TransactWriteItems"), 2);
+    assert_eq!(
+        t.dynamo.count("TransactWriteItems"),
+        2,
+        "{:?}",
+        t.dynamo.by_operation()
+    );
 }
 
 // ---------------------------------------------------------------------------- projects

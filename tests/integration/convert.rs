@@ -798,7 +798,7 @@ async fn a_convert_whose_stripe_call_spans_the_end_of_grace_records_no_session()
     assert_eq!(purge.processed, 1, "{purge:?}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_purge_keeps_a_trial_whose_session_was_recorded_after_it_read_the_index() {
     let t = TestApp::new().await;
     let trial = writes::seed_trial(&t, ORG, T0).await;
@@ -810,30 +810,32 @@ async fn the_purge_keeps_a_trial_whose_session_was_recorded_after_it_read_the_in
     // The job reads the index at the end of grace; before its delete goes out, a convert that
     // had checked the trial a second earlier records its session (the index, eventually
     // consistent in DynamoDB, has not shown it to the job).
-    let late = trial.clone();
-    t.dynamo.before_next(
-        "TransactWriteItems",
-        writes::meanwhile(&t, move |store| async move {
-            let checkout = Checkout {
-                session_id: "cs_test_late".into(),
-                url: "http://127.0.0.1/checkout/pay/cs_test_late".into(),
-                expires_at: grace_end - 1 + DAY,
-                trial_end: None,
-            };
-            let update = store
-                .checkout_update(&late, &checkout, grace_end - 1, policy)
-                .unwrap();
-            let outcome = store
-                .tx()
-                .update(Slot::Trial, update)
-                .commit()
-                .await
-                .unwrap();
-            assert!(outcome.committed(), "the late convert recorded its session");
-        }),
-    );
     t.clock.set(grace_end);
-    let purge = trials::jobs::run(&t.app, Job::Purge, None).await;
+    let held = t.dynamo.hold_next("TransactWriteItems");
+    let job = {
+        let app = t.app.clone();
+        tokio::spawn(async move { trials::jobs::run(&app, Job::Purge, None).await })
+    };
+    held.reached().await;
+    let checkout = Checkout {
+        session_id: "cs_test_late".into(),
+        url: "http://127.0.0.1/checkout/pay/cs_test_late".into(),
+        expires_at: grace_end - 1 + DAY,
+        trial_end: None,
+    };
+    let store = &t.app.store;
+    let update = store
+        .checkout_update(&trial, &checkout, grace_end - 1, policy)
+        .unwrap();
+    let outcome = store
+        .tx()
+        .update(Slot::Trial, update)
+        .commit()
+        .await
+        .unwrap();
+    assert!(outcome.committed(), "the late convert recorded its session");
+    held.release();
+    let purge = job.await.unwrap();
     assert_eq!(
         (purge.processed, purge.skipped, purge.failed),
         (0, 1, 0),

@@ -838,7 +838,7 @@ async fn a_delayed_payment_is_bound_like_any_other() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_purge_keeps_a_trial_whose_payment_started_after_it_read_the_index() {
     let t = app().await;
     let trial = writes::seed_trial(&t, ORG, T0).await;
@@ -853,23 +853,26 @@ async fn the_purge_keeps_a_trial_whose_payment_started_after_it_read_the_index()
         org_id: OrgId::parse(ORG).unwrap(),
         plan: Plan::Growth,
     };
-    t.dynamo.before_next(
-        "TransactWriteItems",
-        writes::meanwhile(&t, move |store| async move {
-            let update = store
-                .pending_update(&binding, "cs_bank_debit", grace_end - 1)
-                .unwrap();
-            let outcome = store
-                .tx()
-                .update(Slot::Trial, update)
-                .commit()
-                .await
-                .unwrap();
-            assert!(outcome.committed());
-        }),
-    );
     t.clock.set(grace_end);
-    let purge = jobs::run(&t.app, Job::Purge, None).await;
+    let held = t.dynamo.hold_next("TransactWriteItems");
+    let job = {
+        let app = t.app.clone();
+        tokio::spawn(async move { jobs::run(&app, Job::Purge, None).await })
+    };
+    held.reached().await;
+    let store = &t.app.store;
+    let update = store
+        .pending_update(&binding, "cs_bank_debit", grace_end - 1)
+        .unwrap();
+    let written = store
+        .tx()
+        .update(Slot::Trial, update)
+        .commit()
+        .await
+        .unwrap();
+    assert!(written.committed(), "the payment on its way is recorded");
+    held.release();
+    let purge = job.await.unwrap();
     assert_eq!((purge.processed, purge.skipped), (0, 1), "{purge:?}");
     let kept = stored(&t, trial.id.as_str()).await;
     assert_eq!(

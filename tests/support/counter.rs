@@ -1,7 +1,5 @@
 //! An SDK interceptor on the DynamoDB client: counts requests by operation (round-trip
-//! assertions, read bounds), can make every request fail (outage tests), and can run a hook
-//! just before a request is sent (races made deterministic: another writer's change lands
-//! between a handler's read and its write).
+//! assertions, read bounds) and can make every request fail (outage tests).
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -13,20 +11,47 @@ use aws_smithy_runtime_api::client::orchestrator::Metadata;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::ConfigBag;
 
-type Hook = Box<dyn FnOnce() + Send>;
-
-#[derive(Clone, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct DynamoCounter {
     counts: Arc<Mutex<BTreeMap<String, usize>>>,
     failing: Arc<AtomicBool>,
-    before: Arc<Mutex<Option<(String, Hook)>>>,
+    hold: Arc<Mutex<Option<HoldSpec>>>,
 }
 
-impl std::fmt::Debug for DynamoCounter {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DynamoCounter")
-            .field("counts", &self.counts)
-            .finish()
+/// A request to stop, once, just before it is sent: an explicit interleaving at the store
+/// boundary (the caller has read and decided; its write has not reached DynamoDB yet).
+#[derive(Debug)]
+struct HoldSpec {
+    operation: String,
+    reached: std::sync::mpsc::Sender<()>,
+    go: std::sync::mpsc::Receiver<()>,
+}
+
+/// The far end of [`DynamoCounter::hold_next`].
+pub struct Held {
+    reached: Arc<Mutex<std::sync::mpsc::Receiver<()>>>,
+    go: std::sync::mpsc::Sender<()>,
+}
+
+impl Held {
+    /// Waits until the held request is about to be sent (the sender's thread is blocked).
+    /// A request that never comes fails the test (after a generous minute) instead of hanging.
+    pub async fn reached(&self) {
+        let reached = self.reached.clone();
+        tokio::task::spawn_blocking(move || {
+            reached
+                .lock()
+                .unwrap()
+                .recv_timeout(std::time::Duration::from_secs(60))
+        })
+        .await
+        .expect("wait task")
+        .expect("the held request was never sent");
+    }
+
+    /// Lets the held request go.
+    pub fn release(self) {
+        self.go.send(()).expect("held request gone");
     }
 }
 
@@ -53,11 +78,20 @@ impl DynamoCounter {
         self.counts.lock().unwrap().clone()
     }
 
-    /// Runs `hook` once, just before the next request of `operation` is sent, on the thread
-    /// sending it: the request waits for the hook. The hook must not use this client (see
-    /// `writes::meanwhile`, which writes through a client of its own).
-    pub fn before_next(&self, operation: &str, hook: impl FnOnce() + Send + 'static) {
-        *self.before.lock().unwrap() = Some((operation.to_owned(), Box::new(hook)));
+    /// Holds the next request of `operation` just before it is sent, until released. The holder
+    /// blocks its thread: use a multi-threaded runtime, and run the held work in its own task.
+    pub fn hold_next(&self, operation: &str) -> Held {
+        let (reached_tx, reached_rx) = std::sync::mpsc::channel();
+        let (go_tx, go_rx) = std::sync::mpsc::channel();
+        *self.hold.lock().unwrap() = Some(HoldSpec {
+            operation: operation.to_owned(),
+            reached: reached_tx,
+            go: go_rx,
+        });
+        Held {
+            reached: Arc::new(Mutex::new(reached_rx)),
+            go: go_tx,
+        }
     }
 
     /// While set, every DynamoDB request fails before it is sent.
@@ -84,17 +118,23 @@ impl Intercept for DynamoCounter {
         if self.failing.load(Ordering::SeqCst) {
             return Err(format!("injected DynamoDB outage ({operation})").into());
         }
-        let hook = {
-            let mut before = self.before.lock().unwrap();
-            match before.as_ref() {
-                Some((op, _)) if *op == operation => before.take().map(|(_, hook)| hook),
+        *self
+            .counts
+            .lock()
+            .unwrap()
+            .entry(operation.clone())
+            .or_default() += 1;
+        let held = {
+            let mut hold = self.hold.lock().unwrap();
+            match hold.as_ref() {
+                Some(spec) if spec.operation == operation => hold.take(),
                 _ => None,
             }
         };
-        if let Some(hook) = hook {
-            hook();
+        if let Some(spec) = held {
+            let _ = spec.reached.send(());
+            let _ = spec.go.recv();
         }
-        *self.counts.lock().unwrap().entry(operation).or_default() += 1;
         Ok(())
     }
 }

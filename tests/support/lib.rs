@@ -16,7 +16,7 @@ use trials::store::Store;
 use trials::App;
 use trials_local::stream::{Pumped, StreamReader};
 
-pub use counter::DynamoCounter;
+pub use counter::{DynamoCounter, Held};
 pub use requests::{Call, TestResponse};
 
 /// 2026-04-06T10:00:00Z: the API reference's example start.

@@ -4,39 +4,9 @@ use serde_json::json;
 use trials::domain::events::{DomainEvent, EventKind};
 use trials::domain::trial::{Checkout, Payment, SessionBinding};
 use trials::domain::{OrgId, Plan, Trial, TrialId};
-use trials::store::{Slot, Store};
+use trials::store::Slot;
 
 use crate::{TestApp, DAY};
-
-/// Runs `write` against `t`'s table through a DynamoDB client of its own, in a thread and
-/// runtime of its own, and waits for it: what another function's write looks like to the one
-/// under test. Meant for `DynamoCounter::before_next` hooks, which run (and block) inside a
-/// request of the test's runtime; that runtime must be multi-threaded (`block_in_place`).
-pub fn meanwhile<F, Fut>(t: &TestApp, write: F) -> impl FnOnce() + Send + 'static
-where
-    F: FnOnce(Store) -> Fut + Send + 'static,
-    Fut: std::future::Future<Output = ()>,
-{
-    let endpoint = t.endpoint.clone();
-    let table = t.app.store.table_name().to_owned();
-    let shards = t.app.store.shards();
-    move || {
-        tokio::task::block_in_place(move || {
-            std::thread::spawn(move || {
-                let runtime = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .expect("a runtime for the other writer");
-                runtime.block_on(async move {
-                    let store = Store::new(trials::aws::local_dynamodb(&endpoint), table, shards);
-                    write(store).await
-                })
-            })
-            .join()
-            .expect("the other writer finished")
-        })
-    }
-}
 
 /// Writes a trial started at `started_at` the way start does (trial + org guard, in the due
 /// index), without the API's idempotency record and event: seeding thousands stays quick.

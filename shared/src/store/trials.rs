@@ -9,7 +9,7 @@ use super::schema::{org_pk, trial_pk, DueQueue, DUE_AT, DUE_PK, GUARD_SK, TRIAL_
 use super::tx::{Rejection, Slot};
 use super::{Store, StoreError};
 use crate::domain::trial::{Checkout, Payment, PendingPayment, SessionBinding};
-use crate::domain::{OrgId, Plan, ProjectId, Trial, TrialId, TrialPolicy, TrialStatus};
+use crate::domain::{OrgId, Plan, Trial, TrialId, TrialPolicy, TrialStatus};
 
 /// The org guard: the org's one trial, for ever (it survives purge).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -17,7 +17,7 @@ pub struct Guard {
     pub trial_id: Option<TrialId>,
     /// The project the trial was started under (guards written before projects were recorded
     /// have none).
-    pub project_id: Option<ProjectId>,
+    pub project_id: Option<crate::domain::ProjectId>,
     pub purged: bool,
 }
 
@@ -25,7 +25,7 @@ impl Guard {
     pub fn from_item(item: &Item) -> Guard {
         Guard {
             trial_id: get_s(item, "trial_id").and_then(TrialId::parse),
-            project_id: get_s(item, "project_id").and_then(ProjectId::parse),
+            project_id: get_s(item, "project_id").and_then(crate::domain::ProjectId::parse),
             purged: get_bool(item, "purged").unwrap_or(false),
         }
     }
@@ -434,7 +434,10 @@ pub fn trial_from_item(item: &Item) -> Result<Trial, StoreError> {
         id: TrialId::parse(text("trial_id")?).ok_or_else(|| StoreError::corrupt("trial id"))?,
         org_id: OrgId::parse(text("org_id")?).ok_or_else(|| StoreError::corrupt("org id"))?,
         project_id: match get_s(item, "project_id") {
-            Some(p) => Some(ProjectId::parse(p).ok_or_else(|| StoreError::corrupt("project id"))?),
+            Some(p) => Some(
+                crate::domain::ProjectId::parse(p)
+                    .ok_or_else(|| StoreError::corrupt("project id"))?,
+            ),
             None => None,
         },
         plan: Plan::parse(text("plan")?).ok_or_else(|| StoreError::corrupt("plan"))?,
