@@ -215,7 +215,7 @@ async fn run_jobs_every(app: App, every: Duration) {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        for job in [Job::Expire, Job::Purge] {
+        for job in [Job::Expire, Job::ExpireSessions, Job::Purge] {
             trials::jobs::run(&app, job, None).await;
         }
     }

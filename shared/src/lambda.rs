@@ -27,8 +27,24 @@ pub async fn serve_job(job: Job) -> Result<(), crate::BoxError> {
                 event.context.deadline as i64,
                 app.clock.now_millis(),
             );
-            let report = crate::jobs::run(app, job, deadline_ms).await;
-            Ok::<_, Infallible>(serde_json::to_value(report).unwrap_or_default())
+            // One report: the sum of the function's jobs, and each job's under `jobs` when it
+            // runs several.
+            let jobs = job.function_jobs();
+            let mut total = crate::jobs::RunReport::nothing_yet();
+            let mut each = serde_json::Map::new();
+            for job in jobs {
+                let report = crate::jobs::run(app, *job, deadline_ms).await;
+                total.add(&report);
+                each.insert(
+                    job.name().to_owned(),
+                    serde_json::to_value(report).unwrap_or_default(),
+                );
+            }
+            let mut out = serde_json::to_value(total).unwrap_or_default();
+            if jobs.len() > 1 {
+                out["jobs"] = serde_json::Value::Object(each);
+            }
+            Ok::<_, Infallible>(out)
         },
     ))
     .await

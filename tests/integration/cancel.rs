@@ -1,3 +1,13 @@
+use trials::domain::api_key::ApiKey;
+use trials::domain::trial::Checkout;
+use trials::domain::TrialStatus;
+use trials::jobs::session_expiry::SessionToExpire;
+use trials::jobs::{self, Job};
+use trials::store::codec::key;
+use trials::store::schema::{session_expiry_pk, SESSION_EXPIRY_SK};
+use trials::store::Slot;
+use trials::stripe::client::NewCheckoutSession;
+use trials_local::stripe_standin::{Fault, StripeStandIn};
 use trials_tests::requests::ORG;
 use trials_tests::stripe::with_stripe;
 use trials_tests::{writes, Call, TestApp, DAY, T0};
@@ -161,4 +171,368 @@ async fn a_purged_trial_is_410_and_the_org_still_cannot_start_again() {
         (res.status, res.error_code().as_str()),
         (409, "trial_already_exists")
     );
+}
+
+// ---------------------------------------------------------------------------- the open session
+
+/// The work item a cancel left for the session, as stored (`None`: there is none).
+async fn session_to_expire(t: &TestApp, session: &str) -> Option<SessionToExpire> {
+    let out = t
+        .app
+        .store
+        .client()
+        .get_item()
+        .table_name(t.app.store.table_name())
+        .set_key(Some(key(session_expiry_pk(session), SESSION_EXPIRY_SK)))
+        .consistent_read(true)
+        .send()
+        .await
+        .unwrap();
+    out.item
+        .map(|item| SessionToExpire::from_item(&item).expect("a work item"))
+}
+
+/// A trial with an open session from a real convert: (trial id, session id).
+async fn trial_with_session(t: &TestApp) -> (String, String) {
+    let id = t.start_trial(ORG, "growth").await;
+    let res = t.send(Call::convert(&id, "convert")).await;
+    assert_eq!(res.status, 200, "{}", res.body);
+    let session = writes::stored(t, &id)
+        .await
+        .unwrap()
+        .checkout
+        .unwrap()
+        .session_id;
+    (id, session)
+}
+
+/// The Stripe requests about `session`'s expiry, as "METHOD path".
+fn expiry_calls(stripe: &StripeStandIn, session: &str) -> Vec<String> {
+    stripe
+        .requests()
+        .into_iter()
+        .filter(|r| {
+            r.path
+                .starts_with(&format!("/v1/checkout/sessions/{session}"))
+        })
+        .map(|r| format!("{} {}", r.method, r.path))
+        .collect()
+}
+
+fn session_status(stripe: &StripeStandIn, session: &str) -> &'static str {
+    stripe.session(session).expect("a session").status.as_str()
+}
+
+#[tokio::test]
+async fn cancel_expires_the_open_checkout_session_at_stripe() {
+    let (t, stripe) = with_stripe(|_| {}).await;
+    let (id, session) = trial_with_session(&t).await;
+    t.dynamo.reset();
+    let res = t.send(Call::cancel(&id, "c")).await;
+    assert_eq!(res.status, 200, "{}", res.body);
+    assert_eq!(res.json()["status"], "CANCELED");
+    assert_eq!(
+        expiry_calls(&stripe, &session),
+        [format!("POST /v1/checkout/sessions/{session}/expire")]
+    );
+    assert_eq!(session_status(&stripe, &session), "expired");
+    // The read, the transaction (with the work item), and the item's delete once Stripe said so.
+    assert_eq!(
+        t.dynamo.count("GetItem"),
+        1,
+        "{:?}",
+        t.dynamo.by_operation()
+    );
+    assert_eq!(t.dynamo.count("TransactWriteItems"), 1);
+    assert_eq!(t.dynamo.count("DeleteItem"), 1);
+    assert_eq!(t.dynamo.total(), 3);
+    assert_eq!(session_to_expire(&t, &session).await, None);
+    // Stripe's `checkout.session.expired` follows: the canceled trial forgets the session.
+    assert_eq!(
+        t.deliver_from(&stripe, "checkout.session.expired", &session)
+            .await,
+        "checkout_cleared"
+    );
+    assert_eq!(writes::stored(&t, &id).await.unwrap().checkout, None);
+    // Nothing left for the job.
+    let run = jobs::run(&t.app, Job::ExpireSessions, None).await;
+    assert_eq!((run.processed, run.items_read), (0, 0));
+}
+
+#[tokio::test]
+async fn when_stripe_fails_the_cancel_succeeds_and_the_expire_job_retries_with_backoff() {
+    let (t, stripe) = with_stripe(|_| {}).await;
+    let (id, session) = trial_with_session(&t).await;
+    stripe.fail_next(Fault::ServerError);
+    let res = t.send(Call::cancel(&id, "c")).await;
+    assert_eq!(res.status, 200, "{}", res.body);
+    assert_eq!(t.send(Call::status(&id)).await.json()["status"], "CANCELED");
+    assert_eq!(session_status(&stripe, &session), "open");
+    // The cancel's transaction left the work: the session, due now.
+    let work = session_to_expire(&t, &session).await.expect("work item");
+    assert_eq!((work.attempts, work.trial_id.as_str()), (0, id.as_str()));
+
+    // The expire function's next run tries again; Stripe fails again: next try in a minute.
+    stripe.fail_next(Fault::ServerError);
+    let run = jobs::run(&t.app, Job::ExpireSessions, None).await;
+    assert_eq!((run.processed, run.failed), (0, 1), "{run:?}");
+    assert_eq!(session_to_expire(&t, &session).await.unwrap().attempts, 1);
+    let calls = expiry_calls(&stripe, &session).len();
+    assert_eq!(calls, 2);
+    t.clock.advance(59);
+    let run = jobs::run(&t.app, Job::ExpireSessions, None).await;
+    assert_eq!((run.processed, run.items_read), (0, 0), "not due yet");
+    assert_eq!(expiry_calls(&stripe, &session).len(), calls);
+
+    t.clock.advance(1);
+    let run = jobs::run(&t.app, Job::ExpireSessions, None).await;
+    assert_eq!((run.processed, run.failed), (1, 0), "{run:?}");
+    assert_eq!(session_status(&stripe, &session), "expired");
+    assert_eq!(session_to_expire(&t, &session).await, None);
+    // The expire job proper is untouched by it.
+    assert_eq!(jobs::run(&t.app, Job::Expire, None).await.processed, 0);
+}
+
+#[tokio::test]
+async fn a_late_stripe_answer_is_settled_by_the_job_finding_the_session_expired() {
+    let (t, stripe) = with_stripe(|c| c.stripe.timeout_ms = 200).await;
+    let (id, session) = trial_with_session(&t).await;
+    // Stripe expires the session but answers after the cancel stopped waiting.
+    // The answer is held until after cancel gave up on it: no race with a timer.
+    let held = stripe.hold_next();
+    assert_eq!(t.send(Call::cancel(&id, "c")).await.status, 200);
+    drop(held);
+    assert!(session_to_expire(&t, &session).await.is_some());
+    let run = jobs::run(&t.app, Job::ExpireSessions, None).await;
+    assert_eq!((run.processed, run.failed), (1, 0), "{run:?}");
+    // Stripe refuses to expire it again; looking the session up shows it can no longer be paid.
+    assert_eq!(
+        expiry_calls(&stripe, &session)[1..],
+        [
+            format!("POST /v1/checkout/sessions/{session}/expire"),
+            format!("GET /v1/checkout/sessions/{session}"),
+        ]
+    );
+    assert_eq!(session_to_expire(&t, &session).await, None);
+}
+
+#[tokio::test]
+async fn work_left_after_the_session_ran_out_is_dropped_without_calling_stripe() {
+    let (t, stripe) = with_stripe(|_| {}).await;
+    let (id, session) = trial_with_session(&t).await;
+    stripe.fail_next(Fault::ServerError);
+    assert_eq!(t.send(Call::cancel(&id, "c")).await.status, 200);
+    let calls = stripe.requests().len();
+    // Stripe expires a session 24 hours after it was created, by itself.
+    t.clock.advance(DAY);
+    let run = jobs::run(&t.app, Job::ExpireSessions, None).await;
+    assert_eq!((run.processed, run.failed), (1, 0), "{run:?}");
+    assert_eq!(stripe.requests().len(), calls);
+    assert_eq!(session_to_expire(&t, &session).await, None);
+}
+
+#[tokio::test]
+async fn the_expire_function_runs_both_jobs_and_a_paid_session_needs_nothing() {
+    assert_eq!(
+        Job::Expire.function_jobs(),
+        [Job::Expire, Job::ExpireSessions]
+    );
+    assert_eq!(Job::Purge.function_jobs(), [Job::Purge]);
+    // A session the customer paid before the cancel (the payment then converts the trial,
+    // flagged): Stripe refuses to expire it, and that is the end of the work.
+    let (t, stripe) = with_stripe(|_| {}).await;
+    let (id, session) = trial_with_session(&t).await;
+    stripe.fail_next(Fault::ServerError);
+    assert_eq!(t.send(Call::cancel(&id, "c")).await.status, 200);
+    stripe
+        .pay(&session, trials_local::stripe_standin::PayMethod::Card)
+        .await
+        .unwrap();
+    let run = jobs::run(&t.app, Job::ExpireSessions, None).await;
+    assert_eq!((run.processed, run.failed), (1, 0), "{run:?}");
+    assert_eq!(session_status(&stripe, &session), "complete");
+    assert_eq!(session_to_expire(&t, &session).await, None);
+    assert_eq!(
+        t.deliver_from(&stripe, "checkout.session.completed", &session)
+            .await,
+        "converted_after_cancel"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_session_recorded_between_the_cancels_read_and_write_is_expired_too() {
+    let (t, stripe) = with_stripe(|_| {}).await;
+    let id = t.start_trial(ORG, "growth").await;
+    // A convert racing the cancel: its session exists at Stripe, and it records it on the trial
+    // after the cancel read the trial (no session then) and before the cancel's write.
+    let created = t
+        .app
+        .stripe
+        .create_checkout_session(
+            &NewCheckoutSession {
+                price: "price_growth".into(),
+                quantity: 1,
+                success_url: "http://127.0.0.1/ok".into(),
+                cancel_url: "http://127.0.0.1/back".into(),
+                client_reference_id: id.clone(),
+                metadata: vec![("trial_id".into(), id.clone())],
+                trial_end: None,
+            },
+            "racing-convert",
+            None,
+        )
+        .await
+        .unwrap();
+    let trial = writes::stored(&t, &id).await.unwrap();
+    let policy = t.app.config.policy;
+    let now = t.now();
+    let checkout = Checkout {
+        session_id: created.id.clone(),
+        url: created.url.clone(),
+        expires_at: created.expires_at,
+        trial_end: None,
+    };
+    t.dynamo.reset();
+    let held = t.dynamo.hold_next("TransactWriteItems");
+    let cancel = {
+        let (t, id) = (t.clone(), id.clone());
+        tokio::spawn(async move { t.send(Call::cancel(&id, "c")).await })
+    };
+    held.reached().await;
+    // The racer is another function: a client of its own (sharing the held request's client
+    // would wait on its connection pool).
+    let store = &trials::store::Store::new(
+        trials::aws::local_dynamodb(&t.endpoint),
+        t.app.store.table_name(),
+        t.app.store.shards(),
+    );
+    let update = store
+        .checkout_update(&trial, &checkout, now, policy)
+        .unwrap();
+    let outcome = store
+        .tx()
+        .update(Slot::Trial, update)
+        .commit()
+        .await
+        .unwrap();
+    assert!(
+        outcome.committed(),
+        "the racing convert recorded its session"
+    );
+    held.release();
+    let res = cancel.await.unwrap();
+    assert_eq!(res.status, 200, "{}", res.body);
+    assert_eq!(session_status(&stripe, &created.id), "expired");
+    assert_eq!(
+        writes::stored(&t, &id).await.unwrap().status,
+        TrialStatus::Canceled
+    );
+    // The first write was refused (the trial held a session it had not seen); the second, on
+    // the trial as it was then, carried the session's expiry.
+    assert_eq!(
+        t.dynamo.count("TransactWriteItems"),
+        2,
+        "{:?}",
+        t.dynamo.by_operation()
+    );
+}
+
+// ---------------------------------------------------------------------------- projects
+
+/// `call` with `X-Project-Id: project`, authenticated by `key`.
+fn as_project(call: Call, project: &str, key: &ApiKey) -> Call {
+    call.without("x-project-id")
+        .header("x-project-id", project)
+        .bearer(key.expose())
+}
+
+#[tokio::test]
+async fn a_key_limited_to_other_projects_neither_acts_on_nor_replays_the_trial() {
+    let (t, stripe) = with_stripe(|_| {}).await;
+    let all = t.create_key(ORG, &[]).await;
+    let only_b = t.create_key(ORG, &["proj_b"]).await;
+    let a_and_b = t.create_key(ORG, &["proj_a", "proj_b"]).await;
+    let res = t
+        .send(as_project(Call::start("growth", "s"), "proj_a", &all))
+        .await;
+    assert_eq!(res.status, 201, "{}", res.body);
+    let id = res.json()["id"].as_str().unwrap().to_owned();
+
+    // A key for proj_b only: the trial of proj_a does not exist for it.
+    for call in [
+        Call::status(&id),
+        Call::cancel(&id, "b-cancel"),
+        Call::convert(&id, "b-convert"),
+    ] {
+        let res = t.send(as_project(call, "proj_b", &only_b)).await;
+        assert_eq!(
+            (res.status, res.error_code().as_str()),
+            (404, "trial_not_found"),
+            "{}",
+            res.body
+        );
+    }
+    assert!(stripe.requests().is_empty());
+    // The org's key for all projects cancels it; a key of another grant reusing that
+    // Idempotency-Key gets no replay of the answer.
+    let canceled = t
+        .send(as_project(Call::cancel(&id, "k"), "proj_a", &all))
+        .await;
+    assert_eq!(canceled.status, 200, "{}", canceled.body);
+    for key in [&only_b, &a_and_b] {
+        let res = t
+            .send(as_project(Call::cancel(&id, "k"), "proj_b", key))
+            .await;
+        assert_eq!(
+            (res.status, res.error_code().as_str(), res.replayed()),
+            (422, "idempotency_key_reused", false),
+            "{}",
+            res.body
+        );
+    }
+    // The same grant gets it, whichever project it names.
+    let res = t
+        .send(as_project(Call::cancel(&id, "k"), "proj_b", &all))
+        .await;
+    assert!(res.replayed());
+    assert_eq!(res.body, canceled.body);
+    // A key whose projects include the trial's acts on it, whichever of them it names.
+    let res = t
+        .send(as_project(Call::status(&id), "proj_b", &a_and_b))
+        .await;
+    assert_eq!(
+        (res.status, res.json()["status"].as_str()),
+        (200, Some("CANCELED"))
+    );
+    // A trial stored before projects were recorded: keys for all projects only.
+    let legacy = writes::seed_trial(&t, "org_legacy", T0).await;
+    assert_eq!(legacy.project_id, None);
+    let path = Call::status(legacy.id.as_str()).org("org_legacy");
+    let only_b = t.create_key("org_legacy", &["proj_b"]).await;
+    let res = t.send(as_project(path, "proj_b", &only_b)).await;
+    assert_eq!(res.status, 404);
+    let all = t.create_key("org_legacy", &[]).await;
+    let path = Call::status(legacy.id.as_str()).org("org_legacy");
+    let res = t.send(as_project(path, "proj_b", &all)).await;
+    assert_eq!(res.status, 200, "{}", res.body);
+}
+
+#[tokio::test]
+async fn a_purged_trial_of_another_project_is_404_not_410() {
+    let t = TestApp::new().await;
+    let all = t.create_key(ORG, &[]).await;
+    let only_b = t.create_key(ORG, &["proj_b"]).await;
+    let res = t
+        .send(as_project(Call::start("growth", "s"), "proj_a", &all))
+        .await;
+    let id = res.json()["id"].as_str().unwrap().to_owned();
+    t.clock.set(T0 + 10 * DAY);
+    jobs::run(&t.app, Job::Expire, None).await;
+    assert_eq!(jobs::run(&t.app, Job::Purge, None).await.processed, 1);
+    let res = t.send(as_project(Call::status(&id), "proj_a", &all)).await;
+    assert_eq!(res.error_code(), "trial_expired");
+    let res = t
+        .send(as_project(Call::status(&id), "proj_b", &only_b))
+        .await;
+    assert_eq!(res.error_code(), "trial_not_found");
 }

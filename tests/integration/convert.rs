@@ -1,12 +1,18 @@
 use std::time::Duration;
 
+use serde_json::json;
 use tokio::task::JoinSet;
+use trials::api::convert::{TRIAL_END_MARGIN_SECS, TRIAL_END_MIN_LEAD_SECS};
 use trials::api::idempotency::{fingerprint, Idempotency};
-use trials::domain::{OrgId, TrialId};
+use trials::domain::time::rfc3339;
+use trials::domain::trial::Checkout;
+use trials::domain::{OrgId, TrialId, TrialStatus};
+use trials::jobs::Job;
 use trials::store::idempotency::{Claim, IdemScope};
-use trials_local::stripe_standin::{Fault, Held};
+use trials::store::Slot;
+use trials_local::stripe_standin::{Fault, Held, Options, PayMethod, StripeStandIn};
 use trials_tests::requests::ORG;
-use trials_tests::stripe::with_stripe;
+use trials_tests::stripe::{with_stripe, with_stripe_options};
 use trials_tests::time::Frozen;
 use trials_tests::{writes, Call, TestApp, TestResponse, DAY, T0};
 
@@ -29,7 +35,12 @@ async fn convert_returns_a_checkout_url_and_sends_stripe_what_it_needs() {
         .as_str()
         .unwrap()
         .starts_with(&format!("{}/checkout/pay/cs_test_", stripe.base_url())));
-    assert_eq!(body.as_object().unwrap().len(), 3);
+    // Converting early keeps the free days: the first charge is at the trial's end.
+    assert_eq!(body["billing_starts"], "trial_end");
+    assert_eq!(body["first_charge_at"], "2026-04-13T10:00:00Z");
+    assert_eq!(body["checkout_expires_at"], "2026-04-07T10:00:00Z");
+    assert_eq!(body["payment_pending"], false);
+    assert_eq!(body.as_object().unwrap().len(), 7);
 
     let sent = stripe.requests();
     assert_eq!(sent.len(), 1);
@@ -52,6 +63,11 @@ async fn convert_returns_a_checkout_url_and_sends_stripe_what_it_needs() {
     assert_eq!(
         form.param("subscription_data[metadata][plan]"),
         Some("growth")
+    );
+    let expires_at = (T0 + 7 * DAY).to_string();
+    assert_eq!(
+        form.param("subscription_data[trial_end]"),
+        Some(expires_at.as_str())
     );
     assert!(form.param("success_url").is_some() && form.param("cancel_url").is_some());
     let ours = Idempotency {
@@ -583,4 +599,398 @@ async fn concurrent_converts_with_different_keys_answer_with_one_session() {
         .unwrap()
         .unwrap();
     assert_eq!(urls.into_iter().next(), stored.checkout.map(|c| c.url));
+}
+
+// ---------------------------------------------------------------------------- billing_starts
+
+/// Convert with a JSON body.
+fn convert_with(id: &str, key: &str, body: serde_json::Value) -> Call {
+    Call::convert(id, key).json(&body)
+}
+
+/// The last point in time at which a trial started at T0 still gets its trial end.
+const LINE: i64 = T0 + 7 * DAY - TRIAL_END_MIN_LEAD_SECS - TRIAL_END_MARGIN_SECS;
+
+#[tokio::test]
+async fn billing_starts_now_when_asked_or_when_the_trial_end_is_too_close() {
+    let (t, stripe) = with_stripe(|_| {}).await;
+    let asked = t.start_trial(ORG, "growth").await;
+    let at_line = t.start_trial("org_b", "growth").await;
+    let past_line = t.start_trial("org_c", "growth").await;
+
+    let res = t
+        .send(convert_with(
+            &asked,
+            "now",
+            json!({ "billing_starts": "now" }),
+        ))
+        .await;
+    assert_eq!(res.status, 200, "{}", res.body);
+    let body = res.json();
+    assert_eq!(body["billing_starts"], "now");
+    // Charged when the customer pays: from the time of the answer on.
+    assert_eq!(body["first_charge_at"], rfc3339(T0));
+    assert_eq!(
+        stripe.requests()[0].param("subscription_data[trial_end]"),
+        None
+    );
+    // While that session is open, any convert answers it, with the billing it was opened with.
+    let again = t.send(Call::convert(&asked, "default")).await.json();
+    assert_eq!(again["checkout_url"], body["checkout_url"]);
+    assert_eq!(again["billing_starts"], "now");
+    assert_eq!(stripe.requests().len(), 1);
+
+    // Stripe wants the trial end at least 48 hours ahead (plus our margin for its clock).
+    t.clock.set(LINE);
+    let res = t
+        .send(Call::convert(&at_line, "k").org("org_b"))
+        .await
+        .json();
+    assert_eq!(res["billing_starts"], "trial_end");
+    assert_eq!(res["first_charge_at"], "2026-04-13T10:00:00Z");
+    let expires_at = (T0 + 7 * DAY).to_string();
+    assert_eq!(
+        stripe.requests()[1].param("subscription_data[trial_end]"),
+        Some(expires_at.as_str())
+    );
+    t.clock.set(LINE + 1);
+    let res = t.send(Call::convert(&past_line, "k").org("org_c")).await;
+    assert_eq!(res.status, 200, "{}", res.body);
+    let res = res.json();
+    assert_eq!(res["billing_starts"], "now");
+    assert_eq!(res["first_charge_at"], rfc3339(LINE + 1));
+    assert_eq!(
+        stripe.requests()[2].param("subscription_data[trial_end]"),
+        None
+    );
+    // The session stored on the trial remembers it.
+    let stored = writes::stored(&t, &past_line).await.unwrap();
+    assert_eq!(stored.checkout.unwrap().trial_end, None);
+    let stored = writes::stored(&t, &at_line).await.unwrap();
+    assert_eq!(stored.checkout.unwrap().trial_end, Some(T0 + 7 * DAY));
+}
+
+#[tokio::test]
+async fn an_unknown_billing_starts_is_a_400_that_stores_nothing() {
+    let (t, stripe) = with_stripe(|_| {}).await;
+    let id = t.start_trial(ORG, "growth").await;
+    for (body, code) in [
+        (
+            json!({ "billing_starts": "later" }),
+            "invalid_billing_starts",
+        ),
+        (json!({ "billing_starts": null }), "invalid_billing_starts"),
+        (json!(["now"]), "invalid_json"),
+    ] {
+        let res = t.send(convert_with(&id, "k", body.clone())).await;
+        assert_eq!(
+            (res.status, res.error_code().as_str()),
+            (400, code),
+            "{body}: {}",
+            res.body
+        );
+    }
+    assert!(stripe.requests().is_empty());
+    // Nothing was stored under the key: with a good body it runs.
+    let res = t
+        .send(convert_with(
+            &id,
+            "k",
+            json!({ "billing_starts": "trial_end" }),
+        ))
+        .await;
+    assert_eq!((res.status, res.replayed()), (200, false), "{}", res.body);
+    // The body is part of the request: the same key with another body is another request.
+    let res = t
+        .send(convert_with(&id, "k", json!({ "billing_starts": "now" })))
+        .await;
+    assert_eq!(
+        (res.status, res.error_code().as_str()),
+        (422, "idempotency_key_reused")
+    );
+}
+
+#[tokio::test]
+async fn a_retry_across_the_48_hour_line_gets_the_session_of_the_first_attempt() {
+    let (t, stripe) = with_stripe(|c| c.stripe.timeout_ms = 200).await;
+    let id = t.start_trial(ORG, "growth").await;
+    t.clock.set(LINE);
+    // Stripe creates the session (with the trial end) but answers too late.
+    // The answer is held until after convert gave up on it: no race with a timer.
+    let held = stripe.hold_next();
+    let failed = t.send(Call::convert(&id, "k")).await;
+    drop(held);
+    assert_eq!(failed.error_code(), "payment_provider_error");
+
+    // The retry comes when the trial end is no longer 48 hours ahead.
+    t.clock.set(LINE + 3_600);
+    let retried = t.send(Call::convert(&id, "k")).await;
+    assert_eq!(retried.status, 200, "{}", retried.body);
+    let body = retried.json();
+    assert_eq!(body["billing_starts"], "trial_end");
+    assert_eq!(body["first_charge_at"], "2026-04-13T10:00:00Z");
+    assert_eq!(
+        stripe.sessions_created(),
+        1,
+        "one session, whatever the retry"
+    );
+    let sent = stripe.requests();
+    assert_eq!(
+        sent.len(),
+        3,
+        "first, retry as of now, retry as first asked"
+    );
+    assert!(sent
+        .iter()
+        .all(|r| r.idempotency_key == sent[0].idempotency_key));
+    assert_eq!(sent[1].param("subscription_data[trial_end]"), None);
+    assert_eq!(
+        sent[2].param("subscription_data[trial_end]"),
+        sent[0].param("subscription_data[trial_end]")
+    );
+    let stored = writes::stored(&t, &id).await.unwrap().checkout.unwrap();
+    assert_eq!(stored.trial_end, Some(T0 + 7 * DAY));
+    assert_eq!(body["checkout_url"], stored.url.as_str());
+}
+
+// ---------------------------------------------------------------------------- payments on their way
+
+/// Waits until the stand-in has settled `session`'s delayed payment (it does so at once with
+/// `Options::async_payment_delay` zero, in a task of its own).
+async fn settled(stripe: &StripeStandIn, session: &str) {
+    for _ in 0..2_000 {
+        if !stripe.in_flight(session) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    panic!("the delayed payment of {session} never settled");
+}
+
+/// The stand-in settling delayed payments at once (their events are delivered by the test).
+fn instant_settlement() -> Options {
+    Options {
+        async_payment_delay: Duration::ZERO,
+        ..Options::default()
+    }
+}
+
+async fn session_of(t: &TestApp, id: &str) -> String {
+    writes::stored(t, id)
+        .await
+        .expect("trial")
+        .checkout
+        .expect("a session")
+        .session_id
+}
+
+#[tokio::test]
+async fn a_payment_on_its_way_is_answered_instead_of_a_second_session() {
+    let (t, stripe) = with_stripe_options(instant_settlement(), |_| {}).await;
+    let id = t.start_trial(ORG, "growth").await;
+    let first = t.send(Call::convert(&id, "k1")).await.json();
+    let session = session_of(&t, &id).await;
+    stripe
+        .pay(&session, PayMethod::Delayed { succeeds: true })
+        .await
+        .unwrap();
+    settled(&stripe, &session).await;
+    assert_eq!(
+        t.deliver_from(&stripe, "checkout.session.completed", &session)
+            .await,
+        "awaiting_payment"
+    );
+
+    // A day later the session's own expiry has passed: without the pending payment a convert
+    // would open a second session, and the customer could end up with two subscriptions.
+    t.clock.advance(DAY + 3_600);
+    t.dynamo.reset();
+    let res = t.send(Call::convert(&id, "k2")).await;
+    assert_eq!(res.status, 200, "{}", res.body);
+    let body = res.json();
+    assert_eq!(body["payment_pending"], true);
+    assert_eq!(body["checkout_url"], first["checkout_url"]);
+    assert_eq!(body["billing_starts"], "trial_end");
+    assert_eq!(stripe.requests().len(), 1, "Stripe is not called");
+    assert_eq!(t.dynamo.total(), 3, "{:?}", t.dynamo.by_operation());
+    assert!(t.send(Call::convert(&id, "k2")).await.replayed());
+
+    // The bank says yes: converted.
+    assert_eq!(
+        t.deliver_from(
+            &stripe,
+            "checkout.session.async_payment_succeeded",
+            &session
+        )
+        .await,
+        "converted"
+    );
+    let res = t.send(Call::convert(&id, "k3")).await;
+    assert_eq!(res.error_code(), "trial_already_converted");
+}
+
+#[tokio::test]
+async fn a_failed_delayed_payment_lets_convert_open_a_new_session() {
+    let (t, stripe) = with_stripe_options(instant_settlement(), |_| {}).await;
+    let id = t.start_trial(ORG, "growth").await;
+    let first = t.send(Call::convert(&id, "k1")).await.json();
+    let session = session_of(&t, &id).await;
+    stripe
+        .pay(&session, PayMethod::Delayed { succeeds: false })
+        .await
+        .unwrap();
+    settled(&stripe, &session).await;
+    assert_eq!(
+        t.deliver_from(&stripe, "checkout.session.completed", &session)
+            .await,
+        "awaiting_payment"
+    );
+    assert_eq!(
+        t.send(Call::convert(&id, "k2")).await.json()["payment_pending"],
+        true
+    );
+    assert_eq!(
+        t.deliver_from(&stripe, "checkout.session.async_payment_failed", &session)
+            .await,
+        "checkout_cleared"
+    );
+    let trial = writes::stored(&t, &id).await.unwrap();
+    assert_eq!((trial.pending, trial.checkout), (None, None));
+
+    let res = t.send(Call::convert(&id, "k3")).await;
+    assert_eq!(res.status, 200, "{}", res.body);
+    let body = res.json();
+    assert_eq!(body["payment_pending"], false);
+    assert_ne!(body["checkout_url"], first["checkout_url"]);
+    assert_eq!(stripe.sessions_created(), 2);
+}
+
+#[tokio::test]
+async fn a_delayed_payment_holds_the_purge_until_it_succeeds() {
+    let (t, stripe) = with_stripe_options(instant_settlement(), |_| {}).await;
+    let id = t.start_trial(ORG, "growth").await;
+    t.send(Call::convert(&id, "k1")).await;
+    let session = session_of(&t, &id).await;
+    stripe
+        .pay(&session, PayMethod::Delayed { succeeds: true })
+        .await
+        .unwrap();
+    settled(&stripe, &session).await;
+    assert_eq!(
+        t.deliver_from(&stripe, "checkout.session.completed", &session)
+            .await,
+        "awaiting_payment"
+    );
+
+    // Grace over and the session long expired: purge would delete a trial nobody converted.
+    t.clock.set(T0 + 11 * DAY);
+    trials::jobs::run(&t.app, Job::Expire, None).await;
+    let purge = trials::jobs::run(&t.app, Job::Purge, None).await;
+    assert_eq!((purge.processed, purge.skipped), (0, 1), "{purge:?}");
+    let trial = writes::stored(&t, &id).await.expect("not purged");
+    assert_eq!(trial.status, TrialStatus::Expired);
+    assert_eq!(trial.pending.map(|p| p.session_id), Some(session.clone()));
+    // Convert still answers the payment on its way, grace or not.
+    let res = t.send(Call::convert(&id, "k2")).await;
+    assert_eq!(
+        (res.status, res.json()["payment_pending"].clone()),
+        (200, json!(true))
+    );
+
+    // Days later the bank confirms: the money lands on a trial that still exists.
+    assert_eq!(
+        t.deliver_from(
+            &stripe,
+            "checkout.session.async_payment_succeeded",
+            &session
+        )
+        .await,
+        "converted"
+    );
+    assert_eq!(
+        t.send(Call::status(&id)).await.json()["status"],
+        "CONVERTED"
+    );
+    let purge = trials::jobs::run(&t.app, Job::Purge, None).await;
+    assert_eq!(purge.processed, 0);
+}
+
+// ---------------------------------------------------------------------------- convert vs purge
+
+#[tokio::test]
+async fn a_convert_whose_stripe_call_spans_the_end_of_grace_records_no_session() {
+    let (t, stripe) = with_stripe(|_| {}).await;
+    let id = t.start_trial(ORG, "growth").await;
+    let grace_end = T0 + 10 * DAY;
+    t.clock.set(grace_end - 1);
+    // Stripe takes two seconds: the grace period ends during the call.
+    let clock = t.clock.clone();
+    stripe.on_request(move |_| clock.advance(2));
+    let res = t.send(Call::convert(&id, "late")).await;
+    assert_eq!(
+        (res.status, res.error_code().as_str()),
+        (410, "trial_expired"),
+        "{}",
+        res.body
+    );
+    assert_eq!(stripe.sessions_created(), 1);
+    let trial = writes::stored(&t, &id).await.unwrap();
+    assert_eq!(trial.checkout, None, "nothing holds the purge back");
+    trials::jobs::run(&t.app, Job::Expire, None).await;
+    let purge = trials::jobs::run(&t.app, Job::Purge, None).await;
+    assert_eq!(purge.processed, 1, "{purge:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_purge_keeps_a_trial_whose_session_was_recorded_after_it_read_the_index() {
+    let t = TestApp::new().await;
+    let trial = writes::seed_trial(&t, ORG, T0).await;
+    let policy = t.app.config.policy;
+    let grace_end = trial.expires_at + policy.grace_secs;
+    t.clock.set(trial.expires_at);
+    let expired = trials::jobs::run(&t.app, Job::Expire, None).await;
+    assert_eq!(expired.processed, 1);
+    // The job reads the index at the end of grace; before its delete goes out, a convert that
+    // had checked the trial a second earlier records its session (the index, eventually
+    // consistent in DynamoDB, has not shown it to the job).
+    t.clock.set(grace_end);
+    let held = t.dynamo.hold_next("TransactWriteItems");
+    let job = {
+        let app = t.app.clone();
+        tokio::spawn(async move { trials::jobs::run(&app, Job::Purge, None).await })
+    };
+    held.reached().await;
+    let checkout = Checkout {
+        session_id: "cs_test_late".into(),
+        url: "http://127.0.0.1/checkout/pay/cs_test_late".into(),
+        expires_at: grace_end - 1 + DAY,
+        trial_end: None,
+    };
+    let store = &t.app.store;
+    let update = store
+        .checkout_update(&trial, &checkout, grace_end - 1, policy)
+        .unwrap();
+    let outcome = store
+        .tx()
+        .update(Slot::Trial, update)
+        .commit()
+        .await
+        .unwrap();
+    assert!(outcome.committed(), "the late convert recorded its session");
+    held.release();
+    let purge = job.await.unwrap();
+    assert_eq!(
+        (purge.processed, purge.skipped, purge.failed),
+        (0, 1, 0),
+        "{purge:?}"
+    );
+    let kept = writes::stored(&t, trial.id.as_str()).await.expect("kept");
+    assert_eq!(
+        kept.checkout.map(|c| c.session_id).as_deref(),
+        Some("cs_test_late")
+    );
+    // Once that session has expired unpaid, the next run deletes it.
+    t.clock.set(grace_end - 1 + DAY);
+    let purge = trials::jobs::run(&t.app, Job::Purge, None).await;
+    assert_eq!(purge.processed, 1, "{purge:?}");
 }

@@ -559,6 +559,7 @@ async fn a_session_recorded_between_the_purges_read_and_its_delete_keeps_the_tri
             session_id: "cs_late".into(),
             url: "https://checkout.example/cs_late".into(),
             expires_at: grace_end + DAY,
+            trial_end: None,
         };
         let written = store
             .tx()

@@ -4,8 +4,8 @@ use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use trials::config::{Config, Secret};
-use trials::stripe::client::{NewCheckoutSession, StripeClient, StripeError};
-use trials_local::stripe_standin::{Fault, StripeStandIn, LOCAL_SECRET_KEY};
+use trials::stripe::client::{NewCheckoutSession, SessionExpiry, StripeClient, StripeError};
+use trials_local::stripe_standin::{Fault, PayMethod, Status, StripeStandIn, LOCAL_SECRET_KEY};
 use trials_tests::stripe::TIMEOUT_MS;
 use trials_tests::time::Frozen;
 
@@ -25,6 +25,7 @@ fn session(price: &str) -> NewCheckoutSession {
         cancel_url: "https://example.com/back".into(),
         client_reference_id: "trial_0123456789abcdef01234567".into(),
         metadata: vec![("trial_id".into(), "trial_0123456789abcdef01234567".into())],
+        trial_end: None,
     }
 }
 
@@ -223,4 +224,72 @@ async fn the_stand_in_requires_what_stripe_requires() {
         (400, Some("parameter_invalid_string"))
     );
     assert_eq!(stripe.sessions_created(), 0);
+}
+
+#[tokio::test]
+async fn expiring_a_session_makes_it_unpayable_whatever_state_it_was_in() {
+    let stripe = StripeStandIn::start().await.unwrap();
+    let c = client(stripe.base_url(), Some(LOCAL_SECRET_KEY), 2_000);
+    let open = c
+        .create_checkout_session(&session("price_a"), "key-open", None)
+        .await
+        .unwrap();
+    assert_eq!(
+        c.expire_checkout_session(&open.id, None).await,
+        Ok(SessionExpiry::Expired)
+    );
+    assert_eq!(stripe.session(&open.id).unwrap().status, Status::Expired);
+    let expire = stripe.requests().pop().unwrap();
+    assert_eq!(
+        (expire.method.as_str(), expire.path.as_str()),
+        (
+            "POST",
+            format!("/v1/checkout/sessions/{}/expire", open.id).as_str()
+        )
+    );
+    // No Idempotency-Key: expiring is idempotent by nature, and a retry must ask again rather
+    // than get a saved failure replayed.
+    assert_eq!(expire.idempotency_key, None);
+
+    // Again: Stripe refuses (not open); the session is looked up and that is an answer.
+    assert_eq!(
+        c.expire_checkout_session(&open.id, None).await,
+        Ok(SessionExpiry::NotOpen("expired".into()))
+    );
+    let paid = c
+        .create_checkout_session(&session("price_a"), "key-paid", None)
+        .await
+        .unwrap();
+    stripe.pay(&paid.id, PayMethod::Card).await.unwrap();
+    assert_eq!(
+        c.expire_checkout_session(&paid.id, None).await,
+        Ok(SessionExpiry::NotOpen("complete".into()))
+    );
+    assert_eq!(
+        c.expire_checkout_session("cs_test_unknown", None).await,
+        Ok(SessionExpiry::Missing)
+    );
+    // Ids that could be a path are never sent.
+    assert!(matches!(
+        c.expire_checkout_session("cs_1/../../v1/customers", None)
+            .await,
+        Err(StripeError::InvalidRequest(_))
+    ));
+
+    // A failure is a failure, and the session stays open for the retry.
+    let later = c
+        .create_checkout_session(&session("price_a"), "key-later", None)
+        .await
+        .unwrap();
+    stripe.fail_next(Fault::ServerError);
+    let failed = c
+        .expire_checkout_session(&later.id, None)
+        .await
+        .unwrap_err();
+    assert!(failed.is_transient(), "{failed}");
+    assert_eq!(stripe.session(&later.id).unwrap().status, Status::Open);
+    assert_eq!(
+        c.expire_checkout_session(&later.id, None).await,
+        Ok(SessionExpiry::Expired)
+    );
 }

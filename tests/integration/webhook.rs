@@ -4,7 +4,9 @@ use serde_json::{json, Value};
 use trials::api::Route;
 use trials::config::Secret;
 use trials::crypto::{hex, hmac_sha256};
-use trials::domain::{Trial, TrialId, TrialStatus};
+use trials::domain::trial::SessionBinding;
+use trials::domain::{OrgId, Plan, Trial, TrialId, TrialStatus};
+use trials::jobs::{self, Job};
 use trials::store::Slot;
 use trials_tests::eventbridge::EventBridgeRecorder;
 use trials_tests::{writes, Call, TestApp, TestResponse, DAY, T0};
@@ -721,4 +723,169 @@ async fn a_dynamodb_outage_is_a_5xx_and_stripes_retry_converts() {
     assert!(deliver(&t, &other).await.status >= 500);
     t.dynamo.set_failing(false);
     assert_eq!(outcome(&deliver(&t, &other).await), "checkout_unchanged");
+}
+
+// ---------------------------------------------------------------------------- binding
+
+#[tokio::test]
+async fn a_payment_converts_only_through_a_session_we_created_for_that_trial() {
+    let (t, recorder) = app_with_recorder().await;
+    let id = t.start_trial(ORG, "growth").await;
+    let other = t.start_trial("org_b", "growth").await;
+    // Every signed payment below names our trial somewhere a buyer or another merchant
+    // integration can put it; none is a session convert made for it.
+    let ours = || session("cs_x", &id, "paid");
+    let with = |edit: &dyn Fn(&mut Value)| {
+        let mut s = ours();
+        edit(&mut s);
+        s
+    };
+    let cases: Vec<(&str, Value, &str)> = vec![
+        (
+            "a Payment Link: the reference only, no metadata",
+            with(&|s| s["metadata"] = Value::Null),
+            "not_our_session",
+        ),
+        (
+            "metadata without the plan",
+            with(&|s| s["metadata"] = json!({ "trial_id": id, "org_id": ORG })),
+            "not_our_session",
+        ),
+        (
+            "made for another org",
+            with(&|s| s["metadata"]["org_id"] = json!("org_b")),
+            "binding_mismatch",
+        ),
+        (
+            "made for another plan",
+            with(&|s| s["metadata"]["plan"] = json!("pro")),
+            "binding_mismatch",
+        ),
+        (
+            "a one-time payment, not a subscription",
+            with(&|s| s["mode"] = json!("payment")),
+            "not_our_session",
+        ),
+        (
+            "the reference names our trial, the metadata another",
+            with(&|s| {
+                s["metadata"] = json!({ "trial_id": other, "org_id": "org_b", "plan": "growth" })
+            }),
+            "not_our_session",
+        ),
+    ];
+    for (i, (name, object, _)) in cases.iter().enumerate() {
+        t.dynamo.reset();
+        let body = event(
+            &format!("evt_bind_{i}"),
+            "checkout.session.completed",
+            object.clone(),
+        );
+        assert_eq!(outcome(&deliver(&t, &body).await), "unmatched", "{name}");
+        // Recorded (a redelivery is a duplicate), never converting anything.
+        assert_eq!(outcome(&deliver(&t, &body).await), "duplicate", "{name}");
+        assert_eq!(stored(&t, &id).await.status, TrialStatus::Active, "{name}");
+        assert_eq!(
+            stored(&t, &other).await.status,
+            TrialStatus::Active,
+            "{name}"
+        );
+    }
+    let unmatched = published(&t, &recorder, "trial.payment_unmatched").await;
+    let reasons: Vec<&str> = unmatched
+        .iter()
+        .map(|d| d["reason"].as_str().unwrap_or_default())
+        .collect();
+    let expected: Vec<&str> = cases.iter().map(|(_, _, reason)| *reason).collect();
+    assert_eq!(reasons, expected);
+    for detail in &unmatched {
+        assert_eq!(detail["checkout_session_id"], "cs_x");
+        assert_eq!(detail["amount_total"], 4900);
+    }
+    // The session convert made converts.
+    let body = event("evt_bind_ok", "checkout.session.completed", ours());
+    assert_eq!(outcome(&deliver(&t, &body).await), "converted");
+    assert_eq!(stored(&t, &id).await.status, TrialStatus::Converted);
+    assert_eq!(stored(&t, &other).await.status, TrialStatus::Active);
+}
+
+#[tokio::test]
+async fn a_delayed_payment_is_bound_like_any_other() {
+    let t = app().await;
+    let id = t.start_trial(ORG, "growth").await;
+    let mut foreign = session("cs_foreign", &id, "unpaid");
+    foreign["metadata"]["org_id"] = json!("org_b");
+    let res = deliver(&t, &event("evt_f", "checkout.session.completed", foreign)).await;
+    assert_eq!(outcome(&res), "unmatched");
+    assert_eq!(stored(&t, &id).await.pending, None, "holds no purge back");
+    let res = deliver(
+        &t,
+        &event(
+            "evt_p",
+            "checkout.session.completed",
+            session("cs_ours", &id, "unpaid"),
+        ),
+    )
+    .await;
+    assert_eq!(outcome(&res), "awaiting_payment");
+    assert_eq!(
+        stored(&t, &id)
+            .await
+            .pending
+            .map(|p| p.session_id)
+            .as_deref(),
+        Some("cs_ours")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_purge_keeps_a_trial_whose_payment_started_after_it_read_the_index() {
+    let t = app().await;
+    let trial = writes::seed_trial(&t, ORG, T0).await;
+    let policy = t.app.config.policy;
+    t.clock.set(trial.expires_at);
+    assert_eq!(jobs::run(&t.app, Job::Expire, None).await.processed, 1);
+    let grace_end = trial.expires_at + policy.grace_secs;
+    // The purge read the index; before its delete goes out, the customer's bank debit is
+    // reported (`completed`, unpaid) and recorded on the trial.
+    let binding = SessionBinding {
+        trial_id: trial.id.clone(),
+        org_id: OrgId::parse(ORG).unwrap(),
+        plan: Plan::Growth,
+    };
+    t.clock.set(grace_end);
+    let held = t.dynamo.hold_next("TransactWriteItems");
+    let job = {
+        let app = t.app.clone();
+        tokio::spawn(async move { jobs::run(&app, Job::Purge, None).await })
+    };
+    held.reached().await;
+    let store = &t.app.store;
+    let update = store
+        .pending_update(&binding, "cs_bank_debit", grace_end - 1)
+        .unwrap();
+    let written = store
+        .tx()
+        .update(Slot::Trial, update)
+        .commit()
+        .await
+        .unwrap();
+    assert!(written.committed(), "the payment on its way is recorded");
+    held.release();
+    let purge = job.await.unwrap();
+    assert_eq!((purge.processed, purge.skipped), (0, 1), "{purge:?}");
+    let kept = stored(&t, trial.id.as_str()).await;
+    assert_eq!(
+        kept.pending.map(|p| p.session_id).as_deref(),
+        Some("cs_bank_debit")
+    );
+    // Days later the debit succeeds: the trial is there to convert.
+    t.clock.advance(4 * DAY);
+    assert_eq!(jobs::run(&t.app, Job::Purge, None).await.processed, 0);
+    let paid = event(
+        "evt_debit_ok",
+        "checkout.session.async_payment_succeeded",
+        session("cs_bank_debit", trial.id.as_str(), "paid"),
+    );
+    assert_eq!(outcome(&deliver(&t, &paid).await), "converted");
 }

@@ -41,7 +41,12 @@ pub async fn cancel(t: &TestApp, trial: &Trial, now: i64) -> bool {
         .update(
             Slot::Trial,
             store
-                .cancel_update(trial, now, t.app.config.policy)
+                .cancel_update(
+                    trial,
+                    trial.open_checkout(now).map(|c| c.session_id.as_str()),
+                    now,
+                    t.app.config.policy,
+                )
                 .expect("update"),
         )
         .event(&event, now)
@@ -95,6 +100,7 @@ pub async fn open_checkout(t: &TestApp, id: &str, session_id: &str) {
         session_id: session_id.into(),
         url: format!("https://checkout.stripe.com/c/pay/{session_id}"),
         expires_at: now + DAY,
+        trial_end: None,
     };
     let created = DomainEvent::for_trial(
         EventKind::CheckoutCreated,

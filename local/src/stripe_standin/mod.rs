@@ -150,6 +150,7 @@ impl Default for Options {
 }
 
 type ClockFn = Arc<dyn Fn() -> i64 + Send + Sync>;
+type RequestHook = Arc<dyn Fn(&Recorded) + Send + Sync>;
 
 /// What survives a restart (with `Options::state_file`).
 #[derive(Default, Serialize, Deserialize)]
@@ -176,6 +177,8 @@ struct State {
     holds: VecDeque<Hold>,
     created: usize,
     clock: Option<ClockFn>,
+    /// Runs as each API request arrives (tests: time passing during a call).
+    on_request: Option<RequestHook>,
     deliveries: Vec<Delivery>,
     /// Sessions whose delayed payment has not been settled yet.
     settling: Vec<String>,
@@ -269,6 +272,12 @@ impl StripeStandIn {
     /// carry its time; the system clock by default.
     pub fn set_clock(&self, now: impl Fn() -> i64 + Send + Sync + 'static) {
         self.shared.state.lock().unwrap().clock = Some(Arc::new(now));
+    }
+
+    /// Runs `hook` as each API request arrives, before it is handled: for tests, e.g. a test
+    /// clock that moves while Stripe is being called.
+    pub fn on_request(&self, hook: impl Fn(&Recorded) + Send + Sync + 'static) {
+        self.shared.state.lock().unwrap().on_request = Some(Arc::new(hook));
     }
 
     pub fn fail_next(&self, fault: Fault) {
@@ -593,18 +602,25 @@ async fn api(
     let path = uri.path().to_owned();
     let idempotency_key = header("idempotency-key").filter(|_| method == Method::POST);
     let authorization = header("authorization");
-    let (fault, hold) = {
-        let mut state = shared.state.lock().unwrap();
-        let hold = state.holds.pop_front();
-        state.requests.push(Recorded {
-            method: method.to_string(),
-            path: path.clone(),
-            idempotency_key: idempotency_key.clone(),
-            authorization: authorization.clone(),
-            form: form.clone(),
-        });
-        (state.faults.pop_front(), hold)
+    let recorded = Recorded {
+        method: method.to_string(),
+        path: path.clone(),
+        idempotency_key: idempotency_key.clone(),
+        authorization: authorization.clone(),
+        form: form.clone(),
     };
+    let (fault, hold, hook) = {
+        let mut state = shared.state.lock().unwrap();
+        state.requests.push(recorded.clone());
+        (
+            state.faults.pop_front(),
+            state.holds.pop_front(),
+            state.on_request.clone(),
+        )
+    };
+    if let Some(hook) = hook {
+        hook(&recorded);
+    }
     let response = handle_api(
         &shared,
         fault,

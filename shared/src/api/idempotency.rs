@@ -1,12 +1,20 @@
 //! `Idempotency-Key` as the IETF draft (draft-ietf-httpapi-idempotency-key-header) and Stripe
 //! describe it: scoped per org, fingerprinted, replayed byte for byte, never run twice at once.
+//!
+//! A stored answer is about a trial that only some of the org's keys may act on (see
+//! [`super::owned`]), so the fingerprint also covers the projects the request's key is limited
+//! to: an answer is replayed only to a request whose key may act on exactly the same trials;
+//! any other gets `422 idempotency_key_reused`. A key for all projects adds nothing, so its
+//! fingerprints are those of method, path and body alone.
 use lambda_http::Request;
 use serde_json::Value;
 
 use super::error::ApiError;
 use super::reply::Reply;
+use crate::auth::Tenant;
 use crate::crypto::sha256_hex;
-use crate::domain::{ErrorCode, OrgId};
+use crate::domain::api_key::Projects;
+use crate::domain::ErrorCode;
 use crate::headers::header;
 use crate::store::codec::Item;
 use crate::store::idempotency::{Claim, IdemRecord, IdemScope, IdemState};
@@ -26,7 +34,7 @@ impl Idempotency {
     /// trailing slash cannot change the fingerprint.
     pub fn from_request(
         req: &Request,
-        org: &OrgId,
+        tenant: &Tenant,
         canonical_path: &str,
     ) -> Result<Idempotency, ApiError> {
         let raw = header(req, "idempotency-key").ok_or_else(|| {
@@ -44,10 +52,15 @@ impl Idempotency {
         let key = parse_key(raw)?;
         Ok(Idempotency {
             scope: IdemScope {
-                org: org.clone(),
+                org: tenant.org.clone(),
                 key,
             },
-            fingerprint: fingerprint(req.method().as_str(), canonical_path, req.body().as_ref()),
+            fingerprint: fingerprint_for(
+                &tenant.projects,
+                req.method().as_str(),
+                canonical_path,
+                req.body().as_ref(),
+            ),
         })
     }
 
@@ -190,14 +203,29 @@ pub fn parse_key(raw: &str) -> Result<String, ApiError> {
 }
 
 /// SHA-256 over the method, the canonical path and the body's canonical form (JSON with keys
-/// sorted and no insignificant whitespace; other bodies as bytes).
+/// sorted and no insignificant whitespace; other bodies as bytes): the fingerprint of a request
+/// made with a key for all projects.
 pub fn fingerprint(method: &str, canonical_path: &str, body: &[u8]) -> String {
+    fingerprint_for(&Projects::All, method, canonical_path, body)
+}
+
+/// The fingerprint of a request whose key may act for `projects`: a key limited to projects
+/// puts the list first (`projects=a,b`, a line no method can be).
+pub fn fingerprint_for(
+    projects: &Projects,
+    method: &str,
+    canonical_path: &str,
+    body: &[u8],
+) -> String {
     let canonical_body = match serde_json::from_slice::<Value>(body) {
         Ok(value) => canonical_json(&value).into_bytes(),
         Err(_) if body.iter().all(u8::is_ascii_whitespace) => Vec::new(),
         Err(_) => body.to_vec(),
     };
     let mut input = Vec::with_capacity(canonical_body.len() + canonical_path.len() + 16);
+    if let Projects::Only(_) = projects {
+        input.extend_from_slice(format!("projects={projects}\n").as_bytes());
+    }
     input.extend_from_slice(method.as_bytes());
     input.push(b'\n');
     input.extend_from_slice(canonical_path.as_bytes());
@@ -287,5 +315,20 @@ mod tests {
             fingerprint("POST", "/p", b""),
             fingerprint("POST", "/p", b"  ")
         );
+    }
+
+    #[test]
+    fn a_key_limited_to_projects_has_fingerprints_of_its_own() {
+        use crate::domain::ProjectId;
+        let only = |names: &[&str]| {
+            Projects::from_list(names.iter().map(|n| ProjectId::parse(n).unwrap()).collect())
+        };
+        let all = fingerprint("POST", "/p", b"{}");
+        assert_eq!(fingerprint_for(&Projects::All, "POST", "/p", b"{}"), all);
+        let ab = fingerprint_for(&only(&["a", "b"]), "POST", "/p", b"{}");
+        assert_ne!(ab, all);
+        assert_ne!(ab, fingerprint_for(&only(&["a"]), "POST", "/p", b"{}"));
+        // The same grant, however listed: the same fingerprint.
+        assert_eq!(ab, fingerprint_for(&only(&["b", "a"]), "POST", "/p", b"{}"));
     }
 }

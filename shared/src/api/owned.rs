@@ -2,6 +2,12 @@
 //! is indistinguishable from none (404, nothing leaks); a trial of the caller's org that was
 //! purged answers 410 `trial_expired` (only the org guard remembers it, read on the miss path
 //! alone).
+//!
+//! **Projects.** A trial belongs to the project it was started under (`X-Project-Id` of the
+//! start). A key limited to projects acts only on the trials of those projects: any other
+//! trial of its org is, to it, indistinguishable from none (404, purged or not), exactly as
+//! another org's trial. A key for all projects acts on every trial of its org. (`X-Project-Id`
+//! of the request itself must be a project the key allows: 403 before any of this.)
 use crate::auth::Tenant;
 use crate::domain::{TransitionError, Trial, TrialId};
 use crate::App;
@@ -22,16 +28,25 @@ pub async fn owned(
     found: Option<Trial>,
 ) -> Result<Trial, ApiError> {
     match found {
-        Some(trial) if trial.org_id == tenant.org => Ok(trial),
+        Some(trial)
+            if trial.org_id == tenant.org && tenant.may_act_on(trial.project_id.as_ref()) =>
+        {
+            Ok(trial)
+        }
         Some(_) => Err(ApiError::trial_not_found()),
         None => Err(purged_or_not_found(app, id, tenant).await),
     }
 }
 
-/// Why the org's trial `id` is not there: purged (410) or never the org's (404).
+/// Why the org's trial `id` is not there: purged (410) or never the org's, or not the key's
+/// project's (404).
 pub async fn purged_or_not_found(app: &App, id: &TrialId, tenant: &Tenant) -> ApiError {
     match app.store.get_guard(&tenant.org).await {
-        Ok(Some(guard)) if guard.purged && guard.trial_id.as_ref() == Some(id) => {
+        Ok(Some(guard))
+            if guard.purged
+                && guard.trial_id.as_ref() == Some(id)
+                && tenant.may_act_on(guard.project_id.as_ref()) =>
+        {
             TransitionError::Expired.into()
         }
         Ok(_) => ApiError::trial_not_found(),

@@ -28,7 +28,7 @@ pub async fn handle(
     tenant: &Tenant,
     log: &mut LogFields,
 ) -> Result<Reply, ApiError> {
-    let idempotency = Idempotency::from_request(req, &tenant.org, PATH)?;
+    let idempotency = Idempotency::from_request(req, tenant, PATH)?;
     let body = json_object(req)?;
     let plan = body
         .get("plan")
@@ -40,7 +40,8 @@ pub async fn handle(
     let now = now_ms.div_euclid(1000);
     let policy = app.config.policy;
     let ttl = app.config.idempotency_ttl_secs;
-    let trial = Trial::start(TrialId::generate(), tenant.org.clone(), plan, now, policy);
+    let trial = Trial::start(TrialId::generate(), tenant.org.clone(), plan, now, policy)
+        .in_project(tenant.project.clone());
     log.trial_id = Some(trial.id.to_string());
 
     let reply = Reply::json(201, &trial.started_view());

@@ -16,7 +16,7 @@ pub mod issue;
 use lambda_http::Request;
 
 use crate::crypto;
-use crate::domain::api_key::{ApiKey, KeyInfo};
+use crate::domain::api_key::{ApiKey, KeyInfo, Projects};
 use crate::domain::{OrgId, ProjectId};
 use crate::headers::{header, org_id, project_id, HeaderError};
 use crate::store::api_keys::StoredKey;
@@ -31,6 +31,23 @@ pub struct Tenant {
     pub project: ProjectId,
     /// The key the request came with (its id only: safe to log and record).
     pub key_id: String,
+    /// The projects the key may act for: the trials it may act on are theirs
+    /// ([`Tenant::may_act_on`]).
+    pub projects: Projects,
+}
+
+impl Tenant {
+    /// Whether the request's key may act on a trial of its org started under `project`: a key
+    /// for all projects acts on every trial of the org; a key limited to projects acts only on
+    /// the trials started under one of them. A trial whose project is unknown (`None`, stored
+    /// before projects were recorded) is for keys for all projects only.
+    pub fn may_act_on(&self, project: Option<&ProjectId>) -> bool {
+        match (&self.projects, project) {
+            (Projects::All, _) => true,
+            (Projects::Only(_), Some(project)) => self.projects.allows(project),
+            (Projects::Only(_), None) => false,
+        }
+    }
 }
 
 /// Why a request is not let through.
@@ -106,6 +123,7 @@ pub fn tenant(req: &Request, info: Option<KeyInfo>) -> Result<Tenant, AuthError>
         org,
         project,
         key_id: info.key_id,
+        projects: info.projects,
     })
 }
 
@@ -119,6 +137,19 @@ pub async fn authenticate(app: &App, req: &Request) -> Result<Tenant, AuthError>
         }
     };
     tenant(req, info)
+}
+
+/// What `key` may do if it is live: the cache's fresh verdict, else one read of its record.
+/// A failing store is an error, never a verdict.
+pub async fn verify(app: &App, key: &ApiKey) -> Result<Option<KeyInfo>, StoreError> {
+    match app.keys.get(&key.hash(), app.clock.now_millis()) {
+        Cached::Verified(info) => Ok(Some(info)),
+        Cached::Refused => Ok(None),
+        Cached::Unknown => {
+            let record = app.store.get_api_key(key.key_id()).await?;
+            Ok(decide(app, key, record))
+        }
+    }
 }
 
 /// The key of `Authorization: Bearer <key>` (scheme case-insensitive), if it has our form.

@@ -36,6 +36,8 @@ catalogue! {
     InvalidIdempotencyKey = ("invalid_idempotency_key", 400),
     InvalidJson = ("invalid_json", 400),
     InvalidPlan = ("invalid_plan", 400),
+    /// Convert: `billing_starts` is neither `trial_end` nor `now`.
+    InvalidBillingStarts = ("invalid_billing_starts", 400),
     /// Webhook: the `Stripe-Signature` header is missing or does not verify.
     InvalidSignature = ("invalid_signature", 400),
     /// Webhook: a signed body that is not a Stripe event.

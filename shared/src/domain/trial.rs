@@ -9,7 +9,7 @@ use super::extension::Extension;
 use super::lifecycle::{total_active_secs, ActiveRange, LifecycleTerms};
 use super::state_machine::{ExtendFrom, ExtensionRefusal, Lifecycle, TransitionError, TrialStatus};
 use super::time::rfc3339;
-use super::{OrgId, Plan, TrialId};
+use super::{OrgId, Plan, ProjectId, TrialId};
 
 const DAY_SECS: i64 = 86_400;
 
@@ -35,6 +35,9 @@ pub struct Checkout {
     pub session_id: String,
     pub url: String,
     pub expires_at: i64,
+    /// The `subscription_data[trial_end]` the session was created with: the subscription's
+    /// first charge. `None`: billing starts when the customer pays.
+    pub trial_end: Option<i64>,
 }
 
 /// A payment Stripe reported as on its way (a bank debit: SEPA, ACH, Bacs take days): the
@@ -68,6 +71,10 @@ pub struct Payment {
 pub struct Trial {
     pub id: TrialId,
     pub org_id: OrgId,
+    /// The project the trial was started under (`X-Project-Id` of the start): only API keys
+    /// allowed that project act on it. `None` for trials stored before projects were recorded,
+    /// which only keys for all projects act on.
+    pub project_id: Option<ProjectId>,
     pub plan: Plan,
     pub status: TrialStatus,
     pub started_at: i64,
@@ -91,6 +98,7 @@ impl Trial {
         Trial {
             id,
             org_id,
+            project_id: None,
             plan,
             status: TrialStatus::Active,
             started_at: now,
@@ -103,6 +111,12 @@ impl Trial {
             paused_at: None,
             active_ranges: vec![ActiveRange::new(now, expires_at)],
         }
+    }
+
+    /// The same trial, started under `project`.
+    pub fn in_project(mut self, project: ProjectId) -> Trial {
+        self.project_id = Some(project);
+        self
     }
 
     pub fn lifecycle(&self, policy: TrialPolicy) -> Lifecycle {

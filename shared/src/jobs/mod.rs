@@ -1,7 +1,9 @@
-//! The scheduled jobs: `expire` (every 5 minutes) and `purge` (hourly).
+//! The scheduled jobs: `expire` (every 5 minutes) and `purge` (hourly). The expire function
+//! also runs `expire-sessions` ([`session_expiry`]: Checkout Sessions of canceled trials, to
+//! expire at Stripe) after `expire`, in the same invocation.
 //!
-//! Both find their work in the sparse GSI `due` (see [`crate::store::keys`]): each queue is
-//! sharded (`EXPIRE#0..N-1`, `PURGE#..`) and a run queries every shard with
+//! They find their work in the sparse GSI `due` (see [`crate::store::schema`]): each queue is
+//! sharded (`EXPIRE#0..N-1`, `PURGE#..`, `SESSION_EXPIRE#..`) and a run queries every shard with
 //! `due_pk = :queue_shard AND due_at <= :now`, page by page. Never a Scan: the items a run reads
 //! grow with the work that is due, not with the trials stored.
 //!
@@ -10,9 +12,10 @@
 //! before the invocation deadline and leaves the rest to the next run (`complete: false`).
 pub mod expire;
 pub mod purge;
+pub mod session_expiry;
 
 use std::future::Future;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
@@ -25,6 +28,8 @@ use crate::App;
 pub enum Job {
     Expire,
     Purge,
+    /// Checkout Sessions left open by canceled trials, expired at Stripe (retries).
+    ExpireSessions,
 }
 
 impl Job {
@@ -32,6 +37,17 @@ impl Job {
         match self {
             Job::Expire => "expire",
             Job::Purge => "purge",
+            Job::ExpireSessions => "expire-sessions",
+        }
+    }
+
+    /// The jobs one scheduled function runs, in order, within one invocation: the expire
+    /// function also retries the expiry of canceled trials' Checkout Sessions (it has the
+    /// Stripe key for it).
+    pub fn function_jobs(self) -> &'static [Job] {
+        match self {
+            Job::Expire | Job::ExpireSessions => &[Job::Expire, Job::ExpireSessions],
+            Job::Purge => &[Job::Purge],
         }
     }
 }
@@ -55,6 +71,24 @@ pub struct RunReport {
 }
 
 impl RunReport {
+    /// A report of no work, complete: the start of a sum.
+    pub fn nothing_yet() -> RunReport {
+        RunReport {
+            complete: true,
+            ..RunReport::default()
+        }
+    }
+
+    /// Adds `other`'s counts (complete only if both are).
+    pub fn add(&mut self, other: &RunReport) {
+        self.processed += other.processed;
+        self.skipped += other.skipped;
+        self.failed += other.failed;
+        self.complete &= other.complete;
+        self.items_read += other.items_read;
+        self.queries += other.queries;
+    }
+
     /// Whether the run found anything to do (or could not finish): what is worth an INFO line.
     pub fn did_something(&self) -> bool {
         self.processed + self.skipped + self.failed > 0 || !self.complete
@@ -77,6 +111,7 @@ pub async fn run(app: &App, job: Job, deadline_ms: Option<i64>) -> RunReport {
     match job {
         Job::Expire => run.sweep(DueQueue::Expire).await,
         Job::Purge => run.sweep(DueQueue::Purge).await,
+        Job::ExpireSessions => run.sweep(DueQueue::SessionExpire).await,
     }
     let lag = run.oldest_left.map(|at| (run.now - at).max(0) as u64);
     let r = run.report;
@@ -163,6 +198,17 @@ impl<'a> Run<'a> {
         self.stopped
     }
 
+    /// How long a Stripe call may take now: the configured timeout, cut short so that its
+    /// outcome can still be written before the run's deadline.
+    pub fn stripe_budget(&self) -> Duration {
+        let margin = self.deadline_ms.map(|d| d - SAFETY_MARGIN_MS / 2);
+        crate::api::convert::stripe_budget(
+            self.app.stripe.timeout(),
+            margin,
+            self.app.clock.now_millis(),
+        )
+    }
+
     /// Reads every shard of `queue` up to `now`, page by page, handing each page to the job.
     async fn sweep(&mut self, queue: DueQueue) {
         for shard in 0..self.app.store.shards() {
@@ -182,6 +228,7 @@ impl<'a> Run<'a> {
                 match queue {
                     DueQueue::Expire => expire::page(self, items).await,
                     DueQueue::Purge => purge::page(self, items).await,
+                    DueQueue::SessionExpire => session_expiry::page(self, items).await,
                 }
                 match next {
                     Some(key) => start = Some(key),

@@ -166,6 +166,7 @@ mod tests {
             session_id: "cs_1".into(),
             url: "https://checkout".into(),
             expires_at: grace_end + 60,
+            trial_end: None,
         });
         assert!(!may_purge(&trial, grace_end, policy));
         assert!(may_purge(&trial, grace_end + 60, policy));

@@ -10,6 +10,7 @@
 //! | idempotency      | `IDEM#<org_id>#<key>`     | `IDEM`    | - (TTL `ttl`)                    |
 //! | domain event     | `EVENT#<event_id>`        | `EVENT`   | - (TTL `ttl`; the stream publishes it) |
 //! | Stripe event     | `STRIPE_EVENT#<event_id>` | `STRIPE_EVENT` | - (TTL `ttl`)               |
+//! | session to expire | `SESSION_EXPIRE#<cs_id>` | `SESSION_EXPIRE` | `SESSION_EXPIRE#<s>` @ next attempt (TTL `ttl`) |
 //!
 //! `<s>` is a shard, `hash(id) % DUE_SHARDS`, so no single GSI partition takes every write at
 //! millions of trials; the jobs query each shard.
@@ -57,11 +58,20 @@ pub fn stripe_event_pk(event_id: &str) -> String {
 }
 pub const STRIPE_EVENT_SK: &str = "STRIPE_EVENT";
 
+/// A Checkout Session that a canceled trial left open, waiting to be expired at Stripe (see
+/// `jobs::session_expiry`).
+pub fn session_expiry_pk(session_id: &str) -> String {
+    format!("SESSION_EXPIRE#{session_id}")
+}
+pub const SESSION_EXPIRY_SK: &str = "SESSION_EXPIRE";
+
 /// Which queue of the `due` index an item waits in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DueQueue {
     Expire,
     Purge,
+    /// Checkout Sessions to expire at Stripe (their subject is the session id).
+    SessionExpire,
 }
 
 impl DueQueue {
@@ -69,10 +79,11 @@ impl DueQueue {
         match self {
             DueQueue::Expire => "EXPIRE",
             DueQueue::Purge => "PURGE",
+            DueQueue::SessionExpire => "SESSION_EXPIRE",
         }
     }
 
-    /// The GSI partition for `subject` (the trial id).
+    /// The GSI partition for `subject` (the trial id; the session id for `SessionExpire`).
     pub fn partition_for(self, subject: &str, shards: u32) -> String {
         self.partition(shard_of(subject, shards))
     }

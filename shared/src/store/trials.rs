@@ -15,6 +15,9 @@ use crate::domain::{ActiveRange, OrgId, Plan, Trial, TrialId, TrialPolicy, Trial
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Guard {
     pub trial_id: Option<TrialId>,
+    /// The project the trial was started under (guards written before projects were recorded
+    /// have none).
+    pub project_id: Option<crate::domain::ProjectId>,
     pub purged: bool,
 }
 
@@ -22,6 +25,7 @@ impl Guard {
     pub fn from_item(item: &Item) -> Guard {
         Guard {
             trial_id: get_s(item, "trial_id").and_then(TrialId::parse),
+            project_id: get_s(item, "project_id").and_then(crate::domain::ProjectId::parse),
             purged: get_bool(item, "purged").unwrap_or(false),
         }
     }
@@ -48,6 +52,9 @@ impl Store {
         let mut guard = key(org_pk(&trial.org_id), GUARD_SK);
         guard.insert("trial_id".into(), s(trial.id.as_str()));
         guard.insert("created_at".into(), n(trial.started_at));
+        if let Some(project) = &trial.project_id {
+            guard.insert("project_id".into(), s(project.as_str()));
+        }
         Ok(Put::builder()
             .table_name(&self.table)
             .set_item(Some(guard))
@@ -81,25 +88,36 @@ impl Store {
         Ok(out.item.as_ref().map(Guard::from_item))
     }
 
-    /// ACTIVE -> CANCELED, if the trial is still the org's, ACTIVE and unexpired at `now`.
+    /// ACTIVE -> CANCELED, if the trial is still the org's, ACTIVE and unexpired at `now`, and
+    /// its open checkout session is still `open_session` as read (`None`: none open), so that
+    /// a session recorded by a convert since the read cannot escape the expiry the cancel
+    /// schedules for the session it saw.
     pub fn cancel_update(
         &self,
         trial: &Trial,
+        open_session: Option<&str>,
         now: i64,
         policy: TrialPolicy,
     ) -> Result<Update, StoreError> {
+        let (session_condition, values) = match open_session {
+            Some(sid) => ("checkout_session_id = :sid", Values::new().s(":sid", sid)),
+            None => (
+                "(attribute_not_exists(checkout_session_id) OR checkout_expires_at <= :now)",
+                Values::new(),
+            ),
+        };
         Ok(Update::builder()
             .table_name(&self.table)
             .set_key(Some(key(trial_pk(&trial.id), TRIAL_SK)))
             .update_expression(
                 "SET #status = :canceled, canceled_at = :now, due_pk = :due_pk, due_at = :due_at",
             )
-            .condition_expression(
-                "attribute_exists(pk) AND org_id = :org AND #status = :active AND expires_at > :now",
-            )
+            .condition_expression(format!(
+                "attribute_exists(pk) AND org_id = :org AND #status = :active AND expires_at > :now AND {session_condition}"
+            ))
             .expression_attribute_names("#status", "status")
             .set_expression_attribute_values(
-                Values::new()
+                values
                     .s(":canceled", TrialStatus::Canceled.as_str())
                     .s(":active", TrialStatus::Active.as_str())
                     .s(":org", trial.org_id.as_str())
@@ -114,8 +132,9 @@ impl Store {
             .build()?)
     }
 
-    /// Stores the checkout session a convert opened, if the trial may still convert at `now` and
-    /// holds no other open session (one session per trial, whatever races).
+    /// Stores the checkout session a convert opened, if the trial may still convert at `now`,
+    /// holds no other open session (one session per trial, whatever races) and no payment is on
+    /// its way (convert answers that one instead).
     pub fn checkout_update(
         &self,
         trial: &Trial,
@@ -123,19 +142,26 @@ impl Store {
         now: i64,
         policy: TrialPolicy,
     ) -> Result<Update, StoreError> {
+        let mut values = Values::new();
+        let trial_end = match checkout.trial_end {
+            Some(at) => {
+                values = values.n(":tend", at);
+                "SET checkout_session_id = :sid, checkout_url = :url, checkout_expires_at = :cexp, checkout_trial_end = :tend"
+            }
+            None => "SET checkout_session_id = :sid, checkout_url = :url, checkout_expires_at = :cexp REMOVE checkout_trial_end",
+        };
         Ok(Update::builder()
             .table_name(&self.table)
             .set_key(Some(key(trial_pk(&trial.id), TRIAL_SK)))
-            .update_expression(
-                "SET checkout_session_id = :sid, checkout_url = :url, checkout_expires_at = :cexp",
-            )
+            .update_expression(trial_end)
             .condition_expression(
                 "attribute_exists(pk) AND org_id = :org AND (#status = :active OR #status = :expired) AND expires_at > :grace_cutoff \
+                 AND attribute_not_exists(pending_session_id) \
                  AND (attribute_not_exists(checkout_session_id) OR checkout_expires_at <= :now OR checkout_session_id = :sid)",
             )
             .expression_attribute_names("#status", "status")
             .set_expression_attribute_values(
-                Values::new()
+                values
                     .s(":sid", &checkout.session_id)
                     .s(":url", &checkout.url)
                     .n(":cexp", checkout.expires_at)
@@ -198,7 +224,7 @@ impl Store {
             .table_name(&self.table)
             .set_key(Some(key(trial_pk(id), TRIAL_SK)))
             .update_expression(format!(
-                "SET {} REMOVE due_pk, due_at, checkout_session_id, checkout_url, checkout_expires_at, pending_session_id, pending_since",
+                "SET {} REMOVE due_pk, due_at, checkout_session_id, checkout_url, checkout_expires_at, checkout_trial_end, pending_session_id, pending_since",
                 set.join(", ")
             ))
             .condition_expression(if after_cancel {
@@ -253,7 +279,7 @@ impl Store {
             .table_name(&self.table)
             .set_key(Some(key(trial_pk(id), TRIAL_SK)))
             .update_expression(
-                "REMOVE checkout_session_id, checkout_url, checkout_expires_at, pending_session_id, pending_since",
+                "REMOVE checkout_session_id, checkout_url, checkout_expires_at, checkout_trial_end, pending_session_id, pending_since",
             )
             .condition_expression(
                 "(checkout_session_id = :sid OR pending_session_id = :sid) AND #status <> :converted",
@@ -346,6 +372,9 @@ impl Store {
         let mut item = key(trial_pk(&trial.id), TRIAL_SK);
         item.insert("trial_id".into(), s(trial.id.as_str()));
         item.insert("org_id".into(), s(trial.org_id.as_str()));
+        if let Some(project) = &trial.project_id {
+            item.insert("project_id".into(), s(project.as_str()));
+        }
         item.insert("plan".into(), s(trial.plan.as_str()));
         item.insert("status".into(), s(trial.status.as_str()));
         item.insert("started_at".into(), n(trial.started_at));
@@ -382,6 +411,7 @@ pub fn trial_from_item(item: &Item) -> Result<Trial, StoreError> {
             session_id: id.to_owned(),
             url: url.to_owned(),
             expires_at,
+            trial_end: get_n(item, "checkout_trial_end"),
         }),
         _ => None,
     };
@@ -404,6 +434,13 @@ pub fn trial_from_item(item: &Item) -> Result<Trial, StoreError> {
     Ok(Trial {
         id: TrialId::parse(text("trial_id")?).ok_or_else(|| StoreError::corrupt("trial id"))?,
         org_id: OrgId::parse(text("org_id")?).ok_or_else(|| StoreError::corrupt("org id"))?,
+        project_id: match get_s(item, "project_id") {
+            Some(p) => Some(
+                crate::domain::ProjectId::parse(p)
+                    .ok_or_else(|| StoreError::corrupt("project id"))?,
+            ),
+            None => None,
+        },
         plan: Plan::parse(text("plan")?).ok_or_else(|| StoreError::corrupt("plan"))?,
         status: TrialStatus::parse(text("status")?).ok_or_else(|| StoreError::corrupt("status"))?,
         started_at,

@@ -38,6 +38,8 @@ pub enum Slot {
     Event(EventKind),
     /// The Stripe event id already processed (webhook dedupe).
     StripeEvent,
+    /// A Checkout Session to expire at Stripe (`SESSION_EXPIRE#<cs_id>`).
+    SessionExpiry,
     /// An API key record (`APIKEY#<key_id>`).
     ApiKey,
     /// An API key's listing entry under its org.

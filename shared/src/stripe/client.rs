@@ -1,5 +1,6 @@
-//! The Stripe API client: one endpoint (`POST /v1/checkout/sessions`), form-encoded, with an
-//! `Idempotency-Key`, a timeout and Stripe's error body parsed into [`StripeError`].
+//! The Stripe API client: the Checkout Session endpoints Trials uses (create, with an
+//! `Idempotency-Key`; expire; retrieve), form-encoded, each call within a timeout, and Stripe's
+//! error body parsed into [`StripeError`].
 //!
 //! It runs on the HTTP stack the AWS SDK already links (hyper 1, hyper-util's pooled client,
 //! rustls on ring with the system's root certificates): no second TLS stack, no extra crate.
@@ -69,6 +70,9 @@ pub struct NewCheckoutSession {
     pub client_reference_id: String,
     /// On the session, and again in `subscription_data[metadata]` so the subscription carries it.
     pub metadata: Vec<(String, String)>,
+    /// `subscription_data[trial_end]`: when the subscription's first charge happens (Stripe
+    /// requires it at least 48 hours ahead). `None`: billing starts when the customer pays.
+    pub trial_end: Option<i64>,
 }
 
 impl NewCheckoutSession {
@@ -94,6 +98,9 @@ impl NewCheckoutSession {
         for (k, v) in &self.metadata {
             fields.push((format!("subscription_data[metadata][{k}]"), v.clone()));
         }
+        if let Some(at) = self.trial_end {
+            fields.push(("subscription_data[trial_end]".to_owned(), at.to_string()));
+        }
         fields
     }
 
@@ -116,6 +123,18 @@ pub struct CreatedSession {
     pub expires_at: i64,
     /// Stripe answered from its idempotency store (`Idempotent-Replayed: true`).
     pub replayed: bool,
+}
+
+/// What asking Stripe to expire a Checkout Session came to: in every case the session can no
+/// longer be paid.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SessionExpiry {
+    /// Stripe expired it now.
+    Expired,
+    /// It was no longer `open` (its `status`: `expired`, or `complete` when it was paid).
+    NotOpen(String),
+    /// Stripe does not know the session (another account's, or test data that is gone).
+    Missing,
 }
 
 /// Why a Stripe call failed. `Display` carries what an operator needs and never the key.
@@ -235,48 +254,112 @@ impl StripeClient {
         idempotency_key: &str,
         timeout: Option<Duration>,
     ) -> Result<CreatedSession, StripeError> {
-        let key = self
-            .inner
-            .secret_key
-            .as_ref()
-            .ok_or(StripeError::NotConfigured)?;
         if idempotency_key.is_empty() || idempotency_key.len() > MAX_IDEMPOTENCY_KEY_LEN {
             return Err(StripeError::InvalidRequest(format!(
                 "idempotency key must be 1 to {MAX_IDEMPOTENCY_KEY_LEN} characters"
             )));
         }
-        let url = format!("{}{CHECKOUT_SESSIONS}", self.inner.api_base);
+        let body = session.form_body();
+        let call = self.exchange(Method::POST, CHECKOUT_SESSIONS, body, Some(idempotency_key));
+        let answer = self.within(timeout, call).await?;
+        if !answer.status.is_success() {
+            return Err(parse_error(
+                answer.status.as_u16(),
+                answer.request_id,
+                &answer.bytes,
+            ));
+        }
+        parse_session(answer.status.as_u16(), &answer.bytes, answer.replayed)
+    }
+
+    /// Makes sure Checkout Session `id` can no longer be paid, within `timeout` (the
+    /// configured one if `None`): `POST /v1/checkout/sessions/{id}/expire`. Stripe refuses to
+    /// expire a session that is not `open` with a 400 that names no code, so on a 400 the
+    /// session is retrieved (`GET`, same timeout) and a status other than `open` is an answer,
+    /// not a failure. Expiring is idempotent by nature, so no `Idempotency-Key` is sent: a
+    /// retry asks again rather than replaying a saved 500.
+    pub async fn expire_checkout_session(
+        &self,
+        id: &str,
+        timeout: Option<Duration>,
+    ) -> Result<SessionExpiry, StripeError> {
+        let path = session_path(id)?;
+        let call = async {
+            let expire = format!("{path}/expire");
+            let answer = self
+                .exchange(Method::POST, &expire, String::new(), None)
+                .await?;
+            if answer.status.is_success() {
+                return Ok(SessionExpiry::Expired);
+            }
+            let refused = parse_error(answer.status.as_u16(), answer.request_id, &answer.bytes);
+            match &refused {
+                StripeError::Api(e) if e.status == 404 => Ok(SessionExpiry::Missing),
+                StripeError::Api(e)
+                    if e.status == 400 && e.error_type == "invalid_request_error" =>
+                {
+                    let current = self
+                        .exchange(Method::GET, &path, String::new(), None)
+                        .await?;
+                    match session_status(&current) {
+                        Some(status) if status != "open" => Ok(SessionExpiry::NotOpen(status)),
+                        _ => Err(refused),
+                    }
+                }
+                _ => Err(refused),
+            }
+        };
+        self.within(timeout, call).await
+    }
+
+    /// Runs `call` within `timeout` (the configured one if `None`).
+    async fn within<T>(
+        &self,
+        timeout: Option<Duration>,
+        call: impl std::future::Future<Output = Result<T, StripeError>>,
+    ) -> Result<T, StripeError> {
+        let timeout = timeout.unwrap_or(self.inner.timeout);
+        tokio::time::timeout(timeout, call)
+            .await
+            .map_err(|_| StripeError::Timeout {
+                after_ms: timeout.as_millis() as u64,
+            })?
+    }
+
+    /// One request to `path` (below the API base) and its whole answer, whatever the status.
+    /// A connection-level failure is retried once at once (see `create_checkout_session`).
+    async fn exchange(
+        &self,
+        method: Method,
+        path: &str,
+        form: String,
+        idempotency_key: Option<&str>,
+    ) -> Result<Answer, StripeError> {
+        let key = self
+            .inner
+            .secret_key
+            .as_ref()
+            .ok_or(StripeError::NotConfigured)?;
+        let url = format!("{}{path}", self.inner.api_base);
         if !(url.starts_with("https://") || url.starts_with("http://")) {
             return Err(StripeError::InvalidRequest(format!(
                 "STRIPE_API_BASE must be an http(s) URL, got {:?}",
                 self.inner.api_base
             )));
         }
-        let body = Bytes::from(session.form_body());
-        let timeout = timeout.unwrap_or(self.inner.timeout);
         let http = self.http()?;
-        let call = async {
-            let mut attempt = 0;
-            loop {
-                attempt += 1;
-                let request = build_request(&url, key, idempotency_key, body.clone())?;
-                match send(http, request).await {
-                    Err(StripeError::Transport(e)) if attempt == 1 => {
-                        tracing::debug!(error = %e, "Stripe connection failed; retrying once");
-                    }
-                    other => return other,
+        let body = Bytes::from(form);
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let request = build_request(&method, &url, key, idempotency_key, body.clone())?;
+            match send(http, request).await {
+                Err(StripeError::Transport(e)) if attempt == 1 => {
+                    tracing::debug!(error = %e, "Stripe connection failed; retrying once");
                 }
+                other => return other,
             }
-        };
-        let (status, replayed, request_id, bytes) = tokio::time::timeout(timeout, call)
-            .await
-            .map_err(|_| StripeError::Timeout {
-                after_ms: timeout.as_millis() as u64,
-            })??;
-        if !status.is_success() {
-            return Err(parse_error(status.as_u16(), request_id, &bytes));
         }
-        parse_session(status.as_u16(), &bytes, replayed)
     }
 
     fn http(&self) -> Result<&HttpClient, StripeError> {
@@ -303,34 +386,70 @@ fn build_http_client() -> Result<HttpClient, String> {
         .build(https))
 }
 
+/// `/v1/checkout/sessions/{id}`, for an id that can only name a session (it goes into the URL).
+fn session_path(id: &str) -> Result<String, StripeError> {
+    let plausible = !id.is_empty()
+        && id.len() <= 255
+        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    if !plausible {
+        return Err(StripeError::InvalidRequest(
+            "not a Checkout Session id".into(),
+        ));
+    }
+    Ok(format!("{CHECKOUT_SESSIONS}/{id}"))
+}
+
+/// The `status` of a session in a successful answer.
+fn session_status(answer: &Answer) -> Option<String> {
+    if !answer.status.is_success() {
+        return None;
+    }
+    serde_json::from_slice::<Value>(&answer.bytes)
+        .ok()?
+        .get("status")?
+        .as_str()
+        .map(str::to_owned)
+}
+
 fn build_request(
+    method: &Method,
     url: &str,
     key: &Secret,
-    idempotency_key: &str,
+    idempotency_key: Option<&str>,
     body: Bytes,
 ) -> Result<Request<Full<Bytes>>, StripeError> {
     let mut auth = HeaderValue::try_from(format!("Bearer {}", key.expose())).map_err(|_| {
         StripeError::InvalidRequest("the secret key is not a valid header value".into())
     })?;
     auth.set_sensitive(true);
-    let idem = HeaderValue::try_from(idempotency_key).map_err(|_| {
-        StripeError::InvalidRequest("idempotency key is not a valid header value".into())
-    })?;
-    Request::builder()
-        .method(Method::POST)
+    let mut builder = Request::builder()
+        .method(method.clone())
         .uri(url)
         .header(AUTHORIZATION, auth)
-        .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
-        .header("idempotency-key", idem)
-        .header(USER_AGENT, concat!("trials/", env!("CARGO_PKG_VERSION")))
+        .header(USER_AGENT, concat!("trials/", env!("CARGO_PKG_VERSION")));
+    if method == Method::POST {
+        builder = builder.header(CONTENT_TYPE, "application/x-www-form-urlencoded");
+    }
+    if let Some(idempotency_key) = idempotency_key {
+        let idem = HeaderValue::try_from(idempotency_key).map_err(|_| {
+            StripeError::InvalidRequest("idempotency key is not a valid header value".into())
+        })?;
+        builder = builder.header("idempotency-key", idem);
+    }
+    builder
         .body(Full::new(body))
         .map_err(|e| StripeError::InvalidRequest(format!("STRIPE_API_BASE: {e}")))
 }
 
-async fn send(
-    http: &HttpClient,
-    request: Request<Full<Bytes>>,
-) -> Result<(StatusCode, bool, Option<String>, Bytes), StripeError> {
+/// A whole answer: status, `Idempotent-Replayed`, `Request-Id` and the body.
+struct Answer {
+    status: StatusCode,
+    replayed: bool,
+    request_id: Option<String>,
+    bytes: Bytes,
+}
+
+async fn send(http: &HttpClient, request: Request<Full<Bytes>>) -> Result<Answer, StripeError> {
     let response = http
         .request(request)
         .await
@@ -350,7 +469,12 @@ async fn send(
         .await
         .map_err(|e| StripeError::Transport(format!("reading the response: {e}")))?
         .to_bytes();
-    Ok((status, replayed, request_id, bytes))
+    Ok(Answer {
+        status,
+        replayed,
+        request_id,
+        bytes,
+    })
 }
 
 /// `e` and its sources, so "client error (Connect)" says what actually went wrong.
@@ -428,6 +552,7 @@ mod tests {
                 ("org_id".into(), "org_a".into()),
                 ("plan".into(), "growth".into()),
             ],
+            trial_end: None,
         }
     }
 
@@ -473,6 +598,36 @@ mod tests {
                 "&subscription_data%5Bmetadata%5D%5Bnote%5D=a+b%2Bc%26d%3D%C3%A9",
             )
         );
+        assert!(!body.contains("trial_end"), "{body}");
+        // The trial end, when there is one, comes last: the same fields always in one order.
+        let with_trial = NewCheckoutSession {
+            trial_end: Some(1_776_074_400),
+            ..session()
+        };
+        assert_eq!(
+            with_trial.form_fields().last(),
+            Some(&(
+                "subscription_data[trial_end]".to_owned(),
+                "1776074400".to_owned()
+            ))
+        );
+    }
+
+    #[test]
+    fn only_session_ids_go_into_a_path() {
+        assert_eq!(
+            session_path("cs_test_a1B2").unwrap(),
+            "/v1/checkout/sessions/cs_test_a1B2"
+        );
+        for bad in [
+            "",
+            "cs/../../v1/customers",
+            "cs_1?x=y",
+            "cs 1",
+            &"c".repeat(256),
+        ] {
+            assert!(session_path(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]
