@@ -13,7 +13,13 @@ async fn converted(t: &TestApp, id: &str) {
 
 #[tokio::test]
 async fn convert_returns_a_checkout_url_and_sends_stripe_what_it_needs() {
-    let (t, stripe) = with_stripe(|c| c.stripe.price_growth = "price_growth_monthly".into()).await;
+    let (t, stripe) = with_stripe(|c| {
+        c.catalog = trials::domain::catalog::Catalog::load(|k| {
+            (k == "STRIPE_PRICE_GROWTH").then(|| "price_growth_monthly".to_owned())
+        })
+        .expect("catalog")
+    })
+    .await;
     let id = t.start_trial(ORG, "growth").await;
     let res = t.send(Call::convert(&id, "convert-1")).await;
     assert_eq!(res.status, 200, "{}", res.body);

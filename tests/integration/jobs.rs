@@ -105,7 +105,7 @@ async fn expire_takes_a_trial_at_expires_at_and_not_a_second_before() {
     assert_eq!(stored(&t, &a).await.unwrap().status, TrialStatus::Expired);
     assert_eq!(stored(&t, &b).await.unwrap().status, TrialStatus::Active);
     // A now waits in the purge queue for the end of its grace.
-    let grace = t.app.config.policy.grace_secs;
+    let grace = t.terms("growth").grace_secs;
     assert_eq!(
         due(&t, &a).await,
         Some((format!("PURGE#{}", shard(&t, &a)), expires_a + grace))
@@ -124,7 +124,7 @@ async fn expire_takes_a_trial_at_expires_at_and_not_a_second_before() {
 #[tokio::test]
 async fn purge_takes_expired_and_canceled_trials_at_the_end_of_grace_and_keeps_the_guard() {
     let t = TestApp::new().await;
-    let grace = t.app.config.policy.grace_secs;
+    let grace = t.terms("growth").grace_secs;
     let expired = t.start_trial("org_exp", "growth").await;
     let second = t.start_trial("org_second", "growth").await;
     let canceled_trial = seed_trial(&t, "org_can", T0).await;
@@ -294,7 +294,7 @@ async fn expire_racing_cancel_exactly_one_wins() {
         );
         t.publish_events().await;
         let now = stored(&t, &id).await.unwrap();
-        let grace = t.app.config.policy.grace_secs;
+        let grace = t.terms("growth").grace_secs;
         if canceled {
             cancel_wins += 1;
             assert_eq!(now.status, TrialStatus::Canceled);

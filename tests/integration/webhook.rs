@@ -459,7 +459,11 @@ async fn a_payment_converts_a_canceled_trial() {
 async fn a_payment_converts_an_expired_trial_past_grace_until_it_is_purged() {
     let t = app().await;
     let id = t.start_trial(ORG, "growth").await;
-    let policy = t.app.config.policy;
+    let terms = t.terms("growth");
+    let policy = trials::domain::TrialPolicy {
+        length_secs: terms.trial_length_secs,
+        grace_secs: terms.grace_secs,
+    };
     // Past expiry and past the grace period; the expire job has run, the purge job not yet.
     t.clock
         .set(T0 + policy.length_secs + policy.grace_secs + 3600);

@@ -105,6 +105,16 @@ impl TestApp {
             .expect("stream readable")
     }
 
+    /// The terms a trial of `plan` starts with under this app's catalog.
+    pub fn terms(&self, plan: &str) -> trials::domain::catalog::TrialTerms {
+        self.app
+            .config
+            .catalog
+            .get(plan)
+            .expect("plan in the catalog")
+            .snapshot()
+    }
+
     pub fn now(&self) -> i64 {
         trials::clock::Clock::now(&self.clock)
     }

@@ -33,13 +33,13 @@ pub async fn handle(
         Idempotency::from_request(req, &tenant.org, &format!("/v1/trials/{id}/cancel"))?;
     let now_ms = app.clock.now_millis();
     let now = now_ms.div_euclid(1000);
-    let policy = app.config.policy;
     let ttl = app.config.idempotency_ttl_secs;
 
     let trial = match load_owned(app, &id, tenant).await {
         Ok(trial) => trial,
         Err(err) => return idempotency.refuse(app, err, now_ms).await,
     };
+    let policy = trial.policy();
     if let Err(err) = trial.lifecycle(policy).check_cancel(now) {
         return idempotency.refuse(app, err.into(), now_ms).await;
     }
@@ -76,7 +76,7 @@ pub async fn handle(
         .await?;
     let rejection = match outcome {
         Outcome::Committed => {
-            crate::metrics::trial_canceled(trial.plan);
+            crate::metrics::trial_canceled(&trial.plan);
             return Ok(reply);
         }
         Outcome::Rejected(rejection) => rejection,

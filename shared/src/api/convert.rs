@@ -74,9 +74,9 @@ async fn convert(
     budget: Duration,
 ) -> Result<Reply, ApiError> {
     let now = now_ms.div_euclid(1000);
-    let policy = app.config.policy;
     let store = &app.store;
     let trial = load_owned(app, id, tenant).await?;
+    let policy = trial.policy();
     trial.lifecycle(policy).check_convert(now)?;
 
     if let Some(open) = trial.open_checkout(now) {
@@ -190,13 +190,26 @@ async fn create_checkout(
     budget: Duration,
 ) -> Result<Checkout, ApiError> {
     let stripe = &app.config.stripe;
+    // The plan's price today (a price is not part of a trial's terms): none means the catalog
+    // offers the plan for trial only.
+    let price = app
+        .config
+        .catalog
+        .get(trial.plan.as_str())
+        .and_then(|p| p.stripe_price.clone())
+        .ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::PlanNotPurchasable,
+                format!("Plan {} has no price: it cannot be bought", trial.plan),
+            )
+        })?;
     let metadata = vec![
         ("trial_id".to_owned(), trial.id.to_string()),
         ("org_id".to_owned(), trial.org_id.to_string()),
         ("plan".to_owned(), trial.plan.as_str().to_owned()),
     ];
     let session = NewCheckoutSession {
-        price: stripe.price(trial.plan).to_owned(),
+        price,
         quantity: 1,
         success_url: stripe.success_url.clone(),
         cancel_url: stripe.cancel_url.clone(),

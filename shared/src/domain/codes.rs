@@ -49,6 +49,8 @@ catalogue! {
     TrialAlreadyConverted = ("trial_already_converted", 409),
     TrialCanceled = ("trial_canceled", 409),
     TrialAlreadyExpired = ("trial_already_expired", 409),
+    /// Convert: the catalog has no Stripe price for the trial's plan.
+    PlanNotPurchasable = ("plan_not_purchasable", 409),
     /// Retryable: another request with the key is in flight.
     IdempotencyKeyInUse = ("idempotency_key_in_use", 409),
     TrialExpired = ("trial_expired", 410),

@@ -8,15 +8,15 @@ pub mod catalog;
 pub mod codes;
 pub mod events;
 pub mod ids;
-pub mod plan;
 pub mod redirect;
 pub mod signals;
 pub mod state_machine;
 pub mod time;
 pub mod trial;
 
+/// A plan is catalog data: its id (look its terms up in [`catalog::Catalog`]).
+pub use catalog::PlanId as Plan;
 pub use codes::ErrorCode;
 pub use ids::{OrgId, ProjectId, TrialId};
-pub use plan::Plan;
 pub use state_machine::{TransitionError, TrialStatus};
 pub use trial::{Trial, TrialPolicy};

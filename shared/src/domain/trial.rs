@@ -1,12 +1,16 @@
+use std::collections::{BTreeMap, HashMap};
+
 use serde_json::{json, Map, Value};
 
+use super::catalog::{options_view, TrialTerms};
 use super::state_machine::{Lifecycle, TrialStatus};
 use super::time::rfc3339;
 use super::{OrgId, Plan, TrialId};
 
 const DAY_SECS: i64 = 86_400;
 
-/// Trial length and grace period, from configuration.
+/// Trial length and grace period: a trial's own, from the terms it started with
+/// ([`Trial::policy`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TrialPolicy {
     pub length_secs: i64,
@@ -70,23 +74,86 @@ pub struct Trial {
     pub checkout: Option<Checkout>,
     pub pending: Option<PendingPayment>,
     pub payment: Option<Payment>,
+    /// The plan's terms when the trial started (length, grace, options): editing the catalog
+    /// never changes a running trial.
+    pub terms: TrialTerms,
+    /// Usage recorded against each limited option, by internal name (absent: 0).
+    pub used: BTreeMap<String, i64>,
+    /// Why an EXPIRED trial ended before its time (`limit_reached`); `None` otherwise.
+    pub expiry_reason: Option<String>,
 }
 
+/// `expiry_reason` of a trial an `ends_trial` limit ended.
+pub const EXPIRY_LIMIT_REACHED: &str = "limit_reached";
+
 impl Trial {
-    pub fn start(id: TrialId, org_id: OrgId, plan: Plan, now: i64, policy: TrialPolicy) -> Trial {
+    /// A new ACTIVE trial of `terms.plan`, on those terms.
+    pub fn start(id: TrialId, org_id: OrgId, now: i64, terms: TrialTerms) -> Trial {
         Trial {
             id,
             org_id,
-            plan,
+            plan: terms.plan.clone(),
             status: TrialStatus::Active,
             started_at: now,
-            expires_at: now + policy.length_secs,
+            expires_at: now + terms.trial_length_secs,
             canceled_at: None,
             converted_at: None,
             checkout: None,
             pending: None,
             payment: None,
+            terms,
+            used: BTreeMap::new(),
+            expiry_reason: None,
         }
+    }
+
+    /// The trial's own length and grace, from its terms.
+    pub fn policy(&self) -> TrialPolicy {
+        TrialPolicy {
+            length_secs: self.terms.trial_length_secs,
+            grace_secs: self.terms.grace_secs,
+        }
+    }
+
+    /// Gcore's `remaining_duration`: whole seconds until the trial ends, `None` unless it is
+    /// ACTIVE at `now`.
+    pub fn remaining_duration(&self, now: i64) -> Option<i64> {
+        (self.lifecycle(self.policy()).status_at(now) == TrialStatus::Active)
+            .then(|| (self.expires_at - now).max(0))
+    }
+
+    /// Gcore's `active_ranges`: the periods the trial ran or runs; today one, start to expiry.
+    pub fn active_ranges(&self) -> Value {
+        json!([{ "start": rfc3339(self.started_at), "end": rfc3339(self.expires_at) }])
+    }
+
+    /// Gcore's `options`, with this trial's usage.
+    pub fn options_view(&self) -> Value {
+        let used: HashMap<String, i64> = self.used.clone().into_iter().collect();
+        options_view(&self.terms, &used)
+    }
+
+    /// The body of `GET /v1/trials/{id}/data`: Gcore's trial data, with Gcore's names and JSON
+    /// types (our ids are strings where Gcore's are integers). `company_name` is the
+    /// applicant's, once trials record one; `is_trial_skipped` is false until skipping exists.
+    pub fn data_view(&self, now: i64, company_name: Option<&str>, skipped: bool) -> Value {
+        json!({
+            "id": self.id.as_str(),
+            "client_id": self.org_id.as_str(),
+            "client": { "id": self.org_id.as_str(), "company_name": company_name },
+            "product": {
+                "id": self.terms.product.id,
+                "name": self.terms.product.name,
+                "internal_name": self.terms.product.internal_name,
+            },
+            "plan": { "id": self.plan.as_str(), "name": self.terms.name },
+            "days_limit": self.terms.days_limit(),
+            "active_ranges": self.active_ranges(),
+            "created_at": rfc3339(self.started_at),
+            "options": self.options_view(),
+            "remaining_duration": self.remaining_duration(now),
+            "is_trial_skipped": skipped,
+        })
     }
 
     pub fn lifecycle(&self, policy: TrialPolicy) -> Lifecycle {
@@ -145,6 +212,17 @@ impl Trial {
                 rfc3339(self.expires_at + policy.grace_secs).into(),
             );
         }
+        // Gcore's fields that do not clash with this shape (`plan` stays a string).
+        view.insert("days_limit".into(), self.terms.days_limit().into());
+        view.insert(
+            "remaining_duration".into(),
+            self.remaining_duration(now).into(),
+        );
+        view.insert("active_ranges".into(), self.active_ranges());
+        view.insert("options".into(), self.options_view());
+        if let Some(reason) = &self.expiry_reason {
+            view.insert("expiry_reason".into(), reason.as_str().into());
+        }
         Value::Object(view)
     }
 }
@@ -152,14 +230,14 @@ impl Trial {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::catalog::Catalog;
 
     fn trial(now: i64) -> Trial {
         Trial::start(
             TrialId::generate(),
             OrgId::parse("org_a").unwrap(),
-            Plan::Growth,
             now,
-            TrialPolicy::default(),
+            Catalog::builtin().get("growth").unwrap().snapshot(),
         )
     }
 
