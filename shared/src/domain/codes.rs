@@ -36,6 +36,10 @@ catalogue! {
     InvalidIdempotencyKey = ("invalid_idempotency_key", 400),
     InvalidJson = ("invalid_json", 400),
     InvalidPlan = ("invalid_plan", 400),
+    /// Usage: the option is not a limit of the trial's plan.
+    InvalidOption = ("invalid_option", 400),
+    /// Usage: the quantity is not an integer from 1 to the documented maximum.
+    InvalidQuantity = ("invalid_quantity", 400),
     /// Webhook: the `Stripe-Signature` header is missing or does not verify.
     InvalidSignature = ("invalid_signature", 400),
     /// Webhook: a signed body that is not a Stripe event.
@@ -56,6 +60,8 @@ catalogue! {
     TrialExpired = ("trial_expired", 410),
     PayloadTooLarge = ("payload_too_large", 413),
     IdempotencyKeyReused = ("idempotency_key_reused", 422),
+    /// Usage: the quantity would take the option past its limit; nothing was recorded.
+    TrialLimitExceeded = ("trial_limit_exceeded", 429),
     /// Retryable: Stripe failed or timed out.
     PaymentProviderError = ("payment_provider_error", 502),
     /// Retryable: the store failed; nothing was stored under the idempotency key.

@@ -19,6 +19,10 @@ pub enum EventKind {
     Converted,
     Purged,
     UnmatchedPayment,
+    /// An option's usage first reached 80 % of its limit (once per trial and option).
+    LimitWarning,
+    /// An option's usage reached its limit (once per trial and option).
+    LimitReached,
 }
 
 impl EventKind {
@@ -32,6 +36,8 @@ impl EventKind {
             EventKind::Converted => "trial.converted",
             EventKind::Purged => "trial.purged",
             EventKind::UnmatchedPayment => "trial.payment_unmatched",
+            EventKind::LimitWarning => "trial.limit_warning",
+            EventKind::LimitReached => "trial.limit_reached",
         }
     }
 
@@ -146,6 +152,8 @@ impl DomainEvent {
             EventKind::Converted,
             EventKind::Purged,
             EventKind::UnmatchedPayment,
+            EventKind::LimitWarning,
+            EventKind::LimitReached,
         ]
         .into_iter()
         .find(|k| k.detail_type() == detail_type)?;

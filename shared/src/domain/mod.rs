@@ -13,6 +13,7 @@ pub mod signals;
 pub mod state_machine;
 pub mod time;
 pub mod trial;
+pub mod usage;
 
 /// A plan is catalog data: its id (look its terms up in [`catalog::Catalog`]).
 pub use catalog::PlanId as Plan;

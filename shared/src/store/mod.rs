@@ -15,6 +15,7 @@ pub mod schema;
 pub mod table;
 pub mod trials;
 pub mod tx;
+pub mod usage;
 pub mod webhook_events;
 
 use aws_sdk_dynamodb::Client;
