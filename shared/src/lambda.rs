@@ -87,3 +87,37 @@ pub async fn serve_publisher() -> Result<(), crate::BoxError> {
     ))
     .await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(route_key: &str, raw_path: &str) -> Request {
+        let mut json: serde_json::Value =
+            serde_json::from_str(include_str!("../../events/status.json")).unwrap();
+        json["routeKey"] = route_key.into();
+        json["requestContext"]["routeKey"] = route_key.into();
+        json["rawPath"] = raw_path.into();
+        json["requestContext"]["http"]["path"] = raw_path.into();
+        lambda_http::request::from_str(&json.to_string()).unwrap()
+    }
+
+    #[test]
+    fn the_route_is_api_gateways_route_key() {
+        let id = "/v1/trials/trial_0123456789abcdef01234567";
+        assert_eq!(
+            route_of(&event("GET /v1/trials/{id}", id)),
+            Some(Route::Status)
+        );
+        assert_eq!(
+            route_of(&event("GET /v1/trials/{id}/data", &format!("{id}/data"))),
+            Some(Route::TrialData)
+        );
+        // No usable route key (a `$default` route): the method and path decide.
+        assert_eq!(
+            route_of(&event("$default", "/v1/plans")),
+            Some(Route::Plans)
+        );
+        assert_eq!(route_of(&event("$default", "/v1/nope")), None);
+    }
+}
