@@ -97,6 +97,7 @@ def main():
         "data": {"object": {
             "id": f"cs_seed_{uuid.uuid4().hex}",
             "object": "checkout.session",
+            "mode": "subscription",
             "client_reference_id": converted,
             "payment_status": "paid",
             "customer": "cus_seed",
