@@ -161,12 +161,14 @@ async fn start_standin(
     if env("CHECKOUT_CANCEL_URL").is_none() {
         config.stripe.cancel_url = format!("{base}/checkout/cancel");
     }
-    let stripe = &config.stripe;
-    let catalog = Catalog::for_plans(&[
-        (stripe.price_starter.as_str(), "Starter"),
-        (stripe.price_growth.as_str(), "Growth"),
-        (stripe.price_pro.as_str(), "Pro"),
-    ]);
+    // The stand-in sells every priced plan of the trials catalog, under the plan's name.
+    let plans: Vec<(&str, &str)> = config
+        .catalog
+        .plans()
+        .iter()
+        .filter_map(|p| Some((p.stripe_price.as_deref()?, p.name.as_str())))
+        .collect();
+    let catalog = Catalog::for_plans(&plans);
     let standin = StripeStandIn::start_with(stripe_standin::Options {
         checkout_base: Some(base.to_owned()),
         webhook: Some(WebhookTarget {

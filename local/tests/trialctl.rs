@@ -150,6 +150,9 @@ async fn keys_are_created_listed_revoked_and_trials_shown() {
         (Some(trial_id.as_str()), Some("org_a"))
     );
     assert_eq!(trial["status"], "ACTIVE");
+    // The plan's options with used/remaining (the built-in growth plan has none) and terms.
+    assert_eq!(trial["options"], serde_json::json!([]));
+    assert_eq!(trial["days_limit"], 7);
     for missing in ["trial_0123456789abcdef01234567", "nope"] {
         let res = trialctl(&["--data", data, "trials", "show", missing]);
         assert_eq!(res.status.code(), Some(1));
@@ -212,6 +215,7 @@ fn every_command_has_help() {
         &["keys", "revoke", "--help"],
         &["trials", "--help"],
         &["trials", "show", "-h"],
+        &["plans", "check", "--help"],
         &["completions", "--help"],
         &["help", "keys", "create"],
     ] {
@@ -520,4 +524,38 @@ async fn stats_print_the_funnel_from_the_counters() {
         text(&bad.stderr)
     );
     std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn plans_check_validates_a_catalog_like_init_does() {
+    let example = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../examples/plans-enterprise.json"
+    );
+    let ok = trialctl(&["plans", "check", example]);
+    assert!(ok.status.success(), "{}", text(&ok.stderr));
+    let out = text(&ok.stdout);
+    assert!(out.contains("enterprise\tEnterprise\ttrial 14d"), "{out}");
+    assert!(out.contains(": ok, 4 plan(s)"), "{out}");
+
+    let dir = data_dir("plans-check");
+    std::fs::create_dir_all(&dir).unwrap();
+    let bad = dir.join("plans.json");
+    let text_of = std::fs::read_to_string(example).unwrap().replace(
+        "\"trial_length\": \"14d\"",
+        "\"trial_length\": \"fortnight\"",
+    );
+    std::fs::write(&bad, text_of).unwrap();
+    let failed = trialctl(&["plans", "check", bad.to_str().unwrap()]);
+    assert_eq!(failed.status.code(), Some(1));
+    let err = text(&failed.stderr);
+    assert!(
+        err.contains("enterprise") && err.contains("trial_length"),
+        "{err}"
+    );
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+
+    let missing = trialctl(&["plans", "check", "/nonexistent/plans.json"]);
+    assert_eq!(missing.status.code(), Some(1));
+    let _ = std::fs::remove_dir_all(&dir);
 }

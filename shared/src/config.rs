@@ -2,8 +2,8 @@
 //! reach a log line through `Debug`.
 use std::fmt;
 
+use crate::domain::catalog::Catalog;
 use crate::domain::time::parse_duration_secs;
-use crate::domain::{Plan, TrialPolicy};
 
 /// A secret value: `Debug` and `Display` print a placeholder, never the value.
 #[derive(Clone, PartialEq, Eq)]
@@ -29,22 +29,9 @@ pub struct StripeConfig {
     /// `None`: no Stripe account configured (local run uses the stand-in).
     pub secret_key: Option<Secret>,
     pub api_base: String,
-    pub price_starter: String,
-    pub price_growth: String,
-    pub price_pro: String,
     pub success_url: String,
     pub cancel_url: String,
     pub timeout_ms: u64,
-}
-
-impl StripeConfig {
-    pub fn price(&self, plan: Plan) -> &str {
-        match plan {
-            Plan::Starter => &self.price_starter,
-            Plan::Growth => &self.price_growth,
-            Plan::Pro => &self.price_pro,
-        }
-    }
 }
 
 #[derive(Debug, Clone)]
@@ -58,7 +45,10 @@ pub struct WebhookConfig {
 pub struct Config {
     pub table_name: String,
     pub dynamodb_endpoint: Option<String>,
-    pub policy: TrialPolicy,
+    /// The plans, with `TRIAL_LENGTH` / `GRACE_PERIOD` / `STRIPE_PRICE_<PLAN>` applied. A trial
+    /// keeps the terms it started with; this is read only to start one, to price a convert and
+    /// to list plans.
+    pub catalog: Catalog,
     pub idempotency_ttl_secs: i64,
     /// Lease for an in-flight request when the invocation has no usable deadline.
     pub idempotency_lease_secs: i64,
@@ -92,10 +82,7 @@ impl Config {
         Ok(Config {
             table_name: text("TABLE_NAME", DEFAULT_TABLE),
             dynamodb_endpoint: get("DYNAMODB_ENDPOINT"),
-            policy: TrialPolicy {
-                length_secs: duration("TRIAL_LENGTH", "7d")?,
-                grace_secs: duration("GRACE_PERIOD", "3d")?,
-            },
+            catalog: Catalog::load(&get).map_err(|e| e.to_string())?,
             idempotency_ttl_secs: duration("IDEMPOTENCY_TTL", "24h")?,
             idempotency_lease_secs: duration("IDEMPOTENCY_LEASE", "30s")?,
             due_shards,
@@ -103,9 +90,6 @@ impl Config {
             stripe: StripeConfig {
                 secret_key: get("STRIPE_SECRET_KEY").map(Secret::new),
                 api_base: text("STRIPE_API_BASE", "https://api.stripe.com"),
-                price_starter: text("STRIPE_PRICE_STARTER", "price_starter"),
-                price_growth: text("STRIPE_PRICE_GROWTH", "price_growth"),
-                price_pro: text("STRIPE_PRICE_PRO", "price_pro"),
                 success_url: text(
                     "CHECKOUT_SUCCESS_URL",
                     "http://127.0.0.1:3000/checkout/success?session_id={CHECKOUT_SESSION_ID}",
@@ -149,7 +133,7 @@ mod tests {
     fn defaults_are_the_product_defaults() {
         let c = config(&[]).unwrap();
         assert_eq!(c.table_name, "trials-local");
-        assert_eq!(c.policy, TrialPolicy::default());
+        assert_eq!(c.catalog, Catalog::builtin());
         assert_eq!(c.idempotency_ttl_secs, 86_400);
         assert!(c.stripe.secret_key.is_none());
         assert!(c.webhook.secrets.is_empty());
@@ -163,8 +147,10 @@ mod tests {
             ("STRIPE_WEBHOOK_SECRET", "whsec_a, whsec_b"),
         ])
         .unwrap();
-        assert_eq!(c.policy.length_secs, 90);
-        assert_eq!(c.policy.grace_secs, 259_200);
+        for plan in c.catalog.plans() {
+            assert_eq!(plan.trial_length_secs, 90);
+            assert_eq!(plan.grace_secs, 259_200);
+        }
         assert_eq!(c.webhook.secrets.len(), 2);
         assert_eq!(c.webhook.secrets[1].expose(), "whsec_b");
     }
@@ -174,6 +160,9 @@ mod tests {
         let err = config(&[("TRIAL_LENGTH", "seven days")]).unwrap_err();
         assert!(err.starts_with("TRIAL_LENGTH"), "{err}");
         assert!(config(&[("DUE_SHARDS", "0")]).is_err());
+        let err = config(&[("PLANS_FILE", "/nonexistent/plans.json")]).unwrap_err();
+        assert!(err.contains("/nonexistent/plans.json"), "{err}");
+        assert!(!err.contains('\n'), "one line: {err}");
         let c = config(&[("STRIPE_SECRET_KEY", "sk_test_supersecret")]).unwrap();
         assert!(!format!("{c:?}").contains("supersecret"));
     }

@@ -17,6 +17,36 @@ pub async fn serve_route(route: Route) -> Result<(), crate::BoxError> {
     .await
 }
 
+/// One function serving several routes (the read routes share the status function: the same
+/// least-privilege policy, one warm pool). The route is API Gateway's `routeKey`, else the
+/// method and path; a request for a route not in `routes` is a JSON 404.
+pub async fn serve_routes(routes: &'static [Route]) -> Result<(), crate::BoxError> {
+    crate::telemetry::init();
+    let app = App::from_env().await?;
+    let app = &app;
+    lambda_http::run(service_fn(move |req: Request| async move {
+        let route = route_of(&req).filter(|r| routes.contains(r));
+        Ok::<_, Infallible>(match route {
+            Some(route) => crate::api::handle(app, route, req).await,
+            None => {
+                crate::api::Reply::error(&crate::api::ApiError::route_not_found()).into_response()
+            }
+        })
+    }))
+    .await
+}
+
+fn route_of(req: &Request) -> Option<Route> {
+    use lambda_http::request::RequestContext;
+    use lambda_http::RequestExt;
+    if let Some(RequestContext::ApiGatewayV2(ctx)) = req.request_context_ref() {
+        if let Some(route) = ctx.route_key.as_deref().and_then(Route::from_route_key) {
+            return Some(route);
+        }
+    }
+    Route::resolve(req.method().as_str(), req.uri().path()).ok()
+}
+
 pub async fn serve_job(job: Job) -> Result<(), crate::BoxError> {
     crate::telemetry::init();
     let app = App::from_env().await?;
@@ -72,4 +102,38 @@ pub async fn serve_publisher() -> Result<(), crate::BoxError> {
         },
     ))
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(route_key: &str, raw_path: &str) -> Request {
+        let mut json: serde_json::Value =
+            serde_json::from_str(include_str!("../../events/status.json")).unwrap();
+        json["routeKey"] = route_key.into();
+        json["requestContext"]["routeKey"] = route_key.into();
+        json["rawPath"] = raw_path.into();
+        json["requestContext"]["http"]["path"] = raw_path.into();
+        lambda_http::request::from_str(&json.to_string()).unwrap()
+    }
+
+    #[test]
+    fn the_route_is_api_gateways_route_key() {
+        let id = "/v1/trials/trial_0123456789abcdef01234567";
+        assert_eq!(
+            route_of(&event("GET /v1/trials/{id}", id)),
+            Some(Route::Status)
+        );
+        assert_eq!(
+            route_of(&event("GET /v1/trials/{id}/data", &format!("{id}/data"))),
+            Some(Route::TrialData)
+        );
+        // No usable route key (a `$default` route): the method and path decide.
+        assert_eq!(
+            route_of(&event("$default", "/v1/plans")),
+            Some(Route::Plans)
+        );
+        assert_eq!(route_of(&event("$default", "/v1/nope")), None);
+    }
 }

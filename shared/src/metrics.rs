@@ -131,27 +131,27 @@ pub fn emit(metrics: &[Metric], dimensions: &[(&'static str, &str)]) {
     send(metrics, dimensions, Rollup::Exact);
 }
 
-pub fn trial_started(plan: Plan) {
+pub fn trial_started(plan: &Plan) {
     trial(name::TRIAL_STARTED, plan);
 }
 
-pub fn trial_converted(plan: Plan) {
+pub fn trial_converted(plan: &Plan) {
     trial(name::TRIAL_CONVERTED, plan);
 }
 
-pub fn trial_expired(plan: Plan) {
+pub fn trial_expired(plan: &Plan) {
     trial(name::TRIAL_EXPIRED, plan);
 }
 
-pub fn trial_canceled(plan: Plan) {
+pub fn trial_canceled(plan: &Plan) {
     trial(name::TRIAL_CANCELED, plan);
 }
 
-pub fn trial_purged(plan: Plan) {
+pub fn trial_purged(plan: &Plan) {
     trial(name::TRIAL_PURGED, plan);
 }
 
-fn trial(metric: &'static str, plan: Plan) {
+fn trial(metric: &'static str, plan: &Plan) {
     send(
         &[Metric::count(metric, 1.0)],
         &[(dimension::PLAN, plan.as_str())],
@@ -396,7 +396,7 @@ mod tests {
         let doc = document(
             T,
             &[Metric::count(name::TRIAL_CONVERTED, 1.0)],
-            &[(dimension::PLAN, Plan::Growth.as_str())],
+            &[(dimension::PLAN, "growth")],
             Rollup::WithTotal,
         )
         .unwrap();

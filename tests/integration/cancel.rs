@@ -384,7 +384,7 @@ async fn a_session_recorded_between_the_cancels_read_and_write_is_expired_too() 
         .await
         .unwrap();
     let trial = writes::stored(&t, &id).await.unwrap();
-    let policy = t.app.config.policy;
+    let policy = t.policy();
     let now = t.now();
     let checkout = Checkout {
         session_id: created.id.clone(),

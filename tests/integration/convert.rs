@@ -23,7 +23,13 @@ async fn converted(t: &TestApp, id: &str) {
 
 #[tokio::test]
 async fn convert_returns_a_checkout_url_and_sends_stripe_what_it_needs() {
-    let (t, stripe) = with_stripe(|c| c.stripe.price_growth = "price_growth_monthly".into()).await;
+    let (t, stripe) = with_stripe(|c| {
+        c.catalog = trials::domain::catalog::Catalog::load(|k| {
+            (k == "STRIPE_PRICE_GROWTH").then(|| "price_growth_monthly".to_owned())
+        })
+        .expect("catalog")
+    })
+    .await;
     let id = t.start_trial(ORG, "growth").await;
     let res = t.send(Call::convert(&id, "convert-1")).await;
     assert_eq!(res.status, 200, "{}", res.body);
@@ -945,7 +951,7 @@ async fn a_convert_whose_stripe_call_spans_the_end_of_grace_records_no_session()
 async fn the_purge_keeps_a_trial_whose_session_was_recorded_after_it_read_the_index() {
     let t = TestApp::new().await;
     let trial = writes::seed_trial(&t, ORG, T0).await;
-    let policy = t.app.config.policy;
+    let policy = t.policy();
     let grace_end = trial.expires_at + policy.grace_secs;
     t.clock.set(trial.expires_at);
     let expired = trials::jobs::run(&t.app, Job::Expire, None).await;

@@ -86,7 +86,7 @@ async fn pay(t: &TestApp, event_id: &str, trial: &str, org: &str, plan: &str) ->
 #[tokio::test]
 async fn every_transition_publishes_its_event_once_through_the_routes_and_jobs() {
     let (t, rec, _standin) = app_with_stripe_and_recorder().await;
-    let grace = t.app.config.policy.grace_secs;
+    let grace = t.terms("growth").grace_secs;
     let expiring = t.start_trial("org_exp", "growth").await;
     let canceled = t.start_trial("org_can", "starter").await;
     let converted = t.start_trial("org_conv", "pro").await;
@@ -320,7 +320,7 @@ async fn a_reader_killed_between_commit_and_read_resumes_from_its_checkpoint() {
 async fn a_trial_converted_before_the_purge_gets_no_purged_event() {
     let (t, rec) = app_with_recorder().await;
     let trial = seed_trial(&t, "org_late", T0).await;
-    let grace = t.app.config.policy.grace_secs;
+    let grace = t.terms("growth").grace_secs;
     t.clock.set(trial.expires_at + grace);
     // The payment lands first: the purge's condition fails, no `trial.purged` is written.
     assert!(crate::jobs::convert(&t, &trial, t.now()).await);

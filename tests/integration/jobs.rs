@@ -105,7 +105,7 @@ async fn expire_takes_a_trial_at_expires_at_and_not_a_second_before() {
     assert_eq!(stored(&t, &a).await.unwrap().status, TrialStatus::Expired);
     assert_eq!(stored(&t, &b).await.unwrap().status, TrialStatus::Active);
     // A now waits in the purge queue for the end of its grace.
-    let grace = t.app.config.policy.grace_secs;
+    let grace = t.terms("growth").grace_secs;
     assert_eq!(
         due(&t, &a).await,
         Some((format!("PURGE#{}", shard(&t, &a)), expires_a + grace))
@@ -124,7 +124,7 @@ async fn expire_takes_a_trial_at_expires_at_and_not_a_second_before() {
 #[tokio::test]
 async fn purge_takes_expired_and_canceled_trials_at_the_end_of_grace_and_keeps_the_guard() {
     let t = TestApp::new().await;
-    let grace = t.app.config.policy.grace_secs;
+    let grace = t.terms("growth").grace_secs;
     let expired = t.start_trial("org_exp", "growth").await;
     let second = t.start_trial("org_second", "growth").await;
     let canceled_trial = seed_trial(&t, "org_can", T0).await;
@@ -266,7 +266,7 @@ where
 async fn expire_racing_cancel_exactly_one_wins_in_either_order() {
     let rec = EventBridgeRecorder::start().await;
     let t = TestApp::with(|_| {}, |_| rec.publisher("trials-test")).await;
-    let grace = t.app.config.policy.grace_secs;
+    let grace = t.policy().grace_secs;
 
     // The job first: it expires the trial; the cancel that follows is refused.
     let first = seed_trial(&t, "org_job_first", T0).await;
@@ -518,7 +518,7 @@ async fn a_payment_between_the_purges_read_and_its_delete_keeps_the_trial() {
     let rec = EventBridgeRecorder::start().await;
     let t = TestApp::with(|_| {}, |_| rec.publisher("trials-test")).await;
     let trial = seed_trial(&t, "org_late_payment", T0).await;
-    let grace = t.app.config.policy.grace_secs;
+    let grace = t.policy().grace_secs;
     t.clock.set(trial.expires_at);
     assert_eq!(expire(&t).await.processed, 1);
     t.clock.set(trial.expires_at + grace);
@@ -545,7 +545,7 @@ async fn a_payment_between_the_purges_read_and_its_delete_keeps_the_trial() {
 async fn a_session_recorded_between_the_purges_read_and_its_delete_keeps_the_trial() {
     let t = TestApp::new().await;
     let trial = seed_trial(&t, "org_late_convert", T0).await;
-    let grace = t.app.config.policy.grace_secs;
+    let grace = t.policy().grace_secs;
     let grace_end = trial.expires_at + grace;
     t.clock.set(trial.expires_at);
     assert_eq!(expire(&t).await.processed, 1);
@@ -566,7 +566,7 @@ async fn a_session_recorded_between_the_purges_read_and_its_delete_keeps_the_tri
             .update(
                 trials::store::Slot::Trial,
                 store
-                    .checkout_update(&racer, &checkout, grace_end - 1, t.app.config.policy)
+                    .checkout_update(&racer, &checkout, grace_end - 1, t.policy())
                     .unwrap(),
             )
             .commit()
@@ -588,7 +588,7 @@ async fn a_session_recorded_between_the_purges_read_and_its_delete_keeps_the_tri
 async fn an_extension_between_the_purges_read_and_its_delete_keeps_the_trial() {
     let t = TestApp::new().await;
     let trial = seed_trial(&t, "org_extended", T0).await;
-    let grace = t.app.config.policy.grace_secs;
+    let grace = t.policy().grace_secs;
     t.clock.set(trial.expires_at);
     assert_eq!(expire(&t).await.processed, 1);
     t.clock.set(trial.expires_at + grace);

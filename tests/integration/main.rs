@@ -5,6 +5,7 @@ mod convert;
 mod events;
 mod idempotency;
 mod jobs;
+mod plans;
 mod start;
 mod status;
 mod stripe_client;

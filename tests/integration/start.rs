@@ -20,7 +20,7 @@ async fn start_returns_201_with_every_field() {
 
 #[tokio::test]
 async fn trial_length_comes_from_configuration() {
-    let t = TestApp::with_config(|c| c.policy.length_secs = 90).await;
+    let t = TestApp::with_config(|c| c.catalog.override_lengths(Some(90), None)).await;
     let body = t.send(Call::start("pro", "k1")).await.json();
     assert_eq!(body["expires_at"], "2026-04-06T10:01:30Z");
 }

@@ -461,7 +461,11 @@ async fn a_payment_converts_a_canceled_trial() {
 async fn a_payment_converts_an_expired_trial_past_grace_until_it_is_purged() {
     let t = app().await;
     let id = t.start_trial(ORG, "growth").await;
-    let policy = t.app.config.policy;
+    let terms = t.terms("growth");
+    let policy = trials::domain::TrialPolicy {
+        length_secs: terms.trial_length_secs,
+        grace_secs: terms.grace_secs,
+    };
     // Past expiry and past the grace period; the expire job has run, the purge job not yet.
     t.clock
         .set(T0 + policy.length_secs + policy.grace_secs + 3600);
@@ -842,7 +846,7 @@ async fn a_delayed_payment_is_bound_like_any_other() {
 async fn the_purge_keeps_a_trial_whose_payment_started_after_it_read_the_index() {
     let t = app().await;
     let trial = writes::seed_trial(&t, ORG, T0).await;
-    let policy = t.app.config.policy;
+    let policy = t.policy();
     t.clock.set(trial.expires_at);
     assert_eq!(jobs::run(&t.app, Job::Expire, None).await.processed, 1);
     let grace_end = trial.expires_at + policy.grace_secs;
@@ -851,7 +855,7 @@ async fn the_purge_keeps_a_trial_whose_payment_started_after_it_read_the_index()
     let binding = SessionBinding {
         trial_id: trial.id.clone(),
         org_id: OrgId::parse(ORG).unwrap(),
-        plan: Plan::Growth,
+        plan: Plan::parse("growth").unwrap(),
     };
     t.clock.set(grace_end);
     let held = t.dynamo.hold_next("TransactWriteItems");

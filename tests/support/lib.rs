@@ -106,6 +106,26 @@ impl TestApp {
             .expect("stream readable")
     }
 
+    /// The terms a trial of `plan` starts with under this app's catalog.
+    /// The length and grace of the default test plan (`growth`; every built-in plan has the
+    /// same), as a trial started now would have them.
+    pub fn policy(&self) -> trials::domain::TrialPolicy {
+        let terms = self.terms("growth");
+        trials::domain::TrialPolicy {
+            length_secs: terms.trial_length_secs,
+            grace_secs: terms.grace_secs,
+        }
+    }
+
+    pub fn terms(&self, plan: &str) -> trials::domain::catalog::TrialTerms {
+        self.app
+            .config
+            .catalog
+            .get(plan)
+            .expect("plan in the catalog")
+            .snapshot()
+    }
+
     pub fn now(&self) -> i64 {
         trials::clock::Clock::now(&self.clock)
     }

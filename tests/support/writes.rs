@@ -3,7 +3,7 @@
 use serde_json::json;
 use trials::domain::events::{DomainEvent, EventKind};
 use trials::domain::trial::{Checkout, Payment, SessionBinding};
-use trials::domain::{OrgId, Plan, Trial, TrialId};
+use trials::domain::{OrgId, Trial, TrialId};
 use trials::store::Slot;
 
 use crate::{TestApp, DAY};
@@ -11,14 +11,13 @@ use crate::{TestApp, DAY};
 /// Writes a trial started at `started_at` the way start does (trial + org guard, in the due
 /// index), without the API's idempotency record and event: seeding thousands stays quick.
 pub async fn seed_trial(t: &TestApp, org: &str, started_at: i64) -> Trial {
-    let policy = t.app.config.policy;
     let trial = Trial::start(
         TrialId::generate(),
         OrgId::parse(org).expect("org id"),
-        Plan::Growth,
         started_at,
-        policy,
+        t.terms("growth"),
     );
+    let policy = trial.policy();
     let store = &t.app.store;
     let outcome = store
         .tx()
@@ -45,7 +44,7 @@ pub async fn cancel(t: &TestApp, trial: &Trial, now: i64) -> bool {
                     trial,
                     trial.open_checkout(now).map(|c| c.session_id.as_str()),
                     now,
-                    t.app.config.policy,
+                    trial.policy(),
                 )
                 .expect("update"),
         )
@@ -63,7 +62,7 @@ pub async fn convert(t: &TestApp, trial: &Trial, now: i64) -> bool {
     let binding = SessionBinding {
         trial_id: trial.id.clone(),
         org_id: trial.org_id.clone(),
-        plan: trial.plan,
+        plan: trial.plan.clone(),
     };
     let event = DomainEvent::for_binding(EventKind::Converted, &binding, now, None, json!({}));
     let store = &t.app.store;
@@ -114,7 +113,7 @@ pub async fn open_checkout(t: &TestApp, id: &str, session_id: &str) {
         .update(
             Slot::Trial,
             store
-                .checkout_update(&trial, &checkout, now, t.app.config.policy)
+                .checkout_update(&trial, &checkout, now, trial.policy())
                 .unwrap(),
         )
         .event(&created, now)
@@ -132,9 +131,7 @@ pub async fn expire_write(t: &TestApp, trial: &Trial, now: i64) -> bool {
         .tx()
         .update(
             Slot::Trial,
-            store
-                .expire_update(trial, now, t.app.config.policy)
-                .unwrap(),
+            store.expire_update(trial, now, trial.policy()).unwrap(),
         )
         .commit()
         .await

@@ -9,7 +9,8 @@ use serde_json::json;
 use trials::auth::issue as keys;
 use trials::config::Secret;
 use trials::domain::api_key::{ApiKey, Projects};
-use trials::domain::{OrgId, Plan, Trial, TrialId};
+use trials::domain::catalog::Catalog;
+use trials::domain::{OrgId, Trial, TrialId};
 use trials::jobs::{self, Job};
 use trials::store::Store;
 use trials_tests::requests::ORG;
@@ -56,9 +57,8 @@ impl Fixtures {
         let trial = Trial::start(
             TrialId::generate(),
             org0,
-            Plan::Growth,
             unix_now(),
-            Default::default(),
+            Catalog::builtin().get("growth").expect("growth").snapshot(),
         );
         put_trials(&store, std::slice::from_ref(&trial)).await?;
         let env = vec![
@@ -346,7 +346,6 @@ pub async fn sweep_cost() -> Result<Vec<Sweep>, String> {
     for stored in [10_000, 100_000] {
         let due = 1_000;
         let t = TestApp::new().await;
-        let policy = t.app.config.policy;
         let mut trials = Vec::with_capacity(stored);
         for i in 0..stored {
             // The due ones started 7 days ago; the rest today.
@@ -355,9 +354,8 @@ pub async fn sweep_cost() -> Result<Vec<Sweep>, String> {
             trials.push(Trial::start(
                 TrialId::generate(),
                 org,
-                Plan::Starter,
                 started,
-                policy,
+                t.terms("starter"),
             ));
         }
         put_trials(&t.app.store, &trials).await?;

@@ -1,5 +1,8 @@
-//! `GET /v1/trials/{id}`: clients are built once at init, the logic lives in `trials`.
+//! The read routes: `GET /v1/trials/{id}`, `GET /v1/trials/{id}/data`, `GET /v1/plans`.
+//! Clients are built once at init, the logic lives in `trials`.
+use trials::api::Route;
+
 #[tokio::main]
 async fn main() -> Result<(), trials::BoxError> {
-    trials::lambda::serve_route(trials::api::Route::Status).await
+    trials::lambda::serve_routes(&[Route::Status, Route::TrialData, Route::Plans]).await
 }

@@ -1,6 +1,6 @@
 //! `trialctl`, the operator's command line against the Trials table, parsed with clap.
 //!
-//! One module per command group (`keys`, `trials`, `events`, `completions`), each with its clap
+//! One module per command group (`keys`, `trials`, `events`, `plans`, `completions`), each with its clap
 //! `Subcommand` enum and a `run` taking a [`Ctx`]; a new group is a module, a variant of
 //! [`Command`] and an arm in [`run`]. A new command in a group is a variant and an arm there.
 //!
@@ -9,6 +9,7 @@
 pub mod completions;
 pub mod events;
 pub mod keys;
+pub mod plans;
 pub mod stats;
 pub mod trials;
 
@@ -80,6 +81,9 @@ pub enum Command {
     Events(events::EventsCommand),
     /// The funnel: started, converted, expired, canceled, purged; conversion rate
     Stats(stats::StatsArgs),
+    /// The plan catalog: check a PLANS_FILE
+    #[command(subcommand)]
+    Plans(plans::PlansCommand),
     /// Prints a shell completion script (e.g. `trialctl completions bash > /etc/bash_completion.d/trialctl`)
     Completions(completions::CompletionsArgs),
 }
@@ -169,6 +173,7 @@ pub async fn run(cli: Cli) -> Result<(), String> {
         Command::Trials(cmd) => self::trials::run(&ctx, cmd).await,
         Command::Events(cmd) => events::run(&ctx, cmd).await,
         Command::Stats(args) => stats::run(&ctx, args).await,
+        Command::Plans(cmd) => plans::run(cmd),
         Command::Completions(args) => completions::run(args),
     }
 }

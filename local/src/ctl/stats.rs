@@ -9,7 +9,6 @@ use clap::Args;
 use serde_json::{json, Value};
 use trials::clock::{Clock, SystemClock};
 use trials::domain::time::parse_duration_secs;
-use trials::domain::Plan;
 use trials::store::stats::{total, PlanStats, Stage};
 
 use super::{Ctx, Open};
@@ -36,7 +35,13 @@ pub async fn run(ctx: &Ctx, args: StatsArgs) -> Result<(), String> {
     let t = ctx.open(Open::Existing).await?;
     let plans: Vec<String> = match &args.plan {
         Some(plan) => vec![plan.clone()],
-        None => Plan::ALL.iter().map(|p| p.as_str().to_owned()).collect(),
+        // Every plan of the catalog (PLANS_FILE, or the built-in one).
+        None => trials::config::Config::from_env()?
+            .catalog
+            .plans()
+            .iter()
+            .map(|p| p.id.as_str().to_owned())
+            .collect(),
     };
     let now = SystemClock.now();
     let by_plan = t

@@ -1,7 +1,6 @@
 //! `trialctl trials ...`: trials as stored.
 use clap::Subcommand;
 use trials::clock::{Clock, SystemClock};
-use trials::config::Config;
 use trials::domain::time::rfc3339;
 use trials::domain::TrialId;
 
@@ -36,8 +35,7 @@ async fn show(ctx: &Ctx, id: &str) -> Result<(), String> {
         None => None,
     }
     .ok_or_else(|| format!("no trial {id} ({})", t.place))?;
-    let policy = Config::from_env()?.policy;
-    let mut shown = trial.view_at(now, policy);
+    let mut shown = trial.view_at(now, trial.policy());
     shown["stored_status"] = trial.status.as_str().into();
     if let Some(c) = &trial.checkout {
         shown["checkout"] = serde_json::json!({

@@ -49,7 +49,6 @@ pub async fn handle(
     let idempotency = Idempotency::from_request(req, tenant, &format!("/v1/trials/{id}/cancel"))?;
     let now_ms = app.clock.now_millis();
     let now = now_ms.div_euclid(1000);
-    let policy = app.config.policy;
     let ttl = app.config.idempotency_ttl_secs;
 
     let mut trial = match load_owned(app, &id, tenant).await {
@@ -58,6 +57,7 @@ pub async fn handle(
     };
     let store = &app.store;
     for _ in 0..ATTEMPTS {
+        let policy = trial.policy();
         if let Err(err) = trial.lifecycle(policy).check_cancel(now) {
             return idempotency.refuse(app, err.into(), now_ms).await;
         }
@@ -112,7 +112,7 @@ pub async fn handle(
         }
         let rejection = match tx.commit().await? {
             Outcome::Committed => {
-                crate::metrics::trial_canceled(trial.plan.clone());
+                crate::metrics::trial_canceled(&trial.plan);
                 if let Some(work) = &expiry {
                     let now_ms = app.clock.now_millis();
                     let budget =

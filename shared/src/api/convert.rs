@@ -158,12 +158,12 @@ async fn convert(
     budget: Duration,
 ) -> Result<Reply, ApiError> {
     let now = now_ms.div_euclid(1000);
-    let policy = app.config.policy;
     let store = &app.store;
     let trial = load_owned(app, id, request.tenant).await?;
     if let Some(reply) = pending_reply(&trial) {
         return answer(app, request, reply, now_ms).await;
     }
+    let policy = trial.policy();
     trial.lifecycle(policy).check_convert(now)?;
 
     if let Some(open) = trial.open_checkout(now) {
@@ -334,7 +334,7 @@ async fn create_checkout(
     let mut trial_end = trial_end_for(trial.expires_at, request.billing, now);
     let mut created = app
         .stripe
-        .create_checkout_session(&new_session(app, trial, trial_end), &key, Some(budget))
+        .create_checkout_session(&new_session(app, trial, trial_end)?, &key, Some(budget))
         .await;
     if request.billing == BillingStarts::TrialEnd && is_idempotency_error(&created) {
         // This request was first sent on the other side of the 48-hour line: ask again as it
@@ -346,7 +346,7 @@ async fn create_checkout(
         let left = ends.saturating_duration_since(tokio::time::Instant::now());
         created = app
             .stripe
-            .create_checkout_session(&new_session(app, trial, trial_end), &key, Some(left))
+            .create_checkout_session(&new_session(app, trial, trial_end)?, &key, Some(left))
             .await;
     }
     match created {
@@ -371,11 +371,28 @@ fn is_idempotency_error<T>(result: &Result<T, StripeError>) -> bool {
     matches!(result, Err(StripeError::Api(e)) if e.error_type == "idempotency_error")
 }
 
-/// The session's parameters: a pure function of the trial and `trial_end`.
-fn new_session(app: &App, trial: &Trial, trial_end: Option<i64>) -> NewCheckoutSession {
+/// The session's parameters: a pure function of the trial and `trial_end` (and the plan's price
+/// today: a price is not part of a trial's terms; none means the catalog offers the plan for
+/// trial only).
+fn new_session(
+    app: &App,
+    trial: &Trial,
+    trial_end: Option<i64>,
+) -> Result<NewCheckoutSession, ApiError> {
     let stripe = &app.config.stripe;
-    NewCheckoutSession {
-        price: stripe.price(trial.plan).to_owned(),
+    let price = app
+        .config
+        .catalog
+        .get(trial.plan.as_str())
+        .and_then(|p| p.stripe_price.clone())
+        .ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::PlanNotPurchasable,
+                format!("Plan {} has no price: it cannot be bought", trial.plan),
+            )
+        })?;
+    Ok(NewCheckoutSession {
+        price,
         quantity: 1,
         success_url: stripe.success_url.clone(),
         cancel_url: stripe.cancel_url.clone(),
@@ -387,7 +404,7 @@ fn new_session(app: &App, trial: &Trial, trial_end: Option<i64>) -> NewCheckoutS
             ("trial_started_at".to_owned(), trial.started_at.to_string()),
         ],
         trial_end,
-    }
+    })
 }
 
 /// Time kept back from the invocation's deadline to write the outcome (or release the key)

@@ -44,10 +44,11 @@ impl ApiError {
         ApiError::new(ErrorCode::TrialNotFound, "Trial does not exist")
     }
 
-    pub fn invalid_plan() -> ApiError {
+    /// Names the catalog's trialable plans, so the message never drifts from the catalog.
+    pub fn invalid_plan(catalog: &crate::domain::catalog::Catalog) -> ApiError {
         ApiError::new(
             ErrorCode::InvalidPlan,
-            format!("Plan must be one of: {}", crate::domain::Plan::list()),
+            format!("Plan must be one of: {}", catalog.list()),
         )
     }
 

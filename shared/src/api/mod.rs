@@ -5,11 +5,14 @@ pub mod convert;
 pub mod error;
 pub mod idempotency;
 pub mod owned;
+pub mod plans;
 pub mod reply;
 pub mod request;
 pub mod start;
 pub mod status;
 pub mod stripe_webhook;
+pub mod trial_data;
+pub mod usage;
 
 use std::time::Instant;
 
@@ -27,6 +30,9 @@ pub enum Route {
     Convert,
     Cancel,
     StripeWebhook,
+    Plans,
+    TrialData,
+    Usage,
 }
 
 impl Route {
@@ -37,7 +43,27 @@ impl Route {
             Route::Convert => "POST /v1/trials/{id}/convert",
             Route::Cancel => "POST /v1/trials/{id}/cancel",
             Route::StripeWebhook => "POST /v1/webhooks/stripe",
+            Route::Plans => "GET /v1/plans",
+            Route::TrialData => "GET /v1/trials/{id}/data",
+            Route::Usage => "POST /v1/trials/{id}/usage",
         }
+    }
+
+    /// Every route, for matching an API Gateway route key against [`Route::name`].
+    pub const ALL: [Route; 8] = [
+        Route::Start,
+        Route::Status,
+        Route::Convert,
+        Route::Cancel,
+        Route::StripeWebhook,
+        Route::Plans,
+        Route::TrialData,
+        Route::Usage,
+    ];
+
+    /// The route whose [`Route::name`] is API Gateway's `routeKey` (`GET /v1/trials/{id}`).
+    pub fn from_route_key(key: &str) -> Option<Route> {
+        Route::ALL.into_iter().find(|r| r.name() == key)
     }
 
     /// Which route serves `method path`; for the local server, where no API Gateway routes.
@@ -49,6 +75,9 @@ impl Route {
             ["v1", "trials", _] => (Route::Status, "GET"),
             ["v1", "trials", _, "convert"] => (Route::Convert, "POST"),
             ["v1", "trials", _, "cancel"] => (Route::Cancel, "POST"),
+            ["v1", "plans"] => (Route::Plans, "GET"),
+            ["v1", "trials", _, "data"] => (Route::TrialData, "GET"),
+            ["v1", "trials", _, "usage"] => (Route::Usage, "POST"),
             _ => return Err(ApiError::route_not_found()),
         };
         if method != allowed {
@@ -137,6 +166,11 @@ async fn dispatch(
             convert::handle(app, req, &authenticated(app, req, log).await?, log).await
         }
         Route::Cancel => cancel::handle(app, req, &authenticated(app, req, log).await?, log).await,
+        Route::Plans => plans::handle(app, req, log).await,
+        Route::TrialData => {
+            trial_data::handle(app, req, &authenticated(app, req, log).await?, log).await
+        }
+        Route::Usage => usage::handle(app, req, &authenticated(app, req, log).await?, log).await,
     }
 }
 
@@ -181,6 +215,18 @@ mod tests {
             Route::resolve("POST", "/v1/webhooks/stripe"),
             Ok(Route::StripeWebhook)
         );
+        assert_eq!(Route::resolve("GET", "/v1/plans"), Ok(Route::Plans));
+        assert_eq!(
+            Route::resolve("GET", "/v1/trials/trial_x/data"),
+            Ok(Route::TrialData)
+        );
+        assert_eq!(
+            Route::resolve("POST", "/v1/trials/trial_x/usage"),
+            Ok(Route::Usage)
+        );
+        for route in Route::ALL {
+            assert_eq!(Route::from_route_key(route.name()), Some(route));
+        }
         assert_eq!(
             Route::resolve("GET", "/v1/trials/start")
                 .unwrap_err()

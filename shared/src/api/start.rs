@@ -14,7 +14,7 @@ use super::LogFields;
 use crate::auth::Tenant;
 use crate::domain::events::{DomainEvent, EventKind};
 use crate::domain::time::rfc3339;
-use crate::domain::{ErrorCode, Plan, Trial, TrialId};
+use crate::domain::{ErrorCode, Trial, TrialId};
 use crate::store::stats::Stage;
 use crate::store::trials::Guard;
 use crate::store::{Outcome, Slot, StoreError};
@@ -30,18 +30,20 @@ pub async fn handle(
 ) -> Result<Reply, ApiError> {
     let idempotency = Idempotency::from_request(req, tenant, PATH)?;
     let body = json_object(req)?;
-    let plan = body
+    let catalog = &app.config.catalog;
+    let terms = body
         .get("plan")
         .and_then(Value::as_str)
-        .and_then(Plan::parse)
-        .ok_or_else(ApiError::invalid_plan)?;
+        .and_then(|id| catalog.get_trialable(id))
+        .ok_or_else(|| ApiError::invalid_plan(catalog))?
+        .snapshot();
 
     let now_ms = app.clock.now_millis();
     let now = now_ms.div_euclid(1000);
-    let policy = app.config.policy;
     let ttl = app.config.idempotency_ttl_secs;
-    let trial = Trial::start(TrialId::generate(), tenant.org.clone(), plan, now, policy)
+    let trial = Trial::start(TrialId::generate(), tenant.org.clone(), now, terms)
         .in_project(tenant.project.clone());
+    let policy = trial.policy();
     log.trial_id = Some(trial.id.to_string());
 
     let reply = Reply::json(201, &trial.started_view());
@@ -70,13 +72,19 @@ pub async fn handle(
         .event(&event, now)?
         .update(
             Slot::Stats,
-            store.stats_update(Stage::Started, plan.as_str(), trial.id.as_str(), now, None)?,
+            store.stats_update(
+                Stage::Started,
+                trial.plan.as_str(),
+                trial.id.as_str(),
+                now,
+                None,
+            )?,
         )
         .commit()
         .await?;
     let rejection = match outcome {
         Outcome::Committed => {
-            crate::metrics::trial_started(plan);
+            crate::metrics::trial_started(&trial.plan);
             return Ok(reply);
         }
         Outcome::Rejected(rejection) => rejection,

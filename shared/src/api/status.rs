@@ -43,8 +43,5 @@ pub async fn handle(app: &App, req: &Request, log: &mut LogFields) -> Result<Rep
     };
     let (id, found) = found;
     let trial = owned(app, &id, &tenant, found).await?;
-    Ok(Reply::json(
-        200,
-        &trial.view_at(app.now(), app.config.policy),
-    ))
+    Ok(Reply::json(200, &trial.view_at(app.now(), trial.policy())))
 }

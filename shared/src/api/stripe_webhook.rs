@@ -182,11 +182,11 @@ async fn paid(
                 checkout_session_id = %session.id,
                 "payment for a canceled trial: converted and flagged for review"
             );
-            crate::metrics::trial_converted(binding.plan);
+            crate::metrics::trial_converted(&binding.plan);
             return Ok(Outcome::ConvertedAfterCancel);
         }
         Written::Committed => {
-            crate::metrics::trial_converted(binding.plan);
+            crate::metrics::trial_converted(&binding.plan);
             return Ok(Outcome::Converted);
         }
         Written::Rejected(rejection) => rejection,

@@ -38,6 +38,10 @@ catalogue! {
     InvalidPlan = ("invalid_plan", 400),
     /// Convert: `billing_starts` is neither `trial_end` nor `now`.
     InvalidBillingStarts = ("invalid_billing_starts", 400),
+    /// Usage: the option is not a limit of the trial's plan.
+    InvalidOption = ("invalid_option", 400),
+    /// Usage: the quantity is not an integer from 1 to the documented maximum.
+    InvalidQuantity = ("invalid_quantity", 400),
     /// Webhook: the `Stripe-Signature` header is missing or does not verify.
     InvalidSignature = ("invalid_signature", 400),
     /// Webhook: a signed body that is not a Stripe event.
@@ -55,6 +59,8 @@ catalogue! {
     TrialNotActive = ("trial_not_active", 409),
     /// Resume of a trial that is not PAUSED.
     TrialNotPaused = ("trial_not_paused", 409),
+    /// Convert: the catalog has no Stripe price for the trial's plan.
+    PlanNotPurchasable = ("plan_not_purchasable", 409),
     /// Retryable: another request with the key is in flight.
     IdempotencyKeyInUse = ("idempotency_key_in_use", 409),
     TrialExpired = ("trial_expired", 410),
@@ -62,6 +68,8 @@ catalogue! {
     IdempotencyKeyReused = ("idempotency_key_reused", 422),
     /// Extend: the new end is not later than the current one, or beyond the plan's maximum.
     InvalidExtension = ("invalid_extension", 422),
+    /// Usage: the quantity would take the option past its limit; nothing was recorded.
+    TrialLimitExceeded = ("trial_limit_exceeded", 429),
     /// Retryable: Stripe failed or timed out.
     PaymentProviderError = ("payment_provider_error", 502),
     /// Retryable: the store failed; nothing was stored under the idempotency key.

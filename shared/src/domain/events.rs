@@ -25,6 +25,10 @@ pub enum EventKind {
     Extended,
     EndingSoon,
     GraceEnding,
+    /// An option's usage first reached 80 % of its limit (once per trial and option).
+    LimitWarning,
+    /// An option's usage reached its limit (once per trial and option).
+    LimitReached,
 }
 
 impl EventKind {
@@ -58,6 +62,8 @@ impl EventKind {
             EventKind::Extended => "trial.extended",
             EventKind::EndingSoon => "trial.ending_soon",
             EventKind::GraceEnding => "trial.grace_ending",
+            EventKind::LimitWarning => "trial.limit_warning",
+            EventKind::LimitReached => "trial.limit_reached",
         }
     }
 
@@ -266,7 +272,7 @@ mod tests {
     use super::*;
     use crate::domain::lifecycle::LifecycleTerms;
     use crate::domain::trial::TrialPolicy;
-    use crate::domain::{Extension, OrgId, Plan, TrialId};
+    use crate::domain::{Extension, OrgId, TrialId};
 
     const DAY: i64 = 86_400;
 
@@ -274,9 +280,11 @@ mod tests {
         Trial::start(
             TrialId::parse("trial_0123456789abcdef01234567").unwrap(),
             OrgId::parse("org_a").unwrap(),
-            Plan::Pro,
             0,
-            TrialPolicy::default(),
+            crate::domain::catalog::Catalog::builtin()
+                .get("pro")
+                .unwrap()
+                .snapshot(),
         )
     }
 

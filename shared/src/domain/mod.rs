@@ -10,19 +10,20 @@ pub mod events;
 pub mod extension;
 pub mod ids;
 pub mod lifecycle;
-pub mod plan;
 pub mod redirect;
 pub mod reminders;
 pub mod signals;
 pub mod state_machine;
 pub mod time;
 pub mod trial;
+pub mod usage;
 
+/// A plan is catalog data: its id (look its terms up in [`catalog::Catalog`]).
+pub use catalog::PlanId as Plan;
 pub use codes::ErrorCode;
 pub use extension::{ExtendRequest, Extension, ExtensionInputError};
 pub use ids::{OrgId, ProjectId, TrialId};
 pub use lifecycle::{ActiveRange, LifecycleTerms};
-pub use plan::Plan;
 pub use reminders::{Reminder, ScheduledReminder};
 pub use state_machine::{ExtendFrom, ExtensionRefusal, TransitionError, TrialStatus};
 pub use trial::{Trial, TrialPolicy};

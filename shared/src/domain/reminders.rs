@@ -183,7 +183,7 @@ impl Trial {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{OrgId, Plan};
+    use crate::domain::OrgId;
 
     const HOUR: i64 = 3_600;
     const DAY: i64 = 86_400;
@@ -199,9 +199,11 @@ mod tests {
         Trial::start(
             TrialId::parse("trial_0123456789abcdef01234567").unwrap(),
             OrgId::parse("org_a").unwrap(),
-            Plan::Growth,
             0,
-            policy(),
+            crate::domain::catalog::Catalog::builtin()
+                .get("growth")
+                .unwrap()
+                .snapshot(),
         )
     }
 

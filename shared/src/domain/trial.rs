@@ -3,8 +3,11 @@
 //! state machine first and keeps the active-range invariants of [`super::lifecycle`]; none
 //! reads a clock or writes anything: the caller supplies `now` and stores the result with a
 //! condition on what it read.
+use std::collections::{BTreeMap, HashMap};
+
 use serde_json::{json, Map, Value};
 
+use super::catalog::{options_view, TrialTerms};
 use super::extension::Extension;
 use super::lifecycle::{total_active_secs, ActiveRange, LifecycleTerms};
 use super::state_machine::{ExtendFrom, ExtensionRefusal, Lifecycle, TransitionError, TrialStatus};
@@ -13,7 +16,8 @@ use super::{OrgId, Plan, ProjectId, TrialId};
 
 const DAY_SECS: i64 = 86_400;
 
-/// Trial length and grace period, from configuration.
+/// Trial length and grace period: a trial's own, from the terms it started with
+/// ([`Trial::policy`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TrialPolicy {
     pub length_secs: i64,
@@ -90,16 +94,27 @@ pub struct Trial {
     /// When the trial was (or is planned to be) active; see [`super::lifecycle`]. Never empty
     /// for a trial built by [`Trial::start`]; an empty list reads as `[started_at, expires_at]`.
     pub active_ranges: Vec<ActiveRange>,
+    /// The plan's terms when the trial started (length, grace, options): editing the catalog
+    /// never changes a running trial.
+    pub terms: TrialTerms,
+    /// Usage recorded against each limited option, by internal name (absent: 0).
+    pub used: BTreeMap<String, i64>,
+    /// Why an EXPIRED trial ended before its time (`limit_reached`); `None` otherwise.
+    pub expiry_reason: Option<String>,
 }
 
+/// `expiry_reason` of a trial an `ends_trial` limit ended.
+pub const EXPIRY_LIMIT_REACHED: &str = "limit_reached";
+
 impl Trial {
-    pub fn start(id: TrialId, org_id: OrgId, plan: Plan, now: i64, policy: TrialPolicy) -> Trial {
-        let expires_at = now + policy.length_secs;
+    /// A new ACTIVE trial of `terms.plan`, on those terms.
+    pub fn start(id: TrialId, org_id: OrgId, now: i64, terms: TrialTerms) -> Trial {
+        let expires_at = now + terms.trial_length_secs;
         Trial {
             id,
             org_id,
             project_id: None,
-            plan,
+            plan: terms.plan.clone(),
             status: TrialStatus::Active,
             started_at: now,
             expires_at,
@@ -110,6 +125,9 @@ impl Trial {
             payment: None,
             paused_at: None,
             active_ranges: vec![ActiveRange::new(now, expires_at)],
+            terms,
+            used: BTreeMap::new(),
+            expiry_reason: None,
         }
     }
 
@@ -117,6 +135,48 @@ impl Trial {
     pub fn in_project(mut self, project: ProjectId) -> Trial {
         self.project_id = Some(project);
         self
+    }
+
+    /// The trial's own length and grace, from its terms.
+    pub fn policy(&self) -> TrialPolicy {
+        TrialPolicy {
+            length_secs: self.terms.trial_length_secs,
+            grace_secs: self.terms.grace_secs,
+        }
+    }
+
+    /// Gcore's `active_ranges`: the periods the trial ran or runs.
+    pub fn active_ranges_view(&self) -> Value {
+        Value::Array(self.ranges().iter().map(ActiveRange::view).collect())
+    }
+
+    /// Gcore's `options`, with this trial's usage.
+    pub fn options_view(&self) -> Value {
+        let used: HashMap<String, i64> = self.used.clone().into_iter().collect();
+        options_view(&self.terms, &used)
+    }
+
+    /// The body of `GET /v1/trials/{id}/data`: Gcore's trial data, with Gcore's names and JSON
+    /// types (our ids are strings where Gcore's are integers). `company_name` is the
+    /// applicant's, once trials record one; `is_trial_skipped` is false until skipping exists.
+    pub fn data_view(&self, now: i64, company_name: Option<&str>, skipped: bool) -> Value {
+        json!({
+            "id": self.id.as_str(),
+            "client_id": self.org_id.as_str(),
+            "client": { "id": self.org_id.as_str(), "company_name": company_name },
+            "product": {
+                "id": self.terms.product.id,
+                "name": self.terms.product.name,
+                "internal_name": self.terms.product.internal_name,
+            },
+            "plan": { "id": self.plan.as_str(), "name": self.terms.name },
+            "days_limit": self.terms.days_limit(),
+            "active_ranges": self.active_ranges_view(),
+            "created_at": rfc3339(self.started_at),
+            "options": self.options_view(),
+            "remaining_duration": self.remaining_duration(now),
+            "is_trial_skipped": skipped,
+        })
     }
 
     pub fn lifecycle(&self, policy: TrialPolicy) -> Lifecycle {
@@ -323,6 +383,17 @@ impl Trial {
                 rfc3339(self.expires_at + policy.grace_secs).into(),
             );
         }
+        // Gcore's fields that do not clash with this shape (`plan` stays a string).
+        view.insert("days_limit".into(), self.terms.days_limit().into());
+        view.insert(
+            "remaining_duration".into(),
+            self.remaining_duration(now).into(),
+        );
+        view.insert("active_ranges".into(), self.active_ranges_view());
+        view.insert("options".into(), self.options_view());
+        if let Some(reason) = &self.expiry_reason {
+            view.insert("expiry_reason".into(), reason.as_str().into());
+        }
         Value::Object(view)
     }
 
@@ -345,14 +416,14 @@ impl Trial {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::catalog::Catalog;
 
     fn trial(now: i64) -> Trial {
         Trial::start(
             TrialId::generate(),
             OrgId::parse("org_a").unwrap(),
-            Plan::Growth,
             now,
-            TrialPolicy::default(),
+            Catalog::builtin().get("growth").unwrap().snapshot(),
         )
     }
 

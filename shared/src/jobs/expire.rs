@@ -59,7 +59,7 @@ async fn expire_one(store: Store, trial: Trial, now: i64, policy: TrialPolicy) -
     };
     match written.await {
         Ok(Written::Committed) => {
-            crate::metrics::trial_expired(trial.plan);
+            crate::metrics::trial_expired(&trial.plan);
             Outcome::Expired
         }
         Ok(Written::Rejected(_)) => Outcome::Skipped,
@@ -68,7 +68,6 @@ async fn expire_one(store: Store, trial: Trial, now: i64, policy: TrialPolicy) -
 }
 
 pub(super) async fn page(run: &mut Run<'_>, items: Vec<Item>) {
-    let policy = run.app.config.policy;
     let now = run.now;
     for chunk in items.chunks(CONCURRENCY) {
         if run.out_of_time() {
@@ -79,7 +78,8 @@ pub(super) async fn page(run: &mut Run<'_>, items: Vec<Item>) {
             match trial_from_item(item) {
                 // The index may lag the table: re-check on what it returned; the write's
                 // condition re-checks on the item itself.
-                Ok(trial) if trial.lifecycle(policy).is_expiry_due(now) => {
+                Ok(trial) if trial.lifecycle(trial.policy()).is_expiry_due(now) => {
+                    let policy = trial.policy();
                     work.push(expire_one(run.app.store.clone(), trial, now, policy));
                 }
                 Ok(_) => {

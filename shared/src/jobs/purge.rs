@@ -75,7 +75,7 @@ async fn purge_one(store: Store, trial: Trial, now: i64, policy: TrialPolicy) ->
     };
     match written.await {
         Ok(Written::Committed) => {
-            crate::metrics::trial_purged(trial.plan);
+            crate::metrics::trial_purged(&trial.plan);
             Outcome::Purged
         }
         // The trial is gone (another run) or no longer due (converted by a late payment, a
@@ -86,7 +86,6 @@ async fn purge_one(store: Store, trial: Trial, now: i64, policy: TrialPolicy) ->
 }
 
 pub(super) async fn page(run: &mut Run<'_>, items: Vec<Item>) {
-    let policy = run.app.config.policy;
     let now = run.now;
     for chunk in items.chunks(CONCURRENCY) {
         if run.out_of_time() {
@@ -95,7 +94,8 @@ pub(super) async fn page(run: &mut Run<'_>, items: Vec<Item>) {
         let mut work = Vec::with_capacity(chunk.len());
         for item in chunk {
             match trial_from_item(item) {
-                Ok(trial) if may_purge(&trial, now, policy) => {
+                Ok(trial) if may_purge(&trial, now, trial.policy()) => {
+                    let policy = trial.policy();
                     work.push(purge_one(run.app.store.clone(), trial, now, policy));
                 }
                 Ok(_) => {
@@ -125,8 +125,9 @@ pub(super) async fn page(run: &mut Run<'_>, items: Vec<Item>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::catalog::Catalog;
     use crate::domain::trial::Checkout;
-    use crate::domain::{OrgId, Plan, TrialId, TrialStatus};
+    use crate::domain::{OrgId, TrialId, TrialStatus};
 
     #[test]
     fn purged_event_has_a_deterministic_id_and_the_trial_as_it_was() {
@@ -134,9 +135,8 @@ mod tests {
         let mut trial = Trial::start(
             TrialId::generate(),
             OrgId::parse("org_a").unwrap(),
-            Plan::Pro,
             1_000,
-            policy,
+            Catalog::builtin().get("pro").unwrap().snapshot(),
         );
         trial.status = TrialStatus::Canceled;
         trial.canceled_at = Some(2_000);
@@ -155,9 +155,8 @@ mod tests {
         let mut trial = Trial::start(
             TrialId::generate(),
             OrgId::parse("org_a").unwrap(),
-            Plan::Pro,
             0,
-            policy,
+            Catalog::builtin().get("pro").unwrap().snapshot(),
         );
         let grace_end = trial.expires_at + policy.grace_secs;
         assert!(!may_purge(&trial, grace_end - 1, policy));

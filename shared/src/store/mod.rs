@@ -16,6 +16,7 @@ pub mod stats;
 pub mod table;
 pub mod trials;
 pub mod tx;
+pub mod usage;
 pub mod webhook_events;
 
 use aws_sdk_dynamodb::Client;

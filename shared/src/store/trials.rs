@@ -2,12 +2,15 @@
 //! the conditional write of every transition. The writes are handed to a [`Tx`](super::tx::Tx)
 //! in their slot; the conditions here are the invariants (legal transitions, one trial per org,
 //! the grace period re-checked by DynamoDB at the moment of the write).
+use std::collections::BTreeMap;
+
 use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, Update};
 
 use super::codec::{get_bool, get_n, get_s, key, n, s, Item, Values};
 use super::schema::{org_pk, trial_pk, DueQueue, DUE_AT, DUE_PK, GUARD_SK, TRIAL_SK};
 use super::tx::{Rejection, Slot};
 use super::{Store, StoreError};
+use crate::domain::catalog::{Catalog, TrialTerms};
 use crate::domain::trial::{Checkout, Payment, PendingPayment, SessionBinding};
 use crate::domain::{ActiveRange, OrgId, Plan, Trial, TrialId, TrialPolicy, TrialStatus};
 
@@ -391,6 +394,21 @@ impl Store {
             );
             item.insert(DUE_AT.into(), n(at));
         }
+        item.insert(TERMS.into(), s(trial.terms.to_json()));
+        // Always present (even empty), so a usage update can set `used.<option>`.
+        item.insert(
+            USED.into(),
+            AttributeValue::M(
+                trial
+                    .used
+                    .iter()
+                    .map(|(option, v)| (option.clone(), n(*v)))
+                    .collect(),
+            ),
+        );
+        if let Some(reason) = &trial.expiry_reason {
+            item.insert(EXPIRY_REASON.into(), s(reason.as_str()));
+        }
         item
     }
 }
@@ -450,8 +468,31 @@ pub fn trial_from_item(item: &Item) -> Result<Trial, StoreError> {
         checkout,
         pending,
         payment,
-        // Not stored yet: no route pauses or extends, so every trial so far ran in one range.
+        terms: match get_s(item, TERMS) {
+            Some(json) => TrialTerms::from_json(json)
+                .map_err(|e| StoreError::corrupt(format!("trial terms: {e}")))?,
+            // Stored before trials kept a snapshot: the built-in plans' terms, which were the
+            // only terms there were (a catalog passed in here would add nothing for them).
+            None => Catalog::builtin()
+                .legacy_terms(text("plan")?)
+                .ok_or_else(|| StoreError::corrupt("plan without terms"))?,
+        },
+        used: match item.get(USED) {
+            Some(AttributeValue::M(map)) => map
+                .iter()
+                .filter_map(|(option, v)| Some((option.clone(), v.as_n().ok()?.parse().ok()?)))
+                .collect(),
+            _ => BTreeMap::new(),
+        },
+        expiry_reason: get_s(item, EXPIRY_REASON).map(str::to_owned),
+        // Stored before lifecycle moves: read as the one range a trial starts with.
         paused_at: None,
         active_ranges: vec![ActiveRange::new(started_at, expires_at)],
     })
 }
+
+/// The trial's [`TrialTerms`] snapshot, as JSON.
+pub const TERMS: &str = "terms";
+/// Usage per limited option: a map of option internal name to number.
+pub const USED: &str = "used";
+pub const EXPIRY_REASON: &str = "expiry_reason";

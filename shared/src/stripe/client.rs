@@ -686,9 +686,6 @@ mod tests {
         let client = StripeClient::new(&StripeConfig {
             secret_key: Some(Secret::new("sk_test_supersecret")),
             api_base: "https://api.stripe.com/".into(),
-            price_starter: "p1".into(),
-            price_growth: "p2".into(),
-            price_pro: "p3".into(),
             success_url: "s".into(),
             cancel_url: "c".into(),
             timeout_ms: 1000,
@@ -702,9 +699,6 @@ mod tests {
         let mut config = StripeConfig {
             secret_key: None,
             api_base: "https://api.stripe.com".into(),
-            price_starter: "p1".into(),
-            price_growth: "p2".into(),
-            price_pro: "p3".into(),
             success_url: "s".into(),
             cancel_url: "c".into(),
             timeout_ms: 1000,

@@ -1,0 +1,333 @@
+//! Plans as data: the catalog in force, the terms a trial keeps, `GET /v1/plans`, Gcore's trial
+//! data and usage against limits.
+use std::sync::Arc;
+
+use trials::domain::catalog::Catalog;
+use trials_tests::requests::read;
+use trials_tests::{Call, TestApp, DAY};
+
+const ENTERPRISE: &str = include_str!("../../examples/plans-enterprise.json");
+
+fn enterprise_catalog() -> Catalog {
+    Catalog::from_json(ENTERPRISE).expect("the example catalog is valid")
+}
+
+async fn enterprise_app() -> TestApp {
+    TestApp::with_config(|c| c.catalog = enterprise_catalog()).await
+}
+
+#[tokio::test]
+async fn a_running_trial_keeps_the_terms_it_started_with() {
+    let t = enterprise_app().await;
+    let id = t.start_trial("org_abc123", "enterprise").await;
+
+    // The same table served by a process whose catalog says something else for the plan.
+    let edited = ENTERPRISE
+        .replace("\"trial_length\": \"14d\"", "\"trial_length\": \"30d\"")
+        .replace("\"value\": 100,", "\"value\": 5,");
+    assert_ne!(edited, ENTERPRISE);
+    let mut config = (*t.app.config).clone();
+    config.catalog = Catalog::from_json(&edited).expect("edited catalog");
+    assert_eq!(
+        config.catalog.get("enterprise").unwrap().trial_length_secs,
+        30 * DAY
+    );
+    let other = trials::App::new(config, t.app.store.clone(), Arc::new(t.clock.clone()));
+
+    let call = t.authorize(Call::status(&id)).await;
+    let body = read(trials::api::handle_any(&other, call.build()).await).json();
+    assert_eq!(body["plan"], "enterprise");
+    assert_eq!(body["days_limit"], 14);
+    assert_eq!(body["expires_at"], "2026-04-20T10:00:00Z");
+    let calls = body["options"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["internal_name"] == "api_calls")
+        .cloned()
+        .unwrap();
+    assert_eq!(calls["value"], 100);
+    assert_eq!(calls["remaining_value"], 100);
+
+    // A trial started under the edited catalog gets the edited terms.
+    let call = t
+        .authorize(Call::start("enterprise", "k2").org("org_other"))
+        .await;
+    let started = read(trials::api::handle_any(&other, call.build()).await).json();
+    assert_eq!(started["expires_at"], "2026-05-06T10:00:00Z");
+}
+
+#[tokio::test]
+async fn invalid_plan_lists_the_catalogs_trialable_plans() {
+    let t = enterprise_app().await;
+    let res = t.send(Call::start("platinum", "k1")).await;
+    assert_eq!(res.status, 400);
+    assert_eq!(res.error_code(), "invalid_plan");
+    let message = res.json()["error"]["message"].as_str().unwrap().to_owned();
+    assert!(message.contains("enterprise"), "{message}");
+    assert!(message.contains("starter"), "{message}");
+}
+
+const ORG: &str = "org_abc123";
+
+fn usage(id: &str, option: &str, quantity: serde_json::Value, key: &str) -> Call {
+    Call::post(&format!("/v1/trials/{id}/usage"))
+        .idempotency_key(key)
+        .json(&serde_json::json!({ "option": option, "quantity": quantity }))
+}
+
+async fn events_of(t: &TestApp, kind: &str) -> Vec<serde_json::Value> {
+    t.app
+        .store
+        .events_since(0)
+        .await
+        .expect("events")
+        .into_iter()
+        .filter(|e| e.kind.detail_type() == kind)
+        .map(|e| serde_json::from_str(&e.detail).expect("detail"))
+        .collect()
+}
+
+#[tokio::test]
+async fn get_plans_lists_the_trialable_plans_with_their_terms() {
+    let t = enterprise_app().await;
+    let res = t.send(Call::get("/v1/plans")).await;
+    assert_eq!(res.status, 200, "{}", res.body);
+    let body = res.json();
+    let plans = body["plans"].as_array().unwrap();
+    let ids: Vec<&str> = plans.iter().map(|p| p["id"].as_str().unwrap()).collect();
+    assert!(ids.contains(&"enterprise"), "{ids:?}");
+    let enterprise = plans.iter().find(|p| p["id"] == "enterprise").unwrap();
+    assert_eq!(enterprise["trial_days"], 14);
+    assert_eq!(enterprise["options"][0]["internal_name"], "api_calls");
+
+    let anonymous = t.send(Call::get("/v1/plans").without_auth()).await;
+    assert_eq!(anonymous.status, 401);
+    assert_eq!(anonymous.error_code(), "unauthorized");
+}
+
+#[tokio::test]
+async fn trial_data_has_gcores_shape() {
+    let t = enterprise_app().await;
+    let id = t.start_trial(ORG, "enterprise").await;
+    t.clock.set(t.now() + 3600);
+    let res = t.send(Call::get(&format!("/v1/trials/{id}/data"))).await;
+    assert_eq!(res.status, 200, "{}", res.body);
+    let body = res.json();
+    assert_eq!(body["id"], id.as_str());
+    assert_eq!(body["client_id"], ORG);
+    assert_eq!(body["client"]["id"], ORG);
+    assert!(body["client"]["company_name"].is_null());
+    assert_eq!(body["product"]["internal_name"], "app");
+    assert_eq!(body["plan"]["id"], "enterprise");
+    assert_eq!(body["plan"]["name"], "Enterprise");
+    assert_eq!(body["days_limit"], 14);
+    assert_eq!(body["created_at"], "2026-04-06T10:00:00Z");
+    assert_eq!(
+        body["active_ranges"],
+        serde_json::json!([{ "start": "2026-04-06T10:00:00Z", "end": "2026-04-20T10:00:00Z" }])
+    );
+    assert_eq!(body["remaining_duration"], 14 * DAY - 3600);
+    assert_eq!(body["is_trial_skipped"], false);
+    let option = &body["options"][0];
+    for field in [
+        "internal_name",
+        "name",
+        "description",
+        "unit",
+        "value",
+        "used_value",
+        "remaining_value",
+        "is_limit",
+        "feature",
+    ] {
+        assert!(option.get(field).is_some(), "{field} in {option}");
+    }
+    assert_eq!(option["used_value"], 0);
+    assert_eq!(option["remaining_value"], 100);
+
+    // Status adds the fields that do not clash; plan stays a string.
+    let status = t.send(Call::status(&id)).await.json();
+    assert_eq!(status["plan"], "enterprise");
+    assert_eq!(status["days_limit"], 14);
+    assert_eq!(status["remaining_duration"], 14 * DAY - 3600);
+    assert_eq!(status["active_ranges"], body["active_ranges"]);
+    assert_eq!(status["options"], body["options"]);
+
+    // Not ACTIVE: no remaining duration.
+    t.clock.set(t.now() + 14 * DAY);
+    let later = t
+        .send(Call::get(&format!("/v1/trials/{id}/data")))
+        .await
+        .json();
+    assert!(later["remaining_duration"].is_null(), "{later}");
+
+    // Another org's trial is not there.
+    let other = t
+        .send(Call::get(&format!("/v1/trials/{id}/data")).org("org_other"))
+        .await;
+    assert_eq!(other.status, 404);
+}
+
+#[tokio::test]
+async fn usage_is_recorded_up_to_the_limit_then_429() {
+    let t = enterprise_app().await;
+    let id = t.start_trial(ORG, "enterprise").await;
+    let res = t.send(usage(&id, "api_calls", 79.into(), "u1")).await;
+    assert_eq!(res.status, 200, "{}", res.body);
+    assert_eq!(res.json()["used_value"], 79);
+    assert_eq!(res.json()["remaining_value"], 21);
+    assert!(events_of(&t, "trial.limit_warning").await.is_empty());
+
+    // The same key replays; nothing is recorded twice.
+    let again = t.send(usage(&id, "api_calls", 79.into(), "u1")).await;
+    assert_eq!(again.json(), res.json());
+    assert!(again.replayed());
+
+    let res = t.send(usage(&id, "api_calls", 1.into(), "u2")).await;
+    assert_eq!(res.json()["used_value"], 80);
+    let warnings = events_of(&t, "trial.limit_warning").await;
+    assert_eq!(warnings.len(), 1);
+    assert_eq!(
+        warnings[0]["event_id"],
+        format!("{id}.limit_warning.api_calls")
+    );
+
+    let over = t.send(usage(&id, "api_calls", 21.into(), "u3")).await;
+    assert_eq!(over.status, 429, "{}", over.body);
+    assert_eq!(over.error_code(), "trial_limit_exceeded");
+    let message = over.json()["error"]["message"].as_str().unwrap().to_owned();
+    assert!(message.contains("20 remaining"), "{message}");
+
+    let res = t.send(usage(&id, "api_calls", 20.into(), "u4")).await;
+    assert_eq!(res.status, 200, "{}", res.body);
+    assert_eq!(res.json()["remaining_value"], 0);
+    assert_eq!(res.json()["status"], "ACTIVE");
+    assert_eq!(events_of(&t, "trial.limit_reached").await.len(), 1);
+    assert_eq!(events_of(&t, "trial.limit_warning").await.len(), 1);
+    let full = t.send(usage(&id, "api_calls", 1.into(), "u5")).await;
+    assert_eq!(full.status, 429);
+
+    let data = t
+        .send(Call::get(&format!("/v1/trials/{id}/data")))
+        .await
+        .json();
+    assert_eq!(data["options"][0]["used_value"], 100);
+    assert_eq!(data["options"][0]["remaining_value"], 0);
+}
+
+#[tokio::test]
+async fn bad_usage_requests_are_refused_with_their_codes() {
+    let t = enterprise_app().await;
+    let id = t.start_trial(ORG, "enterprise").await;
+    for (option, quantity, code) in [
+        ("nope", serde_json::json!(1), "invalid_option"),
+        // Informational, not a limit.
+        ("storage_gb", serde_json::json!(1), "invalid_option"),
+        ("api_calls", serde_json::json!(0), "invalid_quantity"),
+        ("api_calls", serde_json::json!(-3), "invalid_quantity"),
+        ("api_calls", serde_json::json!(1.5), "invalid_quantity"),
+        ("api_calls", serde_json::json!("2"), "invalid_quantity"),
+        (
+            "api_calls",
+            serde_json::json!(1_000_000_001_i64),
+            "invalid_quantity",
+        ),
+    ] {
+        let key = format!("bad-{option}-{quantity}");
+        let res = t.send(usage(&id, option, quantity.clone(), &key)).await;
+        assert_eq!(res.status, 400, "{option} {quantity}: {}", res.body);
+        assert_eq!(res.error_code(), code, "{option} {quantity}");
+    }
+    let missing_key = t
+        .send(
+            Call::post(&format!("/v1/trials/{id}/usage"))
+                .json(&serde_json::json!({ "option": "api_calls", "quantity": 1 })),
+        )
+        .await;
+    assert_eq!(missing_key.error_code(), "missing_idempotency_key");
+
+    // Not ACTIVE: the transition codes.
+    let cancel = t
+        .send(Call::post(&format!("/v1/trials/{id}/cancel")).idempotency_key("c1"))
+        .await;
+    assert_eq!(cancel.status, 200, "{}", cancel.body);
+    let res = t
+        .send(usage(&id, "api_calls", 1.into(), "after-cancel"))
+        .await;
+    assert_eq!(res.status, 409);
+    assert_eq!(res.error_code(), "trial_canceled");
+}
+
+#[tokio::test]
+async fn reaching_an_ending_limit_expires_the_trial_in_the_same_write() {
+    let t = enterprise_app().await;
+    let id = t.start_trial(ORG, "enterprise").await;
+    t.clock.set(t.now() + DAY);
+    let res = t.send(usage(&id, "exports", 2.into(), "e1")).await;
+    assert_eq!(res.json()["status"], "ACTIVE");
+    let res = t.send(usage(&id, "exports", 1.into(), "e2")).await;
+    assert_eq!(res.status, 200, "{}", res.body);
+    assert_eq!(res.json()["status"], "EXPIRED");
+
+    let status = t.send(Call::status(&id)).await.json();
+    assert_eq!(status["status"], "EXPIRED");
+    assert_eq!(status["expiry_reason"], "limit_reached");
+    assert_eq!(status["expires_at"], "2026-04-07T10:00:00Z");
+    // Grace runs from the moment the limit was reached.
+    assert_eq!(status["grace_period_ends_at"], "2026-04-10T10:00:00Z");
+    assert!(status["remaining_duration"].is_null());
+    let stored = t
+        .app
+        .store
+        .get_trial(&trials::domain::TrialId::parse(&id).unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.status, trials::domain::TrialStatus::Expired);
+    assert_eq!(stored.expiry_reason.as_deref(), Some("limit_reached"));
+    let expired = events_of(&t, "trial.expired").await;
+    assert_eq!(expired.len(), 1);
+    assert_eq!(expired[0]["expiry_reason"], "limit_reached");
+    assert_eq!(events_of(&t, "trial.limit_reached").await.len(), 1);
+
+    let after = t.send(usage(&id, "api_calls", 1.into(), "e3")).await;
+    assert_eq!(after.status, 409);
+    assert_eq!(after.error_code(), "trial_already_expired");
+
+    // The purge job deletes it once the grace from the limit has passed.
+    t.clock.set(t.now() + 3 * DAY);
+    let report = trials::jobs::run(&t.app, trials::jobs::Job::Purge, None).await;
+    assert_eq!(report.processed, 1, "{report:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_concurrent_calls_record_exactly_the_limit() {
+    let t = enterprise_app().await;
+    let id = t.start_trial(ORG, "enterprise").await;
+    let tasks: Vec<_> = (0..1_000)
+        .map(|i| {
+            let (t, id) = (t.clone(), id.clone());
+            tokio::spawn(async move {
+                t.send(usage(&id, "api_calls", 1.into(), &format!("c{i}")))
+                    .await
+                    .status
+            })
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for task in tasks {
+        statuses.push(task.await.unwrap());
+    }
+    let ok = statuses.iter().filter(|s| **s == 200).count();
+    let limited = statuses.iter().filter(|s| **s == 429).count();
+    assert_eq!(ok, 100, "{statuses:?}");
+    assert_eq!(limited, 900);
+    let data = t
+        .send(Call::get(&format!("/v1/trials/{id}/data")))
+        .await
+        .json();
+    assert_eq!(data["options"][0]["used_value"], 100);
+    assert_eq!(events_of(&t, "trial.limit_warning").await.len(), 1);
+    assert_eq!(events_of(&t, "trial.limit_reached").await.len(), 1);
+}
