@@ -32,7 +32,7 @@ pub enum EventKind {
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 12] = [
+    pub const ALL: [EventKind; 14] = [
         EventKind::Started,
         EventKind::Expired,
         EventKind::Canceled,
@@ -45,6 +45,8 @@ impl EventKind {
         EventKind::Extended,
         EventKind::EndingSoon,
         EventKind::GraceEnding,
+        EventKind::LimitWarning,
+        EventKind::LimitReached,
     ];
 
     /// The EventBridge `DetailType`.
