@@ -248,6 +248,10 @@ def main() -> int:
         check(report["processed"] == 1 and report["skipped"] == 0, "purge: the trial past its grace, and only it", report)
         code, view = api(api_port, "GET", f"/v1/trials/{due['id']}", due_key, DUE_ORG)
         check(code == 410, "the purged trial", (code, view))
+
+        # The stream's publisher: a batch of one event record, published (to the log: no bus).
+        published = invoke(invoke_port, "publish", load_event("publish"), workdir)
+        check(published == {"batchItemFailures": []}, "publish: no batch item failures", published)
         print("smoke: all functions answered as expected")
         return 0
     except (SystemExit, Exception) as e:
