@@ -725,7 +725,7 @@ async fn handle_api(
             return answer(status, saved.body.clone(), true);
         }
         let outcome = match &endpoint {
-            Endpoint::Create => create(&shared, &mut state, &form, now),
+            Endpoint::Create => create(shared, &mut state, &form, now),
             Endpoint::Retrieve(id) => retrieve(&mut state, id, now),
             Endpoint::Expire(id) => expire(
                 &mut state,
