@@ -51,14 +51,14 @@ for step in sam-validate translated; do
         - Version: \"2012-10-17\"
           Statement:
             - Effect: Allow
-              Action: dynamodb:GetItem" \
+              # BatchGetItem" \
     "      Policies:
         - DynamoDBReadPolicy:
             TableNam: !Ref Table
         - Version: \"2012-10-17\"
           Statement:
             - Effect: Allow
-              Action: dynamodb:GetItem"
+              # BatchGetItem"
 done
 
 # cfn-lint-serverless: the ignores are per rule and resource, not a blanket off switch.
