@@ -138,6 +138,9 @@ def main():
             "data": {"object": {
                 "id": f"cs_seed_{uuid.uuid4().hex}",
                 "object": "checkout.session",
+                # A session convert made: subscription mode, the trial, org and plan in its
+                # metadata (the webhook converts only those).
+                "mode": "subscription",
                 "client_reference_id": converted,
                 "payment_status": "paid",
                 "customer": "cus_seed",
