@@ -215,6 +215,9 @@ def main() -> int:
         trial_id = started["id"]
         status = expect("status", invoke(invoke_port, "status", http_event("status", key, trial_id), workdir), 200)
         check(status.get("days_remaining") == 7 and status.get("status") == "ACTIVE", "status of the new trial", status)
+        # manage serves extend, pause and resume; its event file is an extension by 3 days.
+        extended = expect("manage (extend)", invoke(invoke_port, "manage", http_event("manage", key, trial_id), workdir), 200)
+        check(extended.get("days_remaining") == 10 and extended.get("status") == "ACTIVE", "the extended trial", extended)
         converted = expect("convert", invoke(invoke_port, "convert", http_event("convert", key, trial_id), workdir), 200)
         # The Stripe stand-in's checkout page, served by trials-local on loopback.
         check(str(converted.get("checkout_url", "")).startswith(f"http://127.0.0.1:{api_port}/checkout/pay/cs_test_"), "convert's checkout_url", converted)

@@ -153,6 +153,44 @@ async fn keys_are_created_listed_revoked_and_trials_shown() {
     // The plan's options with used/remaining (the built-in growth plan has none) and terms.
     assert_eq!(trial["options"], serde_json::json!([]));
     assert_eq!(trial["days_limit"], 7);
+
+    // Trials extend: the new end, its range, and its event; refusals say why.
+    let extended = trialctl(&[
+        "--data",
+        data,
+        "trials",
+        "extend",
+        &trial_id,
+        "--days",
+        "3",
+        "--reason",
+        "sales call",
+    ]);
+    assert!(extended.status.success(), "{}", text(&extended.stderr));
+    let after: serde_json::Value = serde_json::from_slice(&extended.stdout).unwrap();
+    let end = |v: &serde_json::Value| {
+        trials::domain::time::parse_rfc3339(v["expires_at"].as_str().unwrap()).unwrap()
+    };
+    assert_eq!(end(&after) - end(&trial), 3 * 86_400);
+    assert_eq!(after["active_ranges"].as_array().map(Vec::len), Some(1));
+    let too_far = trialctl(&[
+        "--data", data, "trials", "extend", &trial_id, "--days", "400",
+    ]);
+    assert_eq!(too_far.status.code(), Some(1));
+    assert!(
+        text(&too_far.stderr).contains("days must be"),
+        "{}",
+        text(&too_far.stderr)
+    );
+    let beyond = trialctl(&[
+        "--data", data, "trials", "extend", &trial_id, "--days", "85",
+    ]);
+    assert_eq!(beyond.status.code(), Some(1));
+    assert!(
+        text(&beyond.stderr).contains("invalid_extension"),
+        "{}",
+        text(&beyond.stderr)
+    );
     for missing in ["trial_0123456789abcdef01234567", "nope"] {
         let res = trialctl(&["--data", data, "trials", "show", missing]);
         assert_eq!(res.status.code(), Some(1));
@@ -216,6 +254,7 @@ fn every_command_has_help() {
         &["trials", "--help"],
         &["trials", "show", "-h"],
         &["plans", "check", "--help"],
+        &["trials", "extend", "--help"],
         &["completions", "--help"],
         &["help", "keys", "create"],
     ] {

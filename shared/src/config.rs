@@ -2,7 +2,8 @@
 //! reach a log line through `Debug`.
 use std::fmt;
 
-use crate::domain::catalog::Catalog;
+use crate::domain::catalog::{Catalog, MAX_DURATION_SECS};
+use crate::domain::lifecycle::LifecycleTerms;
 use crate::domain::time::parse_duration_secs;
 
 /// A secret value: `Debug` and `Display` print a placeholder, never the value.
@@ -56,6 +57,11 @@ pub struct Config {
     pub api_key_cache_secs: i64,
     pub stripe: StripeConfig,
     pub webhook: WebhookConfig,
+    /// `GRACE_REMINDER` (24h): how long before an expired trial is purged its
+    /// `trial.grace_ending` reminder goes out. The other lifecycle terms (pause maximum, maximum
+    /// total trial length, reminder offsets) are the plan's, snapshotted on the trial: read
+    /// them all through [`Config::lifecycle_terms`].
+    pub grace_reminder_secs: i64,
 }
 
 pub const DEFAULT_TABLE: &str = "trials-local";
@@ -82,7 +88,7 @@ impl Config {
         Ok(Config {
             table_name: text("TABLE_NAME", DEFAULT_TABLE),
             dynamodb_endpoint: get("DYNAMODB_ENDPOINT"),
-            catalog: Catalog::load(&get).map_err(|e| e.to_string())?,
+            catalog: lifecycle_overrides(&get, Catalog::load(&get).map_err(|e| e.to_string())?)?,
             idempotency_ttl_secs: duration("IDEMPOTENCY_TTL", "24h")?,
             idempotency_lease_secs: duration("IDEMPOTENCY_LEASE", "30s")?,
             due_shards,
@@ -112,8 +118,69 @@ impl Config {
                     .unwrap_or_default(),
                 tolerance_secs: duration("STRIPE_WEBHOOK_TOLERANCE", "300s")?,
             },
+            grace_reminder_secs: positive_duration(&get, "GRACE_REMINDER")?.unwrap_or(DAY_SECS),
         })
     }
+}
+
+const DAY_SECS: i64 = 86_400;
+
+impl Config {
+    /// The lifecycle terms that apply to `trial`: its plan's pause maximum, maximum total
+    /// length and reminder offsets as snapshotted when it started (the catalog's, defaulting to
+    /// 30 days, 90 days and 72 h / 24 h), and the deployment's grace reminder lead.
+    pub fn lifecycle_terms(&self, trial: &crate::domain::Trial) -> LifecycleTerms {
+        LifecycleTerms {
+            pause_max_secs: trial.terms.pause_max_secs,
+            max_total_secs: trial.terms.max_total_trial_secs,
+            reminder_offsets_secs: trial.terms.reminder_offsets_secs.clone(),
+            grace_reminder_secs: self.grace_reminder_secs,
+        }
+    }
+}
+
+/// A positive duration of at most ten years from `key`, if set.
+fn positive_duration(
+    get: &impl Fn(&str) -> Option<String>,
+    key: &str,
+) -> Result<Option<i64>, String> {
+    let Some(raw) = get(key) else { return Ok(None) };
+    let secs = parse_duration_secs(&raw).map_err(|e| format!("{key}: {e}"))?;
+    if secs <= 0 || secs > MAX_DURATION_SECS {
+        return Err(format!("{key}: expected more than 0s and at most 3650d, got {raw:?}"));
+    }
+    Ok(Some(secs))
+}
+
+/// `PAUSE_MAX`, `MAX_TRIAL_TOTAL` and `REMINDER_OFFSETS` (`30s,10s`; `none`: no ending-soon
+/// reminders), when set, replace every plan's pause maximum, maximum total trial length and
+/// reminder offsets, as `TRIAL_LENGTH` replaces its length: short values let a local session
+/// show a reminder, a pause and an extension within a minute. Trials snapshot the result.
+fn lifecycle_overrides(
+    get: &impl Fn(&str) -> Option<String>,
+    mut catalog: Catalog,
+) -> Result<Catalog, String> {
+    let reminders = match get("REMINDER_OFFSETS") {
+        None => None,
+        Some(raw) if raw.trim().eq_ignore_ascii_case("none") => Some(Vec::new()),
+        Some(raw) => Some(
+            raw.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(|s| match parse_duration_secs(s) {
+                    Ok(secs) if secs > 0 && secs <= MAX_DURATION_SECS => Ok(secs),
+                    Ok(_) => Err(format!("REMINDER_OFFSETS: {s:?} is out of range")),
+                    Err(e) => Err(format!("REMINDER_OFFSETS: {e}")),
+                })
+                .collect::<Result<Vec<_>, _>>()?,
+        ),
+    };
+    catalog.override_lifecycle(
+        positive_duration(get, "PAUSE_MAX")?,
+        positive_duration(get, "MAX_TRIAL_TOTAL")?,
+        reminders,
+    );
+    Ok(catalog)
 }
 
 #[cfg(test)]
@@ -137,6 +204,7 @@ mod tests {
         assert_eq!(c.idempotency_ttl_secs, 86_400);
         assert!(c.stripe.secret_key.is_none());
         assert!(c.webhook.secrets.is_empty());
+        assert_eq!(c.grace_reminder_secs, LifecycleTerms::default().grace_reminder_secs);
     }
 
     #[test]
@@ -165,5 +233,50 @@ mod tests {
         assert!(!err.contains('\n'), "one line: {err}");
         let c = config(&[("STRIPE_SECRET_KEY", "sk_test_supersecret")]).unwrap();
         assert!(!format!("{c:?}").contains("supersecret"));
+    }
+
+    #[test]
+    fn lifecycle_terms_can_be_shortened_for_a_local_session() {
+        let c = config(&[
+            ("TRIAL_LENGTH", "20m"),
+            ("PAUSE_MAX", "40s"),
+            ("MAX_TRIAL_TOTAL", "10m"),
+            ("REMINDER_OFFSETS", "10s, 30s, 10s"),
+            ("GRACE_REMINDER", "5s"),
+        ])
+        .unwrap();
+        for plan in c.catalog.plans() {
+            assert_eq!(plan.pause_max_secs, 40);
+            // Never below the trial length, as with TRIAL_LENGTH alone.
+            assert_eq!(plan.max_total_trial_secs, 1200);
+            assert_eq!(plan.reminder_offsets_secs, vec![30, 10]);
+        }
+        assert_eq!(c.grace_reminder_secs, 5);
+        let plan = c.catalog.get("pro").unwrap();
+        let trial = crate::domain::Trial::start(
+            crate::domain::TrialId::generate(),
+            crate::domain::OrgId::parse("org_1").unwrap(),
+            0,
+            plan.snapshot(),
+        );
+        assert_eq!(
+            c.lifecycle_terms(&trial),
+            LifecycleTerms {
+                pause_max_secs: 40,
+                max_total_secs: 1200,
+                reminder_offsets_secs: vec![30, 10],
+                grace_reminder_secs: 5,
+            }
+        );
+        let none = config(&[("REMINDER_OFFSETS", "none")]).unwrap();
+        assert!(none
+            .catalog
+            .plans()
+            .iter()
+            .all(|p| p.reminder_offsets_secs.is_empty()));
+        let err = config(&[("REMINDER_OFFSETS", "72h,soon")]).unwrap_err();
+        assert!(err.starts_with("REMINDER_OFFSETS"), "{err}");
+        let err = config(&[("PAUSE_MAX", "0s")]).unwrap_err();
+        assert!(err.starts_with("PAUSE_MAX"), "{err}");
     }
 }

@@ -5,6 +5,7 @@ mod convert;
 mod events;
 mod idempotency;
 mod jobs;
+mod lifecycle;
 mod plans;
 mod start;
 mod status;

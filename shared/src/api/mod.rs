@@ -3,11 +3,15 @@
 pub mod cancel;
 pub mod convert;
 pub mod error;
+pub mod extend;
 pub mod idempotency;
+pub mod manage;
 pub mod owned;
 pub mod plans;
+pub mod pause;
 pub mod reply;
 pub mod request;
+pub mod resume;
 pub mod start;
 pub mod status;
 pub mod stripe_webhook;
@@ -33,6 +37,9 @@ pub enum Route {
     Plans,
     TrialData,
     Usage,
+    Extend,
+    Pause,
+    Resume,
 }
 
 impl Route {
@@ -46,11 +53,14 @@ impl Route {
             Route::Plans => "GET /v1/plans",
             Route::TrialData => "GET /v1/trials/{id}/data",
             Route::Usage => "POST /v1/trials/{id}/usage",
+            Route::Extend => "POST /v1/trials/{id}/extend",
+            Route::Pause => "POST /v1/trials/{id}/pause",
+            Route::Resume => "POST /v1/trials/{id}/resume",
         }
     }
 
     /// Every route, for matching an API Gateway route key against [`Route::name`].
-    pub const ALL: [Route; 8] = [
+    pub const ALL: [Route; 11] = [
         Route::Start,
         Route::Status,
         Route::Convert,
@@ -59,6 +69,9 @@ impl Route {
         Route::Plans,
         Route::TrialData,
         Route::Usage,
+        Route::Extend,
+        Route::Pause,
+        Route::Resume,
     ];
 
     /// The route whose [`Route::name`] is API Gateway's `routeKey` (`GET /v1/trials/{id}`).
@@ -78,6 +91,9 @@ impl Route {
             ["v1", "plans"] => (Route::Plans, "GET"),
             ["v1", "trials", _, "data"] => (Route::TrialData, "GET"),
             ["v1", "trials", _, "usage"] => (Route::Usage, "POST"),
+            ["v1", "trials", _, "extend"] => (Route::Extend, "POST"),
+            ["v1", "trials", _, "pause"] => (Route::Pause, "POST"),
+            ["v1", "trials", _, "resume"] => (Route::Resume, "POST"),
             _ => return Err(ApiError::route_not_found()),
         };
         if method != allowed {
@@ -171,6 +187,9 @@ async fn dispatch(
             trial_data::handle(app, req, &authenticated(app, req, log).await?, log).await
         }
         Route::Usage => usage::handle(app, req, &authenticated(app, req, log).await?, log).await,
+        Route::Extend => extend::handle(app, req, &authenticated(app, req, log).await?, log).await,
+        Route::Pause => pause::handle(app, req, &authenticated(app, req, log).await?, log).await,
+        Route::Resume => resume::handle(app, req, &authenticated(app, req, log).await?, log).await,
     }
 }
 
@@ -192,6 +211,28 @@ pub async fn handle_any(app: &App, req: Request) -> Response<Body> {
     }
 }
 
+/// `routes` behind one entry point (a function serving several routes: the read routes share
+/// the status function, the operator's lifecycle moves the manage function). The route is API
+/// Gateway's `routeKey`, else the method and path; a request for a route not in `routes` is a
+/// JSON 404.
+pub async fn handle_among(app: &App, routes: &[Route], req: Request) -> Response<Body> {
+    match route_of(&req).filter(|r| routes.contains(r)) {
+        Some(route) => handle(app, route, req).await,
+        None => Reply::error(&ApiError::route_not_found()).into_response(),
+    }
+}
+
+pub(crate) fn route_of(req: &Request) -> Option<Route> {
+    use lambda_http::request::RequestContext;
+    use lambda_http::RequestExt;
+    if let Some(RequestContext::ApiGatewayV2(ctx)) = req.request_context_ref() {
+        if let Some(route) = ctx.route_key.as_deref().and_then(Route::from_route_key) {
+            return Some(route);
+        }
+    }
+    Route::resolve(req.method().as_str(), req.uri().path()).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -211,6 +252,16 @@ mod tests {
             Route::resolve("POST", "/v1/trials/trial_x/cancel"),
             Ok(Route::Cancel)
         );
+        for (action, route) in [
+            ("extend", Route::Extend),
+            ("pause", Route::Pause),
+            ("resume", Route::Resume),
+        ] {
+            assert_eq!(
+                Route::resolve("POST", &format!("/v1/trials/trial_x/{action}")),
+                Ok(route)
+            );
+        }
         assert_eq!(
             Route::resolve("POST", "/v1/webhooks/stripe"),
             Ok(Route::StripeWebhook)

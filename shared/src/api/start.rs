@@ -80,6 +80,8 @@ pub async fn handle(
                 None,
             )?,
         )
+        // The reminder cursor, at the first reminder not already past (see store::lifecycle).
+        .reminder(store.reminder_rearm(&trial, now, &app.config.lifecycle_terms(&trial), policy)?)
         .commit()
         .await?;
     let rejection = match outcome {

@@ -43,5 +43,9 @@ pub async fn handle(app: &App, req: &Request, log: &mut LogFields) -> Result<Rep
     };
     let (id, found) = found;
     let trial = owned(app, &id, &tenant, found).await?;
-    Ok(Reply::json(200, &trial.view_at(app.now(), trial.policy())))
+    let (now, policy) = (app.now(), trial.policy());
+    // A pause past its maximum reads as resumed before the job has written it.
+    let terms = app.config.lifecycle_terms(&trial);
+    let trial = trial.settled_at(now, policy, &terms);
+    Ok(Reply::json(200, &trial.view_at(now, policy)))
 }

@@ -351,6 +351,34 @@ impl Catalog {
         }
     }
 
+    /// What `PAUSE_MAX` / `MAX_TRIAL_TOTAL` / `REMINDER_OFFSETS` do (see `Config`): replace
+    /// every plan's pause maximum, maximum total trial length (never below its trial length)
+    /// and reminder offsets (kept distinct and longest first, as the catalog checks them).
+    pub fn override_lifecycle(
+        &mut self,
+        pause_max: Option<i64>,
+        max_total: Option<i64>,
+        reminders: Option<Vec<i64>>,
+    ) {
+        let reminders = reminders.map(|mut list| {
+            list.sort_unstable_by(|a, b| b.cmp(a));
+            list.dedup();
+            list.truncate(MAX_REMINDERS);
+            list
+        });
+        for plan in &mut self.plans {
+            if let Some(pause_max) = pause_max {
+                plan.pause_max_secs = pause_max;
+            }
+            if let Some(max_total) = max_total {
+                plan.max_total_trial_secs = max_total.max(plan.trial_length_secs);
+            }
+            if let Some(list) = &reminders {
+                plan.reminder_offsets_secs = list.clone();
+            }
+        }
+    }
+
     /// Where the plans came from: `plans.json` (built-in) or the `PLANS_FILE` path.
     pub fn source(&self) -> &str {
         &self.source

@@ -145,9 +145,18 @@ impl Trial {
         }
     }
 
-    /// Gcore's `active_ranges`: the periods the trial ran or runs.
+    /// Gcore's `active_ranges`: the periods the trial ran or runs. A canceled or converted
+    /// trial's ranges end when it stopped (see [`Trial::lifecycle_fields`]).
     pub fn active_ranges_view(&self) -> Value {
-        Value::Array(self.ranges().iter().map(ActiveRange::view).collect())
+        let mut shown = self.clone();
+        if let Some(stopped) = match self.status {
+            TrialStatus::Converted => self.converted_at,
+            TrialStatus::Canceled => self.canceled_at,
+            _ => None,
+        } {
+            shown.close_active_range(stopped);
+        }
+        Value::Array(shown.ranges().iter().map(ActiveRange::view).collect())
     }
 
     /// Gcore's `options`, with this trial's usage.
@@ -356,8 +365,8 @@ impl Trial {
         })
     }
 
-    /// The body of `GET /v1/trials/{id}` and of cancel: the status as of `now`, plus what
-    /// happened to the trial since it started.
+    /// The body of `GET /v1/trials/{id}`, cancel, extend, pause and resume: the status as of
+    /// `now`, plus what happened to the trial since it started.
     pub fn view_at(&self, now: i64, policy: TrialPolicy) -> Value {
         let mut view = match self.started_view() {
             Value::Object(map) => map,
@@ -385,11 +394,7 @@ impl Trial {
         }
         // Gcore's fields that do not clash with this shape (`plan` stays a string).
         view.insert("days_limit".into(), self.terms.days_limit().into());
-        view.insert(
-            "remaining_duration".into(),
-            self.remaining_duration(now).into(),
-        );
-        view.insert("active_ranges".into(), self.active_ranges_view());
+        view.extend(self.lifecycle_fields(now));
         view.insert("options".into(), self.options_view());
         if let Some(reason) = &self.expiry_reason {
             view.insert("expiry_reason".into(), reason.as_str().into());
@@ -397,18 +402,20 @@ impl Trial {
         Value::Object(view)
     }
 
-    /// Gcore's history fields, for the status view once the API documents them:
+    /// Gcore's history fields, part of every view ([`Trial::view_at`]):
     /// `remaining_duration` (seconds, or null) and `active_ranges`.
+    ///
+    /// A canceled or converted trial's ranges end when it stopped: the webhook converts without
+    /// reading the trial, so the stored ranges may still show the planned end, and the view
+    /// closes them at `converted_at` / `canceled_at` instead (the same as
+    /// [`Trial::close_active_range`] would have written).
     pub fn lifecycle_fields(&self, now: i64) -> Map<String, Value> {
         let mut fields = Map::new();
         fields.insert(
             "remaining_duration".into(),
             self.remaining_duration(now).into(),
         );
-        fields.insert(
-            "active_ranges".into(),
-            self.ranges().iter().map(ActiveRange::view).collect(),
-        );
+        fields.insert("active_ranges".into(), self.active_ranges_view());
         fields
     }
 }

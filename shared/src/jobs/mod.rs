@@ -1,6 +1,7 @@
-//! The scheduled jobs: `expire` (every 5 minutes) and `purge` (hourly). The expire function
-//! also runs `expire-sessions` ([`session_expiry`]: Checkout Sessions of canceled trials, to
-//! expire at Stripe) after `expire`, in the same invocation.
+//! The scheduled jobs: `expire` (every 5 minutes; it also resumes pauses past their maximum and
+//! sends the reminders due, from the RESUME and REMIND queues) and `purge` (hourly). The expire
+//! function also runs `expire-sessions` ([`session_expiry`]: Checkout Sessions of canceled
+//! trials, to expire at Stripe) after `expire`, in the same invocation.
 //!
 //! They find their work in the sparse GSI `due` (see [`crate::store::schema`]): each queue is
 //! sharded (`EXPIRE#0..N-1`, `PURGE#..`, `SESSION_EXPIRE#..`) and a run queries every shard with
@@ -12,6 +13,8 @@
 //! before the invocation deadline and leaves the rest to the next run (`complete: false`).
 pub mod expire;
 pub mod purge;
+pub mod remind;
+pub mod resume;
 pub mod session_expiry;
 
 use std::future::Future;
@@ -57,6 +60,10 @@ impl Job {
 pub struct RunReport {
     /// Trials moved on (expired, or purged).
     pub processed: u64,
+    /// Paused trials the expire job resumed at their pause maximum.
+    pub resumed: u64,
+    /// Reminder events (`trial.ending_soon`, `trial.grace_ending`) the expire job wrote.
+    pub reminded: u64,
     /// Due items whose state had moved on (converted, canceled, done by another run).
     pub skipped: u64,
     /// Items left for the next run after a store error.
@@ -82,6 +89,8 @@ impl RunReport {
     /// Adds `other`'s counts (complete only if both are).
     pub fn add(&mut self, other: &RunReport) {
         self.processed += other.processed;
+        self.resumed += other.resumed;
+        self.reminded += other.reminded;
         self.skipped += other.skipped;
         self.failed += other.failed;
         self.complete &= other.complete;
@@ -91,7 +100,8 @@ impl RunReport {
 
     /// Whether the run found anything to do (or could not finish): what is worth an INFO line.
     pub fn did_something(&self) -> bool {
-        self.processed + self.skipped + self.failed > 0 || !self.complete
+        self.processed + self.resumed + self.reminded + self.skipped + self.failed > 0
+            || !self.complete
     }
 }
 
@@ -109,7 +119,13 @@ pub async fn run(app: &App, job: Job, deadline_ms: Option<i64>) -> RunReport {
     let started = Instant::now();
     let mut run = Run::new(app, deadline_ms);
     match job {
-        Job::Expire => run.sweep(DueQueue::Expire).await,
+        // Pauses past their maximum resume first, then what has ended expires, then the
+        // reminders due go out (each its own queue: never a scan).
+        Job::Expire => {
+            run.sweep(DueQueue::Resume).await;
+            run.sweep(DueQueue::Expire).await;
+            run.sweep(DueQueue::Remind).await;
+        }
         Job::Purge => run.sweep(DueQueue::Purge).await,
         Job::ExpireSessions => run.sweep(DueQueue::SessionExpire).await,
     }
@@ -130,6 +146,8 @@ pub async fn run(app: &App, job: Job, deadline_ms: Option<i64>) -> RunReport {
                 $level,
                 job = job.name(),
                 processed = r.processed,
+                resumed = r.resumed,
+                reminded = r.reminded,
                 skipped = r.skipped,
                 failed = r.failed,
                 complete = r.complete,
@@ -229,6 +247,8 @@ impl<'a> Run<'a> {
                     DueQueue::Expire => expire::page(self, items).await,
                     DueQueue::Purge => purge::page(self, items).await,
                     DueQueue::SessionExpire => session_expiry::page(self, items).await,
+                    DueQueue::Resume => resume::page(self, items).await,
+                    DueQueue::Remind => remind::page(self, items).await,
                 }
                 match next {
                     Some(key) => start = Some(key),

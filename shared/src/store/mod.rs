@@ -11,6 +11,7 @@ pub mod codec;
 pub mod error;
 pub mod events;
 pub mod idempotency;
+pub mod lifecycle;
 pub mod schema;
 pub mod stats;
 pub mod table;

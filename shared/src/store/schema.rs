@@ -3,7 +3,8 @@
 //!
 //! | item             | pk                        | sk        | in GSI `due` as                  |
 //! |------------------|---------------------------|-----------|----------------------------------|
-//! | trial            | `TRIAL#<trial_id>`        | `TRIAL`   | `EXPIRE#<s>` / `PURGE#<s>` @ due |
+//! | trial            | `TRIAL#<trial_id>`        | `TRIAL`   | `EXPIRE#<s>` / `PURGE#<s>` / `RESUME#<s>` @ due |
+//! | reminder cursor  | `REMIND#<trial_id>`       | `REMIND`  | `REMIND#<s>` @ next reminder     |
 //! | org guard        | `ORG#<org_id>`            | `GUARD`   | -                                |
 //! | api key listing  | `ORG#<org_id>`            | `KEY#<key_id>` | -                           |
 //! | api key          | `APIKEY#<key_id>`         | `APIKEY`  | -                                |
@@ -64,6 +65,12 @@ pub fn session_expiry_pk(session_id: &str) -> String {
     format!("SESSION_EXPIRE#{session_id}")
 }
 pub const SESSION_EXPIRY_SK: &str = "SESSION_EXPIRE";
+/// A trial's reminder cursor: a second item because the trial item's one `due` entry is taken
+/// by its expiry, resume or purge (see `store::lifecycle`).
+pub fn reminder_pk(id: &TrialId) -> String {
+    format!("REMIND#{id}")
+}
+pub const REMINDER_SK: &str = "REMIND";
 
 /// Which queue of the `due` index an item waits in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,6 +79,10 @@ pub enum DueQueue {
     Purge,
     /// Checkout Sessions to expire at Stripe (their subject is the session id).
     SessionExpire,
+    /// PAUSED trials, at the time their pause maximum resumes them.
+    Resume,
+    /// Reminder cursors, at their next reminder's time.
+    Remind,
 }
 
 impl DueQueue {
@@ -80,6 +91,8 @@ impl DueQueue {
             DueQueue::Expire => "EXPIRE",
             DueQueue::Purge => "PURGE",
             DueQueue::SessionExpire => "SESSION_EXPIRE",
+            DueQueue::Resume => "RESUME",
+            DueQueue::Remind => "REMIND",
         }
     }
 

@@ -91,10 +91,10 @@ impl Store {
         Ok(out.item.as_ref().map(Guard::from_item))
     }
 
-    /// ACTIVE -> CANCELED, if the trial is still the org's, ACTIVE and unexpired at `now`, and
-    /// its open checkout session is still `open_session` as read (`None`: none open), so that
-    /// a session recorded by a convert since the read cannot escape the expiry the cancel
-    /// schedules for the session it saw.
+    /// ACTIVE or PAUSED -> CANCELED, if the trial is still the org's, PAUSED or ACTIVE and
+    /// unexpired at `now`, and its open checkout session is still `open_session` as read
+    /// (`None`: none open), so that a session recorded by a convert since the read cannot escape
+    /// the expiry the cancel schedules for the session it saw.
     pub fn cancel_update(
         &self,
         trial: &Trial,
@@ -116,13 +116,14 @@ impl Store {
                 "SET #status = :canceled, canceled_at = :now, due_pk = :due_pk, due_at = :due_at",
             )
             .condition_expression(format!(
-                "attribute_exists(pk) AND org_id = :org AND #status = :active AND expires_at > :now AND {session_condition}"
+                "attribute_exists(pk) AND org_id = :org AND ((#status = :active AND expires_at > :now) OR #status = :paused) AND {session_condition}"
             ))
             .expression_attribute_names("#status", "status")
             .set_expression_attribute_values(
                 values
                     .s(":canceled", TrialStatus::Canceled.as_str())
                     .s(":active", TrialStatus::Active.as_str())
+                    .s(":paused", TrialStatus::Paused.as_str())
                     .s(":org", trial.org_id.as_str())
                     .n(":now", now)
                     .s(
@@ -158,7 +159,7 @@ impl Store {
             .set_key(Some(key(trial_pk(&trial.id), TRIAL_SK)))
             .update_expression(trial_end)
             .condition_expression(
-                "attribute_exists(pk) AND org_id = :org AND (#status = :active OR #status = :expired) AND expires_at > :grace_cutoff \
+                "attribute_exists(pk) AND org_id = :org AND (((#status = :active OR #status = :expired) AND expires_at > :grace_cutoff) OR #status = :paused) \
                  AND attribute_not_exists(pending_session_id) \
                  AND (attribute_not_exists(checkout_session_id) OR checkout_expires_at <= :now OR checkout_session_id = :sid)",
             )
@@ -171,6 +172,7 @@ impl Store {
                     .s(":org", trial.org_id.as_str())
                     .s(":active", TrialStatus::Active.as_str())
                     .s(":expired", TrialStatus::Expired.as_str())
+                    .s(":paused", TrialStatus::Paused.as_str())
                     .n(":now", now)
                     .n(":grace_cutoff", now - policy.grace_secs)
                     .build(),
@@ -409,6 +411,14 @@ impl Store {
         if let Some(reason) = &trial.expiry_reason {
             item.insert(EXPIRY_REASON.into(), s(reason.as_str()));
         }
+        // A PAUSED trial's RESUME entry needs its plan's pause maximum: only the pause write
+        // (`Store::lifecycle_update`) puts a trial in that queue, never a fresh item.
+        if let Some(at) = trial.paused_at {
+            item.insert(PAUSED_AT.into(), n(at));
+        }
+        if !trial.active_ranges.is_empty() {
+            item.insert(ACTIVE_RANGES.into(), ranges_value(&trial.active_ranges));
+        }
         item
     }
 }
@@ -485,9 +495,10 @@ pub fn trial_from_item(item: &Item) -> Result<Trial, StoreError> {
             _ => BTreeMap::new(),
         },
         expiry_reason: get_s(item, EXPIRY_REASON).map(str::to_owned),
-        // Stored before lifecycle moves: read as the one range a trial starts with.
-        paused_at: None,
-        active_ranges: vec![ActiveRange::new(started_at, expires_at)],
+        paused_at: get_n(item, PAUSED_AT),
+        // An item written before ranges were stored has none: an empty list, which the trial
+        // reads as its one range `[started_at, expires_at]` (and a write conditions on).
+        active_ranges: get_ranges(item)?,
     })
 }
 
@@ -496,3 +507,42 @@ pub const TERMS: &str = "terms";
 /// Usage per limited option: a map of option internal name to number.
 pub const USED: &str = "used";
 pub const EXPIRY_REASON: &str = "expiry_reason";
+
+/// The trial item's attribute for `Trial::paused_at` (epoch seconds).
+pub const PAUSED_AT: &str = "paused_at";
+/// The trial item's attribute for `Trial::active_ranges`: a list of `{start, end}` maps.
+pub const ACTIVE_RANGES: &str = "active_ranges";
+
+pub fn ranges_value(ranges: &[ActiveRange]) -> AttributeValue {
+    AttributeValue::L(
+        ranges
+            .iter()
+            .map(|r| {
+                AttributeValue::M(
+                    [
+                        ("start".to_owned(), n(r.start)),
+                        ("end".to_owned(), n(r.end)),
+                    ]
+                    .into(),
+                )
+            })
+            .collect(),
+    )
+}
+
+fn get_ranges(item: &Item) -> Result<Vec<ActiveRange>, StoreError> {
+    let Some(value) = item.get(ACTIVE_RANGES) else {
+        return Ok(Vec::new());
+    };
+    let corrupt = || StoreError::corrupt("trial active_ranges");
+    let list = value.as_l().map_err(|_| corrupt())?;
+    list.iter()
+        .map(|entry| {
+            let map = entry.as_m().map_err(|_| corrupt())?;
+            match (get_n(map, "start"), get_n(map, "end")) {
+                (Some(start), Some(end)) if start <= end => Ok(ActiveRange::new(start, end)),
+                _ => Err(corrupt()),
+            }
+        })
+        .collect()
+}

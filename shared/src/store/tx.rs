@@ -46,6 +46,8 @@ pub enum Slot {
     ApiKeyListing,
     /// A funnel counter (`store::stats`): unconditional, it never rejects.
     Stats,
+    /// A trial's reminder cursor (`REMIND#<trial_id>`).
+    Reminder,
 }
 
 /// The conditions that failed, each with its item as it was (`None`: there was no item).

@@ -1,0 +1,29 @@
+//! `POST /v1/trials/{id}/extend` `{"days": n}` or `{"until": "<RFC 3339>"}`, plus an optional
+//! `reason`: from ACTIVE (the current range grows) or from EXPIRED within grace (ACTIVE again in
+//! a new range; purge is off: the trial waits in EXPIRE again). The body's shape is checked
+//! first (422 `invalid_extension`, not stored: it depends on the body alone); whether the new
+//! end suits the trial is `Trial::extend`'s answer (see [`super::manage`]).
+//!
+//! Any key of the trial's org may extend: API keys have no scopes yet. `trial.extended` records
+//! the key id (never the key) as `requested_by`.
+use lambda_http::Request;
+
+use super::error::ApiError;
+use super::manage::{run, Move};
+use super::reply::Reply;
+use super::request::json_object;
+use super::LogFields;
+use crate::auth::Tenant;
+use crate::domain::ExtendRequest;
+use crate::App;
+
+pub async fn handle(
+    app: &App,
+    req: &Request,
+    tenant: &Tenant,
+    log: &mut LogFields,
+) -> Result<Reply, ApiError> {
+    let body = json_object(req)?;
+    let request = ExtendRequest::parse(&body).map_err(|e| ApiError::new(e.code(), e.message()))?;
+    run(app, req, tenant, log, Move::Extend(request)).await
+}

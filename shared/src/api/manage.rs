@@ -1,0 +1,172 @@
+//! The operator's lifecycle moves, `POST /v1/trials/{id}/extend`, `/pause` and `/resume`
+//! (served together by the `manage` function): what the three share.
+//!
+//! Each request reads the trial once, computes the move in memory (`Trial::pause`, `resume`,
+//! `extend`, which check the state machine), and commits one transaction: the trial update
+//! conditioned on the lifecycle it read (`Store::lifecycle_update`, which also moves its `due`
+//! entry), the completed idempotency record, the event, and the reminder cursor re-armed for the
+//! new end (deleted on pause). No lease: the outcome and its record commit together, as cancel
+//! does. If the trial moved on between the read and the write, the move is decided again on the
+//! trial as the failed condition returned it (no second read), up to three times.
+//!
+//! A pause past its maximum counts as resumed (`Trial::settled_at`) before a pause or an
+//! extension: the write then also carries the automatic `trial.resumed` event the job would
+//! have written. Cost: one read and one transaction (five items at most).
+use lambda_http::Request;
+use serde_json::json;
+
+use super::error::ApiError;
+use super::idempotency::Idempotency;
+use super::owned::{load_owned, purged_or_not_found};
+use super::reply::Reply;
+use super::request::trial_id;
+use super::LogFields;
+use crate::auth::Tenant;
+use crate::domain::events::DomainEvent;
+use crate::domain::{ExtendRequest, LifecycleTerms, TransitionError, Trial, TrialPolicy};
+use crate::store::trials::rejected_trial;
+use crate::store::{Outcome, Slot, StoreError};
+use crate::App;
+
+/// A lifecycle move an operator asks for.
+#[derive(Debug, Clone)]
+pub enum Move {
+    Pause,
+    Resume,
+    Extend(ExtendRequest),
+}
+
+impl Move {
+    fn action(&self) -> &'static str {
+        match self {
+            Move::Pause => "pause",
+            Move::Resume => "resume",
+            Move::Extend(_) => "extend",
+        }
+    }
+
+    fn apply(
+        &self,
+        trial: &Trial,
+        now: i64,
+        policy: TrialPolicy,
+        terms: &LifecycleTerms,
+    ) -> Result<Trial, TransitionError> {
+        match self {
+            Move::Pause => trial.pause(now, policy),
+            Move::Resume => trial.resume(now, policy, terms),
+            Move::Extend(request) => trial.extend(request.extension, now, policy, terms),
+        }
+    }
+
+    fn event(&self, before: &Trial, after: &Trial, now: i64, tenant: &Tenant) -> DomainEvent {
+        let extra = json!({ "project_id": tenant.project.as_str() });
+        match self {
+            Move::Pause => DomainEvent::paused(after, extra),
+            Move::Resume => DomainEvent::resumed(before, after, false, extra),
+            Move::Extend(request) => DomainEvent::extended(
+                before,
+                after,
+                now,
+                request.reason.as_deref(),
+                &tenant.key_id,
+                extra,
+            ),
+        }
+    }
+}
+
+/// Attempts at a move whose condition failed because the trial moved on meanwhile.
+const ATTEMPTS: usize = 3;
+
+/// Runs `mv` on the trial of the request's path for `tenant`.
+pub async fn run(
+    app: &App,
+    req: &Request,
+    tenant: &Tenant,
+    log: &mut LogFields,
+    mv: Move,
+) -> Result<Reply, ApiError> {
+    let id = trial_id(req)?;
+    log.trial_id = Some(id.to_string());
+    let idempotency =
+        Idempotency::from_request(req, tenant, &format!("/v1/trials/{id}/{}", mv.action()))?;
+    let now_ms = app.clock.now_millis();
+    let now = now_ms.div_euclid(1000);
+    let ttl = app.config.idempotency_ttl_secs;
+    let store = &app.store;
+
+    let mut stored = match load_owned(app, &id, tenant).await {
+        Ok(trial) => trial,
+        Err(err) => return idempotency.refuse(app, err, now_ms).await,
+    };
+    for _ in 0..ATTEMPTS {
+        // The trial's own terms, snapshotted from its plan at start.
+        let (policy, terms) = (stored.policy(), app.config.lifecycle_terms(&stored));
+        // A resume late past the maximum answers as the automatic resume would have.
+        let base = match mv {
+            Move::Resume => stored.clone(),
+            _ => stored.clone().settled_at(now, policy, &terms),
+        };
+        let after = match mv.apply(&base, now, policy, &terms) {
+            Ok(after) => after,
+            Err(err) => return idempotency.refuse(app, err.into(), now_ms).await,
+        };
+        let reply = Reply::json(200, &after.view_at(now, policy));
+        let mut tx = store
+            .tx()
+            .update(
+                Slot::Trial,
+                store.lifecycle_update(&stored, &after, &terms)?,
+            )
+            .put(
+                Slot::Idempotency,
+                store.idempotency_put_new(
+                    &idempotency.scope,
+                    &idempotency.fingerprint,
+                    &reply.stored(),
+                    now_ms,
+                    ttl,
+                )?,
+            )
+            .event(&mv.event(&base, &after, now, tenant), now)?;
+        if base != stored {
+            tx = tx.event(&DomainEvent::resumed(&stored, &base, true, json!({})), now)?;
+        }
+        let outcome = tx
+            .reminder(store.reminder_rearm(&after, now, &terms, policy)?)
+            .commit()
+            .await?;
+        let rejection = match outcome {
+            Outcome::Committed => return Ok(reply),
+            Outcome::Rejected(rejection) => rejection,
+        };
+        if rejection.failed(Slot::Idempotency) {
+            return idempotency
+                .answer_conflict(app, rejection.old(Slot::Idempotency))
+                .await;
+        }
+        if !rejection.failed(Slot::Trial) {
+            return Err(StoreError::Unavailable(format!(
+                "{} rejected on {:?}",
+                mv.action(),
+                rejection.slots().collect::<Vec<_>>()
+            ))
+            .into());
+        }
+        // The trial moved on between the read and the write: decide again on what it is now.
+        stored = match rejected_trial(&rejection)? {
+            Some(current) if current.org_id == tenant.org => current,
+            Some(_) => {
+                return idempotency
+                    .refuse(app, ApiError::trial_not_found(), now_ms)
+                    .await
+            }
+            None => {
+                let err = purged_or_not_found(app, &id, tenant).await;
+                return idempotency.refuse(app, err, now_ms).await;
+            }
+        };
+    }
+    Err(StoreError::Unavailable(format!("{} kept racing other writes", mv.action())).into())
+}
