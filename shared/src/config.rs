@@ -147,7 +147,9 @@ fn positive_duration(
     let Some(raw) = get(key) else { return Ok(None) };
     let secs = parse_duration_secs(&raw).map_err(|e| format!("{key}: {e}"))?;
     if secs <= 0 || secs > MAX_DURATION_SECS {
-        return Err(format!("{key}: expected more than 0s and at most 3650d, got {raw:?}"));
+        return Err(format!(
+            "{key}: expected more than 0s and at most 3650d, got {raw:?}"
+        ));
     }
     Ok(Some(secs))
 }
@@ -204,7 +206,10 @@ mod tests {
         assert_eq!(c.idempotency_ttl_secs, 86_400);
         assert!(c.stripe.secret_key.is_none());
         assert!(c.webhook.secrets.is_empty());
-        assert_eq!(c.grace_reminder_secs, LifecycleTerms::default().grace_reminder_secs);
+        assert_eq!(
+            c.grace_reminder_secs,
+            LifecycleTerms::default().grace_reminder_secs
+        );
     }
 
     #[test]

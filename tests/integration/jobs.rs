@@ -80,7 +80,8 @@ fn shard(t: &TestApp, id: &str) -> u32 {
 #[tokio::test]
 async fn expire_takes_a_trial_at_expires_at_and_not_a_second_before() {
     // No ending-soon reminders: the run before the end must read nothing at all.
-    let t = TestApp::with_config(|c| c.catalog.override_lifecycle(None, None, Some(Vec::new()))).await;
+    let t =
+        TestApp::with_config(|c| c.catalog.override_lifecycle(None, None, Some(Vec::new()))).await;
     let a = t.start_trial("org_a", "growth").await;
     t.clock.set(T0 + 1);
     let b = t.start_trial("org_b", "growth").await;

@@ -260,6 +260,24 @@ async fn bad_usage_requests_are_refused_with_their_codes() {
 }
 
 #[tokio::test]
+async fn a_paused_trial_records_no_usage_until_it_resumes() {
+    let t = enterprise_app().await;
+    let id = t.start_trial(ORG, "enterprise").await;
+    let pause = Call::post(&format!("/v1/trials/{id}/pause")).idempotency_key("p");
+    assert_eq!(t.send(pause).await.status, 200);
+    let res = t.send(usage(&id, "api_calls", 1.into(), "u1")).await;
+    assert_eq!(res.status, 409, "{}", res.body);
+    assert_eq!(res.error_code(), "trial_not_active");
+    assert!(events_of(&t, "trial.limit_warning").await.is_empty());
+
+    let resume = Call::post(&format!("/v1/trials/{id}/resume")).idempotency_key("r");
+    assert_eq!(t.send(resume).await.status, 200);
+    let res = t.send(usage(&id, "api_calls", 1.into(), "u2")).await;
+    assert_eq!(res.status, 200, "{}", res.body);
+    assert_eq!(res.json()["used_value"], 1);
+}
+
+#[tokio::test]
 async fn reaching_an_ending_limit_expires_the_trial_in_the_same_write() {
     let t = enterprise_app().await;
     let id = t.start_trial(ORG, "enterprise").await;
@@ -277,6 +295,11 @@ async fn reaching_an_ending_limit_expires_the_trial_in_the_same_write() {
     // Grace runs from the moment the limit was reached.
     assert_eq!(status["grace_period_ends_at"], "2026-04-10T10:00:00Z");
     assert!(status["remaining_duration"].is_null());
+    // Its active range ends when the limit ended it, not at the planned end.
+    assert_eq!(
+        status["active_ranges"],
+        serde_json::json!([{ "start": "2026-04-06T10:00:00Z", "end": "2026-04-07T10:00:00Z" }])
+    );
     let stored = t
         .app
         .store

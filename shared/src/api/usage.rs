@@ -80,7 +80,7 @@ pub async fn handle(
             });
             return idempotency.refuse(app, err, now_ms).await;
         };
-        if let Err(err) = trial.lifecycle(trial.policy()).check_cancel(now) {
+        if let Err(err) = trial.lifecycle(trial.policy()).check_usage(now) {
             return idempotency.refuse(app, err.into(), now_ms).await;
         }
         let before = trial.used.get(&option).copied().unwrap_or(0);

@@ -108,7 +108,7 @@ impl TransitionError {
                 "Trial has already expired; it can still be converted during the grace period"
             }
             TransitionError::NotActive => {
-                "Trial is paused; only an active trial can be paused or extended"
+                "Trial is paused; only an active trial can be paused, extended or record usage"
             }
             TransitionError::NotPaused => "Trial is not paused",
             TransitionError::InvalidExtension(ExtensionRefusal::NotLater) => {
@@ -170,6 +170,17 @@ impl Lifecycle {
     pub fn check_cancel(&self, now: i64) -> Result<(), TransitionError> {
         match self.status_at(now) {
             TrialStatus::Active | TrialStatus::Paused => Ok(()),
+            TrialStatus::Expired => Err(TransitionError::AlreadyExpired),
+            TrialStatus::Converted => Err(TransitionError::AlreadyConverted),
+            TrialStatus::Canceled => Err(TransitionError::Canceled),
+        }
+    }
+
+    /// Usage against a limit: only while ACTIVE (a PAUSED trial's time and usage are frozen).
+    pub fn check_usage(&self, now: i64) -> Result<(), TransitionError> {
+        match self.status_at(now) {
+            TrialStatus::Active => Ok(()),
+            TrialStatus::Paused => Err(TransitionError::NotActive),
             TrialStatus::Expired => Err(TransitionError::AlreadyExpired),
             TrialStatus::Converted => Err(TransitionError::AlreadyConverted),
             TrialStatus::Canceled => Err(TransitionError::Canceled),

@@ -71,7 +71,19 @@ impl Store {
                 ", #status = :expired, expires_at = :now, {EXPIRY_REASON} = :reason, due_pk = :due_pk, due_at = :due_at"
             ));
         }
-        Ok(Update::builder()
+        // An ended trial's current active range ends now too (the ranges' invariant,
+        // `domain::lifecycle`), conditioned on the ranges as read.
+        let last_range = (w.trial.active_ranges.len())
+            .checked_sub(1)
+            .filter(|_| w.ends_trial);
+        let mut update = Update::builder();
+        if let Some(last) = last_range {
+            values = values.n(":nranges", last as i64 + 1);
+            condition.push_str(" AND size(active_ranges) = :nranges");
+            set.push_str(&format!(", active_ranges[{last}].#range_end = :now"));
+            update = update.expression_attribute_names("#range_end", "end");
+        }
+        Ok(update
             .table_name(&self.table)
             .set_key(Some(key(trial_pk(&w.trial.id), TRIAL_SK)))
             .update_expression(format!("SET {set}"))
