@@ -354,3 +354,48 @@ async fn a_thousand_concurrent_calls_record_exactly_the_limit() {
     assert_eq!(events_of(&t, "trial.limit_warning").await.len(), 1);
     assert_eq!(events_of(&t, "trial.limit_reached").await.len(), 1);
 }
+
+#[tokio::test]
+async fn a_trial_lives_by_its_plans_lifecycle_terms() {
+    // The example's enterprise plan: 14-day trials, at most 60 days in all, pauses of at most
+    // 14 days, reminders 7 days, 72 h and 24 h before the end (the defaults are 90 d, 30 d,
+    // 72 h / 24 h).
+    let t = enterprise_app().await;
+    let id = t.start_trial(ORG, "enterprise").await;
+    let expire = |t: &TestApp| {
+        let app = t.app.clone();
+        async move { trials::jobs::run(&app, trials::jobs::Job::Expire, None).await }
+    };
+
+    // The plan's first reminder, a week before the end.
+    t.clock.set(t.now() + 7 * DAY);
+    assert_eq!(expire(&t).await.reminded, 1);
+    let soon = events_of(&t, "trial.ending_soon").await;
+    assert_eq!(soon.len(), 1, "{soon:?}");
+    assert_eq!(soon[0]["hours_remaining"], 7 * 24);
+
+    // The plan's maximum total: 14 + 47 days is past 60, 14 + 46 is not.
+    let extend = |days: i64, key: &str| {
+        Call::post(&format!("/v1/trials/{id}/extend"))
+            .idempotency_key(key)
+            .json(&serde_json::json!({ "days": days }))
+    };
+    let res = t.send(extend(47, "x1")).await;
+    assert_eq!(res.status, 422, "{}", res.body);
+    assert_eq!(res.error_code(), "invalid_extension");
+    let res = t.send(extend(46, "x2")).await;
+    assert_eq!(res.status, 200, "{}", res.body);
+    assert_eq!(res.json()["expires_at"], "2026-06-05T10:00:00Z");
+
+    // The plan's pause maximum: 14 days, then the expire job resumes it.
+    let pause = Call::post(&format!("/v1/trials/{id}/pause")).idempotency_key("p");
+    assert_eq!(t.send(pause).await.status, 200);
+    t.clock.set(t.now() + 13 * DAY);
+    assert_eq!(expire(&t).await.resumed, 0);
+    t.clock.set(t.now() + DAY);
+    assert_eq!(expire(&t).await.resumed, 1);
+    let status = t.send(Call::status(&id)).await.json();
+    assert_eq!(status["status"], "ACTIVE");
+    // Paused for exactly the 14 days: the end moved by them.
+    assert_eq!(status["expires_at"], "2026-06-19T10:00:00Z");
+}
