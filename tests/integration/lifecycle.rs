@@ -277,6 +277,13 @@ async fn a_pause_past_its_maximum_resumes_by_itself() {
     let view = t.send(Call::status(&id)).await.json();
     assert_eq!(view["status"], "ACTIVE");
     assert_eq!(view["expires_at"], "2026-05-13T10:00:00Z");
+    // So does Gcore's trial data: the time left runs again from the maximum.
+    let data = t
+        .send(Call::get(&format!("/v1/trials/{id}/data")))
+        .await
+        .json();
+    assert_eq!(data["remaining_duration"], 6 * DAY - 2 * HOUR);
+    assert_eq!(data["active_ranges"].as_array().map(Vec::len), Some(2));
     let run = expire(&t).await;
     assert_eq!(run.resumed, 1, "{run:?}");
     let trial = stored(&t, &id).await.unwrap();

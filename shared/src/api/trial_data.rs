@@ -19,6 +19,13 @@ pub async fn handle(
     let id = trial_id(req)?;
     log.trial_id = Some(id.to_string());
     let trial = load_owned(app, &id, tenant).await?;
+    // As the status reads it: a pause past its maximum reads as resumed before the job runs.
+    let (now, policy, terms) = (
+        app.now(),
+        trial.policy(),
+        app.config.lifecycle_terms(&trial),
+    );
+    let trial = trial.settled_at(now, policy, &terms);
     // No applicant company name nor skip flag is stored on trials yet: null and false.
-    Ok(Reply::json(200, &trial.data_view(app.now(), None, false)))
+    Ok(Reply::json(200, &trial.data_view(now, None, false)))
 }
