@@ -2,6 +2,7 @@
 //! reach a log line through `Debug`.
 use std::fmt;
 
+use crate::domain::applicant_config::ApplicantConfig;
 use crate::domain::catalog::Catalog;
 use crate::domain::time::parse_duration_secs;
 
@@ -56,6 +57,8 @@ pub struct Config {
     pub api_key_cache_secs: i64,
     pub stripe: StripeConfig,
     pub webhook: WebhookConfig,
+    /// Abuse signals and the post-start redirect ([`ApplicantConfig`]).
+    pub applicant: ApplicantConfig,
 }
 
 pub const DEFAULT_TABLE: &str = "trials-local";
@@ -112,6 +115,7 @@ impl Config {
                     .unwrap_or_default(),
                 tolerance_secs: duration("STRIPE_WEBHOOK_TOLERANCE", "300s")?,
             },
+            applicant: ApplicantConfig::from_lookup(&get)?,
         })
     }
 }

@@ -18,33 +18,16 @@ pub async fn serve_route(route: Route) -> Result<(), crate::BoxError> {
 }
 
 /// One function serving several routes (the read routes share the status function: the same
-/// least-privilege policy, one warm pool). The route is API Gateway's `routeKey`, else the
-/// method and path; a request for a route not in `routes` is a JSON 404.
+/// least-privilege policy, one warm pool; the cancel function: cancel and `PATCH`; the convert
+/// function: convert and skip). See [`crate::api::handle_among`].
 pub async fn serve_routes(routes: &'static [Route]) -> Result<(), crate::BoxError> {
     crate::telemetry::init();
     let app = App::from_env().await?;
     let app = &app;
     lambda_http::run(service_fn(move |req: Request| async move {
-        let route = route_of(&req).filter(|r| routes.contains(r));
-        Ok::<_, Infallible>(match route {
-            Some(route) => crate::api::handle(app, route, req).await,
-            None => {
-                crate::api::Reply::error(&crate::api::ApiError::route_not_found()).into_response()
-            }
-        })
+        Ok::<_, Infallible>(crate::api::handle_among(app, routes, req).await)
     }))
     .await
-}
-
-fn route_of(req: &Request) -> Option<Route> {
-    use lambda_http::request::RequestContext;
-    use lambda_http::RequestExt;
-    if let Some(RequestContext::ApiGatewayV2(ctx)) = req.request_context_ref() {
-        if let Some(route) = ctx.route_key.as_deref().and_then(Route::from_route_key) {
-            return Some(route);
-        }
-    }
-    Route::resolve(req.method().as_str(), req.uri().path()).ok()
 }
 
 pub async fn serve_job(job: Job) -> Result<(), crate::BoxError> {
@@ -107,6 +90,10 @@ pub async fn serve_publisher() -> Result<(), crate::BoxError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn route_of(req: &Request) -> Option<Route> {
+        crate::api::route_of(req).ok()
+    }
 
     fn event(route_key: &str, raw_path: &str) -> Request {
         let mut json: serde_json::Value =

@@ -2,7 +2,7 @@
 use clap::Subcommand;
 use trials::clock::{Clock, SystemClock};
 use trials::domain::time::rfc3339;
-use trials::domain::TrialId;
+use trials::domain::{OrgId, TrialId};
 
 use super::{Ctx, Open};
 
@@ -18,11 +18,36 @@ now, as JSON."
         #[arg(value_name = "TRIAL_ID")]
         id: String,
     },
+    /// Lets an org refused for a reused abuse signal start once
+    #[command(
+        long_about = "Writes a one-off allowance for ORG: its next start passes the abuse-signal check (its signals are recorded as usual) and uses the allowance up. It does not give an org a second trial."
+    )]
+    Allow {
+        /// The org to let through
+        #[arg(long, value_name = "ORG", value_parser = org_id)]
+        org: OrgId,
+    },
+    /// Says whether an org may start a trial, and why not
+    #[command(
+        long_about = "Prints whether ORG may start a trial: trial_already_used (with its trial), its last refusal (when, why, which signal kind), or eligible."
+    )]
+    Why {
+        /// The org to explain
+        #[arg(long, value_name = "ORG", value_parser = org_id)]
+        org: OrgId,
+    },
+}
+
+fn org_id(s: &str) -> Result<OrgId, String> {
+    OrgId::parse(s)
+        .ok_or_else(|| "not an org id: 1-128 letters, digits, '_', '-', '.', ':'".to_owned())
 }
 
 pub async fn run(ctx: &Ctx, cmd: TrialsCommand) -> Result<(), String> {
     match cmd {
         TrialsCommand::Show { id } => show(ctx, &id).await,
+        TrialsCommand::Allow { org } => super::eligibility::allow(ctx, &org).await,
+        TrialsCommand::Why { org } => super::eligibility::why(ctx, &org).await,
     }
 }
 
