@@ -5,7 +5,7 @@ use trials::domain::api_key::{ApiKey, Projects};
 use trials::domain::time::rfc3339;
 use trials::domain::OrgId;
 use trials_tests::requests::ORG;
-use trials_tests::{Call, TestApp, DAY, T0};
+use trials_tests::{builtin_catalog_with, Call, TestApp, DAY, T0};
 
 use crate::jobs::{expire, stored};
 
@@ -80,7 +80,7 @@ async fn an_admin_sets_expiry_and_notes_at_start_a_standard_key_is_ignored() {
 }
 
 #[tokio::test]
-async fn an_admin_expiry_must_be_in_the_future_and_within_90_days() {
+async fn an_admin_expiry_must_be_in_the_future_and_within_the_default_90_days() {
     let t = TestApp::new().await;
     let admin = admin_key(&t, ORG).await;
     for (i, at) in [T0, T0 - DAY, T0 + 90 * DAY + 1].into_iter().enumerate() {
@@ -188,4 +188,60 @@ async fn patch_refuses_bad_bodies_and_other_orgs_trials() {
         )
         .await;
     assert_eq!(res.status, 404, "{}", res.body);
+}
+
+#[tokio::test]
+async fn the_maximum_is_the_plans_own_as_the_trial_snapshot_it() {
+    // growth allows at most 14 days in this catalog.
+    let t = TestApp::with_config(|c| {
+        c.catalog = builtin_catalog_with(|v| v["plans"][1]["max_total_trial_length"] = json!("14d"))
+    })
+    .await;
+    let admin = admin_key(&t, ORG).await;
+    let start = |key: &str, at: i64| {
+        Call::post("/v1/trials/start")
+            .idempotency_key(key)
+            .json(&json!({ "plan": "growth", "expires_at": rfc3339(at) }))
+            .bearer(admin.expose())
+    };
+    let res = t.send(start("over", T0 + 14 * DAY + 1)).await;
+    assert_eq!(res.status, 422, "{}", res.body);
+    assert_eq!(res.error_code(), "invalid_expiration");
+    let message = res.json()["error"]["message"].as_str().unwrap().to_owned();
+    assert!(message.contains("14 days"), "{message}");
+    let res = t.send(start("max", T0 + 10 * DAY)).await;
+    assert_eq!(res.status, 201, "{}", res.body);
+    let id = res.json()["id"].as_str().unwrap().to_owned();
+    // The trial's one active range ends with the admin's date.
+    let read = t.send(Call::status(&id)).await.json();
+    assert_eq!(read["expires_at"], rfc3339(T0 + 10 * DAY));
+    assert_eq!(read["active_ranges"][0]["end"], rfc3339(T0 + 10 * DAY));
+
+    // A process whose catalog now allows 90 days still holds this trial to its 14.
+    let mut config = (*t.app.config).clone();
+    config.catalog = trials::domain::catalog::Catalog::builtin();
+    let other = trials::App::new(
+        config,
+        t.app.store.clone(),
+        std::sync::Arc::new(t.clock.clone()),
+    );
+    let call = patch(
+        &id,
+        "p-over",
+        json!({ "expires_at": rfc3339(T0 + 20 * DAY) }),
+    )
+    .bearer(admin.expose())
+    .build();
+    let res = trials_tests::requests::read(trials::api::handle_any(&other, call).await);
+    assert_eq!(res.status, 422, "{}", res.body);
+    assert_eq!(res.error_code(), "invalid_expiration");
+    let call = patch(&id, "p-ok", json!({ "expires_at": rfc3339(T0 + 14 * DAY) }))
+        .bearer(admin.expose())
+        .build();
+    let res = trials_tests::requests::read(trials::api::handle_any(&other, call).await);
+    assert_eq!(res.status, 200, "{}", res.body);
+    assert_eq!(
+        res.json()["active_ranges"][0]["end"],
+        rfc3339(T0 + 14 * DAY)
+    );
 }

@@ -43,3 +43,25 @@ async fn current_is_the_orgs_trial_404_without_one_410_once_purged() {
     assert_eq!(res.status, 410, "{}", res.body);
     assert_eq!(res.error_code(), "trial_expired");
 }
+
+#[tokio::test]
+async fn a_key_limited_to_other_projects_sees_no_current_trial() {
+    let t = TestApp::new().await;
+    t.start_trial(ORG, "growth").await;
+    let other = t.create_key(ORG, &["proj_other"]).await;
+    let res = t
+        .send(
+            Call::get("/v1/trials/current")
+                .without("x-project-id")
+                .header("x-project-id", "proj_other")
+                .bearer(other.expose()),
+        )
+        .await;
+    assert_eq!(res.status, 404, "{}", res.body);
+    assert_eq!(res.error_code(), "trial_not_found");
+    let mine = t.create_key(ORG, &["proj_def456"]).await;
+    let res = t
+        .send(Call::get("/v1/trials/current").bearer(mine.expose()))
+        .await;
+    assert_eq!(res.status, 200, "{}", res.body);
+}

@@ -3,7 +3,7 @@ use serde_json::{json, Value};
 use trials::domain::signals::SignalSecret;
 use trials::domain::OrgId;
 use trials_tests::eventbridge::EventBridgeRecorder;
-use trials_tests::{Call, TestApp, DAY};
+use trials_tests::{builtin_catalog_with, Call, TestApp, DAY};
 
 const SECRET: &str = "test-signal-secret-0123456789abcdef";
 
@@ -236,4 +236,45 @@ async fn twenty_orgs_racing_with_one_email_get_exactly_one_trial() {
         19,
         "{statuses:?}"
     );
+}
+
+#[tokio::test]
+async fn eligibility_reads_the_plan_catalog() {
+    let t = TestApp::with_config(|c| {
+        c.catalog = builtin_catalog_with(|v| {
+            v["plans"][0]["trialable"] = json!(false); // starter
+            v["plans"][2]["trial_length"] = json!("14d"); // pro
+        })
+    })
+    .await;
+    let ask = |plan: &str| Call::get(&format!("/v1/trials/eligibility?plan={plan}"));
+    t.api_key("org_abc123").await;
+
+    // A plan the catalog has but does not offer for trial: answered without a read.
+    t.dynamo.reset();
+    let res = t.send(ask("starter")).await;
+    assert_eq!(res.status, 200, "{}", res.body);
+    assert_eq!(
+        res.json(),
+        json!({ "eligible": false, "reason": "plan_not_trialable", "trial_days": 0 })
+    );
+    assert_eq!(t.dynamo.total(), 0, "{:?}", t.dynamo.by_operation());
+
+    let res = t.send(ask("pro")).await;
+    assert_eq!(
+        res.json(),
+        json!({ "eligible": true, "reason": null, "trial_days": 14 })
+    );
+    let res = t.send(ask("platinum")).await;
+    assert_eq!(res.status, 400, "{}", res.body);
+    assert_eq!(res.error_code(), "invalid_plan");
+
+    t.start_trial("org_abc123", "growth").await;
+    let res = t.send(ask("pro")).await;
+    assert_eq!(
+        res.json(),
+        json!({ "eligible": false, "reason": "trial_already_used", "trial_days": 14 })
+    );
+    let res = t.send(ask("starter")).await;
+    assert_eq!(res.json()["reason"], "plan_not_trialable");
 }

@@ -4,9 +4,10 @@ use serde_json::json;
 use trials::api::Route;
 use trials::config::Secret;
 use trials::crypto::{hex, hmac_sha256};
+use trials::store::stats::Stage;
 use trials_tests::requests::ORG;
 use trials_tests::stripe::with_stripe;
-use trials_tests::{Call, T0};
+use trials_tests::{builtin_catalog_with, Call, T0};
 
 const SECRET: &str = "whsec_skip";
 
@@ -102,4 +103,50 @@ async fn an_org_with_a_trial_cannot_skip() {
     let bad = t.send(skip("skip-bad", "gold")).await;
     assert_eq!(bad.status, 400);
     assert_eq!(bad.error_code(), "invalid_plan");
+}
+
+#[tokio::test]
+async fn skip_prices_from_the_catalog_and_counts_as_a_start() {
+    // pro has no price in this catalog; starter is not offered for trial.
+    let (t, stripe) = with_stripe(|c| {
+        c.catalog = builtin_catalog_with(|v| {
+            v["plans"][2]
+                .as_object_mut()
+                .unwrap()
+                .remove("stripe_price");
+            v["plans"][0]["trialable"] = json!(false);
+        })
+    })
+    .await;
+    let res = t.send(skip("skip-pro", "pro")).await;
+    assert_eq!(res.status, 409, "{}", res.body);
+    assert_eq!(res.error_code(), "plan_not_purchasable");
+    let res = t.send(skip("skip-starter", "starter")).await;
+    assert_eq!(res.status, 400, "{}", res.body);
+    assert_eq!(res.error_code(), "invalid_plan");
+    // Nothing was written and Stripe was not called: the org still has its trial.
+    assert!(stripe.requests().is_empty());
+    assert!(t
+        .app
+        .store
+        .get_guard(&trials::domain::OrgId::parse(ORG).unwrap())
+        .await
+        .unwrap()
+        .is_none());
+
+    // A priced plan: the session carries the catalog's price, and the funnel counts the start.
+    let res = t.send(skip("skip-growth", "growth")).await;
+    assert_eq!(res.status, 200, "{}", res.body);
+    assert_eq!(res.json()["billing_starts"], "now");
+    assert_eq!(
+        stripe.requests()[0].param("line_items[0][price]"),
+        Some("price_growth")
+    );
+    let stats = t
+        .app
+        .store
+        .read_stats(&["growth".to_owned()], 1, t.now())
+        .await
+        .unwrap();
+    assert_eq!(stats["growth"].count(Stage::Started), 1, "{stats:?}");
 }
