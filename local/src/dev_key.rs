@@ -67,6 +67,7 @@ pub async fn ensure(store: &Store, data: &Path, now: i64) -> Result<DevKey, Stri
         projects: Projects::All,
         created_at: now,
         revoked_at: None,
+        admin: false,
     };
     let written = store
         .put_api_key(&info, &key.hash())
@@ -233,6 +234,7 @@ mod tests {
             projects: Projects::All,
             created_at: 1,
             revoked_at: None,
+            admin: false,
         };
         let hash = sha256_hex(b"another key");
         assert!(store.put_api_key(&other, &hash).await.unwrap().committed());

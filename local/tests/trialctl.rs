@@ -598,3 +598,46 @@ fn plans_check_validates_a_catalog_like_init_does() {
     assert_eq!(missing.status.code(), Some(1));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn admin_keys_allowances_and_why_an_org_may_not_start() {
+    let dir = data_dir("why");
+    let app = app_on(&dir).await;
+    let data = dir.to_str().unwrap();
+
+    let created = trialctl(&[
+        "--data", data, "keys", "create", "--org", "org_w", "--admin",
+    ]);
+    assert!(created.status.success(), "{}", text(&created.stderr));
+    assert!(text(&created.stderr).contains("admin API key"));
+    let key = ApiKey::parse(text(&created.stdout).trim()).unwrap();
+    let listed = text(&trialctl(&["--data", data, "keys", "list", "--org", "org_w"]).stdout);
+    assert!(listed.contains("admin"), "{listed}");
+
+    let why = |org: &str| text(&trialctl(&["--data", data, "trials", "why", "--org", org]).stdout);
+    assert!(
+        why("org_w").contains("eligible: no trial, no refusal"),
+        "{}",
+        why("org_w")
+    );
+    let allowed = trialctl(&["--data", data, "trials", "allow", "--org", "org_w"]);
+    assert!(allowed.status.success(), "{}", text(&allowed.stderr));
+    assert!(
+        why("org_w").contains("an operator allowance is waiting"),
+        "{}",
+        why("org_w")
+    );
+
+    let (status, body) = send(
+        &app,
+        request("POST", "/v1/trials/start", key.expose(), "org_w", "proj_1"),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let id = body["id"].as_str().unwrap();
+    let said = why("org_w");
+    assert!(
+        said.contains("trial_already_used") && said.contains(id),
+        "{said}"
+    );
+}

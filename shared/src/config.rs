@@ -2,6 +2,7 @@
 //! reach a log line through `Debug`.
 use std::fmt;
 
+use crate::domain::applicant_config::ApplicantConfig;
 use crate::domain::catalog::{Catalog, MAX_DURATION_SECS};
 use crate::domain::lifecycle::LifecycleTerms;
 use crate::domain::time::parse_duration_secs;
@@ -62,6 +63,8 @@ pub struct Config {
     /// total trial length, reminder offsets) are the plan's, snapshotted on the trial: read
     /// them all through [`Config::lifecycle_terms`].
     pub grace_reminder_secs: i64,
+    /// Abuse signals and the post-start redirect ([`ApplicantConfig`]).
+    pub applicant: ApplicantConfig,
 }
 
 pub const DEFAULT_TABLE: &str = "trials-local";
@@ -119,6 +122,7 @@ impl Config {
                 tolerance_secs: duration("STRIPE_WEBHOOK_TOLERANCE", "300s")?,
             },
             grace_reminder_secs: positive_duration(&get, "GRACE_REMINDER")?.unwrap_or(DAY_SECS),
+            applicant: ApplicantConfig::from_lookup(&get)?,
         })
     }
 }

@@ -18,7 +18,8 @@ pub async fn serve_route(route: Route) -> Result<(), crate::BoxError> {
 }
 
 /// One function serving several routes (the read routes share the status function: the same
-/// least-privilege policy, one warm pool; extend, pause and resume share the manage function).
+/// least-privilege policy, one warm pool; extend, pause and resume share the manage function;
+/// the cancel function: cancel and `PATCH`; the convert function: convert and skip).
 /// See [`crate::api::handle_among`].
 pub async fn serve_routes(routes: &'static [Route]) -> Result<(), crate::BoxError> {
     crate::telemetry::init();
@@ -90,7 +91,10 @@ pub async fn serve_publisher() -> Result<(), crate::BoxError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::route_of;
+
+    fn route_of(req: &Request) -> Option<Route> {
+        crate::api::route_of(req).ok()
+    }
 
     fn event(route_key: &str, raw_path: &str) -> Request {
         let mut json: serde_json::Value =

@@ -33,6 +33,17 @@ pub async fn start_dynoxide() -> (String, dynoxide::Database) {
     (embedded.endpoint, embedded.db)
 }
 
+/// The built-in plan catalog after `edit` on its JSON (`v["plans"][1]` is `growth`): a test's
+/// own terms, prices or trialable flags without a file.
+pub fn builtin_catalog_with(
+    edit: impl FnOnce(&mut serde_json::Value),
+) -> trials::domain::catalog::Catalog {
+    use trials::domain::catalog::{Catalog, BUILTIN_JSON};
+    let mut json: serde_json::Value = serde_json::from_str(BUILTIN_JSON).expect("built-in JSON");
+    edit(&mut json);
+    Catalog::from_json(&json.to_string()).expect("edited catalog is valid")
+}
+
 /// One isolated Trials instance: its own dynoxide database, table and clock.
 #[derive(Clone)]
 pub struct TestApp {

@@ -25,6 +25,9 @@ its SHA-256: a lost key cannot be shown again; revoke it and make another."
         /// A project the key may act on (repeat for several; none: all of the org's projects)
         #[arg(long = "project", value_name = "P", value_parser = project_id)]
         projects: Vec<ProjectId>,
+        /// An admin key: may set a trial's expires_at and notes at start and PATCH them later
+        #[arg(long)]
+        admin: bool,
     },
     /// Lists an org's keys (never a secret)
     #[command(
@@ -74,16 +77,24 @@ fn key_id(s: &str) -> Result<String, String> {
 pub async fn run(ctx: &Ctx, cmd: KeysCommand) -> Result<(), String> {
     let now = SystemClock.now();
     match cmd {
-        KeysCommand::Create { org, projects } => {
+        KeysCommand::Create {
+            org,
+            projects,
+            admin,
+        } => {
             let t = ctx.open(Open::CreateLocal).await?;
-            let (key, info) = issue::create(&t.store, org, Projects::from_list(projects), now)
-                .await
-                .map_err(|e| t.failed(e))?;
+            let (key, info) =
+                issue::create_with_scope(&t.store, org, Projects::from_list(projects), admin, now)
+                    .await
+                    .map_err(|e| t.failed(e))?;
             eprintln!(
-                "Created API key {} for org {}, projects: {}.\n\
+                "Created {}API key {} for org {}, projects: {}.\n\
                  It is shown once, below; the table keeps only its SHA-256.\n\
                  Send it as: Authorization: Bearer <key>",
-                info.key_id, info.org, info.projects
+                if info.admin { "admin " } else { "" },
+                info.key_id,
+                info.org,
+                info.projects
             );
             println!("{}", key.expose());
         }
@@ -91,16 +102,18 @@ pub async fn run(ctx: &Ctx, cmd: KeysCommand) -> Result<(), String> {
             let t = ctx.open(Open::Existing).await?;
             let keys = t.store.list_api_keys(&org).await.map_err(|e| t.failed(e))?;
             println!(
-                "{:<16}  {:<7}  {:<20}  PROJECTS",
-                "KEY_ID", "STATUS", "CREATED"
+                "{:<16}  {:<7}  {:<20}  {:<8}  PROJECTS",
+                "KEY_ID", "STATUS", "CREATED", "SCOPE"
             );
             for k in &keys {
                 let status = if k.revoked() { "revoked" } else { "active" };
+                let scope = if k.admin { "admin" } else { "standard" };
                 println!(
-                    "{:<16}  {:<7}  {:<20}  {}",
+                    "{:<16}  {:<7}  {:<20}  {:<8}  {}",
                     k.key_id,
                     status,
                     rfc3339(k.created_at),
+                    scope,
                     k.projects
                 );
             }

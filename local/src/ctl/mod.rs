@@ -7,6 +7,7 @@
 //! Exit status: 0 done, 1 the operation failed (no such key, store unreachable...), 2 the
 //! command line was wrong (clap's usage errors, which name the argument).
 pub mod completions;
+pub mod eligibility;
 pub mod events;
 pub mod keys;
 pub mod plans;

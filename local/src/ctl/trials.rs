@@ -5,7 +5,7 @@ use trials::clock::{Clock, SystemClock};
 use trials::config::Config;
 use trials::domain::events::DomainEvent;
 use trials::domain::time::rfc3339;
-use trials::domain::{ExtendRequest, TrialId};
+use trials::domain::{ExtendRequest, OrgId, TrialId};
 use trials::store::Slot;
 
 use super::{Ctx, Open};
@@ -48,6 +48,29 @@ the reminders; prints the trial as the API shows it."
         #[arg(long, value_name = "TEXT")]
         reason: Option<String>,
     },
+    /// Lets an org refused for a reused abuse signal start once
+    #[command(
+        long_about = "Writes a one-off allowance for ORG: its next start passes the abuse-signal check (its signals are recorded as usual) and uses the allowance up. It does not give an org a second trial."
+    )]
+    Allow {
+        /// The org to let through
+        #[arg(long, value_name = "ORG", value_parser = org_id)]
+        org: OrgId,
+    },
+    /// Says whether an org may start a trial, and why not
+    #[command(
+        long_about = "Prints whether ORG may start a trial: trial_already_used (with its trial), its last refusal (when, why, which signal kind), or eligible."
+    )]
+    Why {
+        /// The org to explain
+        #[arg(long, value_name = "ORG", value_parser = org_id)]
+        org: OrgId,
+    },
+}
+
+fn org_id(s: &str) -> Result<OrgId, String> {
+    OrgId::parse(s)
+        .ok_or_else(|| "not an org id: 1-128 letters, digits, '_', '-', '.', ':'".to_owned())
 }
 
 pub async fn run(ctx: &Ctx, cmd: TrialsCommand) -> Result<(), String> {
@@ -59,6 +82,8 @@ pub async fn run(ctx: &Ctx, cmd: TrialsCommand) -> Result<(), String> {
             until,
             reason,
         } => extend(ctx, &id, days, until, reason).await,
+        TrialsCommand::Allow { org } => super::eligibility::allow(ctx, &org).await,
+        TrialsCommand::Why { org } => super::eligibility::why(ctx, &org).await,
     }
 }
 

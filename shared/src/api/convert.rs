@@ -141,16 +141,17 @@ pub async fn handle(
     }
 }
 
-/// What one convert request brings, once its lease is held.
-struct ConvertRequest<'a> {
-    idempotency: &'a Idempotency,
+/// What one convert request brings, once its lease is held (skip's too: it converts the
+/// trial it wrote).
+pub(super) struct ConvertRequest<'a> {
+    pub(super) idempotency: &'a Idempotency,
     /// The lease on the idempotency key.
-    token: &'a str,
-    tenant: &'a Tenant,
-    billing: BillingStarts,
+    pub(super) token: &'a str,
+    pub(super) tenant: &'a Tenant,
+    pub(super) billing: BillingStarts,
 }
 
-async fn convert(
+pub(super) async fn convert(
     app: &App,
     request: &ConvertRequest<'_>,
     id: &TrialId,

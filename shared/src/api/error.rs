@@ -86,6 +86,19 @@ impl ApiError {
     }
 }
 
+impl From<crate::domain::applicant::FieldError> for ApiError {
+    /// The message names the field and the rule, never the value (it may be personal data).
+    fn from(e: crate::domain::applicant::FieldError) -> ApiError {
+        ApiError::new(ErrorCode::InvalidField, e.to_string())
+    }
+}
+
+impl From<crate::domain::redirect::RedirectError> for ApiError {
+    fn from(e: crate::domain::redirect::RedirectError) -> ApiError {
+        ApiError::new(ErrorCode::InvalidRedirectOrigin, e.message())
+    }
+}
+
 impl From<TransitionError> for ApiError {
     fn from(e: TransitionError) -> ApiError {
         ApiError::new(e.code(), e.message())

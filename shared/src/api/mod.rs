@@ -1,17 +1,24 @@
 //! The HTTP entry points: one handler module per route, and what they share (request parsing,
 //! errors, idempotency, the request log line).
+pub mod admin;
+pub mod applicant;
 pub mod cancel;
 pub mod convert;
+pub mod current;
+pub mod eligibility;
 pub mod error;
 pub mod extend;
 pub mod idempotency;
 pub mod manage;
 pub mod owned;
+pub mod patch;
 pub mod pause;
 pub mod plans;
 pub mod reply;
 pub mod request;
 pub mod resume;
+pub mod signals;
+pub mod skip;
 pub mod start;
 pub mod status;
 pub mod stripe_webhook;
@@ -40,6 +47,14 @@ pub enum Route {
     Extend,
     Pause,
     Resume,
+    /// `PATCH /v1/trials/{id}`: admin keys only.
+    Patch,
+    /// `GET /v1/trials/current`: the org's trial.
+    Current,
+    /// `GET /v1/trials/eligibility?plan=`: may the org start a trial.
+    Eligibility,
+    /// `POST /v1/trials/skip`: no free trial, a paid checkout now.
+    Skip,
 }
 
 impl Route {
@@ -56,11 +71,15 @@ impl Route {
             Route::Extend => "POST /v1/trials/{id}/extend",
             Route::Pause => "POST /v1/trials/{id}/pause",
             Route::Resume => "POST /v1/trials/{id}/resume",
+            Route::Patch => "PATCH /v1/trials/{id}",
+            Route::Current => "GET /v1/trials/current",
+            Route::Eligibility => "GET /v1/trials/eligibility",
+            Route::Skip => "POST /v1/trials/skip",
         }
     }
 
     /// Every route, for matching an API Gateway route key against [`Route::name`].
-    pub const ALL: [Route; 11] = [
+    pub const ALL: [Route; 15] = [
         Route::Start,
         Route::Status,
         Route::Convert,
@@ -72,6 +91,10 @@ impl Route {
         Route::Extend,
         Route::Pause,
         Route::Resume,
+        Route::Patch,
+        Route::Current,
+        Route::Eligibility,
+        Route::Skip,
     ];
 
     /// The route whose [`Route::name`] is API Gateway's `routeKey` (`GET /v1/trials/{id}`).
@@ -84,7 +107,12 @@ impl Route {
         let segments: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();
         let (route, allowed) = match segments.as_slice() {
             ["v1", "trials", "start"] => (Route::Start, "POST"),
+            // Before `{id}`: these words are no trial id.
+            ["v1", "trials", "current"] => (Route::Current, "GET"),
+            ["v1", "trials", "eligibility"] => (Route::Eligibility, "GET"),
+            ["v1", "trials", "skip"] => (Route::Skip, "POST"),
             ["v1", "webhooks", "stripe"] => (Route::StripeWebhook, "POST"),
+            ["v1", "trials", _] if method == "PATCH" => (Route::Patch, "PATCH"),
             ["v1", "trials", _] => (Route::Status, "GET"),
             ["v1", "trials", _, "convert"] => (Route::Convert, "POST"),
             ["v1", "trials", _, "cancel"] => (Route::Cancel, "POST"),
@@ -190,6 +218,14 @@ async fn dispatch(
         Route::Extend => extend::handle(app, req, &authenticated(app, req, log).await?, log).await,
         Route::Pause => pause::handle(app, req, &authenticated(app, req, log).await?, log).await,
         Route::Resume => resume::handle(app, req, &authenticated(app, req, log).await?, log).await,
+        Route::Patch => patch::handle(app, req, &authenticated(app, req, log).await?, log).await,
+        Route::Current => {
+            current::handle(app, req, &authenticated(app, req, log).await?, log).await
+        }
+        Route::Skip => skip::handle(app, req, &authenticated(app, req, log).await?, log).await,
+        Route::Eligibility => {
+            eligibility::handle(app, req, &authenticated(app, req, log).await?, log).await
+        }
     }
 }
 
@@ -203,34 +239,38 @@ async fn authenticated(
     Ok(tenant)
 }
 
+/// `req` served by one of `routes` (a function serving several routes). The route is API
+/// Gateway's `routeKey`, else the method and path (which may carry a stage before `/v1/`); a
+/// route not in `routes` is a JSON 404 `route_not_found` (API Gateway sends only the routes the
+/// template gives the function, so this is a misconfiguration guard).
+pub async fn handle_among(app: &App, routes: &[Route], req: Request) -> Response<Body> {
+    match route_of(&req) {
+        Ok(route) if routes.contains(&route) => handle(app, route, req).await,
+        Ok(_) => Reply::error(&ApiError::route_not_found()).into_response(),
+        Err(err) => Reply::error(&err).into_response(),
+    }
+}
+
+/// The route of a Lambda request (see [`handle_among`]).
+pub(crate) fn route_of(req: &Request) -> Result<Route, ApiError> {
+    use lambda_http::request::RequestContext;
+    use lambda_http::RequestExt;
+    if let Some(RequestContext::ApiGatewayV2(ctx)) = req.request_context_ref() {
+        if let Some(route) = ctx.route_key.as_deref().and_then(Route::from_route_key) {
+            return Ok(route);
+        }
+    }
+    let path = req.uri().path();
+    let path = path.find("/v1/").map_or(path, |at| &path[at..]);
+    Route::resolve(req.method().as_str(), path)
+}
+
 /// The whole API behind one entry point, routed by method and path (the local server).
 pub async fn handle_any(app: &App, req: Request) -> Response<Body> {
     match Route::resolve(req.method().as_str(), req.uri().path()) {
         Ok(route) => handle(app, route, req).await,
         Err(err) => Reply::error(&err).into_response(),
     }
-}
-
-/// `routes` behind one entry point (a function serving several routes: the read routes share
-/// the status function, the operator's lifecycle moves the manage function). The route is API
-/// Gateway's `routeKey`, else the method and path; a request for a route not in `routes` is a
-/// JSON 404.
-pub async fn handle_among(app: &App, routes: &[Route], req: Request) -> Response<Body> {
-    match route_of(&req).filter(|r| routes.contains(r)) {
-        Some(route) => handle(app, route, req).await,
-        None => Reply::error(&ApiError::route_not_found()).into_response(),
-    }
-}
-
-pub(crate) fn route_of(req: &Request) -> Option<Route> {
-    use lambda_http::request::RequestContext;
-    use lambda_http::RequestExt;
-    if let Some(RequestContext::ApiGatewayV2(ctx)) = req.request_context_ref() {
-        if let Some(route) = ctx.route_key.as_deref().and_then(Route::from_route_key) {
-            return Some(route);
-        }
-    }
-    Route::resolve(req.method().as_str(), req.uri().path()).ok()
 }
 
 #[cfg(test)]
@@ -278,6 +318,24 @@ mod tests {
         for route in Route::ALL {
             assert_eq!(Route::from_route_key(route.name()), Some(route));
         }
+        assert_eq!(
+            Route::resolve("PATCH", "/v1/trials/trial_x"),
+            Ok(Route::Patch)
+        );
+        assert_eq!(
+            Route::resolve("GET", "/v1/trials/current"),
+            Ok(Route::Current)
+        );
+        assert_eq!(
+            Route::resolve("GET", "/v1/trials/eligibility"),
+            Ok(Route::Eligibility)
+        );
+        assert_eq!(
+            Route::resolve("DELETE", "/v1/trials/trial_x")
+                .unwrap_err()
+                .status(),
+            405
+        );
         assert_eq!(
             Route::resolve("GET", "/v1/trials/start")
                 .unwrap_err()

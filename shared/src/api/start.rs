@@ -6,15 +6,22 @@
 use lambda_http::Request;
 use serde_json::{json, Value};
 
+use super::admin::check_expiration;
+use super::applicant;
 use super::error::ApiError;
 use super::idempotency::Idempotency;
 use super::reply::Reply;
 use super::request::json_object;
+use super::signals::{self, Next, SignalCheck};
 use super::LogFields;
 use crate::auth::Tenant;
+use crate::domain::applicant::{Applicant, Privilege};
 use crate::domain::events::{DomainEvent, EventKind};
+use crate::domain::redirect::redirect_url;
+use crate::domain::signals::SignalKind;
 use crate::domain::time::rfc3339;
 use crate::domain::{ErrorCode, Trial, TrialId};
+use crate::store::signals::Refusal;
 use crate::store::stats::Stage;
 use crate::store::trials::Guard;
 use crate::store::{Outcome, Slot, StoreError};
@@ -38,58 +45,109 @@ pub async fn handle(
         .ok_or_else(|| ApiError::invalid_plan(catalog))?
         .snapshot();
 
+    // A standard key's admin fields are ignored without being looked at (as the seed says).
+    let privilege = if tenant.admin {
+        Privilege::Admin
+    } else {
+        Privilege::Standard
+    };
+    let applicant = Applicant::parse(&body, privilege)?;
+
     let now_ms = app.clock.now_millis();
     let now = now_ms.div_euclid(1000);
     let ttl = app.config.idempotency_ttl_secs;
-    let trial = Trial::start(TrialId::generate(), tenant.org.clone(), now, terms)
+    let mut trial = Trial::start(TrialId::generate(), tenant.org.clone(), now, terms)
         .in_project(tenant.project.clone());
     let policy = trial.policy();
     log.trial_id = Some(trial.id.to_string());
+    if let Some(at) = applicant.admin.expires_at {
+        let at = check_expiration(at, now, trial.started_at, &trial.terms)?;
+        trial = trial.ending_at(at);
+    }
+    trial.notes = applicant.admin.notes.clone();
+    let redirect = redirect_for(app, &applicant, &trial.id)?;
+    trial.applicant = applicant::stored(&applicant);
 
-    let reply = Reply::json(201, &trial.started_view());
-    let event = DomainEvent::for_trial(
-        EventKind::Started,
-        &trial,
-        now,
-        None,
-        json!({ "project_id": tenant.project.as_str(), "expires_at": rfc3339(trial.expires_at) }),
-    );
+    let mut view = trial.started_view();
+    if let Some(url) = redirect {
+        view["redirect_url"] = url.into();
+    }
+    let reply = Reply::json(201, &view);
     let store = &app.store;
-    let outcome = store
-        .tx()
-        .put(Slot::OrgGuard, store.guard_put(&trial)?)
-        .put(Slot::Trial, store.trial_put(&trial, policy)?)
-        .put(
-            Slot::Idempotency,
-            store.idempotency_put_new(
-                &idempotency.scope,
-                &idempotency.fingerprint,
-                &reply.stored(),
-                now_ms,
-                ttl,
-            )?,
-        )
-        .event(&event, now)?
-        .update(
-            Slot::Stats,
-            store.stats_update(
-                Stage::Started,
-                trial.plan.as_str(),
-                trial.id.as_str(),
-                now,
-                None,
-            )?,
-        )
-        // The reminder cursor, at the first reminder not already past (see store::lifecycle).
-        .reminder(store.reminder_rearm(&trial, now, &app.config.lifecycle_terms(&trial), policy)?)
-        .commit()
-        .await?;
-    let rejection = match outcome {
-        Outcome::Committed => {
-            crate::metrics::trial_started(&trial.plan);
-            return Ok(reply);
+    let mut check = SignalCheck::new(app, &applicant);
+    let mut attempt = 0;
+    let rejection = loop {
+        attempt += 1;
+        let mut extra = json!({ "project_id": tenant.project.as_str(), "expires_at": rfc3339(trial.expires_at) });
+        if let Some(applicant) = &trial.applicant {
+            extra["applicant"] = applicant.to_json();
         }
-        Outcome::Rejected(rejection) => rejection,
+        check.event_fields(&mut extra);
+        let event = DomainEvent::for_trial(EventKind::Started, &trial, now, None, extra);
+        let tx = store
+            .tx()
+            .put(Slot::OrgGuard, store.guard_put(&trial)?)
+            .put(Slot::Trial, store.trial_put(&trial, policy)?)
+            .put(
+                Slot::Idempotency,
+                store.idempotency_put_new(
+                    &idempotency.scope,
+                    &idempotency.fingerprint,
+                    &reply.stored(),
+                    now_ms,
+                    ttl,
+                )?,
+            )
+            .event(&event, now)?
+            .update(
+                Slot::Stats,
+                store.stats_update(
+                    Stage::Started,
+                    trial.plan.as_str(),
+                    trial.id.as_str(),
+                    now,
+                    None,
+                )?,
+            )
+            // The reminder cursor, at the first reminder not already past (see store::lifecycle).
+            .reminder(store.reminder_rearm(
+                &trial,
+                now,
+                &app.config.lifecycle_terms(&trial),
+                policy,
+            )?);
+        let outcome = check
+            .add_to(app, tx, store, &tenant.org, now)?
+            .commit()
+            .await?;
+        let rejection = match outcome {
+            Outcome::Committed => {
+                crate::metrics::trial_started(&trial.plan);
+                return Ok(reply);
+            }
+            Outcome::Rejected(rejection) => rejection,
+        };
+        // The guard and the idempotency key answer first; signals only matter for an org that
+        // could otherwise start.
+        if rejection.failed(Slot::Idempotency)
+            || rejection.failed(Slot::OrgGuard)
+            || !SignalCheck::involved(&rejection)
+        {
+            break rejection;
+        }
+        match check.after(app, &tenant.org, &rejection).await? {
+            Next::Retry if attempt < signals::ATTEMPTS => continue,
+            Next::Retry => {
+                return Err(StoreError::Unavailable(
+                    "start: signal conditions kept changing".into(),
+                )
+                .into())
+            }
+            Next::Blocked { kind, matched_org } => {
+                log.trial_id = None;
+                return refuse_blocked(app, &idempotency, tenant, &trial, kind, matched_org).await;
+            }
+        }
     };
     log.trial_id = None;
     if rejection.failed(Slot::Idempotency) {
@@ -120,4 +178,95 @@ pub async fn handle(
             now_ms,
         )
         .await
+}
+
+/// The 201's `redirect_url`, when the applicant asked for one: only to an allowed origin.
+fn redirect_for(
+    app: &App,
+    applicant: &Applicant,
+    id: &TrialId,
+) -> Result<Option<String>, ApiError> {
+    let Some(origin) = applicant.redirect_url_origin.as_deref() else {
+        return Ok(None);
+    };
+    let config = &app.config.applicant;
+    Ok(Some(redirect_url(
+        origin,
+        &config.redirect_origins,
+        &config.redirect_path,
+        id,
+        applicant.redirect_url_query_params.as_deref(),
+    )?))
+}
+
+/// A start refused for a reused signal of a blocking kind: `403 trial_not_eligible` with
+/// `reason: "signal_reused"`, stored for the idempotency key in one transaction with the
+/// `trial.blocked` event and the org's refusal record (`trialctl trials why`). The message
+/// does not say which signal matched (that would tell an abuser what to change); the event and
+/// the record do.
+async fn refuse_blocked(
+    app: &App,
+    idempotency: &Idempotency,
+    tenant: &Tenant,
+    trial: &Trial,
+    kind: SignalKind,
+    matched_org: Option<String>,
+) -> Result<Reply, ApiError> {
+    let now_ms = app.clock.now_millis();
+    let now = now_ms.div_euclid(1000);
+    let body = json!({ "error": {
+        "code": ErrorCode::TrialNotEligible.as_str(),
+        "message": "This organization is not eligible for a free trial",
+        "reason": "signal_reused",
+    }});
+    let mut reply = Reply::json(ErrorCode::TrialNotEligible.status(), &body);
+    reply.code = Some(ErrorCode::TrialNotEligible);
+    let event = DomainEvent::for_org(
+        EventKind::Blocked,
+        &tenant.org,
+        &trial.plan,
+        now,
+        trial.id.as_str(),
+        json!({
+            "project_id": tenant.project.as_str(),
+            "reason": "signal_reused",
+            "signal_kind": kind.as_str(),
+            "matched_org_id": matched_org,
+        }),
+    );
+    let refusal = Refusal {
+        reason: "signal_reused".into(),
+        signal_kind: Some(kind),
+        at: now,
+    };
+    let store = &app.store;
+    let outcome = store
+        .tx()
+        .put(
+            Slot::Idempotency,
+            store.idempotency_put_new(
+                &idempotency.scope,
+                &idempotency.fingerprint,
+                &reply.stored(),
+                now_ms,
+                app.config.idempotency_ttl_secs,
+            )?,
+        )
+        .put(Slot::Refusal, store.refusal_put(&tenant.org, &refusal)?)
+        .event(&event, now)?
+        .commit()
+        .await?;
+    match outcome {
+        Outcome::Committed => Ok(reply),
+        Outcome::Rejected(r) if r.failed(Slot::Idempotency) => {
+            idempotency
+                .answer_conflict(app, r.old(Slot::Idempotency))
+                .await
+        }
+        Outcome::Rejected(r) => Err(StoreError::Unavailable(format!(
+            "refusal rejected on {:?}",
+            r.slots().collect::<Vec<_>>()
+        ))
+        .into()),
+    }
 }

@@ -143,6 +143,7 @@ mod tests {
             projects: Projects::All,
             created_at: 0,
             revoked_at: None,
+            admin: false,
         }
     }
 

@@ -12,6 +12,17 @@ pub async fn create(
     projects: Projects,
     now: i64,
 ) -> Result<(ApiKey, KeyInfo), StoreError> {
+    create_with_scope(store, org, projects, false, now).await
+}
+
+/// [`create`], for an admin key when `admin` (see [`KeyInfo::admin`]).
+pub async fn create_with_scope(
+    store: &Store,
+    org: OrgId,
+    projects: Projects,
+    admin: bool,
+    now: i64,
+) -> Result<(ApiKey, KeyInfo), StoreError> {
     // A 64-bit key id collides with an existing one about never; the write's condition makes
     // sure it cannot overwrite one, and a collision just draws again.
     for _ in 0..3 {
@@ -22,6 +33,7 @@ pub async fn create(
             projects: projects.clone(),
             created_at: now,
             revoked_at: None,
+            admin,
         };
         if store.put_api_key(&info, &key.hash()).await?.committed() {
             return Ok((key, info));

@@ -31,6 +31,8 @@ pub struct Tenant {
     pub project: ProjectId,
     /// The key the request came with (its id only: safe to log and record).
     pub key_id: String,
+    /// Whether the key is an admin key ([`KeyInfo::admin`]).
+    pub admin: bool,
     /// The projects the key may act for: the trials it may act on are theirs
     /// ([`Tenant::may_act_on`]).
     pub projects: Projects,
@@ -124,6 +126,7 @@ pub fn tenant(req: &Request, info: Option<KeyInfo>) -> Result<Tenant, AuthError>
         project,
         key_id: info.key_id,
         projects: info.projects,
+        admin: info.admin,
     })
 }
 

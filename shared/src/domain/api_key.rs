@@ -118,6 +118,9 @@ pub struct KeyInfo {
     pub projects: Projects,
     pub created_at: i64,
     pub revoked_at: Option<i64>,
+    /// An admin key (`trialctl keys create --admin`) may set a trial's `expires_at` and `notes`
+    /// at start and `PATCH` them later. Records written before scopes existed are not admin.
+    pub admin: bool,
 }
 
 impl KeyInfo {

@@ -4,7 +4,7 @@
 //!
 //! | variable | default | meaning |
 //! |---|---|---|
-//! | `SIGNAL_SECRET` | **required** | HMAC key for every stored signal; at least 32 characters (`openssl rand -hex 32`). Changing it forgets every stored signal (see [`super::signals`]). Never logged: errors do not quote it and `Debug` hides it. |
+//! | `SIGNAL_SECRET` | unset: **abuse signals off** | HMAC key for every stored signal; at least 32 characters (`openssl rand -hex 32`). Changing it forgets every stored signal (see [`super::signals`]). Never logged: errors do not quote it and `Debug` hides it. Unset, no signal is derived, stored or checked (local runs and tests that are not about signals); the deployed template always sets it. There is deliberately no built-in default: a secret known to everyone would let anyone who reads the table test guesses of emails against the stored HMACs. |
 //! | `SIGNAL_POLICY` | `email=block,domain=flag,ip_range=flag,device=flag` | per kind `block`, `flag` or `ignore`; kinds left out keep their default ([`SignalPolicy::with_actions`]) |
 //! | `SIGNAL_WINDOW` | `365d` | how long a use of a signal counts against other orgs: `<n>d`, `<n>h`, `<n>m` or `<n>s` |
 //! | `PUBLIC_MAIL_DOMAINS` | the built-in list ([`BUILTIN_PUBLIC_MAIL_DOMAINS`]) | comma-separated domains or `name.*` families whose addresses give no domain signal; **replaces** the built-in list |
@@ -21,7 +21,8 @@ use super::time::parse_duration_secs;
 
 #[derive(Debug, Clone)]
 pub struct ApplicantConfig {
-    pub signal_secret: SignalSecret,
+    /// `None`: signals are off (see `SIGNAL_SECRET` above).
+    pub signal_secret: Option<SignalSecret>,
     pub policy: SignalPolicy,
     pub public_domains: PublicMailDomains,
     pub redirect_origins: AllowedOrigins,
@@ -32,13 +33,8 @@ impl ApplicantConfig {
     /// `get` answers `None` for an unset variable (`Config::from_env` also maps blank to unset).
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<ApplicantConfig, String> {
         let signal_secret = match get("SIGNAL_SECRET") {
-            None => {
-                return Err(
-                    "SIGNAL_SECRET: required (the HMAC key for abuse signals; generate one with `openssl rand -hex 32`)"
-                        .to_owned(),
-                )
-            }
-            Some(raw) => SignalSecret::new(&raw).map_err(|e| format!("SIGNAL_SECRET: {e}"))?,
+            None => None,
+            Some(raw) => Some(SignalSecret::new(&raw).map_err(|e| format!("SIGNAL_SECRET: {e}"))?),
         };
         let window_secs = match get("SIGNAL_WINDOW") {
             None => SignalPolicy::default().window_secs,
@@ -97,10 +93,10 @@ mod tests {
     }
 
     #[test]
-    fn defaults_need_only_the_secret() {
-        let err = config(&[]).unwrap_err();
-        assert!(err.starts_with("SIGNAL_SECRET: required"), "{err}");
+    fn defaults_need_nothing_and_signals_are_off_without_a_secret() {
+        assert!(config(&[]).unwrap().signal_secret.is_none());
         let c = config(&[("SIGNAL_SECRET", SECRET)]).unwrap();
+        assert!(c.signal_secret.is_some());
         assert_eq!(c.policy, SignalPolicy::default());
         assert_eq!(c.public_domains, PublicMailDomains::builtin());
         assert!(c.redirect_origins.origins().is_empty());

@@ -42,12 +42,19 @@ catalogue! {
     InvalidOption = ("invalid_option", 400),
     /// Usage: the quantity is not an integer from 1 to the documented maximum.
     InvalidQuantity = ("invalid_quantity", 400),
+    /// An applicant field of a start is malformed; the message names the field.
+    InvalidField = ("invalid_field", 400),
+    /// `redirect_url_origin` is not a plain https origin on the allow-list.
+    InvalidRedirectOrigin = ("invalid_redirect_origin", 400),
     /// Webhook: the `Stripe-Signature` header is missing or does not verify.
     InvalidSignature = ("invalid_signature", 400),
     /// Webhook: a signed body that is not a Stripe event.
     InvalidPayload = ("invalid_payload", 400),
     Unauthorized = ("unauthorized", 401),
     Forbidden = ("forbidden", 403),
+    /// The org may not start a trial (its applicant's signal was used by another org, or an
+    /// operator blocked it).
+    TrialNotEligible = ("trial_not_eligible", 403),
     TrialNotFound = ("trial_not_found", 404),
     RouteNotFound = ("route_not_found", 404),
     MethodNotAllowed = ("method_not_allowed", 405),
@@ -68,6 +75,8 @@ catalogue! {
     IdempotencyKeyReused = ("idempotency_key_reused", 422),
     /// Extend: the new end is not later than the current one, or beyond the plan's maximum.
     InvalidExtension = ("invalid_extension", 422),
+    /// An admin's `expires_at` is not later than now or beyond the plan's maximum length.
+    InvalidExpiration = ("invalid_expiration", 422),
     /// Usage: the quantity would take the option past its limit; nothing was recorded.
     TrialLimitExceeded = ("trial_limit_exceeded", 429),
     /// Retryable: Stripe failed or timed out.

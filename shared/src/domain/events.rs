@@ -29,10 +29,15 @@ pub enum EventKind {
     LimitWarning,
     /// An option's usage reached its limit (once per trial and option).
     LimitReached,
+    /// An admin changed the trial's `expires_at` or `notes` (`PATCH /v1/trials/{id}`).
+    Updated,
+    /// A start refused because the applicant's signal was used by another org (no trial
+    /// exists: the event is about the org).
+    Blocked,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 14] = [
+    pub const ALL: [EventKind; 16] = [
         EventKind::Started,
         EventKind::Expired,
         EventKind::Canceled,
@@ -47,6 +52,8 @@ impl EventKind {
         EventKind::GraceEnding,
         EventKind::LimitWarning,
         EventKind::LimitReached,
+        EventKind::Updated,
+        EventKind::Blocked,
     ];
 
     /// The EventBridge `DetailType`.
@@ -66,6 +73,8 @@ impl EventKind {
             EventKind::GraceEnding => "trial.grace_ending",
             EventKind::LimitWarning => "trial.limit_warning",
             EventKind::LimitReached => "trial.limit_reached",
+            EventKind::Updated => "trial.updated",
+            EventKind::Blocked => "trial.blocked",
         }
     }
 
@@ -120,6 +129,32 @@ impl DomainEvent {
             "event_id": id,
             "type": kind.detail_type(),
             "trial_id": trial_id.as_str(),
+            "org_id": org_id.as_str(),
+            "plan": plan.as_str(),
+            "occurred_at": rfc3339(occurred_at),
+        });
+        merge(&mut detail, extra);
+        DomainEvent {
+            detail: detail.to_string(),
+            id,
+            kind,
+        }
+    }
+
+    /// An event about an org's refused start: no trial exists, so the id is
+    /// `<org_id>.blocked.<discriminator>` and the detail has no `trial_id`.
+    pub fn for_org(
+        kind: EventKind,
+        org_id: &OrgId,
+        plan: &Plan,
+        occurred_at: i64,
+        discriminator: &str,
+        extra: Value,
+    ) -> DomainEvent {
+        let id = format!("{}.{}.{}", org_id, kind.suffix(), discriminator);
+        let mut detail = json!({
+            "event_id": id,
+            "type": kind.detail_type(),
             "org_id": org_id.as_str(),
             "plan": plan.as_str(),
             "occurred_at": rfc3339(occurred_at),

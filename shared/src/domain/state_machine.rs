@@ -222,6 +222,11 @@ impl Lifecycle {
         }
     }
 
+    /// An admin's change of `expires_at` or `notes` (`PATCH`): only from ACTIVE, as pause.
+    pub fn check_admin_change(&self, now: i64) -> Result<(), TransitionError> {
+        self.check_pause(now)
+    }
+
     /// A completed payment: accepted from every state but CONVERTED.
     pub fn check_payment(&self) -> Result<(), TransitionError> {
         match self.status {

@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde_json::{json, Map, Value};
 
+use super::applicant::Applicant;
 use super::catalog::{options_view, TrialTerms};
 use super::extension::Extension;
 use super::lifecycle::{total_active_secs, ActiveRange, LifecycleTerms};
@@ -101,6 +102,13 @@ pub struct Trial {
     pub used: BTreeMap<String, i64>,
     /// Why an EXPIRED trial ended before its time (`limit_reached`); `None` otherwise.
     pub expiry_reason: Option<String>,
+    /// Who asked for the trial ([`Applicant::to_json`]'s fields: never the client IP or device
+    /// id, which exist only as signal HMACs).
+    pub applicant: Option<Applicant>,
+    /// An admin key's free-text notes (set at start or by `PATCH`).
+    pub notes: Option<String>,
+    /// Started by `POST /v1/trials/skip`: no free days, straight to a paid checkout.
+    pub is_trial_skipped: bool,
 }
 
 /// `expiry_reason` of a trial an `ends_trial` limit ended.
@@ -128,12 +136,26 @@ impl Trial {
             terms,
             used: BTreeMap::new(),
             expiry_reason: None,
+            applicant: None,
+            notes: None,
+            is_trial_skipped: false,
         }
     }
 
     /// The same trial, started under `project`.
     pub fn in_project(mut self, project: ProjectId) -> Trial {
         self.project_id = Some(project);
+        self
+    }
+
+    /// The same trial, ending at `expires_at` (an admin's date, checked by the caller): the
+    /// current active range ends there too.
+    pub fn ending_at(mut self, expires_at: i64) -> Trial {
+        self.active_ranges = self.ranges();
+        if let Some(current) = self.active_ranges.last_mut() {
+            current.end = expires_at;
+        }
+        self.expires_at = expires_at;
         self
     }
 
@@ -355,14 +377,29 @@ impl Trial {
 
     /// The body of `POST /v1/trials/start`: exactly the fields of the API reference.
     pub fn started_view(&self) -> Value {
-        json!({
+        let mut view = json!({
             "id": self.id.as_str(),
             "plan": self.plan.as_str(),
             "status": self.status.as_str(),
             "started_at": rfc3339(self.started_at),
             "expires_at": rfc3339(self.expires_at),
             "org_id": self.org_id.as_str(),
-        })
+        });
+        self.add_applicant_fields(&mut view);
+        view
+    }
+
+    /// `applicant` and `notes`, when the trial has them (the org's own data, returned to it).
+    fn add_applicant_fields(&self, view: &mut Value) {
+        if let Some(applicant) = &self.applicant {
+            view["applicant"] = applicant.to_json();
+        }
+        if let Some(notes) = &self.notes {
+            view["notes"] = Value::String(notes.clone());
+        }
+        if self.is_trial_skipped {
+            view["is_trial_skipped"] = true.into();
+        }
     }
 
     /// The body of `GET /v1/trials/{id}`, cancel, extend, pause and resume: the status as of

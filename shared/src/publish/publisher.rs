@@ -26,7 +26,8 @@ impl Publisher {
         match self {
             Publisher::Log => {
                 for e in events {
-                    tracing::info!(event_id = %e.id, detail_type = e.kind.detail_type(), detail = %e.detail, "domain event");
+                    let detail = redacted_detail(&e.detail);
+                    tracing::info!(event_id = %e.id, detail_type = e.kind.detail_type(), detail = %detail, "domain event");
                 }
                 events.iter().map(|e| e.id.clone()).collect()
             }
@@ -110,4 +111,21 @@ async fn put_batch(
         }
     }
     (published, false)
+}
+
+/// An event's detail fit for a log line: the applicant (email, names: personal data) and the
+/// admin's notes are replaced by a marker; EventBridge subscribers get them, the log never does.
+fn redacted_detail(detail: &str) -> String {
+    match serde_json::from_str::<serde_json::Value>(detail) {
+        Ok(serde_json::Value::Object(mut map)) => {
+            for field in ["applicant", "notes"] {
+                if let Some(v) = map.get_mut(field) {
+                    *v = serde_json::Value::String("<redacted>".into());
+                }
+            }
+            serde_json::Value::Object(map).to_string()
+        }
+        // Every detail is a JSON object; anything else is not logged at all.
+        _ => "<unreadable>".to_owned(),
+    }
 }

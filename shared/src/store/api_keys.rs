@@ -235,6 +235,7 @@ fn write_info(item: &mut Item, info: &KeyInfo) {
     if let Some(at) = info.revoked_at {
         item.insert("revoked_at".into(), n(at));
     }
+    item.insert("admin".into(), AttributeValue::Bool(info.admin));
 }
 
 fn read_info(item: &Item) -> Result<KeyInfo, StoreError> {
@@ -270,5 +271,7 @@ fn read_info(item: &Item) -> Result<KeyInfo, StoreError> {
         projects,
         created_at: get_n(item, "created_at").unwrap_or(0),
         revoked_at,
+        // Absent on records written before scopes: not admin.
+        admin: get_bool(item, "admin") == Some(true),
     })
 }

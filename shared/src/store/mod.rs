@@ -6,6 +6,7 @@
 //! - [`trials`], [`idempotency`], [`api_keys`], [`events`], [`webhook_events`]: how each kind of
 //!   item is stored, and the conditional write of each change, handed to a [`tx::Tx`].
 //! - [`error`]: store failures (never a domain answer).
+pub mod admin;
 pub mod api_keys;
 pub mod codec;
 pub mod error;
@@ -13,6 +14,7 @@ pub mod events;
 pub mod idempotency;
 pub mod lifecycle;
 pub mod schema;
+pub mod signals;
 pub mod stats;
 pub mod table;
 pub mod trials;

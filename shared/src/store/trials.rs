@@ -10,6 +10,7 @@ use super::codec::{get_bool, get_n, get_s, key, n, s, Item, Values};
 use super::schema::{org_pk, trial_pk, DueQueue, DUE_AT, DUE_PK, GUARD_SK, TRIAL_SK};
 use super::tx::{Rejection, Slot};
 use super::{Store, StoreError};
+use crate::domain::applicant::{Applicant, Privilege};
 use crate::domain::catalog::{Catalog, TrialTerms};
 use crate::domain::trial::{Checkout, Payment, PendingPayment, SessionBinding};
 use crate::domain::{ActiveRange, OrgId, Plan, Trial, TrialId, TrialPolicy, TrialStatus};
@@ -389,6 +390,15 @@ impl Store {
             TrialStatus::Active => Some((DueQueue::Expire, trial.expires_at)),
             _ => lifecycle.purge_due_at().map(|at| (DueQueue::Purge, at)),
         };
+        if let Some(applicant) = &trial.applicant {
+            item.insert("applicant".into(), s(applicant.to_json().to_string()));
+        }
+        if let Some(notes) = &trial.notes {
+            item.insert("notes".into(), s(notes));
+        }
+        if trial.is_trial_skipped {
+            item.insert("is_trial_skipped".into(), AttributeValue::Bool(true));
+        }
         if let Some((queue, at)) = due {
             item.insert(
                 DUE_PK.into(),
@@ -499,6 +509,9 @@ pub fn trial_from_item(item: &Item) -> Result<Trial, StoreError> {
         // An item written before ranges were stored has none: an empty list, which the trial
         // reads as its one range `[started_at, expires_at]` (and a write conditions on).
         active_ranges: get_ranges(item)?,
+        applicant: applicant_from_item(item)?,
+        notes: get_s(item, "notes").map(str::to_owned),
+        is_trial_skipped: get_bool(item, "is_trial_skipped").unwrap_or(false),
     })
 }
 
@@ -545,4 +558,26 @@ fn get_ranges(item: &Item) -> Result<Vec<ActiveRange>, StoreError> {
             }
         })
         .collect()
+}
+
+/// The applicant is stored as one JSON string attribute (`applicant`): read back through the
+/// same validation as a request (it was valid when written). One that no longer passes (rules
+/// tightened since, a hand edit) is dropped with a warning naming the field, never the value:
+/// the trial itself must stay readable by the jobs, the webhook and its owner.
+fn applicant_from_item(item: &Item) -> Result<Option<Applicant>, StoreError> {
+    let Some(raw) = get_s(item, "applicant") else {
+        return Ok(None);
+    };
+    let parsed = serde_json::from_str::<serde_json::Value>(raw)
+        .ok()
+        .and_then(|v| v.as_object().cloned())
+        .ok_or("applicant")
+        .and_then(|object| Applicant::parse(&object, Privilege::Standard).map_err(|e| e.field));
+    match parsed {
+        Ok(applicant) => Ok(Some(applicant)),
+        Err(field) => {
+            tracing::warn!(field, "stored applicant no longer valid; ignored");
+            Ok(None)
+        }
+    }
 }

@@ -48,6 +48,13 @@ pub enum Slot {
     Stats,
     /// A trial's reminder cursor (`REMIND#<trial_id>`).
     Reminder,
+    /// An abuse signal's item (`SIGNAL#<kind>#<hmac>`): its condition fails when another org
+    /// used the signal within the window.
+    Signal(crate::domain::signals::SignalKind),
+    /// The operator's one-off allowance for an org (`trialctl trials allow`), consumed by a start.
+    Allowance,
+    /// Why the org's last start was refused.
+    Refusal,
 }
 
 /// The conditions that failed, each with its item as it was (`None`: there was no item).

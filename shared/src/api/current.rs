@@ -1,0 +1,39 @@
+//! `GET /v1/trials/current`: the org's trial, for a client that lost its id (the same body as
+//! `GET /v1/trials/{id}`). 404 `trial_not_found` when the org never had one, 410
+//! `trial_expired` when it was purged.
+//!
+//! Two consistent reads after authentication: the org guard (which names the org's one trial,
+//! and survives purge), then the trial. The guard cannot be skipped: the trial's key is its id.
+use lambda_http::Request;
+
+use super::error::ApiError;
+use super::owned::owned;
+use super::reply::Reply;
+use super::LogFields;
+use crate::auth::Tenant;
+use crate::domain::TransitionError;
+use crate::App;
+
+pub async fn handle(
+    app: &App,
+    _req: &Request,
+    tenant: &Tenant,
+    log: &mut LogFields,
+) -> Result<Reply, ApiError> {
+    let guard = app.store.get_guard(&tenant.org).await?;
+    let Some((id, guard)) = guard.and_then(|g| Some((g.trial_id.clone()?, g))) else {
+        return Err(ApiError::trial_not_found());
+    };
+    // A key limited to projects sees only its projects' trial, purged or not (as by id).
+    if !tenant.may_act_on(guard.project_id.as_ref()) {
+        return Err(ApiError::trial_not_found());
+    }
+    log.trial_id = Some(id.to_string());
+    if guard.purged {
+        return Err(TransitionError::Expired.into());
+    }
+    let found = app.store.get_trial(&id).await?;
+    // Missing now: purged between the two reads (the guard is marked after the delete).
+    let trial = owned(app, &id, tenant, found).await?;
+    Ok(Reply::json(200, &trial.view_at(app.now(), trial.policy())))
+}

@@ -1,0 +1,175 @@
+//! `POST /v1/trials/skip` `{plan}`: an org that wants to buy at once skips its free trial. Its
+//! one trial is used up (a later start is 409 `trial_already_exists`) by a zero-length trial
+//! marked `is_trial_skipped`, and the answer is convert's: a Stripe Checkout URL, billing from
+//! now (the session has no trial period). The webhook converts it as any other trial, the
+//! session's metadata binding (trial, org, plan) included.
+//!
+//! Idempotent: the request holds a lease on its key as convert does; the trial and the org
+//! guard are written in one transaction with `trial.started` (`is_trial_skipped: true`), and a
+//! retry (or another skip) that finds the org's skipped trial already there goes on to its
+//! checkout instead of answering 409. Then convert's own path (open session reused, Stripe's
+//! idempotency key, the session stored on the trial) does the rest.
+//!
+//! **Plans and prices** come from the catalog as for start and convert: a plan the catalog
+//! does not offer for trial is 400 `invalid_plan`; one without a Stripe price is 409
+//! `plan_not_purchasable`, answered before anything is written (the org keeps its trial). The
+//! skipped trial snapshots the plan's terms like any start, and counts as started in the
+//! funnel counters (its expiry, conversion and purge count like any other trial's).
+use lambda_http::Request;
+use serde_json::{json, Value};
+
+use super::convert::{convert, stripe_budget, BillingStarts, ConvertRequest};
+use super::error::ApiError;
+use super::idempotency::{lease_until, Idempotency};
+use super::reply::Reply;
+use super::request::{deadline_ms, json_object};
+use super::LogFields;
+use crate::auth::Tenant;
+use crate::crypto;
+use crate::domain::catalog::TrialTerms;
+use crate::domain::events::{DomainEvent, EventKind};
+use crate::domain::time::rfc3339;
+use crate::domain::{ErrorCode, Trial, TrialId};
+use crate::store::idempotency::Claim;
+use crate::store::stats::Stage;
+use crate::store::trials::Guard;
+use crate::store::{Outcome, Slot, StoreError};
+use crate::App;
+
+pub const PATH: &str = "/v1/trials/skip";
+
+pub async fn handle(
+    app: &App,
+    req: &Request,
+    tenant: &Tenant,
+    log: &mut LogFields,
+) -> Result<Reply, ApiError> {
+    let idempotency = Idempotency::from_request(req, tenant, PATH)?;
+    let body = json_object(req)?;
+    let catalog = &app.config.catalog;
+    let plan = body
+        .get("plan")
+        .and_then(Value::as_str)
+        .and_then(|id| catalog.get_trialable(id))
+        .ok_or_else(|| ApiError::invalid_plan(catalog))?;
+    if plan.stripe_price.is_none() {
+        // Convert's own answer for such a plan, before the org's trial is used up.
+        return Err(ApiError::new(
+            ErrorCode::PlanNotPurchasable,
+            format!("Plan {} has no price: it cannot be bought", plan.id),
+        ));
+    }
+    let terms = plan.snapshot();
+    let now_ms = app.clock.now_millis();
+    let token = crypto::random_hex(16);
+    let deadline = deadline_ms(req, now_ms);
+    let lease = lease_until(deadline, now_ms, app.config.idempotency_lease_secs);
+    let claim = app
+        .store
+        .idempotency_acquire(
+            &idempotency.scope,
+            &idempotency.fingerprint,
+            &token,
+            lease,
+            now_ms,
+            app.config.idempotency_ttl_secs,
+        )
+        .await?;
+    if let Claim::Held(existing) = claim {
+        return Ok(idempotency.answer(existing));
+    }
+    let result = match skipped_trial(app, tenant, terms, now_ms).await {
+        Ok(id) => {
+            log.trial_id = Some(id.to_string());
+            let budget = stripe_budget(app.stripe.timeout(), deadline, now_ms);
+            // No free days: the session has no trial period, billing starts at payment.
+            let request = ConvertRequest {
+                idempotency: &idempotency,
+                token: &token,
+                tenant,
+                billing: BillingStarts::Now,
+            };
+            convert(app, &request, &id, now_ms, budget).await
+        }
+        Err(err) => Err(err),
+    };
+    match result {
+        Ok(reply) => Ok(reply),
+        Err(err) => idempotency.refuse_leased(app, &token, err, now_ms).await,
+    }
+}
+
+/// The org's skipped trial of `plan`: written now (with the guard and `trial.started`), or the
+/// one an earlier skip wrote. Any other trial of the org is 409 `trial_already_exists`.
+async fn skipped_trial(
+    app: &App,
+    tenant: &Tenant,
+    terms: TrialTerms,
+    now_ms: i64,
+) -> Result<TrialId, ApiError> {
+    let now = now_ms.div_euclid(1000);
+    let mut trial = Trial::start(TrialId::generate(), tenant.org.clone(), now, terms)
+        .in_project(tenant.project.clone())
+        .ending_at(now);
+    trial.is_trial_skipped = true;
+    let policy = trial.policy();
+    let event = DomainEvent::for_trial(
+        EventKind::Started,
+        &trial,
+        now,
+        None,
+        json!({
+            "project_id": tenant.project.as_str(),
+            "expires_at": rfc3339(trial.expires_at),
+            "is_trial_skipped": true,
+        }),
+    );
+    let store = &app.store;
+    let outcome = store
+        .tx()
+        .put(Slot::OrgGuard, store.guard_put(&trial)?)
+        .put(Slot::Trial, store.trial_put(&trial, policy)?)
+        .event(&event, now)?
+        .update(
+            Slot::Stats,
+            store.stats_update(
+                Stage::Started,
+                trial.plan.as_str(),
+                trial.id.as_str(),
+                now,
+                None,
+            )?,
+        )
+        .commit()
+        .await?;
+    let rejection = match outcome {
+        Outcome::Committed => return Ok(trial.id),
+        Outcome::Rejected(rejection) => rejection,
+    };
+    if !rejection.failed(Slot::OrgGuard) {
+        return Err(StoreError::Unavailable(format!(
+            "skip rejected on {:?}",
+            rejection.slots().collect::<Vec<_>>()
+        ))
+        .into());
+    }
+    let used = rejection
+        .old(Slot::OrgGuard)
+        .map(Guard::from_item)
+        .and_then(|g| g.trial_id);
+    if let Some(id) = &used {
+        if let Some(existing) = store.get_trial(id).await? {
+            if existing.is_trial_skipped
+                && existing.org_id == tenant.org
+                && existing.plan == trial.plan
+            {
+                return Ok(existing.id);
+            }
+        }
+    }
+    let message = match used {
+        Some(id) => format!("This organization has already used its trial ({id})"),
+        None => "This organization has already used its trial".to_owned(),
+    };
+    Err(ApiError::new(ErrorCode::TrialAlreadyExists, message))
+}

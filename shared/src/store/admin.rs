@@ -1,0 +1,68 @@
+//! The admin's change to a trial (`PATCH /v1/trials/{id}`): a new `expires_at`, which moves the
+//! trial's entry in the `due` index (the expire job finds it at its new time), and `notes`.
+//! Conditional on the trial still being the org's, ACTIVE and unexpired at the moment of the
+//! write, like cancel: a racing expiry, cancel or conversion fails the condition.
+use aws_sdk_dynamodb::types::Update;
+
+use super::codec::{key, Values};
+use super::schema::{trial_pk, DueQueue, DUE_AT, DUE_PK, TRIAL_SK};
+use super::{Store, StoreError};
+use crate::domain::{Trial, TrialStatus};
+
+/// What a `PATCH` changes; `None` leaves a field as it is.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct AdminChange {
+    pub expires_at: Option<i64>,
+    /// `Some(None)` removes the notes.
+    pub notes: Option<Option<String>>,
+}
+
+impl Store {
+    pub fn admin_update(
+        &self,
+        trial: &Trial,
+        change: &AdminChange,
+        now: i64,
+    ) -> Result<Update, StoreError> {
+        let mut values = Values::new()
+            .s(":active", TrialStatus::Active.as_str())
+            .s(":org", trial.org_id.as_str())
+            .n(":now", now);
+        let mut set = Vec::new();
+        let mut remove = Vec::new();
+        if let Some(at) = change.expires_at {
+            set.push(format!(
+                "expires_at = :exp, {DUE_PK} = :due_pk, {DUE_AT} = :exp"
+            ));
+            values = values.n(":exp", at).s(
+                ":due_pk",
+                DueQueue::Expire.partition_for(trial.id.as_str(), self.shards),
+            );
+        }
+        match &change.notes {
+            Some(Some(notes)) => {
+                set.push("notes = :notes".to_owned());
+                values = values.s(":notes", notes);
+            }
+            Some(None) => remove.push("notes"),
+            None => {}
+        }
+        let mut expression = String::new();
+        if !set.is_empty() {
+            expression.push_str(&format!("SET {}", set.join(", ")));
+        }
+        if !remove.is_empty() {
+            expression.push_str(&format!(" REMOVE {}", remove.join(", ")));
+        }
+        Ok(Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(trial_pk(&trial.id), TRIAL_SK)))
+            .update_expression(expression.trim())
+            .condition_expression(
+                "attribute_exists(pk) AND org_id = :org AND #status = :active AND expires_at > :now",
+            )
+            .expression_attribute_names("#status", "status")
+            .set_expression_attribute_values(values.build())
+            .build()?)
+    }
+}
