@@ -215,8 +215,18 @@ def main() -> int:
         trial_id = started["id"]
         status = expect("status", invoke(invoke_port, "status", http_event("status", key, trial_id), workdir), 200)
         check(status.get("days_remaining") == 7 and status.get("status") == "ACTIVE", "status of the new trial", status)
-        # manage serves extend, pause and resume; its event file is an extension by 3 days.
-        extended = expect("manage (extend)", invoke(invoke_port, "manage", http_event("manage", key, trial_id), workdir), 200)
+        # manage serves extend, pause and resume; its event file is an extension by 3 days, which
+        # only an admin key may ask for (the dev key is a standard one: 403).
+        refused = invoke(invoke_port, "manage", http_event("manage", key, trial_id), workdir)
+        check(refused.get("statusCode") == 403, "extend with a standard key", refused)
+        made_admin = subprocess.run(
+            [os.path.join(TARGET_BIN, "trialctl"), "--endpoint", f"http://127.0.0.1:{dynamo_port}",
+             "keys", "create", "--org", "org_local", "--admin"],
+            cwd=ROOT, capture_output=True, text=True, timeout=120,
+        )
+        check(made_admin.returncode == 0, "trialctl keys create --admin", made_admin.stderr)
+        admin_key = made_admin.stdout.strip()
+        extended = expect("manage (extend)", invoke(invoke_port, "manage", http_event("manage", admin_key, trial_id), workdir), 200)
         check(extended.get("days_remaining") == 10 and extended.get("status") == "ACTIVE", "the extended trial", extended)
         converted = expect("convert", invoke(invoke_port, "convert", http_event("convert", key, trial_id), workdir), 200)
         # The Stripe stand-in's checkout page, served by trials-local on loopback.

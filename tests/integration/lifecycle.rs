@@ -12,8 +12,10 @@ use crate::jobs::{convert, due, event_items, expire, stored};
 
 const HOUR: i64 = 3_600;
 
+/// An extension, with the org's admin key (extend is admin-only).
 fn extend(id: &str, key: &str, body: Value) -> Call {
     Call::post(&format!("/v1/trials/{id}/extend"))
+        .admin()
         .idempotency_key(key)
         .json(&body)
 }
@@ -127,7 +129,7 @@ async fn extend_an_active_trial_moves_its_end_and_its_expiry() {
     assert_eq!(event["previous_expires_at"], "2026-04-13T10:00:00Z");
     assert_eq!(event["expires_at"], "2026-04-16T10:00:00Z");
     assert_eq!(event["reason"], "sales call");
-    let key = t.api_key(ORG).await;
+    let key = t.admin_key(ORG).await;
     let key_id = key.key_id().to_owned();
     assert_eq!(event["requested_by"], key_id.as_str());
     assert!(
@@ -145,9 +147,87 @@ async fn extend_an_active_trial_moves_its_end_and_its_expiry() {
         assert_eq!(code(&res), (422, "invalid_extension".into()), "{body}");
     }
     let res = t
-        .send(Call::post(&format!("/v1/trials/{id}/extend")).json(&json!({"days": 1})))
+        .send(
+            Call::post(&format!("/v1/trials/{id}/extend"))
+                .admin()
+                .json(&json!({"days": 1})),
+        )
         .await;
     assert_eq!(code(&res), (400, "missing_idempotency_key".into()));
+}
+
+#[tokio::test]
+async fn a_standard_key_may_not_extend_but_may_pause_and_resume() {
+    let t = TestApp::new().await;
+    let id = t.start_trial(ORG, "growth").await;
+    let standard = Call::post(&format!("/v1/trials/{id}/extend"))
+        .idempotency_key("s1")
+        .json(&json!({ "days": 3 }));
+    let res = t.send(standard).await;
+    assert_eq!(code(&res), (403, "forbidden".into()), "{}", res.body);
+    // Nothing moved: no event, the same end and expiry entry.
+    assert!(events_of(&t, "extended").await.is_empty());
+    assert_eq!(
+        t.send(Call::status(&id)).await.json()["expires_at"],
+        "2026-04-13T10:00:00Z"
+    );
+    assert_eq!(
+        due(&t, &id).await,
+        Some((queue(&t, "EXPIRE", &id), T0 + 7 * DAY))
+    );
+    // Pause and resume stay open to any key of the org.
+    assert_eq!(t.send(pause(&id, "s2")).await.status, 200);
+    assert_eq!(t.send(resume(&id, "s3")).await.status, 200);
+}
+
+#[tokio::test]
+async fn an_admin_patch_moves_the_current_range_and_re_arms_the_reminders() {
+    let t = TestApp::new().await;
+    let id = t.start_trial(ORG, "growth").await;
+    let patch = |key: &str, at: &str| {
+        Call::new("PATCH", &format!("/v1/trials/{id}"))
+            .path_id(&id)
+            .admin()
+            .idempotency_key(key)
+            .json(&json!({ "expires_at": at }))
+    };
+    t.clock.set(T0 + DAY);
+    assert_eq!(t.send(pause(&id, "p")).await.status, 200);
+    // PAUSED: no admin change (the state machine's check_admin_change).
+    let res = t.send(patch("a1", "2026-04-26T10:00:00Z")).await;
+    assert_eq!(code(&res), (409, "trial_not_active".into()), "{}", res.body);
+    t.clock.set(T0 + 2 * DAY);
+    assert_eq!(t.send(resume(&id, "r")).await.status, 200);
+
+    let res = t.send(patch("a2", "2026-04-26T10:00:00Z")).await;
+    assert_eq!(res.status, 200, "{}", res.body);
+    let body = res.json();
+    assert_eq!(body["expires_at"], "2026-04-26T10:00:00Z");
+    // The current (second) range ends at the new end; the first is untouched.
+    assert_eq!(
+        body["active_ranges"],
+        json!([
+            { "start": "2026-04-06T10:00:00Z", "end": "2026-04-07T10:00:00Z" },
+            { "start": "2026-04-08T10:00:00Z", "end": "2026-04-26T10:00:00Z" },
+        ])
+    );
+    let s = stored(&t, &id).await.unwrap();
+    assert_eq!(s.expires_at, T0 + 20 * DAY);
+    assert_eq!(s.ranges().last().map(|r| r.end), Some(T0 + 20 * DAY));
+    assert_eq!(
+        t.send(Call::status(&id)).await.json()["active_ranges"],
+        body["active_ranges"]
+    );
+    // The expiry entry and the reminder cursor moved to the new end (72 h before it first).
+    assert_eq!(
+        due(&t, &id).await,
+        Some((queue(&t, "EXPIRE", &id), T0 + 20 * DAY))
+    );
+    assert_eq!(cursor(&t, &id).await, Some(T0 + 20 * DAY - 72 * HOUR));
+    // An extension after the PATCH counts from the end the PATCH set.
+    let res = t.send(extend(&id, "e", json!({ "days": 1 }))).await;
+    assert_eq!(res.status, 200, "{}", res.body);
+    assert_eq!(res.json()["expires_at"], "2026-04-27T10:00:00Z");
 }
 
 #[tokio::test]

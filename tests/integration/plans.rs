@@ -377,6 +377,7 @@ async fn a_trial_lives_by_its_plans_lifecycle_terms() {
     // The plan's maximum total: 14 + 47 days is past 60, 14 + 46 is not.
     let extend = |days: i64, key: &str| {
         Call::post(&format!("/v1/trials/{id}/extend"))
+            .admin()
             .idempotency_key(key)
             .json(&serde_json::json!({ "days": days }))
     };

@@ -26,6 +26,7 @@ pub struct Call {
     deadline_ms: Option<i64>,
     org: Option<String>,
     auto_auth: bool,
+    admin: bool,
 }
 
 impl Call {
@@ -42,6 +43,7 @@ impl Call {
             deadline_ms: None,
             org: Some(ORG.into()),
             auto_auth: true,
+            admin: false,
         }
     }
 
@@ -123,6 +125,12 @@ impl Call {
             .header("authorization", &format!("Bearer {key}"))
     }
 
+    /// Sent with the kit's admin key for the call's org (`TestApp::admin_key`).
+    pub fn admin(mut self) -> Call {
+        self.admin = true;
+        self
+    }
+
     /// Sends no credentials unless the call sets `Authorization` itself.
     pub fn without_auth(mut self) -> Call {
         self.auto_auth = false;
@@ -199,7 +207,12 @@ impl TestApp {
         if !call.auto_auth || call.has_header("authorization") {
             return call;
         }
-        let key = self.api_key(call.org_id().unwrap_or(ORG)).await;
+        let org = call.org_id().unwrap_or(ORG);
+        let key = if call.admin {
+            self.admin_key(org).await
+        } else {
+            self.api_key(org).await
+        };
         call.header("authorization", &format!("Bearer {}", key.expose()))
     }
 
@@ -227,6 +240,29 @@ impl TestApp {
             .expect("warm the key cache");
         let live = trials::auth::decide(quiet, &key, record);
         assert!(live.is_some(), "the kit's key for {org} was refused");
+        key
+    }
+
+    /// The kit's admin key for `org` (all projects), created the first time, written behind the
+    /// request counter's back (the first request with it reads it).
+    pub async fn admin_key(&self, org: &str) -> ApiKey {
+        let org = OrgId::parse(org).unwrap_or_else(|| OrgId::parse(ORG).expect("default org"));
+        let mut by_org = self.keys.by_org.lock().await;
+        let slot = format!("admin:{org}");
+        if let Some(key) = by_org.get(&slot) {
+            return key.clone();
+        }
+        let (key, info) = trials::auth::issue::create_with_scope(
+            &self.keys.quiet.store,
+            org,
+            Projects::All,
+            true,
+            self.now(),
+        )
+        .await
+        .expect("create an admin API key");
+        assert!(info.admin);
+        by_org.insert(slot, key.clone());
         key
     }
 

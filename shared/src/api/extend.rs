@@ -4,8 +4,8 @@
 //! first (422 `invalid_extension`, not stored: it depends on the body alone); whether the new
 //! end suits the trial is `Trial::extend`'s answer (see [`super::manage`]).
 //!
-//! Any key of the trial's org may extend: API keys have no scopes yet. `trial.extended` records
-//! the key id (never the key) as `requested_by`.
+//! Admin keys of the trial's org only (a standard key is 403 `forbidden`, as for `PATCH`).
+//! `trial.extended` records the key id (never the key) as `requested_by`.
 use lambda_http::Request;
 
 use super::error::ApiError;
@@ -14,7 +14,7 @@ use super::reply::Reply;
 use super::request::json_object;
 use super::LogFields;
 use crate::auth::Tenant;
-use crate::domain::ExtendRequest;
+use crate::domain::{ErrorCode, ExtendRequest};
 use crate::App;
 
 pub async fn handle(
@@ -23,6 +23,12 @@ pub async fn handle(
     tenant: &Tenant,
     log: &mut LogFields,
 ) -> Result<Reply, ApiError> {
+    if !tenant.admin {
+        return Err(ApiError::new(
+            ErrorCode::Forbidden,
+            "Only an admin API key may extend a trial",
+        ));
+    }
     let body = json_object(req)?;
     let request = ExtendRequest::parse(&body).map_err(|e| ApiError::new(e.code(), e.message()))?;
     run(app, req, tenant, log, Move::Extend(request)).await

@@ -4,8 +4,9 @@
 //! maximum from the trial's own terms (snapshot at start), as at start. Idempotent with `Idempotency-Key` and built
 //! like cancel: the trial is read to check the new date and build the answer, then one
 //! transaction writes the conditional update ([`crate::store::admin`]: still the org's, ACTIVE
-//! and unexpired), the completed idempotency record and a `trial.updated` event. Two round
-//! trips.
+//! and unexpired), the completed idempotency record and a `trial.updated` event; a new
+//! `expires_at` also moves the current active range's end and the `due` entry, and re-arms the
+//! reminder cursor for the new end, as an extension does. Two round trips.
 use lambda_http::Request;
 use serde_json::{json, Map, Value};
 
@@ -77,9 +78,12 @@ pub async fn handle(
     let event =
         DomainEvent::for_trial(EventKind::Updated, &trial, now, Some(&discriminator), extra);
     let store = &app.store;
-    let outcome = store
+    let mut tx = store
         .tx()
-        .update(Slot::Trial, store.admin_update(&trial, &change, now)?)
+        .update(
+            Slot::Trial,
+            store.admin_update(&trial, &updated, &change, now)?,
+        )
         .put(
             Slot::Idempotency,
             store.idempotency_put_new(
@@ -90,9 +94,12 @@ pub async fn handle(
                 ttl,
             )?,
         )
-        .event(&event, now)?
-        .commit()
-        .await?;
+        .event(&event, now)?;
+    if change.expires_at.is_some() {
+        let terms = app.config.lifecycle_terms(&updated);
+        tx = tx.reminder(store.reminder_rearm(&updated, now, &terms, policy)?);
+    }
+    let outcome = tx.commit().await?;
     let rejection = match outcome {
         Outcome::Committed => return Ok(reply),
         Outcome::Rejected(rejection) => rejection,
@@ -109,6 +116,8 @@ pub async fn handle(
     let err = match rejected_trial(&rejection)? {
         Some(current) => match current.lifecycle(policy).check_admin_change(now) {
             Err(e) => e.into(),
+            // Still changeable: a racing extension or PATCH moved its end (retryable).
+            Ok(()) if current.org_id == trial.org_id => return Err(ApiError::unavailable()),
             Ok(()) => ApiError::trial_not_found(),
         },
         None => ApiError::trial_not_found(),
