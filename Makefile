@@ -59,10 +59,11 @@ browser: tools
 	scripts/browser-test.sh
 
 ## Benchmarks (not part of `make test`): prints one table and writes BENCHMARKS.md.
-FUNCTIONS := start status convert cancel stripe-webhook expire purge
+## The CPU section runs bench/cpu-worker, built here with the functions' release profile.
+FUNCTIONS := start status convert cancel stripe-webhook expire purge publish usage manage
 TARGET := $(or $(CARGO_TARGET_DIR),target)
 bench: tools
-	cargo build --release $(addprefix -p ,$(FUNCTIONS)) -p hello-world
+	cargo build --release $(addprefix -p ,$(FUNCTIONS)) -p hello-world -p cpu-worker
 	scripts/bench-zips.sh
 	cargo run --profile harness -p trials-bench -- --bin-dir $(TARGET)/release \
 		--zip-dir $(TARGET)/lambda --zip-arch "$$(cat $(TARGET)/lambda/ARCH 2>/dev/null || echo n/a)" --out BENCHMARKS.md

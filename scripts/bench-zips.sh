@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 export PATH="$PWD/.venv/bin:$PATH"
 # cargo-lambda links with zig (from PyPI) when cross-compiling.
 .venv/bin/pip install --quiet --disable-pip-version-check ziglang >/dev/null
-functions=(start status convert cancel stripe-webhook expire purge hello-world)
+functions=(start status convert cancel stripe-webhook expire purge publish usage manage hello-world)
 bins=()
 for f in "${functions[@]}"; do bins+=(--bin "$f"); done
 target="${CARGO_TARGET_DIR:-target}"

@@ -44,4 +44,9 @@ where
         .with_filter(filter_fn(|meta| {
             *meta.level() < tracing::Level::TRACE || meta.target().starts_with("trials")
         }))
+        // Events only: a line never shows span context (above), so a span the SDK opens per
+        // request and per attempt would be allocated in the registry and entered on every poll
+        // for nothing. Disabled here, its callsite is never interesting and costs nothing
+        // (BENCHMARKS.md section 7 measured the registry at ~3% of a warm invocation's CPU).
+        .with_filter(filter_fn(|meta| meta.is_event()))
 }

@@ -13,9 +13,10 @@ use trials::domain::catalog::Catalog;
 use trials::domain::{OrgId, Trial, TrialId};
 use trials::jobs::{self, Job};
 use trials::store::Store;
+use trials_tests::eventbridge::EventBridgeRecorder;
 use trials_tests::requests::ORG;
 use trials_tests::stripe::with_stripe;
-use trials_tests::{Call, TestApp, DAY, T0};
+use trials_tests::{Call, TestApp, TestResponse, DAY, T0};
 
 use crate::report::{Latency, RouteTrips, Sweep};
 
@@ -68,6 +69,9 @@ impl Fixtures {
                 "STRIPE_WEBHOOK_SECRET".to_owned(),
                 WEBHOOK_SECRET.to_owned(),
             ),
+            // As deployed: CloudWatch EMF metric lines beside the log lines (on by default only
+            // inside Lambda, which these processes are not).
+            ("METRICS".to_owned(), "on".to_owned()),
         ];
         Ok(Fixtures {
             env,
@@ -197,12 +201,15 @@ fn sign(body: &str, t: i64) -> String {
     format!("t={t},v1={}", trials::crypto::hex(&mac))
 }
 
-fn completed(event_id: &str, trial: &str) -> String {
+/// A paid `checkout.session.completed` for a session convert created for `trial` of `org`
+/// (its metadata binds the session to the trial, org and plan).
+fn completed(event_id: &str, trial: &str, org: &str) -> String {
     json!({
         "id": event_id, "object": "event", "type": "checkout.session.completed", "created": T0,
         "data": { "object": {
             "id": format!("cs_test_{event_id}"), "object": "checkout.session", "client_reference_id": trial,
-            "metadata": { "trial_id": trial }, "customer": "cus_bench", "subscription": "sub_bench",
+            "metadata": { "trial_id": trial, "org_id": org, "plan": "growth" },
+            "customer": "cus_bench", "subscription": "sub_bench",
             "payment_status": "paid", "status": "complete", "mode": "subscription"
         }}
     })
@@ -220,30 +227,35 @@ async fn bench_app() -> (TestApp, trials_local::stripe_standin::StripeStandIn) {
     with_stripe(|c| c.webhook.secrets = vec![Secret::new(WEBHOOK_SECRET)]).await
 }
 
-/// DynamoDB requests per operation, counted by the test kit's SDK interceptor.
+/// DynamoDB requests per operation, counted by the test kit's SDK interceptor. Each request
+/// must succeed as intended (a figure for an error path would be for other code).
 pub async fn round_trips() -> Result<Vec<RouteTrips>, String> {
     let (t, _stripe) = bench_app().await;
     let mut rows = Vec::new();
-    let mut measure = |operation: &str, t: &TestApp, target: &str| {
-        let ops = t.dynamo.by_operation();
-        rows.push(RouteTrips {
-            operation: operation.to_owned(),
-            dynamodb: t.dynamo.total(),
-            detail: ops
-                .iter()
-                .map(|(k, v)| format!("{k} {v}"))
-                .collect::<Vec<_>>()
-                .join(", "),
-            target: target.to_owned(),
-        });
-    };
+    let mut measure =
+        |operation: &str, t: &TestApp, res: &TestResponse, status: u16, target: &str| {
+            if res.status != status {
+                return Err(format!(
+                    "{operation}: expected HTTP {status}, got {}: {}",
+                    res.status, res.body
+                ));
+            }
+            rows.push(RouteTrips {
+                operation: operation.to_owned(),
+                dynamodb: t.dynamo.total(),
+                detail: by_operation(t),
+                target: target.to_owned(),
+            });
+            Ok(())
+        };
     t.authorize(Call::get("/")).await; // warm the key cache, as steady traffic does
     t.dynamo.reset();
-    let id = json_id(t.send(Call::start("growth", "rt-start")).await.body)?;
-    measure("start", &t, "1");
+    let started = t.send(Call::start("growth", "rt-start")).await;
+    measure("start", &t, &started, 201, "1")?;
+    let id = json_id(started.body)?;
     t.dynamo.reset();
-    t.send(Call::status(&id)).await;
-    measure("status (warm key cache)", &t, "1");
+    let res = t.send(Call::status(&id)).await;
+    measure("status (warm key cache)", &t, &res, 200, "1")?;
     let cold_key = keys::create(
         &t.app.store,
         OrgId::parse(ORG).unwrap(),
@@ -254,21 +266,78 @@ pub async fn round_trips() -> Result<Vec<RouteTrips>, String> {
     .map_err(|e| e.to_string())?
     .0;
     t.dynamo.reset();
-    t.send(Call::status(&id).bearer(cold_key.expose())).await;
-    measure("status (cold key cache)", &t, "1 (BatchGetItem)");
+    let res = t.send(Call::status(&id).bearer(cold_key.expose())).await;
+    measure("status (cold key cache)", &t, &res, 200, "1 (BatchGetItem)")?;
     t.dynamo.reset();
-    t.send(Call::convert(&id, "rt-convert")).await;
-    measure("convert (+ 1 Stripe call)", &t, "≤ 3");
+    let res = t.send(Call::convert(&id, "rt-convert")).await;
+    measure("convert (+ 1 Stripe call)", &t, &res, 200, "≤ 3")?;
     t.dynamo.reset();
-    t.send(webhook(&t, &completed("evt_rt", &id))).await;
-    measure("webhook checkout.session.completed", &t, "1");
+    let paid = t.send(webhook(&t, &completed("evt_rt", &id, ORG))).await;
+    expect_outcome(&paid.body, "converted")?;
+    measure(
+        "webhook: payment for a session we created",
+        &t,
+        &paid,
+        200,
+        "1",
+    )?;
     let other = t.start_trial("org_rt_cancel", "pro").await;
     t.authorize(Call::get("/").org("org_rt_cancel")).await;
     t.dynamo.reset();
-    t.send(Call::cancel(&other, "rt-cancel").org("org_rt_cancel"))
+    let res = t
+        .send(Call::cancel(&other, "rt-cancel").org("org_rt_cancel"))
         .await;
-    measure("cancel", &t, "2");
+    measure("cancel", &t, &res, 200, "2")?;
+    rows.push(publish_round_trips().await?);
     Ok(rows)
+}
+
+fn by_operation(t: &TestApp) -> String {
+    t.dynamo
+        .by_operation()
+        .iter()
+        .map(|(k, v)| format!("{k} {v}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn expect_outcome(body: &str, outcome: &str) -> Result<(), String> {
+    let v: serde_json::Value = serde_json::from_str(body).map_err(|e| format!("{e}: {body}"))?;
+    if v["outcome"] == outcome {
+        Ok(())
+    } else {
+        Err(format!("webhook: expected outcome {outcome}, got {body}"))
+    }
+}
+
+/// The `publish` function on one stream batch of 10 event records (the mapping's batch size):
+/// no DynamoDB request (the records carry the events), one `PutEvents` to a local EventBridge.
+async fn publish_round_trips() -> Result<RouteTrips, String> {
+    const BUS: &str = "trials-bench-bus";
+    let recorder = EventBridgeRecorder::start().await;
+    let t = TestApp::with(|_| {}, |_| recorder.publisher(BUS)).await;
+    for i in 0..10 {
+        t.start_trial(&format!("org_rt_publish_{i}"), "growth")
+            .await;
+    }
+    t.dynamo.reset();
+    let pumped = t.publish_events().await;
+    let calls = recorder.calls();
+    if pumped.published != 10 || calls.len() != 1 {
+        return Err(format!(
+            "publish: expected 10 events in 1 PutEvents, got {pumped:?} in {calls:?}"
+        ));
+    }
+    let detail = match by_operation(&t) {
+        d if d.is_empty() => format!("EventBridge PutEvents {}", calls.len()),
+        d => format!("{d}, EventBridge PutEvents {}", calls.len()),
+    };
+    Ok(RouteTrips {
+        operation: "publish (stream batch of 10 events)".into(),
+        dynamodb: t.dynamo.total(),
+        detail,
+        target: "0 (+ 1 PutEvents per batch)".into(),
+    })
 }
 
 fn json_id(body: String) -> Result<String, String> {
@@ -311,7 +380,8 @@ pub async fn warm_latency(n: usize) -> Result<Vec<Latency>, String> {
         status.push(timed(&t, Call::status(id).org(o)).await);
         if i % 2 == 0 {
             convert.push(timed(&t, Call::convert(id, "lat-convert").org(o)).await);
-            webhook_ms.push(timed(&t, webhook(&t, &completed(&format!("evt_lat_{i}"), id))).await);
+            webhook_ms
+                .push(timed(&t, webhook(&t, &completed(&format!("evt_lat_{i}"), id, o))).await);
         } else {
             cancel.push(timed(&t, Call::cancel(id, "lat-cancel").org(o)).await);
         }

@@ -2,7 +2,14 @@
 use std::fmt::Write;
 use std::path::Path;
 
+use crate::cpu::CpuSample;
 use crate::stats::{median, percentile};
+
+/// What was changed to bring the CPU figures down, kept by hand beside the harness (the
+/// before/after figures come from runs of this harness at the commits it names).
+const CPU_NOTES: &str = include_str!("../../notes/cpu.md");
+/// Tracing and metrics on the cold start (issue 17).
+const COLD_START_NOTES: &str = include_str!("../../notes/cold-start.md");
 
 pub struct ColdRow {
     name: String,
@@ -65,6 +72,10 @@ impl Report {
             );
         }
         self.sections.push(s);
+    }
+
+    pub fn cold_start_notes(&mut self) {
+        self.sections.push(COLD_START_NOTES.to_owned());
     }
 
     pub fn first_response(&mut self, rows: Vec<(String, Vec<f64>, String)>) {
@@ -165,6 +176,79 @@ impl Report {
         for (name, kib) in rows {
             let _ = writeln!(s, "| {name} | {:.1} |", kib as f64 / 1024.0);
         }
+        self.sections.push(s);
+    }
+
+    /// Per function: the median over rounds of CPU µs per invocation, beside the baseline's
+    /// median (every baseline loop of every round).
+    pub fn cpu(&mut self, worker: &Path, rounds: Vec<Vec<CpuSample>>) {
+        let per_invocation = |s: &CpuSample| {
+            let n = s.invocations.max(1) as f64;
+            (
+                (s.user_us + s.sys_us) / n,
+                s.user_us / n,
+                s.sys_us / n,
+                s.wall_us / n,
+            )
+        };
+        let mut names: Vec<String> = Vec::new();
+        for s in rounds.iter().flatten() {
+            if !names.contains(&s.name) {
+                names.push(s.name.clone());
+            }
+        }
+        // The median sample by total CPU, shown whole (its user, sys and wall side by side), so
+        // a row's columns come from one measured loop and add up.
+        let stats = |name: &str| {
+            let mut samples: Vec<_> = rounds
+                .iter()
+                .flatten()
+                .filter(|s| s.name == name)
+                .map(per_invocation)
+                .collect();
+            samples.sort_by(|a, b| a.0.total_cmp(&b.0));
+            let (cpu, user, sys, wall) = samples
+                .get(samples.len().saturating_sub(1) / 2)
+                .copied()
+                .unwrap_or((f64::NAN, f64::NAN, f64::NAN, f64::NAN));
+            (cpu, user, sys, wall, samples.len())
+        };
+        let invocations = rounds
+            .iter()
+            .flatten()
+            .map(|s| s.invocations)
+            .max()
+            .unwrap_or(0);
+        let (baseline, ..) = stats("baseline");
+        let mut s = format!(
+            "## 7. Warm CPU time per invocation\n\n\
+             User + sys CPU (`getrusage(RUSAGE_SELF)`) of a process that runs only the functions' code \
+             (`bench/cpu-worker`: {}, built with the functions' profile), over {invocations} warm invocations one \
+             after another, against dynoxide and the Stripe stand-in served by **another** process. \
+             Median of {} rounds (a fresh process and store each). Baseline: one `GetItem` with the same \
+             client (`trials::aws::local_dynamodb`), nothing else. Neither side includes the Lambda \
+             runtime's own work (reading the event, posting the response). At 128 MB a Lambda gets a \
+             fraction of a core, so CPU per request is billed latency.\n\n\
+             | function | CPU µs / invocation | user µs | sys µs | ratio to baseline | wall µs |\n\
+             |---|---:|---:|---:|---:|---:|\n",
+            worker.display(),
+            rounds.len()
+        );
+        for name in names {
+            let (cpu, user, sys, wall, _) = stats(&name);
+            let label = if name == "baseline" {
+                "**baseline**: one `GetItem` (own process, no log subscriber)".to_owned()
+            } else {
+                name.clone()
+            };
+            let _ = writeln!(
+                s,
+                "| {label} | {cpu:.0} | {user:.0} | {sys:.0} | {:.2} | {wall:.0} |",
+                cpu / baseline
+            );
+        }
+        s.push('\n');
+        s.push_str(CPU_NOTES);
         self.sections.push(s);
     }
 
