@@ -133,8 +133,24 @@ impl Intercept for DynamoCounter {
         };
         if let Some(spec) = held {
             let _ = spec.reached.send(());
-            let _ = spec.go.recv();
+            wait_off_the_runtime(|| {
+                let _ = spec.go.recv();
+            });
         }
         Ok(())
+    }
+}
+
+/// Blocks this thread until `wait` returns, without stranding the runtime's work: on a
+/// multi-thread runtime the worker first hands its queued tasks to another thread
+/// (`block_in_place`). Blocking the worker outright stalls whatever sits in its local run
+/// queue (its LIFO slot cannot be stolen): a racer's connection or the embedded DynamoDB's
+/// handling of it would then wait for the release that waits for it (seen as a hung test on
+/// a loaded machine).
+fn wait_off_the_runtime(wait: impl FnOnce()) {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(RuntimeFlavor::MultiThread) => tokio::task::block_in_place(wait),
+        _ => wait(),
     }
 }
