@@ -275,6 +275,24 @@ mod tests {
     }
 
     #[test]
+    fn usage_and_admin_changes_are_for_active_trials_only() {
+        let now = EXPIRES - DAY;
+        for check in [Lifecycle::check_usage, Lifecycle::check_admin_change] {
+            assert_eq!(check(&trial(Active), now), Ok(()));
+            assert_eq!(check(&trial(Paused), now), Err(TransitionError::NotActive));
+            assert_eq!(
+                check(&trial(Active), EXPIRES),
+                Err(TransitionError::AlreadyExpired)
+            );
+            assert_eq!(
+                check(&trial(Converted), now),
+                Err(TransitionError::AlreadyConverted)
+            );
+            assert_eq!(check(&trial(Canceled), now), Err(TransitionError::Canceled));
+        }
+    }
+
+    #[test]
     fn active_becomes_expired_exactly_at_expires_at() {
         assert_eq!(trial(Active).status_at(EXPIRES - 1), Active);
         assert_eq!(trial(Active).status_at(EXPIRES), Expired);
