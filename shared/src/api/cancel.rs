@@ -86,16 +86,13 @@ pub async fn handle(
                 Slot::Trial,
                 store.cancel_update(&trial, open.map(|c| c.session_id.as_str()), now, policy)?,
             )
-            .put(
-                Slot::Idempotency,
-                store.idempotency_put_new(
-                    &idempotency.scope,
-                    &idempotency.fingerprint,
-                    &reply.stored(),
-                    now_ms,
-                    ttl,
-                )?,
-            )
+            .answer(
+                &idempotency.scope,
+                &idempotency.fingerprint,
+                &reply.stored(),
+                now_ms,
+                ttl,
+            )?
             .event(&event, now)?
             .update(
                 Slot::Stats,

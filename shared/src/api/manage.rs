@@ -119,16 +119,13 @@ pub async fn run(
                 Slot::Trial,
                 store.lifecycle_update(&stored, &after, &terms)?,
             )
-            .put(
-                Slot::Idempotency,
-                store.idempotency_put_new(
-                    &idempotency.scope,
-                    &idempotency.fingerprint,
-                    &reply.stored(),
-                    now_ms,
-                    ttl,
-                )?,
-            )
+            .answer(
+                &idempotency.scope,
+                &idempotency.fingerprint,
+                &reply.stored(),
+                now_ms,
+                ttl,
+            )?
             .event(&mv.event(&base, &after, now, tenant), now)?;
         if base != stored {
             tx = tx.event(&DomainEvent::resumed(&stored, &base, true, json!({})), now)?;

@@ -84,16 +84,13 @@ pub async fn handle(
             Slot::Trial,
             store.admin_update(&trial, &updated, &change, now)?,
         )
-        .put(
-            Slot::Idempotency,
-            store.idempotency_put_new(
-                &idempotency.scope,
-                &idempotency.fingerprint,
-                &reply.stored(),
-                now_ms,
-                ttl,
-            )?,
-        )
+        .answer(
+            &idempotency.scope,
+            &idempotency.fingerprint,
+            &reply.stored(),
+            now_ms,
+            ttl,
+        )?
         .event(&event, now)?;
     if change.expires_at.is_some() {
         let terms = app.config.lifecycle_terms(&updated);

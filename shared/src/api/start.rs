@@ -88,16 +88,13 @@ pub async fn handle(
             .tx()
             .put(Slot::OrgGuard, store.guard_put(&trial)?)
             .put(Slot::Trial, store.trial_put(&trial, policy)?)
-            .put(
-                Slot::Idempotency,
-                store.idempotency_put_new(
-                    &idempotency.scope,
-                    &idempotency.fingerprint,
-                    &reply.stored(),
-                    now_ms,
-                    ttl,
-                )?,
-            )
+            .answer(
+                &idempotency.scope,
+                &idempotency.fingerprint,
+                &reply.stored(),
+                now_ms,
+                ttl,
+            )?
             .event(&event, now)?
             .update(
                 Slot::Stats,
@@ -242,16 +239,13 @@ async fn refuse_blocked(
     let store = &app.store;
     let outcome = store
         .tx()
-        .put(
-            Slot::Idempotency,
-            store.idempotency_put_new(
-                &idempotency.scope,
-                &idempotency.fingerprint,
-                &reply.stored(),
-                now_ms,
-                app.config.idempotency_ttl_secs,
-            )?,
-        )
+        .answer(
+            &idempotency.scope,
+            &idempotency.fingerprint,
+            &reply.stored(),
+            now_ms,
+            app.config.idempotency_ttl_secs,
+        )?
         .put(Slot::Refusal, store.refusal_put(&tenant.org, &refusal)?)
         .event(&event, now)?
         .commit()

@@ -129,16 +129,13 @@ pub async fn handle(
         let mut tx = store
             .tx()
             .update(Slot::Trial, store.usage_update(&write, now)?)
-            .put(
-                Slot::Idempotency,
-                store.idempotency_put_new(
-                    &idempotency.scope,
-                    &idempotency.fingerprint,
-                    &reply.stored(),
-                    now_ms,
-                    app.config.idempotency_ttl_secs,
-                )?,
-            );
+            .answer(
+                &idempotency.scope,
+                &idempotency.fingerprint,
+                &reply.stored(),
+                now_ms,
+                app.config.idempotency_ttl_secs,
+            )?;
         let detail = |threshold: i64| {
             json!({
                 "project_id": tenant.project.as_str(),

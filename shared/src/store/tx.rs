@@ -22,6 +22,7 @@ use aws_sdk_dynamodb::types::{
 };
 
 use super::codec::Item;
+use super::idempotency::{IdemScope, StoredResponse};
 use super::{Store, StoreError};
 use crate::domain::events::{DomainEvent, EventKind};
 
@@ -158,6 +159,22 @@ impl<'a> Tx<'a> {
     /// The domain event's item, in slot `Event(kind)`: it exists exactly when the change does,
     /// and the stream publishes it. Its condition makes a repeated transition unable to write
     /// the same event twice.
+    /// The idempotency record of this request's answer, completed with the effect it
+    /// answers for (the `Idempotency` slot; it fails if the key was claimed meanwhile).
+    pub fn answer(
+        self,
+        scope: &IdemScope,
+        fingerprint: &str,
+        response: &StoredResponse,
+        now_ms: i64,
+        ttl_secs: i64,
+    ) -> Result<Tx<'a>, StoreError> {
+        let put = self
+            .store
+            .idempotency_put_new(scope, fingerprint, response, now_ms, ttl_secs)?;
+        Ok(self.put(Slot::Idempotency, put))
+    }
+
     pub fn event(self, event: &DomainEvent, now: i64) -> Result<Tx<'a>, StoreError> {
         let put = self.store.event_put(event, now)?;
         Ok(self.put(Slot::Event(event.kind), put))
