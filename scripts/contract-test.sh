@@ -86,7 +86,12 @@ for i in 0 1 2 3 4 5 6 7 8 9; do
     log "trialctl keys create failed:"; printf '%s\n' "$out" >&2; exit 1; }
   key="$(grep -oE 'trk_[0-9a-f]{16}_[0-9a-f]{64}' <<<"$out" | head -n1 || true)"
   [[ -n "$key" ]] || { log "no key in trialctl's output:"; printf '%s\n' "$out" >&2; exit 1; }
-  printf '%s\t%s\t%s\n' "$org" "$PROJECT" "$key" >> "$TMP/keys.tsv"
+  # And an admin key of the same org, for the admin-only routes (PATCH, extend).
+  out="$("$BIN/trialctl" --data "$DATA" keys create --admin --org "$org" --project "$PROJECT" 2>&1)" || {
+    log "trialctl keys create --admin failed:"; printf '%s\n' "$out" >&2; exit 1; }
+  admin="$(grep -oE 'trk_[0-9a-f]{16}_[0-9a-f]{64}' <<<"$out" | head -n1 || true)"
+  [[ -n "$admin" ]] || { log "no admin key in trialctl's output:"; printf '%s\n' "$out" >&2; exit 1; }
+  printf '%s\t%s\t%s\t%s\n' "$org" "$PROJECT" "$key" "$admin" >> "$TMP/keys.tsv"
 done
 
 # trials-local with the environment given (VAR=value...), on free ports; sets SERVER_PID, URL.

@@ -7,7 +7,11 @@ deterministically from its content (the same case is always rewritten the same w
 keeps shrinking and replays stable):
 
 - `Authorization`: the run's key of the chosen tenant, except for 1 case in 8, which keeps the
-  generated (wrong, or missing) credentials to check the 401 path.
+  generated (wrong, or missing) credentials to check the 401 path. The admin-only routes
+  (`PATCH /v1/trials/{id}`, extend) get the tenant's admin key, except for 1 case in 8 of
+  those, which get its standard key (403 `forbidden`); so does 1 start in 4, so the admin's
+  `expires_at` and `notes` at start are fuzzed too. (A fuzzed admin may set a near
+  `expires_at`: that trial then changes with time, the only state a run's clock can reach.)
 - `X-Org-Id` / `X-Project-Id`: replaced by the tenant's when the generated value is well formed
   (1 case in 10 keeps a well-formed stranger's org: 403). Missing or malformed values are left
   as generated, so the 400 paths stay fuzzed.
@@ -28,7 +32,7 @@ Rewritten requests are what schemathesis prints to reproduce a failure (the body
 bytes that were signed, so a reproduced webhook delivery fails only on its stale timestamp).
 
 Configuration: `CONTRACT_FIXTURES`, the JSON file `scripts/contract_seed.py` wrote:
-`{"tenants": [{"key", "org", "project"}], "trials": [{"id", "tenant", "state"}],
+`{"tenants": [{"key", "admin_key", "org", "project"}], "trials": [{"id", "tenant", "state"}],
 "webhook_secret"}`.
 """
 import hashlib
@@ -51,6 +55,8 @@ TENANT_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
 # A well-formed bare key (a quoted one would no longer be one once suffixed).
 IDEM_KEY = re.compile(r"^[!#-~]([ -~]*[!-~])?$")
 STRANGER_ORG = "contract-stranger-org"
+# The routes only an admin key may call (anything else of the org is 403 forbidden).
+ADMIN_ROUTES = {("PATCH", "/v1/trials/{id}"), ("POST", "/v1/trials/{id}/extend")}
 
 # Trials created by fuzzed starts (id -> tenant index), so later cases can use them too.
 _created: dict = {}
@@ -160,7 +166,11 @@ def map_case(context, case):
 
     headers = case.headers if case.headers is not None else {}
     if d % 8:
-        _set_header(headers, "Authorization", f"Bearer {t['key']}")
+        if (case.method.upper(), case.path) in ADMIN_ROUTES:
+            admin = (d >> 14) % 8 != 0
+        else:
+            admin = case.path == "/v1/trials/start" and (d >> 14) % 4 == 0
+        _set_header(headers, "Authorization", f"Bearer {t['admin_key' if admin else 'key']}")
     _, org = _header(headers, "X-Org-Id")
     if isinstance(org, str) and TENANT_ID.match(org.strip()):
         _set_header(headers, "X-Org-Id", STRANGER_ORG if (d >> 10) % 10 == 0 else t["org"])

@@ -5,7 +5,8 @@
     contract_seed.py --url http://127.0.0.1:PORT --keys keys.tsv --secret whsec_... \\
         --phase purged|expired|states --fixtures fixtures.json
 
-`keys.tsv`: one `org<TAB>project<TAB>key` line per tenant (keys from `trialctl keys create`).
+`keys.tsv`: one `org<TAB>project<TAB>key<TAB>admin key` line per tenant (keys from
+`trialctl keys create`, and `trialctl keys create --admin` for the admin key).
 Each phase adds its trials to `--fixtures` (created by the first phase run). The trials are in
 states that no longer change with time once the last phase is seeded, so a run replayed with
 the same schemathesis seed meets the same trials in the same states:
@@ -84,7 +85,7 @@ def wait_for(what, probe):
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--url", required=True)
-    p.add_argument("--keys", required=True, help="org<TAB>project<TAB>key per line")
+    p.add_argument("--keys", required=True, help="org<TAB>project<TAB>key<TAB>admin key per line")
     p.add_argument("--secret", required=True, help="the server's STRIPE_WEBHOOK_SECRET")
     p.add_argument("--phase", required=True, choices=["purged", "expired", "states"])
     p.add_argument("--fixtures", required=True, help="the JSON file the phases fill in")
@@ -93,8 +94,8 @@ def main():
     tenants = []
     for line in open(args.keys):
         if line.strip():
-            org, project, key = line.rstrip("\n").split("\t")
-            tenants.append({"org": org, "project": project, "key": key})
+            org, project, key, admin_key = line.rstrip("\n").split("\t")
+            tenants.append({"org": org, "project": project, "key": key, "admin_key": admin_key})
     if len(tenants) < MIN_TENANTS:
         sys.exit(f"contract seed: need at least {MIN_TENANTS} tenants")
 
