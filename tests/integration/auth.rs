@@ -5,9 +5,12 @@ use std::sync::{Arc, Mutex};
 
 use tracing_subscriber::layer::SubscriberExt;
 
-use trials::auth::KeyCache;
+use aws_sdk_dynamodb::types::AttributeValue;
+use trials::auth::{issue, KeyCache};
 use trials::config::Secret;
-use trials::domain::api_key::ApiKey;
+use trials::domain::api_key::{ApiKey, Projects};
+use trials::domain::OrgId;
+use trials::store::schema;
 use trials_tests::requests::{read, TestResponse, ORG, PROJECT};
 use trials_tests::stripe::{signature, with_stripe};
 use trials_tests::{Call, TestApp, DAY, T0};
@@ -639,4 +642,82 @@ async fn keys_and_their_hashes_never_reach_the_logs() {
             "a key hash reached the logs: {text}"
         );
     }
+}
+
+/// `trialctl keys revoke`: the key record decides and is written first; its listing entry
+/// follows. A revocation whose listing write fails is an error (the operator is told, and runs
+/// it again), and running it again repairs the listing, keeping the first revocation's time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revocation_whose_listing_write_fails_is_an_error_and_running_it_again_repairs_it() {
+    let t = TestApp::new().await;
+    let org = OrgId::parse(ORG).unwrap();
+    let store = t.app.store.clone();
+    let (key, _) = issue::create(&store, org.clone(), Projects::All, T0)
+        .await
+        .unwrap();
+    // The key record's update goes through; the listing's, right after it, meets an outage.
+    let held = t.dynamo.hold_next("UpdateItem");
+    let revoke = {
+        let (store, id) = (store.clone(), key.key_id().to_owned());
+        tokio::spawn(async move { store.revoke_api_key(&id, T0 + 10).await })
+    };
+    held.reached().await;
+    t.dynamo.set_failing(true);
+    held.release();
+    let first = revoke.await.unwrap();
+    assert!(
+        matches!(first, Err(ref e) if e.retryable()),
+        "a listing write that failed is reported, not hidden: {first:?}"
+    );
+    t.dynamo.set_failing(false);
+    // The record decided: the key is revoked already; only the listing lags.
+    let record = store.get_api_key(key.key_id()).await.unwrap().unwrap();
+    assert_eq!(record.info.revoked_at, Some(T0 + 10));
+    let listed = |keys: Vec<trials::domain::api_key::KeyInfo>| {
+        keys.into_iter()
+            .find(|k| k.key_id == key.key_id())
+            .expect("listed")
+            .revoked_at
+    };
+    assert_eq!(listed(store.list_api_keys(&org).await.unwrap()), None);
+
+    let again = store.revoke_api_key(key.key_id(), T0 + 20).await.unwrap();
+    assert_eq!(again.map(|k| k.revoked_at), Some(Some(T0 + 10)));
+    assert_eq!(
+        listed(store.list_api_keys(&org).await.unwrap()),
+        Some(T0 + 10)
+    );
+}
+
+/// A listing entry already gone (deleted by hand) does not stop a revocation: the key record,
+/// which requests read, is what must be revoked.
+#[tokio::test]
+async fn a_key_without_a_listing_entry_is_still_revoked() {
+    let t = TestApp::new().await;
+    let org = OrgId::parse(ORG).unwrap();
+    let store = &t.app.store;
+    let (key, _) = issue::create(store, org.clone(), Projects::All, T0)
+        .await
+        .unwrap();
+    store
+        .client()
+        .delete_item()
+        .table_name(store.table_name())
+        .key("pk", AttributeValue::S(schema::org_pk(&org)))
+        .key(
+            "sk",
+            AttributeValue::S(schema::api_key_listing_sk(key.key_id())),
+        )
+        .send()
+        .await
+        .unwrap();
+    let revoked = store.revoke_api_key(key.key_id(), T0 + 10).await.unwrap();
+    assert_eq!(revoked.map(|k| k.revoked_at), Some(Some(T0 + 10)));
+    let res = status(&t, "trial_000000000000000000000000", &key).await;
+    assert_eq!(code(&res), (401, "unauthorized".to_owned()));
+    // An unknown key is no revocation at all.
+    assert_eq!(
+        store.revoke_api_key("0123456789abcdef", T0).await.unwrap(),
+        None
+    );
 }

@@ -169,6 +169,7 @@ mod tests {
         cache.put_verified("h".into(), info("k"), 3);
         assert_eq!(cache.get("h", 4), Cached::Verified(info("k")));
         assert_eq!(cache.len(), (1, 0));
+        assert!(!cache.is_empty());
     }
 
     #[test]
@@ -186,6 +187,8 @@ mod tests {
         cache.put_verified("good".into(), info("k"), 0);
         for i in 0..10 * MAX_REFUSED {
             cache.put_refused(format!("bad{i}"), 0);
+            // The cap holds after every insert, not only on average.
+            assert!(cache.len().1 <= MAX_REFUSED, "{} after {i}", cache.len().1);
         }
         let (verified, refused) = cache.len();
         assert!(refused <= MAX_REFUSED, "{refused}");
@@ -194,8 +197,41 @@ mod tests {
         assert_eq!(cache.get("good", 1), Cached::Verified(info("k")));
         for i in 0..2 * MAX_VERIFIED {
             cache.put_verified(format!("v{i}"), info("k"), 0);
+            assert!(cache.len().0 <= MAX_VERIFIED, "{} after {i}", cache.len().0);
         }
-        assert!(cache.len().0 <= MAX_VERIFIED);
+    }
+
+    #[test]
+    fn a_full_map_drops_its_expired_entries_and_keeps_the_live_ones() {
+        let cache = KeyCache::new(60);
+        let half = MAX_REFUSED / 2;
+        // Half the map expires at exactly 61 s (expired then: an entry lives [put, put + ttl)).
+        for i in 0..half {
+            cache.put_refused(format!("early{i}"), 1_000);
+        }
+        // The other half lives until 110 s.
+        for i in 0..MAX_REFUSED - half {
+            cache.put_refused(format!("late{i}"), 50_000);
+        }
+        assert_eq!(cache.len().1, MAX_REFUSED);
+        cache.put_refused("new".into(), 61_000);
+        // Only the expired half went: the live refusals are still answered from memory.
+        assert_eq!(cache.len().1, MAX_REFUSED - half + 1);
+        assert_eq!(cache.get("late0", 61_000), Cached::Refused);
+        assert_eq!(cache.get("new", 61_000), Cached::Refused);
+        assert_eq!(cache.get("early0", 61_000), Cached::Unknown);
+    }
+
+    #[test]
+    fn a_map_with_room_sweeps_nothing() {
+        // Below the cap a put is O(1): expired entries stay (unanswered by `get`) until the map
+        // fills, rather than every put scanning the map.
+        let cache = KeyCache::new(60);
+        cache.put_refused("old".into(), 0);
+        cache.put_refused("new".into(), 61_000);
+        assert_eq!(cache.len(), (0, 2));
+        assert_eq!(cache.get("old", 61_000), Cached::Unknown);
+        assert_eq!(cache.get("new", 61_000), Cached::Refused);
     }
 
     #[test]

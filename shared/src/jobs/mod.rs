@@ -281,7 +281,7 @@ impl<'a> Run<'a> {
             .map_err(StoreError::from_sdk)?;
         self.report.queries += 1;
         self.report.items_read += out.scanned_count().max(0) as u64;
-        let next = out.last_evaluated_key.filter(|k| !k.is_empty());
+        let next = crate::store::codec::next_page(out.last_evaluated_key);
         Ok((out.items.unwrap_or_default(), next))
     }
 }

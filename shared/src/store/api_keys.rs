@@ -1,12 +1,14 @@
 //! API key items: the key record (`APIKEY#<key_id>`, with the hash; what a request reads) and
 //! its listing entry under the org (`ORG#<org>` / `KEY#<key_id>`, without the hash; what
 //! `trialctl keys list` queries), written together.
+use std::collections::HashMap;
 use std::fmt;
+use std::time::Duration;
 
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, Put, ReturnValue};
 
-use super::codec::{get_bool, get_n, get_s, get_ss, key, n, s, Item, Values};
+use super::codec::{get_bool, get_n, get_s, get_ss, key, n, next_page, s, Item, Values};
 use super::schema::{
     api_key_listing_sk, api_key_pk, org_pk, trial_pk, API_KEY_LISTING_PREFIX, API_KEY_SK, PK,
     TRIAL_SK,
@@ -37,6 +39,23 @@ impl fmt::Debug for StoredKey {
 
 /// Attempts at a `BatchGetItem` whose keys DynamoDB left unprocessed (throttling).
 const BATCH_ATTEMPTS: u32 = 4;
+
+/// The keys of `table` a `BatchGetItem` answer left unprocessed (throttling), if any: what the
+/// next attempt asks for. Dropping them would answer "no such key" for a key that exists.
+fn still_unprocessed(
+    unprocessed: Option<HashMap<String, KeysAndAttributes>>,
+    table: &str,
+) -> Option<KeysAndAttributes> {
+    unprocessed
+        .and_then(|mut u| u.remove(table))
+        .filter(|k| !k.keys.is_empty())
+}
+
+/// The pause before attempt `attempt + 1`: 10, 20, 40 ms, doubling as AWS advises for
+/// unprocessed keys (retrying at once would meet the same throttling).
+fn batch_backoff(attempt: u32) -> Duration {
+    Duration::from_millis(10 << attempt)
+}
 
 fn stored_key(item: &Item) -> Result<StoredKey, StoreError> {
     let hash = get_s(item, HASH)
@@ -106,15 +125,11 @@ impl Store {
                     _ => found = Some(trial_from_item(&item)?),
                 }
             }
-            match out
-                .unprocessed_keys
-                .and_then(|mut u| u.remove(&self.table))
-                .filter(|k| !k.keys.is_empty())
-            {
+            match still_unprocessed(out.unprocessed_keys, &self.table) {
                 None => return Ok((stored, found)),
                 Some(rest) => request = rest,
             }
-            tokio::time::sleep(std::time::Duration::from_millis(10 << attempt)).await;
+            tokio::time::sleep(batch_backoff(attempt)).await;
         }
         Err(StoreError::Unavailable(
             "BatchGetItem left keys unprocessed after retries".into(),
@@ -159,9 +174,9 @@ impl Store {
             for item in out.items() {
                 keys.push(read_info(item)?);
             }
-            match out.last_evaluated_key {
-                Some(last) if !last.is_empty() => start = Some(last),
-                _ => break,
+            match next_page(out.last_evaluated_key) {
+                Some(last) => start = Some(last),
+                None => break,
             }
         }
         keys.sort_by(|a, b| (a.created_at, &a.key_id).cmp(&(b.created_at, &b.key_id)));
@@ -274,4 +289,78 @@ fn read_info(item: &Item) -> Result<KeyInfo, StoreError> {
         // Absent on records written before scopes: not admin.
         admin: get_bool(item, "admin") == Some(true),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys(n: usize) -> KeysAndAttributes {
+        let keys = (0..n)
+            .map(|i| key(api_key_pk(&format!("k{i}")), API_KEY_SK))
+            .collect();
+        KeysAndAttributes::builder()
+            .set_keys(Some(keys))
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn unprocessed_keys_of_the_table_are_asked_for_again() {
+        let left = HashMap::from([("trials".to_owned(), keys(1))]);
+        assert_eq!(still_unprocessed(Some(left), "trials"), Some(keys(1)));
+        // Nothing left, an empty entry, or another table's keys: the answer is complete.
+        assert_eq!(still_unprocessed(None, "trials"), None);
+        let empty = HashMap::from([("trials".to_owned(), keys(0))]);
+        assert_eq!(still_unprocessed(Some(empty), "trials"), None);
+        let other = HashMap::from([("other".to_owned(), keys(2))]);
+        assert_eq!(still_unprocessed(Some(other), "trials"), None);
+    }
+
+    #[test]
+    fn retries_of_unprocessed_keys_back_off() {
+        let pauses: Vec<u128> = (0..BATCH_ATTEMPTS - 1)
+            .map(|a| batch_backoff(a).as_millis())
+            .collect();
+        assert_eq!(pauses, [10, 20, 40]);
+    }
+
+    #[test]
+    fn a_revoked_flag_without_a_time_still_revokes() {
+        let info = KeyInfo {
+            key_id: "0123456789abcdef".into(),
+            org: OrgId::parse("org_a").unwrap(),
+            projects: Projects::All,
+            created_at: 5,
+            revoked_at: None,
+            admin: false,
+        };
+        let mut item = key(api_key_pk(&info.key_id), API_KEY_SK);
+        write_info(&mut item, &info);
+        assert_eq!(read_info(&item).unwrap(), info);
+        // A record edited by hand (or by an older writer) with the flag and no time.
+        item.insert("revoked".into(), AttributeValue::Bool(true));
+        let read = read_info(&item).unwrap();
+        assert!(read.revoked(), "{read:?}");
+        assert_eq!(read.revoked_at, Some(0));
+    }
+
+    #[test]
+    fn a_stored_key_debugs_without_its_hash() {
+        let stored = StoredKey {
+            info: KeyInfo {
+                key_id: "0123456789abcdef".into(),
+                org: OrgId::parse("org_a").unwrap(),
+                projects: Projects::All,
+                created_at: 0,
+                revoked_at: None,
+                admin: false,
+            },
+            hash: "9f86d081884c7d659a2feaa0c55ad015".into(),
+        };
+        let shown = format!("{stored:?}");
+        assert!(shown.contains("0123456789abcdef"), "{shown}");
+        assert!(shown.contains("***"), "{shown}");
+        assert!(!shown.contains("9f86d081"), "{shown}");
+    }
 }

@@ -42,6 +42,13 @@ pub fn get_ss(item: &Item, name: &str) -> Vec<String> {
     }
 }
 
+/// Where the next page of a `Query` or `Scan` starts: its `LastEvaluatedKey`, when DynamoDB
+/// gave one (an absent or empty key means this page was the last). Every paged read goes
+/// through here, so none stops at the first page (1 MB) or loops on an empty key.
+pub fn next_page(last_evaluated_key: Option<Item>) -> Option<Item> {
+    last_evaluated_key.filter(|k| !k.is_empty())
+}
+
 /// `(pk, sk)` as a key map.
 pub fn key(pk: impl Into<String>, sk: impl Into<String>) -> Item {
     HashMap::from([
@@ -68,5 +75,35 @@ impl Values {
     }
     pub fn build(self) -> Option<Item> {
         Some(self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_page_with_a_last_key_has_a_next_one() {
+        let last = key("TRIAL#a", "TRIAL");
+        assert_eq!(next_page(Some(last.clone())), Some(last));
+        assert_eq!(next_page(Some(Item::new())), None);
+        assert_eq!(next_page(None), None);
+    }
+
+    #[test]
+    fn string_lists_read_from_a_list_or_a_string_set() {
+        // Written as a list; a set (e.g. an item written by hand with the AWS CLI) reads the
+        // same. Anything else is no list.
+        let mut item = Item::new();
+        item.insert("l".into(), AttributeValue::L(vec![s("a"), s("b")]));
+        item.insert(
+            "ss".into(),
+            AttributeValue::Ss(vec!["a".into(), "b".into()]),
+        );
+        item.insert("n".into(), n(1));
+        assert_eq!(get_ss(&item, "l"), ["a", "b"]);
+        assert_eq!(get_ss(&item, "ss"), ["a", "b"]);
+        assert!(get_ss(&item, "n").is_empty());
+        assert!(get_ss(&item, "absent").is_empty());
     }
 }

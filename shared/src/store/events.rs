@@ -103,9 +103,9 @@ impl Store {
                     _ => tracing::error!("event item that does not decode: not replayed"),
                 }
             }
-            match page.last_evaluated_key {
-                Some(key) if !key.is_empty() => start = Some(key),
-                _ => return Ok(out),
+            match super::codec::next_page(page.last_evaluated_key) {
+                Some(key) => start = Some(key),
+                None => return Ok(out),
             }
         }
     }

@@ -191,9 +191,9 @@ impl Store {
                     .await
                     .map_err(StoreError::from_sdk)?;
                 total += out.count().max(0) as u64;
-                match out.last_evaluated_key {
-                    Some(k) if !k.is_empty() => start = Some(k),
-                    _ => break,
+                match super::codec::next_page(out.last_evaluated_key) {
+                    Some(k) => start = Some(k),
+                    None => break,
                 }
             }
         }
