@@ -92,4 +92,40 @@ mod tests {
         assert!(!code("ItemCollectionSizeLimitExceeded").retryable());
         assert!(!StoreError::corrupt("x").retryable());
     }
+
+    fn service_error(code: &str, message: &str) -> StoreError {
+        use aws_sdk_dynamodb::error::ErrorMetadata;
+        use aws_sdk_dynamodb::operation::put_item::PutItemError;
+        let meta = ErrorMetadata::builder().code(code).message(message).build();
+        StoreError::from_sdk(SdkError::service_error(PutItemError::generic(meta), ()))
+    }
+
+    #[test]
+    fn dynamodb_answers_are_classified_by_their_code_and_the_rest_is_an_outage() {
+        let too_big = service_error("ValidationException", "Item size has exceeded the limit");
+        assert!(matches!(too_big, StoreError::Refused(_)), "{too_big:?}");
+        assert!(!too_big.retryable());
+        let throttled = service_error("ProvisionedThroughputExceededException", "slow down");
+        assert!(throttled.retryable(), "{throttled:?}");
+        // No answer at all (a timeout, a connection that failed) may succeed when sent again.
+        let timeout: SdkError<aws_sdk_dynamodb::operation::put_item::PutItemError, ()> =
+            SdkError::timeout_error("no answer in time");
+        assert!(StoreError::from_sdk(timeout).retryable());
+    }
+
+    #[test]
+    fn the_log_says_which_failure_and_why() {
+        let too_big = service_error("ValidationException", "Item size has exceeded the limit");
+        let shown = too_big.to_string();
+        assert!(shown.starts_with("store refused the request: "), "{shown}");
+        assert!(shown.contains("Item size has exceeded the limit"), "{shown}");
+        assert_eq!(
+            StoreError::Unavailable("timeout".into()).to_string(),
+            "store unavailable: timeout"
+        );
+        assert_eq!(
+            StoreError::corrupt("trial without status").to_string(),
+            "store: malformed item: trial without status"
+        );
+    }
 }
