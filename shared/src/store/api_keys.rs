@@ -1,9 +1,7 @@
 //! API key items: the key record (`APIKEY#<key_id>`, with the hash; what a request reads) and
 //! its listing entry under the org (`ORG#<org>` / `KEY#<key_id>`, without the hash; what
 //! `trialctl keys list` queries), written together.
-use std::collections::HashMap;
 use std::fmt;
-use std::time::Duration;
 
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, Put, ReturnValue};
@@ -35,26 +33,6 @@ impl fmt::Debug for StoredKey {
             .field("hash", &"***")
             .finish()
     }
-}
-
-/// Attempts at a `BatchGetItem` whose keys DynamoDB left unprocessed (throttling).
-const BATCH_ATTEMPTS: u32 = 4;
-
-/// The keys of `table` a `BatchGetItem` answer left unprocessed (throttling), if any: what the
-/// next attempt asks for. Dropping them would answer "no such key" for a key that exists.
-fn still_unprocessed(
-    unprocessed: Option<HashMap<String, KeysAndAttributes>>,
-    table: &str,
-) -> Option<KeysAndAttributes> {
-    unprocessed
-        .and_then(|mut u| u.remove(table))
-        .filter(|k| !k.keys.is_empty())
-}
-
-/// The pause before attempt `attempt + 1`: 10, 20, 40 ms, doubling as AWS advises for
-/// unprocessed keys (retrying at once would meet the same throttling).
-fn batch_backoff(attempt: u32) -> Duration {
-    Duration::from_millis(10 << attempt)
 }
 
 fn stored_key(item: &Item) -> Result<StoredKey, StoreError> {
@@ -100,40 +78,19 @@ impl Store {
     ) -> Result<(Option<StoredKey>, Option<Trial>), StoreError> {
         let key_item = key(api_key_pk(key_id), API_KEY_SK);
         let trial_item = key(trial_pk(trial), TRIAL_SK);
-        let mut request = KeysAndAttributes::builder()
+        let request = KeysAndAttributes::builder()
             .keys(key_item)
             .keys(trial_item)
             .consistent_read(true)
             .build()?;
         let (mut stored, mut found) = (None, None);
-        for attempt in 0..BATCH_ATTEMPTS {
-            let out = self
-                .client
-                .batch_get_item()
-                .request_items(&self.table, request.clone())
-                .send()
-                .await
-                .map_err(StoreError::from_sdk)?;
-            for item in out
-                .responses
-                .unwrap_or_default()
-                .remove(&self.table)
-                .unwrap_or_default()
-            {
-                match get_s(&item, PK) {
-                    Some(pk) if pk.starts_with("APIKEY#") => stored = Some(stored_key(&item)?),
-                    _ => found = Some(trial_from_item(&item)?),
-                }
+        for item in self.batch_get(request).await? {
+            match get_s(&item, PK) {
+                Some(pk) if pk.starts_with("APIKEY#") => stored = Some(stored_key(&item)?),
+                _ => found = Some(trial_from_item(&item)?),
             }
-            match still_unprocessed(out.unprocessed_keys, &self.table) {
-                None => return Ok((stored, found)),
-                Some(rest) => request = rest,
-            }
-            tokio::time::sleep(batch_backoff(attempt)).await;
         }
-        Err(StoreError::Unavailable(
-            "BatchGetItem left keys unprocessed after retries".into(),
-        ))
+        Ok((stored, found))
     }
 
     /// The key record, with its hash: one consistent `GetItem`.
@@ -294,36 +251,6 @@ fn read_info(item: &Item) -> Result<KeyInfo, StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn keys(n: usize) -> KeysAndAttributes {
-        let keys = (0..n)
-            .map(|i| key(api_key_pk(&format!("k{i}")), API_KEY_SK))
-            .collect();
-        KeysAndAttributes::builder()
-            .set_keys(Some(keys))
-            .build()
-            .unwrap()
-    }
-
-    #[test]
-    fn unprocessed_keys_of_the_table_are_asked_for_again() {
-        let left = HashMap::from([("trials".to_owned(), keys(1))]);
-        assert_eq!(still_unprocessed(Some(left), "trials"), Some(keys(1)));
-        // Nothing left, an empty entry, or another table's keys: the answer is complete.
-        assert_eq!(still_unprocessed(None, "trials"), None);
-        let empty = HashMap::from([("trials".to_owned(), keys(0))]);
-        assert_eq!(still_unprocessed(Some(empty), "trials"), None);
-        let other = HashMap::from([("other".to_owned(), keys(2))]);
-        assert_eq!(still_unprocessed(Some(other), "trials"), None);
-    }
-
-    #[test]
-    fn retries_of_unprocessed_keys_back_off() {
-        let pauses: Vec<u128> = (0..BATCH_ATTEMPTS - 1)
-            .map(|a| batch_backoff(a).as_millis())
-            .collect();
-        assert_eq!(pauses, [10, 20, 40]);
-    }
 
     #[test]
     fn a_revoked_flag_without_a_time_still_revokes() {

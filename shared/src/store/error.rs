@@ -118,7 +118,10 @@ mod tests {
         let too_big = service_error("ValidationException", "Item size has exceeded the limit");
         let shown = too_big.to_string();
         assert!(shown.starts_with("store refused the request: "), "{shown}");
-        assert!(shown.contains("Item size has exceeded the limit"), "{shown}");
+        assert!(
+            shown.contains("Item size has exceeded the limit"),
+            "{shown}"
+        );
         assert_eq!(
             StoreError::Unavailable("timeout".into()).to_string(),
             "store unavailable: timeout"

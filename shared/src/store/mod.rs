@@ -8,6 +8,7 @@
 //! - [`error`]: store failures (never a domain answer).
 pub mod admin;
 pub mod api_keys;
+pub mod batch;
 pub mod codec;
 pub mod error;
 pub mod events;

@@ -133,37 +133,11 @@ impl Store {
         for sk in [GUARD_SK, REFUSAL_SK, ALLOW_SK] {
             request = request.keys(key(pk.clone(), sk));
         }
-        let mut request = request.build()?;
         let mut standing = OrgStanding::default();
-        for attempt in 0..4u32 {
-            let out = self
-                .client
-                .batch_get_item()
-                .request_items(&self.table, request.clone())
-                .send()
-                .await
-                .map_err(StoreError::from_sdk)?;
-            for item in out
-                .responses
-                .unwrap_or_default()
-                .remove(&self.table)
-                .unwrap_or_default()
-            {
-                read_standing(&mut standing, &item);
-            }
-            match out
-                .unprocessed_keys
-                .and_then(|mut u| u.remove(&self.table))
-                .filter(|k| !k.keys.is_empty())
-            {
-                None => return Ok(standing),
-                Some(rest) => request = rest,
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(10 << attempt)).await;
+        for item in self.batch_get(request.build()?).await? {
+            read_standing(&mut standing, &item);
         }
-        Err(StoreError::Unavailable(
-            "BatchGetItem left keys unprocessed after retries".into(),
-        ))
+        Ok(standing)
     }
 }
 

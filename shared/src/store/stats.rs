@@ -124,7 +124,14 @@ impl Store {
             .map(|p| (p.clone(), PlanStats::default()))
             .collect();
         for chunk in keys.chunks(100) {
-            for item in self.batch_get(chunk.to_vec()).await? {
+            for item in self
+                .batch_get(
+                    KeysAndAttributes::builder()
+                        .set_keys(Some(chunk.to_vec()))
+                        .build()?,
+                )
+                .await?
+            {
                 let plan = super::codec::get_s(&item, super::schema::SK)
                     .and_then(|sk| sk.strip_prefix("PLAN#"))
                     .unwrap_or_default()
@@ -135,38 +142,6 @@ impl Store {
             }
         }
         Ok(by_plan)
-    }
-
-    async fn batch_get(&self, keys: Vec<Item>) -> Result<Vec<Item>, StoreError> {
-        let mut request = KeysAndAttributes::builder().set_keys(Some(keys)).build()?;
-        let mut found = Vec::new();
-        for attempt in 0..6u32 {
-            let out = self
-                .client
-                .batch_get_item()
-                .request_items(&self.table, request.clone())
-                .send()
-                .await
-                .map_err(StoreError::from_sdk)?;
-            found.extend(
-                out.responses
-                    .unwrap_or_default()
-                    .remove(&self.table)
-                    .unwrap_or_default(),
-            );
-            match out
-                .unprocessed_keys
-                .and_then(|mut u| u.remove(&self.table))
-                .filter(|k| !k.keys.is_empty())
-            {
-                None => return Ok(found),
-                Some(rest) => request = rest,
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(20 << attempt)).await;
-        }
-        Err(StoreError::Unavailable(
-            "BatchGetItem left keys unprocessed after retries".into(),
-        ))
     }
 
     /// Trials ACTIVE now, by counting the EXPIRE queue of the `due` index (no table scan).
