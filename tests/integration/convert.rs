@@ -1000,3 +1000,26 @@ async fn the_purge_keeps_a_trial_whose_session_was_recorded_after_it_read_the_in
     let purge = trials::jobs::run(&t.app, Job::Purge, None).await;
     assert_eq!(purge.processed, 1, "{purge:?}");
 }
+
+/// A leased route's stored answer (convert's, completed in place of its lease) expires with
+/// the key's TTL like any other: a day later the key runs afresh.
+#[tokio::test]
+async fn a_converts_stored_answer_expires_with_the_key_ttl() {
+    let (t, _stripe) = with_stripe(|c| c.idempotency_ttl_secs = DAY).await;
+    let id = t.start_trial(ORG, "growth").await;
+    assert_eq!(t.send(Call::convert(&id, "k")).await.status, 200);
+    let other = || Call::convert(&id, "k").json(&json!({ "billing_starts": "now" }));
+    t.clock.advance(DAY - 1);
+    assert_eq!(
+        t.send(other()).await.error_code(),
+        "idempotency_key_reused"
+    );
+    t.clock.advance(1);
+    let fresh = t.send(other()).await;
+    assert_eq!(
+        (fresh.status, fresh.replayed()),
+        (200, false),
+        "{}",
+        fresh.body
+    );
+}
