@@ -1010,10 +1010,7 @@ async fn a_converts_stored_answer_expires_with_the_key_ttl() {
     assert_eq!(t.send(Call::convert(&id, "k")).await.status, 200);
     let other = || Call::convert(&id, "k").json(&json!({ "billing_starts": "now" }));
     t.clock.advance(DAY - 1);
-    assert_eq!(
-        t.send(other()).await.error_code(),
-        "idempotency_key_reused"
-    );
+    assert_eq!(t.send(other()).await.error_code(), "idempotency_key_reused");
     t.clock.advance(1);
     let fresh = t.send(other()).await;
     assert_eq!(

@@ -147,6 +147,46 @@ async fn a_stale_lease_blocks_until_its_deadline_then_the_retry_runs() {
     assert!(t.send(Call::start("growth", "crashy")).await.replayed());
 }
 
+/// A dead attempt's lease is taken over only by the same request; any other request with the
+/// key waits for the record's TTL, after which the key is free for it as well.
+#[tokio::test]
+async fn a_dead_lease_frees_the_key_for_another_request_after_the_ttl() {
+    let t = TestApp::new().await;
+    let fp = fingerprint(
+        "POST",
+        "/v1/trials/start",
+        json!({"plan": "growth"}).to_string().as_bytes(),
+    );
+    let scope = IdemScope {
+        org: OrgId::parse("org_abc123").unwrap(),
+        key: "crashy".into(),
+    };
+    let now_ms = t.now() * 1000;
+    let claim = t
+        .app
+        .store
+        .idempotency_acquire(&scope, &fp, "dead-invocation", now_ms + 30_000, now_ms, DAY)
+        .await
+        .unwrap();
+    assert_eq!(claim, trials::store::idempotency::Claim::Taken);
+    t.clock.advance(DAY - 1);
+    let other = t.send(Call::start("pro", "crashy")).await;
+    assert_eq!(
+        other.error_code(),
+        "idempotency_key_reused",
+        "{}",
+        other.body
+    );
+    t.clock.advance(1);
+    let other = t.send(Call::start("pro", "crashy")).await;
+    assert_eq!(
+        (other.status, other.replayed()),
+        (201, false),
+        "{}",
+        other.body
+    );
+}
+
 #[tokio::test]
 async fn records_expire_after_their_ttl_even_before_dynamodb_sweeps_them() {
     let t = TestApp::with_config(|c| c.idempotency_ttl_secs = DAY).await;
