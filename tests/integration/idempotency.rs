@@ -232,3 +232,33 @@ async fn start_is_one_dynamodb_round_trip() {
     );
     assert_eq!(t.dynamo.total(), 1, "{:?}", t.dynamo.by_operation());
 }
+
+/// Releasing a lease (after a 5xx, so the retry runs at once) leaves alone a lease someone
+/// else holds now, and reports a store failure, which the handler logs (the lease then ends
+/// at its deadline).
+#[tokio::test]
+async fn a_release_ends_only_its_own_lease_and_reports_a_store_failure() {
+    let t = TestApp::new().await;
+    let store = &t.app.store;
+    let fp = fingerprint("POST", "/v1/trials/start", b"{}");
+    let scope = IdemScope {
+        org: OrgId::parse("org_abc123").unwrap(),
+        key: "k".into(),
+    };
+    let now_ms = t.now() * 1000;
+    let taken = store
+        .idempotency_acquire(&scope, &fp, "mine", now_ms + 30_000, now_ms, DAY)
+        .await
+        .unwrap();
+    assert_eq!(taken, trials::store::idempotency::Claim::Taken);
+    // Another token's release is no error and ends nothing.
+    store.idempotency_release(&scope, "not-mine").await.unwrap();
+    let held = store.idempotency_get(&scope).await.unwrap();
+    assert!(held.is_some(), "the lease is still there");
+    t.dynamo.set_failing(true);
+    let failed = store.idempotency_release(&scope, "mine").await;
+    assert!(matches!(failed, Err(ref e) if e.retryable()), "{failed:?}");
+    t.dynamo.set_failing(false);
+    store.idempotency_release(&scope, "mine").await.unwrap();
+    assert!(store.idempotency_get(&scope).await.unwrap().is_none());
+}
