@@ -1,7 +1,8 @@
 use serde_json::json;
-use trials::api::idempotency::fingerprint;
+use trials::api::idempotency::{fingerprint, Idempotency};
 use trials::domain::OrgId;
 use trials::store::idempotency::IdemScope;
+use trials_tests::requests::ORG;
 use trials_tests::{Call, TestApp, DAY};
 
 #[tokio::test]
@@ -261,4 +262,32 @@ async fn a_release_ends_only_its_own_lease_and_reports_a_store_failure() {
     t.dynamo.set_failing(false);
     store.idempotency_release(&scope, "mine").await.unwrap();
     assert!(store.idempotency_get(&scope).await.unwrap().is_none());
+}
+
+/// A conflict is answered from the item DynamoDB returns with the failed condition; when an
+/// answer comes without it, the record is read back and the answer is the same. A record gone
+/// meanwhile (expired and swept) is a retryable 503.
+#[tokio::test]
+async fn a_conflict_answered_without_the_old_item_reads_the_record_back() {
+    let t = TestApp::new().await;
+    let first = t.send(Call::start("growth", "k")).await;
+    assert_eq!(first.status, 201, "{}", first.body);
+    let idem = |key: &str, fingerprint: &str| Idempotency {
+        scope: IdemScope {
+            org: OrgId::parse(ORG).unwrap(),
+            key: key.into(),
+        },
+        fingerprint: fingerprint.into(),
+    };
+    let reused = idem("k", "another request")
+        .answer_conflict(&t.app, None)
+        .await
+        .unwrap();
+    let reused = trials_tests::requests::read(reused.into_response());
+    assert_eq!(
+        (reused.status, reused.error_code().as_str()),
+        (422, "idempotency_key_reused")
+    );
+    let gone = idem("never-used", "x").answer_conflict(&t.app, None).await;
+    assert_eq!(gone.err().map(|e| e.status()), Some(503));
 }

@@ -4,7 +4,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use serde_json::{json, Value};
 use trials::api::Route;
 use trials::domain::{TrialId, TrialStatus};
-use trials::store::schema::{reminder_pk, shard_of, DUE_AT, PK, REMINDER_SK, SK};
+use trials::store::schema::{reminder_pk, shard_of, DUE_AT, PK, REMINDER_SK, SK, TTL};
 use trials_tests::requests::ORG;
 use trials_tests::{Call, TestApp, DAY, T0};
 
@@ -61,6 +61,15 @@ async fn events_of(t: &TestApp, kind: &str) -> Vec<String> {
 
 /// The reminder cursor's `due_at`, if the trial has one.
 async fn cursor(t: &TestApp, id: &str) -> Option<i64> {
+    cursor_attribute(t, id, DUE_AT).await
+}
+
+/// When the reminder cursor goes by itself (its TTL), if the trial has one.
+async fn cursor_ttl(t: &TestApp, id: &str) -> Option<i64> {
+    cursor_attribute(t, id, TTL).await
+}
+
+async fn cursor_attribute(t: &TestApp, id: &str, name: &str) -> Option<i64> {
     let out = t
         .app
         .store
@@ -76,7 +85,7 @@ async fn cursor(t: &TestApp, id: &str) -> Option<i64> {
         .send()
         .await
         .expect("get cursor");
-    out.item?.get(DUE_AT)?.as_n().ok()?.parse().ok()
+    out.item?.get(name)?.as_n().ok()?.parse().ok()
 }
 
 fn code(res: &trials_tests::TestResponse) -> (u16, String) {
@@ -288,6 +297,12 @@ async fn a_pause_across_the_old_expiry_freezes_the_trial_until_it_resumes() {
     assert_eq!(body["paused_at"], "2026-04-11T10:00:00Z");
     assert_eq!(body["remaining_duration"], 2 * DAY);
     assert_eq!(body["days_remaining"], 2);
+    // The table says the same: a status read shows when the pause began.
+    let read = t.send(Call::status(&id)).await.json();
+    assert_eq!(
+        (&read["status"], &read["paused_at"]),
+        (&json!("PAUSED"), &json!("2026-04-11T10:00:00Z"))
+    );
     assert_eq!(
         due(&t, &id).await,
         Some((queue(&t, "RESUME", &id), T0 + 35 * DAY))
@@ -424,6 +439,8 @@ async fn ending_soon_reminders_publish_once_each_and_an_extension_re_arms_them()
     let t = TestApp::new().await;
     let id = t.start_trial(ORG, "growth").await;
     assert_eq!(cursor(&t, &id).await, Some(T0 + 4 * DAY));
+    // A cursor nobody advances (its trial purged) goes a day after the grace ends (7 d + 3 d).
+    assert_eq!(cursor_ttl(&t, &id).await, Some(T0 + 11 * DAY));
     t.clock.set(T0 + 4 * DAY);
     assert_eq!(expire(&t).await.reminded, 1);
     let first = format!("{id}.ending_soon.{}.259200", T0 + 7 * DAY);
@@ -444,6 +461,11 @@ async fn ending_soon_reminders_publish_once_each_and_an_extension_re_arms_them()
         200
     );
     assert_eq!(cursor(&t, &id).await, Some(T0 + 7 * DAY));
+    assert_eq!(
+        cursor_ttl(&t, &id).await,
+        Some(T0 + 14 * DAY),
+        "a day after the new grace end"
+    );
     t.clock.set(T0 + 6 * DAY);
     expire(&t).await;
     assert_eq!(
