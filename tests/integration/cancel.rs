@@ -293,6 +293,36 @@ async fn when_stripe_fails_the_cancel_succeeds_and_the_expire_job_retries_with_b
     assert_eq!(jobs::run(&t.app, Job::Expire, None).await.processed, 0);
 }
 
+/// Each session a cancel leaves to expire is its own work item: the sessions of two canceled
+/// trials whose Stripe calls failed are both expired by the job.
+#[tokio::test]
+async fn the_job_expires_every_session_the_cancels_left_behind() {
+    let (t, stripe) = with_stripe(|_| {}).await;
+    let mut sessions = Vec::new();
+    for org in [ORG, "org_second"] {
+        let id = t.start_trial(org, "growth").await;
+        let converted = t.send(Call::convert(&id, "convert").org(org)).await;
+        assert_eq!(converted.status, 200, "{}", converted.body);
+        let session = writes::stored(&t, &id)
+            .await
+            .unwrap()
+            .checkout
+            .unwrap()
+            .session_id;
+        stripe.fail_next(Fault::ServerError);
+        let canceled = t.send(Call::cancel(&id, "c").org(org)).await;
+        assert_eq!(canceled.status, 200, "{}", canceled.body);
+        assert_eq!(session_status(&stripe, &session), "open");
+        sessions.push(session);
+    }
+    let run = jobs::run(&t.app, Job::ExpireSessions, None).await;
+    assert_eq!((run.processed, run.failed), (2, 0), "{run:?}");
+    for session in &sessions {
+        assert_eq!(session_status(&stripe, session), "expired");
+        assert_eq!(session_to_expire(&t, session).await, None);
+    }
+}
+
 #[tokio::test]
 async fn a_late_stripe_answer_is_settled_by_the_job_finding_the_session_expired() {
     let (t, stripe) = with_stripe(|c| c.stripe.timeout_ms = 200).await;
