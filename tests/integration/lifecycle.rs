@@ -498,6 +498,21 @@ async fn ending_soon_reminders_publish_once_each_and_an_extension_re_arms_them()
     assert_eq!(cursor(&t, &id).await, None, "nothing left to remind");
 }
 
+/// Each trial has its own reminder cursor: two trials started an hour apart are each
+/// reminded at their own time.
+#[tokio::test]
+async fn every_trial_gets_its_own_reminders() {
+    let t = TestApp::new().await;
+    let first = t.start_trial(ORG, "growth").await;
+    t.clock.set(T0 + HOUR);
+    let second = t.start_trial("org_second", "growth").await;
+    assert_eq!(cursor(&t, &first).await, Some(T0 + 4 * DAY));
+    assert_eq!(cursor(&t, &second).await, Some(T0 + 4 * DAY + HOUR));
+    t.clock.set(T0 + 4 * DAY + HOUR);
+    assert_eq!(expire(&t).await.reminded, 2);
+    assert_eq!(events_of(&t, "ending_soon").await.len(), 2);
+}
+
 #[tokio::test]
 async fn canceled_and_converted_trials_get_no_reminders() {
     let t = TestApp::new().await;
