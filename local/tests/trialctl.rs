@@ -555,6 +555,23 @@ async fn stats_print_the_funnel_from_the_counters() {
         .expect("a growth row");
     assert_eq!(row.split_whitespace().nth(1), Some("1"), "{row}");
 
+    // A second org's trial: ACTIVE now counts every active trial, not merely some.
+    let created = trialctl(&["--data", data, "keys", "create", "--org", "org_s2"]);
+    assert!(created.status.success(), "{}", text(&created.stderr));
+    let key = text(&created.stdout).trim().to_owned();
+    let (status, body) = send(
+        &app,
+        request("POST", "/v1/trials/start", &key, "org_s2", "proj_1"),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let json = trialctl(&["--data", data, "stats", "--json"]);
+    let out: serde_json::Value = serde_json::from_str(&text(&json.stdout)).unwrap();
+    assert_eq!(
+        (&out["active_now"], &out["total"]["started"]),
+        (&2.into(), &2.into())
+    );
+
     let bad = trialctl(&["--data", data, "stats", "--since", "a month"]);
     assert_eq!(bad.status.code(), Some(2));
     assert!(
