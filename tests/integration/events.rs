@@ -46,11 +46,8 @@ async fn app_with_stripe_and_recorder() -> (TestApp, EventBridgeRecorder, Stripe
 
 /// Stripe's delivery of a paid session created by convert (its metadata as convert wrote it).
 async fn pay(t: &TestApp, event_id: &str, trial: &str, org: &str, plan: &str) -> Value {
-    let session = stored(t, trial)
-        .await
-        .expect("trial")
-        .checkout
-        .expect("open session");
+    let stored = stored(t, trial).await.expect("trial");
+    let session = stored.checkout.expect("open session");
     let body = json!({
         "id": event_id,
         "type": "checkout.session.completed",
@@ -58,7 +55,13 @@ async fn pay(t: &TestApp, event_id: &str, trial: &str, org: &str, plan: &str) ->
             "id": session.session_id,
             "object": "checkout.session",
             "client_reference_id": trial,
-            "metadata": { "trial_id": trial, "org_id": org, "plan": plan },
+            // As convert writes it on the session (the time to conversion counts from it).
+            "metadata": {
+                "trial_id": trial,
+                "org_id": org,
+                "plan": plan,
+                "trial_started_at": stored.started_at.to_string(),
+            },
             "mode": "subscription",
             "payment_status": "paid",
             "customer": "cus_1",
@@ -192,6 +195,9 @@ async fn every_transition_publishes_its_event_once_through_the_routes_and_jobs()
         trials::store::stats::total(&stats).count(Stage::Converted),
         1
     );
+    // Paid a day after it started: the time to conversion is counted in whole hours.
+    assert_eq!(stats["pro"].median_hours_to_convert(), Some(24));
+    assert_eq!(stats["growth"].median_hours_to_convert(), None);
 }
 
 #[tokio::test]
