@@ -260,4 +260,20 @@ mod tests {
         assert_eq!(s.median_hours_to_convert(), Some(30), "the lower median");
         assert_eq!(day_of(1_775_469_600), "2026-04-06");
     }
+
+    #[test]
+    fn plans_add_up_to_the_total() {
+        let mut a = PlanStats::default();
+        a.counts.insert(Stage::Started, 2);
+        a.hours_to_convert = BTreeMap::from([(5, 1)]);
+        let mut b = PlanStats::default();
+        b.counts.insert(Stage::Started, 1);
+        b.counts.insert(Stage::Converted, 3);
+        b.hours_to_convert = BTreeMap::from([(5, 1), (9, 2)]);
+        let sum = total(&BTreeMap::from([("a".to_owned(), a), ("b".to_owned(), b)]));
+        assert_eq!(sum.count(Stage::Started), 3);
+        assert_eq!(sum.count(Stage::Converted), 3);
+        assert_eq!(sum.hours_to_convert, BTreeMap::from([(5, 2), (9, 2)]));
+        assert_eq!(sum.median_hours_to_convert(), Some(5));
+    }
 }
