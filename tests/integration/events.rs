@@ -374,3 +374,56 @@ async fn stream_records(t: &TestApp) -> Vec<Value> {
     })
     .collect()
 }
+
+/// A table created before events went through the stream (a data directory from an older
+/// `make run`) gets its stream when the store starts on it; starting again changes nothing.
+#[tokio::test]
+async fn a_table_without_a_stream_gets_one_when_the_store_starts() {
+    use aws_sdk_dynamodb::types::{
+        AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+    };
+    let (endpoint, _db) = trials_tests::start_dynoxide().await;
+    let client = trials::aws::local_dynamodb(&endpoint);
+    let attr = |name: &str| {
+        AttributeDefinition::builder()
+            .attribute_name(name)
+            .attribute_type(ScalarAttributeType::S)
+            .build()
+            .unwrap()
+    };
+    let key = |name: &str, ty: KeyType| {
+        KeySchemaElement::builder()
+            .attribute_name(name)
+            .key_type(ty)
+            .build()
+            .unwrap()
+    };
+    client
+        .create_table()
+        .table_name("old")
+        .attribute_definitions(attr("pk"))
+        .attribute_definitions(attr("sk"))
+        .key_schema(key("pk", KeyType::Hash))
+        .key_schema(key("sk", KeyType::Range))
+        .billing_mode(BillingMode::PayPerRequest)
+        .send()
+        .await
+        .unwrap();
+    let streaming = || async {
+        client
+            .describe_table()
+            .table_name("old")
+            .send()
+            .await
+            .unwrap()
+            .table()
+            .and_then(|t| t.stream_specification())
+            .is_some_and(|s| s.stream_enabled())
+    };
+    assert!(!streaming().await);
+    let store = trials::store::Store::new(client.clone(), "old", 4);
+    store.ensure_table().await.unwrap();
+    assert!(streaming().await, "the stream the publish function reads");
+    store.ensure_table().await.unwrap();
+    assert!(streaming().await);
+}
