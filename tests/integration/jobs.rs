@@ -595,8 +595,10 @@ async fn an_extension_between_the_purges_read_and_its_delete_keeps_the_trial() {
     t.clock.set(trial.expires_at);
     assert_eq!(expire(&t).await.processed, 1);
     t.clock.set(trial.expires_at + grace);
-    // Its end moves ten days later (an operator's extension) after the purge read the index:
-    // only the grace re-check in the delete's condition stands between the trial and deletion.
+    // Its end moves a day later (an operator's extension) after the purge read the index, so
+    // its grace now ends a day from now: only the grace re-check in the delete's condition
+    // stands between the trial and deletion. (A day, not more: a cutoff off by as much as the
+    // grace period either way must still delete nothing.)
     let id = trial.id.clone();
     let report = purge_with_write_held(&t, move |t| async move {
         t.app
@@ -606,8 +608,8 @@ async fn an_extension_between_the_purges_read_and_its_delete_keeps_the_trial() {
             .table_name(t.app.store.table_name())
             .key(PK, AttributeValue::S(trial_pk(&id)))
             .key(SK, AttributeValue::S(TRIAL_SK.into()))
-            .update_expression("SET expires_at = expires_at + :ten_days")
-            .expression_attribute_values(":ten_days", AttributeValue::N((10 * DAY).to_string()))
+            .update_expression("SET expires_at = expires_at + :day")
+            .expression_attribute_values(":day", AttributeValue::N(DAY.to_string()))
             .send()
             .await
             .unwrap();
