@@ -581,3 +581,33 @@ fn applicant_from_item(item: &Item) -> Result<Option<Applicant>, StoreError> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ranges_item(ranges: &[(i64, i64)]) -> Item {
+        let list = ranges
+            .iter()
+            .map(|(start, end)| {
+                AttributeValue::M(
+                    [("start".to_owned(), n(*start)), ("end".to_owned(), n(*end))].into(),
+                )
+            })
+            .collect();
+        Item::from([(ACTIVE_RANGES.to_owned(), AttributeValue::L(list))])
+    }
+
+    #[test]
+    fn active_ranges_read_back_and_a_range_that_ends_before_it_starts_is_corrupt() {
+        assert_eq!(
+            get_ranges(&ranges_item(&[(1, 5), (8, 8)])).unwrap(),
+            [ActiveRange::new(1, 5), ActiveRange::new(8, 8)]
+        );
+        assert!(get_ranges(&Item::new()).unwrap().is_empty());
+        assert!(matches!(
+            get_ranges(&ranges_item(&[(1, 5), (9, 8)])),
+            Err(StoreError::Corrupt(_))
+        ));
+    }
+}
