@@ -196,9 +196,9 @@ impl<'a> Tx<'a> {
 impl Store {
     async fn transact(&self, items: Vec<(Slot, TransactWriteItem)>) -> Result<Outcome, StoreError> {
         let (slots, items): (Vec<Slot>, Vec<TransactWriteItem>) = items.into_iter().unzip();
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
+        // Bounded by construction: a conflict that persists ends as a retryable failure.
+        let mut last_conflict = String::new();
+        for attempt in 1..=ATTEMPTS {
             let sent = self
                 .client
                 .transact_write_items()
@@ -219,18 +219,19 @@ impl Store {
             };
             match classify(&slots, reasons) {
                 Verdict::Rejected(rejection) => return Ok(Outcome::Rejected(rejection)),
-                Verdict::Conflict(detail) if attempt < ATTEMPTS => {
-                    tracing::debug!(attempt, detail, "transaction conflict; retrying");
-                    tokio::time::sleep(Duration::from_millis(10 * 2u64.pow(attempt))).await;
-                }
                 Verdict::Conflict(detail) => {
-                    return Err(StoreError::Unavailable(format!(
-                        "transaction still conflicting after {attempt} attempts: {detail}"
-                    )))
+                    tracing::debug!(attempt, detail, "transaction conflict; retrying");
+                    last_conflict = detail;
+                    if attempt < ATTEMPTS {
+                        tokio::time::sleep(conflict_backoff(attempt)).await;
+                    }
                 }
                 Verdict::Failed(e) => return Err(e),
             }
         }
+        Err(StoreError::Unavailable(format!(
+            "transaction still conflicting after {ATTEMPTS} attempts: {last_conflict}"
+        )))
     }
 
     /// One slot as a single-item write: same condition, same answer, half the cost.
@@ -365,6 +366,12 @@ fn classify(slots: &[Slot], reasons: Vec<(Option<String>, Option<Item>)>) -> Ver
     }
 }
 
+/// The pause after the `attempt`-th conflicting attempt: 20, 40, 80 ms... (doubling, so
+/// the transactions that conflicted do not meet again at once).
+fn conflict_backoff(attempt: u32) -> Duration {
+    Duration::from_millis(10 * 2u64.pow(attempt))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -379,6 +386,15 @@ mod tests {
         );
         let store = Store::new(client, "trials", 1);
         assert!(matches!(store.tx().commit().await, Ok(Outcome::Committed)));
+    }
+
+    #[test]
+    fn conflicts_back_off_doubling() {
+        let pauses: Vec<u128> = (1..ATTEMPTS)
+            .map(|a| conflict_backoff(a).as_millis())
+            .collect();
+        assert_eq!(pauses[..2], [20, 40]);
+        assert!(pauses.windows(2).all(|w| w[1] == 2 * w[0]), "{pauses:?}");
     }
 
     fn reason(code: &str) -> (Option<String>, Option<Item>) {
