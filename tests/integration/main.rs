@@ -15,4 +15,5 @@ mod skip;
 mod start;
 mod status;
 mod stripe_client;
+mod tx;
 mod webhook;
