@@ -309,6 +309,12 @@ async fn reaching_an_ending_limit_expires_the_trial_in_the_same_write() {
         .unwrap();
     assert_eq!(stored.status, trials::domain::TrialStatus::Expired);
     assert_eq!(stored.expiry_reason.as_deref(), Some("limit_reached"));
+    // It waits in the purge queue until that grace ends, not before.
+    let (queue, at) = crate::jobs::due(&t, &id)
+        .await
+        .expect("queued for the purge");
+    assert!(queue.starts_with("PURGE#"), "{queue}");
+    assert_eq!(at, t.now() + 3 * DAY);
     let expired = events_of(&t, "trial.expired").await;
     assert_eq!(expired.len(), 1);
     assert_eq!(expired[0]["expiry_reason"], "limit_reached");

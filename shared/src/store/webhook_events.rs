@@ -30,3 +30,26 @@ impl Store {
             .build()?)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::codec::get_n;
+    use super::*;
+
+    #[test]
+    fn a_processed_event_is_remembered_while_stripe_may_still_redeliver_it() {
+        let client = aws_sdk_dynamodb::Client::from_conf(
+            aws_sdk_dynamodb::Config::builder()
+                .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+                .build(),
+        );
+        let store = Store::new(client, "trials", 1);
+        let put = store
+            .stripe_event_put("evt_1", "checkout.session.completed", 1_000)
+            .unwrap();
+        // Stripe retries a delivery for up to three days (its webhook docs), plus an hour of
+        // margin.
+        assert_eq!(get_n(put.item(), TTL), Some(1_000 + 3 * 86_400 + 3_600));
+        assert_eq!(get_n(put.item(), "processed_at"), Some(1_000));
+    }
+}
