@@ -6,14 +6,14 @@
 //! The update also moves the trial to the PURGE queue at `expires_at + grace`.
 use serde_json::json;
 
-use super::{join_all, Run, CONCURRENCY};
+use super::{join_all, Run, Settled, CONCURRENCY};
 use crate::domain::events::{DomainEvent, EventKind};
 use crate::domain::time::rfc3339;
 use crate::domain::{Trial, TrialPolicy};
 use crate::store::codec::Item;
 use crate::store::stats::Stage;
 use crate::store::trials::trial_from_item;
-use crate::store::{Outcome as Written, Slot, Store, StoreError};
+use crate::store::{Outcome as Written, Slot, Store};
 
 /// The `trial.expired` event: it happened at `expires_at`, whenever the job got to it.
 pub fn expired_event(trial: &Trial, policy: TrialPolicy) -> DomainEvent {
@@ -29,15 +29,8 @@ pub fn expired_event(trial: &Trial, policy: TrialPolicy) -> DomainEvent {
     )
 }
 
-enum Outcome {
-    Expired,
-    /// The condition failed: the state moved on.
-    Skipped,
-    Failed(StoreError),
-}
-
 /// The conditional ACTIVE -> EXPIRED update and the event, in one transaction.
-async fn expire_one(store: Store, trial: Trial, now: i64, policy: TrialPolicy) -> Outcome {
+async fn expire_one(store: Store, trial: Trial, now: i64, policy: TrialPolicy) -> Settled {
     let event = expired_event(&trial, policy);
     let written = async {
         store
@@ -60,10 +53,10 @@ async fn expire_one(store: Store, trial: Trial, now: i64, policy: TrialPolicy) -
     match written.await {
         Ok(Written::Committed) => {
             crate::metrics::trial_expired(&trial.plan);
-            Outcome::Expired
+            Settled::Done
         }
-        Ok(Written::Rejected(_)) => Outcome::Skipped,
-        Err(e) => Outcome::Failed(e),
+        Ok(Written::Rejected(_)) => Settled::Skipped,
+        Err(e) => Settled::Failed(e),
     }
 }
 
@@ -75,33 +68,22 @@ pub(super) async fn page(run: &mut Run<'_>, items: Vec<Item>) {
         }
         let mut work = Vec::with_capacity(chunk.len());
         for item in chunk {
-            match trial_from_item(item) {
-                // The index may lag the table: re-check on what it returned; the write's
-                // condition re-checks on the item itself.
-                Ok(trial) if trial.lifecycle(trial.policy()).is_expiry_due(now) => {
-                    let policy = trial.policy();
-                    work.push(expire_one(run.app.store.clone(), trial, now, policy));
-                }
-                Ok(_) => {
-                    run.report.skipped += 1;
-                    run.left_due(item);
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, "undecodable trial in the expire queue");
-                    run.report.failed += 1;
-                }
+            let due = |trial: &Trial| trial.lifecycle(trial.policy()).is_expiry_due(now);
+            if let Some(trial) = run.triage(
+                item,
+                trial_from_item(item),
+                due,
+                "undecodable trial in the expire queue",
+            ) {
+                let policy = trial.policy();
+                work.push(expire_one(run.app.store.clone(), trial, now, policy));
             }
         }
-        for outcome in join_all(work).await {
-            match outcome {
-                Some(Outcome::Expired) => run.report.processed += 1,
-                Some(Outcome::Skipped) => run.report.skipped += 1,
-                Some(Outcome::Failed(e)) => {
-                    tracing::warn!(error = %e, "expire failed; left for the next run");
-                    run.report.failed += 1;
-                }
-                None => run.report.failed += 1,
-            }
-        }
+        let outcomes = join_all(work).await;
+        run.settle(
+            outcomes,
+            |r| &mut r.processed,
+            "expire failed; left for the next run",
+        );
     }
 }

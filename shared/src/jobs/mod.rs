@@ -167,6 +167,18 @@ pub async fn run(app: &App, job: Job, deadline_ms: Option<i64>) -> RunReport {
 }
 
 /// One run: its fixed `now`, its deadline and its counts.
+/// What became of one due item, as a run's report counts it.
+pub(crate) enum Settled {
+    /// The job's work was done (counted as the job's success: processed, resumed, reminded).
+    Done,
+    /// Nothing to do: the state had moved on (a condition failed, or another run got there).
+    Skipped,
+    /// Left due for the next run without an error of ours (a Stripe call to try again).
+    Left,
+    /// Left due for the next run after a store error.
+    Failed(StoreError),
+}
+
 pub(crate) struct Run<'a> {
     pub app: &'a App,
     /// The run's instant (epoch seconds): what is due is due as of the run's start.
@@ -198,6 +210,53 @@ impl<'a> Run<'a> {
     pub fn left_due(&mut self, item: &Item) {
         if let Some(at) = crate::store::codec::get_n(item, crate::store::schema::DUE_AT) {
             self.oldest_left = Some(self.oldest_left.map_or(at, |o| o.min(at)));
+        }
+    }
+
+    /// One due item, decoded: `Some` when `due` holds for it (the index may lag the table, so
+    /// what it returned is checked again; the write's condition checks the item itself).
+    /// Otherwise the item is counted skipped and left due, or failed when it does not decode
+    /// (logged as `undecodable`).
+    pub fn triage<T>(
+        &mut self,
+        item: &Item,
+        decoded: Result<T, StoreError>,
+        due: impl FnOnce(&T) -> bool,
+        undecodable: &str,
+    ) -> Option<T> {
+        match decoded {
+            Ok(value) if due(&value) => Some(value),
+            Ok(_) => {
+                self.report.skipped += 1;
+                self.left_due(item);
+                None
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "{undecodable}");
+                self.report.failed += 1;
+                None
+            }
+        }
+    }
+
+    /// Counts one chunk's outcomes: a success in the report's `done` counter, a store error
+    /// logged as `failed` (a task that panicked is a failure too).
+    pub fn settle(
+        &mut self,
+        outcomes: Vec<Option<Settled>>,
+        done: fn(&mut RunReport) -> &mut u64,
+        failed: &str,
+    ) {
+        for outcome in outcomes {
+            match outcome {
+                Some(Settled::Done) => *done(&mut self.report) += 1,
+                Some(Settled::Skipped) => self.report.skipped += 1,
+                Some(Settled::Left) | None => self.report.failed += 1,
+                Some(Settled::Failed(e)) => {
+                    tracing::warn!(error = %e, "{failed}");
+                    self.report.failed += 1;
+                }
+            }
         }
     }
 

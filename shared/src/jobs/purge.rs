@@ -9,14 +9,14 @@
 //! that converts it first makes the delete's condition fail, and no event is written.
 use serde_json::{Map, Value};
 
-use super::{join_all, Run, CONCURRENCY};
+use super::{join_all, Run, Settled, CONCURRENCY};
 use crate::domain::events::{DomainEvent, EventKind};
 use crate::domain::time::rfc3339;
 use crate::domain::{Trial, TrialPolicy};
 use crate::store::codec::Item;
 use crate::store::stats::Stage;
 use crate::store::trials::trial_from_item;
-use crate::store::{Outcome as Written, Slot, Store, StoreError};
+use crate::store::{Outcome as Written, Slot, Store};
 
 /// The `trial.purged` event (id `<trial_id>.purged`): what the trial was when it went, as
 /// `GET` showed it (`trial`: a snapshot), for consumers that must clean up after it.
@@ -43,13 +43,7 @@ fn may_purge(trial: &Trial, now: i64, policy: TrialPolicy) -> bool {
         && trial.pending.is_none()
 }
 
-enum Outcome {
-    Purged,
-    Skipped,
-    Failed(StoreError),
-}
-
-async fn purge_one(store: Store, trial: Trial, now: i64, policy: TrialPolicy) -> Outcome {
+async fn purge_one(store: Store, trial: Trial, now: i64, policy: TrialPolicy) -> Settled {
     let event = purged_event(&trial, now, policy);
     let written = async {
         store
@@ -76,12 +70,12 @@ async fn purge_one(store: Store, trial: Trial, now: i64, policy: TrialPolicy) ->
     match written.await {
         Ok(Written::Committed) => {
             crate::metrics::trial_purged(&trial.plan);
-            Outcome::Purged
+            Settled::Done
         }
         // The trial is gone (another run) or no longer due (converted by a late payment, a
         // session opened or a payment on its way since the index was read).
-        Ok(Written::Rejected(_)) => Outcome::Skipped,
-        Err(e) => Outcome::Failed(e),
+        Ok(Written::Rejected(_)) => Settled::Skipped,
+        Err(e) => Settled::Failed(e),
     }
 }
 
@@ -93,32 +87,23 @@ pub(super) async fn page(run: &mut Run<'_>, items: Vec<Item>) {
         }
         let mut work = Vec::with_capacity(chunk.len());
         for item in chunk {
-            match trial_from_item(item) {
-                Ok(trial) if may_purge(&trial, now, trial.policy()) => {
-                    let policy = trial.policy();
-                    work.push(purge_one(run.app.store.clone(), trial, now, policy));
-                }
-                Ok(_) => {
-                    run.report.skipped += 1;
-                    run.left_due(item);
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, "undecodable trial in the purge queue");
-                    run.report.failed += 1;
-                }
+            let due = |trial: &Trial| may_purge(trial, now, trial.policy());
+            if let Some(trial) = run.triage(
+                item,
+                trial_from_item(item),
+                due,
+                "undecodable trial in the purge queue",
+            ) {
+                let policy = trial.policy();
+                work.push(purge_one(run.app.store.clone(), trial, now, policy));
             }
         }
-        for outcome in join_all(work).await {
-            match outcome {
-                Some(Outcome::Purged) => run.report.processed += 1,
-                Some(Outcome::Skipped) => run.report.skipped += 1,
-                Some(Outcome::Failed(e)) => {
-                    tracing::warn!(error = %e, "purge failed; left for the next run");
-                    run.report.failed += 1;
-                }
-                None => run.report.failed += 1,
-            }
-        }
+        let outcomes = join_all(work).await;
+        run.settle(
+            outcomes,
+            |r| &mut r.processed,
+            "purge failed; left for the next run",
+        );
     }
 }
 

@@ -10,23 +10,13 @@
 //! that the trial still has the status and end the reminder was computed from. A run twice, or
 //! two overlapping runs, therefore publish once; an extension or a resume meanwhile rewrote the
 //! cursor (and changes the ids), so the stale one is skipped.
-use super::{join_all, Run, CONCURRENCY};
+use super::{join_all, Run, Settled, CONCURRENCY};
 use crate::domain::events::DomainEvent;
 use crate::domain::{ScheduledReminder, Trial};
 use crate::store::codec::Item;
 use crate::store::lifecycle::ReminderCursor;
 use crate::store::{Outcome as Written, Slot, StoreError};
 use crate::App;
-
-enum Outcome {
-    /// A reminder event was written.
-    Published,
-    /// Nothing to publish: the cursor moved on or was dropped.
-    Moved,
-    /// A condition failed: another run or a lifecycle move got there first.
-    Skipped,
-    Failed(StoreError),
-}
 
 /// The cursor's next write after `now`: advance to the trial's next reminder, or delete.
 fn next_cursor(
@@ -66,14 +56,14 @@ impl CursorWrite {
     }
 }
 
-async fn remind_one(app: App, cursor: ReminderCursor, now: i64) -> Outcome {
+async fn remind_one(app: App, cursor: ReminderCursor, now: i64) -> Settled {
     match remind(&app, &cursor, now).await {
         Ok(outcome) => outcome,
-        Err(e) => Outcome::Failed(e),
+        Err(e) => Settled::Failed(e),
     }
 }
 
-async fn remind(app: &App, cursor: &ReminderCursor, now: i64) -> Result<Outcome, StoreError> {
+async fn remind(app: &App, cursor: &ReminderCursor, now: i64) -> Result<Settled, StoreError> {
     let store = &app.store;
     let trial = store.get_trial(&cursor.trial_id).await?;
     let due: Option<ScheduledReminder> = trial
@@ -86,8 +76,8 @@ async fn remind(app: &App, cursor: &ReminderCursor, now: i64) -> Result<Outcome,
             .commit()
             .await?;
         return Ok(match written {
-            Written::Committed => Outcome::Moved,
-            Written::Rejected(_) => Outcome::Skipped,
+            Written::Committed => Settled::Skipped,
+            Written::Rejected(_) => Settled::Skipped,
         });
     };
     let event = DomainEvent::reminder(trial, &reminder, reminder.at());
@@ -98,7 +88,7 @@ async fn remind(app: &App, cursor: &ReminderCursor, now: i64) -> Result<Outcome,
         .commit()
         .await?;
     let rejection = match written {
-        Written::Committed => return Ok(Outcome::Published),
+        Written::Committed => return Ok(Settled::Done),
         Written::Rejected(rejection) => rejection,
     };
     let event_only = rejection
@@ -111,10 +101,10 @@ async fn remind(app: &App, cursor: &ReminderCursor, now: i64) -> Result<Outcome,
             .commit()
             .await?;
         if written.committed() {
-            return Ok(Outcome::Moved);
+            return Ok(Settled::Skipped);
         }
     }
-    Ok(Outcome::Skipped)
+    Ok(Settled::Skipped)
 }
 
 pub(super) async fn page(run: &mut Run<'_>, items: Vec<Item>) {
@@ -125,30 +115,17 @@ pub(super) async fn page(run: &mut Run<'_>, items: Vec<Item>) {
         }
         let mut work = Vec::with_capacity(chunk.len());
         for item in chunk {
-            match ReminderCursor::from_item(item) {
-                Ok(cursor) if cursor.at <= now => {
-                    work.push(remind_one(run.app.clone(), cursor, now))
-                }
-                Ok(_) => {
-                    run.report.skipped += 1;
-                    run.left_due(item);
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, "undecodable reminder cursor");
-                    run.report.failed += 1;
-                }
+            let decoded = ReminderCursor::from_item(item);
+            let due = |cursor: &ReminderCursor| cursor.at <= now;
+            if let Some(cursor) = run.triage(item, decoded, due, "undecodable reminder cursor") {
+                work.push(remind_one(run.app.clone(), cursor, now))
             }
         }
-        for outcome in join_all(work).await {
-            match outcome {
-                Some(Outcome::Published) => run.report.reminded += 1,
-                Some(Outcome::Moved | Outcome::Skipped) => run.report.skipped += 1,
-                Some(Outcome::Failed(e)) => {
-                    tracing::warn!(error = %e, "reminder failed; left for the next run");
-                    run.report.failed += 1;
-                }
-                None => run.report.failed += 1,
-            }
-        }
+        let outcomes = join_all(work).await;
+        run.settle(
+            outcomes,
+            |r| &mut r.reminded,
+            "reminder failed; left for the next run",
+        );
     }
 }

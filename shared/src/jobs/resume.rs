@@ -7,27 +7,21 @@
 //! resumed, canceled or converted meanwhile, or resumed by an overlapping run, is skipped.
 use serde_json::json;
 
-use super::{join_all, Run, CONCURRENCY};
+use super::{join_all, Run, Settled, CONCURRENCY};
 use crate::domain::events::DomainEvent;
 use crate::domain::Trial;
 use crate::store::codec::Item;
 use crate::store::trials::trial_from_item;
-use crate::store::{Outcome as Written, Slot, Store, StoreError};
+use crate::store::{Outcome as Written, Slot, Store};
 use crate::App;
 
-enum Outcome {
-    Resumed,
-    Skipped,
-    Failed(StoreError),
-}
-
-async fn resume_one(app: App, paused: Trial, now: i64) -> Outcome {
+async fn resume_one(app: App, paused: Trial, now: i64) -> Settled {
     let store: &Store = &app.store;
     let policy = paused.policy();
     let terms = app.config.lifecycle_terms(&paused);
     let resumed = match paused.resume(now, policy, &terms) {
         Ok(resumed) => resumed,
-        Err(_) => return Outcome::Skipped,
+        Err(_) => return Settled::Skipped,
     };
     let event = DomainEvent::resumed(&paused, &resumed, true, json!({}));
     let written = async {
@@ -43,9 +37,9 @@ async fn resume_one(app: App, paused: Trial, now: i64) -> Outcome {
             .await
     };
     match written.await {
-        Ok(Written::Committed) => Outcome::Resumed,
-        Ok(Written::Rejected(_)) => Outcome::Skipped,
-        Err(e) => Outcome::Failed(e),
+        Ok(Written::Committed) => Settled::Done,
+        Ok(Written::Rejected(_)) => Settled::Skipped,
+        Err(e) => Settled::Failed(e),
     }
 }
 
@@ -57,34 +51,23 @@ pub(super) async fn page(run: &mut Run<'_>, items: Vec<Item>) {
         }
         let mut work = Vec::with_capacity(chunk.len());
         for item in chunk {
-            match trial_from_item(item) {
-                // The index may lag the table: re-check on what it returned; the write's
-                // condition re-checks on the item itself.
-                Ok(trial)
-                    if trial.is_auto_resume_due(now, &run.app.config.lifecycle_terms(&trial)) =>
-                {
-                    work.push(resume_one(run.app.clone(), trial, now));
-                }
-                Ok(_) => {
-                    run.report.skipped += 1;
-                    run.left_due(item);
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, "undecodable trial in the resume queue");
-                    run.report.failed += 1;
-                }
+            let due = |trial: &Trial| {
+                trial.is_auto_resume_due(now, &run.app.config.lifecycle_terms(trial))
+            };
+            if let Some(trial) = run.triage(
+                item,
+                trial_from_item(item),
+                due,
+                "undecodable trial in the resume queue",
+            ) {
+                work.push(resume_one(run.app.clone(), trial, now));
             }
         }
-        for outcome in join_all(work).await {
-            match outcome {
-                Some(Outcome::Resumed) => run.report.resumed += 1,
-                Some(Outcome::Skipped) => run.report.skipped += 1,
-                Some(Outcome::Failed(e)) => {
-                    tracing::warn!(error = %e, "resume failed; left for the next run");
-                    run.report.failed += 1;
-                }
-                None => run.report.failed += 1,
-            }
-        }
+        let outcomes = join_all(work).await;
+        run.settle(
+            outcomes,
+            |r| &mut r.resumed,
+            "resume failed; left for the next run",
+        );
     }
 }

@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use aws_sdk_dynamodb::types::{Delete, Put, Update};
 
-use super::{join_all, Run, CONCURRENCY};
+use super::{join_all, Run, Settled, CONCURRENCY};
 use crate::domain::trial::Checkout;
 use crate::domain::{Trial, TrialId};
 use crate::store::codec::{get_n, get_s, key, n, s, Item, Values};
@@ -192,17 +192,7 @@ pub async fn expire_now(app: &App, work: &SessionToExpire, budget: Duration) -> 
     true
 }
 
-enum Outcome {
-    /// Stripe says it can no longer be paid (or it ran out by itself): the item is gone.
-    Done,
-    /// Stripe failed; the next attempt is scheduled.
-    RetryLater,
-    /// Another run moved the item on meanwhile.
-    Skipped,
-    Failed(StoreError),
-}
-
-async fn attempt(app: App, work: SessionToExpire, now: i64, timeout: Duration) -> Outcome {
+async fn attempt(app: App, work: SessionToExpire, now: i64, timeout: Duration) -> Settled {
     let store = &app.store;
     let done = now >= work.session_expires_at || ask_stripe(&app, &work, timeout).await.is_ok();
     let write = if done {
@@ -217,10 +207,13 @@ async fn attempt(app: App, work: SessionToExpire, now: i64, timeout: Duration) -
         Err(e) => Err(e),
     };
     match written {
-        Ok(Written::Committed) if done => Outcome::Done,
-        Ok(Written::Committed) => Outcome::RetryLater,
-        Ok(Written::Rejected(_)) => Outcome::Skipped,
-        Err(e) => Outcome::Failed(e),
+        // Stripe says it can no longer be paid (or it ran out by itself): the item is gone.
+        Ok(Written::Committed) if done => Settled::Done,
+        // Stripe failed; the next attempt is scheduled.
+        Ok(Written::Committed) => Settled::Left,
+        // Another run moved the item on meanwhile.
+        Ok(Written::Rejected(_)) => Settled::Skipped,
+        Err(e) => Settled::Failed(e),
     }
 }
 
@@ -233,26 +226,15 @@ pub(super) async fn page(run: &mut Run<'_>, items: Vec<Item>) {
         let timeout = run.stripe_budget();
         let mut work = Vec::with_capacity(chunk.len());
         for item in chunk {
-            match SessionToExpire::from_item(item) {
-                Ok(session) => work.push(attempt(run.app.clone(), session, now, timeout)),
-                Err(e) => {
-                    tracing::error!(error = %e, "undecodable item in the session expiry queue");
-                    run.report.failed += 1;
-                }
+            let decoded = SessionToExpire::from_item(item);
+            let undecodable = "undecodable item in the session expiry queue";
+            if let Some(session) = run.triage(item, decoded, |_| true, undecodable) {
+                work.push(attempt(run.app.clone(), session, now, timeout));
             }
         }
-        for outcome in join_all(work).await {
-            match outcome {
-                Some(Outcome::Done) => run.report.processed += 1,
-                Some(Outcome::Skipped) => run.report.skipped += 1,
-                Some(Outcome::RetryLater) => run.report.failed += 1,
-                Some(Outcome::Failed(e)) => {
-                    tracing::warn!(error = %e, "session expiry not recorded; left for the next run");
-                    run.report.failed += 1;
-                }
-                None => run.report.failed += 1,
-            }
-        }
+        let outcomes = join_all(work).await;
+        let failed = "session expiry not recorded; left for the next run";
+        run.settle(outcomes, |r| &mut r.processed, failed);
     }
 }
 
