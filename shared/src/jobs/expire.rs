@@ -6,14 +6,15 @@
 //! The update also moves the trial to the PURGE queue at `expires_at + grace`.
 use serde_json::json;
 
-use super::{join_all, Run, Settled, CONCURRENCY};
+use super::{Queue, Run, Settled};
 use crate::domain::events::{DomainEvent, EventKind};
 use crate::domain::time::rfc3339;
 use crate::domain::{Trial, TrialPolicy};
 use crate::store::codec::Item;
 use crate::store::stats::Stage;
 use crate::store::trials::trial_from_item;
-use crate::store::{Outcome as Written, Slot, Store};
+use crate::store::{Slot, Store};
+use crate::App;
 
 /// The `trial.expired` event: it happened at `expires_at`, whenever the job got to it.
 pub fn expired_event(trial: &Trial, policy: TrialPolicy) -> DomainEvent {
@@ -29,8 +30,17 @@ pub fn expired_event(trial: &Trial, policy: TrialPolicy) -> DomainEvent {
     )
 }
 
+/// The expire queue: trials, each re-checked as due at the run's `now`.
+const QUEUE: Queue<Trial> = Queue {
+    decode: trial_from_item,
+    undecodable: "undecodable trial in the expire queue",
+    done: |r| &mut r.processed,
+    failed: "expire failed; left for the next run",
+};
+
 /// The conditional ACTIVE -> EXPIRED update and the event, in one transaction.
-async fn expire_one(store: Store, trial: Trial, now: i64, policy: TrialPolicy) -> Settled {
+async fn expire_one(store: Store, trial: Trial, now: i64) -> Settled {
+    let policy = trial.policy();
     let event = expired_event(&trial, policy);
     let written = async {
         store
@@ -50,40 +60,12 @@ async fn expire_one(store: Store, trial: Trial, now: i64, policy: TrialPolicy) -
             .commit()
             .await
     };
-    match written.await {
-        Ok(Written::Committed) => {
-            crate::metrics::trial_expired(&trial.plan);
-            Settled::Done
-        }
-        Ok(Written::Rejected(_)) => Settled::Skipped,
-        Err(e) => Settled::Failed(e),
-    }
+    Settled::of_commit(written.await).on_done(|| crate::metrics::trial_expired(&trial.plan))
 }
 
 pub(super) async fn page(run: &mut Run<'_>, items: Vec<Item>) {
     let now = run.now;
-    for chunk in items.chunks(CONCURRENCY) {
-        if run.out_of_time() {
-            break;
-        }
-        let mut work = Vec::with_capacity(chunk.len());
-        for item in chunk {
-            let due = |trial: &Trial| trial.lifecycle(trial.policy()).is_expiry_due(now);
-            if let Some(trial) = run.triage(
-                item,
-                trial_from_item(item),
-                due,
-                "undecodable trial in the expire queue",
-            ) {
-                let policy = trial.policy();
-                work.push(expire_one(run.app.store.clone(), trial, now, policy));
-            }
-        }
-        let outcomes = join_all(work).await;
-        run.settle(
-            outcomes,
-            |r| &mut r.processed,
-            "expire failed; left for the next run",
-        );
-    }
+    let due = |_: &App, trial: &Trial| trial.lifecycle(trial.policy()).is_expiry_due(now);
+    let start = |run: &Run, trial| expire_one(run.app.store.clone(), trial, now);
+    run.work(items, &QUEUE, due, start).await;
 }

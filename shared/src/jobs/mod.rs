@@ -166,7 +166,6 @@ pub async fn run(app: &App, job: Job, deadline_ms: Option<i64>) -> RunReport {
     r
 }
 
-/// One run: its fixed `now`, its deadline and its counts.
 /// What became of one due item, as a run's report counts it.
 pub(crate) enum Settled {
     /// The job's work was done (counted as the job's success: processed, resumed, reminded).
@@ -179,6 +178,40 @@ pub(crate) enum Settled {
     Failed(StoreError),
 }
 
+impl Settled {
+    /// The one reading of a job's commit: written is done, a failed condition means the state
+    /// moved on (skipped), anything else is a store error left for the next run.
+    pub fn of_commit(written: Result<crate::store::Outcome, StoreError>) -> Settled {
+        match written {
+            Ok(crate::store::Outcome::Committed) => Settled::Done,
+            Ok(crate::store::Outcome::Rejected(_)) => Settled::Skipped,
+            Err(e) => Settled::Failed(e),
+        }
+    }
+
+    /// Runs `effect` (a metric) if the item's work was done, and passes the outcome on.
+    pub fn on_done(self, effect: impl FnOnce()) -> Settled {
+        if let Settled::Done = self {
+            effect();
+        }
+        self
+    }
+}
+
+/// How a job reads its queue's items and counts them: the one description each job gives
+/// [`Run::work`].
+pub(crate) struct Queue<T> {
+    /// Decodes one item of the queue.
+    pub decode: fn(&Item) -> Result<T, StoreError>,
+    /// The log message for an item that does not decode.
+    pub undecodable: &'static str,
+    /// The report's counter of the job's successes.
+    pub done: fn(&mut RunReport) -> &mut u64,
+    /// The log message for a store error on one item.
+    pub failed: &'static str,
+}
+
+/// One run: its fixed `now`, its deadline and its counts.
 pub(crate) struct Run<'a> {
     pub app: &'a App,
     /// The run's instant (epoch seconds): what is due is due as of the run's start.
@@ -217,7 +250,7 @@ impl<'a> Run<'a> {
     /// what it returned is checked again; the write's condition checks the item itself).
     /// Otherwise the item is counted skipped and left due, or failed when it does not decode
     /// (logged as `undecodable`).
-    pub fn triage<T>(
+    fn triage<T>(
         &mut self,
         item: &Item,
         decoded: Result<T, StoreError>,
@@ -241,7 +274,7 @@ impl<'a> Run<'a> {
 
     /// Counts one chunk's outcomes: a success in the report's `done` counter, a store error
     /// logged as `failed` (a task that panicked is a failure too).
-    pub fn settle(
+    fn settle(
         &mut self,
         outcomes: Vec<Option<Settled>>,
         done: fn(&mut RunReport) -> &mut u64,
@@ -257,6 +290,36 @@ impl<'a> Run<'a> {
                     self.report.failed += 1;
                 }
             }
+        }
+    }
+
+    /// One page of a queue: in chunks of [`CONCURRENCY`] until the deadline, each item decoded
+    /// and re-checked by `due` ([`Run::triage`]), its work started by `start` (given the run,
+    /// for its clock and budgets), the chunk's outcomes counted ([`Run::settle`]).
+    pub async fn work<T, Fut>(
+        &mut self,
+        items: Vec<Item>,
+        queue: &Queue<T>,
+        due: impl Fn(&App, &T) -> bool,
+        start: impl Fn(&Run<'a>, T) -> Fut,
+    ) where
+        Fut: Future<Output = Settled> + Send + 'static,
+    {
+        let app = self.app;
+        for chunk in items.chunks(CONCURRENCY) {
+            if self.out_of_time() {
+                break;
+            }
+            let mut work = Vec::with_capacity(chunk.len());
+            for item in chunk {
+                let decoded = (queue.decode)(item);
+                if let Some(value) = self.triage(item, decoded, |v| due(app, v), queue.undecodable)
+                {
+                    work.push(start(self, value));
+                }
+            }
+            let outcomes = join_all(work).await;
+            self.settle(outcomes, queue.done, queue.failed);
         }
     }
 

@@ -9,14 +9,15 @@
 //! that converts it first makes the delete's condition fail, and no event is written.
 use serde_json::{Map, Value};
 
-use super::{join_all, Run, Settled, CONCURRENCY};
+use super::{Queue, Run, Settled};
 use crate::domain::events::{DomainEvent, EventKind};
 use crate::domain::time::rfc3339;
 use crate::domain::{Trial, TrialPolicy};
 use crate::store::codec::Item;
 use crate::store::stats::Stage;
 use crate::store::trials::trial_from_item;
-use crate::store::{Outcome as Written, Slot, Store};
+use crate::store::{Slot, Store};
+use crate::App;
 
 /// The `trial.purged` event (id `<trial_id>.purged`): what the trial was when it went, as
 /// `GET` showed it (`trial`: a snapshot), for consumers that must clean up after it.
@@ -43,7 +44,16 @@ fn may_purge(trial: &Trial, now: i64, policy: TrialPolicy) -> bool {
         && trial.pending.is_none()
 }
 
-async fn purge_one(store: Store, trial: Trial, now: i64, policy: TrialPolicy) -> Settled {
+/// The purge queue: trials, each re-checked as purgeable at the run's `now`.
+const QUEUE: Queue<Trial> = Queue {
+    decode: trial_from_item,
+    undecodable: "undecodable trial in the purge queue",
+    done: |r| &mut r.processed,
+    failed: "purge failed; left for the next run",
+};
+
+async fn purge_one(store: Store, trial: Trial, now: i64) -> Settled {
+    let policy = trial.policy();
     let event = purged_event(&trial, now, policy);
     let written = async {
         store
@@ -67,44 +77,16 @@ async fn purge_one(store: Store, trial: Trial, now: i64, policy: TrialPolicy) ->
             .commit()
             .await
     };
-    match written.await {
-        Ok(Written::Committed) => {
-            crate::metrics::trial_purged(&trial.plan);
-            Settled::Done
-        }
-        // The trial is gone (another run) or no longer due (converted by a late payment, a
-        // session opened or a payment on its way since the index was read).
-        Ok(Written::Rejected(_)) => Settled::Skipped,
-        Err(e) => Settled::Failed(e),
-    }
+    // Rejected: the trial is gone (another run) or no longer due (converted by a late payment,
+    // a session opened or a payment on its way since the index was read).
+    Settled::of_commit(written.await).on_done(|| crate::metrics::trial_purged(&trial.plan))
 }
 
 pub(super) async fn page(run: &mut Run<'_>, items: Vec<Item>) {
     let now = run.now;
-    for chunk in items.chunks(CONCURRENCY) {
-        if run.out_of_time() {
-            break;
-        }
-        let mut work = Vec::with_capacity(chunk.len());
-        for item in chunk {
-            let due = |trial: &Trial| may_purge(trial, now, trial.policy());
-            if let Some(trial) = run.triage(
-                item,
-                trial_from_item(item),
-                due,
-                "undecodable trial in the purge queue",
-            ) {
-                let policy = trial.policy();
-                work.push(purge_one(run.app.store.clone(), trial, now, policy));
-            }
-        }
-        let outcomes = join_all(work).await;
-        run.settle(
-            outcomes,
-            |r| &mut r.processed,
-            "purge failed; left for the next run",
-        );
-    }
+    let due = |_: &App, trial: &Trial| may_purge(trial, now, trial.policy());
+    let start = |run: &Run, trial| purge_one(run.app.store.clone(), trial, now);
+    run.work(items, &QUEUE, due, start).await;
 }
 
 #[cfg(test)]

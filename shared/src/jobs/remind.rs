@@ -10,7 +10,7 @@
 //! that the trial still has the status and end the reminder was computed from. A run twice, or
 //! two overlapping runs, therefore publish once; an extension or a resume meanwhile rewrote the
 //! cursor (and changes the ids), so the stale one is skipped.
-use super::{join_all, Run, Settled, CONCURRENCY};
+use super::{Queue, Run, Settled};
 use crate::domain::events::DomainEvent;
 use crate::domain::{ScheduledReminder, Trial};
 use crate::store::codec::Item;
@@ -71,14 +71,12 @@ async fn remind(app: &App, cursor: &ReminderCursor, now: i64) -> Result<Settled,
         .and_then(|t| t.reminder_due(cursor.at, now, &app.config.lifecycle_terms(t), t.policy()));
     let (Some(trial), Some(reminder)) = (trial.as_ref(), due) else {
         // Gone, converted, canceled, paused, or nothing that still holds: move on quietly.
-        let written = next_cursor(app, cursor, trial.as_ref(), now)?
+        // Rejected: another run moved the cursor first; skipped either way.
+        next_cursor(app, cursor, trial.as_ref(), now)?
             .into_tx(store.tx())
             .commit()
             .await?;
-        return Ok(match written {
-            Written::Committed => Settled::Skipped,
-            Written::Rejected(_) => Settled::Skipped,
-        });
+        return Ok(Settled::Skipped);
     };
     let event = DomainEvent::reminder(trial, &reminder, reminder.at());
     let written = next_cursor(app, cursor, Some(trial), now)?
@@ -95,37 +93,27 @@ async fn remind(app: &App, cursor: &ReminderCursor, now: i64) -> Result<Settled,
         .slots()
         .all(|slot| slot == Slot::Event(event.kind));
     if event_only {
-        // Already published (the same end was armed again): only the cursor moves.
-        let written = next_cursor(app, cursor, Some(trial), now)?
+        // Already published (the same end was armed again): only the cursor moves (or another
+        // run moved it first).
+        next_cursor(app, cursor, Some(trial), now)?
             .into_tx(store.tx())
             .commit()
             .await?;
-        if written.committed() {
-            return Ok(Settled::Skipped);
-        }
     }
     Ok(Settled::Skipped)
 }
 
+/// The remind queue: reminder cursors, each re-checked as due at the run's `now`.
+const QUEUE: Queue<ReminderCursor> = Queue {
+    decode: ReminderCursor::from_item,
+    undecodable: "undecodable reminder cursor",
+    done: |r| &mut r.reminded,
+    failed: "reminder failed; left for the next run",
+};
+
 pub(super) async fn page(run: &mut Run<'_>, items: Vec<Item>) {
     let now = run.now;
-    for chunk in items.chunks(CONCURRENCY) {
-        if run.out_of_time() {
-            break;
-        }
-        let mut work = Vec::with_capacity(chunk.len());
-        for item in chunk {
-            let decoded = ReminderCursor::from_item(item);
-            let due = |cursor: &ReminderCursor| cursor.at <= now;
-            if let Some(cursor) = run.triage(item, decoded, due, "undecodable reminder cursor") {
-                work.push(remind_one(run.app.clone(), cursor, now))
-            }
-        }
-        let outcomes = join_all(work).await;
-        run.settle(
-            outcomes,
-            |r| &mut r.reminded,
-            "reminder failed; left for the next run",
-        );
-    }
+    let due = |_: &App, cursor: &ReminderCursor| cursor.at <= now;
+    let start = |run: &Run, cursor| remind_one(run.app.clone(), cursor, now);
+    run.work(items, &QUEUE, due, start).await;
 }

@@ -7,12 +7,12 @@
 //! resumed, canceled or converted meanwhile, or resumed by an overlapping run, is skipped.
 use serde_json::json;
 
-use super::{join_all, Run, Settled, CONCURRENCY};
+use super::{Queue, Run, Settled};
 use crate::domain::events::DomainEvent;
 use crate::domain::Trial;
 use crate::store::codec::Item;
 use crate::store::trials::trial_from_item;
-use crate::store::{Outcome as Written, Slot, Store};
+use crate::store::{Slot, Store};
 use crate::App;
 
 async fn resume_one(app: App, paused: Trial, now: i64) -> Settled {
@@ -36,38 +36,22 @@ async fn resume_one(app: App, paused: Trial, now: i64) -> Settled {
             .commit()
             .await
     };
-    match written.await {
-        Ok(Written::Committed) => Settled::Done,
-        Ok(Written::Rejected(_)) => Settled::Skipped,
-        Err(e) => Settled::Failed(e),
-    }
+    Settled::of_commit(written.await)
 }
+
+/// The resume queue: paused trials, each re-checked as past its pause maximum.
+const QUEUE: Queue<Trial> = Queue {
+    decode: trial_from_item,
+    undecodable: "undecodable trial in the resume queue",
+    done: |r| &mut r.resumed,
+    failed: "resume failed; left for the next run",
+};
 
 pub(super) async fn page(run: &mut Run<'_>, items: Vec<Item>) {
     let now = run.now;
-    for chunk in items.chunks(CONCURRENCY) {
-        if run.out_of_time() {
-            break;
-        }
-        let mut work = Vec::with_capacity(chunk.len());
-        for item in chunk {
-            let due = |trial: &Trial| {
-                trial.is_auto_resume_due(now, &run.app.config.lifecycle_terms(trial))
-            };
-            if let Some(trial) = run.triage(
-                item,
-                trial_from_item(item),
-                due,
-                "undecodable trial in the resume queue",
-            ) {
-                work.push(resume_one(run.app.clone(), trial, now));
-            }
-        }
-        let outcomes = join_all(work).await;
-        run.settle(
-            outcomes,
-            |r| &mut r.resumed,
-            "resume failed; left for the next run",
-        );
-    }
+    let due = |app: &App, trial: &Trial| {
+        trial.is_auto_resume_due(now, &app.config.lifecycle_terms(trial))
+    };
+    let start = |run: &Run, trial| resume_one(run.app.clone(), trial, now);
+    run.work(items, &QUEUE, due, start).await;
 }

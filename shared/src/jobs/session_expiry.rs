@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use aws_sdk_dynamodb::types::{Delete, Put, Update};
 
-use super::{join_all, Run, Settled, CONCURRENCY};
+use super::{Queue, Run, Settled};
 use crate::domain::trial::Checkout;
 use crate::domain::{Trial, TrialId};
 use crate::store::codec::{get_n, get_s, key, n, s, Item, Values};
@@ -217,25 +217,19 @@ async fn attempt(app: App, work: SessionToExpire, now: i64, timeout: Duration) -
     }
 }
 
+/// The session expiry queue: every item read is due (Stripe or the session's own end decides).
+const QUEUE: Queue<SessionToExpire> = Queue {
+    decode: SessionToExpire::from_item,
+    undecodable: "undecodable item in the session expiry queue",
+    done: |r| &mut r.processed,
+    failed: "session expiry not recorded; left for the next run",
+};
+
 pub(super) async fn page(run: &mut Run<'_>, items: Vec<Item>) {
     let now = run.now;
-    for chunk in items.chunks(CONCURRENCY) {
-        if run.out_of_time() {
-            break;
-        }
-        let timeout = run.stripe_budget();
-        let mut work = Vec::with_capacity(chunk.len());
-        for item in chunk {
-            let decoded = SessionToExpire::from_item(item);
-            let undecodable = "undecodable item in the session expiry queue";
-            if let Some(session) = run.triage(item, decoded, |_| true, undecodable) {
-                work.push(attempt(run.app.clone(), session, now, timeout));
-            }
-        }
-        let outcomes = join_all(work).await;
-        let failed = "session expiry not recorded; left for the next run";
-        run.settle(outcomes, |r| &mut r.processed, failed);
-    }
+    let due = |_: &App, _: &SessionToExpire| true;
+    let start = |run: &Run, session| attempt(run.app.clone(), session, now, run.stripe_budget());
+    run.work(items, &QUEUE, due, start).await;
 }
 
 #[cfg(test)]
