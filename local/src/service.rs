@@ -76,7 +76,14 @@ pub async fn start(
                 Some(&options.data),
                 &options.dynamodb_addr.to_string(),
             )
-            .await?;
+            .await
+            // Most often a second `make run`, or something else on port 8000.
+            .map_err(|e| {
+                format!(
+                    "{e}: choose another address with --dynamodb-addr HOST:PORT \
+                     (127.0.0.1:0 picks a free port; `make run DYNAMODB_ADDR=127.0.0.1:8001`)"
+                )
+            })?;
             tracing::info!(data = %options.data.display(), endpoint = %embedded.endpoint, "embedded DynamoDB (dynoxide)");
             (
                 trials::aws::local_dynamodb(&embedded.endpoint),

@@ -60,8 +60,15 @@ async fn shared_config() -> aws_config::SdkConfig {
 }
 
 /// The DynamoDB client of a deployed function (or `trialctl`). `DYNAMODB_ENDPOINT` points it
-/// elsewhere (a local dynoxide).
+/// elsewhere (a local dynoxide). A loopback endpoint with no credentials in the environment
+/// gets the local client's dummy credentials: the default chain would otherwise end probing
+/// the EC2 instance metadata service, which a laptop does not have (a slow failure).
 pub async fn from_environment(dynamodb_endpoint: Option<&str>) -> aws_sdk_dynamodb::Client {
+    if let Some(endpoint) = dynamodb_endpoint {
+        if is_loopback_endpoint(endpoint) && std::env::var_os("AWS_ACCESS_KEY_ID").is_none() {
+            return local_dynamodb(endpoint);
+        }
+    }
     let mut dynamo = aws_sdk_dynamodb::config::Builder::from(&shared_config().await);
     if let Some(endpoint) = dynamodb_endpoint {
         dynamo = dynamo.endpoint_url(endpoint);
@@ -97,6 +104,23 @@ fn lambda_environment() -> Option<aws_config::SdkConfig> {
             .time_source(aws_smithy_async::time::SystemTimeSource::new())
             .build(),
     )
+}
+
+/// Whether `endpoint` (`http://127.0.0.1:8000`, `http://localhost:8000/`, `http://[::1]:8000`)
+/// names this machine.
+pub fn is_loopback_endpoint(endpoint: &str) -> bool {
+    let rest = endpoint
+        .split_once("://")
+        .map_or(endpoint, |(_, rest)| rest);
+    let authority = rest.split('/').next().unwrap_or_default();
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => authority.split(':').next().unwrap_or_default(),
+    };
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// A DynamoDB client for a local endpoint (dynoxide): fixed region, dummy credentials, no
@@ -136,4 +160,31 @@ pub fn local_eventbridge(endpoint: &str) -> aws_sdk_eventbridge::Client {
         .http_client(http_client())
         .build();
     aws_sdk_eventbridge::Client::from_conf(config)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_endpoints_are_told_from_remote_ones() {
+        for local in [
+            "http://127.0.0.1:8000",
+            "http://localhost:8000/",
+            "http://LOCALHOST",
+            "http://[::1]:8000",
+            "127.0.0.2:8000",
+        ] {
+            assert!(is_loopback_endpoint(local), "{local}");
+        }
+        for remote in [
+            "https://dynamodb.eu-west-1.amazonaws.com",
+            "http://10.0.0.5:8000",
+            "http://localhost.example.com:8000",
+            "http://[2001:db8::1]:8000",
+            "",
+        ] {
+            assert!(!is_loopback_endpoint(remote), "{remote}");
+        }
+    }
 }
