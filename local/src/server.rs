@@ -1,5 +1,7 @@
 //! The local HTTP server: every request becomes the `lambda_http::Request` API Gateway would
-//! deliver, and goes through `trials::api::handle_any`.
+//! deliver, and goes through `trials::api::handle_any`, which routes it by the route table
+//! (`trials::api::ROUTES`, as API Gateway routes by `template.yaml`'s events, which a test holds
+//! equal to it): no route is listed here.
 use axum::body::{to_bytes, Body as AxumBody};
 use axum::extract::State;
 use axum::response::Response as AxumResponse;

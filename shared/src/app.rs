@@ -2,7 +2,7 @@
 //! No EventBridge client: handlers write events to the table and the stream publishes them.
 use std::sync::Arc;
 
-use crate::auth::KeyCache;
+use crate::auth::{Authenticator, KeyCache};
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::store::Store;
@@ -37,6 +37,15 @@ impl App {
         let dynamo = crate::aws::from_environment(config.dynamodb_endpoint.as_deref()).await;
         let store = Store::new(dynamo, config.table_name.clone(), config.due_shards);
         Ok(App::new(config, store, Arc::new(SystemClock)))
+    }
+
+    /// What authentication reads, borrowed from this app.
+    pub fn auth(&self) -> Authenticator<'_> {
+        Authenticator {
+            cache: &self.keys,
+            store: &self.store,
+            clock: &*self.clock,
+        }
     }
 
     pub fn now(&self) -> i64 {

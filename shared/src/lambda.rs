@@ -7,26 +7,23 @@ use crate::api::Route;
 use crate::jobs::Job;
 use crate::App;
 
-pub async fn serve_route(route: Route) -> Result<(), crate::BoxError> {
+/// The HTTP function `function` (`functions/<function>`): the routes whose row in
+/// [`crate::api::ROUTES`] names it. One route is served as is (API Gateway sends it nothing
+/// else); several are told apart by [`crate::api::handle_among`]. A name no row has is an error
+/// at init, not a function that answers 404 to everything.
+pub async fn serve_function(function: &str) -> Result<(), crate::BoxError> {
+    let routes: Vec<Route> = Route::served_by(function).collect();
+    if routes.is_empty() {
+        return Err(format!("no route in the route table is served by `{function}`").into());
+    }
     crate::telemetry::init();
     let app = App::from_env().await?;
-    let app = &app;
+    let (app, routes) = (&app, routes.as_slice());
     lambda_http::run(service_fn(move |req: Request| async move {
-        Ok::<_, Infallible>(crate::api::handle(app, route, req).await)
-    }))
-    .await
-}
-
-/// One function serving several routes (the read routes share the status function: the same
-/// least-privilege policy, one warm pool; extend, pause and resume share the manage function;
-/// the cancel function: cancel and `PATCH`; the convert function: convert and skip).
-/// See [`crate::api::handle_among`].
-pub async fn serve_routes(routes: &'static [Route]) -> Result<(), crate::BoxError> {
-    crate::telemetry::init();
-    let app = App::from_env().await?;
-    let app = &app;
-    lambda_http::run(service_fn(move |req: Request| async move {
-        Ok::<_, Infallible>(crate::api::handle_among(app, routes, req).await)
+        Ok::<_, Infallible>(match routes {
+            [route] => crate::api::handle(app, *route, req).await,
+            _ => crate::api::handle_among(app, routes, req).await,
+        })
     }))
     .await
 }
@@ -91,6 +88,12 @@ pub async fn serve_publisher() -> Result<(), crate::BoxError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_function_no_row_names_does_not_start() {
+        let err = serve_function("expire").await.unwrap_err();
+        assert!(err.to_string().contains("`expire`"), "{err}");
+    }
 
     fn route_of(req: &Request) -> Option<Route> {
         crate::api::route_of(req).ok()

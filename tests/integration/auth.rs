@@ -516,8 +516,11 @@ async fn verify_accepts_the_key_and_no_other_secret_for_its_id() {
     let t = TestApp::new().await;
     let key = t.create_key(ORG, &["proj_a"]).await;
     let wrong = forged(&key, false);
-    assert_eq!(trials::auth::verify(&t.app, &wrong).await.unwrap(), None);
-    let info = trials::auth::verify(&t.app, &key)
+    assert_eq!(t.app.auth().verify(&wrong).await.unwrap(), None);
+    let info = t
+        .app
+        .auth()
+        .verify(&key)
         .await
         .unwrap()
         .expect("the key itself is live");
@@ -526,14 +529,12 @@ async fn verify_accepts_the_key_and_no_other_secret_for_its_id() {
     assert_eq!(info.projects.to_string(), "proj_a");
     // Cached both ways: the right key stays verified, the wrong one refused.
     assert_eq!(t.app.keys.len(), (1, 1));
-    assert_eq!(trials::auth::verify(&t.app, &wrong).await.unwrap(), None);
+    assert_eq!(t.app.auth().verify(&wrong).await.unwrap(), None);
     assert_eq!(
-        trials::auth::verify(&t.app, &forged(&key, true))
-            .await
-            .unwrap(),
+        t.app.auth().verify(&forged(&key, true)).await.unwrap(),
         None
     );
-    assert!(trials::auth::verify(&t.app, &key).await.unwrap().is_some());
+    assert!(t.app.auth().verify(&key).await.unwrap().is_some());
 }
 
 /// Log lines written while a test runs, on this thread.

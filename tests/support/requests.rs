@@ -238,7 +238,7 @@ impl TestApp {
             .get_api_key(key.key_id())
             .await
             .expect("warm the key cache");
-        let live = trials::auth::decide(quiet, &key, record);
+        let live = quiet.auth().decide(&key, record);
         assert!(live.is_some(), "the kit's key for {org} was refused");
         key
     }

@@ -1,8 +1,7 @@
-//! `POST /v1/trials/{id}/cancel` and `PATCH /v1/trials/{id}` (the admin's change): the trial
-//! mutations that call no payment provider. Clients are built once at init, the logic lives in
-//! `trials`.
+//! `cancel`: the trial mutations that call no payment provider (cancel and the admin's
+//! `PATCH`). Its routes are the rows of `trials::api::ROUTES` that name this function. Clients
+//! are built once at init, the logic lives in `trials`.
 #[tokio::main]
 async fn main() -> Result<(), trials::BoxError> {
-    use trials::api::Route;
-    trials::lambda::serve_routes(&[Route::Cancel, Route::Patch]).await
+    trials::lambda::serve_function("cancel").await
 }

@@ -1,7 +1,7 @@
-//! `POST /v1/trials/{id}/convert` and `POST /v1/trials/skip`: the routes that call Stripe.
-//! Clients are built once at init, the logic lives in `trials`.
+//! `convert`: the routes that call Stripe (convert and skip). Its routes are the rows of
+//! `trials::api::ROUTES` that name this function. Clients are built once at init, the logic
+//! lives in `trials`.
 #[tokio::main]
 async fn main() -> Result<(), trials::BoxError> {
-    use trials::api::Route;
-    trials::lambda::serve_routes(&[Route::Convert, Route::Skip]).await
+    trials::lambda::serve_function("convert").await
 }

@@ -1,12 +1,8 @@
-//! `POST /v1/trials/{id}/extend`, `/pause` and `/resume`: the operator's lifecycle moves in one
-//! function (rarely called, so one warm function instead of three cold ones). Clients are built
-//! once at init; the logic lives in `trials`.
+//! `manage`: the operator's lifecycle moves (extend, pause, resume) in one function (rarely
+//! called, so one warm function instead of three cold ones). Its routes are the rows of
+//! `trials::api::ROUTES` that name this function. Clients are built once at init; the logic
+//! lives in `trials`.
 #[tokio::main]
 async fn main() -> Result<(), trials::BoxError> {
-    trials::lambda::serve_routes(&[
-        trials::api::Route::Extend,
-        trials::api::Route::Pause,
-        trials::api::Route::Resume,
-    ])
-    .await
+    trials::lambda::serve_function("manage").await
 }

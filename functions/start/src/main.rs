@@ -1,5 +1,6 @@
-//! `POST /v1/trials/start`: clients are built once at init, the logic lives in `trials`.
+//! `start`: opening a trial. Its routes are the rows of `trials::api::ROUTES` that name this
+//! function. Clients are built once at init, the logic lives in `trials`.
 #[tokio::main]
 async fn main() -> Result<(), trials::BoxError> {
-    trials::lambda::serve_route(trials::api::Route::Start).await
+    trials::lambda::serve_function("start").await
 }

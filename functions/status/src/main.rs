@@ -1,16 +1,7 @@
-//! The reads: `GET /v1/trials/{id}`, `GET /v1/trials/{id}/data`, `GET /v1/plans`,
-//! `GET /v1/trials/current` and `GET /v1/trials/eligibility`. Clients are built once at init,
-//! the logic lives in `trials`.
-use trials::api::Route;
-
+//! `status`: the reads (a trial, its data, the plans, the org's current trial, eligibility):
+//! one least-privilege policy, one warm pool. Its routes are the rows of `trials::api::ROUTES`
+//! that name this function. Clients are built once at init, the logic lives in `trials`.
 #[tokio::main]
 async fn main() -> Result<(), trials::BoxError> {
-    trials::lambda::serve_routes(&[
-        Route::Status,
-        Route::TrialData,
-        Route::Plans,
-        Route::Current,
-        Route::Eligibility,
-    ])
-    .await
+    trials::lambda::serve_function("status").await
 }

@@ -1,5 +1,6 @@
-//! `POST /v1/webhooks/stripe`: clients are built once at init, the logic lives in `trials`.
+//! `stripe-webhook`: Stripe's signed events. Its routes are the rows of `trials::api::ROUTES`
+//! that name this function. Clients are built once at init, the logic lives in `trials`.
 #[tokio::main]
 async fn main() -> Result<(), trials::BoxError> {
-    trials::lambda::serve_route(trials::api::Route::StripeWebhook).await
+    trials::lambda::serve_function("stripe-webhook").await
 }

@@ -1,8 +1,9 @@
-//! `POST /v1/trials/{id}/usage`: its own function, not the cancel one it resembles. Usage is
-//! metering traffic, called far more often than any transition: its own concurrency, throttles
-//! and alarms keep a burst of usage from starving cancel, and it needs no Stripe secret.
-//! Clients are built once at init, the logic lives in `trials`.
+//! `usage`: its own function, not the cancel one it resembles. Usage is metering traffic,
+//! called far more often than any transition: its own concurrency, throttles and alarms keep a
+//! burst of usage from starving cancel, and it needs no Stripe secret. Its routes are the rows
+//! of `trials::api::ROUTES` that name this function. Clients are built once at init, the logic
+//! lives in `trials`.
 #[tokio::main]
 async fn main() -> Result<(), trials::BoxError> {
-    trials::lambda::serve_route(trials::api::Route::Usage).await
+    trials::lambda::serve_function("usage").await
 }

@@ -14,7 +14,7 @@ use super::reply::Reply;
 use super::request::json_object;
 use super::LogFields;
 use crate::auth::Tenant;
-use crate::domain::{ErrorCode, ExtendRequest};
+use crate::domain::ExtendRequest;
 use crate::App;
 
 pub async fn handle(
@@ -23,12 +23,6 @@ pub async fn handle(
     tenant: &Tenant,
     log: &mut LogFields,
 ) -> Result<Reply, ApiError> {
-    if !tenant.admin {
-        return Err(ApiError::new(
-            ErrorCode::Forbidden,
-            "Only an admin API key may extend a trial",
-        ));
-    }
     let body = json_object(req)?;
     let request = ExtendRequest::parse(&body).map_err(|e| ApiError::new(e.code(), e.message()))?;
     run(app, req, tenant, log, Move::Extend(request)).await

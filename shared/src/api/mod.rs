@@ -1,5 +1,7 @@
-//! The HTTP entry points: one handler module per route, and what they share (request parsing,
-//! errors, idempotency, the request log line).
+//! The HTTP entry points: one handler module per route, the route table that lists them
+//! ([`routes`]), and what they share (request parsing, errors, idempotency, the request log
+//! line). Every request goes through [`handle`]: the body limit, the row's authentication, the
+//! handler, then exactly one log line.
 pub mod admin;
 pub mod applicant;
 pub mod cancel;
@@ -17,6 +19,7 @@ pub mod plans;
 pub mod reply;
 pub mod request;
 pub mod resume;
+pub mod routes;
 pub mod signals;
 pub mod skip;
 pub mod start;
@@ -31,105 +34,10 @@ use lambda_http::{Body, Request, Response};
 
 pub use error::ApiError;
 pub use reply::Reply;
+pub use routes::{Auth, Route, Row, MAX_BODY_BYTES, MAX_WEBHOOK_BODY_BYTES, ROUTES};
 
+use crate::domain::ErrorCode;
 use crate::App;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Route {
-    Start,
-    Status,
-    Convert,
-    Cancel,
-    StripeWebhook,
-    Plans,
-    TrialData,
-    Usage,
-    Extend,
-    Pause,
-    Resume,
-    /// `PATCH /v1/trials/{id}`: admin keys only.
-    Patch,
-    /// `GET /v1/trials/current`: the org's trial.
-    Current,
-    /// `GET /v1/trials/eligibility?plan=`: may the org start a trial.
-    Eligibility,
-    /// `POST /v1/trials/skip`: no free trial, a paid checkout now.
-    Skip,
-}
-
-impl Route {
-    pub fn name(self) -> &'static str {
-        match self {
-            Route::Start => "POST /v1/trials/start",
-            Route::Status => "GET /v1/trials/{id}",
-            Route::Convert => "POST /v1/trials/{id}/convert",
-            Route::Cancel => "POST /v1/trials/{id}/cancel",
-            Route::StripeWebhook => "POST /v1/webhooks/stripe",
-            Route::Plans => "GET /v1/plans",
-            Route::TrialData => "GET /v1/trials/{id}/data",
-            Route::Usage => "POST /v1/trials/{id}/usage",
-            Route::Extend => "POST /v1/trials/{id}/extend",
-            Route::Pause => "POST /v1/trials/{id}/pause",
-            Route::Resume => "POST /v1/trials/{id}/resume",
-            Route::Patch => "PATCH /v1/trials/{id}",
-            Route::Current => "GET /v1/trials/current",
-            Route::Eligibility => "GET /v1/trials/eligibility",
-            Route::Skip => "POST /v1/trials/skip",
-        }
-    }
-
-    /// Every route, for matching an API Gateway route key against [`Route::name`].
-    pub const ALL: [Route; 15] = [
-        Route::Start,
-        Route::Status,
-        Route::Convert,
-        Route::Cancel,
-        Route::StripeWebhook,
-        Route::Plans,
-        Route::TrialData,
-        Route::Usage,
-        Route::Extend,
-        Route::Pause,
-        Route::Resume,
-        Route::Patch,
-        Route::Current,
-        Route::Eligibility,
-        Route::Skip,
-    ];
-
-    /// The route whose [`Route::name`] is API Gateway's `routeKey` (`GET /v1/trials/{id}`).
-    pub fn from_route_key(key: &str) -> Option<Route> {
-        Route::ALL.into_iter().find(|r| r.name() == key)
-    }
-
-    /// Which route serves `method path`; for the local server, where no API Gateway routes.
-    pub fn resolve(method: &str, path: &str) -> Result<Route, ApiError> {
-        let segments: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();
-        let (route, allowed) = match segments.as_slice() {
-            ["v1", "trials", "start"] => (Route::Start, "POST"),
-            // Before `{id}`: these words are no trial id.
-            ["v1", "trials", "current"] => (Route::Current, "GET"),
-            ["v1", "trials", "eligibility"] => (Route::Eligibility, "GET"),
-            ["v1", "trials", "skip"] => (Route::Skip, "POST"),
-            ["v1", "webhooks", "stripe"] => (Route::StripeWebhook, "POST"),
-            ["v1", "trials", _] if method == "PATCH" => (Route::Patch, "PATCH"),
-            ["v1", "trials", _] => (Route::Status, "GET"),
-            ["v1", "trials", _, "convert"] => (Route::Convert, "POST"),
-            ["v1", "trials", _, "cancel"] => (Route::Cancel, "POST"),
-            ["v1", "plans"] => (Route::Plans, "GET"),
-            ["v1", "trials", _, "data"] => (Route::TrialData, "GET"),
-            ["v1", "trials", _, "usage"] => (Route::Usage, "POST"),
-            ["v1", "trials", _, "extend"] => (Route::Extend, "POST"),
-            ["v1", "trials", _, "pause"] => (Route::Pause, "POST"),
-            ["v1", "trials", _, "resume"] => (Route::Resume, "POST"),
-            _ => return Err(ApiError::route_not_found()),
-        };
-        if method != allowed {
-            return Err(ApiError::method_not_allowed());
-        }
-        Ok(route)
-    }
-}
 
 /// What the request log line records besides route, status and duration.
 #[derive(Debug, Default)]
@@ -143,21 +51,6 @@ impl LogFields {
     pub fn tenant(&mut self, tenant: &crate::auth::Tenant) {
         self.org_id = Some(tenant.org.to_string());
         self.key_id = Some(tenant.key_id.clone());
-    }
-}
-
-/// The largest body a route accepts, checked before anything parses it: a mutation's JSON is
-/// a few hundred bytes (applicant metadata included, well under this).
-pub const MAX_BODY_BYTES: usize = 32 * 1024;
-/// Stripe's events are well under this.
-pub const MAX_WEBHOOK_BODY_BYTES: usize = 512 * 1024;
-
-impl Route {
-    pub fn max_body_bytes(self) -> usize {
-        match self {
-            Route::StripeWebhook => MAX_WEBHOOK_BODY_BYTES,
-            _ => MAX_BODY_BYTES,
-        }
     }
 }
 
@@ -189,43 +82,31 @@ pub async fn handle(app: &App, route: Route, req: Request) -> Response<Body> {
     reply.into_response()
 }
 
+/// The route's row, in order: the body limit, who may call, the handler.
 async fn dispatch(
     app: &App,
     route: Route,
     req: &Request,
     log: &mut LogFields,
 ) -> Result<Reply, ApiError> {
+    let row = route.row();
     // Before anything parses the body (the idempotency fingerprint, the JSON, the signature).
-    let limit = route.max_body_bytes();
-    if req.body().len() > limit {
-        return Err(ApiError::payload_too_large(limit));
+    if req.body().len() > row.max_body_bytes {
+        return Err(ApiError::payload_too_large(row.max_body_bytes));
     }
-    match route {
-        // Authenticated by Stripe's signature, not by an API key.
-        Route::StripeWebhook => stripe_webhook::handle(app, req, log).await,
-        // Authenticates itself: the key record and the trial in one read.
-        Route::Status => status::handle(app, req, log).await,
-        Route::Start => start::handle(app, req, &authenticated(app, req, log).await?, log).await,
-        Route::Convert => {
-            convert::handle(app, req, &authenticated(app, req, log).await?, log).await
+    match row.auth {
+        Auth::ApiKey(handler) => handler(app, req, &authenticated(app, req, log).await?, log).await,
+        Auth::AdminKey { may, handler } => {
+            let tenant = authenticated(app, req, log).await?;
+            if !tenant.admin {
+                return Err(ApiError::new(
+                    ErrorCode::Forbidden,
+                    format!("Only an admin API key may {may}"),
+                ));
+            }
+            handler(app, req, &tenant, log).await
         }
-        Route::Cancel => cancel::handle(app, req, &authenticated(app, req, log).await?, log).await,
-        Route::Plans => plans::handle(app, req, log).await,
-        Route::TrialData => {
-            trial_data::handle(app, req, &authenticated(app, req, log).await?, log).await
-        }
-        Route::Usage => usage::handle(app, req, &authenticated(app, req, log).await?, log).await,
-        Route::Extend => extend::handle(app, req, &authenticated(app, req, log).await?, log).await,
-        Route::Pause => pause::handle(app, req, &authenticated(app, req, log).await?, log).await,
-        Route::Resume => resume::handle(app, req, &authenticated(app, req, log).await?, log).await,
-        Route::Patch => patch::handle(app, req, &authenticated(app, req, log).await?, log).await,
-        Route::Current => {
-            current::handle(app, req, &authenticated(app, req, log).await?, log).await
-        }
-        Route::Skip => skip::handle(app, req, &authenticated(app, req, log).await?, log).await,
-        Route::Eligibility => {
-            eligibility::handle(app, req, &authenticated(app, req, log).await?, log).await
-        }
+        Auth::StripeSignature(handler) | Auth::Itself(handler) => handler(app, req, log).await,
     }
 }
 
@@ -234,7 +115,7 @@ async fn authenticated(
     req: &Request,
     log: &mut LogFields,
 ) -> Result<crate::auth::Tenant, ApiError> {
-    let tenant = crate::auth::authenticate(app, req).await?;
+    let tenant = app.auth().authenticate(req).await?;
     log.tenant(&tenant);
     Ok(tenant)
 }
@@ -270,81 +151,5 @@ pub async fn handle_any(app: &App, req: Request) -> Response<Body> {
     match Route::resolve(req.method().as_str(), req.uri().path()) {
         Ok(route) => handle(app, route, req).await,
         Err(err) => Reply::error(&err).into_response(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn resolves_routes_and_methods() {
-        assert_eq!(Route::resolve("POST", "/v1/trials/start"), Ok(Route::Start));
-        assert_eq!(
-            Route::resolve("GET", "/v1/trials/trial_x"),
-            Ok(Route::Status)
-        );
-        assert_eq!(
-            Route::resolve("POST", "/v1/trials/trial_x/convert/"),
-            Ok(Route::Convert)
-        );
-        assert_eq!(
-            Route::resolve("POST", "/v1/trials/trial_x/cancel"),
-            Ok(Route::Cancel)
-        );
-        for (action, route) in [
-            ("extend", Route::Extend),
-            ("pause", Route::Pause),
-            ("resume", Route::Resume),
-        ] {
-            assert_eq!(
-                Route::resolve("POST", &format!("/v1/trials/trial_x/{action}")),
-                Ok(route)
-            );
-        }
-        assert_eq!(
-            Route::resolve("POST", "/v1/webhooks/stripe"),
-            Ok(Route::StripeWebhook)
-        );
-        assert_eq!(Route::resolve("GET", "/v1/plans"), Ok(Route::Plans));
-        assert_eq!(
-            Route::resolve("GET", "/v1/trials/trial_x/data"),
-            Ok(Route::TrialData)
-        );
-        assert_eq!(
-            Route::resolve("POST", "/v1/trials/trial_x/usage"),
-            Ok(Route::Usage)
-        );
-        for route in Route::ALL {
-            assert_eq!(Route::from_route_key(route.name()), Some(route));
-        }
-        assert_eq!(
-            Route::resolve("PATCH", "/v1/trials/trial_x"),
-            Ok(Route::Patch)
-        );
-        assert_eq!(
-            Route::resolve("GET", "/v1/trials/current"),
-            Ok(Route::Current)
-        );
-        assert_eq!(
-            Route::resolve("GET", "/v1/trials/eligibility"),
-            Ok(Route::Eligibility)
-        );
-        assert_eq!(
-            Route::resolve("DELETE", "/v1/trials/trial_x")
-                .unwrap_err()
-                .status(),
-            405
-        );
-        assert_eq!(
-            Route::resolve("GET", "/v1/trials/start")
-                .unwrap_err()
-                .status(),
-            405
-        );
-        assert_eq!(
-            Route::resolve("GET", "/nope").unwrap_err().code.as_str(),
-            "route_not_found"
-        );
     }
 }

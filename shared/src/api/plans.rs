@@ -7,18 +7,19 @@ use lambda_http::Request;
 use super::error::ApiError;
 use super::reply::Reply;
 use super::LogFields;
-use crate::auth::{self, AuthError, KeyCheck};
+use crate::auth::{AuthError, KeyCheck};
 use crate::domain::catalog::plans_view;
 use crate::App;
 
 pub const PATH: &str = "/v1/plans";
 
 pub async fn handle(app: &App, req: &Request, log: &mut LogFields) -> Result<Reply, ApiError> {
-    let info = match auth::check(app, req)? {
+    let keys = app.auth();
+    let info = match keys.check(req)? {
         KeyCheck::Known(info) => Some(info),
         KeyCheck::NeedsRecord(key) => {
             let record = app.store.get_api_key(key.key_id()).await?;
-            auth::decide(app, &key, record)
+            keys.decide(&key, record)
         }
     };
     let info = info.ok_or(AuthError::Unauthorized)?;

@@ -15,7 +15,8 @@ use crate::auth::{self, KeyCheck};
 use crate::App;
 
 pub async fn handle(app: &App, req: &Request, log: &mut LogFields) -> Result<Reply, ApiError> {
-    let (tenant, found) = match auth::check(app, req)? {
+    let keys = app.auth();
+    let (tenant, found) = match keys.check(req)? {
         KeyCheck::Known(info) => {
             let tenant = auth::tenant(req, Some(info))?;
             log.tenant(&tenant);
@@ -27,7 +28,7 @@ pub async fn handle(app: &App, req: &Request, log: &mut LogFields) -> Result<Rep
         KeyCheck::NeedsRecord(key) => match trial_id(req) {
             Ok(id) => {
                 let (record, found) = app.store.get_api_key_and_trial(key.key_id(), &id).await?;
-                let tenant = auth::tenant(req, auth::decide(app, &key, record))?;
+                let tenant = auth::tenant(req, keys.decide(&key, record))?;
                 log.tenant(&tenant);
                 log.trial_id = Some(id.to_string());
                 (tenant, (id, found))
@@ -35,7 +36,7 @@ pub async fn handle(app: &App, req: &Request, log: &mut LogFields) -> Result<Rep
             // An id we could not have issued: authenticate first (401 before 404).
             Err(not_found) => {
                 let record = app.store.get_api_key(key.key_id()).await?;
-                let tenant = auth::tenant(req, auth::decide(app, &key, record))?;
+                let tenant = auth::tenant(req, keys.decide(&key, record))?;
                 log.tenant(&tenant);
                 return Err(not_found);
             }

@@ -10,18 +10,21 @@
 //! The key is checked against its record (SHA-256 compared in constant time) or against the
 //! warm function's [`KeyCache`]. On a cold cache the record costs one read, which a status
 //! request shares with its trial read ([`KeyCheck::NeedsRecord`]).
+//!
+//! Authentication takes what it reads, an [`Authenticator`] (the cache, the store, the clock),
+//! not the whole `App`: `app` builds on `auth`, never the other way round.
 pub mod cache;
 pub mod issue;
 
 use lambda_http::Request;
 
+use crate::clock::Clock;
 use crate::crypto;
 use crate::domain::api_key::{ApiKey, KeyInfo, Projects};
 use crate::domain::{OrgId, ProjectId};
 use crate::headers::{header, org_id, project_id, HeaderError};
 use crate::store::api_keys::StoredKey;
-use crate::store::StoreError;
-use crate::App;
+use crate::store::{Store, StoreError};
 
 pub use cache::{Cached, KeyCache};
 
@@ -80,34 +83,71 @@ impl From<StoreError> for AuthError {
 pub enum KeyCheck {
     /// The cache had a fresh verdict: a live key's info.
     Known(KeyInfo),
-    /// The record must be read (and handed to [`KeyCheck::decide`]).
+    /// The record must be read (and handed to [`Authenticator::decide`]).
     NeedsRecord(ApiKey),
 }
 
-/// The first step: the bearer key, and the cache's verdict on it if it has one.
-pub fn check(app: &App, req: &Request) -> Result<KeyCheck, AuthError> {
-    let key = bearer_key(req).ok_or(AuthError::Unauthorized)?;
-    match app.keys.get(&key.hash(), app.clock.now_millis()) {
-        Cached::Verified(info) => Ok(KeyCheck::Known(info)),
-        Cached::Refused => Err(AuthError::Unauthorized),
-        Cached::Unknown => Ok(KeyCheck::NeedsRecord(key)),
-    }
+/// What authentication reads: the warm function's verdicts, the key records and the time
+/// (a verdict is cached for the TTL from the moment it is decided). Cheap to build per request
+/// (three references; `App::auth` builds it).
+#[derive(Clone, Copy)]
+pub struct Authenticator<'a> {
+    pub cache: &'a KeyCache,
+    pub store: &'a Store,
+    pub clock: &'a dyn Clock,
 }
 
-/// The verdict on `key` given its record as read: live (exists, this secret, not revoked) or
-/// not. Either way it is cached.
-pub fn decide(app: &App, key: &ApiKey, record: Option<StoredKey>) -> Option<KeyInfo> {
-    let hash = key.hash();
-    let now_ms = app.clock.now_millis();
-    let live = record
-        .filter(|stored| crypto::constant_time_eq(stored.hash.as_bytes(), hash.as_bytes()))
-        .map(|stored| stored.info)
-        .filter(|info| !info.revoked());
-    match &live {
-        Some(info) => app.keys.put_verified(hash, info.clone(), now_ms),
-        None => app.keys.put_refused(hash, now_ms),
+impl Authenticator<'_> {
+    /// The first step: the bearer key, and the cache's verdict on it if it has one.
+    pub fn check(&self, req: &Request) -> Result<KeyCheck, AuthError> {
+        let key = bearer_key(req).ok_or(AuthError::Unauthorized)?;
+        match self.cache.get(&key.hash(), self.clock.now_millis()) {
+            Cached::Verified(info) => Ok(KeyCheck::Known(info)),
+            Cached::Refused => Err(AuthError::Unauthorized),
+            Cached::Unknown => Ok(KeyCheck::NeedsRecord(key)),
+        }
     }
-    live
+
+    /// The verdict on `key` given its record as read: live (exists, this secret, not revoked)
+    /// or not. Either way it is cached.
+    pub fn decide(&self, key: &ApiKey, record: Option<StoredKey>) -> Option<KeyInfo> {
+        let hash = key.hash();
+        let now_ms = self.clock.now_millis();
+        let live = record
+            .filter(|stored| crypto::constant_time_eq(stored.hash.as_bytes(), hash.as_bytes()))
+            .map(|stored| stored.info)
+            .filter(|info| !info.revoked());
+        match &live {
+            Some(info) => self.cache.put_verified(hash, info.clone(), now_ms),
+            None => self.cache.put_refused(hash, now_ms),
+        }
+        live
+    }
+
+    /// All three steps, reading the key record on its own when the cache has no verdict.
+    pub async fn authenticate(&self, req: &Request) -> Result<Tenant, AuthError> {
+        let info = match self.check(req)? {
+            KeyCheck::Known(info) => Some(info),
+            KeyCheck::NeedsRecord(key) => {
+                let record = self.store.get_api_key(key.key_id()).await?;
+                self.decide(&key, record)
+            }
+        };
+        tenant(req, info)
+    }
+
+    /// What `key` may do if it is live: the cache's fresh verdict, else one read of its
+    /// record. A failing store is an error, never a verdict.
+    pub async fn verify(&self, key: &ApiKey) -> Result<Option<KeyInfo>, StoreError> {
+        match self.cache.get(&key.hash(), self.clock.now_millis()) {
+            Cached::Verified(info) => Ok(Some(info)),
+            Cached::Refused => Ok(None),
+            Cached::Unknown => {
+                let record = self.store.get_api_key(key.key_id()).await?;
+                Ok(self.decide(key, record))
+            }
+        }
+    }
 }
 
 /// The tenant the request names, if `info` (a live key) covers it.
@@ -128,31 +168,6 @@ pub fn tenant(req: &Request, info: Option<KeyInfo>) -> Result<Tenant, AuthError>
         projects: info.projects,
         admin: info.admin,
     })
-}
-
-/// All three steps, reading the key record on its own when the cache has no verdict.
-pub async fn authenticate(app: &App, req: &Request) -> Result<Tenant, AuthError> {
-    let info = match check(app, req)? {
-        KeyCheck::Known(info) => Some(info),
-        KeyCheck::NeedsRecord(key) => {
-            let record = app.store.get_api_key(key.key_id()).await?;
-            decide(app, &key, record)
-        }
-    };
-    tenant(req, info)
-}
-
-/// What `key` may do if it is live: the cache's fresh verdict, else one read of its record.
-/// A failing store is an error, never a verdict.
-pub async fn verify(app: &App, key: &ApiKey) -> Result<Option<KeyInfo>, StoreError> {
-    match app.keys.get(&key.hash(), app.clock.now_millis()) {
-        Cached::Verified(info) => Ok(Some(info)),
-        Cached::Refused => Ok(None),
-        Cached::Unknown => {
-            let record = app.store.get_api_key(key.key_id()).await?;
-            Ok(decide(app, key, record))
-        }
-    }
 }
 
 /// The key of `Authorization: Bearer <key>` (scheme case-insensitive), if it has our form.

@@ -1,0 +1,382 @@
+//! The route table: every HTTP route is one row of [`ROUTES`] (method, path, who may call it,
+//! the largest body it takes, its handler, and the Lambda function that serves it). Routing
+//! ([`Route::resolve`], [`Route::from_route_key`]), the body limit, authentication and dispatch
+//! ([`super::handle`]), the Lambda entry ([`crate::lambda::serve_function`]) and the local server
+//! all read it; nothing else lists routes in code. `template.yaml` and `openapi.yaml` list them
+//! for AWS and for clients, and a test (`tests/integration/routes.rs`) holds the three equal.
+//!
+//! The router is hand-written, not a routing crate: matching fifteen short patterns costs
+//! nothing, and every crate linked into a function adds to its cold start (BENCHMARKS.md).
+//! A path matches a pattern segment by segment (`{id}` matches any one segment); when several
+//! patterns match, the one with a literal segment where the others have `{id}` wins, so
+//! `/v1/trials/current` is never read as a trial id. A path whose pattern exists but not for
+//! the method is 405 `method_not_allowed`; no pattern at all is 404 `route_not_found`.
+//!
+//! Cost: one boxed future per request (the handlers are fn pointers in a table, so their
+//! futures are boxed to one type).
+use std::future::Future;
+use std::pin::Pin;
+
+use lambda_http::Request;
+
+use super::error::ApiError;
+use super::reply::Reply;
+use super::LogFields;
+use super::{
+    cancel, convert, current, eligibility, extend, patch, pause, plans, resume, skip, start,
+    status, stripe_webhook, trial_data, usage,
+};
+use crate::auth::Tenant;
+use crate::App;
+
+/// A route, by name: what the table's rows, the functions and the tests refer to. Its
+/// discriminant is its row's index in [`ROUTES`] (a test holds them in step).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    Start,
+    Status,
+    Convert,
+    Cancel,
+    StripeWebhook,
+    Plans,
+    TrialData,
+    Usage,
+    Extend,
+    Pause,
+    Resume,
+    /// `PATCH /v1/trials/{id}`: admin keys only.
+    Patch,
+    /// `GET /v1/trials/current`: the org's trial.
+    Current,
+    /// `GET /v1/trials/eligibility?plan=`: may the org start a trial.
+    Eligibility,
+    /// `POST /v1/trials/skip`: no free trial, a paid checkout now.
+    Skip,
+}
+
+/// What a handler returns, boxed so every handler fits one fn-pointer type.
+pub type Answer<'a> = Pin<Box<dyn Future<Output = Result<Reply, ApiError>> + Send + 'a>>;
+/// A handler called with the tenant its API key acts for.
+pub type Keyed = for<'a> fn(&'a App, &'a Request, &'a Tenant, &'a mut LogFields) -> Answer<'a>;
+/// A handler that authenticates the request itself (or needs no key).
+pub type Open = for<'a> fn(&'a App, &'a Request, &'a mut LogFields) -> Answer<'a>;
+
+/// Who may call a route, checked before its handler runs (after the body limit). Each kind
+/// carries the handler whose signature it implies: a keyed handler cannot be listed without a
+/// key check.
+#[derive(Clone, Copy)]
+pub enum Auth {
+    /// A live API key for the `X-Org-Id` and `X-Project-Id` named (see [`crate::auth`]).
+    ApiKey(Keyed),
+    /// As [`Auth::ApiKey`], and the key is an admin key; a standard key is 403 `forbidden`,
+    /// "Only an admin API key may {may}".
+    AdminKey { may: &'static str, handler: Keyed },
+    /// Stripe's `Stripe-Signature`, which the handler verifies against the raw body.
+    StripeSignature(Open),
+    /// The handler authenticates: status reads the key record and the trial in one round
+    /// trip on a cold cache; plans needs a live key but no tenant headers.
+    Itself(Open),
+}
+
+/// One route.
+#[derive(Clone, Copy)]
+pub struct Row {
+    pub route: Route,
+    pub method: &'static str,
+    /// The path pattern, `{id}` for a path parameter, as `template.yaml` and `openapi.yaml`
+    /// write it.
+    pub path: &'static str,
+    /// `METHOD path`: API Gateway's route key, and the route's name in logs and metrics.
+    pub name: &'static str,
+    pub auth: Auth,
+    /// Checked before anything parses the body (the idempotency fingerprint, the JSON, the
+    /// signature).
+    pub max_body_bytes: usize,
+    /// The Lambda function (`functions/<name>`, `template.yaml`'s `Binary`) that serves it.
+    pub function: &'static str,
+}
+
+/// The largest body a route accepts, checked before anything parses it: a mutation's JSON is
+/// a few hundred bytes (applicant metadata included, well under this).
+pub const MAX_BODY_BYTES: usize = 32 * 1024;
+/// Stripe's events are well under this.
+pub const MAX_WEBHOOK_BODY_BYTES: usize = 512 * 1024;
+
+/// One row; `name` is `method path`, spelled once.
+macro_rules! row {
+    ($route:ident, $method:literal, $path:literal, $auth:expr, $limit:expr, $function:literal) => {
+        Row {
+            route: Route::$route,
+            method: $method,
+            path: $path,
+            name: concat!($method, " ", $path),
+            auth: $auth,
+            max_body_bytes: $limit,
+            function: $function,
+        }
+    };
+}
+
+/// A keyed handler module's `handle` as a table entry.
+macro_rules! keyed {
+    ($module:ident) => {
+        |app, req, tenant, log| Box::pin($module::handle(app, req, tenant, log))
+    };
+}
+
+/// An open handler module's `handle` as a table entry.
+macro_rules! open {
+    ($module:ident) => {
+        |app, req, log| Box::pin($module::handle(app, req, log))
+    };
+}
+
+/// An admin-key route's entry: what a standard key may not do, and the keyed handler.
+macro_rules! admin {
+    ($may:literal, $module:ident) => {
+        AdminKey {
+            may: $may,
+            handler: keyed!($module),
+        }
+    };
+}
+
+use Auth::{AdminKey, ApiKey, Itself, StripeSignature};
+const BODY: usize = MAX_BODY_BYTES;
+const WEBHOOK_BODY: usize = MAX_WEBHOOK_BODY_BYTES;
+
+/// Every route, in [`Route`]'s order. The functions group routes by least privilege and
+/// traffic: the reads share `status`; extend, pause and resume share `manage`; cancel and
+/// `PATCH` share `cancel`; convert and skip (the routes that call Stripe) share `convert`;
+/// usage (metering traffic) has its own.
+#[rustfmt::skip]
+pub static ROUTES: [Row; 15] = [
+    //   route          method   path                       who may call                          body limit    function
+    row!(Start,         "POST",  "/v1/trials/start",        ApiKey(keyed!(start)),                BODY,         "start"),
+    row!(Status,        "GET",   "/v1/trials/{id}",         Itself(open!(status)),                BODY,         "status"),
+    row!(Convert,       "POST",  "/v1/trials/{id}/convert", ApiKey(keyed!(convert)),              BODY,         "convert"),
+    row!(Cancel,        "POST",  "/v1/trials/{id}/cancel",  ApiKey(keyed!(cancel)),               BODY,         "cancel"),
+    row!(StripeWebhook, "POST",  "/v1/webhooks/stripe",     StripeSignature(open!(stripe_webhook)), WEBHOOK_BODY, "stripe-webhook"),
+    row!(Plans,         "GET",   "/v1/plans",               Itself(open!(plans)),                 BODY,         "status"),
+    row!(TrialData,     "GET",   "/v1/trials/{id}/data",    ApiKey(keyed!(trial_data)),           BODY,         "status"),
+    row!(Usage,         "POST",  "/v1/trials/{id}/usage",   ApiKey(keyed!(usage)),                BODY,         "usage"),
+    row!(Extend,        "POST",  "/v1/trials/{id}/extend",  admin!("extend a trial", extend),     BODY,         "manage"),
+    row!(Pause,         "POST",  "/v1/trials/{id}/pause",   ApiKey(keyed!(pause)),                BODY,         "manage"),
+    row!(Resume,        "POST",  "/v1/trials/{id}/resume",  ApiKey(keyed!(resume)),               BODY,         "manage"),
+    row!(Patch,         "PATCH", "/v1/trials/{id}",         admin!("change a trial", patch),      BODY,         "cancel"),
+    row!(Current,       "GET",   "/v1/trials/current",      ApiKey(keyed!(current)),              BODY,         "status"),
+    row!(Eligibility,   "GET",   "/v1/trials/eligibility",  ApiKey(keyed!(eligibility)),          BODY,         "status"),
+    row!(Skip,          "POST",  "/v1/trials/skip",         ApiKey(keyed!(skip)),                 BODY,         "convert"),
+];
+
+impl Route {
+    /// This route's row.
+    pub fn row(self) -> &'static Row {
+        &ROUTES[self as usize]
+    }
+
+    /// `METHOD path`, API Gateway's route key (`GET /v1/trials/{id}`).
+    pub fn name(self) -> &'static str {
+        self.row().name
+    }
+
+    pub fn max_body_bytes(self) -> usize {
+        self.row().max_body_bytes
+    }
+
+    /// Every route, in the table's order.
+    pub fn all() -> impl Iterator<Item = Route> {
+        ROUTES.iter().map(|row| row.route)
+    }
+
+    /// The routes the Lambda function `function` serves (`functions/<function>`).
+    pub fn served_by(function: &str) -> impl Iterator<Item = Route> + '_ {
+        ROUTES
+            .iter()
+            .filter(move |row| row.function == function)
+            .map(|row| row.route)
+    }
+
+    /// The route whose [`Route::name`] is API Gateway's `routeKey` (`GET /v1/trials/{id}`).
+    pub fn from_route_key(key: &str) -> Option<Route> {
+        ROUTES
+            .iter()
+            .find(|row| row.name == key)
+            .map(|row| row.route)
+    }
+
+    /// Which route serves `method path` (a trailing `/` is ignored); for the local server and
+    /// a request without a usable route key, where no API Gateway routes.
+    pub fn resolve(method: &str, path: &str) -> Result<Route, ApiError> {
+        let segments: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();
+        let matching = || ROUTES.iter().filter(|row| matches(row.path, &segments));
+        // The most literal of the matching patterns; its rows answer for the path.
+        let best = matching()
+            .map(|row| literal_segments(row.path))
+            .max()
+            .ok_or_else(ApiError::route_not_found)?;
+        matching()
+            .filter(|row| literal_segments(row.path) == best)
+            .find(|row| row.method == method)
+            .map(|row| row.route)
+            .ok_or_else(ApiError::method_not_allowed)
+    }
+}
+
+/// Whether `segments` (a path split on `/`, without the leading empty one) fit `pattern`.
+fn matches(pattern: &str, segments: &[&str]) -> bool {
+    let mut parts = pattern.split('/').skip(1);
+    let fits = segments.iter().all(|segment| match parts.next() {
+        Some(part) => is_parameter(part) || part == *segment,
+        None => false,
+    });
+    fits && parts.next().is_none()
+}
+
+/// Which of `pattern`'s segments are literal: ordered so that a literal segment outranks `{id}`
+/// at the first place two patterns differ.
+fn literal_segments(pattern: &str) -> Vec<bool> {
+    pattern.split('/').map(|part| !is_parameter(part)).collect()
+}
+
+fn is_parameter(part: &str) -> bool {
+    part.starts_with('{') && part.ends_with('}')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_row_sits_at_its_routes_index_and_names_are_unique() {
+        for (index, row) in ROUTES.iter().enumerate() {
+            assert_eq!(row.route as usize, index, "{} is out of order", row.name);
+            assert_eq!(row.route.row().name, row.name);
+            assert_eq!(Route::from_route_key(row.name), Some(row.route));
+            assert_eq!(
+                ROUTES.iter().filter(|other| other.name == row.name).count(),
+                1,
+                "{} is listed twice",
+                row.name
+            );
+        }
+    }
+
+    #[test]
+    fn every_row_resolves_to_itself() {
+        for row in &ROUTES {
+            let path = row.path.replace("{id}", "trial_x");
+            assert_eq!(
+                Route::resolve(row.method, &path),
+                Ok(row.route),
+                "{}",
+                row.name
+            );
+            let slashed = format!("{path}/");
+            assert_eq!(Route::resolve(row.method, &slashed), Ok(row.route));
+        }
+    }
+
+    #[test]
+    fn admin_routes_say_what_a_standard_key_may_not_do() {
+        let admin: Vec<(Route, &str)> = ROUTES
+            .iter()
+            .filter_map(|row| match row.auth {
+                Auth::AdminKey { may, .. } => Some((row.route, may)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            admin,
+            [
+                (Route::Extend, "extend a trial"),
+                (Route::Patch, "change a trial")
+            ]
+        );
+    }
+
+    #[test]
+    fn the_webhook_alone_takes_large_bodies() {
+        for row in &ROUTES {
+            let expected = match row.route {
+                Route::StripeWebhook => MAX_WEBHOOK_BODY_BYTES,
+                _ => MAX_BODY_BYTES,
+            };
+            assert_eq!(row.route.max_body_bytes(), expected, "{}", row.name);
+        }
+    }
+
+    #[test]
+    fn functions_serve_the_routes_they_are_named_for() {
+        let served = |function| Route::served_by(function).collect::<Vec<_>>();
+        assert_eq!(served("start"), [Route::Start]);
+        assert_eq!(
+            served("status"),
+            [
+                Route::Status,
+                Route::Plans,
+                Route::TrialData,
+                Route::Current,
+                Route::Eligibility
+            ]
+        );
+        assert_eq!(served("cancel"), [Route::Cancel, Route::Patch]);
+        assert_eq!(served("convert"), [Route::Convert, Route::Skip]);
+        assert_eq!(
+            served("manage"),
+            [Route::Extend, Route::Pause, Route::Resume]
+        );
+        assert_eq!(served("expire"), []);
+        assert_eq!(Route::all().count(), ROUTES.len());
+    }
+
+    #[test]
+    fn literal_segments_win_over_the_id() {
+        for word in ["start", "current", "eligibility", "skip"] {
+            let route = Route::resolve(
+                if matches!(word, "current" | "eligibility") {
+                    "GET"
+                } else {
+                    "POST"
+                },
+                &format!("/v1/trials/{word}"),
+            );
+            assert_ne!(route, Ok(Route::Status), "{word}");
+            assert!(route.is_ok(), "{word}");
+        }
+        // The word's own pattern answers for the path: GET start is no trial read.
+        assert_eq!(
+            Route::resolve("GET", "/v1/trials/start")
+                .unwrap_err()
+                .code
+                .as_str(),
+            "method_not_allowed"
+        );
+        assert_eq!(
+            Route::resolve("PATCH", "/v1/trials/current")
+                .unwrap_err()
+                .status(),
+            405
+        );
+    }
+
+    #[test]
+    fn unknown_paths_and_methods() {
+        for (method, path, code) in [
+            ("DELETE", "/v1/trials/trial_x", "method_not_allowed"),
+            ("GET", "/v1/trials/trial_x/cancel", "method_not_allowed"),
+            ("GET", "/nope", "route_not_found"),
+            ("GET", "/", "route_not_found"),
+            ("GET", "", "route_not_found"),
+            ("GET", "/v1/trials", "route_not_found"),
+            ("GET", "/v1/trials/trial_x/data/more", "route_not_found"),
+            ("POST", "/v2/trials/start", "route_not_found"),
+            ("POST", "/v1/trials/trial_x/nope", "route_not_found"),
+        ] {
+            let err = Route::resolve(method, path).unwrap_err();
+            assert_eq!(err.code.as_str(), code, "{method} {path}");
+        }
+        assert_eq!(Route::from_route_key("$default"), None);
+        assert_eq!(Route::from_route_key("GET /v1/trials/{id}/nope"), None);
+    }
+}
