@@ -353,8 +353,8 @@ impl Chaos {
         Ok(response)
     }
 
-    /// Holds the transaction's items (or cancels it on a conflict), waits the hold, applies
-    /// it, releases.
+    /// Holds the transaction's items (or cancels it on a conflict), waits the hold, releases
+    /// them and applies it.
     async fn transact(
         &self,
         inner: &SharedHttpConnector,
@@ -398,7 +398,7 @@ impl Chaos {
         }
         // Released however this ends (a dropped future included): a leaked hold would
         // conflict every later write of the item.
-        let _release = Release {
+        let release = Release {
             chaos: self,
             keys,
             me,
@@ -407,6 +407,9 @@ impl Chaos {
             _ = tokio::time::sleep(hold) => {}
             _ = released.changed() => {}
         }
+        // The hold is the transaction's time in flight, exactly: dynoxide's own time to apply
+        // it (slow under a loaded debug build) is not DynamoDB's and holds nothing.
+        drop(release);
         let response = forward(inner, request).await?;
         self.mark_written(keys, &response);
         Ok(Transacted::Done(response))
