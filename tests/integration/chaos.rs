@@ -58,13 +58,45 @@ async fn the_layer_answers_as_dynamodb_does() {
     // The SDK makes 3 attempts of each write, every one throttled: 2 of each 3 are retries.
     assert!(stats.throttled >= 3, "{stats:?}");
     assert_eq!(stats.sdk_retries * 3, stats.throttled * 2, "{stats:?}");
-    assert!(items_by_kind(&t).await.get("TRIAL").is_none());
+    assert!(!items_by_kind(&t).await.contains_key("TRIAL"));
 
     // Off: the same request starts the trial.
     let t = TestApp::with_chaos(ChaosSpec::off(SEED)).await;
     let res = t.send(Call::start("growth", "k1")).await;
     assert_eq!(res.status, 201, "{}", res.body);
     assert_eq!(chaos(&t).stats().faults(), 0);
+}
+
+#[tokio::test]
+async fn the_same_seed_and_the_same_requests_give_the_same_faults() {
+    // Sequential starts (one write at a time): the faults depend on the seed alone.
+    let spec = ChaosSpec {
+        throttle_rate: 0.1,
+        unapplied_500_rate: 0.1,
+        applied_500_rate: 0.1,
+        ..ChaosSpec::off(SEED)
+    };
+    let run = |spec: ChaosSpec| async move {
+        let t = TestApp::with_chaos(spec).await;
+        let mut statuses = Vec::new();
+        for i in 0..8 {
+            let org = org("seeded", i);
+            warm_keys(&t, [org.clone()]).await;
+            statuses.push(t.send(Call::start("growth", "k").org(&org)).await.status);
+        }
+        (statuses, chaos(&t).stats())
+    };
+    let (a, b, other) = tokio::join!(
+        run(spec.clone()),
+        run(spec.clone()),
+        run(ChaosSpec {
+            seed: SEED + 1,
+            ..spec
+        })
+    );
+    assert!(a.1.faults() > 0, "{:?}", a.1);
+    assert_eq!(a, b);
+    assert_ne!(a.1, other.1, "another seed, other faults");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -126,6 +158,51 @@ async fn a_transaction_holding_an_item_cancels_the_next_one_and_a_single_write_o
         "{stats:?}"
     );
     assert_eq!(chaos(&t).held(), 0, "the hold ended with its transaction");
+}
+
+#[tokio::test]
+async fn an_index_query_sees_a_write_only_after_the_lag() {
+    let t = TestApp::with_chaos(ChaosSpec {
+        gsi_lag: Duration::from_secs(600),
+        ..ChaosSpec::off(SEED)
+    })
+    .await;
+    let trial = writes::seed_trial(&t, ORG, t.now()).await;
+    t.clock.set(t.now() + t.policy().length_secs + 1);
+    // Due, but written a moment ago: the expire job's query of the index does not see it.
+    let early = jobs::run(&t.app, Job::Expire, None).await;
+    assert_eq!((early.processed, early.failed), (0, 0), "{early:?}");
+    assert_eq!(chaos(&t).stats().gsi_hidden, 1);
+    // Once the index has caught up (lag off), the next run expires it.
+    chaos(&t).set_spec(ChaosSpec::off(SEED));
+    let later = jobs::run(&t.app, Job::Expire, None).await;
+    assert_eq!(later.processed, 1, "{later:?}");
+    let stored = writes::stored(&t, trial.id.as_str()).await.unwrap();
+    assert_eq!(stored.status, TrialStatus::Expired);
+}
+
+#[tokio::test]
+async fn keys_left_unprocessed_by_a_batch_read_are_asked_for_again() {
+    let t = TestApp::with_chaos(ChaosSpec {
+        unprocessed_rate: 1.0,
+        ..ChaosSpec::off(SEED)
+    })
+    .await;
+    let key = t.api_key(ORG).await;
+    let trial = writes::seed_trial(&t, ORG, t.now()).await;
+    chaos(&t).reset_stats();
+    // Two keys: the layer reads one and leaves the other unprocessed; the store asks again.
+    let (stored, found) = t
+        .app
+        .store
+        .get_api_key_and_trial(key.key_id(), &trial.id)
+        .await
+        .expect("read to the end");
+    assert!(stored.is_some(), "the key record");
+    assert_eq!(found.map(|f| f.id), Some(trial.id));
+    let stats = chaos(&t).stats();
+    assert_eq!(stats.unprocessed_keys, 1, "{stats:?}");
+    assert_eq!(stats.requests.get("BatchGetItem"), Some(&2), "{stats:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

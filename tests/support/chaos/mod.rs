@@ -25,10 +25,16 @@
 //!   (at least one key of a request is always read, as DynamoDB answers a request it can
 //!   serve none of with a throttle instead).
 //!
+//! Not modelled: a single write holds nothing (a transaction meeting an in-flight `PutItem`
+//! goes through), `TransactGetItems` (unused here), and an item a write took out of an index
+//! still showing there during the lag.
+//!
 //! Reproducible: the faults come from a SplitMix64 stream seeded by [`ChaosSpec::seed`] and
-//! the request's sequence number, so the same seed and the same order of requests give the
-//! same faults (concurrent workloads can order their requests differently run to run; the
-//! tests assert invariants, which must hold for any order).
+//! the sequence number of the write (or batch read), so the same seed and the same order of
+//! writes give the same faults (concurrent workloads can order their writes differently run
+//! to run; the tests assert invariants, which must hold for any order). A lost response is
+//! lost whatever it was: a transaction refused for its conditions can have its answer
+//! replaced by a 500 too.
 //!
 //! Cost: one JSON parse of each request body (and of `Query` / `BatchGetItem` responses when
 //! their behaviour is on), one mutex for the held-item table, and the hold itself: every
@@ -243,6 +249,8 @@ impl Chaos {
     }
 
     /// The request's own random stream: reproducible from the seed and its sequence number.
+    /// Only the requests a fault can hit (writes, batch reads) take a number, so concurrent
+    /// plain reads cannot shift the writes' faults.
     fn rng(&self) -> SplitMix64 {
         let n = self.state.sequence.fetch_add(1, Ordering::SeqCst);
         SplitMix64::new(self.spec().seed ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15))
@@ -273,7 +281,6 @@ impl Chaos {
             .and_then(|b| serde_json::from_slice(b).ok())
             .unwrap_or(Value::Null);
         let spec = &self.spec();
-        let mut rng = self.rng();
 
         let write_keys = match operation.as_str() {
             "PutItem" => Some(vec![item_key(&body["Item"])]),
@@ -289,7 +296,7 @@ impl Chaos {
                     self.hide_recent(response).await
                 }
                 "BatchGetItem" if spec.unprocessed_rate > 0.0 => {
-                    self.batch_get(&inner, request, body, &mut rng).await
+                    self.batch_get(&inner, request, body, &mut self.rng()).await
                 }
                 _ => forward(&inner, request).await,
             };
@@ -297,11 +304,12 @@ impl Chaos {
 
         // The faults of a write, in the order DynamoDB meets them: admission (throttle), the
         // front end failing before the write, the write's own conflicts, then the response lost.
+        let mut rng = self.rng();
         let roll = rng.next_f64();
         let mut edge = spec.throttle_rate;
         if roll < edge {
             self.stat(|s| s.throttled += 1);
-            let code = if rng.next_u64() % 2 == 0 {
+            let code = if rng.next_u64().is_multiple_of(2) {
                 "ThrottlingException"
             } else {
                 "ProvisionedThroughputExceededException"
