@@ -118,11 +118,17 @@ impl TestApp {
                 .expect("the local client's HTTP client");
             // The layer's holds are requests that wait without a byte moving: a test's long
             // hold would read as a stalled stream and fail after the monitor's 5 s grace.
+            // Its own retry partition, as one Lambda process has: the SDK's retry quota is a
+            // process-wide token bucket per partition, and the layer's faults spend it; they
+            // must not starve the SDK retries of the other tests in this process.
             client_config = client_config
                 .http_client(chaos.http_client(http))
                 .stalled_stream_protection(
                     aws_sdk_dynamodb::config::StalledStreamProtectionConfig::disabled(),
-                );
+                )
+                .retry_partition(aws_sdk_dynamodb::config::retry::RetryPartition::new(
+                    chaos.partition_name(),
+                ));
         }
         let client =
             aws_sdk_dynamodb::Client::from_conf(client_config.interceptor(dynamo.clone()).build());

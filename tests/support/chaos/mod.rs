@@ -46,7 +46,10 @@
 //! `TransactionConflictException` nor `TransactionCanceledException` is retried by the SDK;
 //! the store retries cancelled transactions itself (`store::tx`). A `TransactWriteItems`
 //! retried after a lost response carries the same `ClientRequestToken` (the SDK fills it once
-//! per call), which dynoxide, like DynamoDB, answers as a replay without writing again.
+//! per call), which dynoxide, like DynamoDB, answers as a replay without writing again. The
+//! SDK's retry quota is a token bucket per retry partition, process-wide (500 tokens, 5 per
+//! retry, 1 back per first-attempt success); each chaos client gets a partition of its own
+//! (`TestApp::with_chaos`), as a Lambda process would.
 pub mod workload;
 
 use std::collections::{BTreeMap, HashMap};
@@ -211,6 +214,12 @@ impl Chaos {
 
     pub fn reset_stats(&self) {
         *self.state.stats.lock().unwrap() = ChaosStats::default();
+    }
+
+    /// A retry partition name of its own (`chaos-<n>`): see `TestApp::with_chaos`.
+    pub fn partition_name(&self) -> String {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        format!("chaos-{}", NEXT.fetch_add(1, Ordering::SeqCst))
     }
 
     /// Items held by transactions in flight now.
