@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 ADDR ?= 127.0.0.1:3000
 DATA ?= .trials
 
-.PHONY: run test tools fmt-check clippy cargo-test template-lint openapi-lint smoke contract browser bench mutants clean
+.PHONY: run test tools fmt-check clippy cargo-test template-lint openapi-lint smoke contract browser bench chaos mutants clean
 
 ## Serve the whole API on http://$(ADDR) on the embedded DynamoDB under $(DATA) (listening on
 ## $(DYNAMODB_ADDR) for functions run by cargo-lambda). Builds `trials-local` and `trialctl` with
@@ -73,6 +73,12 @@ bench: tools
 	scripts/bench-zips.sh
 	cargo run --profile harness -p trials-bench -- --bin-dir $(TARGET)/release \
 		--zip-dir $(TARGET)/lambda --zip-arch "$$(cat $(TARGET)/lambda/ARCH 2>/dev/null || echo n/a)" --out BENCHMARKS.md
+
+## The issue-25 workloads at 64 concurrency under the DynamoDB semantics layer (not part of
+## `make test`; tests/integration/chaos.rs asserts the invariants at a small scale): prints
+## first-attempt 5xx, p50/p99 per route and conflicts by item kind. CHAOS_SEED=n reseeds it.
+chaos:
+	cargo run -p trials-tests --example chaos
 
 ## Mutation testing with cargo-mutants (not part of `make test` nor CI: hours on 2 cores). The
 ## scope and timeouts are in .cargo/mutants.toml; see MUTANTS.md. Installs cargo-mutants from

@@ -3,6 +3,7 @@ mod admin;
 mod applicant;
 mod auth;
 mod cancel;
+mod chaos;
 mod convert;
 mod current;
 mod events;

@@ -1,6 +1,7 @@
 //! The test kit: embedded dynoxide on `127.0.0.1:0` talked to by the real `aws-sdk-dynamodb`
 //! client, an injected clock, a request counter (and fault switch) on the SDK client, and
 //! helpers to build API Gateway requests and read the responses.
+pub mod chaos;
 pub mod counter;
 pub mod eventbridge;
 pub mod requests;
@@ -17,6 +18,7 @@ use trials::store::Store;
 use trials::App;
 use trials_local::stream::{Pumped, StreamReader};
 
+pub use chaos::{Chaos, ChaosSpec, ChaosStats};
 pub use counter::{DynamoCounter, Held};
 pub use requests::{Call, TestResponse};
 
@@ -58,6 +60,8 @@ pub struct TestApp {
     /// The event source mapping's emulation over `db`'s stream, and where it publishes.
     stream: Arc<tokio::sync::Mutex<StreamReader>>,
     pub publisher: Publisher,
+    /// The DynamoDB semantics layer the app's client goes through (`with_chaos`), if any.
+    pub chaos: Option<Chaos>,
 }
 
 impl TestApp {
@@ -76,24 +80,78 @@ impl TestApp {
         tweak: impl FnOnce(&mut Config),
         publisher: impl FnOnce(&Config) -> Publisher,
     ) -> TestApp {
+        TestApp::build(tweak, publisher, None).await
+    }
+
+    /// An app whose DynamoDB client goes through the semantics layer (`chaos`): conflicts,
+    /// throttles, lost responses... as `spec` says. The kit's own set-up (the table, API keys)
+    /// does not; `t.chaos` counts only what the app sends.
+    pub async fn with_chaos(spec: ChaosSpec) -> TestApp {
+        TestApp::with_chaos_and(spec, |_| {}, |_| Publisher::Log).await
+    }
+
+    /// [`TestApp::with_chaos`] with the configuration and publisher of [`TestApp::with`].
+    pub async fn with_chaos_and(
+        spec: ChaosSpec,
+        tweak: impl FnOnce(&mut Config),
+        publisher: impl FnOnce(&Config) -> Publisher,
+    ) -> TestApp {
+        TestApp::build(tweak, publisher, Some(Chaos::new(spec))).await
+    }
+
+    async fn build(
+        tweak: impl FnOnce(&mut Config),
+        publisher: impl FnOnce(&Config) -> Publisher,
+        chaos: Option<Chaos>,
+    ) -> TestApp {
         let (endpoint, db) = start_dynoxide().await;
         let mut config = Config::from_lookup(|_| None).expect("default config");
         config.table_name = "trials-test".into();
         tweak(&mut config);
         let dynamo = DynamoCounter::default();
-        let client = aws_sdk_dynamodb::Client::from_conf(
-            trials::aws::local_dynamodb_config(&endpoint)
-                .interceptor(dynamo.clone())
-                .build(),
-        );
+        let mut client_config = trials::aws::local_dynamodb_config(&endpoint);
+        if let Some(chaos) = &chaos {
+            let http = client_config
+                .clone()
+                .build()
+                .http_client()
+                .expect("the local client's HTTP client");
+            // The layer's holds are requests that wait without a byte moving: a test's long
+            // hold would read as a stalled stream and fail after the monitor's 5 s grace.
+            // Its own retry partition, as one Lambda process has: the SDK's retry quota is a
+            // process-wide token bucket per partition, and the layer's faults spend it; they
+            // must not starve the SDK retries of the other tests in this process.
+            client_config = client_config
+                .http_client(chaos.http_client(http))
+                .stalled_stream_protection(
+                    aws_sdk_dynamodb::config::StalledStreamProtectionConfig::disabled(),
+                )
+                .retry_partition(aws_sdk_dynamodb::config::retry::RetryPartition::new(
+                    chaos.partition_name(),
+                ));
+        }
+        let client =
+            aws_sdk_dynamodb::Client::from_conf(client_config.interceptor(dynamo.clone()).build());
         let store = Store::new(client, config.table_name.clone(), config.due_shards);
-        store.ensure_table().await.expect("create table");
+        // Under the layer, the table is made without it: set-up is not under test.
+        let setup = match &chaos {
+            Some(_) => Store::new(
+                trials::aws::local_dynamodb(&endpoint),
+                config.table_name.clone(),
+                config.due_shards,
+            ),
+            None => store.clone(),
+        };
+        setup.ensure_table().await.expect("create table");
         let clock = ManualClock::at(T0);
         let publisher = publisher(&config);
         let stream = StreamReader::new(db.clone(), store.table_name(), None);
         let app = App::new(config, store, Arc::new(clock.clone()));
         dynamo.reset();
         let keys = Arc::new(requests::TestKeys::new(&app, &endpoint));
+        if let Some(chaos) = &chaos {
+            chaos.reset_stats();
+        }
         TestApp {
             app,
             clock,
@@ -103,6 +161,7 @@ impl TestApp {
             db,
             stream: Arc::new(tokio::sync::Mutex::new(stream)),
             publisher,
+            chaos,
         }
     }
 
