@@ -726,8 +726,9 @@ async fn a_trial_trialctl_extends_under_one_due_shard_is_expired_by_the_jobs() {
     // The jobs, at the new end, on the same table and configuration.
     let clock = trials::clock::ManualClock::at(stored.expires_at);
     let at_end = App::new((*app.config).clone(), app.store.clone(), Arc::new(clock));
+    // (The trials started before it in the loop, if any, are past their end too.)
     let report = jobs::run(&at_end, Job::Expire, None).await;
-    assert_eq!(report.processed, 1, "{report:?}");
+    assert!(report.processed >= 1 && report.failed == 0, "{report:?}");
     let expired = app.store.get_trial(&trial_id).await.unwrap().unwrap();
     assert_eq!(expired.status, trials::domain::TrialStatus::Expired);
 
