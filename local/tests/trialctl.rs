@@ -12,12 +12,24 @@ use trials::store::Store;
 use trials::App;
 
 fn trialctl(args: &[&str]) -> Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_trialctl"))
-        .args(args)
-        .env_remove("TABLE_NAME")
-        .env_remove("DYNAMODB_ENDPOINT")
-        .output()
-        .expect("run trialctl")
+    trialctl_with(args, &[])
+}
+
+/// `trialctl` with `env` set (and none of the variables it reads inherited from the shell
+/// running the tests).
+fn trialctl_with(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_trialctl"));
+    command.args(args);
+    for name in [
+        "TABLE_NAME",
+        "DYNAMODB_ENDPOINT",
+        "DUE_SHARDS",
+        "PLANS_FILE",
+    ] {
+        command.env_remove(name);
+    }
+    command.envs(env.iter().copied());
+    command.output().expect("run trialctl")
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -33,10 +45,20 @@ fn data_dir(name: &str) -> PathBuf {
 
 /// The API on the data directory, as `trials-local --data DIR` serves it.
 async fn app_on(dir: &Path) -> App {
+    app_on_with(dir, &[]).await
+}
+
+/// [`app_on`] with the functions' environment `env` (e.g. `DUE_SHARDS`, `PLANS_FILE`).
+async fn app_on_with(dir: &Path, env: &[(&str, &str)]) -> App {
     let endpoint = trials_local::embedded::start_dynoxide(Some(dir))
         .await
         .unwrap();
-    let config = Config::from_lookup(|_| None).unwrap();
+    let config = Config::from_lookup(|k| {
+        env.iter()
+            .find(|(name, _)| *name == k)
+            .map(|(_, v)| (*v).to_owned())
+    })
+    .unwrap();
     let store = Store::new(
         trials::aws::local_dynamodb(&endpoint),
         config.table_name.clone(),
@@ -44,6 +66,18 @@ async fn app_on(dir: &Path) -> App {
     );
     store.ensure_table().await.unwrap();
     App::new(config, store, Arc::new(SystemClock))
+}
+
+/// A trial of `plan` started through the API by `org`, with a key `trialctl` created.
+async fn start_for(app: &App, data: &str, org: &str, plan: &str) -> String {
+    let created = trialctl(&["--data", data, "keys", "create", "--org", org]);
+    assert!(created.status.success(), "{}", text(&created.stderr));
+    let key = text(&created.stdout).trim().to_owned();
+    let mut req = request("POST", "/v1/trials/start", &key, org, "proj_1");
+    *req.body_mut() = lambda_http::Body::Text(format!(r#"{{"plan":"{plan}"}}"#));
+    let (status, body) = send(app, req).await;
+    assert_eq!(status, 201, "{body}");
+    body["id"].as_str().unwrap().to_owned()
 }
 
 fn request(method: &str, path: &str, key: &str, org: &str, project: &str) -> Request {
@@ -657,4 +691,107 @@ async fn admin_keys_allowances_and_why_an_org_may_not_start() {
         said.contains("trial_already_used") && said.contains(id),
         "{said}"
     );
+}
+
+/// Issue 26 item 7: `trialctl` takes `DUE_SHARDS` from the functions' configuration code, so a
+/// trial it extends under `DUE_SHARDS=1` stays in the one shard the jobs read, and the expire
+/// job takes it at its new end.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_trial_trialctl_extends_under_one_due_shard_is_expired_by_the_jobs() {
+    use trials::jobs::{self, Job};
+    use trials::store::schema::shard_of;
+    const ONE_SHARD: &[(&str, &str)] = &[("DUE_SHARDS", "1")];
+    let dir = data_dir("shards");
+    let app = app_on_with(&dir, ONE_SHARD).await;
+    let data = dir.to_str().unwrap();
+    // A trial that four shards would put elsewhere than shard 0 (the only one with one shard),
+    // so a trialctl that assumed four would move it out of the jobs' sight.
+    let mut id = String::new();
+    for n in 0..16 {
+        id = start_for(&app, data, &format!("org_shard{n}"), "growth").await;
+        if shard_of(&id, 4) != 0 {
+            break;
+        }
+    }
+    assert_ne!(shard_of(&id, 4), 0, "no trial outside shard 0 in 16 starts");
+
+    let extended = trialctl_with(
+        &["--data", data, "trials", "extend", &id, "--days", "2"],
+        ONE_SHARD,
+    );
+    assert!(extended.status.success(), "{}", text(&extended.stderr));
+    let trial_id = trials::domain::TrialId::parse(&id).unwrap();
+    let stored = app.store.get_trial(&trial_id).await.unwrap().unwrap();
+
+    // The jobs, at the new end, on the same table and configuration.
+    let clock = trials::clock::ManualClock::at(stored.expires_at);
+    let at_end = App::new((*app.config).clone(), app.store.clone(), Arc::new(clock));
+    // (The trials started before it in the loop, if any, are past their end too.)
+    let report = jobs::run(&at_end, Job::Expire, None).await;
+    assert!(report.processed >= 1 && report.failed == 0, "{report:?}");
+    let expired = app.store.get_trial(&trial_id).await.unwrap().unwrap();
+    assert_eq!(expired.status, trials::domain::TrialStatus::Expired);
+
+    // A value the functions would refuse at init is refused here too, naming the variable.
+    let bad = trialctl_with(
+        &["--data", data, "trials", "show", &id],
+        &[("DUE_SHARDS", "0")],
+    );
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(
+        text(&bad.stderr).contains("DUE_SHARDS"),
+        "{}",
+        text(&bad.stderr)
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// Issue 26 item 9d: `trialctl stats` counts every trial, listing the plans its catalog does
+/// not know by id: here the functions ran with a `PLANS_FILE` (an `enterprise` plan) and the
+/// operator's shell has none.
+#[tokio::test(flavor = "multi_thread")]
+async fn stats_count_plans_the_catalog_does_not_know() {
+    let plans_file = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../examples/plans-enterprise.json"
+    );
+    let dir = data_dir("unknown-plans");
+    let app = app_on_with(&dir, &[("PLANS_FILE", plans_file)]).await;
+    let data = dir.to_str().unwrap();
+    start_for(&app, data, "org_ent", "enterprise").await;
+    start_for(&app, data, "org_gro", "growth").await;
+
+    let json = trialctl(&["--data", data, "stats", "--json"]);
+    assert!(json.status.success(), "{}", text(&json.stderr));
+    let out: serde_json::Value = serde_json::from_str(&text(&json.stdout)).unwrap();
+    assert_eq!(out["total"]["started"], 2, "{out}");
+    assert_eq!(out["plans"]["enterprise"]["started"], 1, "{out}");
+    assert_eq!(out["plans"]["growth"]["started"], 1, "{out}");
+    assert_eq!(out["unknown_plans"], serde_json::json!(["enterprise"]));
+
+    let table = trialctl(&["--data", data, "stats"]);
+    assert!(table.status.success(), "{}", text(&table.stderr));
+    let shown = text(&table.stdout);
+    let row = |plan: &str| {
+        shown
+            .lines()
+            .find(|l| l.starts_with(plan))
+            .map(|l| l.split_whitespace().nth(1).unwrap_or_default().to_owned())
+    };
+    assert_eq!(row("enterprise").as_deref(), Some("1"), "{shown}");
+    assert_eq!(row("all").as_deref(), Some("2"), "{shown}");
+    assert!(
+        shown.contains("not in the catalog (PLANS_FILE): enterprise"),
+        "{shown}"
+    );
+
+    // With the deployment's PLANS_FILE, the plan is known and nothing is listed as unknown.
+    let json = trialctl_with(
+        &["--data", data, "stats", "--json"],
+        &[("PLANS_FILE", plans_file)],
+    );
+    let out: serde_json::Value = serde_json::from_str(&text(&json.stdout)).unwrap();
+    assert_eq!(out["total"]["started"], 2, "{out}");
+    assert_eq!(out["unknown_plans"], serde_json::json!([]));
+    std::fs::remove_dir_all(&dir).ok();
 }

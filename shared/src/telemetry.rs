@@ -1,4 +1,14 @@
 //! Structured JSON logs: one object per line, as CloudWatch Logs Insights expects.
+//!
+//! # What a log line may carry
+//! Logs are kept longer and read by more people than the table, so a value that reaches a log
+//! line whole (a domain event's detail, a trial view) goes through [`redact`] first: only the
+//! fields named in [`SAFE_FIELDS`] keep their value, at any depth (objects inside objects and
+//! arrays); every other field's value becomes [`REDACTED`]. An allow-list rather than a
+//! deny-list, so a field added tomorrow (another applicant field, a free-text reason) is hidden
+//! until someone decides it is safe, instead of leaking until someone notices. Cost: one walk
+//! over the value and a copy of the kept parts, on the log path only.
+use serde_json::{Map, Value};
 use tracing::Subscriber;
 use tracing_subscriber::filter::{filter_fn, LevelFilter};
 use tracing_subscriber::fmt::MakeWriter;
@@ -49,4 +59,161 @@ where
         // for nothing. Disabled here, its callsite is never interesting and costs nothing
         // (BENCHMARKS.md section 7 measured the registry at ~3% of a warm invocation's CPU).
         .with_filter(filter_fn(|meta| meta.is_event()))
+}
+
+/// What a field's value becomes in a log line when its name is not in [`SAFE_FIELDS`].
+pub const REDACTED: &str = "<redacted>";
+
+/// Field names whose values may appear in a log line: ids, plans, statuses, times, counts and
+/// codes. Never personal or free text: the applicant (`email`, `name`, `company_name`, …),
+/// `notes`, `metadata` and an extension's `reason` (an operator's free text) are not here, nor is
+/// `name` (it is the applicant's as well as an option's). Sorted, for the binary search.
+pub const SAFE_FIELDS: &[&str] = &[
+    "active_ranges",
+    "allowed_by_operator",
+    "amount_total",
+    "automatic",
+    "billing_starts",
+    "canceled_at",
+    "checkout_expires_at",
+    "checkout_session_id",
+    "converted_at",
+    "currency",
+    "days_limit",
+    "days_remaining",
+    "end",
+    "event_id",
+    "expires_at",
+    "expiry_reason",
+    "first_charge_at",
+    "flagged",
+    "grace_period_ends_at",
+    "hours_remaining",
+    "id",
+    "internal_name",
+    "is_limit",
+    "is_trial_skipped",
+    "matched_org_id",
+    "matched_signals",
+    "mode",
+    "notes_changed",
+    "occurred_at",
+    "offset_secs",
+    "option",
+    "options",
+    "org_id",
+    "paused_at",
+    "plan",
+    "previous_expires_at",
+    "project_id",
+    "remaining_duration",
+    "remaining_value",
+    "requested_by",
+    "resumed_at",
+    "review",
+    "signal_kind",
+    "start",
+    "started_at",
+    "status",
+    "stripe_customer_id",
+    "stripe_event_id",
+    "stripe_event_type",
+    "stripe_subscription_id",
+    "threshold",
+    "trial",
+    "trial_id",
+    "type",
+    "used_value",
+    "value",
+];
+
+/// Whether a field named `name` may show its value in a log line.
+pub fn is_safe_field(name: &str) -> bool {
+    SAFE_FIELDS.binary_search(&name).is_ok()
+}
+
+/// `value` fit for a log line: in every object, at any depth, the fields not in
+/// [`SAFE_FIELDS`] have their value replaced by [`REDACTED`] (the name stays, so a reader sees
+/// that something was there). Arrays and the values of safe fields are walked the same way.
+pub fn redact(value: &Value) -> Value {
+    match value {
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(name, v)| {
+                    let shown = if is_safe_field(name) {
+                        redact(v)
+                    } else {
+                        Value::String(REDACTED.to_owned())
+                    };
+                    (name.clone(), shown)
+                })
+                .collect::<Map<String, Value>>(),
+        ),
+        Value::Array(items) => Value::Array(items.iter().map(redact).collect()),
+        scalar => scalar.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn the_allow_list_is_sorted_and_has_no_personal_field() {
+        assert!(
+            SAFE_FIELDS.windows(2).all(|w| w[0] < w[1]),
+            "sorted, unique"
+        );
+        for personal in [
+            "applicant",
+            "email",
+            "name",
+            "notes",
+            "company_name",
+            "organization_name",
+            "metadata",
+            "reason",
+            "client_ip",
+            "device_id",
+        ] {
+            assert!(!is_safe_field(personal), "{personal}");
+        }
+    }
+
+    #[test]
+    fn only_safe_fields_keep_their_value_at_any_depth() {
+        let detail = json!({
+            "event_id": "trial_x.purged",
+            "applicant": { "email": "ada@example.com" },
+            "notes": "called Ada",
+            "trial": {
+                "id": "trial_x",
+                "applicant": { "email": "ada@example.com", "name": "Ada" },
+                "notes": "called Ada",
+                "active_ranges": [{ "start": "2026-04-06T10:00:00Z", "email": "ada@example.com" }],
+                "options": [{ "internal_name": "api_calls", "name": "API calls", "value": 3 }],
+            },
+            "reason": "Ada asked",
+        });
+        assert_eq!(
+            redact(&detail),
+            json!({
+                "event_id": "trial_x.purged",
+                "applicant": REDACTED,
+                "notes": REDACTED,
+                "trial": {
+                    "id": "trial_x",
+                    "applicant": REDACTED,
+                    "notes": REDACTED,
+                    "active_ranges": [{ "start": "2026-04-06T10:00:00Z", "email": REDACTED }],
+                    "options": [{ "internal_name": "api_calls", "name": REDACTED, "value": 3 }],
+                },
+                "reason": REDACTED,
+            })
+        );
+        // Scalars and arrays of scalars are kept as they are.
+        assert_eq!(redact(&json!([1, "a", null])), json!([1, "a", null]));
+    }
 }

@@ -520,12 +520,22 @@ async fn a_key_limited_to_other_projects_neither_acts_on_nor_replays_the_trial()
             res.body
         );
     }
-    // The same grant gets it, whichever project it names.
+    // The same grant gets it under the same project only: the project is part of the
+    // idempotency scope (issue 26), so under another project it is another request.
     let res = t
-        .send(as_project(Call::cancel(&id, "k"), "proj_b", &all))
+        .send(as_project(Call::cancel(&id, "k"), "proj_a", &all))
         .await;
     assert!(res.replayed());
     assert_eq!(res.body, canceled.body);
+    let res = t
+        .send(as_project(Call::cancel(&id, "k"), "proj_b", &all))
+        .await;
+    assert_eq!(
+        (res.status, res.error_code().as_str(), res.replayed()),
+        (422, "idempotency_key_reused", false),
+        "{}",
+        res.body
+    );
     // A key whose projects include the trial's acts on it, whichever of them it names.
     let res = t
         .send(as_project(Call::status(&id), "proj_b", &a_and_b))

@@ -11,7 +11,7 @@ use trials::jobs::Job;
 use trials::store::idempotency::{Claim, IdemScope};
 use trials::store::Slot;
 use trials_local::stripe_standin::{Fault, Held, Options, PayMethod, StripeStandIn};
-use trials_tests::requests::ORG;
+use trials_tests::requests::{ORG, PROJECT};
 use trials_tests::stripe::{with_stripe, with_stripe_options};
 use trials_tests::time::Frozen;
 use trials_tests::{writes, Call, TestApp, TestResponse, DAY, T0};
@@ -420,7 +420,7 @@ async fn a_stale_convert_lease_blocks_until_the_deadline() {
         .store
         .idempotency_acquire(
             &scope,
-            &fingerprint("POST", &path, b""),
+            &fingerprint(PROJECT, "POST", &path, b""),
             "dead",
             now_ms + 10_000,
             now_ms,

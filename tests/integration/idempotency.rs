@@ -2,7 +2,7 @@ use serde_json::json;
 use trials::api::idempotency::{fingerprint, Idempotency};
 use trials::domain::OrgId;
 use trials::store::idempotency::IdemScope;
-use trials_tests::requests::ORG;
+use trials_tests::requests::{ORG, PROJECT};
 use trials_tests::{Call, TestApp, DAY};
 
 #[tokio::test]
@@ -115,7 +115,12 @@ async fn twenty_concurrent_requests_with_one_key_execute_once() {
 async fn a_stale_lease_blocks_until_its_deadline_then_the_retry_runs() {
     let t = TestApp::new().await;
     let body = json!({"plan": "growth"});
-    let fp = fingerprint("POST", "/v1/trials/start", body.to_string().as_bytes());
+    let fp = fingerprint(
+        PROJECT,
+        "POST",
+        "/v1/trials/start",
+        body.to_string().as_bytes(),
+    );
     let scope = IdemScope {
         org: OrgId::parse("org_abc123").unwrap(),
         key: "crashy".into(),
@@ -154,6 +159,7 @@ async fn a_stale_lease_blocks_until_its_deadline_then_the_retry_runs() {
 async fn a_dead_lease_frees_the_key_for_another_request_after_the_ttl() {
     let t = TestApp::new().await;
     let fp = fingerprint(
+        PROJECT,
         "POST",
         "/v1/trials/start",
         json!({"plan": "growth"}).to_string().as_bytes(),
@@ -241,7 +247,7 @@ async fn start_is_one_dynamodb_round_trip() {
 async fn a_release_ends_only_its_own_lease_and_reports_a_store_failure() {
     let t = TestApp::new().await;
     let store = &t.app.store;
-    let fp = fingerprint("POST", "/v1/trials/start", b"{}");
+    let fp = fingerprint(PROJECT, "POST", "/v1/trials/start", b"{}");
     let scope = IdemScope {
         org: OrgId::parse("org_abc123").unwrap(),
         key: "k".into(),

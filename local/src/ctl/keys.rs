@@ -2,7 +2,6 @@
 use clap::Subcommand;
 use trials::auth::issue;
 use trials::clock::{Clock, SystemClock};
-use trials::config::Config;
 use trials::domain::api_key::{self as keys, ApiKey, Projects};
 use trials::domain::time::rfc3339;
 use trials::domain::{OrgId, ProjectId};
@@ -130,9 +129,7 @@ pub async fn run(ctx: &Ctx, cmd: KeysCommand) -> Result<(), String> {
                 .map_err(|e| t.failed(e))?
                 .ok_or_else(|| format!("no API key {key_id} ({})", t.place))?;
             let at = info.revoked_at.unwrap_or(now);
-            let cache = Config::from_env()
-                .map(|c| c.api_key_cache_secs)
-                .unwrap_or(trials::auth::cache::DEFAULT_TTL_SECS);
+            let cache = ctx.config()?.api_key_cache_secs;
             println!(
                 "revoked API key {key_id} of org {} at {}; running functions may accept it \
                  for up to {cache}s more (API_KEY_CACHE_TTL)",

@@ -16,10 +16,11 @@ pub mod trials;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::OnceLock;
 
 use clap::{Args, Parser, Subcommand};
 // `::trials` is the library; `trials` here is the command group's module.
-use ::trials::config::DEFAULT_TABLE;
+use ::trials::config::{Config, DEFAULT_TABLE};
 use ::trials::store::Store;
 
 /// Operator commands against the Trials table.
@@ -98,9 +99,15 @@ pub enum Open {
     CreateLocal,
 }
 
-/// What every command gets: where the table is, and a way to open it.
+/// What every command gets: where the table is, a way to open it, and the functions'
+/// configuration.
 pub struct Ctx {
     pub target: Target,
+    /// [`Config::from_env`], read on first use: the same code and the same environment as the
+    /// functions (`DUE_SHARDS`, the plans, the lifecycle terms, the key cache), so a command
+    /// writes a trial exactly where the jobs look for it. Commands that touch no table
+    /// (`plans`, `completions`) never read it.
+    config: OnceLock<Config>,
 }
 
 /// An opened table, and where it is (for error messages).
@@ -117,11 +124,30 @@ impl Opened {
 }
 
 impl Ctx {
+    pub fn new(target: Target) -> Ctx {
+        Ctx {
+            target,
+            config: OnceLock::new(),
+        }
+    }
+
+    /// The functions' configuration from this process's environment; an invalid value (e.g.
+    /// `DUE_SHARDS=0`) fails the command, naming the variable, as it fails the functions' init.
+    pub fn config(&self) -> Result<&Config, String> {
+        if let Some(config) = self.config.get() {
+            return Ok(config);
+        }
+        let config = Config::from_env()?;
+        Ok(self.config.get_or_init(|| config))
+    }
+
     /// The table the target names.
     pub async fn open(&self, mode: Open) -> Result<Opened, String> {
         let target = &self.target;
         let env = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
-        let shards = 4;
+        // The due index's shard count: the functions' `DUE_SHARDS`, never a guess. A trial
+        // written to another shard than the jobs read is never expired, purged or reminded.
+        let shards = self.config()?.due_shards;
         if let Some(dir) = &target.data {
             if mode == Open::Existing && !dir.join(crate::embedded::DB_FILE).is_file() {
                 return Err(format!(
@@ -153,7 +179,7 @@ impl Ctx {
         let table = target.table.clone().or_else(|| env("TABLE_NAME")).ok_or(
             "no table: set TABLE_NAME or pass --table (or --data DIR for the local store)",
         )?;
-        let endpoint = env("DYNAMODB_ENDPOINT");
+        let endpoint = self.config()?.dynamodb_endpoint.clone();
         let place = match &endpoint {
             Some(url) => format!("table {table} at {url}"),
             None => format!("table {table} in AWS"),
@@ -168,7 +194,7 @@ impl Ctx {
 
 /// Runs a parsed command line.
 pub async fn run(cli: Cli) -> Result<(), String> {
-    let ctx = Ctx { target: cli.target };
+    let ctx = Ctx::new(cli.target);
     match cli.command {
         Command::Keys(cmd) => keys::run(&ctx, cmd).await,
         Command::Trials(cmd) => self::trials::run(&ctx, cmd).await,

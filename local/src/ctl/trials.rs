@@ -2,7 +2,6 @@
 use clap::Subcommand;
 use serde_json::json;
 use trials::clock::{Clock, SystemClock};
-use trials::config::Config;
 use trials::domain::events::DomainEvent;
 use trials::domain::time::rfc3339;
 use trials::domain::{ExtendRequest, OrgId, TrialId};
@@ -117,7 +116,7 @@ async fn extend(
         None => None,
     }
     .ok_or_else(|| format!("no trial {id} ({})", t.place))?;
-    let config = Config::from_env()?;
+    let config = ctx.config()?;
     let (now, policy) = (SystemClock.now(), trial.policy());
     let terms = config.lifecycle_terms(&trial);
     let base = trial.clone().settled_at(now, policy, &terms);

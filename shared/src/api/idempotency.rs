@@ -4,8 +4,11 @@
 //! A stored answer is about a trial that only some of the org's keys may act on (see
 //! [`super::owned`]), so the fingerprint also covers the projects the request's key is limited
 //! to: an answer is replayed only to a request whose key may act on exactly the same trials;
-//! any other gets `422 idempotency_key_reused`. A key for all projects adds nothing, so its
-//! fingerprints are those of method, path and body alone.
+//! any other gets `422 idempotency_key_reused`. A key for all projects adds nothing there.
+//!
+//! The request's project (`X-Project-Id`) is part of the fingerprint too (issue 26): the same
+//! key and body under another project is another request, answered `422
+//! idempotency_key_reused`, never a replay of the first project's trial.
 use lambda_http::Request;
 use serde_json::Value;
 
@@ -57,6 +60,7 @@ impl Idempotency {
             },
             fingerprint: fingerprint_for(
                 &tenant.projects,
+                tenant.project.as_str(),
                 req.method().as_str(),
                 canonical_path,
                 req.body().as_ref(),
@@ -205,14 +209,16 @@ pub fn parse_key(raw: &str) -> Result<String, ApiError> {
 /// SHA-256 over the method, the canonical path and the body's canonical form (JSON with keys
 /// sorted and no insignificant whitespace; other bodies as bytes): the fingerprint of a request
 /// made with a key for all projects.
-pub fn fingerprint(method: &str, canonical_path: &str, body: &[u8]) -> String {
-    fingerprint_for(&Projects::All, method, canonical_path, body)
+pub fn fingerprint(project: &str, method: &str, canonical_path: &str, body: &[u8]) -> String {
+    fingerprint_for(&Projects::All, project, method, canonical_path, body)
 }
 
-/// The fingerprint of a request whose key may act for `projects`: a key limited to projects
-/// puts the list first (`projects=a,b`, a line no method can be).
+/// The fingerprint of a request under `project` whose key may act for `projects`: a key
+/// limited to projects puts the list first (`projects=a,b`, a line no method can be), then
+/// comes the request's project (`project=p`, another such line).
 pub fn fingerprint_for(
     projects: &Projects,
+    project: &str,
     method: &str,
     canonical_path: &str,
     body: &[u8],
@@ -226,6 +232,7 @@ pub fn fingerprint_for(
     if let Projects::Only(_) = projects {
         input.extend_from_slice(format!("projects={projects}\n").as_bytes());
     }
+    input.extend_from_slice(format!("project={project}\n").as_bytes());
     input.extend_from_slice(method.as_bytes());
     input.push(b'\n');
     input.extend_from_slice(canonical_path.as_bytes());
@@ -296,24 +303,36 @@ mod tests {
 
     #[test]
     fn fingerprint_ignores_json_formatting_but_not_content() {
-        let a = fingerprint("POST", "/v1/trials/start", br#"{"plan":"pro","x":[1,2]}"#);
+        let a = fingerprint(
+            "p",
+            "POST",
+            "/v1/trials/start",
+            br#"{"plan":"pro","x":[1,2]}"#,
+        );
         let b = fingerprint(
+            "p",
             "POST",
             "/v1/trials/start",
             b"{ \"x\": [1, 2],\n \"plan\": \"pro\" }",
         );
         let c = fingerprint(
+            "p",
             "POST",
             "/v1/trials/start",
             br#"{"plan":"growth","x":[1,2]}"#,
         );
-        let d = fingerprint("POST", "/v1/trials/other", br#"{"plan":"pro","x":[1,2]}"#);
+        let d = fingerprint(
+            "p",
+            "POST",
+            "/v1/trials/other",
+            br#"{"plan":"pro","x":[1,2]}"#,
+        );
         assert_eq!(a, b);
         assert_ne!(a, c);
         assert_ne!(a, d);
         assert_eq!(
-            fingerprint("POST", "/p", b""),
-            fingerprint("POST", "/p", b"  ")
+            fingerprint("p", "POST", "/p", b""),
+            fingerprint("p", "POST", "/p", b"  ")
         );
     }
 
@@ -323,12 +342,25 @@ mod tests {
         let only = |names: &[&str]| {
             Projects::from_list(names.iter().map(|n| ProjectId::parse(n).unwrap()).collect())
         };
-        let all = fingerprint("POST", "/p", b"{}");
-        assert_eq!(fingerprint_for(&Projects::All, "POST", "/p", b"{}"), all);
-        let ab = fingerprint_for(&only(&["a", "b"]), "POST", "/p", b"{}");
+        let all = fingerprint("p", "POST", "/p", b"{}");
+        assert_eq!(
+            fingerprint_for(&Projects::All, "p", "POST", "/p", b"{}"),
+            all
+        );
+        let ab = fingerprint_for(&only(&["a", "b"]), "p", "POST", "/p", b"{}");
         assert_ne!(ab, all);
-        assert_ne!(ab, fingerprint_for(&only(&["a"]), "POST", "/p", b"{}"));
+        assert_ne!(ab, fingerprint_for(&only(&["a"]), "p", "POST", "/p", b"{}"));
         // The same grant, however listed: the same fingerprint.
-        assert_eq!(ab, fingerprint_for(&only(&["b", "a"]), "POST", "/p", b"{}"));
+        assert_eq!(
+            ab,
+            fingerprint_for(&only(&["b", "a"]), "p", "POST", "/p", b"{}")
+        );
+    }
+
+    #[test]
+    fn the_requests_project_is_part_of_the_fingerprint() {
+        let a = fingerprint("proj_a", "POST", "/v1/trials/start", b"{}");
+        assert_ne!(a, fingerprint("proj_b", "POST", "/v1/trials/start", b"{}"));
+        assert_eq!(a, fingerprint("proj_a", "POST", "/v1/trials/start", b"{}"));
     }
 }

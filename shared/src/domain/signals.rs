@@ -20,15 +20,20 @@
 //!
 //! # Email normalization
 //! Every address is lower-cased (local part included: no provider that matters treats case as
-//! significant, and for abuse matching a merge beats a miss). Then, for these providers only,
-//! the sub-address ("tag") is cut at its separator and characters the provider ignores are
-//! removed; when that would leave nothing (`+x@gmail.com`) the lower-cased local part is kept.
+//! significant, and for abuse matching a merge beats a miss). Then, for **every** domain, the
+//! `+` sub-address ("tag") is cut: Google Workspace, Microsoft 365 and most mail servers
+//! (Postfix, Exim, Fastmail, …) deliver `ada+x@` to `ada@`, so a custom domain's `+tag` is a
+//! second trial for the same person; a domain where `+` is part of a real mailbox name is rare,
+//! and for abuse matching a merge beats a miss. For the providers below, the provider's own tag
+//! separator is cut too and the characters it ignores are removed. When cutting would leave
+//! nothing (`+x@gmail.com`, `+x@corp.example`) the lower-cased local part is kept.
 //!
 //! | provider | domains | tag separator | ignored | canonical domain |
 //! |---|---|---|---|---|
+//! | any domain (not listed below) | | `+` | none (dots are significant) | unchanged |
 //! | Google | gmail.com, googlemail.com | `+` | `.` | gmail.com (googlemail.com is the same mailbox) |
 //! | Microsoft | outlook.\*, hotmail.\*, live.\*, msn.com | `+` | none (dots are significant) | unchanged (separate accounts) |
-//! | Yahoo | yahoo.com, .co.uk, .ca, .de, .fr, .it, .es, .in, .com.au, .com.br; ymail.com, rocketmail.com (not yahoo.co.jp: Yahoo Japan is another company) | `-` (disposable addresses are `base-keyword`; Yahoo ids cannot contain `-`) | none | unchanged |
+//! | Yahoo | yahoo.com, .co.uk, .ca, .de, .fr, .it, .es, .in, .com.au, .com.br; ymail.com, rocketmail.com (not yahoo.co.jp: Yahoo Japan is another company) | `-` (disposable addresses are `base-keyword`; Yahoo ids cannot contain `-`), and `+` as everywhere (Yahoo ids cannot contain it either) | none | unchanged |
 //! | Apple | icloud.com, me.com, mac.com | `+` | none | icloud.com (an @me.com or @mac.com owner also owns the @icloud.com name) |
 //! | Fastmail | fastmail.com, fastmail.fm | `+` | none | unchanged |
 //! | Proton | proton.me, protonmail.com, protonmail.ch, pm.me | `+` | `.` `-` `_` | proton.me (one username across Proton's domains) |
@@ -236,17 +241,21 @@ fn provider(domain: &str) -> Option<&'static Provider> {
 pub fn normalize_email(email: &Email) -> String {
     let local = email.local_part().to_lowercase();
     let domain = email.domain().to_lowercase();
-    let Some(p) = provider(&domain) else {
-        return format!("{local}@{domain}");
-    };
-    let untagged = local.split(p.tag).next().unwrap_or_default();
-    let stripped: String = untagged
-        .chars()
-        .filter(|c| !p.ignored.contains(c))
-        .collect();
+    let p = provider(&domain);
+    // `+` for every domain; then the provider's own separator (Yahoo's `-`).
+    let mut untagged = local.split(ANY_DOMAIN_TAG).next().unwrap_or_default();
+    if let Some(p) = p {
+        untagged = untagged.split(p.tag).next().unwrap_or_default();
+    }
+    let ignored = p.map_or(&[][..], |p| p.ignored);
+    let stripped: String = untagged.chars().filter(|c| !ignored.contains(c)).collect();
     let local = if stripped.is_empty() { local } else { stripped };
-    format!("{local}@{}", p.canonical_domain.unwrap_or(&domain))
+    let domain = p.and_then(|p| p.canonical_domain).unwrap_or(&domain);
+    format!("{local}@{domain}")
 }
+
+/// The sub-address separator cut for every domain (the first row of the module doc's table).
+const ANY_DOMAIN_TAG: char = '+';
 
 /// The email's domain, lower-case, canonical for the providers of the table.
 pub fn email_domain(email: &Email) -> String {
@@ -547,8 +556,11 @@ mod tests {
     #[test]
     fn normalization_table() {
         for (input, expected) in [
-            // Everyone: lower-case only; dots, plus and hyphen kept.
-            ("Fred.Flint+x@Example.COM", "fred.flint+x@example.com"),
+            // Everyone: lower-case, +tag cut; dots and hyphens kept.
+            ("Fred.Flint+x@Example.COM", "fred.flint@example.com"),
+            ("ada+x@analytical.example", "ada@analytical.example"),
+            ("ada+x+y@analytical.example", "ada@analytical.example"),
+            ("+only@corp.example", "+only@corp.example"),
             ("a-b@corp.example", "a-b@corp.example"),
             // Google: dots and +tags ignored, googlemail is gmail.
             ("Fred.Flint+trial@gmail.com", "fredflint@gmail.com"),
@@ -559,11 +571,11 @@ mod tests {
             ("Fred+x@Hotmail.co.uk", "fred@hotmail.co.uk"),
             ("fred+x@live.com", "fred@live.com"),
             ("fred+x@msn.com", "fred@msn.com"),
-            // Yahoo: -keyword disposable addresses, + is part of nothing special.
+            // Yahoo: -keyword disposable addresses; + cut as for every domain.
             ("fred-shopping@yahoo.com", "fred@yahoo.com"),
             ("fred-a-b@yahoo.co.uk", "fred@yahoo.co.uk"),
             ("fred.flint@ymail.com", "fred.flint@ymail.com"),
-            ("fred+x@yahoo.com", "fred+x@yahoo.com"),
+            ("fred+x@yahoo.com", "fred@yahoo.com"),
             ("fred-x@yahoo.co.jp", "fred-x@yahoo.co.jp"),
             // Apple: +tags, me.com and mac.com are icloud.com.
             ("Fred+x@me.com", "fred@icloud.com"),
@@ -573,8 +585,8 @@ mod tests {
             // Proton: +tags, . - _ ignored, one username across domains.
             ("Fred.Flint_x-y+tag@protonmail.com", "fredflintxy@proton.me"),
             ("fred@pm.me", "fred@proton.me"),
-            // Not a provider although it looks like a family: rules do not apply.
-            ("fred+x@live.acmecorp.com", "fred+x@live.acmecorp.com"),
+            // Not a provider although it looks like a family: only the rule for every domain.
+            ("fred+x@live.acmecorp.com", "fred@live.acmecorp.com"),
             ("fred-x@yahoo.example.org", "fred-x@yahoo.example.org"),
         ] {
             assert_eq!(normalize_email(&email(input)), expected, "{input}");
@@ -700,12 +712,21 @@ mod tests {
             "device_id": " dev-1 ",
         }));
         assert_eq!(signals_for(&b, &secret, &public), signals);
-        // Not a listed provider: its +tag may be a distinct mailbox, so the email differs
-        // while the domain still matches.
+        // Not a listed provider: its +tag is cut all the same (issue 26), so the email and
+        // the domain match; another local part is another email on the same domain.
         let c = applicant(json!({"email": "fred.flint+2@corp.example"}));
         let c = signals_for(&c, &secret, &public);
-        assert_ne!(c[0], signals[0]);
+        assert_eq!(c[0], signals[0]);
         assert_eq!(c[1], signals[1]);
+        let d = applicant(json!({"email": "wilma.flint@corp.example"}));
+        let d = signals_for(&d, &secret, &public);
+        assert_ne!(d[0], signals[0]);
+        assert_eq!(d[1], signals[1]);
+        let email = |e: &str| signals_for(&applicant(json!({ "email": e })), &secret, &public);
+        assert_eq!(
+            email("ada+x@analytical.example")[0],
+            email("ada@analytical.example")[0]
+        );
         let gmail = |e: &str| signals_for(&applicant(json!({ "email": e })), &secret, &public);
         assert_eq!(gmail("f.r.e.d+x@googlemail.com"), gmail("fred@gmail.com"));
         assert!(signals_for(&Applicant::default(), &secret, &public).is_empty());

@@ -113,19 +113,34 @@ async fn put_batch(
     (published, false)
 }
 
-/// An event's detail fit for a log line: the applicant (email, names: personal data) and the
-/// admin's notes are replaced by a marker; EventBridge subscribers get them, the log never does.
+/// An event's detail fit for a log line: [`crate::telemetry::redact`]'s allow-list at every
+/// depth (the applicant and the notes inside `trial.purged`'s `trial` as much as at the top).
+/// EventBridge subscribers get the detail whole; the log never does.
 fn redacted_detail(detail: &str) -> String {
     match serde_json::from_str::<serde_json::Value>(detail) {
-        Ok(serde_json::Value::Object(mut map)) => {
-            for field in ["applicant", "notes"] {
-                if let Some(v) = map.get_mut(field) {
-                    *v = serde_json::Value::String("<redacted>".into());
-                }
-            }
-            serde_json::Value::Object(map).to_string()
-        }
+        Ok(value @ serde_json::Value::Object(_)) => crate::telemetry::redact(&value).to_string(),
         // Every detail is a JSON object; anything else is not logged at all.
         _ => "<unreadable>".to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_logged_detail_hides_personal_fields_at_any_depth() {
+        let detail = serde_json::json!({
+            "event_id": "trial_x.purged",
+            "trial": { "id": "trial_x", "notes": "n0tes", "applicant": { "email": "a@b.example" } },
+        })
+        .to_string();
+        let logged = redacted_detail(&detail);
+        assert!(
+            !logged.contains("n0tes") && !logged.contains("a@b.example"),
+            "{logged}"
+        );
+        assert!(logged.contains("trial_x.purged"), "{logged}");
+        assert_eq!(redacted_detail("[1]"), "<unreadable>");
     }
 }
