@@ -13,6 +13,7 @@ mod plans;
 mod signals;
 mod skip;
 mod start;
+mod state_machine;
 mod status;
 mod stripe_client;
 mod tx;
