@@ -24,7 +24,7 @@ pub struct StateCondition {
 }
 
 impl StateCondition {
-    /// The fragment, in parentheses: safe to join with `AND`.
+    /// The fragment: safe to join with `AND` (an `OR` in it is in parentheses).
     pub fn expression(&self) -> &str {
         &self.expression
     }
@@ -76,7 +76,7 @@ pub fn state_condition_where(
             let mut clauses = vec![format!("#status = {placeholder}")];
             clauses.extend(clock_clause(phase).map(|c| c.to_owned()));
             clauses.extend(window_clause(window).map(|c| c.to_owned()));
-            qualified.push(format!("({})", clauses.join(" AND ")));
+            qualified.push(clauses.join(" AND "));
         }
     }
     let mut parts = Vec::new();
@@ -86,11 +86,25 @@ pub fn state_condition_where(
         many => parts.push(format!("#status IN ({})", many.join(", "))),
     }
     parts.extend(qualified);
-    let expression = if parts.is_empty() {
+    // DynamoDB refuses redundant parentheses: a lone part (comparisons joined by AND) goes
+    // bare, several are one parenthesised OR whose AND groups keep theirs.
+    let expression = match parts.as_slice() {
         // Allowed nowhere: a condition no item meets.
-        "(attribute_exists(#status) AND attribute_not_exists(#status))".to_owned()
-    } else {
-        format!("({})", parts.join(" OR "))
+        [] => "attribute_exists(#status) AND attribute_not_exists(#status)".to_owned(),
+        [one] => one.clone(),
+        many => {
+            let grouped: Vec<String> = many
+                .iter()
+                .map(|p| {
+                    if p.contains(" AND ") {
+                        format!("({p})")
+                    } else {
+                        p.clone()
+                    }
+                })
+                .collect();
+            format!("({})", grouped.join(" OR "))
+        }
     };
     if expression.contains(":sm_now") {
         values.insert(":sm_now".into(), n(now));
@@ -148,7 +162,7 @@ mod tests {
         let c = state_condition(Action::Payment, 100, 10);
         assert_eq!(
             c.expression(),
-            "(#status IN (:sm_active, :sm_paused, :sm_expired, :sm_canceled))"
+            "#status IN (:sm_active, :sm_paused, :sm_expired, :sm_canceled)"
         );
         assert!(!values(&c)
             .iter()
@@ -171,7 +185,7 @@ mod tests {
         let canceled = state_condition_where(Action::Payment, 0, 0, |p| {
             p.stored() == TrialStatus::Canceled
         });
-        assert_eq!(canceled.expression(), "(#status = :sm_canceled)");
+        assert_eq!(canceled.expression(), "#status = :sm_canceled");
         let none = state_condition_where(Action::Payment, 0, 0, |p| {
             p.stored() == TrialStatus::Converted
         });
