@@ -53,16 +53,16 @@ impl TrialStatus {
         }
     }
 
+    pub const ALL: [TrialStatus; 5] = [
+        TrialStatus::Active,
+        TrialStatus::Paused,
+        TrialStatus::Expired,
+        TrialStatus::Converted,
+        TrialStatus::Canceled,
+    ];
+
     pub fn parse(s: &str) -> Option<TrialStatus> {
-        [
-            TrialStatus::Active,
-            TrialStatus::Paused,
-            TrialStatus::Expired,
-            TrialStatus::Converted,
-            TrialStatus::Canceled,
-        ]
-        .into_iter()
-        .find(|st| st.as_str() == s)
+        TrialStatus::ALL.into_iter().find(|st| st.as_str() == s)
     }
 }
 

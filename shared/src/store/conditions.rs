@@ -14,6 +14,7 @@
 //! [`Job::window`]: crate::domain::state_machine::Job::window
 use super::codec::{n, s, Item, Values};
 use crate::domain::state_machine::{Phase, Transition, Window};
+use crate::domain::TrialStatus;
 
 /// A condition fragment on the `#status` attribute name (the caller binds `#status` to
 /// `status`) and the values it uses.
@@ -57,9 +58,7 @@ pub fn state_condition_where(
     let mut values = Item::new();
     let mut plain = Vec::new();
     let mut qualified = Vec::new();
-    let mut stored: Vec<_> = Phase::ALL.iter().map(|p| p.stored()).collect();
-    stored.dedup();
-    for status in stored {
+    for status in TrialStatus::ALL {
         let phases = Phase::ALL.into_iter().filter(|p| p.stored() == status);
         let cells: Vec<(Phase, Option<Window>)> = phases.map(|p| (p, allowed(p))).collect();
         if cells.iter().all(|(_, w)| w.is_none()) {
@@ -139,7 +138,6 @@ fn window_clause(window: Window) -> Option<&'static str> {
 mod tests {
     use super::*;
     use crate::domain::state_machine::{Action, Job};
-    use crate::domain::TrialStatus;
 
     fn values(c: &StateCondition) -> Vec<String> {
         let mut names: Vec<String> = c.values.keys().cloned().collect();
