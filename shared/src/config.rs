@@ -2,9 +2,9 @@
 //! reach a log line through `Debug`.
 use std::fmt;
 
+use crate::domain::active_ranges::LifecycleTerms;
 use crate::domain::applicant_config::ApplicantConfig;
 use crate::domain::catalog::{Catalog, MAX_DURATION_SECS};
-use crate::domain::lifecycle::LifecycleTerms;
 use crate::domain::time::parse_duration_secs;
 
 /// A secret value: `Debug` and `Display` print a placeholder, never the value.

@@ -19,6 +19,7 @@ mod routes;
 mod signals;
 mod skip;
 mod start;
+mod state_machine;
 mod status;
 mod stripe_client;
 mod tenancy;

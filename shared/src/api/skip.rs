@@ -31,8 +31,8 @@ use crate::domain::events::{DomainEvent, EventKind};
 use crate::domain::time::rfc3339;
 use crate::domain::{ErrorCode, Trial, TrialId};
 use crate::store::idempotency::Claim;
+use crate::store::org_guard::Guard;
 use crate::store::stats::Stage;
-use crate::store::trials::Guard;
 use crate::store::{Outcome, Slot, StoreError};
 use crate::App;
 

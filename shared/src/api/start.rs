@@ -21,9 +21,9 @@ use crate::domain::redirect::redirect_url;
 use crate::domain::signals::SignalKind;
 use crate::domain::time::rfc3339;
 use crate::domain::{ErrorCode, Trial, TrialId};
+use crate::store::org_guard::Guard;
 use crate::store::signals::Refusal;
 use crate::store::stats::Stage;
-use crate::store::trials::Guard;
 use crate::store::{Outcome, Slot, StoreError};
 use crate::App;
 

@@ -307,7 +307,7 @@ fn merge(into: &mut Value, extra: Value) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::lifecycle::LifecycleTerms;
+    use crate::domain::active_ranges::LifecycleTerms;
     use crate::domain::trial::TrialPolicy;
     use crate::domain::{Extension, OrgId, TrialId};
 

@@ -1,6 +1,7 @@
 //! The domain: plans and their catalog, ids, the trial and its state machine, API keys, the
 //! error catalogue, the applicant, its abuse signals and the post-start redirect. Pure: no I/O,
 //! no clock reads (one exception: `catalog::Catalog::load` reads `PLANS_FILE`, once, at init).
+pub mod active_ranges;
 pub mod api_key;
 pub mod applicant;
 pub mod applicant_config;
@@ -9,7 +10,6 @@ pub mod codes;
 pub mod events;
 pub mod extension;
 pub mod ids;
-pub mod lifecycle;
 pub mod redirect;
 pub mod reminders;
 pub mod signals;
@@ -18,12 +18,12 @@ pub mod time;
 pub mod trial;
 pub mod usage;
 
+pub use active_ranges::{ActiveRange, LifecycleTerms};
 /// A plan is catalog data: its id (look its terms up in [`catalog::Catalog`]).
 pub use catalog::PlanId as Plan;
 pub use codes::ErrorCode;
 pub use extension::{ExtendRequest, Extension, ExtensionInputError};
 pub use ids::{OrgId, ProjectId, TrialId};
-pub use lifecycle::{ActiveRange, LifecycleTerms};
 pub use reminders::{Reminder, ScheduledReminder};
 pub use state_machine::{ExtendFrom, ExtensionRefusal, TransitionError, TrialStatus};
 pub use trial::{Trial, TrialPolicy};

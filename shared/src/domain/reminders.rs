@@ -12,8 +12,8 @@
 //! "72 hours left" is wrong by then), and one whose moment has passed (an ending-soon reminder
 //! after expiry, a grace-ending one after the purge time) goes out not at all. Cost: one read of
 //! the trial per due reminder; nothing scans.
+use super::active_ranges::LifecycleTerms;
 use super::ids::TrialId;
-use super::lifecycle::LifecycleTerms;
 use super::state_machine::TrialStatus;
 use super::trial::{Trial, TrialPolicy};
 

@@ -20,6 +20,15 @@
 //! (`Trial::settled_at`), then ask the machine.
 //!
 //! Money is never refused: a completed payment converts any trial that is not yet CONVERTED.
+//!
+//! **The rules are written once**, as two tables: [`Action::rule`] (what a caller may ask of
+//! a trial in the status it reports) and [`Job::window`] (when a job's move is due, by the
+//! stored status). Everything else reads them: the `check_*` methods of [`Lifecycle`], and the
+//! store, which turns each row into the DynamoDB condition of its write
+//! (`store::state_condition`), so the condition re-checked at the moment of the write is the
+//! rule itself, not a second copy of it. A new state or action is a variant plus its row; the
+//! integration test `state_machine` proves, for every pair, that the store's writes and these
+//! tables agree.
 
 use super::ErrorCode;
 
@@ -44,16 +53,16 @@ impl TrialStatus {
         }
     }
 
+    pub const ALL: [TrialStatus; 5] = [
+        TrialStatus::Active,
+        TrialStatus::Paused,
+        TrialStatus::Expired,
+        TrialStatus::Converted,
+        TrialStatus::Canceled,
+    ];
+
     pub fn parse(s: &str) -> Option<TrialStatus> {
-        [
-            TrialStatus::Active,
-            TrialStatus::Paused,
-            TrialStatus::Expired,
-            TrialStatus::Converted,
-            TrialStatus::Canceled,
-        ]
-        .into_iter()
-        .find(|st| st.as_str() == s)
+        TrialStatus::ALL.into_iter().find(|st| st.as_str() == s)
     }
 }
 
@@ -130,6 +139,188 @@ pub enum ExtendFrom {
     Revived,
 }
 
+/// Where a trial stands, by its stored status and, for an ACTIVE one, its clock: the states
+/// the tables are written over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Phase {
+    /// ACTIVE and `now < expires_at`.
+    Active,
+    /// ACTIVE in the table but `now >= expires_at`: EXPIRED to every caller, not yet written
+    /// by the expire job.
+    Lapsed,
+    Paused,
+    Expired,
+    Converted,
+    Canceled,
+}
+
+impl Phase {
+    pub const ALL: [Phase; 6] = [
+        Phase::Active,
+        Phase::Lapsed,
+        Phase::Paused,
+        Phase::Expired,
+        Phase::Converted,
+        Phase::Canceled,
+    ];
+
+    /// The status stored in the table.
+    pub fn stored(self) -> TrialStatus {
+        match self {
+            Phase::Active | Phase::Lapsed => TrialStatus::Active,
+            Phase::Paused => TrialStatus::Paused,
+            Phase::Expired => TrialStatus::Expired,
+            Phase::Converted => TrialStatus::Converted,
+            Phase::Canceled => TrialStatus::Canceled,
+        }
+    }
+
+    /// The status a caller sees: an ACTIVE trial past its end is EXPIRED (the one place that
+    /// says so).
+    pub fn reported(self) -> TrialStatus {
+        match self {
+            Phase::Lapsed => TrialStatus::Expired,
+            other => other.stored(),
+        }
+    }
+}
+
+/// The time qualifier of an allowed cell: when, on the trial's clock, it holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Window {
+    /// Whenever the trial is in the state.
+    Always,
+    /// While `now < expires_at + grace`; after it a caller is answered `Expired`.
+    UntilGraceEnds,
+    /// Once `now >= expires_at + grace`.
+    AfterGrace,
+    /// Once `now >= canceled_at + grace` (never without a `canceled_at`).
+    AfterCancelGrace,
+}
+
+/// One cell of [`Action::rule`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rule {
+    Allowed(Window),
+    Refused(TransitionError),
+}
+
+/// What a caller asks of a trial.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Action {
+    /// Create a checkout session.
+    Convert,
+    Cancel,
+    /// Record usage against a limit.
+    Usage,
+    Pause,
+    Resume,
+    Extend,
+    /// An admin's `PATCH` of `expires_at` or `notes`.
+    AdminChange,
+    /// A completed payment (the Stripe webhook); also a payment on its way.
+    Payment,
+}
+
+impl Action {
+    pub const ALL: [Action; 8] = [
+        Action::Convert,
+        Action::Cancel,
+        Action::Usage,
+        Action::Pause,
+        Action::Resume,
+        Action::Extend,
+        Action::AdminChange,
+        Action::Payment,
+    ];
+
+    /// **The table**: `self` asked of a trial that reports `status`.
+    #[rustfmt::skip]
+    pub fn rule(self, status: TrialStatus) -> Rule {
+        use TransitionError::{AlreadyConverted, AlreadyExpired, Canceled, NotActive, NotPaused};
+        const OK: Rule = Rule::Allowed(Window::Always);
+        const IN_GRACE: Rule = Rule::Allowed(Window::UntilGraceEnds);
+        const fn no(err: TransitionError) -> Rule {
+            Rule::Refused(err)
+        }
+        let row: [Rule; 5] = match self {
+            //                  ACTIVE          PAUSED         EXPIRED             CONVERTED             CANCELED
+            Action::Convert => [OK,             OK,            IN_GRACE,           no(AlreadyConverted), no(Canceled)],
+            Action::Cancel =>  [OK,             OK,            no(AlreadyExpired), no(AlreadyConverted), no(Canceled)],
+            // A PAUSED trial's time and usage are frozen; an admin changes a running trial only.
+            Action::Usage | Action::Pause | Action::AdminChange =>
+                               [OK,             no(NotActive), no(AlreadyExpired), no(AlreadyConverted), no(Canceled)],
+            Action::Resume =>  [no(NotPaused),  OK,            no(AlreadyExpired), no(AlreadyConverted), no(Canceled)],
+            Action::Extend =>  [OK,             no(NotActive), IN_GRACE,           no(AlreadyConverted), no(Canceled)],
+            // Money is never refused, but it converts only once.
+            Action::Payment => [OK,             OK,            OK,                 no(AlreadyConverted), OK],
+        };
+        row[match status {
+            TrialStatus::Active => 0,
+            TrialStatus::Paused => 1,
+            TrialStatus::Expired => 2,
+            TrialStatus::Converted => 3,
+            TrialStatus::Canceled => 4,
+        }]
+    }
+}
+
+/// A move the jobs make on their own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Job {
+    /// ACTIVE -> EXPIRED, written once the end has come.
+    Expire,
+    /// The item's delete once its grace has passed.
+    Purge,
+}
+
+impl Job {
+    pub const ALL: [Job; 2] = [Job::Expire, Job::Purge];
+
+    /// **The jobs' table**: when `self` is due for a trial in `phase` (`None`: never). A
+    /// PAUSED trial is in neither: its clock is stopped.
+    pub fn window(self, phase: Phase) -> Option<Window> {
+        match (self, phase) {
+            (Job::Expire, Phase::Lapsed) => Some(Window::Always),
+            (Job::Purge, Phase::Lapsed | Phase::Expired) => Some(Window::AfterGrace),
+            (Job::Purge, Phase::Canceled) => Some(Window::AfterCancelGrace),
+            _ => None,
+        }
+    }
+}
+
+/// A row of either table, for what reads both (the store's conditions, the agreement test).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Transition {
+    Asked(Action),
+    Job(Job),
+}
+
+impl From<Action> for Transition {
+    fn from(action: Action) -> Transition {
+        Transition::Asked(action)
+    }
+}
+
+impl From<Job> for Transition {
+    fn from(job: Job) -> Transition {
+        Transition::Job(job)
+    }
+}
+
+impl Transition {
+    /// When the transition is allowed (or due) for a trial in `phase`; `None`: never.
+    pub fn window(self, phase: Phase) -> Option<Window> {
+        match self {
+            Transition::Asked(action) => match action.rule(phase.reported()) {
+                Rule::Allowed(window) => Some(window),
+                Rule::Refused(_) => None,
+            },
+            Transition::Job(job) => job.window(phase),
+        }
+    }
+}
+
 /// The timestamps the machine needs, in epoch seconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Lifecycle {
@@ -140,120 +331,126 @@ pub struct Lifecycle {
 }
 
 impl Lifecycle {
+    /// Where the trial stands at `now` (see [`Phase`]).
+    pub fn phase(&self, now: i64) -> Phase {
+        match self.status {
+            TrialStatus::Active if now >= self.expires_at => Phase::Lapsed,
+            TrialStatus::Active => Phase::Active,
+            TrialStatus::Paused => Phase::Paused,
+            TrialStatus::Expired => Phase::Expired,
+            TrialStatus::Converted => Phase::Converted,
+            TrialStatus::Canceled => Phase::Canceled,
+        }
+    }
+
     /// What the trial is at `now`: an ACTIVE trial past `expires_at` is EXPIRED even before the
     /// expire job has written it. A PAUSED trial stays PAUSED past `expires_at`: its clock is
     /// stopped.
     pub fn status_at(&self, now: i64) -> TrialStatus {
-        match self.status {
-            TrialStatus::Active if now >= self.expires_at => TrialStatus::Expired,
-            other => other,
-        }
+        self.phase(now).reported()
     }
 
     pub fn grace_ends_at(&self) -> i64 {
         self.expires_at + self.grace_secs
     }
 
+    /// When `window` opens for this trial (`i64::MIN`: it is open from the start; `None`:
+    /// never). Every window but [`Window::UntilGraceEnds`] stays open once open.
+    fn opens_at(&self, window: Window) -> Option<i64> {
+        match window {
+            Window::Always | Window::UntilGraceEnds => Some(i64::MIN),
+            Window::AfterGrace => Some(self.grace_ends_at()),
+            Window::AfterCancelGrace => self.canceled_at.map(|at| at + self.grace_secs),
+        }
+    }
+
+    fn holds(&self, window: Window, now: i64) -> bool {
+        let closed = window == Window::UntilGraceEnds && now >= self.grace_ends_at();
+        !closed && self.opens_at(window).is_some_and(|at| now >= at)
+    }
+
+    /// `action` at `now`, as [`Action::rule`] says. A window that has closed on a caller is
+    /// the grace period: `Expired`.
+    pub fn check(&self, action: Action, now: i64) -> Result<(), TransitionError> {
+        match action.rule(self.status_at(now)) {
+            Rule::Allowed(window) if self.holds(window, now) => Ok(()),
+            Rule::Allowed(_) => Err(TransitionError::Expired),
+            Rule::Refused(err) => Err(err),
+        }
+    }
+
+    /// Whether `job` is due at `now`, as [`Job::window`] says.
+    pub fn is_due(&self, job: Job, now: i64) -> bool {
+        job.window(self.phase(now))
+            .is_some_and(|window| self.holds(window, now))
+    }
+
     /// Convert (create a checkout): from ACTIVE or PAUSED, or from EXPIRED within the grace
     /// period.
     pub fn check_convert(&self, now: i64) -> Result<(), TransitionError> {
-        match self.status_at(now) {
-            TrialStatus::Active | TrialStatus::Paused => Ok(()),
-            TrialStatus::Expired if now < self.grace_ends_at() => Ok(()),
-            TrialStatus::Expired => Err(TransitionError::Expired),
-            TrialStatus::Converted => Err(TransitionError::AlreadyConverted),
-            TrialStatus::Canceled => Err(TransitionError::Canceled),
-        }
+        self.check(Action::Convert, now)
     }
 
     /// Cancel: from ACTIVE or PAUSED.
     pub fn check_cancel(&self, now: i64) -> Result<(), TransitionError> {
-        match self.status_at(now) {
-            TrialStatus::Active | TrialStatus::Paused => Ok(()),
-            TrialStatus::Expired => Err(TransitionError::AlreadyExpired),
-            TrialStatus::Converted => Err(TransitionError::AlreadyConverted),
-            TrialStatus::Canceled => Err(TransitionError::Canceled),
-        }
+        self.check(Action::Cancel, now)
     }
 
     /// Usage against a limit: only while ACTIVE (a PAUSED trial's time and usage are frozen).
     pub fn check_usage(&self, now: i64) -> Result<(), TransitionError> {
-        match self.status_at(now) {
-            TrialStatus::Active => Ok(()),
-            TrialStatus::Paused => Err(TransitionError::NotActive),
-            TrialStatus::Expired => Err(TransitionError::AlreadyExpired),
-            TrialStatus::Converted => Err(TransitionError::AlreadyConverted),
-            TrialStatus::Canceled => Err(TransitionError::Canceled),
-        }
+        self.check(Action::Usage, now)
     }
 
     /// Pause: only from ACTIVE (an ACTIVE trial whose end has come is EXPIRED).
     pub fn check_pause(&self, now: i64) -> Result<(), TransitionError> {
-        match self.status_at(now) {
-            TrialStatus::Active => Ok(()),
-            TrialStatus::Paused => Err(TransitionError::NotActive),
-            TrialStatus::Expired => Err(TransitionError::AlreadyExpired),
-            TrialStatus::Converted => Err(TransitionError::AlreadyConverted),
-            TrialStatus::Canceled => Err(TransitionError::Canceled),
-        }
+        self.check(Action::Pause, now)
     }
 
     /// Resume: only from PAUSED.
     pub fn check_resume(&self, now: i64) -> Result<(), TransitionError> {
-        match self.status_at(now) {
-            TrialStatus::Paused => Ok(()),
-            TrialStatus::Active => Err(TransitionError::NotPaused),
-            TrialStatus::Expired => Err(TransitionError::AlreadyExpired),
-            TrialStatus::Converted => Err(TransitionError::AlreadyConverted),
-            TrialStatus::Canceled => Err(TransitionError::Canceled),
-        }
+        self.check(Action::Resume, now)
     }
 
     /// Extend: from ACTIVE, or from EXPIRED within the grace period. Whether the new end itself
     /// is acceptable is the trial's question (`Trial::extend`): it needs the active ranges.
     pub fn check_extend(&self, now: i64) -> Result<ExtendFrom, TransitionError> {
-        match self.status_at(now) {
-            TrialStatus::Active => Ok(ExtendFrom::Continuing),
-            TrialStatus::Expired if now < self.grace_ends_at() => Ok(ExtendFrom::Revived),
-            TrialStatus::Expired => Err(TransitionError::Expired),
-            TrialStatus::Paused => Err(TransitionError::NotActive),
-            TrialStatus::Converted => Err(TransitionError::AlreadyConverted),
-            TrialStatus::Canceled => Err(TransitionError::Canceled),
-        }
+        self.check(Action::Extend, now)?;
+        Ok(match self.status_at(now) {
+            TrialStatus::Active => ExtendFrom::Continuing,
+            _ => ExtendFrom::Revived,
+        })
     }
 
     /// An admin's change of `expires_at` or `notes` (`PATCH`): only from ACTIVE, as pause.
     pub fn check_admin_change(&self, now: i64) -> Result<(), TransitionError> {
-        self.check_pause(now)
+        self.check(Action::AdminChange, now)
     }
 
-    /// A completed payment: accepted from every state but CONVERTED.
+    /// A completed payment: accepted from every state but CONVERTED. Its row has no time
+    /// qualifier, so any instant gives the same answer.
     pub fn check_payment(&self) -> Result<(), TransitionError> {
-        match self.status {
-            TrialStatus::Converted => Err(TransitionError::AlreadyConverted),
-            _ => Ok(()),
-        }
+        self.check(Action::Payment, self.expires_at)
     }
 
     /// The expire job's transition: ACTIVE whose `expires_at` has come.
     pub fn is_expiry_due(&self, now: i64) -> bool {
-        self.status == TrialStatus::Active && now >= self.expires_at
+        self.is_due(Job::Expire, now)
     }
 
     /// When the purge job may delete the trial, if ever. Never while PAUSED: the time a paused
-    /// trial will end is not known until it resumes.
+    /// trial will end is not known until it resumes. (An ACTIVE trial is asked as it will be
+    /// once lapsed: the clock alone takes it there.)
     pub fn purge_due_at(&self) -> Option<i64> {
-        match self.status {
-            TrialStatus::Active | TrialStatus::Expired => Some(self.grace_ends_at()),
-            TrialStatus::Canceled => self.canceled_at.map(|at| at + self.grace_secs),
-            TrialStatus::Converted | TrialStatus::Paused => None,
-        }
+        let phase = self.phase(self.expires_at);
+        Job::Purge
+            .window(phase)
+            .and_then(|window| self.opens_at(window))
     }
 
     /// The purge job's check. An ACTIVE trial past grace counts as expired: the expire job may
     /// simply not have run yet.
     pub fn is_purge_due(&self, now: i64) -> bool {
-        self.purge_due_at().is_some_and(|at| now >= at)
+        self.is_due(Job::Purge, now)
     }
 }
 
@@ -492,6 +689,74 @@ mod tests {
         );
         assert_eq!(TrialStatus::parse("PAUSED"), Some(Paused));
         assert_eq!(Paused.as_str(), "PAUSED");
+    }
+
+    #[test]
+    fn every_action_answers_a_lapsed_active_trial_as_an_expired_one() {
+        for action in Action::ALL {
+            for now in [EXPIRES, EXPIRES + 3 * DAY - 1, EXPIRES + 3 * DAY] {
+                assert_eq!(
+                    trial(Active).check(action, now),
+                    trial(Expired).check(action, now),
+                    "{action:?} at {now}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_refused_cell_answers_its_error_at_any_time_and_the_grace_closes_with_expired() {
+        for action in Action::ALL {
+            for status in [Active, Paused, Expired, Converted, Canceled] {
+                let lifecycle = trial(status);
+                let now = if status == Active {
+                    EXPIRES - 1
+                } else {
+                    EXPIRES
+                };
+                match action.rule(status) {
+                    Rule::Refused(err) => assert_eq!(lifecycle.check(action, now), Err(err)),
+                    Rule::Allowed(Window::Always) => {
+                        assert_eq!(lifecycle.check(action, now), Ok(()));
+                        // Outside ACTIVE, whose own clock moves it on, at any time.
+                        let later = now + 100 * DAY;
+                        if status != Active {
+                            assert_eq!(lifecycle.check(action, later), Ok(()), "{action:?}");
+                        }
+                    }
+                    Rule::Allowed(window) => {
+                        assert_eq!(window, Window::UntilGraceEnds, "{action:?}");
+                        assert_eq!(lifecycle.check(action, now), Ok(()));
+                        assert_eq!(
+                            lifecycle.check(action, EXPIRES + 3 * DAY),
+                            Err(TransitionError::Expired)
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_jobs_are_due_from_the_stored_status_only() {
+        // The expire job writes what callers already see: only a stored ACTIVE trial is due.
+        assert!(trial(Active).is_due(Job::Expire, EXPIRES));
+        assert!(!trial(Expired).is_due(Job::Expire, EXPIRES));
+        let legacy_cancel = Lifecycle {
+            canceled_at: None,
+            ..trial(Canceled)
+        };
+        assert!(!legacy_cancel.is_purge_due(i64::MAX / 2));
+        assert_eq!(legacy_cancel.purge_due_at(), None);
+        assert_eq!(trial(Active).purge_due_at(), Some(EXPIRES + 3 * DAY));
+        assert_eq!(trial(Canceled).purge_due_at(), Some(EXPIRES + 2 * DAY));
+        for phase in Phase::ALL {
+            let asked = Transition::from(Action::Cancel).window(phase);
+            assert_eq!(
+                asked.is_some(),
+                phase == Phase::Active || phase == Phase::Paused
+            );
+        }
     }
 
     #[test]

@@ -7,10 +7,10 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde_json::{json, Map, Value};
 
+use super::active_ranges::{total_active_secs, ActiveRange, LifecycleTerms};
 use super::applicant::Applicant;
 use super::catalog::{options_view, TrialTerms};
 use super::extension::Extension;
-use super::lifecycle::{total_active_secs, ActiveRange, LifecycleTerms};
 use super::state_machine::{ExtendFrom, ExtensionRefusal, Lifecycle, TransitionError, TrialStatus};
 use super::time::rfc3339;
 use super::{OrgId, Plan, ProjectId, TrialId};

@@ -14,7 +14,7 @@ use super::{Queue, Run, Settled};
 use crate::domain::events::DomainEvent;
 use crate::domain::{ScheduledReminder, Trial};
 use crate::store::codec::Item;
-use crate::store::lifecycle::ReminderCursor;
+use crate::store::reminders::ReminderCursor;
 use crate::store::{Outcome as Written, Slot, StoreError};
 use crate::App;
 

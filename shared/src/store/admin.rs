@@ -8,10 +8,12 @@
 use aws_sdk_dynamodb::types::Update;
 
 use super::codec::{key, Values};
+use super::conditions::state_condition;
 use super::schema::{trial_pk, DueQueue, DUE_AT, DUE_PK, TRIAL_SK};
 use super::trials::{ranges_value, ACTIVE_RANGES};
 use super::{Store, StoreError};
-use crate::domain::{Trial, TrialStatus};
+use crate::domain::state_machine::Action;
+use crate::domain::Trial;
 
 /// What a `PATCH` changes; `None` leaves a field as it is.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -31,15 +33,16 @@ impl Store {
         change: &AdminChange,
         now: i64,
     ) -> Result<Update, StoreError> {
-        let mut values = Values::new()
-            .s(":active", TrialStatus::Active.as_str())
-            .s(":org", trial.org_id.as_str())
-            .n(":now", now);
+        let state = state_condition(Action::AdminChange, now, trial.terms.grace_secs);
+        let mut values = state
+            .add_values(Values::new())
+            .s(":org", trial.org_id.as_str());
         let mut set = Vec::new();
         let mut remove = Vec::new();
-        let mut condition =
-            "attribute_exists(pk) AND org_id = :org AND #status = :active AND expires_at > :now"
-                .to_owned();
+        let mut condition = format!(
+            "attribute_exists(pk) AND org_id = :org AND {}",
+            state.expression()
+        );
         if let Some(at) = change.expires_at {
             set.push(format!(
                 "expires_at = :exp, {DUE_PK} = :due_pk, {DUE_AT} = :exp, {ACTIVE_RANGES} = :ranges"

@@ -113,9 +113,7 @@ impl Store {
         let mut start = None;
         loop {
             let out = self
-                .client
                 .query()
-                .table_name(&self.table)
                 .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
                 .set_expression_attribute_values(
                     Values::new()

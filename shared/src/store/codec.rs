@@ -73,6 +73,11 @@ impl Values {
         self.0.insert(name.to_owned(), n(v));
         self
     }
+    /// Adds `more` (a name already present takes the new value).
+    pub fn extend(mut self, more: Item) -> Values {
+        self.0.extend(more);
+        self
+    }
     pub fn build(self) -> Option<Item> {
         Some(self.0)
     }

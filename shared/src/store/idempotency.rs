@@ -1,10 +1,10 @@
 //! Idempotency records: one item per (org, key). A record is either COMPLETED (the stored
 //! response) or IN_FLIGHT (a lease with an end). Every state change is a conditional write.
-use aws_sdk_dynamodb::types::Put;
+use aws_sdk_dynamodb::types::{Delete, Put};
 
 use super::codec::{get_n, get_s, key, n, s, Item, Values};
 use super::schema::{idempotency_pk, IDEMPOTENCY_SK, TTL};
-use super::tx::{Outcome, Slot};
+use super::tx::{Outcome, Slot, Tx};
 use super::{Store, StoreError};
 use crate::domain::OrgId;
 
@@ -93,6 +93,36 @@ impl IdemRecord {
     }
 }
 
+impl<'a> Tx<'a> {
+    /// The idempotency record of this request's answer, COMPLETED, for a key nobody holds:
+    /// committed with the effect it answers for (no in-flight state needed when the response
+    /// is known up front). The `Idempotency` slot; it fails if the key was claimed meanwhile.
+    pub fn answer(
+        self,
+        scope: &IdemScope,
+        fingerprint: &str,
+        response: &StoredResponse,
+        now_ms: i64,
+        ttl_secs: i64,
+    ) -> Result<Tx<'a>, StoreError> {
+        let expires_at = now_ms.div_euclid(1000) + ttl_secs;
+        let put = Put::builder()
+            .table_name(self.store().table_name())
+            .set_item(Some(completed_item(
+                scope,
+                fingerprint,
+                response,
+                expires_at,
+            )))
+            .condition_expression(FREE)
+            .expression_attribute_names("#ttl", TTL)
+            .expression_attribute_names("#state", "state")
+            .set_expression_attribute_values(free_values(now_ms, fingerprint))
+            .build()?;
+        Ok(self.put(Slot::Idempotency, put))
+    }
+}
+
 fn completed_item(
     scope: &IdemScope,
     fingerprint: &str,
@@ -110,32 +140,6 @@ fn completed_item(
 }
 
 impl Store {
-    /// A COMPLETED record for a key nobody holds, for a transaction that commits the effect
-    /// and the record together (no in-flight state needed when the response is known up front).
-    pub fn idempotency_put_new(
-        &self,
-        scope: &IdemScope,
-        fingerprint: &str,
-        response: &StoredResponse,
-        now_ms: i64,
-        ttl_secs: i64,
-    ) -> Result<Put, StoreError> {
-        let expires_at = now_ms.div_euclid(1000) + ttl_secs;
-        Ok(Put::builder()
-            .table_name(&self.table)
-            .set_item(Some(completed_item(
-                scope,
-                fingerprint,
-                response,
-                expires_at,
-            )))
-            .condition_expression(FREE)
-            .expression_attribute_names("#ttl", TTL)
-            .expression_attribute_names("#state", "state")
-            .set_expression_attribute_values(free_values(now_ms, fingerprint))
-            .build()?)
-    }
-
     /// A COMPLETED record that replaces the lease `token` holds.
     pub fn idempotency_put_owned(
         &self,
@@ -169,8 +173,10 @@ impl Store {
         now_ms: i64,
         ttl_secs: i64,
     ) -> Result<Claim, StoreError> {
-        let put = self.idempotency_put_new(scope, fingerprint, response, now_ms, ttl_secs)?;
-        claim(self.tx().put(Slot::Idempotency, put).commit().await?)
+        let tx = self
+            .tx()
+            .answer(scope, fingerprint, response, now_ms, ttl_secs)?;
+        claim(tx.commit().await?)
     }
 
     /// Takes the key for one execution until `lease_until_ms`. A lease whose time has passed
@@ -209,25 +215,15 @@ impl Store {
         scope: &IdemScope,
         token: &str,
     ) -> Result<(), StoreError> {
-        let sent = self
-            .client
-            .delete_item()
+        let delete = Delete::builder()
             .table_name(&self.table)
             .set_key(Some(key(scope.pk(), IDEMPOTENCY_SK)))
             .condition_expression("lease_token = :token")
             .set_expression_attribute_values(Values::new().s(":token", token).build())
-            .send()
-            .await;
-        match sent {
-            Ok(_) => Ok(()),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|se| se.is_conditional_check_failed_exception()) =>
-            {
-                Ok(())
-            }
-            Err(e) => Err(StoreError::from_sdk(e)),
-        }
+            .build()?;
+        // Committed or rejected (someone else holds the key now): either way, nothing to do.
+        self.tx().delete(Slot::Idempotency, delete).commit().await?;
+        Ok(())
     }
 
     /// Stores the outcome for the lease `token` holds (no effect in the table to commit with

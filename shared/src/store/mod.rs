@@ -2,18 +2,24 @@
 //! a read followed by a write: one trial per org, idempotency, legal transitions.
 //!
 //! - [`schema`]: the key design (what lives under which `pk`/`sk`, the `due` index).
-//! - [`tx`]: the transaction builder every write goes through, with named slots.
-//! - [`trials`], [`idempotency`], [`api_keys`], [`events`], [`webhook_events`]: how each kind of
+//! - [`tx`]: the transaction builder the writes go through, with named slots.
+//! - [`conditions`]: the state machine's table as the DynamoDB condition of each transition.
+//! - [`trials`] (a trial's transitions), [`moves`] (pause, resume, extend), [`org_guard`] (one
+//!   trial per org), [`reminders`] (reminder cursors), [`usage`], [`admin`], [`idempotency`],
+//!   [`api_keys`], [`signals`], [`events`], [`webhook_events`], [`stats`]: how each kind of
 //!   item is stored, and the conditional write of each change, handed to a [`tx::Tx`].
 //! - [`error`]: store failures (never a domain answer).
 pub mod admin;
 pub mod api_keys;
 pub mod batch;
 pub mod codec;
+pub mod conditions;
 pub mod error;
 pub mod events;
 pub mod idempotency;
-pub mod lifecycle;
+pub mod moves;
+pub mod org_guard;
+pub mod reminders;
 pub mod schema;
 pub mod signals;
 pub mod stats;
@@ -55,5 +61,10 @@ impl Store {
 
     pub fn shards(&self) -> u32 {
         self.shards
+    }
+
+    /// A `Query` on the table (the caller pages it with `codec::next_page`).
+    pub(crate) fn query(&self) -> aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder {
+        self.client.query().table_name(&self.table)
     }
 }

@@ -66,7 +66,7 @@ pub fn session_expiry_pk(session_id: &str) -> String {
 }
 pub const SESSION_EXPIRY_SK: &str = "SESSION_EXPIRE";
 /// A trial's reminder cursor: a second item because the trial item's one `due` entry is taken
-/// by its expiry, resume or purge (see `store::lifecycle`).
+/// by its expiry, resume or purge (see `store::reminders`).
 pub fn reminder_pk(id: &TrialId) -> String {
     format!("REMIND#{id}")
 }

@@ -12,9 +12,9 @@
 use aws_sdk_dynamodb::types::{AttributeValue, Delete, KeysAndAttributes, Put};
 
 use super::codec::{get_n, get_s, key, n, s, Item, Values};
+use super::org_guard::Guard;
 use super::schema::{org_pk, GUARD_SK, PK, SK};
-use super::trials::Guard;
-use super::{Store, StoreError};
+use super::{Slot, Store, StoreError};
 use crate::domain::signals::{Signal, SignalKind};
 use crate::domain::OrgId;
 
@@ -79,13 +79,12 @@ impl Store {
     pub async fn put_allowance(&self, org: &OrgId, now: i64) -> Result<(), StoreError> {
         let mut item = key(org_pk(org), ALLOW_SK);
         item.insert("created_at".into(), n(now));
-        self.client
-            .put_item()
+        let put = Put::builder()
             .table_name(&self.table)
             .set_item(Some(item))
-            .send()
-            .await
-            .map_err(StoreError::from_sdk)?;
+            .build()?;
+        // Unconditional: it always commits.
+        self.tx().put(Slot::Allowance, put).commit().await?;
         Ok(())
     }
 

@@ -151,9 +151,7 @@ impl Store {
             let mut start = None;
             loop {
                 let out = self
-                    .client
                     .query()
-                    .table_name(&self.table)
                     .index_name(DUE_INDEX)
                     .key_condition_expression("due_pk = :queue")
                     .expression_attribute_values(

@@ -1,39 +1,24 @@
-//! Trial items and the org guard that keeps one trial per organization: how each is stored, and
-//! the conditional write of every transition. The writes are handed to a [`Tx`](super::tx::Tx)
-//! in their slot; the conditions here are the invariants (legal transitions, one trial per org,
-//! the grace period re-checked by DynamoDB at the moment of the write).
+//! Trial items: how a trial is stored, and the conditional write of every transition. The
+//! writes are handed to a [`Tx`](super::tx::Tx) in their slot; the conditions here are the
+//! invariants: the state machine's row for the transition, derived from its table by
+//! [`state_condition`] (legal transitions and the grace period, re-checked by DynamoDB at the
+//! moment of the write), composed with what the state machine does not know (the trial is the
+//! org's, the session's binding, one open session, a payment on its way). The org guard (one
+//! trial per org) is [`super::org_guard`]; pause, resume and extend are [`super::moves`].
 use std::collections::BTreeMap;
 
 use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, Update};
 
 use super::codec::{get_bool, get_n, get_s, key, n, s, Item, Values};
-use super::schema::{org_pk, trial_pk, DueQueue, DUE_AT, DUE_PK, GUARD_SK, TRIAL_SK};
+use super::conditions::{state_condition, state_condition_where};
+use super::schema::{trial_pk, DueQueue, DUE_AT, DUE_PK, TRIAL_SK};
 use super::tx::{Rejection, Slot};
 use super::{Store, StoreError};
 use crate::domain::applicant::{Applicant, Privilege};
 use crate::domain::catalog::{Catalog, TrialTerms};
+use crate::domain::state_machine::{Action, Job};
 use crate::domain::trial::{Checkout, Payment, PendingPayment, SessionBinding};
 use crate::domain::{ActiveRange, OrgId, Plan, Trial, TrialId, TrialPolicy, TrialStatus};
-
-/// The org guard: the org's one trial, for ever (it survives purge).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Guard {
-    pub trial_id: Option<TrialId>,
-    /// The project the trial was started under (guards written before projects were recorded
-    /// have none).
-    pub project_id: Option<crate::domain::ProjectId>,
-    pub purged: bool,
-}
-
-impl Guard {
-    pub fn from_item(item: &Item) -> Guard {
-        Guard {
-            trial_id: get_s(item, "trial_id").and_then(TrialId::parse),
-            project_id: get_s(item, "project_id").and_then(crate::domain::ProjectId::parse),
-            purged: get_bool(item, "purged").unwrap_or(false),
-        }
-    }
-}
 
 /// The trial as it was when its slot's condition failed; `None` when it did not exist (never
 /// ours, or purged) or its condition did not fail.
@@ -51,21 +36,6 @@ impl Store {
             .build()?)
     }
 
-    /// The org guard for `trial`'s org: fails its condition if the org ever had a trial.
-    pub fn guard_put(&self, trial: &Trial) -> Result<Put, StoreError> {
-        let mut guard = key(org_pk(&trial.org_id), GUARD_SK);
-        guard.insert("trial_id".into(), s(trial.id.as_str()));
-        guard.insert("created_at".into(), n(trial.started_at));
-        if let Some(project) = &trial.project_id {
-            guard.insert("project_id".into(), s(project.as_str()));
-        }
-        Ok(Put::builder()
-            .table_name(&self.table)
-            .set_item(Some(guard))
-            .condition_expression("attribute_not_exists(pk)")
-            .build()?)
-    }
-
     pub async fn get_trial(&self, id: &TrialId) -> Result<Option<Trial>, StoreError> {
         let out = self
             .client
@@ -79,19 +49,6 @@ impl Store {
         out.item.as_ref().map(trial_from_item).transpose()
     }
 
-    pub async fn get_guard(&self, org: &OrgId) -> Result<Option<Guard>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(key(org_pk(org), GUARD_SK)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(StoreError::from_sdk)?;
-        Ok(out.item.as_ref().map(Guard::from_item))
-    }
-
     /// ACTIVE or PAUSED -> CANCELED, if the trial is still the org's, PAUSED or ACTIVE and
     /// unexpired at `now`, and its open checkout session is still `open_session` as read
     /// (`None`: none open), so that a session recorded by a convert since the read cannot escape
@@ -103,6 +60,7 @@ impl Store {
         now: i64,
         policy: TrialPolicy,
     ) -> Result<Update, StoreError> {
+        let state = state_condition(Action::Cancel, now, policy.grace_secs);
         let (session_condition, values) = match open_session {
             Some(sid) => ("checkout_session_id = :sid", Values::new().s(":sid", sid)),
             None => (
@@ -117,14 +75,14 @@ impl Store {
                 "SET #status = :canceled, canceled_at = :now, due_pk = :due_pk, due_at = :due_at",
             )
             .condition_expression(format!(
-                "attribute_exists(pk) AND org_id = :org AND ((#status = :active AND expires_at > :now) OR #status = :paused) AND {session_condition}"
+                "attribute_exists(pk) AND org_id = :org AND {} AND {session_condition}",
+                state.expression()
             ))
             .expression_attribute_names("#status", "status")
             .set_expression_attribute_values(
-                values
+                state
+                    .add_values(values)
                     .s(":canceled", TrialStatus::Canceled.as_str())
-                    .s(":active", TrialStatus::Active.as_str())
-                    .s(":paused", TrialStatus::Paused.as_str())
                     .s(":org", trial.org_id.as_str())
                     .n(":now", now)
                     .s(
@@ -147,7 +105,8 @@ impl Store {
         now: i64,
         policy: TrialPolicy,
     ) -> Result<Update, StoreError> {
-        let mut values = Values::new();
+        let state = state_condition(Action::Convert, now, policy.grace_secs);
+        let mut values = state.add_values(Values::new());
         let trial_end = match checkout.trial_end {
             Some(at) => {
                 values = values.n(":tend", at);
@@ -159,11 +118,12 @@ impl Store {
             .table_name(&self.table)
             .set_key(Some(key(trial_pk(&trial.id), TRIAL_SK)))
             .update_expression(trial_end)
-            .condition_expression(
-                "attribute_exists(pk) AND org_id = :org AND (((#status = :active OR #status = :expired) AND expires_at > :grace_cutoff) OR #status = :paused) \
+            .condition_expression(format!(
+                "attribute_exists(pk) AND org_id = :org AND {} \
                  AND attribute_not_exists(pending_session_id) \
                  AND (attribute_not_exists(checkout_session_id) OR checkout_expires_at <= :now OR checkout_session_id = :sid)",
-            )
+                state.expression()
+            ))
             .expression_attribute_names("#status", "status")
             .set_expression_attribute_values(
                 values
@@ -171,11 +131,7 @@ impl Store {
                     .s(":url", &checkout.url)
                     .n(":cexp", checkout.expires_at)
                     .s(":org", trial.org_id.as_str())
-                    .s(":active", TrialStatus::Active.as_str())
-                    .s(":expired", TrialStatus::Expired.as_str())
-                    .s(":paused", TrialStatus::Paused.as_str())
                     .n(":now", now)
-                    .n(":grace_cutoff", now - policy.grace_secs)
                     .build(),
             )
             .build()?)
@@ -193,9 +149,13 @@ impl Store {
         after_cancel: bool,
     ) -> Result<Update, StoreError> {
         let id = &binding.trial_id;
-        let mut values = Values::new()
+        // The payment row, split: a CANCELED trial's payment is written apart, for review.
+        let state = state_condition_where(Action::Payment, now, 0, |phase| {
+            (phase.stored() == TrialStatus::Canceled) == after_cancel
+        });
+        let mut values = state
+            .add_values(Values::new())
             .s(":converted", TrialStatus::Converted.as_str())
-            .s(":canceled", TrialStatus::Canceled.as_str())
             .s(":org", binding.org_id.as_str())
             .s(":plan", binding.plan.as_str())
             .n(":now", now);
@@ -233,11 +193,10 @@ impl Store {
                 "SET {} REMOVE due_pk, due_at, checkout_session_id, checkout_url, checkout_expires_at, checkout_trial_end, pending_session_id, pending_since",
                 set.join(", ")
             ))
-            .condition_expression(if after_cancel {
-                "attribute_exists(pk) AND org_id = :org AND #plan = :plan AND #status = :canceled"
-            } else {
-                "attribute_exists(pk) AND org_id = :org AND #plan = :plan AND #status <> :converted AND #status <> :canceled"
-            })
+            .condition_expression(format!(
+                "attribute_exists(pk) AND org_id = :org AND #plan = :plan AND {}",
+                state.expression()
+            ))
             .expression_attribute_names("#status", "status")
             .expression_attribute_names("#plan", "plan")
             .set_expression_attribute_values(values.build())
@@ -252,22 +211,24 @@ impl Store {
         session_id: &str,
         now: i64,
     ) -> Result<Update, StoreError> {
+        let state = state_condition(Action::Payment, now, 0);
         Ok(Update::builder()
             .table_name(&self.table)
             .set_key(Some(key(trial_pk(&binding.trial_id), TRIAL_SK)))
             .update_expression("SET pending_session_id = :sid, pending_since = :now")
-            .condition_expression(
-                "attribute_exists(pk) AND org_id = :org AND #plan = :plan AND #status <> :converted",
-            )
+            .condition_expression(format!(
+                "attribute_exists(pk) AND org_id = :org AND #plan = :plan AND {}",
+                state.expression()
+            ))
             .expression_attribute_names("#status", "status")
             .expression_attribute_names("#plan", "plan")
             .set_expression_attribute_values(
-                Values::new()
+                state
+                    .add_values(Values::new())
                     .s(":sid", session_id)
                     .n(":now", now)
                     .s(":org", binding.org_id.as_str())
                     .s(":plan", binding.plan.as_str())
-                    .s(":converted", TrialStatus::Converted.as_str())
                     .build(),
             )
             .build()?)
@@ -275,26 +236,30 @@ impl Store {
 
     /// Forgets session `session_id` (it expired, or its delayed payment failed): as the open
     /// checkout and as the pending payment, unless the trial converted meanwhile or has moved
-    /// on to another session.
+    /// on to another session. A session is kept for exactly as long as a payment for it could
+    /// still be accepted: the payment row's condition.
     pub fn clear_session_update(
         &self,
         id: &TrialId,
         session_id: &str,
     ) -> Result<Update, StoreError> {
+        // The payment row has no time qualifier: `now` is not used.
+        let state = state_condition(Action::Payment, 0, 0);
         Ok(Update::builder()
             .table_name(&self.table)
             .set_key(Some(key(trial_pk(id), TRIAL_SK)))
             .update_expression(
                 "REMOVE checkout_session_id, checkout_url, checkout_expires_at, checkout_trial_end, pending_session_id, pending_since",
             )
-            .condition_expression(
-                "(checkout_session_id = :sid OR pending_session_id = :sid) AND #status <> :converted",
-            )
+            .condition_expression(format!(
+                "(checkout_session_id = :sid OR pending_session_id = :sid) AND {}",
+                state.expression()
+            ))
             .expression_attribute_names("#status", "status")
             .set_expression_attribute_values(
-                Values::new()
+                state
+                    .add_values(Values::new())
                     .s(":sid", session_id)
-                    .s(":converted", TrialStatus::Converted.as_str())
                     .build(),
             )
             .build()?)
@@ -308,17 +273,17 @@ impl Store {
         now: i64,
         policy: TrialPolicy,
     ) -> Result<Update, StoreError> {
+        let state = state_condition(Job::Expire, now, policy.grace_secs);
         Ok(Update::builder()
             .table_name(&self.table)
             .set_key(Some(key(trial_pk(&trial.id), TRIAL_SK)))
             .update_expression("SET #status = :expired, due_pk = :due_pk, due_at = :due_at")
-            .condition_expression("#status = :active AND expires_at <= :now")
+            .condition_expression(state.expression())
             .expression_attribute_names("#status", "status")
             .set_expression_attribute_values(
-                Values::new()
+                state
+                    .add_values(Values::new())
                     .s(":expired", TrialStatus::Expired.as_str())
-                    .s(":active", TrialStatus::Active.as_str())
-                    .n(":now", now)
                     .s(
                         ":due_pk",
                         DueQueue::Purge.partition_for(trial.id.as_str(), self.shards),
@@ -339,37 +304,17 @@ impl Store {
         now: i64,
         policy: TrialPolicy,
     ) -> Result<Delete, StoreError> {
-        let cutoff = now - policy.grace_secs;
+        let state = state_condition(Job::Purge, now, policy.grace_secs);
         Ok(Delete::builder()
             .table_name(&self.table)
             .set_key(Some(key(trial_pk(&trial.id), TRIAL_SK)))
-            .condition_expression(
-                "(((#status = :expired OR #status = :active) AND expires_at <= :cutoff) OR (#status = :canceled AND canceled_at <= :cutoff)) \
-                 AND attribute_not_exists(pending_session_id) \
+            .condition_expression(format!(
+                "{} AND attribute_not_exists(pending_session_id) \
                  AND (attribute_not_exists(checkout_expires_at) OR checkout_expires_at <= :now)",
-            )
+                state.expression()
+            ))
             .expression_attribute_names("#status", "status")
-            .set_expression_attribute_values(
-                Values::new()
-                    .s(":expired", TrialStatus::Expired.as_str())
-                    .s(":active", TrialStatus::Active.as_str())
-                    .s(":canceled", TrialStatus::Canceled.as_str())
-                    .n(":cutoff", cutoff)
-                    .n(":now", now)
-                    .build(),
-            )
-            .build()?)
-    }
-
-    /// Marks the org guard purged: the guard stays, so the org still cannot start again.
-    pub fn guard_purged_update(&self, org: &OrgId, now: i64) -> Result<Update, StoreError> {
-        let mut values = Values::new().n(":now", now).build().unwrap_or_default();
-        values.insert(":true".into(), AttributeValue::Bool(true));
-        Ok(Update::builder()
-            .table_name(&self.table)
-            .set_key(Some(key(org_pk(org), GUARD_SK)))
-            .update_expression("SET purged = :true, purged_at = :now")
-            .set_expression_attribute_values(Some(values))
+            .set_expression_attribute_values(state.add_values(Values::new()).n(":now", now).build())
             .build()?)
     }
 
@@ -440,29 +385,7 @@ pub fn trial_from_item(item: &Item) -> Result<Trial, StoreError> {
     let number = |name: &str| {
         get_n(item, name).ok_or_else(|| StoreError::corrupt(format!("trial without {name}")))
     };
-    let checkout = match (
-        get_s(item, "checkout_session_id"),
-        get_s(item, "checkout_url"),
-        get_n(item, "checkout_expires_at"),
-    ) {
-        (Some(id), Some(url), Some(expires_at)) => Some(Checkout {
-            session_id: id.to_owned(),
-            url: url.to_owned(),
-            expires_at,
-            trial_end: get_n(item, "checkout_trial_end"),
-        }),
-        _ => None,
-    };
-    let pending = match (
-        get_s(item, "pending_session_id"),
-        get_n(item, "pending_since"),
-    ) {
-        (Some(id), Some(since)) => Some(PendingPayment {
-            session_id: id.to_owned(),
-            since,
-        }),
-        _ => None,
-    };
+    let (checkout, pending) = sessions_from_item(item);
     let payment = get_n(item, "converted_at").map(|_| Payment {
         session_id: get_s(item, "paid_session_id").map(str::to_owned),
         customer_id: get_s(item, "stripe_customer_id").map(str::to_owned),
@@ -513,6 +436,34 @@ pub fn trial_from_item(item: &Item) -> Result<Trial, StoreError> {
         notes: get_s(item, "notes").map(str::to_owned),
         is_trial_skipped: get_bool(item, "is_trial_skipped").unwrap_or(false),
     })
+}
+
+/// The open checkout session and the payment on its way, each if all its attributes are there.
+fn sessions_from_item(item: &Item) -> (Option<Checkout>, Option<PendingPayment>) {
+    let checkout = match (
+        get_s(item, "checkout_session_id"),
+        get_s(item, "checkout_url"),
+        get_n(item, "checkout_expires_at"),
+    ) {
+        (Some(id), Some(url), Some(expires_at)) => Some(Checkout {
+            session_id: id.to_owned(),
+            url: url.to_owned(),
+            expires_at,
+            trial_end: get_n(item, "checkout_trial_end"),
+        }),
+        _ => None,
+    };
+    let pending = match (
+        get_s(item, "pending_session_id"),
+        get_n(item, "pending_since"),
+    ) {
+        (Some(id), Some(since)) => Some(PendingPayment {
+            session_id: id.to_owned(),
+            since,
+        }),
+        _ => None,
+    };
+    (checkout, pending)
 }
 
 /// The trial's [`TrialTerms`] snapshot, as JSON.

@@ -1,4 +1,8 @@
-//! The one way every write leaves this crate: a transaction of **named slots**.
+//! The way the writes leave this crate: a transaction of **named slots**. Every write goes
+//! through it but one, `Store::revoke_api_key` (`api_keys`): it needs the item back as written
+//! (`ReturnValues = ALL_NEW`, the first revocation time kept by `if_not_exists`), which a
+//! transaction cannot give. It is a single conditional `UpdateItem` whose failed condition
+//! means "no such key", read the same way as here.
 //!
 //! Each slot (the trial, the org guard, the idempotency record, an event, the Stripe dedupe
 //! record...) carries its own condition and asks for `ReturnValuesOnConditionCheckFailure =
@@ -22,7 +26,6 @@ use aws_sdk_dynamodb::types::{
 };
 
 use super::codec::Item;
-use super::idempotency::{IdemScope, StoredResponse};
 use super::{Store, StoreError};
 use crate::domain::events::{DomainEvent, EventKind};
 
@@ -97,6 +100,8 @@ impl Outcome {
     }
 }
 
+const ALL_OLD: ReturnValuesOnConditionCheckFailure = ReturnValuesOnConditionCheckFailure::AllOld;
+
 /// Attempts at a transaction that DynamoDB cancelled for a conflict with another transaction
 /// (real DynamoDB; dynoxide serialises writes and never conflicts).
 const ATTEMPTS: u32 = 4;
@@ -118,63 +123,43 @@ impl Store {
 }
 
 impl<'a> Tx<'a> {
-    pub fn put(mut self, slot: Slot, put: Put) -> Tx<'a> {
-        let mut put = put;
-        put.return_values_on_condition_check_failure =
-            Some(ReturnValuesOnConditionCheckFailure::AllOld);
-        self.items
-            .push((slot, TransactWriteItem::builder().put(put).build()));
-        self
+    /// The store the transaction writes to, for the slot builders other modules add to `Tx`
+    /// (`answer` in `idempotency`, `reminder` in `reminders`).
+    pub(super) fn store(&self) -> &'a Store {
+        self.store
     }
 
-    pub fn update(mut self, slot: Slot, update: Update) -> Tx<'a> {
-        let mut update = update;
-        update.return_values_on_condition_check_failure =
-            Some(ReturnValuesOnConditionCheckFailure::AllOld);
-        self.items
-            .push((slot, TransactWriteItem::builder().update(update).build()));
-        self
+    // Every slot asks for its item as it was when its condition fails (`Rejection::old`).
+
+    pub fn put(self, slot: Slot, mut put: Put) -> Tx<'a> {
+        put.return_values_on_condition_check_failure = Some(ALL_OLD);
+        self.push(slot, TransactWriteItem::builder().put(put).build())
     }
 
-    pub fn delete(mut self, slot: Slot, delete: Delete) -> Tx<'a> {
-        let mut delete = delete;
-        delete.return_values_on_condition_check_failure =
-            Some(ReturnValuesOnConditionCheckFailure::AllOld);
-        self.items
-            .push((slot, TransactWriteItem::builder().delete(delete).build()));
-        self
+    pub fn update(self, slot: Slot, mut update: Update) -> Tx<'a> {
+        update.return_values_on_condition_check_failure = Some(ALL_OLD);
+        self.push(slot, TransactWriteItem::builder().update(update).build())
     }
 
-    pub fn check(mut self, slot: Slot, check: ConditionCheck) -> Tx<'a> {
-        let mut check = check;
-        check.return_values_on_condition_check_failure =
-            Some(ReturnValuesOnConditionCheckFailure::AllOld);
-        self.items.push((
-            slot,
-            TransactWriteItem::builder().condition_check(check).build(),
-        ));
+    pub fn delete(self, slot: Slot, mut delete: Delete) -> Tx<'a> {
+        delete.return_values_on_condition_check_failure = Some(ALL_OLD);
+        self.push(slot, TransactWriteItem::builder().delete(delete).build())
+    }
+
+    pub fn check(self, slot: Slot, mut check: ConditionCheck) -> Tx<'a> {
+        check.return_values_on_condition_check_failure = Some(ALL_OLD);
+        let item = TransactWriteItem::builder().condition_check(check).build();
+        self.push(slot, item)
+    }
+
+    fn push(mut self, slot: Slot, item: TransactWriteItem) -> Tx<'a> {
+        self.items.push((slot, item));
         self
     }
 
     /// The domain event's item, in slot `Event(kind)`: it exists exactly when the change does,
     /// and the stream publishes it. Its condition makes a repeated transition unable to write
     /// the same event twice.
-    /// The idempotency record of this request's answer, completed with the effect it
-    /// answers for (the `Idempotency` slot; it fails if the key was claimed meanwhile).
-    pub fn answer(
-        self,
-        scope: &IdemScope,
-        fingerprint: &str,
-        response: &StoredResponse,
-        now_ms: i64,
-        ttl_secs: i64,
-    ) -> Result<Tx<'a>, StoreError> {
-        let put = self
-            .store
-            .idempotency_put_new(scope, fingerprint, response, now_ms, ttl_secs)?;
-        Ok(self.put(Slot::Idempotency, put))
-    }
-
     pub fn event(self, event: &DomainEvent, now: i64) -> Result<Tx<'a>, StoreError> {
         let put = self.store.event_put(event, now)?;
         Ok(self.put(Slot::Event(event.kind), put))
@@ -236,62 +221,49 @@ impl Store {
 
     /// One slot as a single-item write: same condition, same answer, half the cost.
     async fn write_one(&self, slot: Slot, item: TransactWriteItem) -> Result<Outcome, StoreError> {
-        let all_old = ReturnValuesOnConditionCheckFailure::AllOld;
-        let sent: Result<(), (Option<String>, Option<Item>, String)> = if let Some(p) = item.put {
-            self.client
-                .put_item()
-                .table_name(p.table_name)
-                .set_item(Some(p.item))
-                .set_condition_expression(p.condition_expression)
-                .set_expression_attribute_names(p.expression_attribute_names)
-                .set_expression_attribute_values(p.expression_attribute_values)
-                .return_values_on_condition_check_failure(all_old)
-                .send()
-                .await
-                .map(|_| ())
-                .map_err(|e| failure(e, |se| se.is_conditional_check_failed_exception(), |se| {
-                    match se {
-                        aws_sdk_dynamodb::operation::put_item::PutItemError::ConditionalCheckFailedException(c) => c.item.clone(),
-                        _ => None,
-                    }
-                }))
+        use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
+        use aws_sdk_dynamodb::operation::put_item::PutItemError;
+        use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+        // The part every single-item write shares: the condition, asking for the old item, and
+        // reading a failure as (code, old item on a failed condition, detail).
+        macro_rules! send {
+            ($request:expr, $write:ident, $error:ident) => {
+                $request
+                    .table_name($write.table_name)
+                    .set_condition_expression($write.condition_expression)
+                    .set_expression_attribute_names($write.expression_attribute_names)
+                    .set_expression_attribute_values($write.expression_attribute_values)
+                    .return_values_on_condition_check_failure(ALL_OLD)
+                    .send()
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| {
+                        failure(e, |se| match se {
+                            $error::ConditionalCheckFailedException(c) => Some(c.item.clone()),
+                            _ => None,
+                        })
+                    })
+            };
+        }
+        let sent = if let Some(p) = item.put {
+            send!(
+                self.client.put_item().set_item(Some(p.item)),
+                p,
+                PutItemError
+            )
         } else if let Some(u) = item.update {
-            self.client
-                .update_item()
-                .table_name(u.table_name)
-                .set_key(Some(u.key))
-                .update_expression(u.update_expression)
-                .set_condition_expression(u.condition_expression)
-                .set_expression_attribute_names(u.expression_attribute_names)
-                .set_expression_attribute_values(u.expression_attribute_values)
-                .return_values_on_condition_check_failure(all_old)
-                .send()
-                .await
-                .map(|_| ())
-                .map_err(|e| failure(e, |se| se.is_conditional_check_failed_exception(), |se| {
-                    match se {
-                        aws_sdk_dynamodb::operation::update_item::UpdateItemError::ConditionalCheckFailedException(c) => c.item.clone(),
-                        _ => None,
-                    }
-                }))
+            let request = self.client.update_item().set_key(Some(u.key));
+            send!(
+                request.update_expression(u.update_expression),
+                u,
+                UpdateItemError
+            )
         } else if let Some(d) = item.delete {
-            self.client
-                .delete_item()
-                .table_name(d.table_name)
-                .set_key(Some(d.key))
-                .set_condition_expression(d.condition_expression)
-                .set_expression_attribute_names(d.expression_attribute_names)
-                .set_expression_attribute_values(d.expression_attribute_values)
-                .return_values_on_condition_check_failure(all_old)
-                .send()
-                .await
-                .map(|_| ())
-                .map_err(|e| failure(e, |se| se.is_conditional_check_failed_exception(), |se| {
-                    match se {
-                        aws_sdk_dynamodb::operation::delete_item::DeleteItemError::ConditionalCheckFailedException(c) => c.item.clone(),
-                        _ => None,
-                    }
-                }))
+            send!(
+                self.client.delete_item().set_key(Some(d.key)),
+                d,
+                DeleteItemError
+            )
         } else {
             // A lone condition check writes nothing: it has to go as a transaction.
             return self.transact(vec![(slot, item)]).await;
@@ -311,10 +283,11 @@ impl Store {
 const CONDITION_FAILED: &str = "ConditionalCheckFailed";
 
 /// An SDK failure of a single write as (code, old item on a failed condition, detail).
+/// `failed_condition` answers `Some(old item)` for a failed condition, `None` for any other
+/// service error.
 fn failure<E, R>(
     err: SdkError<E, R>,
-    is_condition: impl Fn(&E) -> bool,
-    old_item: impl Fn(&E) -> Option<Item>,
+    failed_condition: impl Fn(&E) -> Option<Option<Item>>,
 ) -> (Option<String>, Option<Item>, String)
 where
     E: std::error::Error + ProvideErrorMetadata + 'static,
@@ -322,8 +295,10 @@ where
 {
     let detail = format!("{}", aws_sdk_dynamodb::error::DisplayErrorContext(&err));
     match err.as_service_error() {
-        Some(se) if is_condition(se) => (Some(CONDITION_FAILED.to_owned()), old_item(se), detail),
-        Some(se) => (se.code().map(str::to_owned), None, detail),
+        Some(se) => match failed_condition(se) {
+            Some(old) => (Some(CONDITION_FAILED.to_owned()), old, detail),
+            None => (se.code().map(str::to_owned), None, detail),
+        },
         None => (None, None, detail),
     }
 }

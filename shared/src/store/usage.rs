@@ -11,9 +11,11 @@
 use aws_sdk_dynamodb::types::Update;
 
 use super::codec::{key, Values};
+use super::conditions::state_condition;
 use super::schema::{trial_pk, DueQueue, TRIAL_SK};
 use super::trials::{EXPIRY_REASON, USED};
 use super::{Store, StoreError};
+use crate::domain::state_machine::Action;
 use crate::domain::trial::EXPIRY_LIMIT_REACHED;
 use crate::domain::usage::warning_threshold;
 use crate::domain::{Trial, TrialStatus};
@@ -35,15 +37,16 @@ impl Store {
     pub fn usage_update(&self, w: &UsageWrite<'_>, now: i64) -> Result<Update, StoreError> {
         let after = w.before + w.quantity;
         let range = after < warning_threshold(w.value);
-        let mut values = Values::new()
+        let state = state_condition(Action::Usage, now, w.trial.terms.grace_secs);
+        let mut values = state
+            .add_values(Values::new())
             .n(":q", w.quantity)
             .n(":zero", 0)
-            .n(":now", now)
-            .s(":active", TrialStatus::Active.as_str())
             .s(":org", w.trial.org_id.as_str());
         let used = format!("{USED}.#opt");
-        let mut condition = String::from(
-            "attribute_exists(pk) AND org_id = :org AND #status = :active AND expires_at > :now AND ",
+        let mut condition = format!(
+            "attribute_exists(pk) AND org_id = :org AND {} AND ",
+            state.expression()
         );
         if range {
             // Below the warning threshold whatever others recorded since the read.
@@ -60,6 +63,7 @@ impl Store {
         let mut set = format!("{used} = if_not_exists({used}, :zero) + :q");
         if w.ends_trial {
             values = values
+                .n(":now", now)
                 .s(":expired", TrialStatus::Expired.as_str())
                 .s(":reason", EXPIRY_LIMIT_REACHED)
                 .s(
@@ -72,7 +76,7 @@ impl Store {
             ));
         }
         // An ended trial's current active range ends now too (the ranges' invariant,
-        // `domain::lifecycle`), conditioned on the ranges as read.
+        // `domain::active_ranges`), conditioned on the ranges as read.
         let last_range = (w.trial.active_ranges.len())
             .checked_sub(1)
             .filter(|_| w.ends_trial);

@@ -1,0 +1,159 @@
+//! The writes of the lifecycle moves: pause, resume (asked, or automatic) and extend.
+//!
+//! A move is computed in memory from the trial as read (`Trial::pause`/`resume`/`extend`, which
+//! ask the state machine's table at `now`) and written with a condition that the item is still
+//! exactly that trial's lifecycle: same status, same `expires_at`, same number of active ranges
+//! (a pause and a resume within one second leave the first two unchanged, never the third).
+//! This is how the state machine's rule reaches the write here: the table's answer is a
+//! function of (status, `expires_at`, `now`), the condition pins the first two and the write
+//! carries the same `now`, so the item cannot hold a state the table did not allow (the
+//! integration test `state_machine` checks it for every pair). The write replaces the
+//! lifecycle fields and moves the trial's one `due` entry: ACTIVE waits in EXPIRE at
+//! `expires_at`, PAUSED in RESUME at `paused_at + pause_max`. A race with cancel, convert,
+//! expire or another move fails the condition; the caller re-reads and decides again.
+use aws_sdk_dynamodb::types::Update;
+
+use super::codec::{key, n, s, Values};
+use super::schema::{trial_pk, DueQueue, DUE_AT, DUE_PK, TRIAL_SK};
+use super::trials::{ranges_value, ACTIVE_RANGES, PAUSED_AT};
+use super::{Store, StoreError};
+use crate::domain::{LifecycleTerms, Trial, TrialStatus};
+
+/// Where a trial in `status` waits in the `due` index after a lifecycle move, if it does.
+pub fn due_after_move(trial: &Trial, terms: &LifecycleTerms) -> Option<(DueQueue, i64)> {
+    match trial.status {
+        TrialStatus::Active => Some((DueQueue::Expire, trial.expires_at)),
+        TrialStatus::Paused => trial.auto_resume_at(terms).map(|at| (DueQueue::Resume, at)),
+        _ => None,
+    }
+}
+
+impl Store {
+    /// Writes `after`'s lifecycle (status, `expires_at`, `paused_at`, ranges, `due` entry) over
+    /// `before`, if the item still holds `before`'s lifecycle and org (see the module docs).
+    pub fn lifecycle_update(
+        &self,
+        before: &Trial,
+        after: &Trial,
+        terms: &LifecycleTerms,
+    ) -> Result<Update, StoreError> {
+        let mut values = Values::new()
+            .s(":org", before.org_id.as_str())
+            .s(":from", before.status.as_str())
+            .n(":from_expires", before.expires_at)
+            .s(":status", after.status.as_str())
+            .n(":expires", after.expires_at)
+            .build()
+            .unwrap_or_default();
+        values.insert(":ranges".into(), ranges_value(&after.ranges()));
+        let mut set = vec![
+            "#status = :status".to_owned(),
+            "expires_at = :expires".to_owned(),
+            format!("{ACTIVE_RANGES} = :ranges"),
+        ];
+        let mut remove = Vec::new();
+        match after
+            .paused_at
+            .filter(|_| after.status == TrialStatus::Paused)
+        {
+            Some(at) => {
+                values.insert(":paused_at".into(), n(at));
+                set.push(format!("{PAUSED_AT} = :paused_at"));
+            }
+            None => remove.push(PAUSED_AT.to_owned()),
+        }
+        match due_after_move(after, terms) {
+            Some((queue, at)) => {
+                values.insert(
+                    ":due_pk".into(),
+                    s(queue.partition_for(after.id.as_str(), self.shards)),
+                );
+                values.insert(":due_at".into(), n(at));
+                set.push(format!("{DUE_PK} = :due_pk, {DUE_AT} = :due_at"));
+            }
+            None => remove.push(format!("{DUE_PK}, {DUE_AT}")),
+        }
+        let mut expression = format!("SET {}", set.join(", "));
+        if !remove.is_empty() {
+            expression.push_str(&format!(" REMOVE {}", remove.join(", ")));
+        }
+        // An item stored before ranges were (no attribute) reads as one range.
+        let ranges_condition = if before.active_ranges.is_empty() {
+            format!("attribute_not_exists({ACTIVE_RANGES})")
+        } else {
+            values.insert(":nranges".into(), n(before.active_ranges.len() as i64));
+            format!("size({ACTIVE_RANGES}) = :nranges")
+        };
+        Ok(Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(trial_pk(&before.id), TRIAL_SK)))
+            .update_expression(expression)
+            .condition_expression(format!(
+                "attribute_exists(pk) AND org_id = :org AND #status = :from AND expires_at = :from_expires AND {ranges_condition}"
+            ))
+            .expression_attribute_names("#status", "status")
+            .set_expression_attribute_values(Some(values))
+            .build()?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::ActiveRange;
+    use crate::store::codec::Item;
+    use crate::store::trials::trial_from_item;
+
+    fn item(extra: &[(&str, aws_sdk_dynamodb::types::AttributeValue)]) -> Item {
+        let mut item = key("TRIAL#trial_0123456789abcdef01234567", TRIAL_SK);
+        for (name, value) in [
+            ("trial_id", s("trial_0123456789abcdef01234567")),
+            ("org_id", s("org_a")),
+            ("plan", s("growth")),
+            ("status", s("PAUSED")),
+            ("started_at", n(100)),
+            ("expires_at", n(700)),
+        ] {
+            item.insert(name.into(), value);
+        }
+        for (name, value) in extra {
+            item.insert((*name).into(), value.clone());
+        }
+        item
+    }
+
+    #[test]
+    fn ranges_and_paused_at_round_trip_and_old_items_read_as_one_range() {
+        let ranges = [ActiveRange::new(100, 300), ActiveRange::new(400, 600)];
+        let trial = trial_from_item(&item(&[
+            (ACTIVE_RANGES, ranges_value(&ranges)),
+            (PAUSED_AT, n(300)),
+        ]))
+        .unwrap();
+        assert_eq!(trial.active_ranges, ranges.to_vec());
+        assert_eq!(trial.paused_at, Some(300));
+        let legacy = trial_from_item(&item(&[])).unwrap();
+        assert!(legacy.active_ranges.is_empty());
+        assert_eq!(legacy.ranges(), vec![ActiveRange::new(100, 700)]);
+        assert_eq!(legacy.paused_at, None);
+        let corrupt = trial_from_item(&item(&[(ACTIVE_RANGES, s("soon"))]));
+        assert!(corrupt.is_err());
+    }
+
+    #[test]
+    fn a_paused_trial_waits_in_resume_and_an_active_one_in_expire() {
+        let terms = LifecycleTerms::default();
+        let mut trial = trial_from_item(&item(&[(PAUSED_AT, n(300))])).unwrap();
+        assert_eq!(
+            due_after_move(&trial, &terms),
+            Some((DueQueue::Resume, 300 + terms.pause_max_secs))
+        );
+        trial.status = TrialStatus::Active;
+        assert_eq!(
+            due_after_move(&trial, &terms),
+            Some((DueQueue::Expire, 700))
+        );
+        trial.status = TrialStatus::Canceled;
+        assert_eq!(due_after_move(&trial, &terms), None);
+    }
+}
