@@ -73,7 +73,10 @@ fn a_busy_dynamodb_port_names_the_option_that_moves_it() {
         .expect("run trials-local");
     assert!(!out.status.success());
     let err = text(&out.stderr);
-    assert!(err.contains(&format!("cannot bind dynoxide on {addr}")), "{err}");
+    assert!(
+        err.contains(&format!("cannot bind dynoxide on {addr}")),
+        "{err}"
+    );
     assert!(err.contains("--dynamodb-addr"), "{err}");
     assert!(err.contains("DYNAMODB_ADDR"), "{err}");
 }
@@ -110,7 +113,10 @@ async fn an_external_local_dynamodb_needs_no_aws_credentials() {
     })
     .await
     .unwrap();
-    let base = first.trim().strip_prefix("Trials API on ").map(str::to_owned);
+    let base = first
+        .trim()
+        .strip_prefix("Trials API on ")
+        .map(str::to_owned);
     let answer = match &base {
         Some(base) => Some(common::get(&format!("{base}/v1/plans")).await),
         None => None,

@@ -127,9 +127,23 @@ pub const SAFE_FIELDS: &[&str] = &[
     "value",
 ];
 
+/// Fields that carry a stable code (`not_our_session`, `signal_reused`) in some places and a
+/// person's free text in others (an extension's `reason`): their value shows only when it is a
+/// code, lowercase ASCII words joined by `_`, at most 64 characters.
+pub const CODE_FIELDS: &[&str] = &["reason"];
+
 /// Whether a field named `name` may show its value in a log line.
 pub fn is_safe_field(name: &str) -> bool {
     SAFE_FIELDS.binary_search(&name).is_ok()
+}
+
+fn is_code(value: &Value) -> bool {
+    value.as_str().is_some_and(|s| {
+        !s.is_empty()
+            && s.len() <= 64
+            && s.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+    })
 }
 
 /// `value` fit for a log line: in every object, at any depth, the fields not in
@@ -142,6 +156,8 @@ pub fn redact(value: &Value) -> Value {
                 .map(|(name, v)| {
                     let shown = if is_safe_field(name) {
                         redact(v)
+                    } else if CODE_FIELDS.contains(&name.as_str()) && is_code(v) {
+                        v.clone()
                     } else {
                         Value::String(REDACTED.to_owned())
                     };
@@ -159,6 +175,22 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn a_code_field_shows_codes_only() {
+        let shown = |v: Value| redact(&json!({ "reason": v }))["reason"].clone();
+        assert_eq!(shown(json!("not_our_session")), "not_our_session");
+        assert_eq!(shown(json!("binding_mismatch2")), "binding_mismatch2");
+        for free in [
+            json!("Ada asked"),
+            json!("Sales"),
+            json!(""),
+            json!("a".repeat(65)),
+            json!(7),
+        ] {
+            assert_eq!(shown(free), REDACTED);
+        }
+    }
 
     #[test]
     fn the_allow_list_is_sorted_and_has_no_personal_field() {
@@ -196,6 +228,8 @@ mod tests {
                 "options": [{ "internal_name": "api_calls", "name": "API calls", "value": 3 }],
             },
             "reason": "Ada asked",
+            "refusal": { "reason": "signal_reused" },
+            "unmatched": { "reason": "Not_A code" },
         });
         assert_eq!(
             redact(&detail),
@@ -211,6 +245,8 @@ mod tests {
                     "options": [{ "internal_name": "api_calls", "name": REDACTED, "value": 3 }],
                 },
                 "reason": REDACTED,
+                "refusal": REDACTED,
+                "unmatched": REDACTED,
             })
         );
         // Scalars and arrays of scalars are kept as they are.

@@ -49,11 +49,14 @@ impl Publisher {
     }
 }
 
+/// One `PutEvents` entry. The detail goes out through the same allow-list as a log line: a
+/// bus has many readers (rules, archives, other accounts), so the applicant's fields and the
+/// notes leave as `<redacted>`; a consumer that needs them reads the trial with its API key.
 fn entry(bus: &str, event: &DomainEvent) -> PutEventsRequestEntry {
     PutEventsRequestEntry::builder()
         .source(SOURCE)
         .detail_type(event.kind.detail_type())
-        .detail(&event.detail)
+        .detail(redacted_detail(&event.detail))
         .event_bus_name(bus)
         .build()
 }
