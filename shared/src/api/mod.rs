@@ -17,7 +17,6 @@ pub mod plans;
 pub mod reply;
 pub mod request;
 pub mod resume;
-pub mod signals;
 pub mod skip;
 pub mod start;
 pub mod status;
