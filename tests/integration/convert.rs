@@ -376,7 +376,7 @@ async fn the_same_key_while_the_first_request_holds_its_lease_is_409_and_not_sto
     assert!(!second.replayed());
     // The key with another request is refused as reused, in flight or not.
     let other = t
-        .send(Call::convert(&id, "k").json(&serde_json::json!({ "plan": "pro" })))
+        .send(Call::convert(&id, "k").json(&serde_json::json!({ "billing_starts": "now" })))
         .await;
     assert_eq!(
         (other.status, other.error_code().as_str()),

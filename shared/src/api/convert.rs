@@ -25,14 +25,16 @@
 //! in the retry across the 48-hour line).
 use std::time::Duration;
 
+use aws_sdk_dynamodb::types::Put;
 use lambda_http::Request;
+use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::error::ApiError;
 use super::idempotency::{Idempotency, Lease};
 use super::owned::{load_owned, purged_or_not_found};
 use super::reply::Reply;
-use super::request::trial_id;
+use super::request::{trial_id, typed};
 use super::LogFields;
 use crate::auth::Tenant;
 use crate::domain::events::{DomainEvent, EventKind};
@@ -42,14 +44,36 @@ use crate::domain::{ErrorCode, Trial, TrialId, TrialStatus};
 use crate::services::checkout_sessions::{
     create_checkout, stripe_budget, BillingStarts, SessionRequest,
 };
-use crate::store::trials::rejected_trial;
-use crate::store::{Outcome, Slot};
+use crate::services::transition::{commit, Rejected};
+use crate::store::{Slot, StoreError};
 use crate::App;
 
 pub use crate::services::checkout_sessions::{TRIAL_END_MARGIN_SECS, TRIAL_END_MIN_LEAD_SECS};
 
+/// The request's optional body as sent: `{"billing_starts": "trial_end" | "now"}`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConvertFields {
+    /// `Some(None)` is an explicit `null`, refused like any other value but the two.
+    #[serde(default, deserialize_with = "present")]
+    billing_starts: Option<Option<BillingWire>>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum BillingWire {
+    TrialEnd,
+    Now,
+}
+
+fn present<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Option<BillingWire>>, D::Error> {
+    Option::<BillingWire>::deserialize(d).map(Some)
+}
+
 /// The request's optional body: none (or blank), or a JSON object whose `billing_starts` is
-/// absent, `"trial_end"` or `"now"`. Other fields are ignored.
+/// absent, `"trial_end"` or `"now"`. Any other field is 400 `invalid_field`.
 pub fn billing_from_body(body: &[u8]) -> Result<BillingStarts, ApiError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(BillingStarts::TrialEnd);
@@ -59,15 +83,19 @@ pub fn billing_from_body(body: &[u8]) -> Result<BillingStarts, ApiError> {
         Ok(_) => return Err(ApiError::invalid_json("expected an object")),
         Err(e) => return Err(ApiError::invalid_json(e)),
     };
-    match object.get("billing_starts") {
-        None => Ok(BillingStarts::TrialEnd),
-        Some(Value::String(v)) if v == "trial_end" => Ok(BillingStarts::TrialEnd),
-        Some(Value::String(v)) if v == "now" => Ok(BillingStarts::Now),
-        Some(_) => Err(ApiError::new(
-            ErrorCode::InvalidBillingStarts,
-            "billing_starts must be \"trial_end\" or \"now\"",
-        )),
+    let fields: ConvertFields = typed(object, |_| invalid_billing_starts())?;
+    match fields.billing_starts {
+        None | Some(Some(BillingWire::TrialEnd)) => Ok(BillingStarts::TrialEnd),
+        Some(Some(BillingWire::Now)) => Ok(BillingStarts::Now),
+        Some(None) => Err(invalid_billing_starts()),
     }
+}
+
+fn invalid_billing_starts() -> ApiError {
+    ApiError::new(
+        ErrorCode::InvalidBillingStarts,
+        "billing_starts must be \"trial_end\" or \"now\"",
+    )
 }
 
 pub async fn handle(
@@ -122,6 +150,19 @@ pub(super) async fn convert_leased(
 }
 
 impl ConvertRequest<'_> {
+    /// The completed record of `reply` under the lease this request holds.
+    fn completed(&self, app: &App, reply: &Reply, now_ms: i64) -> Result<Put, StoreError> {
+        let idempotency = self.idempotency;
+        app.store.idempotency_put_owned(
+            &idempotency.scope,
+            &self.lease.token,
+            &idempotency.fingerprint,
+            &reply.stored(),
+            now_ms,
+            app.config.idempotency_ttl_secs,
+        )
+    }
+
     /// Ends the leased request with a refusal (see [`Idempotency::refuse_leased`]).
     pub(super) async fn refuse(
         &self,
@@ -144,14 +185,11 @@ async fn convert(
     budget: Duration,
 ) -> Result<Reply, ApiError> {
     let now = now_ms.div_euclid(1000);
-    let store = &app.store;
     let trial = load_owned(app, id, request.tenant).await?;
     if let Some(reply) = pending_reply(&trial) {
         return answer(app, request, reply, now_ms).await;
     }
-    let policy = trial.policy();
-    trial.lifecycle(policy).check_convert(now)?;
-
+    trial.lifecycle(trial.policy()).check_convert(now)?;
     if let Some(open) = trial.open_checkout(now) {
         let reply = checkout_reply(&trial, open, now);
         return answer(app, request, reply, now_ms).await;
@@ -161,79 +199,81 @@ async fn convert(
         billing: request.billing,
     };
     let checkout = create_checkout(app, &trial, &session, now, budget).await?;
+    record(app, request, &trial, &checkout).await
+}
+
+/// Writes the new session on the trial, with the answer and `trial.checkout_created`, and
+/// answers it; or, if the trial moved on meanwhile, answers for the trial as it is now.
+async fn record(
+    app: &App,
+    request: &ConvertRequest<'_>,
+    trial: &Trial,
+    checkout: &Checkout,
+) -> Result<Reply, ApiError> {
     // Stripe may have taken seconds: the write is judged at the time it is made (a session
     // recorded after grace ended would hold back a purge that already decided).
     let now_ms = app.clock.now_millis();
     let now = now_ms.div_euclid(1000);
-    let reply = checkout_reply(&trial, &checkout, now);
-    let idempotency = request.idempotency;
-    let completed = store.idempotency_put_owned(
-        &idempotency.scope,
-        &request.lease.token,
-        &idempotency.fingerprint,
-        &reply.stored(),
-        now_ms,
-        app.config.idempotency_ttl_secs,
-    )?;
+    let reply = checkout_reply(trial, checkout, now);
     let event = DomainEvent::for_trial(
         EventKind::CheckoutCreated,
-        &trial,
+        trial,
         now,
         Some(&checkout.session_id),
         json!({
             "checkout_session_id": checkout.session_id,
             "checkout_expires_at": rfc3339(checkout.expires_at),
-            "billing_starts": BillingStarts::of(&checkout).as_str(),
+            "billing_starts": BillingStarts::of(checkout).as_str(),
             "trial_end": checkout.trial_end.map(rfc3339),
         }),
     );
-    let outcome = store
+    let store = &app.store;
+    let update = store.checkout_update(trial, checkout, now, trial.policy())?;
+    let tx = store
         .tx()
-        .update(
-            Slot::Trial,
-            store.checkout_update(&trial, &checkout, now, policy)?,
-        )
-        .put(Slot::Idempotency, completed)
-        .event(&event, now)?
-        .commit()
-        .await?;
-    let rejection = match outcome {
-        Outcome::Committed => return Ok(reply),
-        Outcome::Rejected(rejection) => rejection,
-    };
-    if rejection.failed(Slot::Idempotency) {
+        .update(Slot::Trial, update)
+        .put(Slot::Idempotency, request.completed(app, &reply, now_ms)?)
+        .event(&event, now)?;
+    let current = match commit(tx).await? {
+        Ok(()) => return Ok(reply),
         // Our lease ran out and a retry took the key over: its answer is the one that counts.
-        return idempotency
-            .answer_conflict(app, rejection.old(Slot::Idempotency))
-            .await;
+        Err(Rejected::Conflict(old)) => {
+            return request.idempotency.answer_conflict(app, old.as_ref()).await
+        }
+        Err(Rejected::Moved(current)) => current,
+        // Purged meanwhile, or never the org's.
+        Err(Rejected::Gone | Rejected::Other(_)) => {
+            return Err(purged_or_not_found(app, &trial.id, request.tenant).await)
+        }
+    };
+    raced(app, request, trial, current, now_ms).await
+}
+
+/// The answer when the trial was `current` instead of `trial` at the write.
+async fn raced(
+    app: &App,
+    request: &ConvertRequest<'_>,
+    trial: &Trial,
+    current: Trial,
+    now_ms: i64,
+) -> Result<Reply, ApiError> {
+    let now = now_ms.div_euclid(1000);
+    let convertible = current.lifecycle(trial.policy()).check_convert(now);
+    // A payment started on the trial's session meanwhile: that one is the answer (ours was
+    // never shown to anyone and expires unused).
+    if let Some(pending) = pending_reply(&current) {
+        return answer(app, request, pending, now_ms).await;
     }
-    match rejected_trial(&rejection)? {
-        // A payment started on the trial's session meanwhile: that one is the answer (ours was
-        // never shown to anyone and expires unused).
-        Some(current) if pending_reply(&current).is_some() => {
-            let reply = pending_reply(&current).unwrap_or(reply);
+    match (convertible, current.open_checkout(now)) {
+        // A convert with another key stored its open session first: a trial has one session
+        // at a time, so answer with that one.
+        (Ok(()), Some(open)) => {
+            let reply = checkout_reply(&current, open, now);
             answer(app, request, reply, now_ms).await
         }
-        // A convert with another key stored its open session first: a trial has one session at
-        // a time, so answer with that one.
-        Some(current) if current.lifecycle(policy).check_convert(now).is_ok() => {
-            match current.open_checkout(now) {
-                Some(open) => {
-                    let reply = checkout_reply(&current, open, now);
-                    answer(app, request, reply, now_ms).await
-                }
-                None => Err(ApiError::trial_not_found()),
-            }
-        }
+        (Ok(()), None) => Err(ApiError::trial_not_found()),
         // The trial moved on (converted, canceled, past grace) since it was read.
-        Some(current) => Err(current
-            .lifecycle(policy)
-            .check_convert(now)
-            .err()
-            .map(ApiError::from)
-            .unwrap_or_else(ApiError::trial_not_found)),
-        // Purged meanwhile, or never the org's.
-        None => Err(purged_or_not_found(app, id, request.tenant).await),
+        (Err(e), _) => Err(e.into()),
     }
 }
 
@@ -289,15 +329,7 @@ async fn answer(
     reply: Reply,
     now_ms: i64,
 ) -> Result<Reply, ApiError> {
-    let idempotency = request.idempotency;
-    let completed = app.store.idempotency_put_owned(
-        &idempotency.scope,
-        &request.lease.token,
-        &idempotency.fingerprint,
-        &reply.stored(),
-        now_ms,
-        app.config.idempotency_ttl_secs,
-    )?;
+    let completed = request.completed(app, &reply, now_ms)?;
     app.store.idempotency_complete(completed).await?;
     Ok(reply)
 }
@@ -318,7 +350,7 @@ mod tests {
             ("  \n", BillingStarts::TrialEnd),
             ("{}", BillingStarts::TrialEnd),
             (r#"{"billing_starts":"trial_end"}"#, BillingStarts::TrialEnd),
-            (r#"{"billing_starts":"now","note":"x"}"#, BillingStarts::Now),
+            (r#"{"billing_starts":"now"}"#, BillingStarts::Now),
         ] {
             assert_eq!(billing_from_body(body.as_bytes()), Ok(expected), "{body}");
         }
@@ -336,5 +368,9 @@ mod tests {
             let err = billing_from_body(body.as_bytes()).unwrap_err();
             assert_eq!(err.code, ErrorCode::InvalidJson, "{body}");
         }
+        // Any other field is refused by name (it used to be ignored).
+        let err = billing_from_body(br#"{"billing_starts":"now","note":"x"}"#).unwrap_err();
+        assert_eq!(err.code, ErrorCode::InvalidField);
+        assert!(err.message.contains("`note`"), "{}", err.message);
     }
 }

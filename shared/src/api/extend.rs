@@ -7,15 +7,29 @@
 //! Admin keys of the trial's org only (a standard key is 403 `forbidden`, as for `PATCH`).
 //! `trial.extended` records the key id (never the key) as `requested_by`.
 use lambda_http::Request;
+use serde::de::IgnoredAny;
+use serde::Deserialize;
 
 use super::error::ApiError;
 use super::manage::{run, Move};
 use super::reply::Reply;
-use super::request::json_object;
+use super::request::{json_object, typed};
 use super::LogFields;
 use crate::auth::Tenant;
 use crate::domain::{ErrorCode, ExtendRequest};
 use crate::App;
+
+/// The body's fields (`ExtendRequest::parse` reads their values).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExtendFields {
+    #[serde(rename = "days")]
+    _days: Option<IgnoredAny>,
+    #[serde(rename = "until")]
+    _until: Option<IgnoredAny>,
+    #[serde(rename = "reason")]
+    _reason: Option<IgnoredAny>,
+}
 
 pub async fn handle(
     app: &App,
@@ -30,6 +44,8 @@ pub async fn handle(
         ));
     }
     let body = json_object(req)?;
+    // Fields it does not know are refused by name; the values are the domain's to check.
+    let _: ExtendFields = typed(body.clone(), |f| ApiError::new(ErrorCode::InvalidField, f))?;
     let request = ExtendRequest::parse(&body).map_err(|e| ApiError::new(e.code(), e.message()))?;
     run(app, req, tenant, log, Move::Extend(request)).await
 }

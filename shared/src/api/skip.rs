@@ -16,13 +16,14 @@
 //! skipped trial snapshots the plan's terms like any start, and counts as started in the
 //! funnel counters (its expiry, conversion and purge count like any other trial's).
 use lambda_http::Request;
+use serde::Deserialize;
 use serde_json::json;
 
 use super::convert::{convert_leased, ConvertRequest};
 use super::error::ApiError;
 use super::idempotency::Idempotency;
 use super::reply::Reply;
-use super::request::json_object;
+use super::request::typed_body;
 use super::start::{already_used, new_trial, trialable_plan, used_trial};
 use super::LogFields;
 use crate::auth::Tenant;
@@ -38,6 +39,13 @@ use crate::App;
 
 pub const PATH: &str = "/v1/trials/skip";
 
+/// The body: `{"plan": "<plan id>"}`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SkipBody {
+    plan: Option<String>,
+}
+
 pub async fn handle(
     app: &App,
     req: &Request,
@@ -45,8 +53,8 @@ pub async fn handle(
     log: &mut LogFields,
 ) -> Result<Reply, ApiError> {
     let idempotency = Idempotency::from_request(req, tenant, PATH)?;
-    let body = json_object(req)?;
-    let plan = trialable_plan(app, &body)?;
+    let body: SkipBody = typed_body(req, |_| ApiError::invalid_plan(&app.config.catalog))?;
+    let plan = trialable_plan(app, body.plan.as_deref())?;
     if plan.stripe_price.is_none() {
         // Convert's own answer for such a plan, before the org's trial is used up.
         return Err(ApiError::not_purchasable(plan.id.as_str()));

@@ -4,7 +4,7 @@
 //! idempotency record and the `trial.started` event go out in one transaction: one round trip
 //! (the stream publishes the event), no in-flight state, and no way to end up with half of them.
 use lambda_http::Request;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 use super::admin::check_expiration;
 use super::applicant;
@@ -39,7 +39,8 @@ pub async fn handle(
 ) -> Result<Reply, ApiError> {
     let idempotency = Idempotency::from_request(req, tenant, PATH)?;
     let body = json_object(req)?;
-    let terms = trialable_plan(app, &body)?.snapshot();
+    let plan = body.get("plan").and_then(Value::as_str);
+    let terms = trialable_plan(app, plan)?.snapshot();
     // A standard key's admin fields are ignored without being looked at (as the seed says).
     let privilege = if tenant.admin {
         Privilege::Admin
@@ -92,12 +93,10 @@ pub async fn handle(
 /// The body's `plan`, if the catalog offers it for trial; else 400 `invalid_plan`.
 pub(super) fn trialable_plan<'c>(
     app: &'c App,
-    body: &Map<String, Value>,
+    plan: Option<&str>,
 ) -> Result<&'c PlanTerms, ApiError> {
     let catalog = &app.config.catalog;
-    body.get("plan")
-        .and_then(Value::as_str)
-        .and_then(|id| catalog.get_trialable(id))
+    plan.and_then(|id| catalog.get_trialable(id))
         .ok_or_else(|| ApiError::invalid_plan(catalog))
 }
 

@@ -9,13 +9,14 @@
 //! An option with `ends_trial` ends the trial (EXPIRED, `limit_reached`) in the same
 //! transaction that reaches its limit.
 use lambda_http::Request;
-use serde_json::{json, Value};
+use serde::Deserialize;
+use serde_json::json;
 
 use super::error::ApiError;
 use super::idempotency::Idempotency;
 use super::owned::purged_or_not_found;
 use super::reply::Reply;
-use super::request::{json_object, trial_id};
+use super::request::{trial_id, typed_body};
 use super::LogFields;
 use crate::auth::Tenant;
 use crate::domain::catalog::PlanOption;
@@ -33,7 +34,15 @@ use crate::App;
 /// recorded usage, so this only bites under sustained contention near a threshold.
 const ATTEMPTS: usize = 64;
 
-/// The body: `{"option": "<limited option>", "quantity": 1..=MAX_QUANTITY}`.
+/// The body as sent: `{"option": "<limited option>", "quantity": 1..=MAX_QUANTITY}`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UsageFields {
+    option: Option<String>,
+    quantity: Option<i64>,
+}
+
+/// The body, checked.
 struct UsageBody {
     option: String,
     quantity: i64,
@@ -92,23 +101,27 @@ pub async fn handle(
 }
 
 fn parse(req: &Request) -> Result<UsageBody, ApiError> {
-    let body = json_object(req)?;
-    let option = body
-        .get("option")
-        .and_then(Value::as_str)
-        .ok_or_else(|| invalid_option("option must be a string"))?
-        .to_owned();
-    let quantity = body
-        .get("quantity")
-        .and_then(Value::as_i64)
+    let fields: UsageFields = typed_body(req, |field| match field {
+        "option" => option_not_a_string(),
+        _ => invalid_quantity(),
+    })?;
+    let option = fields.option.ok_or_else(option_not_a_string)?;
+    let quantity = fields
+        .quantity
         .filter(|q| (1..=MAX_QUANTITY).contains(q))
-        .ok_or_else(|| {
-            ApiError::new(
-                ErrorCode::InvalidQuantity,
-                format!("quantity must be an integer from 1 to {MAX_QUANTITY}"),
-            )
-        })?;
+        .ok_or_else(invalid_quantity)?;
     Ok(UsageBody { option, quantity })
+}
+
+fn option_not_a_string() -> ApiError {
+    invalid_option("option must be a string")
+}
+
+fn invalid_quantity() -> ApiError {
+    ApiError::new(
+        ErrorCode::InvalidQuantity,
+        format!("quantity must be an integer from 1 to {MAX_QUANTITY}"),
+    )
 }
 
 /// The recording on `trial` as it is at `now`: a limited option of an ACTIVE trial, within
