@@ -24,7 +24,7 @@ use serde_json::json;
 use super::error::ApiError;
 use super::idempotency::Idempotency;
 use super::reply::Reply;
-use super::request::{deadline_ms, trial_id};
+use super::request::deadline_ms;
 use super::LogFields;
 use crate::auth::Tenant;
 use crate::domain::events::{DomainEvent, EventKind};
@@ -52,9 +52,7 @@ pub async fn handle(
     tenant: &Tenant,
     log: &mut LogFields,
 ) -> Result<Reply, ApiError> {
-    let id = trial_id(req)?;
-    log.trial_id = Some(id.to_string());
-    let idempotency = Idempotency::from_request(req, tenant, &format!("/v1/trials/{id}/cancel"))?;
+    let (id, idempotency) = Idempotency::for_trial(req, tenant, log, "/cancel")?;
     let now_ms = app.clock.now_millis();
     let trial = match idempotency.load_owned(app, &id, tenant, now_ms).await? {
         Ok(trial) => trial,

@@ -11,7 +11,7 @@
 //! customer could pay.
 //!
 //! **When billing starts** (optional body `{"billing_starts": "trial_end" | "now"}`, default
-//! `trial_end`): with `trial_end` the session carries `subscription_data[trial_end]` = the
+//! `trial_end`; any other field is 400 `invalid_field`, naming it): with `trial_end` the session carries `subscription_data[trial_end]` = the
 //! trial's `expires_at`, so a customer converting early keeps the free days promised, if that
 //! is at least 48 hours (Stripe's minimum) plus [`TRIAL_END_MARGIN_SECS`] ahead when the call is
 //! made; closer to the end, or with `now`, billing starts when the customer pays. The one input
@@ -34,7 +34,7 @@ use super::error::ApiError;
 use super::idempotency::{Idempotency, Lease};
 use super::owned::{load_owned, purged_or_not_found};
 use super::reply::Reply;
-use super::request::{trial_id, typed};
+use super::request::typed;
 use super::LogFields;
 use crate::auth::Tenant;
 use crate::domain::events::{DomainEvent, EventKind};
@@ -104,23 +104,15 @@ pub async fn handle(
     tenant: &Tenant,
     log: &mut LogFields,
 ) -> Result<Reply, ApiError> {
-    let id = trial_id(req)?;
-    log.trial_id = Some(id.to_string());
-    let idempotency = Idempotency::from_request(req, tenant, &format!("/v1/trials/{id}/convert"))?;
+    let (id, idempotency) = Idempotency::for_trial(req, tenant, log, "/convert")?;
     // A body refused here would be refused again: nothing is stored under the key.
     let billing = billing_from_body(req.body().as_ref())?;
     let now_ms = app.clock.now_millis();
-    let lease = match idempotency.lease(app, req, now_ms).await? {
-        Ok(lease) => lease,
-        Err(held) => return Ok(held),
-    };
-    let request = ConvertRequest {
-        idempotency: &idempotency,
-        lease: &lease,
-        tenant,
-        billing,
-    };
-    convert_leased(app, &request, &id, now_ms).await
+    let leased = ConvertRequest::lease(app, req, &idempotency, tenant, billing, now_ms);
+    match leased.await? {
+        Ok(request) => convert_leased(app, &request, &id, now_ms).await,
+        Err(held) => Ok(held),
+    }
 }
 
 /// What one convert request brings, once its lease is held (skip's too: it converts the
@@ -128,7 +120,7 @@ pub async fn handle(
 pub(super) struct ConvertRequest<'a> {
     pub(super) idempotency: &'a Idempotency,
     /// The lease on the idempotency key.
-    pub(super) lease: &'a Lease,
+    pub(super) lease: Lease,
     pub(super) tenant: &'a Tenant,
     pub(super) billing: BillingStarts,
 }
@@ -149,7 +141,28 @@ pub(super) async fn convert_leased(
     }
 }
 
-impl ConvertRequest<'_> {
+impl<'a> ConvertRequest<'a> {
+    /// Takes the lease on the request's key (see [`Idempotency::lease`]); `Err(reply)` answers
+    /// for a key someone already holds.
+    pub(super) async fn lease(
+        app: &App,
+        req: &Request,
+        idempotency: &'a Idempotency,
+        tenant: &'a Tenant,
+        billing: BillingStarts,
+        now_ms: i64,
+    ) -> Result<Result<ConvertRequest<'a>, Reply>, ApiError> {
+        Ok(idempotency
+            .lease(app, req, now_ms)
+            .await?
+            .map(|lease| ConvertRequest {
+                idempotency,
+                lease,
+                tenant,
+                billing,
+            }))
+    }
+
     /// The completed record of `reply` under the lease this request holds.
     fn completed(&self, app: &App, reply: &Reply, now_ms: i64) -> Result<Put, StoreError> {
         let idempotency = self.idempotency;

@@ -1,6 +1,7 @@
 //! `POST /v1/trials/{id}/extend` `{"days": n}` or `{"until": "<RFC 3339>"}`, plus an optional
 //! `reason`: from ACTIVE (the current range grows) or from EXPIRED within grace (ACTIVE again in
-//! a new range; purge is off: the trial waits in EXPIRE again). The body's shape is checked
+//! a new range; purge is off: the trial waits in EXPIRE again). A field other than these three
+//! is 400 `invalid_field`, naming it. The body's shape is checked
 //! first (422 `invalid_extension`, not stored: it depends on the body alone); whether the new
 //! end suits the trial is `Trial::extend`'s answer (see [`super::manage`]).
 //!

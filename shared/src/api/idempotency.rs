@@ -67,6 +67,20 @@ impl Idempotency {
         })
     }
 
+    /// The key of a request on the trial of its path (`/v1/trials/{id}` and `suffix`, e.g.
+    /// `/cancel`), with that trial's id (recorded in the log line).
+    pub fn for_trial(
+        req: &Request,
+        tenant: &Tenant,
+        log: &mut super::LogFields,
+        suffix: &str,
+    ) -> Result<(TrialId, Idempotency), ApiError> {
+        let id = super::request::logged_trial_id(req, log)?;
+        let idempotency =
+            Idempotency::from_request(req, tenant, &format!("/v1/trials/{id}{suffix}"))?;
+        Ok((id, idempotency))
+    }
+
     /// The answer for a key someone already holds.
     pub fn answer(&self, record: IdemRecord) -> Reply {
         if record.fingerprint != self.fingerprint {

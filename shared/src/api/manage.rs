@@ -19,7 +19,6 @@ use super::error::ApiError;
 use super::idempotency::Idempotency;
 use super::owned::purged_or_not_found;
 use super::reply::Reply;
-use super::request::trial_id;
 use super::LogFields;
 use crate::auth::Tenant;
 use crate::domain::events::DomainEvent;
@@ -87,10 +86,8 @@ pub async fn run(
     log: &mut LogFields,
     mv: Move,
 ) -> Result<Reply, ApiError> {
-    let id = trial_id(req)?;
-    log.trial_id = Some(id.to_string());
-    let idempotency =
-        Idempotency::from_request(req, tenant, &format!("/v1/trials/{id}/{}", mv.action()))?;
+    let suffix = format!("/{}", mv.action());
+    let (id, idempotency) = Idempotency::for_trial(req, tenant, log, &suffix)?;
     let now_ms = app.clock.now_millis();
     let stored = match idempotency.load_owned(app, &id, tenant, now_ms).await? {
         Ok(trial) => trial,

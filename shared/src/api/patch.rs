@@ -16,7 +16,7 @@ use super::admin::check_expiration;
 use super::error::ApiError;
 use super::idempotency::Idempotency;
 use super::reply::Reply;
-use super::request::{json_object, trial_id};
+use super::request::json_object;
 use super::LogFields;
 use crate::auth::Tenant;
 use crate::domain::applicant::{Applicant, Privilege};
@@ -42,9 +42,7 @@ pub async fn handle(
             "Only an admin API key may change a trial",
         ));
     }
-    let id = trial_id(req)?;
-    log.trial_id = Some(id.to_string());
-    let idempotency = Idempotency::from_request(req, tenant, &format!("/v1/trials/{id}"))?;
+    let (id, idempotency) = Idempotency::for_trial(req, tenant, log, "")?;
     let change = parse_change(&json_object(req)?)?;
     let now_ms = app.clock.now_millis();
     let trial = match idempotency.load_owned(app, &id, tenant, now_ms).await? {

@@ -29,6 +29,13 @@ pub fn trial_id(req: &Request) -> Result<TrialId, ApiError> {
         .ok_or_else(ApiError::trial_not_found)
 }
 
+/// [`trial_id`], recorded in the request's log line.
+pub fn logged_trial_id(req: &Request, log: &mut super::LogFields) -> Result<TrialId, ApiError> {
+    let id = trial_id(req)?;
+    log.trial_id = Some(id.to_string());
+    Ok(id)
+}
+
 fn id_from_path(path: &str) -> Option<&str> {
     let mut segments = path.split('/').filter(|s| !s.is_empty());
     segments.by_ref().find(|s| *s == "trials")?;

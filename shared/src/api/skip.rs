@@ -61,17 +61,13 @@ pub async fn handle(
     }
     let terms = plan.snapshot();
     let now_ms = app.clock.now_millis();
-    let lease = match idempotency.lease(app, req, now_ms).await? {
-        Ok(lease) => lease,
-        Err(held) => return Ok(held),
-    };
     // No free days: the session has no trial period, billing starts at payment.
-    let request = ConvertRequest {
-        idempotency: &idempotency,
-        lease: &lease,
-        tenant,
-        billing: BillingStarts::Now,
-    };
+    let billing = BillingStarts::Now;
+    let request =
+        match ConvertRequest::lease(app, req, &idempotency, tenant, billing, now_ms).await? {
+            Ok(request) => request,
+            Err(held) => return Ok(held),
+        };
     let id = match skipped_trial(app, tenant, terms, now_ms).await {
         Ok(id) => id,
         Err(err) => return request.refuse(app, err, now_ms).await,

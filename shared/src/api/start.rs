@@ -37,8 +37,10 @@ pub async fn handle(
     tenant: &Tenant,
     log: &mut LogFields,
 ) -> Result<Reply, ApiError> {
-    let idempotency = Idempotency::from_request(req, tenant, PATH)?;
-    let body = json_object(req)?;
+    let (idempotency, body) = (
+        Idempotency::from_request(req, tenant, PATH)?,
+        json_object(req)?,
+    );
     let plan = body.get("plan").and_then(Value::as_str);
     let terms = trialable_plan(app, plan)?.snapshot();
     // A standard key's admin fields are ignored without being looked at (as the seed says).

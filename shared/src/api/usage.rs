@@ -4,10 +4,12 @@
 //! writes the usage (a conditional `UpdateItem` on the trial item, see `store::usage`), the
 //! completed idempotency record and the limit events this step crosses (deterministic ids:
 //! `<trial>.limit_warning.<option>`). When another caller moved the usage since the read, the
-//! condition fails and the request re-reads and decides again; nothing is ever recorded past
+//! condition fails and the request decides again on the trial as the failed condition returned
+//! it ([`crate::services::transition::retry_on_moved`]: no second read); nothing is recorded past
 //! the limit (429 `trial_limit_exceeded`, nothing written but the refusal under the key).
 //! An option with `ends_trial` ends the trial (EXPIRED, `limit_reached`) in the same
-//! transaction that reaches its limit.
+//! transaction that reaches its limit. The body is `{option, quantity}` and nothing else (any
+//! other field is 400 `invalid_field`). Cost: one read, then one transaction per attempt.
 use lambda_http::Request;
 use serde::Deserialize;
 use serde_json::json;
@@ -16,7 +18,7 @@ use super::error::ApiError;
 use super::idempotency::Idempotency;
 use super::owned::purged_or_not_found;
 use super::reply::Reply;
-use super::request::{trial_id, typed_body};
+use super::request::typed_body;
 use super::LogFields;
 use crate::auth::Tenant;
 use crate::domain::catalog::PlanOption;
@@ -65,9 +67,7 @@ pub async fn handle(
     tenant: &Tenant,
     log: &mut LogFields,
 ) -> Result<Reply, ApiError> {
-    let id = trial_id(req)?;
-    log.trial_id = Some(id.to_string());
-    let idempotency = Idempotency::from_request(req, tenant, &format!("/v1/trials/{id}/usage"))?;
+    let (id, idempotency) = Idempotency::for_trial(req, tenant, log, "/usage")?;
     let body = parse(req)?;
     let now_ms = app.clock.now_millis();
     let trial = match idempotency.load_owned(app, &id, tenant, now_ms).await? {
