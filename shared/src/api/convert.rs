@@ -253,7 +253,7 @@ async fn record(
         Err(Rejected::Conflict(old)) => {
             return request.idempotency.answer_conflict(app, old.as_ref()).await
         }
-        Err(Rejected::Moved(current)) => current,
+        Err(Rejected::Moved(current)) => *current,
         // Purged meanwhile, or never the org's.
         Err(Rejected::Gone | Rejected::Other(_)) => {
             return Err(purged_or_not_found(app, &trial.id, request.tenant).await)

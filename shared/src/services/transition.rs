@@ -66,7 +66,7 @@ pub enum Rejected {
     /// it (the caller answers with that request's answer).
     Conflict(Option<Item>),
     /// The trial's condition failed and the trial is as given now.
-    Moved(Trial),
+    Moved(Box<Trial>),
     /// The trial's condition failed and there is no trial any more (purged) or never was.
     Gone,
     /// Only other slots failed (e.g. an event written by a concurrent move).
@@ -84,7 +84,7 @@ impl Rejected {
             return Ok(Rejected::Other(rejection));
         }
         Ok(match rejected_trial(&rejection)? {
-            Some(trial) => Rejected::Moved(trial),
+            Some(trial) => Rejected::Moved(Box::new(trial)),
             None => Rejected::Gone,
         })
     }
@@ -120,7 +120,7 @@ pub enum Attempt<T, E> {
     /// Only other slots failed.
     Other(Rejection),
     /// The trial kept moving: the last attempt's trial as it is now.
-    Exhausted(Trial),
+    Exhausted(Box<Trial>),
 }
 
 /// Decides the move on `trial` and commits it, up to `attempts` times: when the trial's
@@ -145,9 +145,9 @@ where
             Ok(()) => return Ok(Attempt::Committed(value)),
             Err(Rejected::Conflict(old)) => return Ok(Attempt::Conflict(old)),
             Err(Rejected::Other(rejection)) => return Ok(Attempt::Other(rejection)),
-            Err(Rejected::Moved(current)) if current.org_id == *owner => trial = current,
+            Err(Rejected::Moved(current)) if current.org_id == *owner => trial = *current,
             Err(Rejected::Moved(_) | Rejected::Gone) => return Ok(Attempt::Gone),
         }
     }
-    Ok(Attempt::Exhausted(trial))
+    Ok(Attempt::Exhausted(Box::new(trial)))
 }
