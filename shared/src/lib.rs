@@ -31,6 +31,7 @@ pub mod jobs;
 pub mod lambda;
 pub mod metrics;
 pub mod publish;
+pub mod services;
 pub mod store;
 pub mod stripe;
 pub mod telemetry;

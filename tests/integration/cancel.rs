@@ -1,8 +1,8 @@
 use trials::domain::api_key::ApiKey;
 use trials::domain::trial::Checkout;
 use trials::domain::TrialStatus;
-use trials::jobs::session_expiry::SessionToExpire;
 use trials::jobs::{self, Job};
+use trials::services::checkout_sessions::SessionToExpire;
 use trials::store::codec::key;
 use trials::store::schema::{session_expiry_pk, SESSION_EXPIRY_SK};
 use trials::store::Slot;

@@ -376,7 +376,7 @@ async fn the_same_key_while_the_first_request_holds_its_lease_is_409_and_not_sto
     assert!(!second.replayed());
     // The key with another request is refused as reused, in flight or not.
     let other = t
-        .send(Call::convert(&id, "k").json(&serde_json::json!({ "plan": "pro" })))
+        .send(Call::convert(&id, "k").json(&serde_json::json!({ "billing_starts": "now" })))
         .await;
     assert_eq!(
         (other.status, other.error_code().as_str()),
@@ -1019,4 +1019,47 @@ async fn a_converts_stored_answer_expires_with_the_key_ttl() {
         "{}",
         fresh.body
     );
+}
+
+// ------------------------------------------------------------------------- typed request bodies
+
+#[tokio::test]
+async fn a_field_a_route_does_not_take_is_400_invalid_field_naming_it_and_stores_nothing() {
+    let t = TestApp::new().await;
+    let id = t.start_trial(ORG, "growth").await;
+    let calls = [
+        Call::convert(&id, "u1").json(&json!({ "billing_starts": "now", "coupon": "x" })),
+        Call::post(&format!("/v1/trials/{id}/usage"))
+            .idempotency_key("u2")
+            .json(&json!({ "option": "seats", "quantity": 1, "coupon": "x" })),
+        Call::post("/v1/trials/skip")
+            .idempotency_key("u3")
+            .org("org_skipper")
+            .json(&json!({ "plan": "growth", "coupon": "x" })),
+        Call::post(&format!("/v1/trials/{id}/extend"))
+            .admin()
+            .idempotency_key("u4")
+            .json(&json!({ "days": 1, "coupon": "x" })),
+    ];
+    for call in calls {
+        let res = t.send(call).await;
+        assert_eq!(
+            (res.status, res.error_code().as_str()),
+            (400, "invalid_field"),
+            "{}",
+            res.body
+        );
+        assert!(
+            res.body.contains("`coupon`"),
+            "names the field: {}",
+            res.body
+        );
+    }
+    // Nothing was written: the trial is as started, and the skipping org has no trial.
+    let trial = writes::stored(&t, &id).await.expect("trial");
+    assert_eq!(trial.status, TrialStatus::Active);
+    assert!(trial.checkout.is_none());
+    assert!(trial.used.is_empty());
+    let again = t.send(Call::start("growth", "u5").org("org_skipper")).await;
+    assert_eq!(again.status, 201, "{}", again.body);
 }

@@ -11,7 +11,7 @@
 //! customer could pay.
 //!
 //! **When billing starts** (optional body `{"billing_starts": "trial_end" | "now"}`, default
-//! `trial_end`): with `trial_end` the session carries `subscription_data[trial_end]` = the
+//! `trial_end`; any other field is 400 `invalid_field`, naming it): with `trial_end` the session carries `subscription_data[trial_end]` = the
 //! trial's `expires_at`, so a customer converting early keeps the free days promised, if that
 //! is at least 48 hours (Stripe's minimum) plus [`TRIAL_END_MARGIN_SECS`] ahead when the call is
 //! made; closer to the end, or with `now`, billing starts when the customer pays. The one input
@@ -25,78 +25,77 @@
 //! in the retry across the 48-hour line).
 use std::time::Duration;
 
+use aws_sdk_dynamodb::types::Put;
 use lambda_http::Request;
+use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::error::ApiError;
-use super::idempotency::{lease_until, Idempotency};
+use super::idempotency::{Idempotency, Lease};
 use super::owned::{load_owned, purged_or_not_found};
 use super::reply::Reply;
-use super::request::{deadline_ms, trial_id};
+use super::request::typed;
 use super::LogFields;
 use crate::auth::Tenant;
-use crate::crypto;
 use crate::domain::events::{DomainEvent, EventKind};
 use crate::domain::time::rfc3339;
 use crate::domain::trial::{Checkout, PendingPayment};
 use crate::domain::{ErrorCode, Trial, TrialId, TrialStatus};
-use crate::store::idempotency::Claim;
-use crate::store::trials::rejected_trial;
-use crate::store::{Outcome, Slot};
-use crate::stripe::client::{NewCheckoutSession, StripeError};
+use crate::services::checkout_sessions::{
+    create_checkout, stripe_budget, BillingStarts, SessionRequest,
+};
+use crate::services::transition::{commit, Rejected};
+use crate::store::{Slot, StoreError};
 use crate::App;
 
-/// Stripe's minimum lead of `subscription_data[trial_end]` over the time of the call.
-pub const TRIAL_END_MIN_LEAD_SECS: i64 = 48 * 3_600;
-/// Kept on top of Stripe's minimum: Stripe checks against its own clock when the request
-/// arrives, a little after ours was read.
-pub const TRIAL_END_MARGIN_SECS: i64 = 600;
+pub use crate::services::checkout_sessions::{TRIAL_END_MARGIN_SECS, TRIAL_END_MIN_LEAD_SECS};
 
-/// When the subscription's first charge happens, as the caller asks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BillingStarts {
-    /// At the trial's end, if Stripe allows it (see the module docs); else as `Now`.
+/// The request's optional body as sent: `{"billing_starts": "trial_end" | "now"}`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConvertFields {
+    /// `Some(None)` is an explicit `null`, refused like any other value but the two.
+    #[serde(default, deserialize_with = "present")]
+    billing_starts: Option<Option<BillingWire>>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum BillingWire {
     TrialEnd,
-    /// When the customer pays.
     Now,
 }
 
-impl BillingStarts {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            BillingStarts::TrialEnd => "trial_end",
-            BillingStarts::Now => "now",
-        }
-    }
+fn present<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Option<BillingWire>>, D::Error> {
+    Option::<BillingWire>::deserialize(d).map(Some)
+}
 
-    /// From the request's optional body: none (or blank), or a JSON object whose
-    /// `billing_starts` is absent, `"trial_end"` or `"now"`. Other fields are ignored.
-    pub fn from_body(body: &[u8]) -> Result<BillingStarts, ApiError> {
-        if body.iter().all(u8::is_ascii_whitespace) {
-            return Ok(BillingStarts::TrialEnd);
-        }
-        let object = match serde_json::from_slice::<Value>(body) {
-            Ok(Value::Object(map)) => map,
-            Ok(_) => return Err(ApiError::invalid_json("expected an object")),
-            Err(e) => return Err(ApiError::invalid_json(e)),
-        };
-        match object.get("billing_starts") {
-            None => Ok(BillingStarts::TrialEnd),
-            Some(Value::String(v)) if v == "trial_end" => Ok(BillingStarts::TrialEnd),
-            Some(Value::String(v)) if v == "now" => Ok(BillingStarts::Now),
-            Some(_) => Err(ApiError::new(
-                ErrorCode::InvalidBillingStarts,
-                "billing_starts must be \"trial_end\" or \"now\"",
-            )),
-        }
+/// The request's optional body: none (or blank), or a JSON object whose `billing_starts` is
+/// absent, `"trial_end"` or `"now"`. Any other field is 400 `invalid_field`.
+pub fn billing_from_body(body: &[u8]) -> Result<BillingStarts, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(BillingStarts::TrialEnd);
+    }
+    let object = match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Object(map)) => map,
+        Ok(_) => return Err(ApiError::invalid_json("expected an object")),
+        Err(e) => return Err(ApiError::invalid_json(e)),
+    };
+    let fields: ConvertFields = typed(object, |_| invalid_billing_starts())?;
+    match fields.billing_starts {
+        None | Some(Some(BillingWire::TrialEnd)) => Ok(BillingStarts::TrialEnd),
+        Some(Some(BillingWire::Now)) => Ok(BillingStarts::Now),
+        Some(None) => Err(invalid_billing_starts()),
     }
 }
 
-/// The `subscription_data[trial_end]` a convert asked at `now` sends: the trial's end when
-/// billing is to start there and Stripe accepts it, else none (billing starts at payment).
-pub fn trial_end_for(expires_at: i64, billing: BillingStarts, now: i64) -> Option<i64> {
-    let far_enough = expires_at - now >= TRIAL_END_MIN_LEAD_SECS + TRIAL_END_MARGIN_SECS;
-    (billing == BillingStarts::TrialEnd && far_enough).then_some(expires_at)
+fn invalid_billing_starts() -> ApiError {
+    ApiError::new(
+        ErrorCode::InvalidBillingStarts,
+        "billing_starts must be \"trial_end\" or \"now\"",
+    )
 }
 
 pub async fn handle(
@@ -105,39 +104,14 @@ pub async fn handle(
     tenant: &Tenant,
     log: &mut LogFields,
 ) -> Result<Reply, ApiError> {
-    let id = trial_id(req)?;
-    log.trial_id = Some(id.to_string());
-    let idempotency = Idempotency::from_request(req, tenant, &format!("/v1/trials/{id}/convert"))?;
+    let (id, idempotency) = Idempotency::for_trial(req, tenant, log, "/convert")?;
     // A body refused here would be refused again: nothing is stored under the key.
-    let billing = BillingStarts::from_body(req.body().as_ref())?;
+    let billing = billing_from_body(req.body().as_ref())?;
     let now_ms = app.clock.now_millis();
-    let token = crypto::random_hex(16);
-    let deadline = deadline_ms(req, now_ms);
-    let lease = lease_until(deadline, now_ms, app.config.idempotency_lease_secs);
-    let claim = app
-        .store
-        .idempotency_acquire(
-            &idempotency.scope,
-            &idempotency.fingerprint,
-            &token,
-            lease,
-            now_ms,
-            app.config.idempotency_ttl_secs,
-        )
-        .await?;
-    if let Claim::Held(existing) = claim {
-        return Ok(idempotency.answer(existing));
-    }
-    let budget = stripe_budget(app.stripe.timeout(), deadline, now_ms);
-    let request = ConvertRequest {
-        idempotency: &idempotency,
-        token: &token,
-        tenant,
-        billing,
-    };
-    match convert(app, &request, &id, now_ms, budget).await {
-        Ok(reply) => Ok(reply),
-        Err(err) => idempotency.refuse_leased(app, &token, err, now_ms).await,
+    let leased = ConvertRequest::lease(app, req, &idempotency, tenant, billing, now_ms);
+    match leased.await? {
+        Ok(request) => convert_leased(app, &request, &id, now_ms).await,
+        Err(held) => Ok(held),
     }
 }
 
@@ -146,12 +120,77 @@ pub async fn handle(
 pub(super) struct ConvertRequest<'a> {
     pub(super) idempotency: &'a Idempotency,
     /// The lease on the idempotency key.
-    pub(super) token: &'a str,
+    pub(super) lease: Lease,
     pub(super) tenant: &'a Tenant,
     pub(super) billing: BillingStarts,
 }
 
-pub(super) async fn convert(
+/// Converts trial `id` under the request's lease, Stripe's call cut short before the
+/// invocation's deadline: the answer, or the refusal stored under the key (4xx) or the lease
+/// released (5xx, so the retry runs).
+pub(super) async fn convert_leased(
+    app: &App,
+    request: &ConvertRequest<'_>,
+    id: &TrialId,
+    now_ms: i64,
+) -> Result<Reply, ApiError> {
+    let budget = stripe_budget(app.stripe.timeout(), request.lease.deadline_ms, now_ms);
+    match convert(app, request, id, now_ms, budget).await {
+        Ok(reply) => Ok(reply),
+        Err(err) => request.refuse(app, err, now_ms).await,
+    }
+}
+
+impl<'a> ConvertRequest<'a> {
+    /// Takes the lease on the request's key (see [`Idempotency::lease`]); `Err(reply)` answers
+    /// for a key someone already holds.
+    pub(super) async fn lease(
+        app: &App,
+        req: &Request,
+        idempotency: &'a Idempotency,
+        tenant: &'a Tenant,
+        billing: BillingStarts,
+        now_ms: i64,
+    ) -> Result<Result<ConvertRequest<'a>, Reply>, ApiError> {
+        Ok(idempotency
+            .lease(app, req, now_ms)
+            .await?
+            .map(|lease| ConvertRequest {
+                idempotency,
+                lease,
+                tenant,
+                billing,
+            }))
+    }
+
+    /// The completed record of `reply` under the lease this request holds.
+    fn completed(&self, app: &App, reply: &Reply, now_ms: i64) -> Result<Put, StoreError> {
+        let idempotency = self.idempotency;
+        app.store.idempotency_put_owned(
+            &idempotency.scope,
+            &self.lease.token,
+            &idempotency.fingerprint,
+            &reply.stored(),
+            now_ms,
+            app.config.idempotency_ttl_secs,
+        )
+    }
+
+    /// Ends the leased request with a refusal (see [`Idempotency::refuse_leased`]).
+    pub(super) async fn refuse(
+        &self,
+        app: &App,
+        err: ApiError,
+        now_ms: i64,
+    ) -> Result<Reply, ApiError> {
+        let token = &self.lease.token;
+        self.idempotency
+            .refuse_leased(app, token, err, now_ms)
+            .await
+    }
+}
+
+async fn convert(
     app: &App,
     request: &ConvertRequest<'_>,
     id: &TrialId,
@@ -159,99 +198,95 @@ pub(super) async fn convert(
     budget: Duration,
 ) -> Result<Reply, ApiError> {
     let now = now_ms.div_euclid(1000);
-    let store = &app.store;
     let trial = load_owned(app, id, request.tenant).await?;
     if let Some(reply) = pending_reply(&trial) {
         return answer(app, request, reply, now_ms).await;
     }
-    let policy = trial.policy();
-    trial.lifecycle(policy).check_convert(now)?;
-
+    trial.lifecycle(trial.policy()).check_convert(now)?;
     if let Some(open) = trial.open_checkout(now) {
         let reply = checkout_reply(&trial, open, now);
         return answer(app, request, reply, now_ms).await;
     }
-    let checkout = create_checkout(app, &trial, request, now, budget).await?;
+    let session = SessionRequest {
+        scope: &request.idempotency.scope,
+        billing: request.billing,
+    };
+    let checkout = create_checkout(app, &trial, &session, now, budget).await?;
+    record(app, request, &trial, &checkout).await
+}
+
+/// Writes the new session on the trial, with the answer and `trial.checkout_created`, and
+/// answers it; or, if the trial moved on meanwhile, answers for the trial as it is now.
+async fn record(
+    app: &App,
+    request: &ConvertRequest<'_>,
+    trial: &Trial,
+    checkout: &Checkout,
+) -> Result<Reply, ApiError> {
     // Stripe may have taken seconds: the write is judged at the time it is made (a session
     // recorded after grace ended would hold back a purge that already decided).
     let now_ms = app.clock.now_millis();
     let now = now_ms.div_euclid(1000);
-    let reply = checkout_reply(&trial, &checkout, now);
-    let idempotency = request.idempotency;
-    let completed = store.idempotency_put_owned(
-        &idempotency.scope,
-        request.token,
-        &idempotency.fingerprint,
-        &reply.stored(),
-        now_ms,
-        app.config.idempotency_ttl_secs,
-    )?;
+    let reply = checkout_reply(trial, checkout, now);
     let event = DomainEvent::for_trial(
         EventKind::CheckoutCreated,
-        &trial,
+        trial,
         now,
         Some(&checkout.session_id),
         json!({
             "checkout_session_id": checkout.session_id,
             "checkout_expires_at": rfc3339(checkout.expires_at),
-            "billing_starts": billing_starts(&checkout).as_str(),
+            "billing_starts": BillingStarts::of(checkout).as_str(),
             "trial_end": checkout.trial_end.map(rfc3339),
         }),
     );
-    let outcome = store
+    let store = &app.store;
+    let update = store.checkout_update(trial, checkout, now, trial.policy())?;
+    let tx = store
         .tx()
-        .update(
-            Slot::Trial,
-            store.checkout_update(&trial, &checkout, now, policy)?,
-        )
-        .put(Slot::Idempotency, completed)
-        .event(&event, now)?
-        .commit()
-        .await?;
-    let rejection = match outcome {
-        Outcome::Committed => return Ok(reply),
-        Outcome::Rejected(rejection) => rejection,
-    };
-    if rejection.failed(Slot::Idempotency) {
+        .update(Slot::Trial, update)
+        .put(Slot::Idempotency, request.completed(app, &reply, now_ms)?)
+        .event(&event, now)?;
+    let current = match commit(tx).await? {
+        Ok(()) => return Ok(reply),
         // Our lease ran out and a retry took the key over: its answer is the one that counts.
-        return idempotency
-            .answer_conflict(app, rejection.old(Slot::Idempotency))
-            .await;
-    }
-    match rejected_trial(&rejection)? {
-        // A payment started on the trial's session meanwhile: that one is the answer (ours was
-        // never shown to anyone and expires unused).
-        Some(current) if pending_reply(&current).is_some() => {
-            let reply = pending_reply(&current).unwrap_or(reply);
-            answer(app, request, reply, now_ms).await
+        Err(Rejected::Conflict(old)) => {
+            return request.idempotency.answer_conflict(app, old.as_ref()).await
         }
-        // A convert with another key stored its open session first: a trial has one session at
-        // a time, so answer with that one.
-        Some(current) if current.lifecycle(policy).check_convert(now).is_ok() => {
-            match current.open_checkout(now) {
-                Some(open) => {
-                    let reply = checkout_reply(&current, open, now);
-                    answer(app, request, reply, now_ms).await
-                }
-                None => Err(ApiError::trial_not_found()),
-            }
-        }
-        // The trial moved on (converted, canceled, past grace) since it was read.
-        Some(current) => Err(current
-            .lifecycle(policy)
-            .check_convert(now)
-            .err()
-            .map(ApiError::from)
-            .unwrap_or_else(ApiError::trial_not_found)),
+        Err(Rejected::Moved(current)) => *current,
         // Purged meanwhile, or never the org's.
-        None => Err(purged_or_not_found(app, id, request.tenant).await),
-    }
+        Err(Rejected::Gone | Rejected::Other(_)) => {
+            return Err(purged_or_not_found(app, &trial.id, request.tenant).await)
+        }
+    };
+    raced(app, request, trial, current, now_ms).await
 }
 
-fn billing_starts(checkout: &Checkout) -> BillingStarts {
-    match checkout.trial_end {
-        Some(_) => BillingStarts::TrialEnd,
-        None => BillingStarts::Now,
+/// The answer when the trial was `current` instead of `trial` at the write.
+async fn raced(
+    app: &App,
+    request: &ConvertRequest<'_>,
+    trial: &Trial,
+    current: Trial,
+    now_ms: i64,
+) -> Result<Reply, ApiError> {
+    let now = now_ms.div_euclid(1000);
+    let convertible = current.lifecycle(trial.policy()).check_convert(now);
+    // A payment started on the trial's session meanwhile: that one is the answer (ours was
+    // never shown to anyone and expires unused).
+    if let Some(pending) = pending_reply(&current) {
+        return answer(app, request, pending, now_ms).await;
+    }
+    match (convertible, current.open_checkout(now)) {
+        // A convert with another key stored its open session first: a trial has one session
+        // at a time, so answer with that one.
+        (Ok(()), Some(open)) => {
+            let reply = checkout_reply(&current, open, now);
+            answer(app, request, reply, now_ms).await
+        }
+        (Ok(()), None) => Err(ApiError::trial_not_found()),
+        // The trial moved on (converted, canceled, past grace) since it was read.
+        (Err(e), _) => Err(e.into()),
     }
 }
 
@@ -264,7 +299,7 @@ fn checkout_reply(trial: &Trial, checkout: &Checkout, now: i64) -> Reply {
             "checkout_url": checkout.url,
             "trial_id": trial.id.as_str(),
             "plan": trial.plan.as_str(),
-            "billing_starts": billing_starts(checkout).as_str(),
+            "billing_starts": BillingStarts::of(checkout).as_str(),
             "first_charge_at": rfc3339(checkout.trial_end.unwrap_or(now)),
             "checkout_expires_at": rfc3339(checkout.expires_at),
             "payment_pending": false,
@@ -291,7 +326,7 @@ fn pending_reply(trial: &Trial) -> Option<Reply> {
             "checkout_url": checkout.map(|c| c.url.as_str()),
             "trial_id": trial.id.as_str(),
             "plan": trial.plan.as_str(),
-            "billing_starts": checkout.map(|c| billing_starts(c).as_str()),
+            "billing_starts": checkout.map(|c| BillingStarts::of(c).as_str()),
             // Billing now: the debit started when the customer completed the checkout.
             "first_charge_at": checkout.map(|c| rfc3339(c.trial_end.unwrap_or(pending.since))),
             "checkout_expires_at": checkout.map(|c| rfc3339(c.expires_at)),
@@ -307,147 +342,19 @@ async fn answer(
     reply: Reply,
     now_ms: i64,
 ) -> Result<Reply, ApiError> {
-    let idempotency = request.idempotency;
-    let completed = app.store.idempotency_put_owned(
-        &idempotency.scope,
-        request.token,
-        &idempotency.fingerprint,
-        &reply.stored(),
-        now_ms,
-        app.config.idempotency_ttl_secs,
-    )?;
+    let completed = request.completed(app, &reply, now_ms)?;
     app.store.idempotency_complete(completed).await?;
     Ok(reply)
 }
 
-/// Asks Stripe for a subscription checkout of the trial's plan, billing as the request asks at
-/// `now` (see the module docs for the retry across the 48-hour line). Any failure (4xx, 5xx,
-/// timeout) is the provider's: 502, retryable, the trial untouched.
-async fn create_checkout(
-    app: &App,
-    trial: &Trial,
-    request: &ConvertRequest<'_>,
-    now: i64,
-    budget: Duration,
-) -> Result<Checkout, ApiError> {
-    let key = stripe_idempotency_key(request.idempotency, &trial.id);
-    let ends = tokio::time::Instant::now() + budget;
-    let mut trial_end = trial_end_for(trial.expires_at, request.billing, now);
-    let mut created = app
-        .stripe
-        .create_checkout_session(&new_session(app, trial, trial_end)?, &key, Some(budget))
-        .await;
-    if request.billing == BillingStarts::TrialEnd && is_idempotency_error(&created) {
-        // This request was first sent on the other side of the 48-hour line: ask again as it
-        // was asked then, and Stripe answers with the session it saved for it.
-        trial_end = match trial_end {
-            Some(_) => None,
-            None => Some(trial.expires_at),
-        };
-        let left = ends.saturating_duration_since(tokio::time::Instant::now());
-        created = app
-            .stripe
-            .create_checkout_session(&new_session(app, trial, trial_end)?, &key, Some(left))
-            .await;
-    }
-    match created {
-        Ok(created) => Ok(Checkout {
-            session_id: created.id,
-            url: created.url,
-            expires_at: created.expires_at,
-            trial_end,
-        }),
-        Err(e) => {
-            tracing::warn!(error = %e, trial_id = %trial.id, "Stripe checkout session not created");
-            Err(ApiError::new(
-                ErrorCode::PaymentProviderError,
-                "The payment provider could not create a checkout session; retry with the same Idempotency-Key",
-            )
-            .retryable())
-        }
-    }
-}
-
-fn is_idempotency_error<T>(result: &Result<T, StripeError>) -> bool {
-    matches!(result, Err(StripeError::Api(e)) if e.error_type == "idempotency_error")
-}
-
-/// The session's parameters: a pure function of the trial and `trial_end` (and the plan's price
-/// today: a price is not part of a trial's terms; none means the catalog offers the plan for
-/// trial only).
-fn new_session(
-    app: &App,
-    trial: &Trial,
-    trial_end: Option<i64>,
-) -> Result<NewCheckoutSession, ApiError> {
-    let stripe = &app.config.stripe;
-    let price = app
-        .config
-        .catalog
-        .get(trial.plan.as_str())
-        .and_then(|p| p.stripe_price.clone())
-        .ok_or_else(|| {
-            ApiError::new(
-                ErrorCode::PlanNotPurchasable,
-                format!("Plan {} has no price: it cannot be bought", trial.plan),
-            )
-        })?;
-    Ok(NewCheckoutSession {
-        price,
-        quantity: 1,
-        success_url: stripe.success_url.clone(),
-        cancel_url: stripe.cancel_url.clone(),
-        client_reference_id: trial.id.to_string(),
-        metadata: vec![
-            ("trial_id".to_owned(), trial.id.to_string()),
-            ("org_id".to_owned(), trial.org_id.to_string()),
-            ("plan".to_owned(), trial.plan.as_str().to_owned()),
-            ("trial_started_at".to_owned(), trial.started_at.to_string()),
-        ],
-        trial_end,
-    })
-}
-
-/// Time kept back from the invocation's deadline to write the outcome (or release the key)
-/// after Stripe answers or the call is abandoned.
-pub const WRITE_MARGIN_MS: i64 = 1_000;
-
-/// How long the Stripe call may take: the configured timeout, cut short so that the answer can
-/// still be written, or the key released with a 502, before the invocation is killed (a killed
-/// invocation leaves its lease to run out and API Gateway answers for us). With no usable
-/// deadline (local server, a deadline already past) the configured timeout applies.
-pub fn stripe_budget(configured: Duration, deadline_ms: Option<i64>, now_ms: i64) -> Duration {
-    match deadline_ms.map(|d| d - now_ms) {
-        Some(remaining) if remaining > 0 => {
-            let usable = (remaining - WRITE_MARGIN_MS).max(1) as u64;
-            configured.min(Duration::from_millis(usable))
-        }
-        _ => configured,
-    }
-}
-
 /// Stripe's key for our request: the same for every retry of it, different for any other.
 pub fn stripe_idempotency_key(idempotency: &Idempotency, trial: &TrialId) -> String {
-    let scope = &idempotency.scope;
-    format!(
-        "trials-convert-{}",
-        crypto::sha256_hex(format!("{}\n{}\n{}", scope.org, scope.key, trial).as_bytes())
-    )
+    crate::services::checkout_sessions::stripe_idempotency_key(&idempotency.scope, trial)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn billing_starts_at_the_trial_end_only_when_stripe_allows_it() {
-        let end = 1_776_074_400;
-        let line = end - TRIAL_END_MIN_LEAD_SECS - TRIAL_END_MARGIN_SECS;
-        assert_eq!(trial_end_for(end, BillingStarts::TrialEnd, line), Some(end));
-        assert_eq!(trial_end_for(end, BillingStarts::TrialEnd, line + 1), None);
-        assert_eq!(trial_end_for(end, BillingStarts::TrialEnd, end + 60), None);
-        assert_eq!(trial_end_for(end, BillingStarts::Now, line - 86_400), None);
-    }
 
     #[test]
     fn the_body_is_optional_and_billing_starts_is_checked() {
@@ -456,13 +363,9 @@ mod tests {
             ("  \n", BillingStarts::TrialEnd),
             ("{}", BillingStarts::TrialEnd),
             (r#"{"billing_starts":"trial_end"}"#, BillingStarts::TrialEnd),
-            (r#"{"billing_starts":"now","note":"x"}"#, BillingStarts::Now),
+            (r#"{"billing_starts":"now"}"#, BillingStarts::Now),
         ] {
-            assert_eq!(
-                BillingStarts::from_body(body.as_bytes()),
-                Ok(expected),
-                "{body}"
-            );
+            assert_eq!(billing_from_body(body.as_bytes()), Ok(expected), "{body}");
         }
         for body in [
             r#"{"billing_starts":"later"}"#,
@@ -470,35 +373,17 @@ mod tests {
             r#"{"billing_starts":null}"#,
             r#"{"billing_starts":1}"#,
         ] {
-            let err = BillingStarts::from_body(body.as_bytes()).unwrap_err();
+            let err = billing_from_body(body.as_bytes()).unwrap_err();
             assert_eq!(err.code, ErrorCode::InvalidBillingStarts, "{body}");
             assert_eq!(err.status(), 400);
         }
         for body in ["[]", "nope", r#""now""#] {
-            let err = BillingStarts::from_body(body.as_bytes()).unwrap_err();
+            let err = billing_from_body(body.as_bytes()).unwrap_err();
             assert_eq!(err.code, ErrorCode::InvalidJson, "{body}");
         }
-    }
-
-    #[test]
-    fn the_stripe_call_ends_before_the_invocation_does() {
-        let six = Duration::from_secs(6);
-        let now = 1_775_469_600_000;
-        // Plenty of time: the configured timeout.
-        assert_eq!(stripe_budget(six, Some(now + 9_500), now), six);
-        // Little left: what remains minus the margin for the write.
-        assert_eq!(
-            stripe_budget(six, Some(now + 3_000), now),
-            Duration::from_millis(2_000)
-        );
-        // Less than the margin left: the call still gets a (tiny) budget and fails as a 502.
-        assert_eq!(
-            stripe_budget(six, Some(now + 500), now),
-            Duration::from_millis(1)
-        );
-        // No deadline, or one that reads 0 or has passed: the configured timeout.
-        for deadline in [None, Some(0), Some(now), Some(now - 1)] {
-            assert_eq!(stripe_budget(six, deadline, now), six, "{deadline:?}");
-        }
+        // Any other field is refused by name (it used to be ignored).
+        let err = billing_from_body(br#"{"billing_starts":"now","note":"x"}"#).unwrap_err();
+        assert_eq!(err.code, ErrorCode::InvalidField);
+        assert!(err.message.contains("`note`"), "{}", err.message);
     }
 }

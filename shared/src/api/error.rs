@@ -52,6 +52,14 @@ impl ApiError {
         )
     }
 
+    /// A plan the catalog offers for trial but has no Stripe price for.
+    pub fn not_purchasable(plan: &str) -> ApiError {
+        ApiError::new(
+            ErrorCode::PlanNotPurchasable,
+            format!("Plan {plan} has no price: it cannot be bought"),
+        )
+    }
+
     pub fn invalid_json(detail: impl std::fmt::Display) -> ApiError {
         ApiError::new(
             ErrorCode::InvalidJson,
@@ -134,5 +142,19 @@ impl From<StoreError> for ApiError {
         // the client's side (nothing was stored under its key).
         tracing::error!(error = %e, retryable = e.retryable(), "store failure");
         ApiError::unavailable()
+    }
+}
+
+impl From<crate::services::checkout_sessions::CheckoutError> for ApiError {
+    fn from(e: crate::services::checkout_sessions::CheckoutError) -> ApiError {
+        use crate::services::checkout_sessions::CheckoutError;
+        match e {
+            CheckoutError::NotPurchasable(plan) => ApiError::not_purchasable(&plan),
+            CheckoutError::Provider => ApiError::new(
+                ErrorCode::PaymentProviderError,
+                "The payment provider could not create a checkout session; retry with the same Idempotency-Key",
+            )
+            .retryable(),
+        }
     }
 }

@@ -18,9 +18,12 @@ use crate::auth::Tenant;
 use crate::crypto::sha256_hex;
 use crate::domain::api_key::Projects;
 use crate::domain::ErrorCode;
+use crate::domain::{Trial, TrialId};
 use crate::headers::header;
+use crate::services::transition::Attempt;
 use crate::store::codec::Item;
 use crate::store::idempotency::{Claim, IdemRecord, IdemScope, IdemState};
+use crate::store::{StoreError, Tx};
 use crate::App;
 
 pub const MAX_KEY_LEN: usize = 255;
@@ -68,6 +71,20 @@ impl Idempotency {
         })
     }
 
+    /// The key of a request on the trial of its path (`/v1/trials/{id}` and `suffix`, e.g.
+    /// `/cancel`), with that trial's id (recorded in the log line).
+    pub fn for_trial(
+        req: &Request,
+        tenant: &Tenant,
+        log: &mut super::LogFields,
+        suffix: &str,
+    ) -> Result<(TrialId, Idempotency), ApiError> {
+        let id = super::request::logged_trial_id(req, log)?;
+        let idempotency =
+            Idempotency::from_request(req, tenant, &format!("/v1/trials/{id}{suffix}"))?;
+        Ok((id, idempotency))
+    }
+
     /// The answer for a key someone already holds.
     pub fn answer(&self, record: IdemRecord) -> Reply {
         if record.fingerprint != self.fingerprint {
@@ -100,6 +117,97 @@ impl Idempotency {
             // Gone between the write and the read (expired and swept): the client may retry.
             None => Err(ApiError::unavailable()),
         }
+    }
+
+    /// Takes the lease on the key for a request with an effect outside the table (a Stripe
+    /// call): never two executions at once. `Err(reply)` answers for a key someone already
+    /// holds (the stored answer, or `idempotency_key_in_use`). One conditional write.
+    pub async fn lease(
+        &self,
+        app: &App,
+        req: &Request,
+        now_ms: i64,
+    ) -> Result<Result<Lease, Reply>, ApiError> {
+        let token = crate::crypto::random_hex(16);
+        let deadline_ms = super::request::deadline_ms(req, now_ms);
+        let until = lease_until(deadline_ms, now_ms, app.config.idempotency_lease_secs);
+        let claim = app
+            .store
+            .idempotency_acquire(
+                &self.scope,
+                &self.fingerprint,
+                &token,
+                until,
+                now_ms,
+                app.config.idempotency_ttl_secs,
+            )
+            .await?;
+        Ok(match claim {
+            Claim::Held(existing) => Err(self.answer(existing)),
+            Claim::Taken => Ok(Lease { token, deadline_ms }),
+        })
+    }
+
+    /// Adds this request's completed answer `reply` to `tx` (the `Idempotency` slot): it
+    /// commits with the effect it answers for, or fails if the key was claimed meanwhile.
+    pub fn complete<'a>(
+        &self,
+        app: &App,
+        tx: Tx<'a>,
+        reply: &Reply,
+        now_ms: i64,
+    ) -> Result<Tx<'a>, StoreError> {
+        let ttl = app.config.idempotency_ttl_secs;
+        tx.answer(&self.scope, &self.fingerprint, &reply.stored(), now_ms, ttl)
+    }
+
+    /// The org's trial `id` for a request that holds no lease: `Err(reply)` is the refusal,
+    /// stored under the key, when it is not there (see [`super::owned`]).
+    pub async fn load_owned(
+        &self,
+        app: &App,
+        id: &TrialId,
+        tenant: &Tenant,
+        now_ms: i64,
+    ) -> Result<Result<Trial, Reply>, ApiError> {
+        match super::owned::load_owned(app, id, tenant).await {
+            Ok(trial) => Ok(Ok(trial)),
+            Err(err) => self.refuse(app, err, now_ms).await.map(Err),
+        }
+    }
+
+    /// The answer for a transition written by [`crate::services::transition::retry_on_moved`]
+    /// for a request that holds no lease: `Ok(Ok(value))` when it committed; otherwise the
+    /// answer (`Ok(Err(reply))`) or the error. A refusal is stored under the key (4xx), a key
+    /// taken meanwhile answers with its record, a trial gone answers `gone` (stored), and a
+    /// trial that kept moving, or another slot that failed, is 503 (`what` names the move in
+    /// the log).
+    pub async fn settle<T>(
+        &self,
+        app: &App,
+        attempt: Attempt<T, ApiError>,
+        now_ms: i64,
+        gone: impl std::future::Future<Output = ApiError>,
+        what: &str,
+    ) -> Result<Result<T, Reply>, ApiError> {
+        let err = match attempt {
+            Attempt::Committed(value) => return Ok(Ok(value)),
+            Attempt::Conflict(old) => {
+                return self.answer_conflict(app, old.as_ref()).await.map(Err)
+            }
+            Attempt::Refused(err) => err,
+            Attempt::Gone => gone.await,
+            Attempt::Other(rejection) => {
+                let cause = crate::services::transition::Rejected::unavailable(what, &rejection);
+                return Err(cause.into());
+            }
+            Attempt::Exhausted(_) => {
+                return Err(
+                    StoreError::Unavailable(format!("{what} kept racing other writes")).into(),
+                )
+            }
+        };
+        self.refuse(app, err, now_ms).await.map(Err)
     }
 
     /// Ends a request that holds no lease with a refusal. One the same request would meet
@@ -156,6 +264,13 @@ impl Idempotency {
         app.store.idempotency_complete(put).await?;
         Ok(refusal)
     }
+}
+
+/// A lease held on the key: its token, and the invocation's deadline it ends at (if any).
+#[derive(Debug, Clone)]
+pub struct Lease {
+    pub token: String,
+    pub deadline_ms: Option<i64>,
 }
 
 /// When an in-flight lease ends: at the Lambda invocation's deadline, after which the request

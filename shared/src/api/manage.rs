@@ -17,15 +17,14 @@ use serde_json::json;
 
 use super::error::ApiError;
 use super::idempotency::Idempotency;
-use super::owned::{load_owned, purged_or_not_found};
+use super::owned::purged_or_not_found;
 use super::reply::Reply;
-use super::request::trial_id;
 use super::LogFields;
 use crate::auth::Tenant;
 use crate::domain::events::DomainEvent;
 use crate::domain::{ExtendRequest, LifecycleTerms, TransitionError, Trial, TrialPolicy};
-use crate::store::trials::rejected_trial;
-use crate::store::{Outcome, Slot, StoreError};
+use crate::services::transition::retry_on_moved;
+use crate::store::{Slot, Tx};
 use crate::App;
 
 /// A lifecycle move an operator asks for.
@@ -87,83 +86,53 @@ pub async fn run(
     log: &mut LogFields,
     mv: Move,
 ) -> Result<Reply, ApiError> {
-    let id = trial_id(req)?;
-    log.trial_id = Some(id.to_string());
-    let idempotency =
-        Idempotency::from_request(req, tenant, &format!("/v1/trials/{id}/{}", mv.action()))?;
+    let suffix = format!("/{}", mv.action());
+    let (id, idempotency) = Idempotency::for_trial(req, tenant, log, &suffix)?;
     let now_ms = app.clock.now_millis();
-    let now = now_ms.div_euclid(1000);
-    let ttl = app.config.idempotency_ttl_secs;
-    let store = &app.store;
-
-    let mut stored = match load_owned(app, &id, tenant).await {
+    let stored = match idempotency.load_owned(app, &id, tenant, now_ms).await? {
         Ok(trial) => trial,
-        Err(err) => return idempotency.refuse(app, err, now_ms).await,
+        Err(refused) => return Ok(refused),
     };
-    for _ in 0..ATTEMPTS {
-        // The trial's own terms, snapshotted from its plan at start.
-        let (policy, terms) = (stored.policy(), app.config.lifecycle_terms(&stored));
-        // A resume late past the maximum answers as the automatic resume would have.
-        let base = match mv {
-            Move::Resume => stored.clone(),
-            _ => stored.clone().settled_at(now, policy, &terms),
-        };
-        let after = match mv.apply(&base, now, policy, &terms) {
-            Ok(after) => after,
-            Err(err) => return idempotency.refuse(app, err.into(), now_ms).await,
-        };
-        let reply = Reply::json(200, &after.view_at(now, policy));
-        let mut tx = store
-            .tx()
-            .update(
-                Slot::Trial,
-                store.lifecycle_update(&stored, &after, &terms)?,
-            )
-            .answer(
-                &idempotency.scope,
-                &idempotency.fingerprint,
-                &reply.stored(),
-                now_ms,
-                ttl,
-            )?
-            .event(&mv.event(&base, &after, now, tenant), now)?;
-        if base != stored {
-            tx = tx.event(&DomainEvent::resumed(&stored, &base, true, json!({})), now)?;
-        }
-        let outcome = tx
-            .reminder(store.reminder_rearm(&after, now, &terms, policy)?)
-            .commit()
-            .await?;
-        let rejection = match outcome {
-            Outcome::Committed => return Ok(reply),
-            Outcome::Rejected(rejection) => rejection,
-        };
-        if rejection.failed(Slot::Idempotency) {
-            return idempotency
-                .answer_conflict(app, rejection.old(Slot::Idempotency))
-                .await;
-        }
-        if !rejection.failed(Slot::Trial) {
-            return Err(StoreError::Unavailable(format!(
-                "{} rejected on {:?}",
-                mv.action(),
-                rejection.slots().collect::<Vec<_>>()
-            ))
-            .into());
-        }
-        // The trial moved on between the read and the write: decide again on what it is now.
-        stored = match rejected_trial(&rejection)? {
-            Some(current) if current.org_id == tenant.org => current,
-            Some(_) => {
-                return idempotency
-                    .refuse(app, ApiError::trial_not_found(), now_ms)
-                    .await
-            }
-            None => {
-                let err = purged_or_not_found(app, &id, tenant).await;
-                return idempotency.refuse(app, err, now_ms).await;
-            }
-        };
+    // The trial moved on between the read and the write: decide again on what it is now.
+    let attempt = retry_on_moved(&tenant.org, stored, ATTEMPTS, |stored| {
+        decide(app, &idempotency, tenant, &mv, stored, now_ms)
+    })
+    .await?;
+    let gone = purged_or_not_found(app, &id, tenant);
+    let settled = idempotency.settle(app, attempt, now_ms, gone, mv.action());
+    Ok(settled.await?.unwrap_or_else(|answered| answered))
+}
+
+/// `mv` on `stored` as it is: refused by the state machine, or its transaction (the update
+/// conditioned on the lifecycle read, the answer, the events, the reminder cursor).
+fn decide<'a>(
+    app: &'a App,
+    idempotency: &Idempotency,
+    tenant: &Tenant,
+    mv: &Move,
+    stored: &Trial,
+    now_ms: i64,
+) -> Result<(Tx<'a>, Reply), ApiError> {
+    let now = now_ms.div_euclid(1000);
+    let store = &app.store;
+    // The trial's own terms, snapshotted from its plan at start.
+    let (policy, terms) = (stored.policy(), app.config.lifecycle_terms(stored));
+    // A resume late past the maximum answers as the automatic resume would have.
+    let base = match mv {
+        Move::Resume => stored.clone(),
+        _ => stored.clone().settled_at(now, policy, &terms),
+    };
+    let after = mv.apply(&base, now, policy, &terms)?;
+    let reply = Reply::json(200, &after.view_at(now, policy));
+    let tx = store
+        .tx()
+        .update(Slot::Trial, store.lifecycle_update(stored, &after, &terms)?);
+    let mut tx = idempotency
+        .complete(app, tx, &reply, now_ms)?
+        .event(&mv.event(&base, &after, now, tenant), now)?;
+    if base != *stored {
+        tx = tx.event(&DomainEvent::resumed(stored, &base, true, json!({})), now)?;
     }
-    Err(StoreError::Unavailable(format!("{} kept racing other writes", mv.action())).into())
+    let tx = tx.reminder(store.reminder_rearm(&after, now, &terms, policy)?);
+    Ok((tx, reply))
 }

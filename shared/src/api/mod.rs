@@ -20,7 +20,6 @@ pub mod reply;
 pub mod request;
 pub mod resume;
 pub mod routes;
-pub mod signals;
 pub mod skip;
 pub mod start;
 pub mod status;

@@ -7,24 +7,25 @@
 //! and unexpired), the completed idempotency record and a `trial.updated` event; a new
 //! `expires_at` also moves the current active range's end and the `due` entry, and re-arms the
 //! reminder cursor for the new end, as an extension does. Two round trips.
+use std::future::ready;
+
 use lambda_http::Request;
 use serde_json::{json, Map, Value};
 
 use super::admin::check_expiration;
 use super::error::ApiError;
 use super::idempotency::Idempotency;
-use super::owned::load_owned;
 use super::reply::Reply;
-use super::request::{json_object, trial_id};
+use super::request::json_object;
 use super::LogFields;
 use crate::auth::Tenant;
 use crate::domain::applicant::{Applicant, Privilege};
 use crate::domain::events::{DomainEvent, EventKind};
 use crate::domain::time::rfc3339;
-use crate::domain::ErrorCode;
+use crate::domain::{ErrorCode, Trial};
+use crate::services::transition::{retry_on_moved, Attempt};
 use crate::store::admin::AdminChange;
-use crate::store::trials::rejected_trial;
-use crate::store::{Outcome, Slot};
+use crate::store::{Slot, Tx};
 use crate::App;
 
 const FIELDS: [&str; 2] = ["expires_at", "notes"];
@@ -35,28 +36,52 @@ pub async fn handle(
     tenant: &Tenant,
     log: &mut LogFields,
 ) -> Result<Reply, ApiError> {
-    let id = trial_id(req)?;
-    log.trial_id = Some(id.to_string());
-    let idempotency = Idempotency::from_request(req, tenant, &format!("/v1/trials/{id}"))?;
+    let (id, idempotency) = Idempotency::for_trial(req, tenant, log, "")?;
     let change = parse_change(&json_object(req)?)?;
     let now_ms = app.clock.now_millis();
-    let now = now_ms.div_euclid(1000);
-    let ttl = app.config.idempotency_ttl_secs;
-
-    let trial = match load_owned(app, &id, tenant).await {
+    let trial = match idempotency.load_owned(app, &id, tenant, now_ms).await? {
         Ok(trial) => trial,
-        Err(err) => return idempotency.refuse(app, err, now_ms).await,
+        Err(refused) => return Ok(refused),
     };
+    // One attempt: a trial that moved on meanwhile is answered for, never changed again.
+    let attempt = retry_on_moved(&tenant.org, trial, 1, |trial| {
+        decide(app, &idempotency, tenant, &change, trial, now_ms)
+    })
+    .await?;
+    let attempt = match attempt {
+        Attempt::Exhausted(current) => {
+            let now = now_ms.div_euclid(1000);
+            match current.lifecycle(current.policy()).check_admin_change(now) {
+                Err(e) => Attempt::Refused(e.into()),
+                // Still changeable: a racing extension or PATCH moved its end (retryable).
+                Ok(()) => return Err(ApiError::unavailable()),
+            }
+        }
+        // Only the event's condition: an update of this trial in the same millisecond.
+        Attempt::Other(_) => return Err(ApiError::unavailable()),
+        attempt => attempt,
+    };
+    let not_found = ready(ApiError::trial_not_found());
+    let settled = idempotency.settle(app, attempt, now_ms, not_found, "patch");
+    Ok(settled.await?.unwrap_or_else(|answered| answered))
+}
+
+/// `change` on `trial` as it is: refused (not ACTIVE, a date out of the plan's bounds), or its
+/// transaction (the conditional update, the answer, `trial.updated`, the reminder cursor).
+fn decide<'a>(
+    app: &'a App,
+    idempotency: &Idempotency,
+    tenant: &Tenant,
+    change: &AdminChange,
+    trial: &Trial,
+    now_ms: i64,
+) -> Result<(Tx<'a>, Reply), ApiError> {
+    let now = now_ms.div_euclid(1000);
     let policy = trial.policy();
-    if let Err(err) = trial.lifecycle(policy).check_admin_change(now) {
-        return idempotency.refuse(app, err.into(), now_ms).await;
-    }
+    trial.lifecycle(policy).check_admin_change(now)?;
     let mut updated = trial.clone();
     if let Some(at) = change.expires_at {
-        match check_expiration(at, now, trial.started_at, &trial.terms) {
-            Ok(at) => updated = updated.ending_at(at),
-            Err(err) => return idempotency.refuse(app, err, now_ms).await,
-        }
+        updated = updated.ending_at(check_expiration(at, now, trial.started_at, &trial.terms)?);
     }
     if let Some(notes) = &change.notes {
         updated.notes = notes.clone();
@@ -69,51 +94,18 @@ pub async fn handle(
         extra["notes_changed"] = true.into();
     }
     let discriminator = now_ms.to_string();
-    let event =
-        DomainEvent::for_trial(EventKind::Updated, &trial, now, Some(&discriminator), extra);
+    let event = DomainEvent::for_trial(EventKind::Updated, trial, now, Some(&discriminator), extra);
     let store = &app.store;
-    let mut tx = store
-        .tx()
-        .update(
-            Slot::Trial,
-            store.admin_update(&trial, &updated, &change, now)?,
-        )
-        .answer(
-            &idempotency.scope,
-            &idempotency.fingerprint,
-            &reply.stored(),
-            now_ms,
-            ttl,
-        )?
+    let update = store.admin_update(trial, &updated, change, now)?;
+    let tx = store.tx().update(Slot::Trial, update);
+    let mut tx = idempotency
+        .complete(app, tx, &reply, now_ms)?
         .event(&event, now)?;
     if change.expires_at.is_some() {
         let terms = app.config.lifecycle_terms(&updated);
         tx = tx.reminder(store.reminder_rearm(&updated, now, &terms, policy)?);
     }
-    let outcome = tx.commit().await?;
-    let rejection = match outcome {
-        Outcome::Committed => return Ok(reply),
-        Outcome::Rejected(rejection) => rejection,
-    };
-    if rejection.failed(Slot::Idempotency) {
-        return idempotency
-            .answer_conflict(app, rejection.old(Slot::Idempotency))
-            .await;
-    }
-    if !rejection.failed(Slot::Trial) {
-        // Only the event's condition: an update of this trial in the same millisecond.
-        return Err(ApiError::unavailable());
-    }
-    let err = match rejected_trial(&rejection)? {
-        Some(current) => match current.lifecycle(policy).check_admin_change(now) {
-            Err(e) => e.into(),
-            // Still changeable: a racing extension or PATCH moved its end (retryable).
-            Ok(()) if current.org_id == trial.org_id => return Err(ApiError::unavailable()),
-            Ok(()) => ApiError::trial_not_found(),
-        },
-        None => ApiError::trial_not_found(),
-    };
-    idempotency.refuse(app, err, now_ms).await
+    Ok((tx, reply))
 }
 
 /// The body: `expires_at` (RFC 3339) and/or `notes` (`null` or `""` removes them), validated as

@@ -2,10 +2,11 @@
 //! deadline. Works for API Gateway HTTP API (2.0) and REST API (1.0) events and for the local
 //! server alike. Headers: [`crate::headers`].
 use lambda_http::{Request, RequestExt};
-use serde_json::Value;
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
 
 use super::error::ApiError;
-use crate::domain::TrialId;
+use crate::domain::{ErrorCode, TrialId};
 
 /// The `{id}` of `/v1/trials/{id}[/...]`: the event's path parameter, else the raw path. An id
 /// we could not have issued names no trial: 404.
@@ -28,6 +29,13 @@ pub fn trial_id(req: &Request) -> Result<TrialId, ApiError> {
         .ok_or_else(ApiError::trial_not_found)
 }
 
+/// [`trial_id`], recorded in the request's log line.
+pub fn logged_trial_id(req: &Request, log: &mut super::LogFields) -> Result<TrialId, ApiError> {
+    let id = trial_id(req)?;
+    log.trial_id = Some(id.to_string());
+    Ok(id)
+}
+
 fn id_from_path(path: &str) -> Option<&str> {
     let mut segments = path.split('/').filter(|s| !s.is_empty());
     segments.by_ref().find(|s| *s == "trials")?;
@@ -45,6 +53,34 @@ pub fn json_object(req: &Request) -> Result<serde_json::Map<String, Value>, ApiE
         Ok(_) => Err(ApiError::invalid_json("expected an object")),
         Err(e) => Err(ApiError::invalid_json(e)),
     }
+}
+
+/// The body as `T`, a struct with `#[serde(deny_unknown_fields)]`, parsed once at the edge:
+/// not a JSON object is `invalid_json`; a field `T` does not have is 400 `invalid_field`
+/// naming it; a field of the wrong type is `wrong_type(field)`, the route's own answer for it.
+pub fn typed_body<T: DeserializeOwned>(
+    req: &Request,
+    wrong_type: impl Fn(&str) -> ApiError,
+) -> Result<T, ApiError> {
+    typed(json_object(req)?, wrong_type)
+}
+
+/// [`typed_body`] for a body already read as an object.
+pub fn typed<T: DeserializeOwned>(
+    body: Map<String, Value>,
+    wrong_type: impl Fn(&str) -> ApiError,
+) -> Result<T, ApiError> {
+    serde_path_to_error::deserialize(Value::Object(body)).map_err(|err| {
+        let field = err.path().to_string();
+        let inner = err.into_inner().to_string();
+        if inner.starts_with("unknown field") {
+            // serde's message names the field (the body's own key) and the ones expected.
+            let shown: String = inner.chars().take(200).collect();
+            ApiError::new(ErrorCode::InvalidField, shown)
+        } else {
+            wrong_type(&field)
+        }
+    })
 }
 
 /// Milliseconds since the epoch at which the Lambda invocation is cut off, if we run in one and
@@ -67,5 +103,35 @@ mod tests {
         );
         assert_eq!(id_from_path("/v1/trials"), None);
         assert_eq!(id_from_path("/v1/other/x"), None);
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Body {
+        #[allow(dead_code)]
+        n: Option<i64>,
+    }
+
+    fn parse(body: Value) -> Result<Body, ApiError> {
+        let Value::Object(map) = body else {
+            unreachable!()
+        };
+        typed(map, |field| {
+            ApiError::new(ErrorCode::InvalidQuantity, field)
+        })
+    }
+
+    #[test]
+    fn an_unknown_field_is_invalid_field_by_name_and_a_mistyped_one_the_routes_answer() {
+        assert!(parse(serde_json::json!({ "n": 3 })).is_ok());
+        assert!(parse(serde_json::json!({})).is_ok());
+        let err = parse(serde_json::json!({ "n": 1, "nope": true })).unwrap_err();
+        assert_eq!(err.code, ErrorCode::InvalidField);
+        assert!(err.message.contains("`nope`"), "{}", err.message);
+        let err = parse(serde_json::json!({ "n": "three" })).unwrap_err();
+        assert_eq!(
+            (err.code, err.message.as_str()),
+            (ErrorCode::InvalidQuantity, "n")
+        );
     }
 }

@@ -16,27 +16,35 @@
 //! skipped trial snapshots the plan's terms like any start, and counts as started in the
 //! funnel counters (its expiry, conversion and purge count like any other trial's).
 use lambda_http::Request;
-use serde_json::{json, Value};
+use serde::Deserialize;
+use serde_json::json;
 
-use super::convert::{convert, stripe_budget, BillingStarts, ConvertRequest};
+use super::convert::{convert_leased, ConvertRequest};
 use super::error::ApiError;
-use super::idempotency::{lease_until, Idempotency};
+use super::idempotency::Idempotency;
 use super::reply::Reply;
-use super::request::{deadline_ms, json_object};
+use super::request::typed_body;
+use super::start::{already_used, new_trial, trialable_plan, used_trial};
 use super::LogFields;
 use crate::auth::Tenant;
-use crate::crypto;
 use crate::domain::catalog::TrialTerms;
 use crate::domain::events::{DomainEvent, EventKind};
 use crate::domain::time::rfc3339;
-use crate::domain::{ErrorCode, Trial, TrialId};
-use crate::store::idempotency::Claim;
-use crate::store::org_guard::Guard;
+use crate::domain::TrialId;
+use crate::services::checkout_sessions::BillingStarts;
+use crate::services::transition::{Count, Rejected, TransitionTx};
 use crate::store::stats::Stage;
-use crate::store::{Outcome, Slot, StoreError};
+use crate::store::{Outcome, Slot};
 use crate::App;
 
 pub const PATH: &str = "/v1/trials/skip";
+
+/// The body: `{"plan": "<plan id>"}`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SkipBody {
+    plan: Option<String>,
+}
 
 pub async fn handle(
     app: &App,
@@ -45,58 +53,27 @@ pub async fn handle(
     log: &mut LogFields,
 ) -> Result<Reply, ApiError> {
     let idempotency = Idempotency::from_request(req, tenant, PATH)?;
-    let body = json_object(req)?;
-    let catalog = &app.config.catalog;
-    let plan = body
-        .get("plan")
-        .and_then(Value::as_str)
-        .and_then(|id| catalog.get_trialable(id))
-        .ok_or_else(|| ApiError::invalid_plan(catalog))?;
+    let body: SkipBody = typed_body(req, |_| ApiError::invalid_plan(&app.config.catalog))?;
+    let plan = trialable_plan(app, body.plan.as_deref())?;
     if plan.stripe_price.is_none() {
         // Convert's own answer for such a plan, before the org's trial is used up.
-        return Err(ApiError::new(
-            ErrorCode::PlanNotPurchasable,
-            format!("Plan {} has no price: it cannot be bought", plan.id),
-        ));
+        return Err(ApiError::not_purchasable(plan.id.as_str()));
     }
     let terms = plan.snapshot();
     let now_ms = app.clock.now_millis();
-    let token = crypto::random_hex(16);
-    let deadline = deadline_ms(req, now_ms);
-    let lease = lease_until(deadline, now_ms, app.config.idempotency_lease_secs);
-    let claim = app
-        .store
-        .idempotency_acquire(
-            &idempotency.scope,
-            &idempotency.fingerprint,
-            &token,
-            lease,
-            now_ms,
-            app.config.idempotency_ttl_secs,
-        )
-        .await?;
-    if let Claim::Held(existing) = claim {
-        return Ok(idempotency.answer(existing));
-    }
-    let result = match skipped_trial(app, tenant, terms, now_ms).await {
-        Ok(id) => {
-            log.trial_id = Some(id.to_string());
-            let budget = stripe_budget(app.stripe.timeout(), deadline, now_ms);
-            // No free days: the session has no trial period, billing starts at payment.
-            let request = ConvertRequest {
-                idempotency: &idempotency,
-                token: &token,
-                tenant,
-                billing: BillingStarts::Now,
-            };
-            convert(app, &request, &id, now_ms, budget).await
-        }
-        Err(err) => Err(err),
+    // No free days: the session has no trial period, billing starts at payment.
+    let billing = BillingStarts::Now;
+    let request =
+        match ConvertRequest::lease(app, req, &idempotency, tenant, billing, now_ms).await? {
+            Ok(request) => request,
+            Err(held) => return Ok(held),
+        };
+    let id = match skipped_trial(app, tenant, terms, now_ms).await {
+        Ok(id) => id,
+        Err(err) => return request.refuse(app, err, now_ms).await,
     };
-    match result {
-        Ok(reply) => Ok(reply),
-        Err(err) => idempotency.refuse_leased(app, &token, err, now_ms).await,
-    }
+    log.trial_id = Some(id.to_string());
+    convert_leased(app, &request, &id, now_ms).await
 }
 
 /// The org's skipped trial of `plan`: written now (with the guard and `trial.started`), or the
@@ -108,9 +85,7 @@ async fn skipped_trial(
     now_ms: i64,
 ) -> Result<TrialId, ApiError> {
     let now = now_ms.div_euclid(1000);
-    let mut trial = Trial::start(TrialId::generate(), tenant.org.clone(), now, terms)
-        .in_project(tenant.project.clone())
-        .ending_at(now);
+    let mut trial = new_trial(tenant, now, terms).ending_at(now);
     trial.is_trial_skipped = true;
     let policy = trial.policy();
     let event = DomainEvent::for_trial(
@@ -130,16 +105,7 @@ async fn skipped_trial(
         .put(Slot::OrgGuard, store.guard_put(&trial)?)
         .put(Slot::Trial, store.trial_put(&trial, policy)?)
         .event(&event, now)?
-        .update(
-            Slot::Stats,
-            store.stats_update(
-                Stage::Started,
-                trial.plan.as_str(),
-                trial.id.as_str(),
-                now,
-                None,
-            )?,
-        )
+        .stats(store, Count::of(Stage::Started, &trial), now)?
         .commit()
         .await?;
     let rejection = match outcome {
@@ -147,16 +113,9 @@ async fn skipped_trial(
         Outcome::Rejected(rejection) => rejection,
     };
     if !rejection.failed(Slot::OrgGuard) {
-        return Err(StoreError::Unavailable(format!(
-            "skip rejected on {:?}",
-            rejection.slots().collect::<Vec<_>>()
-        ))
-        .into());
+        return Err(Rejected::unavailable("skip", &rejection).into());
     }
-    let used = rejection
-        .old(Slot::OrgGuard)
-        .map(Guard::from_item)
-        .and_then(|g| g.trial_id);
+    let used = used_trial(&rejection);
     if let Some(id) = &used {
         if let Some(existing) = store.get_trial(id).await? {
             if existing.is_trial_skipped
@@ -167,9 +126,5 @@ async fn skipped_trial(
             }
         }
     }
-    let message = match used {
-        Some(id) => format!("This organization has already used its trial ({id})"),
-        None => "This organization has already used its trial".to_owned(),
-    };
-    Err(ApiError::new(ErrorCode::TrialAlreadyExists, message))
+    Err(already_used(used.as_ref()))
 }

@@ -12,19 +12,21 @@ use super::error::ApiError;
 use super::idempotency::Idempotency;
 use super::reply::Reply;
 use super::request::json_object;
-use super::signals::{self, Next, SignalCheck};
 use super::LogFields;
 use crate::auth::Tenant;
 use crate::domain::applicant::{Applicant, Privilege};
+use crate::domain::catalog::{PlanTerms, TrialTerms};
 use crate::domain::events::{DomainEvent, EventKind};
 use crate::domain::redirect::redirect_url;
 use crate::domain::signals::SignalKind;
 use crate::domain::time::rfc3339;
 use crate::domain::{ErrorCode, Trial, TrialId};
+use crate::services::signals::{self, Next, SignalCheck};
+use crate::services::transition::{Count, Rejected, TransitionTx};
 use crate::store::org_guard::Guard;
 use crate::store::signals::Refusal;
 use crate::store::stats::Stage;
-use crate::store::{Outcome, Slot, StoreError};
+use crate::store::{Outcome, Rejection, Slot, StoreError, Tx};
 use crate::App;
 
 pub const PATH: &str = "/v1/trials/start";
@@ -35,16 +37,12 @@ pub async fn handle(
     tenant: &Tenant,
     log: &mut LogFields,
 ) -> Result<Reply, ApiError> {
-    let idempotency = Idempotency::from_request(req, tenant, PATH)?;
-    let body = json_object(req)?;
-    let catalog = &app.config.catalog;
-    let terms = body
-        .get("plan")
-        .and_then(Value::as_str)
-        .and_then(|id| catalog.get_trialable(id))
-        .ok_or_else(|| ApiError::invalid_plan(catalog))?
-        .snapshot();
-
+    let (idempotency, body) = (
+        Idempotency::from_request(req, tenant, PATH)?,
+        json_object(req)?,
+    );
+    let plan = body.get("plan").and_then(Value::as_str);
+    let terms = trialable_plan(app, plan)?.snapshot();
     // A standard key's admin fields are ignored without being looked at (as the seed says).
     let privilege = if tenant.admin {
         Privilege::Admin
@@ -52,99 +50,30 @@ pub async fn handle(
         Privilege::Standard
     };
     let applicant = Applicant::parse(&body, privilege)?;
-
     let now_ms = app.clock.now_millis();
-    let now = now_ms.div_euclid(1000);
-    let ttl = app.config.idempotency_ttl_secs;
-    let mut trial = Trial::start(TrialId::generate(), tenant.org.clone(), now, terms)
-        .in_project(tenant.project.clone());
-    let policy = trial.policy();
+    let (trial, reply) = decide(app, tenant, &applicant, terms, now_ms)?;
     log.trial_id = Some(trial.id.to_string());
-    if let Some(at) = applicant.admin.expires_at {
-        let at = check_expiration(at, now, trial.started_at, &trial.terms)?;
-        trial = trial.ending_at(at);
-    }
-    trial.notes = applicant.admin.notes.clone();
-    let redirect = redirect_for(app, &applicant, &trial.id)?;
-    trial.applicant = applicant::stored(&applicant);
-
-    let mut view = trial.started_view();
-    if let Some(url) = redirect {
-        view["redirect_url"] = url.into();
-    }
-    let reply = Reply::json(201, &view);
-    let store = &app.store;
     let mut check = SignalCheck::new(app, &applicant);
-    let mut attempt = 0;
-    let rejection = loop {
-        attempt += 1;
-        let mut extra = json!({ "project_id": tenant.project.as_str(), "expires_at": rfc3339(trial.expires_at) });
-        if let Some(applicant) = &trial.applicant {
-            extra["applicant"] = applicant.to_json();
+    let attempt = write(
+        app,
+        &idempotency,
+        tenant,
+        &trial,
+        &reply,
+        &mut check,
+        now_ms,
+    )
+    .await?;
+    let rejection = match attempt {
+        Ok(()) => {
+            crate::metrics::trial_started(&trial.plan);
+            return Ok(reply);
         }
-        check.event_fields(&mut extra);
-        let event = DomainEvent::for_trial(EventKind::Started, &trial, now, None, extra);
-        let tx = store
-            .tx()
-            .put(Slot::OrgGuard, store.guard_put(&trial)?)
-            .put(Slot::Trial, store.trial_put(&trial, policy)?)
-            .answer(
-                &idempotency.scope,
-                &idempotency.fingerprint,
-                &reply.stored(),
-                now_ms,
-                ttl,
-            )?
-            .event(&event, now)?
-            .update(
-                Slot::Stats,
-                store.stats_update(
-                    Stage::Started,
-                    trial.plan.as_str(),
-                    trial.id.as_str(),
-                    now,
-                    None,
-                )?,
-            )
-            // The reminder cursor, at the first reminder not already past (see store::lifecycle).
-            .reminder(store.reminder_rearm(
-                &trial,
-                now,
-                &app.config.lifecycle_terms(&trial),
-                policy,
-            )?);
-        let outcome = check
-            .add_to(app, tx, store, &tenant.org, now)?
-            .commit()
-            .await?;
-        let rejection = match outcome {
-            Outcome::Committed => {
-                crate::metrics::trial_started(&trial.plan);
-                return Ok(reply);
-            }
-            Outcome::Rejected(rejection) => rejection,
-        };
-        // The guard and the idempotency key answer first; signals only matter for an org that
-        // could otherwise start.
-        if rejection.failed(Slot::Idempotency)
-            || rejection.failed(Slot::OrgGuard)
-            || !SignalCheck::involved(&rejection)
-        {
-            break rejection;
+        Err(Refused::Blocked { kind, matched_org }) => {
+            log.trial_id = None;
+            return refuse_blocked(app, &idempotency, tenant, &trial, kind, matched_org).await;
         }
-        match check.after(app, &tenant.org, &rejection).await? {
-            Next::Retry if attempt < signals::ATTEMPTS => continue,
-            Next::Retry => {
-                return Err(StoreError::Unavailable(
-                    "start: signal conditions kept changing".into(),
-                )
-                .into())
-            }
-            Next::Blocked { kind, matched_org } => {
-                log.trial_id = None;
-                return refuse_blocked(app, &idempotency, tenant, &trial, kind, matched_org).await;
-            }
-        }
+        Err(Refused::Rejected(rejection)) => rejection,
     };
     log.trial_id = None;
     if rejection.failed(Slot::Idempotency) {
@@ -154,27 +83,152 @@ pub async fn handle(
     }
     if !rejection.failed(Slot::OrgGuard) {
         // A fresh trial id already taken (never, at 128 random bits): nothing was written.
-        return Err(StoreError::Unavailable(format!(
-            "start rejected on {:?}",
-            rejection.slots().collect::<Vec<_>>()
-        ))
-        .into());
+        return Err(Rejected::unavailable("start", &rejection).into());
     }
-    let guard = rejection.old(Slot::OrgGuard).map(Guard::from_item);
-    let used = guard.as_ref().and_then(|g| g.trial_id.as_ref());
-    log.trial_id = used.map(ToString::to_string);
+    let used = used_trial(&rejection);
+    log.trial_id = used.as_ref().map(ToString::to_string);
+    // A deterministic outcome: stored, so a retry with this key gets the same answer.
+    let refusal = already_used(used.as_ref());
+    idempotency.refuse(app, refusal, now_ms).await
+}
+
+/// The body's `plan`, if the catalog offers it for trial; else 400 `invalid_plan`.
+pub(super) fn trialable_plan<'c>(
+    app: &'c App,
+    plan: Option<&str>,
+) -> Result<&'c PlanTerms, ApiError> {
+    let catalog = &app.config.catalog;
+    plan.and_then(|id| catalog.get_trialable(id))
+        .ok_or_else(|| ApiError::invalid_plan(catalog))
+}
+
+/// A new trial of `terms` for the key's org and project, started at `now`.
+pub(super) fn new_trial(tenant: &Tenant, now: i64, terms: TrialTerms) -> Trial {
+    Trial::start(TrialId::generate(), tenant.org.clone(), now, terms)
+        .in_project(tenant.project.clone())
+}
+
+/// The trial the org guard says the org already used, from a rejection on it.
+pub(super) fn used_trial(rejection: &Rejection) -> Option<TrialId> {
+    rejection
+        .old(Slot::OrgGuard)
+        .map(Guard::from_item)
+        .and_then(|g| g.trial_id)
+}
+
+/// 409 `trial_already_exists`, naming the org's trial when the guard knows it.
+pub(super) fn already_used(used: Option<&TrialId>) -> ApiError {
     let message = match used {
         Some(id) => format!("This organization has already used its trial ({id})"),
         None => "This organization has already used its trial".to_owned(),
     };
-    // A deterministic outcome: stored, so a retry with this key gets the same answer.
-    idempotency
-        .refuse(
-            app,
-            ApiError::new(ErrorCode::TrialAlreadyExists, message),
-            now_ms,
-        )
-        .await
+    ApiError::new(ErrorCode::TrialAlreadyExists, message)
+}
+
+/// The trial the applicant starts, and the 201 that answers it.
+fn decide(
+    app: &App,
+    tenant: &Tenant,
+    applicant: &Applicant,
+    terms: TrialTerms,
+    now_ms: i64,
+) -> Result<(Trial, Reply), ApiError> {
+    let now = now_ms.div_euclid(1000);
+    let mut trial = new_trial(tenant, now, terms);
+    if let Some(at) = applicant.admin.expires_at {
+        let at = check_expiration(at, now, trial.started_at, &trial.terms)?;
+        trial = trial.ending_at(at);
+    }
+    trial.notes = applicant.admin.notes.clone();
+    let redirect = redirect_for(app, applicant, &trial.id)?;
+    trial.applicant = applicant::stored(applicant);
+    let mut view = trial.started_view();
+    if let Some(url) = redirect {
+        view["redirect_url"] = url.into();
+    }
+    Ok((trial, Reply::json(201, &view)))
+}
+
+/// Why a start's write did not commit.
+enum Refused {
+    /// A reused signal of a blocking kind.
+    Blocked {
+        kind: SignalKind,
+        matched_org: Option<String>,
+    },
+    /// The key or the org guard (or, never, the fresh trial id).
+    Rejected(Rejection),
+}
+
+/// The start's transaction, tried again as the signal check decides (see
+/// [`crate::services::signals`]).
+async fn write(
+    app: &App,
+    idempotency: &Idempotency,
+    tenant: &Tenant,
+    trial: &Trial,
+    reply: &Reply,
+    check: &mut SignalCheck,
+    now_ms: i64,
+) -> Result<Result<(), Refused>, ApiError> {
+    for attempt in 1.. {
+        let tx = start_tx(app, idempotency, tenant, trial, reply, check, now_ms)?;
+        let rejection = match tx.commit().await? {
+            Outcome::Committed => return Ok(Ok(())),
+            Outcome::Rejected(rejection) => rejection,
+        };
+        // The guard and the idempotency key answer first; signals only matter for an org that
+        // could otherwise start.
+        if rejection.failed(Slot::Idempotency)
+            || rejection.failed(Slot::OrgGuard)
+            || !SignalCheck::involved(&rejection)
+        {
+            return Ok(Err(Refused::Rejected(rejection)));
+        }
+        match check.after(app, &tenant.org, &rejection).await? {
+            Next::Retry if attempt < signals::ATTEMPTS => continue,
+            Next::Retry => break,
+            Next::Blocked { kind, matched_org } => {
+                return Ok(Err(Refused::Blocked { kind, matched_org }))
+            }
+        }
+    }
+    Err(StoreError::Unavailable("start: signal conditions kept changing".into()).into())
+}
+
+/// One attempt's transaction: the guard, the trial, the answer, `trial.started`, the counter,
+/// the reminder cursor and the signal items.
+fn start_tx<'a>(
+    app: &'a App,
+    idempotency: &Idempotency,
+    tenant: &Tenant,
+    trial: &Trial,
+    reply: &Reply,
+    check: &SignalCheck,
+    now_ms: i64,
+) -> Result<Tx<'a>, StoreError> {
+    let now = now_ms.div_euclid(1000);
+    let store = &app.store;
+    let policy = trial.policy();
+    let mut extra =
+        json!({ "project_id": tenant.project.as_str(), "expires_at": rfc3339(trial.expires_at) });
+    if let Some(applicant) = &trial.applicant {
+        extra["applicant"] = applicant.to_json();
+    }
+    check.event_fields(&mut extra);
+    let event = DomainEvent::for_trial(EventKind::Started, trial, now, None, extra);
+    let tx = store
+        .tx()
+        .put(Slot::OrgGuard, store.guard_put(trial)?)
+        .put(Slot::Trial, store.trial_put(trial, policy)?);
+    let terms = app.config.lifecycle_terms(trial);
+    let tx = idempotency
+        .complete(app, tx, reply, now_ms)?
+        .event(&event, now)?
+        .stats(store, Count::of(Stage::Started, trial), now)?
+        // The reminder cursor, at the first reminder not already past (see store::reminders).
+        .reminder(store.reminder_rearm(trial, now, &terms, policy)?);
+    check.add_to(app, tx, store, &tenant.org, now)
 }
 
 /// The 201's `redirect_url`, when the applicant asked for one: only to an allowed origin.

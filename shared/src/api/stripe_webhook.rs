@@ -22,11 +22,13 @@ use super::error::ApiError;
 use super::reply::Reply;
 use super::LogFields;
 use crate::domain::events::{DomainEvent, EventKind};
+use crate::domain::trial::SessionBinding;
 use crate::domain::{ErrorCode, Trial, TrialId, TrialStatus};
 use crate::headers::header;
+use crate::services::transition::{Count, TransitionTx};
 use crate::store::stats::Stage;
 use crate::store::trials::rejected_trial;
-use crate::store::{Outcome as Written, Slot, StoreError};
+use crate::store::{Outcome as Written, Rejection, Slot, StoreError};
 use crate::stripe::event::{Action, CheckoutSession, Event};
 use crate::stripe::signature::{self, SignatureError};
 use crate::App;
@@ -151,46 +153,85 @@ async fn paid(
         }),
     );
     let store = &app.store;
+    let count = Count {
+        stage: Stage::Converted,
+        plan: binding.plan.as_str(),
+        trial_id: binding.trial_id.as_str(),
+        started_at: session.trial_started_at(),
+    };
+    let payment = session.payment();
+    let update = store.convert_update(&binding, &payment, now, after_cancel)?;
     let outcome = store
         .tx()
-        .update(
-            Slot::Trial,
-            store.convert_update(&binding, &session.payment(), now, after_cancel)?,
-        )
+        .update(Slot::Trial, update)
         .put(
             Slot::StripeEvent,
             store.stripe_event_put(&event.id, &event.kind, now)?,
         )
         .event(&converted, now)?
-        .update(
-            Slot::Stats,
-            store.stats_update(
-                Stage::Converted,
-                binding.plan.as_str(),
-                binding.trial_id.as_str(),
-                now,
-                session.trial_started_at(),
-            )?,
-        )
+        .stats(store, count, now)?
         .commit()
         .await?;
-    let rejection = match outcome {
-        Written::Committed if after_cancel => {
-            tracing::warn!(
-                trial_id = %binding.trial_id,
-                stripe_event_id = %event.id,
-                checkout_session_id = %session.id,
-                "payment for a canceled trial: converted and flagged for review"
-            );
-            crate::metrics::trial_converted(&binding.plan);
-            return Ok(Outcome::ConvertedAfterCancel);
+    match outcome {
+        Written::Committed => Ok(committed(event, session, &binding, after_cancel)),
+        Written::Rejected(rejection) => {
+            let paid = Paid {
+                event,
+                session,
+                binding: &binding,
+                now,
+                after_cancel,
+            };
+            not_converted(app, &paid, &converted, rejection, log).await
         }
-        Written::Committed => {
-            crate::metrics::trial_converted(&binding.plan);
-            return Ok(Outcome::Converted);
-        }
-        Written::Rejected(rejection) => rejection,
-    };
+    }
+}
+
+/// A payment whose conversion committed: counted, and flagged when it follows a cancel.
+fn committed(
+    event: &Event,
+    session: &CheckoutSession,
+    binding: &SessionBinding,
+    after_cancel: bool,
+) -> Outcome {
+    crate::metrics::trial_converted(&binding.plan);
+    if !after_cancel {
+        return Outcome::Converted;
+    }
+    tracing::warn!(
+        trial_id = %binding.trial_id,
+        stripe_event_id = %event.id,
+        checkout_session_id = %session.id,
+        "payment for a canceled trial: converted and flagged for review"
+    );
+    Outcome::ConvertedAfterCancel
+}
+
+/// One payment being applied.
+struct Paid<'a> {
+    event: &'a Event,
+    session: &'a CheckoutSession,
+    binding: &'a SessionBinding,
+    now: i64,
+    after_cancel: bool,
+}
+
+/// A payment whose conversion was rejected: a duplicate, a trial that is not the session's
+/// (recorded unmatched), already converted, or canceled (converted again, flagged).
+async fn not_converted(
+    app: &App,
+    payment: &Paid<'_>,
+    converted: &DomainEvent,
+    rejection: Rejection,
+    log: &mut LogFields,
+) -> Result<Outcome, StoreError> {
+    let Paid {
+        event,
+        session,
+        binding,
+        now,
+        after_cancel,
+    } = *payment;
     if rejection.failed(Slot::StripeEvent) {
         return Ok(Outcome::Duplicate);
     }

@@ -5,7 +5,7 @@ use lambda_http::Request;
 use super::error::ApiError;
 use super::owned::load_owned;
 use super::reply::Reply;
-use super::request::trial_id;
+use super::request::logged_trial_id;
 use super::LogFields;
 use crate::auth::Tenant;
 use crate::App;
@@ -16,8 +16,7 @@ pub async fn handle(
     tenant: &Tenant,
     log: &mut LogFields,
 ) -> Result<Reply, ApiError> {
-    let id = trial_id(req)?;
-    log.trial_id = Some(id.to_string());
+    let id = logged_trial_id(req, log)?;
     let trial = load_owned(app, &id, tenant).await?;
     // As the status reads it: a pause past its maximum reads as resumed before the job runs.
     let (now, policy, terms) = (

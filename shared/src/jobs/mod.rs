@@ -342,7 +342,7 @@ impl<'a> Run<'a> {
     /// outcome can still be written before the run's deadline.
     pub fn stripe_budget(&self) -> Duration {
         let margin = self.deadline_ms.map(|d| d - SAFETY_MARGIN_MS / 2);
-        crate::api::convert::stripe_budget(
+        crate::services::checkout_sessions::stripe_budget(
             self.app.stripe.timeout(),
             margin,
             self.app.clock.now_millis(),

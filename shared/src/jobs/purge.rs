@@ -13,6 +13,7 @@ use super::{Queue, Run, Settled};
 use crate::domain::events::{DomainEvent, EventKind};
 use crate::domain::time::rfc3339;
 use crate::domain::{Trial, TrialPolicy};
+use crate::services::transition::{Count, TransitionTx};
 use crate::store::codec::Item;
 use crate::store::stats::Stage;
 use crate::store::trials::trial_from_item;
@@ -64,16 +65,7 @@ async fn purge_one(store: Store, trial: Trial, now: i64) -> Settled {
                 store.guard_purged_update(&trial.org_id, now)?,
             )
             .event(&event, now)?
-            .update(
-                Slot::Stats,
-                store.stats_update(
-                    Stage::Purged,
-                    trial.plan.as_str(),
-                    trial.id.as_str(),
-                    now,
-                    None,
-                )?,
-            )
+            .stats(&store, Count::of(Stage::Purged, &trial), now)?
             .commit()
             .await
     };

@@ -1,5 +1,5 @@
 //! Ending-soon and grace-ending reminders, from the REMIND queue of the `due` index (one cursor
-//! item per trial, see `store::lifecycle`): the expire job's third sweep.
+//! item per trial, see `store::reminders`): the expire job's third sweep.
 //!
 //! For each due cursor the job reads the trial (one consistent `GetItem`) and asks it what to
 //! publish (`Trial::reminder_due`: the latest reminder in `[cursor, now]` that still holds, so

@@ -1,0 +1,13 @@
+//! What `api` and `jobs` share, below both of them: each module keeps one invariant that more
+//! than one handler or job relies on. Imports flow one way: `domain` <- `store` <- `services`
+//! <- `api`/`jobs`; nothing here reads an HTTP request or answers one (errors stay store or
+//! service types, the api maps them at its edge).
+//!
+//! - [`transition`]: the write of a trial's transition (trial item, idempotency answer, event,
+//!   funnel counter, reminder cursor) in one transaction, and the retry when the trial moved.
+//! - [`checkout_sessions`]: Stripe Checkout Sessions, created (convert, skip) and expired
+//!   (cancel, the session expiry job).
+//! - [`signals`]: the abuse-signal check of a start.
+pub mod checkout_sessions;
+pub mod signals;
+pub mod transition;
