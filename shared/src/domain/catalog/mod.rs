@@ -47,9 +47,9 @@ mod parse;
 mod terms;
 mod validate;
 
-use parse::parse_file;
+use parse::{is_slug, parse_file};
 pub use terms::{options_view, plans_view, TrialTerms};
-use validate::{check_price, is_slug, validate};
+use validate::{check_price, validate};
 
 /// The built-in catalog, as shipped.
 pub const BUILTIN_JSON: &str = include_str!("../../../plans.json");

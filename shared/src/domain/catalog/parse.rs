@@ -3,7 +3,6 @@
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::validate::is_slug;
 use super::{CatalogError, PlanRef, PLAN_ID_MAX};
 
 #[derive(Deserialize)]
@@ -128,4 +127,14 @@ pub(super) fn parse_file(source: &str, text: &str) -> Result<CatalogFile, Catalo
         field,
         reason,
     })
+}
+
+/// An id of lowercase letters, digits, `_` and `-`, starting with a letter or digit, at most
+/// `max` bytes: what plan, product and option ids are (read here, checked in validation).
+pub(super) fn is_slug(s: &str, max: usize) -> bool {
+    let b = s.as_bytes();
+    (1..=max).contains(&b.len())
+        && (b[0].is_ascii_lowercase() || b[0].is_ascii_digit())
+        && b.iter()
+            .all(|&c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'_' || c == b'-')
 }

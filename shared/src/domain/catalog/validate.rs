@@ -2,7 +2,7 @@
 //! texts, prices, durations, reminders, options), or the first error, naming its plan and field.
 use std::collections::{HashMap, HashSet};
 
-use super::parse::{CatalogFile, OptionFile, ProductFile};
+use super::parse::{is_slug, CatalogFile, OptionFile, ProductFile};
 use super::{
     Catalog, CatalogError, Feature, PlanId, PlanOption, PlanRef, PlanTerms, Product, Unit,
     DEFAULT_MAX_TOTAL_TRIAL_SECS, DEFAULT_PAUSE_MAX_SECS, DEFAULT_REMINDER_OFFSETS_SECS,
@@ -12,14 +12,6 @@ use super::{
 use crate::domain::time::parse_duration_secs;
 
 /// `^[a-z0-9][a-z0-9_-]{0,max-1}$`
-pub(super) fn is_slug(s: &str, max: usize) -> bool {
-    let b = s.as_bytes();
-    (1..=max).contains(&b.len())
-        && (b[0].is_ascii_lowercase() || b[0].is_ascii_digit())
-        && b.iter()
-            .all(|&c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'_' || c == b'-')
-}
-
 pub(super) fn check_slug(s: &str, max: usize) -> Result<(), String> {
     if is_slug(s, max) {
         Ok(())
