@@ -77,6 +77,7 @@ pub const SAFE_FIELDS: &[&str] = &[
     "canceled_at",
     "checkout_expires_at",
     "checkout_session_id",
+    "client_reference_id",
     "converted_at",
     "currency",
     "days_limit",
