@@ -41,6 +41,10 @@ fn extra_env(function: &str) -> Vec<(String, String)> {
     }
 }
 
+/// Where the sections `make bench` does not measure begin in BENCHMARKS.md.
+const KEPT_MARKER: &str =
+    "<!-- Below: sections `make bench` does not measure; it keeps them as they are. -->";
+
 struct Args {
     bin_dir: PathBuf,
     zip_dir: Option<PathBuf>,
@@ -220,6 +224,15 @@ async fn run() -> Result<(), String> {
 
     let text = report.render();
     println!("{text}");
+    // What follows the marker in the file (the chaos figures: `make chaos`) is not measured
+    // here: it is kept as it is.
+    let kept = std::fs::read_to_string(&args.out)
+        .ok()
+        .and_then(|old| old.find(KEPT_MARKER).map(|at| old[at..].to_owned()));
+    let text = match kept {
+        Some(kept) => format!("{}\n\n{kept}", text.trim_end()),
+        None => text,
+    };
     std::fs::write(&args.out, text).map_err(|e| format!("{}: {e}", args.out.display()))?;
     Ok(())
 }
