@@ -625,7 +625,11 @@ fn plans_check_validates_a_catalog_like_init_does() {
     let ok = trialctl(&["plans", "check", example]);
     assert!(ok.status.success(), "{}", text(&ok.stderr));
     let out = text(&ok.stdout);
-    assert!(out.contains("enterprise\tEnterprise\ttrial 14d"), "{out}");
+    // Both durations in the units a plan file uses.
+    assert!(
+        out.contains("enterprise\tEnterprise\ttrial 14d\tgrace 3d\t"),
+        "{out}"
+    );
     assert!(out.contains(": ok, 4 plan(s)"), "{out}");
 
     let dir = data_dir("plans-check");

@@ -69,7 +69,8 @@ pub async fn from_environment(dynamodb_endpoint: Option<&str>) -> aws_sdk_dynamo
             return local_dynamodb(endpoint);
         }
     }
-    let mut dynamo = aws_sdk_dynamodb::config::Builder::from(&shared_config().await);
+    let mut dynamo = aws_sdk_dynamodb::config::Builder::from(&shared_config().await)
+        .retry_config(dynamodb_retry_config());
     if let Some(endpoint) = dynamodb_endpoint {
         dynamo = dynamo.endpoint_url(endpoint);
     }
@@ -106,6 +107,17 @@ fn lambda_environment() -> Option<aws_config::SdkConfig> {
     )
 }
 
+/// The DynamoDB client's own retries, of throttles and 5xx (never of conflicts, which
+/// [`crate::store::Tx`] retries): 3 attempts with DynamoDB's recommended 25 ms base instead of
+/// the SDK's 1 s default, which alone would eat a tenth of an API function's 10 s timeout. See
+/// the worst case of both together in `store/tx.rs`.
+pub fn dynamodb_retry_config() -> aws_sdk_dynamodb::config::retry::RetryConfig {
+    aws_sdk_dynamodb::config::retry::RetryConfig::standard()
+        .with_max_attempts(3)
+        .with_initial_backoff(std::time::Duration::from_millis(25))
+        .with_max_backoff(std::time::Duration::from_secs(1))
+}
+
 /// Whether `endpoint` (`http://127.0.0.1:8000`, `http://localhost:8000/`, `http://[::1]:8000`)
 /// names this machine.
 pub fn is_loopback_endpoint(endpoint: &str) -> bool {
@@ -137,6 +149,7 @@ pub fn local_dynamodb_config(endpoint: &str) -> aws_sdk_dynamodb::config::Builde
             "trials-local",
         ))
         .endpoint_url(endpoint)
+        .retry_config(dynamodb_retry_config())
         .http_client(http_client())
 }
 
@@ -165,6 +178,18 @@ pub fn local_eventbridge(endpoint: &str) -> aws_sdk_eventbridge::Client {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dynamodb_retries_three_times_from_a_25_ms_base() {
+        let config = local_dynamodb_config("http://127.0.0.1:8000").build();
+        let retry = config.retry_config().expect("a retry config");
+        assert_eq!(retry.max_attempts(), 3);
+        assert_eq!(
+            retry.initial_backoff(),
+            std::time::Duration::from_millis(25)
+        );
+        assert_eq!(retry.max_backoff(), std::time::Duration::from_secs(1));
+    }
 
     #[test]
     fn loopback_endpoints_are_told_from_remote_ones() {

@@ -3,6 +3,7 @@ use std::path::PathBuf;
 
 use clap::Subcommand;
 use trials::domain::catalog::Catalog;
+use trials::domain::time::format_duration_secs;
 
 #[derive(Subcommand, Debug)]
 pub enum PlansCommand {
@@ -33,11 +34,11 @@ fn check(file: &std::path::Path) -> Result<(), String> {
     for plan in catalog.plans() {
         let limits = plan.options.iter().filter(|o| o.is_limit).count();
         println!(
-            "{}\t{}\ttrial {}d\tgrace {}s\t{}\t{} option(s), {} limit(s)\t{}",
+            "{}\t{}\ttrial {}\tgrace {}\t{}\t{} option(s), {} limit(s)\t{}",
             plan.id,
             plan.name,
-            (plan.trial_length_secs + 86_399) / 86_400,
-            plan.grace_secs,
+            format_duration_secs(plan.trial_length_secs),
+            format_duration_secs(plan.grace_secs),
             if plan.trialable {
                 "trialable"
             } else {

@@ -23,6 +23,17 @@ pub fn parse_duration_secs(s: &str) -> Result<i64, String> {
 }
 
 /// RFC 3339, UTC, whole seconds: `2026-04-06T10:00:00Z`.
+/// A duration as [`parse_duration_secs`] reads it, in the largest whole unit: `7d`, `36h`,
+/// `90m`, `45s` (what a plan file would say).
+pub fn format_duration_secs(secs: i64) -> String {
+    for (unit, size) in [("d", 86_400), ("h", 3_600), ("m", 60)] {
+        if secs != 0 && secs % size == 0 {
+            return format!("{}{unit}", secs / size);
+        }
+    }
+    format!("{secs}s")
+}
+
 pub fn rfc3339(epoch_secs: i64) -> String {
     DateTime::<Utc>::from_timestamp(epoch_secs, 0)
         .unwrap_or_default()
@@ -39,6 +50,22 @@ pub fn parse_rfc3339(s: &str) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations_print_in_their_largest_whole_unit_and_read_back() {
+        for (secs, text) in [
+            (604_800, "7d"),
+            (259_200, "3d"),
+            (129_600, "36h"),
+            (5_400, "90m"),
+            (45, "45s"),
+        ] {
+            assert_eq!(format_duration_secs(secs), text);
+            assert_eq!(parse_duration_secs(text), Ok(secs));
+        }
+        // No plan has a zero duration; it still prints as one.
+        assert_eq!(format_duration_secs(0), "0s");
+    }
 
     #[test]
     fn parses_rfc3339_with_any_offset() {

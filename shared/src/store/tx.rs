@@ -104,6 +104,14 @@ const ALL_OLD: ReturnValuesOnConditionCheckFailure = ReturnValuesOnConditionChec
 
 /// Attempts at a transaction that DynamoDB cancelled for a conflict with another transaction
 /// (real DynamoDB; dynoxide serialises writes and never conflicts).
+///
+/// **Worst case, stated once.** Conflicts are ours to retry (the SDK does not retry
+/// `TransactionCanceledException`); throttles and 5xx are the SDK's
+/// ([`crate::aws::dynamodb_retry_config`]: 3 attempts, backoff ≤ 25 then 50 ms). The two never
+/// multiply past 4 × 3 = 12 HTTP requests per commit, with at most 140 ms of our pauses
+/// (≤ 20 + 40 + 80, jittered) and 4 × 75 ms of the SDK's: well under a second besides
+/// DynamoDB's own latency, inside the API functions' 10 s timeout. What still fails is a 503
+/// with `Retry-After`, and the client's retry with the same `Idempotency-Key` is safe.
 const ATTEMPTS: u32 = 4;
 
 /// A transaction being built: see the module docs.
@@ -341,10 +349,23 @@ fn classify(slots: &[Slot], reasons: Vec<(Option<String>, Option<Item>)>) -> Ver
     }
 }
 
-/// The pause after the `attempt`-th conflicting attempt: 20, 40, 80 ms... (doubling, so
-/// the transactions that conflicted do not meet again at once).
-fn conflict_backoff(attempt: u32) -> Duration {
+/// The most the pause after the `attempt`-th conflicting attempt may be: 20, 40, 80 ms
+/// (doubling).
+fn conflict_backoff_cap(attempt: u32) -> Duration {
     Duration::from_millis(10 * 2u64.pow(attempt))
+}
+
+/// The pause after the `attempt`-th conflicting attempt: anywhere below its cap ("full
+/// jitter"), so that the transactions that conflicted spread out instead of meeting again
+/// after the same pause.
+fn conflict_backoff(attempt: u32) -> Duration {
+    let cap = conflict_backoff_cap(attempt).as_micros() as u64;
+    let mut bytes = [0u8; 8];
+    // The OS's randomness; should it ever fail, the cap itself is still a valid pause.
+    match ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes) {
+        Ok(()) => Duration::from_micros(u64::from_le_bytes(bytes) % cap.max(1)),
+        Err(_) => Duration::from_micros(cap),
+    }
 }
 
 #[cfg(test)]
@@ -364,12 +385,17 @@ mod tests {
     }
 
     #[test]
-    fn conflicts_back_off_doubling() {
-        let pauses: Vec<u128> = (1..ATTEMPTS)
-            .map(|a| conflict_backoff(a).as_millis())
+    fn conflicts_back_off_below_a_doubling_cap_and_spread_out() {
+        let caps: Vec<u128> = (1..ATTEMPTS)
+            .map(|a| conflict_backoff_cap(a).as_millis())
             .collect();
-        assert_eq!(pauses[..2], [20, 40]);
-        assert!(pauses.windows(2).all(|w| w[1] == 2 * w[0]), "{pauses:?}");
+        assert_eq!(caps, [20, 40, 80]);
+        for attempt in 1..ATTEMPTS {
+            let pauses: Vec<Duration> = (0..64).map(|_| conflict_backoff(attempt)).collect();
+            assert!(pauses.iter().all(|p| *p < conflict_backoff_cap(attempt)));
+            // Jittered: 64 draws below the cap are not all one value.
+            assert!(pauses.iter().any(|p| *p != pauses[0]), "{pauses:?}");
+        }
     }
 
     fn reason(code: &str) -> (Option<String>, Option<Item>) {
