@@ -33,8 +33,21 @@ impl Publisher {
             }
             Publisher::EventBridge { client, bus } => {
                 let mut published = Vec::with_capacity(events.len());
-                for batch in events.chunks(BATCH) {
-                    let (ids, call_failed) = put_batch(client, bus, batch).await;
+                let sizes: Vec<usize> = events.iter().map(entry_size).collect();
+                let (batches, oversized) = plan_batches(&sizes);
+                for &i in &oversized {
+                    // It can never be sent; retrying it would hold the stream's shard for a day.
+                    // The event item stays in the table (`trialctl events` reads it).
+                    tracing::error!(
+                        event_id = %events[i].id,
+                        entry_bytes = sizes[i],
+                        "event larger than EventBridge's entry limit: not published"
+                    );
+                    published.push(events[i].id.clone());
+                }
+                for batch in batches {
+                    let batch: Vec<DomainEvent> = batch.map(|i| events[i].clone()).collect();
+                    let (ids, call_failed) = put_batch(client, bus, &batch).await;
                     published.extend(ids);
                     if call_failed {
                         // The call itself failed after the SDK's own retries (5xx, throttling,
@@ -52,6 +65,43 @@ impl Publisher {
 /// One `PutEvents` entry. The detail goes out through the same allow-list as a log line: a
 /// bus has many readers (rules, archives, other accounts), so the applicant's fields and the
 /// notes leave as `<redacted>`; a consumer that needs them reads the trial with its API key.
+/// `PutEvents` takes entries whose sizes add up to less than 256 KB per request, as
+/// EventBridge counts them ("Calculating PutEvents event entry size"): the UTF-8 bytes of the
+/// source, the detail type and the detail (no time, no resources are sent).
+const MAX_REQUEST_BYTES: usize = 256 * 1024;
+
+/// An entry's size as EventBridge counts it (the detail as sent: redacted).
+fn entry_size(event: &DomainEvent) -> usize {
+    SOURCE.len() + event.kind.detail_type().len() + redacted_detail(&event.detail).len()
+}
+
+/// Consecutive batches of at most [`BATCH`] entries whose sizes add up to less than
+/// [`MAX_REQUEST_BYTES`], in order; and the entries too large to be sent at all.
+fn plan_batches(sizes: &[usize]) -> (Vec<std::ops::Range<usize>>, Vec<usize>) {
+    let mut batches = Vec::new();
+    let mut oversized = Vec::new();
+    let (mut start, mut bytes) = (0, 0);
+    for (i, &size) in sizes.iter().enumerate() {
+        if size >= MAX_REQUEST_BYTES {
+            if start < i {
+                batches.push(start..i);
+            }
+            oversized.push(i);
+            (start, bytes) = (i + 1, 0);
+            continue;
+        }
+        if i - start == BATCH || bytes + size >= MAX_REQUEST_BYTES {
+            batches.push(start..i);
+            (start, bytes) = (i, 0);
+        }
+        bytes += size;
+    }
+    if start < sizes.len() {
+        batches.push(start..sizes.len());
+    }
+    (batches, oversized)
+}
+
 fn entry(bus: &str, event: &DomainEvent) -> PutEventsRequestEntry {
     PutEventsRequestEntry::builder()
         .source(SOURCE)
@@ -118,7 +168,7 @@ async fn put_batch(
 
 /// An event's detail fit for a log line: [`crate::telemetry::redact`]'s allow-list at every
 /// depth (the applicant and the notes inside `trial.purged`'s `trial` as much as at the top).
-/// EventBridge subscribers get the detail whole; the log never does.
+/// What goes to EventBridge passes the same list (see [`entry`]).
 fn redacted_detail(detail: &str) -> String {
     match serde_json::from_str::<serde_json::Value>(detail) {
         Ok(value @ serde_json::Value::Object(_)) => crate::telemetry::redact(&value).to_string(),
@@ -130,6 +180,22 @@ fn redacted_detail(detail: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn batches_hold_ten_entries_under_256_kb_and_skip_what_can_never_fit() {
+        const KB: usize = 1024;
+        // Ten small entries, then an eleventh: two batches.
+        assert_eq!(plan_batches(&[100; 11]).0, vec![0..10, 10..11]);
+        // 100 KB entries: two fit under 256 KB, a third does not.
+        assert_eq!(plan_batches(&[100 * KB; 5]).0, vec![0..2, 2..4, 4..5]);
+        // Exactly the limit together is not under it.
+        assert_eq!(plan_batches(&[128 * KB, 128 * KB]).0, vec![0..1, 1..2]);
+        // One entry that can never be sent is set apart; the others still go, in order.
+        let (batches, oversized) = plan_batches(&[10, 256 * KB, 20, 30]);
+        assert_eq!(batches, vec![0..1, 2..4]);
+        assert_eq!(oversized, vec![1]);
+        assert_eq!(plan_batches(&[]), (vec![], vec![]));
+    }
 
     #[test]
     fn a_logged_detail_hides_personal_fields_at_any_depth() {
