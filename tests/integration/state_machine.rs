@@ -309,3 +309,62 @@ async fn the_store_commits_exactly_what_the_state_machine_allows() {
     // Both answers occur: the comparison is not vacuous.
     assert!(committed > 50 && rejected > 50, "{committed} / {rejected}");
 }
+
+/// A trial at its bound of ranges (`MAX_RANGES`): a pause and a resume in the same second leave
+/// its status, end and number of ranges as they were, so only the last range's start tells a
+/// move decided on the trial as it was before them from one decided now. The stale move must
+/// not commit.
+#[tokio::test]
+async fn a_move_decided_before_a_same_second_pause_and_resume_does_not_commit() {
+    use trials::domain::active_ranges::{ActiveRange, MAX_RANGES};
+    let t = TestApp::new().await;
+    let store = &t.app.store;
+    let mut trial = Trial::start(
+        TrialId::generate(),
+        OrgId::parse(ORG).unwrap(),
+        T0,
+        t.terms("growth"),
+    );
+    // MAX_RANGES ranges of an hour each, a day apart, the last one current.
+    let now = T0 + MAX_RANGES as i64 * DAY;
+    trial.active_ranges = (0..MAX_RANGES as i64)
+        .map(|i| ActiveRange::new(T0 + i * DAY, T0 + i * DAY + 3_600))
+        .collect();
+    trial.active_ranges.last_mut().unwrap().end = now + DAY;
+    trial.expires_at = now + DAY;
+    seed(&t, &trial).await;
+    let terms = t.app.config.lifecycle_terms(&trial);
+    let policy = trial.policy();
+    let stale = trial.pause(now, policy).unwrap();
+
+    let paused = trial.pause(now, policy).unwrap();
+    let resumed = paused.resume(now, policy, &terms).unwrap();
+    for (before, after) in [(&trial, &paused), (&paused, &resumed)] {
+        let update = store.lifecycle_update(before, after, &terms).unwrap();
+        let outcome = store
+            .tx()
+            .update(Slot::Trial, update)
+            .commit()
+            .await
+            .unwrap();
+        assert!(outcome.committed());
+    }
+    assert_eq!(
+        (
+            resumed.status,
+            resumed.expires_at,
+            resumed.active_ranges.len()
+        ),
+        (trial.status, trial.expires_at, trial.active_ranges.len()),
+        "the same status, end and count: only the last range's start differs"
+    );
+
+    let update = store.lifecycle_update(&trial, &stale, &terms).unwrap();
+    let outcome = store
+        .tx()
+        .update(Slot::Trial, update)
+        .commit()
+        .await
+        .unwrap();
+    assert!(matches!(outcome, Outcome::Rejected(_)), "{outcome:?}");
+}

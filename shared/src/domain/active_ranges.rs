@@ -13,6 +13,13 @@
 //! pausing then resuming leaves it unchanged (the new range is exactly the time that was left),
 //! an extension adds to it, and it is what the plan's maximum total trial length bounds. Time
 //! spent paused or expired (in grace) does not count.
+//!
+//! **Bounded.** Every resume (and every revival from grace) opens a range, so a trial paused
+//! and resumed for ever would grow its item towards DynamoDB's 400 KB and its events past
+//! EventBridge's 256 KB. Past [`MAX_RANGES`] the two oldest ranges become one
+//! ([`bound_ranges`]): it starts where the first did and lasts as long as both together, so the
+//! total active time, the current range and the order stay exact, and only the oldest history
+//! is summarised. 64 ranges are about 3 KB in the item and 4 KB in an event.
 use serde_json::{json, Value};
 
 use super::time::rfc3339;
@@ -72,9 +79,43 @@ pub fn total_active_secs(ranges: &[ActiveRange]) -> i64 {
     ranges.iter().map(ActiveRange::duration_secs).sum()
 }
 
+/// The most ranges a trial keeps (see the module doc).
+pub const MAX_RANGES: usize = 64;
+
+/// `ranges` with at most [`MAX_RANGES`] ranges: the oldest merged, their total kept.
+pub fn bound_ranges(mut ranges: Vec<ActiveRange>) -> Vec<ActiveRange> {
+    while ranges.len() > MAX_RANGES {
+        let second = ranges.remove(1);
+        let first = &mut ranges[0];
+        // Ends no later than `second` did (it started after `first` ended): no overlap.
+        first.end = first.start + first.duration_secs() + second.duration_secs();
+    }
+    ranges
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ranges_past_the_bound_merge_their_oldest_and_keep_the_total() {
+        let ranges: Vec<ActiveRange> = (0..MAX_RANGES as i64 + 3)
+            .map(|i| ActiveRange::new(i * 100, i * 100 + 10 + i))
+            .collect();
+        let total = total_active_secs(&ranges);
+        let bounded = bound_ranges(ranges.clone());
+        assert_eq!(bounded.len(), MAX_RANGES);
+        assert_eq!(total_active_secs(&bounded), total);
+        assert_eq!(bounded.last(), ranges.last());
+        assert_eq!(bounded[0].start, 0);
+        assert!(
+            bounded.windows(2).all(|w| w[0].end <= w[1].start),
+            "{bounded:?}"
+        );
+        // At or under the bound nothing changes.
+        let few = ranges[..MAX_RANGES].to_vec();
+        assert_eq!(bound_ranges(few.clone()), few);
+    }
 
     #[test]
     fn defaults_are_the_issue_defaults() {

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde_json::{json, Map, Value};
 
-use super::active_ranges::{total_active_secs, ActiveRange, LifecycleTerms};
+use super::active_ranges::{bound_ranges, total_active_secs, ActiveRange, LifecycleTerms};
 use super::applicant::Applicant;
 use super::catalog::{options_view, TrialTerms};
 use super::extension::Extension;
@@ -310,6 +310,7 @@ impl Trial {
         resumed
             .active_ranges
             .push(ActiveRange::new(at, resumed.expires_at));
+        resumed.active_ranges = bound_ranges(std::mem::take(&mut resumed.active_ranges));
         resumed.status = TrialStatus::Active;
         resumed.paused_at = None;
         Ok(resumed)
@@ -348,6 +349,7 @@ impl Trial {
             }
             ExtendFrom::Revived => extended.active_ranges.push(ActiveRange::new(now, new_end)),
         }
+        extended.active_ranges = bound_ranges(std::mem::take(&mut extended.active_ranges));
         if total_active_secs(&extended.active_ranges) > terms.max_total_secs {
             return Err(TransitionError::InvalidExtension(
                 ExtensionRefusal::BeyondMaximum,

@@ -78,13 +78,23 @@ impl Store {
             expression.push_str(&format!(" REMOVE {}", remove.join(", ")));
         }
         // An item stored before ranges were (no attribute) reads as one range.
-        let ranges_condition = if before.active_ranges.is_empty() {
-            format!("attribute_not_exists({ACTIVE_RANGES})")
-        } else {
-            values.insert(":nranges".into(), n(before.active_ranges.len() as i64));
-            format!("size({ACTIVE_RANGES}) = :nranges")
+        // The count, and the last range's start: once the ranges are bounded
+        // (`domain::active_ranges::MAX_RANGES`) a resume no longer changes the count, but it
+        // always opens a range that starts later.
+        let mut builder = Update::builder();
+        let ranges_condition = match before.active_ranges.last() {
+            None => format!("attribute_not_exists({ACTIVE_RANGES})"),
+            Some(last) => {
+                let at = before.active_ranges.len() - 1;
+                values.insert(":nranges".into(), n(before.active_ranges.len() as i64));
+                values.insert(":last_start".into(), n(last.start));
+                builder = builder.expression_attribute_names("#range_start", "start");
+                format!(
+                    "size({ACTIVE_RANGES}) = :nranges AND {ACTIVE_RANGES}[{at}].#range_start = :last_start"
+                )
+            }
         };
-        Ok(Update::builder()
+        Ok(builder
             .table_name(&self.table)
             .set_key(Some(key(trial_pk(&before.id), TRIAL_SK)))
             .update_expression(expression)
