@@ -6,7 +6,7 @@ use serde_json::json;
 use trials::domain::api_key::ApiKey;
 use trials_tests::requests::{ORG, PROJECT};
 use trials_tests::stripe::with_stripe;
-use trials_tests::{Call, TestApp};
+use trials_tests::{Call, TestApp, TestResponse};
 
 #[tokio::test]
 async fn the_same_key_and_body_under_another_project_does_not_replay_the_first_trial() {
@@ -50,6 +50,13 @@ fn skip(key: &str, plan: &str) -> Call {
         .json(&json!({ "plan": plan }))
 }
 
+/// `res` is 409 `trial_already_exists` and does not name `trial`.
+fn refused_unnamed(res: &TestResponse, trial: &str) {
+    let answer = (res.status, res.error_code());
+    assert_eq!(answer, (409, "trial_already_exists".into()), "{}", res.body);
+    assert!(!res.body.contains(trial), "{}", res.body);
+}
+
 /// Issue 26 item 8b: a key limited to another project is told the org used its trial, never
 /// which one (every read of that id by that key answers 404); a key that may read it is told.
 #[tokio::test]
@@ -61,13 +68,7 @@ async fn a_409_on_start_names_the_orgs_trial_only_to_a_key_that_may_read_it() {
     let res = t
         .send(under(Call::start("growth", "again"), "proj_other", &other))
         .await;
-    assert_eq!(
-        (res.status, res.error_code().as_str()),
-        (409, "trial_already_exists"),
-        "{}",
-        res.body
-    );
-    assert!(!res.body.contains(&id), "{}", res.body);
+    refused_unnamed(&res, &id);
     let read = t.send(under(Call::status(&id), "proj_other", &other)).await;
     assert_eq!(read.status, 404, "{}", read.body);
     // Its retry replays the same answer, still without the id.
@@ -100,13 +101,7 @@ async fn a_409_on_skip_names_no_trial_of_another_project_nor_checks_it_out() {
     let res = t
         .send(under(skip("skip-1", "growth"), "proj_other", &other))
         .await;
-    assert_eq!(
-        (res.status, res.error_code().as_str()),
-        (409, "trial_already_exists"),
-        "{}",
-        res.body
-    );
-    assert!(!res.body.contains(&id), "{}", res.body);
+    refused_unnamed(&res, &id);
 
     // Another org skips under proj_a; a key limited to proj_b skips the same plan.
     let org = "org_skipper";
@@ -121,13 +116,7 @@ async fn a_409_on_skip_names_no_trial_of_another_project_nor_checks_it_out() {
     let res = t
         .send(under(skip("skip-b", "growth").org(org), "proj_b", &b))
         .await;
-    assert_eq!(
-        (res.status, res.error_code().as_str()),
-        (409, "trial_already_exists"),
-        "{}",
-        res.body
-    );
-    assert!(!res.body.contains(&skipped), "{}", res.body);
+    refused_unnamed(&res, &skipped);
     assert!(!res.body.contains("checkout"), "{}", res.body);
     assert_eq!(stripe.requests().len(), sessions);
 }
@@ -140,10 +129,8 @@ const NOTE: &str = "called Ada about the renewal";
 async fn notes_go_to_admin_keys_only() {
     let t = TestApp::new().await;
     let body = json!({ "plan": "growth", "notes": NOTE });
-    let start = Call::post("/v1/trials/start")
-        .idempotency_key("adm-start")
-        .json(&body);
-    let started = t.send(start.admin()).await;
+    let start = || Call::post("/v1/trials/start").idempotency_key("adm-start");
+    let started = t.send(start().json(&body).admin()).await;
     assert_eq!(started.status, 201, "{}", started.body);
     assert_eq!(started.json()["notes"], NOTE);
     let id = started.json()["id"].as_str().unwrap().to_owned();
@@ -177,13 +164,7 @@ async fn notes_go_to_admin_keys_only() {
 
     // The admin's answer is replayed to admin keys only: a standard key with the same
     // Idempotency-Key and body is another request (422), not a replay carrying the notes.
-    let standard = t
-        .send(
-            Call::post("/v1/trials/start")
-                .idempotency_key("adm-start")
-                .json(&body),
-        )
-        .await;
+    let standard = t.send(start().json(&body)).await;
     assert!(!standard.replayed());
     assert!(!standard.body.contains(NOTE), "{}", standard.body);
     assert_eq!(
@@ -192,14 +173,7 @@ async fn notes_go_to_admin_keys_only() {
         "{}",
         standard.body
     );
-    let replay = t
-        .send(
-            Call::post("/v1/trials/start")
-                .idempotency_key("adm-start")
-                .json(&body)
-                .admin(),
-        )
-        .await;
+    let replay = t.send(start().json(&body).admin()).await;
     assert!(replay.replayed());
     assert_eq!(replay.body, started.body);
 }

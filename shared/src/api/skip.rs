@@ -7,7 +7,8 @@
 //! Idempotent: the request holds a lease on its key as convert does; the trial and the org
 //! guard are written in one transaction with `trial.started` (`is_trial_skipped: true`), and a
 //! retry (or another skip) that finds the org's skipped trial already there goes on to its
-//! checkout instead of answering 409. Then convert's own path (open session reused, Stripe's
+//! checkout instead of answering 409, if the key may act on that trial's project (another
+//! project's skipped trial is 409, not named: see [`super::start::already_used`]). Then convert's own path (open session reused, Stripe's
 //! idempotency key, the session stored on the trial) does the rest.
 //!
 //! **Plans and prices** come from the catalog as for start and convert: a plan the catalog
