@@ -91,8 +91,9 @@ async fn a_409_on_start_names_the_orgs_trial_only_to_a_key_that_may_read_it() {
 }
 
 /// Issue 26 item 8b, on skip: the 409 does not name another project's trial, and another
-/// project's skipped trial is not this key's to check out (it was: the retry path found the
-/// org's skipped trial of the plan and answered its checkout).
+/// project's skipped trial is not this key's to check out: the org used its trial (409), not
+/// "no such trial" (it was 404 `trial_not_found`: the retry path took the org's skipped trial
+/// of the plan for this key's and convert then refused a trial of another project).
 #[tokio::test]
 async fn a_409_on_skip_names_no_trial_of_another_project_nor_checks_it_out() {
     let (t, stripe) = with_stripe(|_| {}).await;

@@ -120,7 +120,7 @@ async fn skipped_trial(
     if let Some(id) = used.as_ref().and_then(|guard| guard.trial_id.as_ref()) {
         if let Some(existing) = store.get_trial(id).await? {
             // Only a trial the key may act on: another project's skipped trial is that
-            // project's checkout, not this key's.
+            // project's checkout, not this key's (convert would answer 404 for it).
             if existing.is_trial_skipped
                 && existing.org_id == tenant.org
                 && existing.plan == trial.plan
