@@ -13,6 +13,7 @@ use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
 use serde::Deserialize;
+use trials::domain::applicant::Privilege;
 use trials::domain::TrialId;
 use trials::App;
 
@@ -91,7 +92,7 @@ async fn success(State(pages): State<Pages>, Query(q): Query<SuccessQuery>) -> R
     let mut body = String::from(r#"<div class="card"><h1>Thank you</h1>"#);
     match (&trial_id, &trial) {
         (Some(_), Some(trial)) => {
-            let view = trial.view_at(pages.app.now(), trial.policy());
+            let view = trial.view_at(pages.app.now(), trial.policy(), Privilege::Standard);
             let status = view["status"].as_str().unwrap_or("UNKNOWN").to_owned();
             body.push_str(&format!(
                 r#"<p>Trial <code id="trial-id">{}</code>, plan <span id="plan">{}</span>: <span class="status" id="trial-status">{}</span></p>"#,

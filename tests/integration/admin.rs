@@ -54,9 +54,12 @@ async fn an_admin_sets_expiry_and_notes_at_start_a_standard_key_is_ignored() {
     assert_eq!(started["expires_at"], rfc3339(T0 + 30 * DAY));
     assert_eq!(started["notes"], "enterprise deal\nsee CRM");
     let id = started["id"].as_str().unwrap();
-    let read = t.send(Call::status(id)).await.json();
-    assert_eq!(read["expires_at"], rfc3339(T0 + 30 * DAY));
+    let read = t.send(Call::status(id).bearer(admin.expose())).await.json();
     assert_eq!(read["notes"], "enterprise deal\nsee CRM");
+    // A standard key reads the trial without the notes (issue 26: admin keys only).
+    let read = t.send(Call::status(id)).await.json();
+    assert!(read.get("notes").is_none(), "{read}");
+    assert_eq!(read["expires_at"], rfc3339(T0 + 30 * DAY));
     assert_eq!(read["days_remaining"], 30);
 
     // A standard key: ignored, even malformed; the 201 shows the effective values.

@@ -24,4 +24,5 @@ mod status;
 mod stripe_client;
 mod tenancy;
 mod tx;
+mod unknown_fields;
 mod webhook;

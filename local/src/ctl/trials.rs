@@ -2,6 +2,7 @@
 use clap::Subcommand;
 use serde_json::json;
 use trials::clock::{Clock, SystemClock};
+use trials::domain::applicant::Privilege;
 use trials::domain::events::DomainEvent;
 use trials::domain::time::rfc3339;
 use trials::domain::{ExtendRequest, OrgId, TrialId};
@@ -155,7 +156,8 @@ async fn extend(
     }
     println!(
         "{}",
-        serde_json::to_string_pretty(&after.view_at(now, policy)).map_err(|e| e.to_string())?
+        serde_json::to_string_pretty(&after.view_at(now, policy, Privilege::Admin))
+            .map_err(|e| e.to_string())?
     );
     Ok(())
 }
@@ -169,7 +171,7 @@ async fn show(ctx: &Ctx, id: &str) -> Result<(), String> {
         None => None,
     }
     .ok_or_else(|| format!("no trial {id} ({})", t.place))?;
-    let mut shown = trial.view_at(now, trial.policy());
+    let mut shown = trial.view_at(now, trial.policy(), Privilege::Admin);
     shown["stored_status"] = trial.status.as_str().into();
     if let Some(c) = &trial.checkout {
         shown["checkout"] = serde_json::json!({

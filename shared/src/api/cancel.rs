@@ -53,6 +53,7 @@ pub async fn handle(
     log: &mut LogFields,
 ) -> Result<Reply, ApiError> {
     let (id, idempotency) = Idempotency::for_trial(req, tenant, log, "/cancel")?;
+    super::request::no_fields(req)?;
     let now_ms = app.clock.now_millis();
     let trial = match idempotency.load_owned(app, &id, tenant, now_ms).await? {
         Ok(trial) => trial,
@@ -98,7 +99,7 @@ fn decide<'a>(
         canceled_at: Some(now),
         ..trial.clone()
     };
-    let reply = Reply::json(200, &canceled.view_at(now, policy));
+    let reply = Reply::json(200, &canceled.view_at(now, policy, tenant.privilege()));
     let event = DomainEvent::for_trial(
         EventKind::Canceled,
         trial,

@@ -35,5 +35,8 @@ pub async fn handle(
     let found = app.store.get_trial(&id).await?;
     // Missing now: purged between the two reads (the guard is marked after the delete).
     let trial = owned(app, &id, tenant, found).await?;
-    Ok(Reply::json(200, &trial.view_at(app.now(), trial.policy())))
+    Ok(Reply::json(
+        200,
+        &trial.view_at(app.now(), trial.policy(), tenant.privilege()),
+    ))
 }

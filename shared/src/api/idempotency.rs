@@ -9,6 +9,10 @@
 //! The request's project (`X-Project-Id`) is part of the fingerprint too (issue 26): the same
 //! key and body under another project is another request, answered `422
 //! idempotency_key_reused`, never a replay of the first project's trial.
+//!
+//! So is an admin key (issue 26): an admin's answer may carry the trial's `notes`, which only
+//! admin keys read, so it is replayed to admin keys only; a standard key of the same org and
+//! projects with the same key and body gets `422 idempotency_key_reused`, not the notes.
 use lambda_http::Request;
 use serde_json::Value;
 
@@ -56,18 +60,24 @@ impl Idempotency {
             Err(missing) => return Err(missing),
         };
         let key = parse_key(raw)?;
+        let mut fingerprint = fingerprint_for(
+            &tenant.projects,
+            tenant.project.as_str(),
+            req.method().as_str(),
+            canonical_path,
+            req.body().as_ref(),
+        );
+        if tenant.admin {
+            // An admin key's answer may carry `notes`, which only admin keys read: it is
+            // replayed to admin keys only (a standard key gets `idempotency_key_reused`).
+            fingerprint = sha256_hex(format!("admin\n{fingerprint}").as_bytes());
+        }
         Ok(Idempotency {
             scope: IdemScope {
                 org: tenant.org.clone(),
                 key,
             },
-            fingerprint: fingerprint_for(
-                &tenant.projects,
-                tenant.project.as_str(),
-                req.method().as_str(),
-                canonical_path,
-                req.body().as_ref(),
-            ),
+            fingerprint,
         })
     }
 

@@ -123,7 +123,7 @@ fn decide<'a>(
         _ => stored.clone().settled_at(now, policy, &terms),
     };
     let after = mv.apply(&base, now, policy, &terms)?;
-    let reply = Reply::json(200, &after.view_at(now, policy));
+    let reply = Reply::json(200, &after.view_at(now, policy, tenant.privilege()));
     let tx = store
         .tx()
         .update(Slot::Trial, store.lifecycle_update(stored, &after, &terms)?);

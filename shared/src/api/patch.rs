@@ -19,7 +19,7 @@ use super::reply::Reply;
 use super::request::json_object;
 use super::LogFields;
 use crate::auth::Tenant;
-use crate::domain::applicant::{Applicant, Privilege};
+use crate::domain::applicant::{snake_case_hint, Applicant, Privilege};
 use crate::domain::events::{DomainEvent, EventKind};
 use crate::domain::time::rfc3339;
 use crate::domain::{ErrorCode, Trial};
@@ -86,7 +86,7 @@ fn decide<'a>(
     if let Some(notes) = &change.notes {
         updated.notes = notes.clone();
     }
-    let reply = Reply::json(200, &updated.view_at(now, policy));
+    let reply = Reply::json(200, &updated.view_at(now, policy, tenant.privilege()));
     let mut extra =
         json!({ "project_id": tenant.project.as_str(), "expires_at": rfc3339(updated.expires_at) });
     if change.notes.is_some() {
@@ -116,7 +116,10 @@ fn parse_change(body: &Map<String, Value>) -> Result<AdminChange, ApiError> {
         let shown: String = other.chars().take(40).collect();
         return Err(ApiError::new(
             ErrorCode::InvalidField,
-            format!("{shown}: cannot be changed; only expires_at and notes can"),
+            format!(
+                "{shown}: cannot be changed; only expires_at and notes can{}",
+                snake_case_hint(other)
+            ),
         ));
     }
     if body.is_empty() {

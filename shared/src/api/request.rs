@@ -6,6 +6,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
 use super::error::ApiError;
+use crate::domain::applicant::{snake_case_hint, unknown_field_message};
 use crate::domain::{ErrorCode, TrialId};
 
 /// The `{id}` of `/v1/trials/{id}[/...]`: the event's path parameter, else the raw path. An id
@@ -74,13 +75,44 @@ pub fn typed<T: DeserializeOwned>(
         let field = err.path().to_string();
         let inner = err.into_inner().to_string();
         if inner.starts_with("unknown field") {
-            // serde's message names the field (the body's own key) and the ones expected.
-            let shown: String = inner.chars().take(200).collect();
+            // serde's message names the field (the body's own key) and the ones expected; a
+            // camelCase name also gets the snake_case one to use.
+            let mut shown: String = inner.chars().take(200).collect();
+            if let Some(name) = inner.split('`').nth(1) {
+                shown.push_str(&snake_case_hint(name));
+            }
             ApiError::new(ErrorCode::InvalidField, shown)
         } else {
             wrong_type(&field)
         }
     })
+}
+
+/// Refuses a body field `known` does not accept: 400 `invalid_field` naming it (with the
+/// snake_case hint for a camelCase name), for bodies read as maps rather than as [`typed`].
+pub fn known_fields(
+    body: &Map<String, Value>,
+    known: impl Fn(&str) -> bool,
+) -> Result<(), ApiError> {
+    match body.keys().find(|name| !known(name)) {
+        Some(name) => Err(unknown_field(name)),
+        None => Ok(()),
+    }
+}
+
+/// 400 `invalid_field` for a body field no route knows (see [`unknown_field_message`]).
+pub fn unknown_field(name: &str) -> ApiError {
+    ApiError::new(ErrorCode::InvalidField, unknown_field_message(name))
+}
+
+/// For a route that takes no body (cancel, pause, resume): a JSON object with any field is 400
+/// `invalid_field` naming it, rather than ignored. An empty body, `{}` or a body that is not a
+/// JSON object is let through as before (the fingerprint still covers it).
+pub fn no_fields(req: &Request) -> Result<(), ApiError> {
+    match serde_json::from_slice::<Value>(req.body().as_ref()) {
+        Ok(Value::Object(body)) => known_fields(&body, |_| false),
+        _ => Ok(()),
+    }
 }
 
 /// Milliseconds since the epoch at which the Lambda invocation is cut off, if we run in one and
@@ -128,6 +160,9 @@ mod tests {
         let err = parse(serde_json::json!({ "n": 1, "nope": true })).unwrap_err();
         assert_eq!(err.code, ErrorCode::InvalidField);
         assert!(err.message.contains("`nope`"), "{}", err.message);
+        let err = parse(serde_json::json!({ "nCount": 1 })).unwrap_err();
+        assert_eq!(err.code, ErrorCode::InvalidField);
+        assert!(err.message.contains("use `n_count`"), "{}", err.message);
         let err = parse(serde_json::json!({ "n": "three" })).unwrap_err();
         assert_eq!(
             (err.code, err.message.as_str()),

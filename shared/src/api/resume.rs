@@ -16,5 +16,7 @@ pub async fn handle(
     tenant: &Tenant,
     log: &mut LogFields,
 ) -> Result<Reply, ApiError> {
+    // No body: a field sent anyway is refused by name, not ignored.
+    super::request::no_fields(req)?;
     run(app, req, tenant, log, Move::Resume).await
 }

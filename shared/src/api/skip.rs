@@ -7,7 +7,8 @@
 //! Idempotent: the request holds a lease on its key as convert does; the trial and the org
 //! guard are written in one transaction with `trial.started` (`is_trial_skipped: true`), and a
 //! retry (or another skip) that finds the org's skipped trial already there goes on to its
-//! checkout instead of answering 409. Then convert's own path (open session reused, Stripe's
+//! checkout instead of answering 409, if the key may act on that trial's project (another
+//! project's skipped trial is 409, not named: see [`super::start::already_used`]). Then convert's own path (open session reused, Stripe's
 //! idempotency key, the session stored on the trial) does the rest.
 //!
 //! **Plans and prices** come from the catalog as for start and convert: a plan the catalog
@@ -24,7 +25,7 @@ use super::error::ApiError;
 use super::idempotency::Idempotency;
 use super::reply::Reply;
 use super::request::typed_body;
-use super::start::{already_used, new_trial, trialable_plan, used_trial};
+use super::start::{already_used, new_trial, trialable_plan, used_guard};
 use super::LogFields;
 use crate::auth::Tenant;
 use crate::domain::catalog::TrialTerms;
@@ -115,16 +116,19 @@ async fn skipped_trial(
     if !rejection.failed(Slot::OrgGuard) {
         return Err(Rejected::unavailable("skip", &rejection).into());
     }
-    let used = used_trial(&rejection);
-    if let Some(id) = &used {
+    let used = used_guard(&rejection);
+    if let Some(id) = used.as_ref().and_then(|guard| guard.trial_id.as_ref()) {
         if let Some(existing) = store.get_trial(id).await? {
+            // Only a trial the key may act on: another project's skipped trial is that
+            // project's checkout, not this key's (convert would answer 404 for it).
             if existing.is_trial_skipped
                 && existing.org_id == tenant.org
                 && existing.plan == trial.plan
+                && tenant.may_act_on(existing.project_id.as_ref())
             {
                 return Ok(existing.id);
             }
         }
     }
-    Err(already_used(used.as_ref()))
+    Err(already_used(tenant, used.as_ref()))
 }

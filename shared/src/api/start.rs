@@ -11,10 +11,10 @@ use super::applicant;
 use super::error::ApiError;
 use super::idempotency::Idempotency;
 use super::reply::Reply;
-use super::request::json_object;
+use super::request::{json_object, known_fields};
 use super::LogFields;
 use crate::auth::Tenant;
-use crate::domain::applicant::{Applicant, Privilege};
+use crate::domain::applicant::{Applicant, FIELDS as APPLICANT_FIELDS};
 use crate::domain::catalog::{PlanTerms, TrialTerms};
 use crate::domain::events::{DomainEvent, EventKind};
 use crate::domain::redirect::redirect_url;
@@ -41,15 +41,14 @@ pub async fn handle(
         Idempotency::from_request(req, tenant, PATH)?,
         json_object(req)?,
     );
+    // A field no route knows is refused by name, never dropped (issue 26).
+    known_fields(&body, |name| {
+        name == "plan" || APPLICANT_FIELDS.contains(&name)
+    })?;
     let plan = body.get("plan").and_then(Value::as_str);
     let terms = trialable_plan(app, plan)?.snapshot();
     // A standard key's admin fields are ignored without being looked at (as the seed says).
-    let privilege = if tenant.admin {
-        Privilege::Admin
-    } else {
-        Privilege::Standard
-    };
-    let applicant = Applicant::parse(&body, privilege)?;
+    let applicant = Applicant::parse(&body, tenant.privilege())?;
     let now_ms = app.clock.now_millis();
     let (trial, reply) = decide(app, tenant, &applicant, terms, now_ms)?;
     log.trial_id = Some(trial.id.to_string());
@@ -85,10 +84,13 @@ pub async fn handle(
         // A fresh trial id already taken (never, at 128 random bits): nothing was written.
         return Err(Rejected::unavailable("start", &rejection).into());
     }
-    let used = used_trial(&rejection);
-    log.trial_id = used.as_ref().map(ToString::to_string);
+    let used = used_guard(&rejection);
+    log.trial_id = used
+        .as_ref()
+        .and_then(|g| g.trial_id.as_ref())
+        .map(ToString::to_string);
     // A deterministic outcome: stored, so a retry with this key gets the same answer.
-    let refusal = already_used(used.as_ref());
+    let refusal = already_used(tenant, used.as_ref());
     idempotency.refuse(app, refusal, now_ms).await
 }
 
@@ -108,17 +110,17 @@ pub(super) fn new_trial(tenant: &Tenant, now: i64, terms: TrialTerms) -> Trial {
         .in_project(tenant.project.clone())
 }
 
-/// The trial the org guard says the org already used, from a rejection on it.
-pub(super) fn used_trial(rejection: &Rejection) -> Option<TrialId> {
-    rejection
-        .old(Slot::OrgGuard)
-        .map(Guard::from_item)
-        .and_then(|g| g.trial_id)
+/// The org guard as a rejection on it found it: the trial the org already used, and its project.
+pub(super) fn used_guard(rejection: &Rejection) -> Option<Guard> {
+    rejection.old(Slot::OrgGuard).map(Guard::from_item)
 }
 
-/// 409 `trial_already_exists`, naming the org's trial when the guard knows it.
-pub(super) fn already_used(used: Option<&TrialId>) -> ApiError {
-    let message = match used {
+/// 409 `trial_already_exists`, naming the org's trial when the guard knows it and the key may
+/// read it (issue 26): a key limited to other projects would get 404 for every read of that
+/// id, so it is not told the id either.
+pub(super) fn already_used(tenant: &Tenant, used: Option<&Guard>) -> ApiError {
+    let readable = used.filter(|guard| tenant.may_act_on(guard.project_id.as_ref()));
+    let message = match readable.and_then(|guard| guard.trial_id.as_ref()) {
         Some(id) => format!("This organization has already used its trial ({id})"),
         None => "This organization has already used its trial".to_owned(),
     };
@@ -142,7 +144,7 @@ fn decide(
     trial.notes = applicant.admin.notes.clone();
     let redirect = redirect_for(app, applicant, &trial.id)?;
     trial.applicant = applicant::stored(applicant);
-    let mut view = trial.started_view();
+    let mut view = trial.started_view(tenant.privilege());
     if let Some(url) = redirect {
         view["redirect_url"] = url.into();
     }

@@ -48,5 +48,8 @@ pub async fn handle(app: &App, req: &Request, log: &mut LogFields) -> Result<Rep
     // A pause past its maximum reads as resumed before the job has written it.
     let terms = app.config.lifecycle_terms(&trial);
     let trial = trial.settled_at(now, policy, &terms);
-    Ok(Reply::json(200, &trial.view_at(now, policy)))
+    Ok(Reply::json(
+        200,
+        &trial.view_at(now, policy, tenant.privilege()),
+    ))
 }

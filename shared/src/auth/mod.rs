@@ -21,6 +21,7 @@ use lambda_http::Request;
 use crate::clock::Clock;
 use crate::crypto;
 use crate::domain::api_key::{ApiKey, KeyInfo, Projects};
+use crate::domain::applicant::Privilege;
 use crate::domain::{OrgId, ProjectId};
 use crate::headers::{header, org_id, project_id, HeaderError};
 use crate::store::api_keys::StoredKey;
@@ -51,6 +52,14 @@ impl Tenant {
             (Projects::All, _) => true,
             (Projects::Only(_), Some(project)) => self.projects.allows(project),
             (Projects::Only(_), None) => false,
+        }
+    }
+    /// What the key may set and read of the admin-only fields (`expires_at`, `notes`).
+    pub fn privilege(&self) -> Privilege {
+        if self.admin {
+            Privilege::Admin
+        } else {
+            Privilege::Standard
         }
     }
 }

@@ -43,9 +43,11 @@
 //! plan, so the handler decides it.
 //!
 //! # Unknown fields
-//! Ignored. The start body also carries `plan` (read by the handler) and the seed's clients may
-//! send more (including the camelCase names above): refusing them would break those clients, and
-//! ignoring them stores nothing we did not validate.
+//! [`Applicant::parse`] reads only the fields it knows; the start handler refuses any other
+//! (besides its `plan`) first, with 400 `invalid_field` naming it ([`unknown_field_message`],
+//! issue 26): a field dropped without a word is data the client believes we keep. The seed's
+//! camelCase names (`organizationName`, `redirectUrlOrigin`, ...) are refused the same way, with
+//! a hint to use the snake_case name; Edge Impulse's own names are a later issue (27).
 //!
 //! # Personal data
 //! `email`, `name`, `client_ip`, `device_id`, `notes` and metadata values are personal or free
@@ -79,6 +81,75 @@ pub const MAX_METADATA_KEY_CHARS: usize = 40;
 pub const MAX_METADATA_VALUE_CHARS: usize = 500;
 pub const MAX_DEVICE_ID_CHARS: usize = 200;
 pub const MAX_NOTES_CHARS: usize = 2000;
+
+/// Every field of the start body [`Applicant::parse`] reads, the admin-only ones included (a
+/// standard key's `expires_at` and `notes` are known, and ignored).
+pub const FIELDS: [&str; 16] = [
+    "email",
+    "name",
+    "organization_name",
+    "use_case",
+    "user_has_ml_models_in_production",
+    "company_name",
+    "company_size",
+    "country",
+    "state_or_province",
+    "redirect_url_origin",
+    "redirect_url_query_params",
+    "metadata",
+    "client_ip",
+    "device_id",
+    "expires_at",
+    "notes",
+];
+
+/// The longest part of a client's field name an error message shows.
+const MAX_SHOWN_FIELD_CHARS: usize = 40;
+
+/// The message for a body field that no route knows, on every route: names the field (at most
+/// 40 characters of it, never a value), with [`snake_case_hint`] for a camelCase name.
+pub fn unknown_field_message(name: &str) -> String {
+    let shown: String = name.chars().take(MAX_SHOWN_FIELD_CHARS).collect();
+    format!("unknown field `{shown}`{}", snake_case_hint(name))
+}
+
+/// For a camelCase field name, `"; this API's names are snake_case: use `<name>`"`, else
+/// empty. Edge Impulse's `expirationDate` is our `expires_at`; every other seed name is its
+/// snake_case form (the table above).
+pub fn snake_case_hint(name: &str) -> String {
+    if name.chars().count() > MAX_SHOWN_FIELD_CHARS
+        || !name.contains(|c: char| c.is_ascii_uppercase())
+    {
+        return String::new();
+    }
+    let snake = match name {
+        "expirationDate" => "expires_at".to_owned(),
+        _ => snake_case(name),
+    };
+    format!("; this API's names are snake_case: use `{snake}`")
+}
+
+/// `organizationName` -> `organization_name`, `userHasMLModelsInProduction` ->
+/// `user_has_ml_models_in_production`: a word starts at an upper-case letter after a lower-case
+/// one or a digit, and at the last capital of a run followed by a lower-case letter.
+fn snake_case(name: &str) -> String {
+    let chars: Vec<char> = name.chars().collect();
+    let mut out = String::with_capacity(name.len() + 4);
+    for (i, &c) in chars.iter().enumerate() {
+        if c.is_ascii_uppercase() && i > 0 {
+            let before = chars[i - 1];
+            let after = chars.get(i + 1).copied();
+            let starts_word = before.is_ascii_lowercase()
+                || before.is_ascii_digit()
+                || (before.is_ascii_uppercase() && after.is_some_and(|a| a.is_ascii_lowercase()));
+            if starts_word && before != '_' {
+                out.push('_');
+            }
+        }
+        out.push(c.to_ascii_lowercase());
+    }
+    out
+}
 
 /// A field the client got wrong. `message` describes the rule, never the value.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -665,6 +736,36 @@ mod tests {
     }
 
     #[test]
+    fn camel_case_names_get_their_snake_case_name_as_a_hint() {
+        for (camel, snake) in [
+            ("organizationName", "organization_name"),
+            ("redirectUrl", "redirect_url"),
+            ("firstName", "first_name"),
+            (
+                "userHasMLModelsInProduction",
+                "user_has_ml_models_in_production",
+            ),
+            ("stateOrProvince", "state_or_province"),
+            ("expirationDate", "expires_at"),
+        ] {
+            let message = unknown_field_message(camel);
+            assert!(
+                message.starts_with(&format!("unknown field `{camel}`")),
+                "{message}"
+            );
+            assert!(message.ends_with(&format!("use `{snake}`")), "{message}");
+        }
+        assert_eq!(unknown_field_message("nope"), "unknown field `nope`");
+        let long = "a".repeat(50);
+        assert_eq!(
+            unknown_field_message(&long),
+            format!("unknown field `{}`", "a".repeat(40))
+        );
+        // Every field the start body knows is snake_case already.
+        assert!(FIELDS.iter().all(|f| snake_case_hint(f).is_empty()));
+    }
+
+    #[test]
     fn unknown_fields_are_ignored_including_the_seeds_camel_case() {
         let a = parse(json!({"organizationName": "x", "whatever": [1, 2], "plan": 7})).unwrap();
         assert_eq!(a, Applicant::default());
@@ -672,22 +773,11 @@ mod tests {
 
     #[test]
     fn every_field_refuses_the_wrong_json_type() {
-        for field in [
-            "email",
-            "name",
-            "organization_name",
-            "use_case",
-            "user_has_ml_models_in_production",
-            "company_name",
-            "company_size",
-            "country",
-            "state_or_province",
-            "redirect_url_origin",
-            "redirect_url_query_params",
-            "metadata",
-            "client_ip",
-            "device_id",
-        ] {
+        // Every field but the admin-only ones, which a standard key's parse does not look at.
+        for field in FIELDS
+            .into_iter()
+            .filter(|f| !["expires_at", "notes"].contains(f))
+        {
             for bad in [json!(1), json!(true), json!(["x"])] {
                 let err = parse(json!({ field: bad })).unwrap_err();
                 assert_eq!(err.field, field);

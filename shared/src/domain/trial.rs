@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, HashMap};
 use serde_json::{json, Map, Value};
 
 use super::active_ranges::{bound_ranges, total_active_secs, ActiveRange, LifecycleTerms};
-use super::applicant::Applicant;
+use super::applicant::{Applicant, Privilege};
 use super::catalog::{options_view, TrialTerms};
 use super::extension::Extension;
 use super::state_machine::{ExtendFrom, ExtensionRefusal, Lifecycle, TransitionError, TrialStatus};
@@ -377,8 +377,9 @@ impl Trial {
         self.checkout.as_ref().filter(|c| now < c.expires_at)
     }
 
-    /// The body of `POST /v1/trials/start`: exactly the fields of the API reference.
-    pub fn started_view(&self) -> Value {
+    /// The body of `POST /v1/trials/start`: exactly the fields of the API reference, as
+    /// `reader` may read them (`notes` only for [`Privilege::Admin`]).
+    pub fn started_view(&self, reader: Privilege) -> Value {
         let mut view = json!({
             "id": self.id.as_str(),
             "plan": self.plan.as_str(),
@@ -387,16 +388,18 @@ impl Trial {
             "expires_at": rfc3339(self.expires_at),
             "org_id": self.org_id.as_str(),
         });
-        self.add_applicant_fields(&mut view);
+        self.add_applicant_fields(&mut view, reader);
         view
     }
 
-    /// `applicant` and `notes`, when the trial has them (the org's own data, returned to it).
-    fn add_applicant_fields(&self, view: &mut Value) {
+    /// `applicant` (the org's own data, returned to it) when the trial has it, and `notes` when
+    /// it has them and `reader` is an admin key: an operator's notes about the org are written
+    /// and read by admin keys only (issue 26), as they are set.
+    fn add_applicant_fields(&self, view: &mut Value, reader: Privilege) {
         if let Some(applicant) = &self.applicant {
             view["applicant"] = applicant.to_json();
         }
-        if let Some(notes) = &self.notes {
+        if let (Some(notes), Privilege::Admin) = (&self.notes, reader) {
             view["notes"] = Value::String(notes.clone());
         }
         if self.is_trial_skipped {
@@ -405,9 +408,10 @@ impl Trial {
     }
 
     /// The body of `GET /v1/trials/{id}`, cancel, extend, pause and resume: the status as of
-    /// `now`, plus what happened to the trial since it started.
-    pub fn view_at(&self, now: i64, policy: TrialPolicy) -> Value {
-        let mut view = match self.started_view() {
+    /// `now`, plus what happened to the trial since it started, as `reader` may read it (see
+    /// [`Trial::started_view`]).
+    pub fn view_at(&self, now: i64, policy: TrialPolicy, reader: Privilege) -> Value {
+        let mut view = match self.started_view(reader) {
             Value::Object(map) => map,
             _ => Map::new(),
         };
@@ -492,10 +496,10 @@ mod tests {
     fn view_reports_expired_once_the_clock_passes_expires_at() {
         let t = trial(1_775_469_600);
         let policy = TrialPolicy::default();
-        let before = t.view_at(t.expires_at - 1, policy);
+        let before = t.view_at(t.expires_at - 1, policy, Privilege::Admin);
         assert_eq!(before["status"], "ACTIVE");
         assert_eq!(before["days_remaining"], 1);
-        let after = t.view_at(t.expires_at, policy);
+        let after = t.view_at(t.expires_at, policy, Privilege::Admin);
         assert_eq!(after["status"], "EXPIRED");
         assert_eq!(after["days_remaining"], 0);
         assert_eq!(after["expires_at"], "2026-04-13T10:00:00Z");
@@ -540,7 +544,7 @@ mod tests {
             assert_eq!(paused.remaining_duration(now), Some(5 * DAY - 5));
             assert_eq!(paused.days_remaining(now), 5);
         }
-        let view = paused.view_at(40 * DAY, policy());
+        let view = paused.view_at(40 * DAY, policy(), Privilege::Admin);
         assert_eq!(view["status"], "PAUSED");
         assert_eq!(view["days_remaining"], 5);
         assert_eq!(view["paused_at"], rfc3339(2 * DAY + 5));

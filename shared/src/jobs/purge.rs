@@ -10,6 +10,7 @@
 use serde_json::{Map, Value};
 
 use super::{Queue, Run, Settled};
+use crate::domain::applicant::Privilege;
 use crate::domain::events::{DomainEvent, EventKind};
 use crate::domain::time::rfc3339;
 use crate::domain::{Trial, TrialPolicy};
@@ -33,7 +34,7 @@ pub fn purged_event(trial: &Trial, now: i64, policy: TrialPolicy) -> DomainEvent
     if let Some(at) = trial.canceled_at {
         extra.insert("canceled_at".into(), rfc3339(at).into());
     }
-    extra.insert("trial".into(), trial.view_at(now, policy));
+    extra.insert("trial".into(), trial.view_at(now, policy, Privilege::Admin));
     DomainEvent::for_trial(EventKind::Purged, trial, now, None, Value::Object(extra))
 }
 
