@@ -111,7 +111,7 @@ pub async fn start(
                 store.table_name(),
                 Some(options.data.join(crate::stream::CHECKPOINT_FILE)),
             );
-            tokio::spawn(pump_stream(reader, publisher));
+            tokio::spawn(pump_stream(reader, publisher, store.clone()));
             tokio::spawn(sweep_ttl_every(embedded.db.clone(), jobs_every));
         }
         None => tracing::warn!(
@@ -233,10 +233,11 @@ async fn run_jobs_every(app: App, every: Duration) {
 /// How often the stream is read: what Lambda's polling of the stream looks like locally.
 const STREAM_POLL: Duration = Duration::from_millis(500);
 
-/// Reads the stream for ever, publishing each event (the local log shows them).
-async fn pump_stream(mut reader: StreamReader, publisher: Publisher) {
+/// Reads the stream for ever, counting the funnel events and publishing each event (the local
+/// log shows them).
+async fn pump_stream(mut reader: StreamReader, publisher: Publisher, store: Store) {
     loop {
-        if let Err(e) = reader.pump(&publisher).await {
+        if let Err(e) = reader.pump(&publisher, &store).await {
             tracing::warn!(error = %e, "stream read failed; retrying");
         }
         tokio::time::sleep(STREAM_POLL).await;

@@ -2,8 +2,8 @@
 //! for the `publish` function in the cloud, `trials-local` (and the tests) do here.
 //!
 //! Like the mapping: records are read in order from the table's one shard, filtered on INSERTs
-//! of `EVENT#` items, handed to the same publisher code (`trials::publish::stream::handle`) in
-//! Lambda's event shape, 10 at a time; when some are reported failed, reading resumes from the
+//! of `EVENT#` items, handed to the same publisher code (`trials::publish::stream::handle`,
+//! which also counts the funnel events into the table's counters) in Lambda's event shape, 10 at a time; when some are reported failed, reading resumes from the
 //! first failed record (at least once: later records of that batch are delivered again).
 //!
 //! The position (the last sequence number fully handled) is checkpointed in a file under the
@@ -18,6 +18,7 @@ use dynoxide::actions::list_streams::ListStreamsRequest;
 use serde_json::{json, Value};
 use trials::publish::Publisher;
 use trials::store::schema::EVENT_PREFIX;
+use trials::store::Store;
 
 /// The mapping's batch size.
 pub const BATCH_SIZE: usize = 10;
@@ -62,10 +63,10 @@ impl StreamReader {
         self.position.as_deref()
     }
 
-    /// Reads every record written since the position and publishes the events among them,
-    /// [`BATCH_SIZE`] at a time. Stops at the first batch with a failure: the position stays
+    /// Reads every record written since the position, counts the funnel events among them into
+    /// `store` and publishes the events, [`BATCH_SIZE`] at a time. Stops at the first batch with a failure: the position stays
     /// just before its first failed record, where the next pass starts.
-    pub async fn pump(&mut self, publisher: &Publisher) -> Result<Pumped, String> {
+    pub async fn pump(&mut self, publisher: &Publisher, store: &Store) -> Result<Pumped, String> {
         let records = self.read_new().await?;
         let events: Vec<usize> = (0..records.len())
             .filter(|&i| is_event_insert(&records[i].1))
@@ -74,7 +75,8 @@ impl StreamReader {
         for (n, chunk) in events.chunks(BATCH_SIZE).enumerate() {
             let batch: Vec<Value> = chunk.iter().map(|&i| records[i].1.clone()).collect();
             let result =
-                trials::publish::stream::handle(publisher, &json!({ "Records": batch })).await;
+                trials::publish::stream::handle(publisher, store, &json!({ "Records": batch }))
+                    .await;
             pumped.published += result.published;
             pumped.failed += result.failed_sequence_numbers.len();
             let failed = chunk

@@ -68,6 +68,22 @@ async fn app_on_with(dir: &Path, env: &[(&str, &str)]) -> App {
     App::new(config, store, Arc::new(SystemClock))
 }
 
+/// What the `publish` function does in AWS (and `trials-local` in the background): reads the
+/// data directory's stream since its checkpoint and counts the funnel events. `trialctl stats`
+/// reads the counters, so a test pumps the stream before it.
+async fn pump_stream(app: &App, dir: &Path) {
+    let file = dir.join(trials_local::embedded::DB_FILE);
+    let db = dynoxide::Database::new(file.to_str().unwrap()).unwrap();
+    let checkpoint = dir.join(trials_local::stream::CHECKPOINT_FILE);
+    let mut reader =
+        trials_local::stream::StreamReader::new(db, app.store.table_name(), Some(checkpoint));
+    let pumped = reader
+        .pump(&trials::publish::Publisher::Log, &app.store)
+        .await
+        .unwrap();
+    assert_eq!(pumped.failed, 0, "{pumped:?}");
+}
+
 /// A trial of `plan` started through the API by `org`, with a key `trialctl` created.
 async fn start_for(app: &App, data: &str, org: &str, plan: &str) -> String {
     let created = trialctl(&["--data", data, "keys", "create", "--org", org]);
@@ -570,6 +586,11 @@ async fn stats_print_the_funnel_from_the_counters() {
     .await;
     assert_eq!(status, 201, "{body}");
 
+    // Counted from the stream, not by the start itself: nothing until the stream is read.
+    let json = trialctl(&["--data", data, "stats", "--json"]);
+    let out: serde_json::Value = serde_json::from_str(&text(&json.stdout)).unwrap();
+    assert_eq!(out["total"]["started"], 0, "{out}");
+    pump_stream(&app, &dir).await;
     let json = trialctl(&["--data", data, "stats", "--since", "7d", "--json"]);
     assert!(json.status.success(), "{}", text(&json.stderr));
     let out: serde_json::Value = serde_json::from_str(&text(&json.stdout)).unwrap();
@@ -599,6 +620,7 @@ async fn stats_print_the_funnel_from_the_counters() {
     )
     .await;
     assert_eq!(status, 201, "{body}");
+    pump_stream(&app, &dir).await;
     let json = trialctl(&["--data", data, "stats", "--json"]);
     let out: serde_json::Value = serde_json::from_str(&text(&json.stdout)).unwrap();
     assert_eq!(
@@ -764,6 +786,7 @@ async fn stats_count_plans_the_catalog_does_not_know() {
     let data = dir.to_str().unwrap();
     start_for(&app, data, "org_ent", "enterprise").await;
     start_for(&app, data, "org_gro", "growth").await;
+    pump_stream(&app, &dir).await;
 
     let json = trialctl(&["--data", data, "stats", "--json"]);
     assert!(json.status.success(), "{}", text(&json.stderr));

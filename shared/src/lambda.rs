@@ -61,10 +61,15 @@ pub async fn serve_job(job: Job) -> Result<(), crate::BoxError> {
     .await
 }
 
-/// The `publish` function: DynamoDB stream batches in, `PutEvents` out, failed records back as
-/// batch item failures. Needs only `EVENT_BUS_NAME` (no bus: events go to the log).
+/// The `publish` function: DynamoDB stream batches in, funnel counts (the table) and
+/// `PutEvents` out, failed records back as batch item failures. Needs `EVENT_BUS_NAME` (no bus:
+/// events go to the log) and the table (`TABLE_NAME`, as every function).
 pub async fn serve_publisher() -> Result<(), crate::BoxError> {
     crate::telemetry::init();
+    let config = crate::config::Config::from_env()?;
+    let dynamo = crate::aws::from_environment(config.dynamodb_endpoint.as_deref()).await;
+    let store = crate::store::Store::new(dynamo, config.table_name.clone(), config.due_shards);
+    let store = &store;
     let publisher = match std::env::var("EVENT_BUS_NAME")
         .ok()
         .filter(|b| !b.is_empty())
@@ -78,7 +83,7 @@ pub async fn serve_publisher() -> Result<(), crate::BoxError> {
     let publisher = &publisher;
     lambda_runtime::run(lambda_runtime::service_fn(
         move |event: lambda_runtime::LambdaEvent<serde_json::Value>| async move {
-            let result = crate::publish::stream::handle(publisher, &event.payload).await;
+            let result = crate::publish::stream::handle(publisher, store, &event.payload).await;
             Ok::<_, Infallible>(result.response())
         },
     ))

@@ -174,7 +174,7 @@ async fn every_transition_publishes_its_event_once_through_the_routes_and_jobs()
     assert_eq!(converted_event["checkout_session_id"], session_id.as_str());
     assert_eq!(converted_event["plan"], "pro");
 
-    // The funnel counters moved with each transition, in the same transactions.
+    // The funnel counters, counted from these events by the stream's publisher.
     let plans: Vec<String> = ["starter", "growth", "pro"].map(String::from).to_vec();
     let stats = t.app.store.read_stats(&plans, 30, t.now()).await.unwrap();
     let count = |plan: &str, stage| stats[plan].count(stage);
@@ -244,7 +244,7 @@ async fn the_publish_function_reports_failed_records_by_sequence_number() {
     let event = json!({ "Records": records });
     let unlucky = format!("{b}.started");
     rec.fail_entries(3, move |e| e.event_id() == unlucky);
-    let result = stream::handle(&t.publisher, &event).await;
+    let result = stream::handle(&t.publisher, &t.app.store, &event).await;
     let seq_of_b = records
         .iter()
         .find(|r| r["dynamodb"]["NewImage"]["event_id"]["S"] == format!("{b}.started"))
@@ -264,11 +264,76 @@ async fn a_record_delivered_twice_is_published_twice() {
     let id = t.start_trial("org_a", "growth").await;
     let event = json!({ "Records": stream_records(&t).await });
     for _ in 0..2 {
-        let result = stream::handle(&t.publisher, &event).await;
+        let result = stream::handle(&t.publisher, &t.app.store, &event).await;
         assert_eq!(result.failed_sequence_numbers, Vec::<String>::new());
     }
     // At least once: consumers dedupe on `event_id`, which is the same both times.
     assert_eq!(rec.count(&format!("{id}.started")), 2);
+}
+
+/// The funnel counts of `plan` today, as `trialctl stats` reads them.
+async fn funnel(t: &TestApp, plan: &str) -> trials::store::stats::PlanStats {
+    let stats = t.app.store.read_stats(&[plan.to_owned()], 1, t.now()).await;
+    stats.unwrap().remove(plan).unwrap()
+}
+
+/// Issue 25 item 2: the publisher counts the funnel; a batch handed again after a crash (the
+/// mapping redelivers it whole: the function died after counting, before answering) adds
+/// nothing the second time.
+#[tokio::test]
+async fn a_batch_retried_after_a_crash_counts_each_event_once() {
+    use trials::store::stats::Stage;
+    let (t, _rec) = app_with_recorder().await;
+    let a = t.start_trial("org_a", "growth").await;
+    t.start_trial("org_b", "growth").await;
+    let res = t.send(Call::cancel(&a, "cancel-a").org("org_a")).await;
+    assert_eq!(res.status, 200, "{}", res.body);
+    // The requests themselves count nothing: no shared item on the request path.
+    assert_eq!(funnel(&t, "growth").await.count(Stage::Started), 0);
+
+    let event = json!({ "Records": stream_records(&t).await });
+    for delivery in 0..2 {
+        let result = stream::handle(&t.publisher, &t.app.store, &event).await;
+        assert_eq!(
+            result.failed_sequence_numbers,
+            Vec::<String>::new(),
+            "{delivery}"
+        );
+        let stats = funnel(&t, "growth").await;
+        assert_eq!(
+            [Stage::Started, Stage::Canceled].map(|s| stats.count(s)),
+            [2, 1],
+            "delivery {delivery}"
+        );
+    }
+}
+
+/// A count the store refused is reported as a batch item failure (the record comes again),
+/// and the redelivery counts it once.
+#[tokio::test]
+async fn a_failed_count_is_redelivered_and_counted_once() {
+    use trials::store::stats::Stage;
+    let (t, rec) = app_with_recorder().await;
+    let ids = [
+        t.start_trial("org_a", "growth").await,
+        t.start_trial("org_b", "growth").await,
+    ];
+    t.dynamo.set_failing(true);
+    let during = t.publish_events().await;
+    t.dynamo.set_failing(false);
+    assert_eq!((during.published, during.failed), (0, 2));
+    assert_eq!(funnel(&t, "growth").await.count(Stage::Started), 0);
+
+    let after = t.publish_events().await;
+    assert_eq!((after.published, after.failed), (2, 0));
+    assert_eq!(funnel(&t, "growth").await.count(Stage::Started), 2);
+    // Published on both deliveries (at least once), counted on one.
+    for id in &ids {
+        assert_eq!(rec.count(&format!("{id}.started")), 2, "{id}");
+    }
+    let again = json!({ "Records": stream_records(&t).await });
+    stream::handle(&t.publisher, &t.app.store, &again).await;
+    assert_eq!(funnel(&t, "growth").await.count(Stage::Started), 2);
 }
 
 #[tokio::test]
@@ -307,7 +372,14 @@ async fn a_reader_killed_between_commit_and_read_resumes_from_its_checkpoint() {
 
     let first = t.start_trial("org_a", "growth").await;
     let mut reader = StreamReader::new(t.db.clone(), &table, Some(checkpoint.clone()));
-    assert_eq!(reader.pump(&t.publisher).await.unwrap().published, 1);
+    assert_eq!(
+        reader
+            .pump(&t.publisher, &t.app.store)
+            .await
+            .unwrap()
+            .published,
+        1
+    );
     // Committed while no reader runs (the process was killed).
     drop(reader);
     let second = t.start_trial("org_b", "growth").await;
@@ -315,7 +387,14 @@ async fn a_reader_killed_between_commit_and_read_resumes_from_its_checkpoint() {
 
     let mut restarted = StreamReader::new(t.db.clone(), &table, Some(checkpoint));
     assert!(restarted.position().is_some(), "the checkpoint was read");
-    assert_eq!(restarted.pump(&t.publisher).await.unwrap().published, 2);
+    assert_eq!(
+        restarted
+            .pump(&t.publisher, &t.app.store)
+            .await
+            .unwrap()
+            .published,
+        2
+    );
     for id in [&first, &second, &third] {
         assert_eq!(rec.count(&format!("{id}.started")), 1, "{id}");
     }

@@ -142,6 +142,7 @@ async fn skip_prices_from_the_catalog_and_counts_as_a_start() {
         stripe.requests()[0].param("line_items[0][price]"),
         Some("price_growth")
     );
+    t.publish_events().await;
     let stats = t
         .app
         .store

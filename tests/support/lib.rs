@@ -166,12 +166,13 @@ impl TestApp {
     }
 
     /// What the event source mapping would do now: reads the stream since the last call and
-    /// hands the new event records, 10 at a time, to the `publish` function's code.
+    /// hands the new event records, 10 at a time, to the `publish` function's code (which
+    /// counts the funnel events into the app's table: `trialctl stats` reads them after this).
     pub async fn publish_events(&self) -> Pumped {
         self.stream
             .lock()
             .await
-            .pump(&self.publisher)
+            .pump(&self.publisher, &self.app.store)
             .await
             .expect("stream readable")
     }

@@ -31,8 +31,7 @@ use crate::domain::events::{DomainEvent, EventKind};
 use crate::domain::time::rfc3339;
 use crate::domain::{Plan, Trial, TrialStatus};
 use crate::services::checkout_sessions::{expire_now, stripe_budget, SessionToExpire};
-use crate::services::transition::{retry_on_moved, Count, TransitionTx};
-use crate::store::stats::Stage;
+use crate::services::transition::retry_on_moved;
 use crate::store::{Slot, Tx};
 use crate::App;
 
@@ -121,8 +120,7 @@ fn decide<'a>(
     );
     let mut tx = idempotency
         .complete(app, tx, &reply, now_ms)?
-        .event(&event, now)?
-        .stats(store, Count::of(Stage::Canceled, trial), now)?;
+        .event(&event, now)?;
     if let Some(work) = &expiry {
         tx = tx.put(Slot::SessionExpiry, work.put(store, now)?);
     }

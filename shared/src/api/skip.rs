@@ -33,8 +33,7 @@ use crate::domain::events::{DomainEvent, EventKind};
 use crate::domain::time::rfc3339;
 use crate::domain::TrialId;
 use crate::services::checkout_sessions::BillingStarts;
-use crate::services::transition::{Count, Rejected, TransitionTx};
-use crate::store::stats::Stage;
+use crate::services::transition::Rejected;
 use crate::store::{Outcome, Slot};
 use crate::App;
 
@@ -106,7 +105,6 @@ async fn skipped_trial(
         .put(Slot::OrgGuard, store.guard_put(&trial)?)
         .put(Slot::Trial, store.trial_put(&trial, policy)?)
         .event(&event, now)?
-        .stats(store, Count::of(Stage::Started, &trial), now)?
         .commit()
         .await?;
     let rejection = match outcome {

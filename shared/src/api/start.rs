@@ -22,10 +22,9 @@ use crate::domain::signals::SignalKind;
 use crate::domain::time::rfc3339;
 use crate::domain::{ErrorCode, Trial, TrialId};
 use crate::services::signals::{self, Next, SignalCheck};
-use crate::services::transition::{Count, Rejected, TransitionTx};
+use crate::services::transition::Rejected;
 use crate::store::org_guard::Guard;
 use crate::store::signals::Refusal;
-use crate::store::stats::Stage;
 use crate::store::{Outcome, Rejection, Slot, StoreError, Tx};
 use crate::App;
 
@@ -227,7 +226,6 @@ fn start_tx<'a>(
     let tx = idempotency
         .complete(app, tx, reply, now_ms)?
         .event(&event, now)?
-        .stats(store, Count::of(Stage::Started, trial), now)?
         // The reminder cursor, at the first reminder not already past (see store::reminders).
         .reminder(store.reminder_rearm(trial, now, &terms, policy)?);
     check.add_to(app, tx, store, &tenant.org, now)

@@ -25,8 +25,6 @@ use crate::domain::events::{DomainEvent, EventKind};
 use crate::domain::trial::SessionBinding;
 use crate::domain::{ErrorCode, Trial, TrialId, TrialStatus};
 use crate::headers::header;
-use crate::services::transition::{Count, TransitionTx};
-use crate::store::stats::Stage;
 use crate::store::trials::rejected_trial;
 use crate::store::{Outcome as Written, Rejection, Slot, StoreError};
 use crate::stripe::event::{Action, CheckoutSession, Event};
@@ -150,15 +148,11 @@ async fn paid(
             "stripe_customer_id": session.customer,
             "stripe_subscription_id": session.subscription,
             "review": review,
+            // The funnel's hours-to-convert (`store::stats`, counted from this event).
+            "started_at": session.trial_started_at().map(crate::domain::time::rfc3339),
         }),
     );
     let store = &app.store;
-    let count = Count {
-        stage: Stage::Converted,
-        plan: binding.plan.as_str(),
-        trial_id: binding.trial_id.as_str(),
-        started_at: session.trial_started_at(),
-    };
     let payment = session.payment();
     let update = store.convert_update(&binding, &payment, now, after_cancel)?;
     let outcome = store
@@ -169,7 +163,6 @@ async fn paid(
             store.stripe_event_put(&event.id, &event.kind, now)?,
         )
         .event(&converted, now)?
-        .stats(store, count, now)?
         .commit()
         .await?;
     match outcome {

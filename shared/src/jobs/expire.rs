@@ -10,9 +10,7 @@ use super::{Queue, Run, Settled};
 use crate::domain::events::{DomainEvent, EventKind};
 use crate::domain::time::rfc3339;
 use crate::domain::{Trial, TrialPolicy};
-use crate::services::transition::{Count, TransitionTx};
 use crate::store::codec::Item;
-use crate::store::stats::Stage;
 use crate::store::trials::trial_from_item;
 use crate::store::{Slot, Store};
 use crate::App;
@@ -48,7 +46,6 @@ async fn expire_one(store: Store, trial: Trial, now: i64) -> Settled {
             .tx()
             .update(Slot::Trial, store.expire_update(&trial, now, policy)?)
             .event(&event, now)?
-            .stats(&store, Count::of(Stage::Expired, &trial), now)?
             .commit()
             .await
     };

@@ -14,9 +14,7 @@ use crate::domain::applicant::Privilege;
 use crate::domain::events::{DomainEvent, EventKind};
 use crate::domain::time::rfc3339;
 use crate::domain::{Trial, TrialPolicy};
-use crate::services::transition::{Count, TransitionTx};
 use crate::store::codec::Item;
-use crate::store::stats::Stage;
 use crate::store::trials::trial_from_item;
 use crate::store::{Slot, Store};
 use crate::App;
@@ -66,7 +64,6 @@ async fn purge_one(store: Store, trial: Trial, now: i64) -> Settled {
                 store.guard_purged_update(&trial.org_id, now)?,
             )
             .event(&event, now)?
-            .stats(&store, Count::of(Stage::Purged, &trial), now)?
             .commit()
             .await
     };

@@ -3,6 +3,13 @@
 //! EventBridge did not accept reported as batch item failures (`ReportBatchItemFailures`: the
 //! mapping retries from the first failed sequence number).
 //!
+//! Before publishing, the batch's funnel events (`trial.started`, `converted`, `expired`,
+//! `canceled`, `purged`) are counted into the funnel counters ([`crate::store::stats`]), each
+//! exactly once however often its record is delivered ([`Store::count_once`]); a record whose
+//! count failed (a store error) is reported as a batch item failure like one EventBridge
+//! refused, so the mapping delivers it again. Cost: one small transaction per funnel event,
+//! the batch's counts sent concurrently.
+//!
 //! A record that is not an INSERT of an event item (the mapping's filter lets none through, but
 //! an emulator or a changed filter might) is passed over; an event item that does not decode is
 //! logged at ERROR and passed over too, rather than blocking the shard for a day: it stays in
@@ -10,8 +17,11 @@
 use serde_json::{json, Map, Value};
 
 use super::Publisher;
-use crate::domain::events::DomainEvent;
+use crate::domain::events::{DomainEvent, EventKind};
+use crate::domain::time::parse_rfc3339;
 use crate::store::schema::EVENT_PREFIX;
+use crate::store::stats::{Count, Stage};
+use crate::store::Store;
 
 /// One stream record, as far as publishing cares.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,8 +100,9 @@ impl BatchResult {
     }
 }
 
-/// Publishes the events of a batch; the records whose events were not accepted come back.
-pub async fn handle(publisher: &Publisher, event: &Value) -> BatchResult {
+/// Counts the funnel events of a batch, then publishes its events; the records whose events
+/// were not counted or not accepted come back.
+pub async fn handle(publisher: &Publisher, store: &Store, event: &Value) -> BatchResult {
     let records = records(event);
     let mut events = Vec::new();
     let mut sequences = Vec::new();
@@ -109,10 +120,11 @@ pub async fn handle(publisher: &Publisher, event: &Value) -> BatchResult {
             ),
         }
     }
+    let counted = count_funnel(store, &events).await;
     let accepted = publisher.publish(&events).await;
     let mut result = BatchResult::default();
-    for (event, seq) in events.iter().zip(sequences) {
-        if accepted.contains(&event.id) {
+    for ((event, seq), counted) in events.iter().zip(sequences).zip(counted) {
+        if counted && accepted.contains(&event.id) {
             result.published += 1;
         } else {
             result.failed_sequence_numbers.push(seq);
@@ -122,10 +134,71 @@ pub async fn handle(publisher: &Publisher, event: &Value) -> BatchResult {
         tracing::warn!(
             failed = result.failed_sequence_numbers.len(),
             published = result.published,
-            "events not accepted by EventBridge: reported for redelivery"
+            "events not counted or not accepted by EventBridge: reported for redelivery"
         );
     }
     result
+}
+
+/// The funnel count an event stands for: `None` for an event the funnel does not count. A
+/// usage-limit ending is a `trial.expired` like the job's, and counts as expired.
+pub fn funnel_count(event: &DomainEvent) -> Option<Result<Count, String>> {
+    let stage = match event.kind {
+        EventKind::Started => Stage::Started,
+        EventKind::Converted => Stage::Converted,
+        EventKind::Expired => Stage::Expired,
+        EventKind::Canceled => Stage::Canceled,
+        EventKind::Purged => Stage::Purged,
+        _ => return None,
+    };
+    let detail: Value = serde_json::from_str(&event.detail).unwrap_or_default();
+    let text = |name: &str| detail.get(name).and_then(Value::as_str);
+    let count = (|| {
+        Some(Count {
+            event_id: event.id.clone(),
+            stage,
+            plan: text("plan")?.to_owned(),
+            trial_id: text("trial_id")?.to_owned(),
+            at: parse_rfc3339(text("occurred_at")?)?,
+            started_at: text("started_at").and_then(parse_rfc3339),
+        })
+    })();
+    Some(count.ok_or_else(|| format!("{} has no plan, trial_id or occurred_at", event.id)))
+}
+
+/// Whether each event is counted now (or was before, or is not a funnel event): `false` only
+/// for a store failure, which the caller reports for redelivery. The counts go out
+/// concurrently: each is its own transaction on its own items.
+async fn count_funnel(store: &Store, events: &[DomainEvent]) -> Vec<bool> {
+    let mut counting = tokio::task::JoinSet::new();
+    for (i, event) in events.iter().enumerate() {
+        match funnel_count(event) {
+            None => {}
+            // Not countable, ever: counting it again would not help, so it is not retried.
+            Some(Err(why)) => tracing::error!(%why, "funnel event without its fields: not counted"),
+            Some(Ok(count)) => {
+                let store = store.clone();
+                counting.spawn(async move { (i, store.count_once(&count, count.at).await) });
+            }
+        }
+    }
+    let mut ok = vec![true; events.len()];
+    while let Some(joined) = counting.join_next().await {
+        let (i, outcome) = match joined {
+            Ok(done) => done,
+            Err(e) => {
+                // A panicked count: which one is unknown, so the whole batch goes again (the
+                // markers keep the counted ones from counting twice).
+                tracing::error!(error = %e, "funnel count task failed");
+                return vec![false; events.len()];
+            }
+        };
+        if let Err(e) = outcome {
+            tracing::warn!(event_id = %events[i].id, error = %e, "funnel count failed: redelivery");
+            ok[i] = false;
+        }
+    }
+    ok
 }
 
 #[cfg(test)]
@@ -159,6 +232,63 @@ mod tests {
         assert_eq!(read[2].content, Content::Other);
         assert_eq!(read[3].content, Content::Malformed("EVENT#broken".into()));
         assert_eq!(read[3].sequence_number, "4");
+    }
+
+    fn event(id: &str, detail_type: &str, detail: Value) -> DomainEvent {
+        DomainEvent::from_parts(id.into(), detail_type, detail.to_string()).unwrap()
+    }
+
+    #[test]
+    fn funnel_events_map_to_their_stage_and_others_count_nothing() {
+        let base = json!({ "trial_id": "trial_x", "plan": "growth", "occurred_at": "2026-04-07T10:00:00Z" });
+        let with = |extra: Value| {
+            let mut d = base.clone();
+            d.as_object_mut()
+                .unwrap()
+                .extend(extra.as_object().unwrap().clone());
+            d
+        };
+        let count =
+            |e: &DomainEvent| funnel_count(e).map(|c| c.map(|c| (c.stage, c.at, c.started_at)));
+        let day2 = 1_775_469_600 + 86_400;
+        assert_eq!(
+            count(&event("a", "trial.started", base.clone())),
+            Some(Ok((Stage::Started, day2, None)))
+        );
+        // A usage-limit ending is an expiry like the job's (issue 26 item 9c).
+        let limit = with(json!({ "expiry_reason": "limit_reached" }));
+        assert_eq!(
+            count(&event("b", "trial.expired", limit))
+                .unwrap()
+                .unwrap()
+                .0,
+            Stage::Expired
+        );
+        let converted = with(json!({ "started_at": "2026-04-06T10:00:00Z" }));
+        assert_eq!(
+            count(&event("c", "trial.converted", converted)),
+            Some(Ok((Stage::Converted, day2, Some(1_775_469_600))))
+        );
+        assert_eq!(
+            count(&event("d", "trial.canceled", base.clone()))
+                .unwrap()
+                .unwrap()
+                .0,
+            Stage::Canceled
+        );
+        assert_eq!(
+            count(&event("e", "trial.purged", base.clone()))
+                .unwrap()
+                .unwrap()
+                .0,
+            Stage::Purged
+        );
+        assert_eq!(count(&event("f", "trial.paused", base.clone())), None);
+        assert_eq!(count(&event("g", "trial.limit_reached", base)), None);
+        assert!(matches!(
+            count(&event("h", "trial.started", json!({}))),
+            Some(Err(_))
+        ));
     }
 
     #[test]

@@ -2,8 +2,9 @@
 //!
 //! **Invariant: a transition and everything it implies commit together or not at all.** The
 //! trial's conditional put or update, the request's completed idempotency answer, the domain
-//! events, the funnel counter ([`TransitionTx::stats`]) and the reminder cursor are slots of one
-//! [`Tx`]; the condition on the trial item (not a read) decides whether the move still holds.
+//! events and the reminder cursor are slots of one [`Tx`] (no item shared by other orgs' trials:
+//! the funnel counters are counted from the events by `publish`, see [`crate::store::stats`]);
+//! the condition on the trial item (not a read) decides whether the move still holds.
 //!
 //! When it does not, DynamoDB returns the trial as it is now (`ALL_OLD`), and
 //! [`retry_on_moved`] decides again on that trial without reading it: each attempt is one
@@ -13,51 +14,8 @@
 //! moved on (decide again), the trial gone (404 / 410), or another slot (a store failure, 503).
 use crate::domain::{OrgId, Trial};
 use crate::store::codec::Item;
-use crate::store::stats::Stage;
 use crate::store::trials::rejected_trial;
-use crate::store::{Outcome, Rejection, Slot, Store, StoreError, Tx};
-
-/// One funnel counter to add 1 to: `stage` for the plan, sharded by the trial's id. A
-/// conversion also records the hours since the trial started (`started_at`, when known).
-#[derive(Debug, Clone, Copy)]
-pub struct Count<'a> {
-    pub stage: Stage,
-    pub plan: &'a str,
-    pub trial_id: &'a str,
-    pub started_at: Option<i64>,
-}
-
-impl<'a> Count<'a> {
-    /// `stage` for `trial` (no conversion hours).
-    pub fn of(stage: Stage, trial: &'a Trial) -> Count<'a> {
-        Count {
-            stage,
-            plan: trial.plan.as_str(),
-            trial_id: trial.id.as_str(),
-            started_at: None,
-        }
-    }
-}
-
-/// The slots a transition adds to a [`Tx`] besides the ones `Tx` itself names.
-pub trait TransitionTx<'a>: Sized {
-    /// The funnel counter's slot ([`Slot::Stats`]): unconditional, it never rejects. Usable
-    /// without an idempotency record (the jobs count their moves with it).
-    fn stats(self, store: &Store, count: Count<'_>, now: i64) -> Result<Tx<'a>, StoreError>;
-}
-
-impl<'a> TransitionTx<'a> for Tx<'a> {
-    fn stats(self, store: &Store, count: Count<'_>, now: i64) -> Result<Tx<'a>, StoreError> {
-        let update = store.stats_update(
-            count.stage,
-            count.plan,
-            count.trial_id,
-            now,
-            count.started_at,
-        )?;
-        Ok(self.update(Slot::Stats, update))
-    }
-}
+use crate::store::{Outcome, Rejection, Slot, StoreError, Tx};
 
 /// Why a transition's transaction was rejected, read once for every caller.
 #[derive(Debug, Clone)]

@@ -12,6 +12,8 @@
 //! | domain event     | `EVENT#<event_id>`        | `EVENT`   | - (TTL `ttl`; the stream publishes it) |
 //! | Stripe event     | `STRIPE_EVENT#<event_id>` | `STRIPE_EVENT` | - (TTL `ttl`)               |
 //! | session to expire | `SESSION_EXPIRE#<cs_id>` | `SESSION_EXPIRE` | `SESSION_EXPIRE#<s>` @ next attempt (TTL `ttl`) |
+//! | funnel counter   | `STATS#<day>#<shard>`     | `PLAN#<plan>` | - (written by `publish` only) |
+//! | event counted    | `COUNTED#<event_id>`      | `COUNTED` | - (TTL `ttl`; written by `publish` only) |
 //!
 //! `<s>` is a shard, `hash(id) % DUE_SHARDS`, so no single GSI partition takes every write at
 //! millions of trials; the jobs query each shard.

@@ -1,31 +1,63 @@
 //! Funnel counters: what `trialctl stats` reads instead of scanning trials.
 //!
-//! Each mutation that moves a trial through the funnel adds 1 to a counter item **in its own
-//! transaction** (so a count exists exactly when its change does, and a retried request that
-//! is answered from its idempotency record adds nothing): `STATS#<day>#<shard>` / `PLAN#<plan>`,
-//! `<day>` the UTC day of the change, `<shard>` = FNV-1a(trial id) % [`STATS_SHARDS`], so a
-//! launch day's thousands of starts per second spread over several partitions instead of one
-//! hot key. A conversion also adds 1 to `h<hours>`, the whole hours from start to conversion,
-//! for an exact-to-the-hour median.
+//! **Invariant: each funnel event is counted exactly once, and no request writes a counter.**
+//! The counters are aggregated from the table's stream by the `publish` function
+//! ([`crate::publish::stream::handle`]), not written by the requests: a counter item is shared
+//! by every org's trials, and under real DynamoDB a transaction touching it conflicts with every
+//! other one that does, so starts of unrelated orgs would fail each other. A funnel event
+//! (`trial.started`, `converted`, `expired` (also a usage-limit ending), `canceled`, `purged`)
+//! exists exactly when its change committed, so counting the events counts the changes.
+//!
+//! Exactly once across the stream's at-least-once delivery: [`Store::count_once`] is one small
+//! transaction per event, a conditional put of a marker `COUNTED#<event_id>` (TTL
+//! [`COUNTED_TTL_SECS`], longer than the stream's 24 h retention, so every redelivery finds it)
+//! and the counter's `ADD`. A marker that exists means the event was counted (a retried batch)
+//! and nothing is added; a store error leaves nothing written and the record is reported as a
+//! batch item failure, so the stream delivers it again.
+//!
+//! Counter items: `STATS#<day>#<shard>` / `PLAN#<plan>`, `<day>` the UTC day of the change (the
+//! event's `occurred_at`), `<shard>` = FNV-1a(trial id) % [`STATS_SHARDS`], so a launch day's
+//! counting spreads over several partitions. A conversion also adds 1 to `h<hours>`, the whole
+//! hours from start to conversion (the event's `started_at`), for an exact-to-the-hour median.
+//! The counts trail the trials by the stream's delay (normally under a second).
 //!
 //! Reading a window of D days for P plans is one `BatchGetItem` per 100 keys of the D × shards ×
 //! P counter items (30 days, 8 shards, 3 plans: 720 small items, 8 requests), whatever the
 //! number of trials. ACTIVE trials now are counted from the `due` index's EXPIRE queue (a
 //! `Select=COUNT` query per shard: it reads the active trials' index entries, not the table).
 //!
-//! Cost: one more small item write in the transaction of start, cancel, convert (webhook),
-//! expire and purge.
+//! Cost: nothing on the request path. Per funnel event, in the publisher: one two-item
+//! `TransactWriteItems` (4 write units: the marker and the counter, both under 1 KB); a
+//! redelivered event costs the same transaction, cancelled by the marker's condition.
 use std::collections::BTreeMap;
 
-use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, Select, Update};
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, Put, Select, Update};
 use chrono::{DateTime, Days, NaiveDate, Utc};
 
-use super::codec::{key, Item};
-use super::schema::{shard_of, DueQueue, DUE_INDEX};
-use super::{Store, StoreError};
+use super::codec::{key, n, Item};
+use super::schema::{shard_of, DueQueue, DUE_INDEX, TTL};
+use super::{Outcome, Slot, Store, StoreError};
 
 /// Counter shards per day.
 pub const STATS_SHARDS: u32 = 8;
+
+/// How long a `COUNTED#<event_id>` marker is kept: longer than the stream keeps a record
+/// (24 h), so any redelivery of a counted event finds its marker.
+pub const COUNTED_TTL_SECS: i64 = 3 * 86_400;
+
+/// One funnel event to count: `stage` for the plan on the day of `at`, sharded by the trial's
+/// id. A conversion also records the hours since the trial started (`started_at`, when known).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Count {
+    /// The event's id: what makes a second delivery count nothing.
+    pub event_id: String,
+    pub stage: Stage,
+    pub plan: String,
+    pub trial_id: String,
+    /// When the change happened (epoch seconds): its day is the counter's.
+    pub at: i64,
+    pub started_at: Option<i64>,
+}
 
 /// What a counter counts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -73,25 +105,58 @@ fn stats_sk(plan: &str) -> String {
     format!("PLAN#{plan}")
 }
 
+fn counted_pk(event_id: &str) -> String {
+    format!("COUNTED#{event_id}")
+}
+
+const COUNTED_SK: &str = "COUNTED";
+
 impl Store {
-    /// Adds 1 to `stage` for `plan` on the day of `now`; a conversion also records the hours
-    /// since the trial started (`started_at`, when known).
-    pub fn stats_update(
-        &self,
-        stage: Stage,
-        plan: &str,
-        trial_id: &str,
-        now: i64,
-        started_at: Option<i64>,
-    ) -> Result<Update, StoreError> {
-        let shard = shard_of(trial_id, STATS_SHARDS);
-        let mut expression = format!("ADD {} :one", stage.attribute());
-        if let (Stage::Converted, Some(started)) = (stage, started_at) {
-            expression.push_str(&format!(", h{} :one", (now - started).max(0) / 3600));
+    /// Counts `count` once: the marker `COUNTED#<event_id>` and the counter's `ADD` in one
+    /// transaction. `Ok(true)`: counted now; `Ok(false)`: it was counted before (the marker
+    /// exists), nothing added. `now` dates the marker's TTL.
+    pub async fn count_once(&self, count: &Count, now: i64) -> Result<bool, StoreError> {
+        let outcome = self
+            .tx()
+            .put(Slot::Counted, self.counted_put(&count.event_id, now)?)
+            .update(Slot::Stats, self.stats_update(count)?)
+            .commit()
+            .await?;
+        match outcome {
+            Outcome::Committed => Ok(true),
+            Outcome::Rejected(rejection) if rejection.failed(Slot::Counted) => Ok(false),
+            Outcome::Rejected(rejection) => Err(StoreError::Unavailable(format!(
+                "counting {} rejected on {:?}",
+                count.event_id,
+                rejection.slots().collect::<Vec<_>>()
+            ))),
+        }
+    }
+
+    fn counted_put(&self, event_id: &str, now: i64) -> Result<Put, StoreError> {
+        let mut item = key(counted_pk(event_id), COUNTED_SK);
+        item.insert(TTL.into(), n(now + COUNTED_TTL_SECS));
+        Ok(Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk)")
+            .build()?)
+    }
+
+    /// Adds 1 to the count's stage for its plan on its day; a conversion also adds 1 to the
+    /// whole hours since the trial started.
+    fn stats_update(&self, count: &Count) -> Result<Update, StoreError> {
+        let shard = shard_of(&count.trial_id, STATS_SHARDS);
+        let mut expression = format!("ADD {} :one", count.stage.attribute());
+        if let (Stage::Converted, Some(started)) = (count.stage, count.started_at) {
+            expression.push_str(&format!(", h{} :one", (count.at - started).max(0) / 3600));
         }
         Ok(Update::builder()
             .table_name(&self.table)
-            .set_key(Some(key(stats_pk(&day_of(now), shard), stats_sk(plan))))
+            .set_key(Some(key(
+                stats_pk(&day_of(count.at), shard),
+                stats_sk(&count.plan),
+            )))
             .update_expression(expression)
             .expression_attribute_values(":one", AttributeValue::N("1".into()))
             .build()?)

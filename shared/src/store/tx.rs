@@ -50,6 +50,8 @@ pub enum Slot {
     ApiKeyListing,
     /// A funnel counter (`store::stats`): unconditional, it never rejects.
     Stats,
+    /// The marker of a funnel event already counted (`COUNTED#<event_id>`, `store::stats`).
+    Counted,
     /// A trial's reminder cursor (`REMIND#<trial_id>`).
     Reminder,
     /// An abuse signal's item (`SIGNAL#<kind>#<hmac>`): its condition fails when another org
