@@ -225,6 +225,22 @@ async fn starts_of_distinct_orgs_each_land_exactly_once() {
     }
     let kinds = items_by_kind(&t).await;
     assert_eq!(kinds.get("TRIAL"), Some(&n), "one trial per org: {kinds:?}");
+    // Issue 25 item 2: the starts share no item, and the funnel is counted from the stream,
+    // under the layer too (a failed count comes again; a lost response counts once): exactly
+    // the trials.
+    assert_eq!(chaos(&t).stats().conflicts_by_kind.get("STATS"), None);
+    let mut passes = 0;
+    while t.publish_events().await.failed > 0 {
+        passes += 1;
+        assert!(passes < 50, "the stream never drains");
+    }
+    let stats = t
+        .app
+        .store
+        .read_stats(&["growth".to_owned()], 1, t.now())
+        .await;
+    let started = stats.unwrap()["growth"].count(trials::store::stats::Stage::Started);
+    assert_eq!(started, n as u64);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -504,10 +520,11 @@ async fn event_kinds(t: &TestApp) -> BTreeMap<String, usize> {
     out
 }
 
-/// The issue's storm at its scale: today 20–40 of the 100 calls are still 503 after the
-/// client's 5 attempts (and 85–90 first attempts are 5xx).
+/// The issue's storm at its scale (issue 25 item 6): before the guard read, 20–40 of the 100
+/// calls were still 503 after the client's 5 attempts (and 85–90 first attempts 5xx); now each
+/// refusal is a read and its own stored 409, with no transaction on the guard: every call ends
+/// 409, at most 2 % of first attempts 5xx (the issue's target; 0 with this seed).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "issue 25 item 6: overlapping start transactions conflict on the org guard (ORG#) and on the funnel counter (STATS#); at 64 concurrent, 20-40 of 100 refusals end 503"]
 async fn at_issue_scale_starts_for_an_org_that_had_its_trial_all_end_409() {
     let t = TestApp::with_chaos(ChaosSpec::documented(SEED)).await;
     warm_keys(&t, [ORG.to_owned()]).await;
@@ -520,6 +537,11 @@ async fn at_issue_scale_starts_for_an_org_that_had_its_trial_all_end_409() {
         &sent,
     );
     assert_eq!(final_statuses(&sent).get(&409), Some(&100));
+    assert!(
+        first_attempt_5xx(&sent) <= 2,
+        "{}",
+        first_attempt_5xx(&sent)
+    );
 }
 
 /// Usage on one busy trial at the issue's scale: today 10–20 of the 150 calls are still 503

@@ -226,18 +226,53 @@ async fn a_store_failure_is_5xx_and_not_remembered() {
 }
 
 #[tokio::test]
-async fn start_is_one_dynamodb_round_trip() {
+async fn start_is_a_guard_read_and_one_transaction() {
     let t = TestApp::new().await;
     t.dynamo.reset();
     assert_eq!(t.send(Call::start("growth", "k")).await.status, 201);
-    // Trial, org guard, idempotency record and event: one transaction, nothing after it.
+    // The org guard read (issue 25 item 6), then trial, org guard, idempotency record and
+    // event: one transaction, nothing after it.
     assert_eq!(
-        t.dynamo.count("TransactWriteItems"),
-        1,
+        (
+            t.dynamo.count("GetItem"),
+            t.dynamo.count("TransactWriteItems")
+        ),
+        (1, 1),
         "{:?}",
         t.dynamo.by_operation()
     );
-    assert_eq!(t.dynamo.total(), 1, "{:?}", t.dynamo.by_operation());
+    assert_eq!(t.dynamo.total(), 2, "{:?}", t.dynamo.by_operation());
+}
+
+/// Issue 25 item 6: a start refused because the org had its trial (each with a new key) costs
+/// one read and the stored 409, and no transaction: nothing touches the guard but a read, and
+/// nothing is shared with other orgs.
+#[tokio::test]
+async fn a_refused_start_is_one_read_and_the_stored_409() {
+    let t = TestApp::new().await;
+    let first = t.send(Call::start("growth", "k1")).await;
+    assert_eq!(first.status, 201, "{}", first.body);
+    let id = first.json()["id"].as_str().unwrap().to_owned();
+    for key in ["k2", "k3"] {
+        t.dynamo.reset();
+        let refused = t.send(Call::start("growth", key)).await;
+        assert_eq!(
+            (refused.status, refused.error_code().as_str()),
+            (409, "trial_already_exists")
+        );
+        assert!(refused.body.contains(&id), "{}", refused.body);
+        assert_eq!(
+            t.dynamo.by_operation(),
+            [("GetItem".to_owned(), 1), ("PutItem".to_owned(), 1)].into(),
+        );
+    }
+    // The refusal is stored: the same key answers the same 409 (a replay), and the first
+    // key still answers its 201.
+    let again = t.send(Call::start("growth", "k2")).await;
+    assert_eq!((again.status, again.replayed()), (409, true));
+    let replayed = t.send(Call::start("growth", "k1")).await;
+    assert_eq!((replayed.status, replayed.replayed()), (201, true));
+    assert_eq!(replayed.json()["id"], id.as_str());
 }
 
 /// Releasing a lease (after a 5xx, so the retry runs at once) leaves alone a lease someone

@@ -1,8 +1,12 @@
 //! `POST /v1/trials/start`: one trial per organization, ever.
 //!
 //! The response is known before anything is written, so the trial, the org guard, the completed
-//! idempotency record and the `trial.started` event go out in one transaction: one round trip
-//! (the stream publishes the event), no in-flight state, and no way to end up with half of them.
+//! idempotency record and the `trial.started` event go out in one transaction (the stream
+//! publishes the event): no in-flight state, and no way to end up with half of them. Before it,
+//! one consistent read of the org guard: an org that already had its trial is answered 409 from
+//! it (the stored refusal is the only write), so a storm of refused starts for one org touches
+//! no shared item and conflicts with nothing. Cost: a start is one `GetItem` (1 read unit) and
+//! one `TransactWriteItems`; a refused one, one `GetItem` and one `PutItem`.
 use lambda_http::Request;
 use serde_json::{json, Value};
 
@@ -50,6 +54,15 @@ pub async fn handle(
     let applicant = Applicant::parse(&body, tenant.privilege())?;
     let now_ms = app.clock.now_millis();
     let (trial, reply) = decide(app, tenant, &applicant, terms, now_ms)?;
+    // An org that had its trial is refused on a plain read of its guard: a guard never goes
+    // away, so what the read sees holds. A storm of refused starts then costs a read and the
+    // stored 409 each, and no transaction on the guard (they would conflict with each other).
+    // The transaction's condition on the guard stays the invariant for the orgs without one.
+    if let Some(guard) = app.store.get_guard(&tenant.org).await? {
+        log.trial_id = guard.trial_id.as_ref().map(ToString::to_string);
+        let refusal = already_used(guard.trial_id.as_ref());
+        return idempotency.refuse(app, refusal, now_ms).await;
+    }
     log.trial_id = Some(trial.id.to_string());
     let mut check = SignalCheck::new(app, &applicant);
     let attempt = write(
@@ -197,7 +210,7 @@ async fn write(
     Err(StoreError::Unavailable("start: signal conditions kept changing".into()).into())
 }
 
-/// One attempt's transaction: the guard, the trial, the answer, `trial.started`, the counter,
+/// One attempt's transaction: the guard, the trial, the answer, `trial.started`,
 /// the reminder cursor and the signal items.
 fn start_tx<'a>(
     app: &'a App,
