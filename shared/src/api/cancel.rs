@@ -82,7 +82,7 @@ pub async fn handle(
 }
 
 /// The cancel of `trial` as it is: refused by the state machine, or its transaction (the
-/// conditional update, the answer, `trial.canceled`, the counter, the session to expire).
+/// conditional update, the answer, `trial.canceled`, the session to expire).
 fn decide<'a>(
     app: &'a App,
     idempotency: &Idempotency,

@@ -14,8 +14,9 @@
 //! **Plans and prices** come from the catalog as for start and convert: a plan the catalog
 //! does not offer for trial is 400 `invalid_plan`; one without a Stripe price is 409
 //! `plan_not_purchasable`, answered before anything is written (the org keeps its trial). The
-//! skipped trial snapshots the plan's terms like any start, and counts as started in the
-//! funnel counters (its expiry, conversion and purge count like any other trial's).
+//! skipped trial snapshots the plan's terms like any start, and its `trial.started` counts as
+//! started in the funnel counters (its expiry, conversion and purge count like any other
+//! trial's).
 use lambda_http::Request;
 use serde::Deserialize;
 use serde_json::json;

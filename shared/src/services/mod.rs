@@ -4,7 +4,7 @@
 //! service types, the api maps them at its edge).
 //!
 //! - [`transition`]: the write of a trial's transition (trial item, idempotency answer, event,
-//!   funnel counter, reminder cursor) in one transaction, and the retry when the trial moved.
+//!   reminder cursor) in one transaction, and the retry when the trial moved.
 //! - [`checkout_sessions`]: Stripe Checkout Sessions, created (convert, skip) and expired
 //!   (cancel, the session expiry job).
 //! - [`signals`]: the abuse-signal check of a start.
