@@ -319,6 +319,15 @@ async fn reaching_an_ending_limit_expires_the_trial_in_the_same_write() {
     assert_eq!(expired.len(), 1);
     assert_eq!(expired[0]["expiry_reason"], "limit_reached");
     assert_eq!(events_of(&t, "trial.limit_reached").await.len(), 1);
+    // The funnel counts it as an expiry (issue 26 item 9c), from its `trial.expired`.
+    assert_eq!(t.publish_events().await.failed, 0);
+    let plans = ["enterprise".to_owned()];
+    let stats = t.app.store.read_stats(&plans, 7, t.now()).await.unwrap();
+    use trials::store::stats::Stage;
+    assert_eq!(
+        [Stage::Started, Stage::Expired].map(|s| stats["enterprise"].count(s)),
+        [1, 1]
+    );
 
     let after = t.send(usage(&id, "api_calls", 1.into(), "e3")).await;
     assert_eq!(after.status, 409);
