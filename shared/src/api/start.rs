@@ -60,7 +60,7 @@ pub async fn handle(
     // The transaction's condition on the guard stays the invariant for the orgs without one.
     if let Some(guard) = app.store.get_guard(&tenant.org).await? {
         log.trial_id = guard.trial_id.as_ref().map(ToString::to_string);
-        let refusal = already_used(guard.trial_id.as_ref());
+        let refusal = already_used(tenant, Some(&guard));
         return idempotency.refuse(app, refusal, now_ms).await;
     }
     log.trial_id = Some(trial.id.to_string());
