@@ -255,6 +255,20 @@ mod tests {
     }
 
     #[test]
+    fn a_payment_on_its_way_holds_a_trial_for_21_days_unless_configured() {
+        assert_eq!(
+            config(&[]).unwrap().pending_payment_max_age_secs,
+            21 * 86_400
+        );
+        let c = config(&[("PENDING_PAYMENT_MAX_AGE", "30d")]).unwrap();
+        assert_eq!(c.pending_payment_max_age_secs, 30 * 86_400);
+        for bad in ["0s", "soon"] {
+            let err = config(&[("PENDING_PAYMENT_MAX_AGE", bad)]).unwrap_err();
+            assert!(err.starts_with("PENDING_PAYMENT_MAX_AGE"), "{err}");
+        }
+    }
+
+    #[test]
     fn lifecycle_terms_can_be_shortened_for_a_local_session() {
         let c = config(&[
             ("TRIAL_LENGTH", "20m"),

@@ -581,15 +581,7 @@ async fn a_purged_trial_of_another_project_is_404_not_410() {
 
 /// A trial whose checkout completed with a delayed payment (recorded at T0), and its session.
 async fn trial_paying(t: &TestApp, stripe: &StripeStandIn) -> (String, String) {
-    let id = t.start_trial(ORG, "growth").await;
-    let res = t.send(Call::convert(&id, "k1")).await;
-    assert_eq!(res.status, 200, "{}", res.body);
-    let session = writes::stored(t, &id)
-        .await
-        .unwrap()
-        .checkout
-        .unwrap()
-        .session_id;
+    let (id, session) = trial_with_session(t).await;
     stripe
         .pay(&session, PayMethod::Delayed { succeeds: false })
         .await

@@ -790,17 +790,31 @@ async fn session_of(t: &TestApp, id: &str) -> String {
         .session_id
 }
 
+/// A convert with key `k1`, then the customer pays its session with a delayed method that
+/// `succeeds` or not, settled at once at the stand-in (whose events the test delivers): the
+/// convert's answer and the session.
+async fn paid_later(
+    t: &TestApp,
+    stripe: &StripeStandIn,
+    id: &str,
+    succeeds: bool,
+) -> (serde_json::Value, String) {
+    let res = t.send(Call::convert(id, "k1")).await;
+    assert_eq!(res.status, 200, "{}", res.body);
+    let session = session_of(t, id).await;
+    stripe
+        .pay(&session, PayMethod::Delayed { succeeds })
+        .await
+        .unwrap();
+    settled(stripe, &session).await;
+    (res.json(), session)
+}
+
 #[tokio::test]
 async fn a_payment_on_its_way_is_answered_instead_of_a_second_session() {
     let (t, stripe) = with_stripe_options(instant_settlement(), |_| {}).await;
     let id = t.start_trial(ORG, "growth").await;
-    let first = t.send(Call::convert(&id, "k1")).await.json();
-    let session = session_of(&t, &id).await;
-    stripe
-        .pay(&session, PayMethod::Delayed { succeeds: true })
-        .await
-        .unwrap();
-    settled(&stripe, &session).await;
+    let (first, session) = paid_later(&t, &stripe, &id, true).await;
     assert_eq!(
         t.deliver_from(&stripe, "checkout.session.completed", &session)
             .await,
@@ -839,13 +853,7 @@ async fn a_payment_on_its_way_is_answered_instead_of_a_second_session() {
 async fn a_failed_delayed_payment_lets_convert_open_a_new_session() {
     let (t, stripe) = with_stripe_options(instant_settlement(), |_| {}).await;
     let id = t.start_trial(ORG, "growth").await;
-    let first = t.send(Call::convert(&id, "k1")).await.json();
-    let session = session_of(&t, &id).await;
-    stripe
-        .pay(&session, PayMethod::Delayed { succeeds: false })
-        .await
-        .unwrap();
-    settled(&stripe, &session).await;
+    let (first, session) = paid_later(&t, &stripe, &id, false).await;
     assert_eq!(
         t.deliver_from(&stripe, "checkout.session.completed", &session)
             .await,
@@ -860,28 +868,33 @@ async fn a_failed_delayed_payment_lets_convert_open_a_new_session() {
             .await,
         "checkout_cleared"
     );
-    let trial = writes::stored(&t, &id).await.unwrap();
-    assert_eq!((trial.pending, trial.checkout), (None, None));
+    let body = a_second_session_opens(&t, &stripe, &id, "k3").await;
+    assert_ne!(body["checkout_url"], first["checkout_url"]);
+}
 
-    let res = t.send(Call::convert(&id, "k3")).await;
+/// The trial holds no session and no payment on its way, and a convert with `key` opens the
+/// second session at Stripe: its answer.
+async fn a_second_session_opens(
+    t: &TestApp,
+    stripe: &StripeStandIn,
+    id: &str,
+    key: &str,
+) -> serde_json::Value {
+    let trial = writes::stored(t, id).await.unwrap();
+    assert_eq!((trial.pending, trial.checkout), (None, None));
+    let res = t.send(Call::convert(id, key)).await;
     assert_eq!(res.status, 200, "{}", res.body);
     let body = res.json();
     assert_eq!(body["payment_pending"], false);
-    assert_ne!(body["checkout_url"], first["checkout_url"]);
     assert_eq!(stripe.sessions_created(), 2);
+    body
 }
 
 #[tokio::test]
 async fn a_delayed_payment_holds_the_purge_until_it_succeeds() {
     let (t, stripe) = with_stripe_options(instant_settlement(), |_| {}).await;
     let id = t.start_trial(ORG, "growth").await;
-    t.send(Call::convert(&id, "k1")).await;
-    let session = session_of(&t, &id).await;
-    stripe
-        .pay(&session, PayMethod::Delayed { succeeds: true })
-        .await
-        .unwrap();
-    settled(&stripe, &session).await;
+    let (_, session) = paid_later(&t, &stripe, &id, true).await;
     assert_eq!(
         t.deliver_from(&stripe, "checkout.session.completed", &session)
             .await,
@@ -1069,15 +1082,7 @@ async fn a_field_a_route_does_not_take_is_400_invalid_field_naming_it_and_stores
 /// A convert, then the customer's delayed payment that Stripe reports as failed; the stand-in's
 /// `completed` (unpaid) and `async_payment_failed` events are delivered by the test.
 async fn failed_delayed_payment(t: &TestApp, stripe: &StripeStandIn, id: &str) -> String {
-    let res = t.send(Call::convert(id, "k1")).await;
-    assert_eq!(res.status, 200, "{}", res.body);
-    let session = session_of(t, id).await;
-    stripe
-        .pay(&session, PayMethod::Delayed { succeeds: false })
-        .await
-        .unwrap();
-    settled(stripe, &session).await;
-    session
+    paid_later(t, stripe, id, false).await.1
 }
 
 #[tokio::test]
@@ -1097,13 +1102,8 @@ async fn a_completed_delivered_after_the_payment_failed_does_not_hold_the_trial(
             .await,
         "checkout_unchanged"
     );
-    let trial = writes::stored(&t, &id).await.unwrap();
-    assert_eq!((trial.pending, trial.checkout), (None, None));
     // Convert opens a new session instead of answering a payment that will never come.
-    let res = t.send(Call::convert(&id, "k2")).await;
-    assert_eq!(res.status, 200, "{}", res.body);
-    assert_eq!(res.json()["payment_pending"], false);
-    assert_eq!(stripe.sessions_created(), 2);
+    a_second_session_opens(&t, &stripe, &id, "k2").await;
     // And the purge does not wait for it: past grace, the trial goes.
     t.clock.set(T0 + 11 * DAY);
     trials::jobs::run(&t.app, Job::Expire, None).await;
@@ -1136,14 +1136,7 @@ async fn a_completed_for_a_session_the_trial_no_longer_holds_changes_nothing() {
 
 /// A delayed payment reported `completed` (unpaid) at T0 and never settled.
 async fn pending_since_t0(t: &TestApp, stripe: &StripeStandIn, id: &str) -> String {
-    let res = t.send(Call::convert(id, "k1")).await;
-    assert_eq!(res.status, 200, "{}", res.body);
-    let session = session_of(t, id).await;
-    stripe
-        .pay(&session, PayMethod::Delayed { succeeds: true })
-        .await
-        .unwrap();
-    settled(stripe, &session).await;
+    let (_, session) = paid_later(t, stripe, id, true).await;
     assert_eq!(
         t.deliver_from(stripe, "checkout.session.completed", &session)
             .await,
@@ -1182,15 +1175,9 @@ async fn past_its_maximum_age_a_payment_on_its_way_no_longer_holds_convert() {
     assert_ne!(trial.checkout.map(|c| c.session_id), Some(session.clone()));
     // Should the old debit land after all, it still converts the trial (money is never
     // refused).
-    assert_eq!(
-        t.deliver_from(
-            &stripe,
-            "checkout.session.async_payment_succeeded",
-            &session
-        )
-        .await,
-        "converted"
-    );
+    let succeeded = "checkout.session.async_payment_succeeded";
+    let outcome = t.deliver_from(&stripe, succeeded, &session).await;
+    assert_eq!(outcome, "converted");
 }
 
 #[tokio::test]

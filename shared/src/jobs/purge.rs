@@ -112,15 +112,20 @@ mod tests {
         assert_eq!(detail["canceled_at"], rfc3339(2_000));
     }
 
-    #[test]
-    fn an_open_checkout_holds_the_purge_back_until_it_ends() {
-        let policy = TrialPolicy::default();
-        let mut trial = Trial::start(
+    /// A pro trial started at 0 by `org_a`.
+    fn pro_trial() -> Trial {
+        Trial::start(
             TrialId::generate(),
             OrgId::parse("org_a").unwrap(),
             0,
             Catalog::builtin().get("pro").unwrap().snapshot(),
-        );
+        )
+    }
+
+    #[test]
+    fn an_open_checkout_holds_the_purge_back_until_it_ends() {
+        let policy = TrialPolicy::default();
+        let mut trial = pro_trial();
         let grace_end = trial.expires_at + policy.grace_secs;
         assert!(!may_purge(
             &trial,
@@ -147,12 +152,7 @@ mod tests {
     #[test]
     fn a_payment_on_its_way_holds_the_purge_back_until_its_maximum_age() {
         let policy = TrialPolicy::default();
-        let mut trial = Trial::start(
-            TrialId::generate(),
-            OrgId::parse("org_a").unwrap(),
-            0,
-            Catalog::builtin().get("pro").unwrap().snapshot(),
-        );
+        let mut trial = pro_trial();
         let grace_end = trial.expires_at + policy.grace_secs;
         trial.pending = Some(PendingPayment {
             session_id: "cs_debit".into(),
