@@ -21,6 +21,7 @@ impl App {
     pub fn new(config: Config, store: Store, clock: Arc<dyn Clock>) -> App {
         let stripe = StripeClient::new(&config.stripe);
         let keys = KeyCache::new(config.api_key_cache_secs);
+        let store = store.with_pending_max_age(config.pending_payment_max_age_secs);
         App {
             config: Arc::new(config),
             store,

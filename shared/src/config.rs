@@ -6,6 +6,7 @@ use crate::domain::active_ranges::LifecycleTerms;
 use crate::domain::applicant_config::ApplicantConfig;
 use crate::domain::catalog::{Catalog, MAX_DURATION_SECS};
 use crate::domain::time::parse_duration_secs;
+use crate::domain::trial::PENDING_MAX_AGE_SECS;
 
 /// A secret value: `Debug` and `Display` print a placeholder, never the value.
 #[derive(Clone, PartialEq, Eq)]
@@ -65,6 +66,13 @@ pub struct Config {
     pub grace_reminder_secs: i64,
     /// Abuse signals and the post-start redirect ([`ApplicantConfig`]).
     pub applicant: ApplicantConfig,
+    /// `PENDING_PAYMENT_MAX_AGE` (21 days): how long a payment reported as on its way (a
+    /// checkout completed `unpaid`, e.g. a bank debit) holds the trial. Stripe documents SEPA
+    /// Direct Debit, the slowest of its delayed methods, as notifying success or failure within
+    /// 14 business days (about 20 calendar days); after this age convert opens a new session,
+    /// cancel is allowed and purge no longer waits for it (a payment that lands later still
+    /// converts, or is recorded unmatched if the trial is gone).
+    pub pending_payment_max_age_secs: i64,
 }
 
 pub const DEFAULT_TABLE: &str = "trials-local";
@@ -123,6 +131,8 @@ impl Config {
             },
             grace_reminder_secs: positive_duration(&get, "GRACE_REMINDER")?.unwrap_or(DAY_SECS),
             applicant: ApplicantConfig::from_lookup(&get)?,
+            pending_payment_max_age_secs: positive_duration(&get, "PENDING_PAYMENT_MAX_AGE")?
+                .unwrap_or(PENDING_MAX_AGE_SECS),
         })
     }
 }
@@ -242,6 +252,20 @@ mod tests {
         assert!(!err.contains('\n'), "one line: {err}");
         let c = config(&[("STRIPE_SECRET_KEY", "sk_test_supersecret")]).unwrap();
         assert!(!format!("{c:?}").contains("supersecret"));
+    }
+
+    #[test]
+    fn a_payment_on_its_way_holds_a_trial_for_21_days_unless_configured() {
+        assert_eq!(
+            config(&[]).unwrap().pending_payment_max_age_secs,
+            21 * 86_400
+        );
+        let c = config(&[("PENDING_PAYMENT_MAX_AGE", "30d")]).unwrap();
+        assert_eq!(c.pending_payment_max_age_secs, 30 * 86_400);
+        for bad in ["0s", "soon"] {
+            let err = config(&[("PENDING_PAYMENT_MAX_AGE", bad)]).unwrap_err();
+            assert!(err.starts_with("PENDING_PAYMENT_MAX_AGE"), "{err}");
+        }
     }
 
     #[test]

@@ -1,5 +1,5 @@
 use trials::domain::api_key::ApiKey;
-use trials::domain::trial::Checkout;
+use trials::domain::trial::{Checkout, SessionBinding};
 use trials::domain::TrialStatus;
 use trials::jobs::{self, Job};
 use trials::services::checkout_sessions::SessionToExpire;
@@ -7,9 +7,9 @@ use trials::store::codec::key;
 use trials::store::schema::{session_expiry_pk, SESSION_EXPIRY_SK};
 use trials::store::Slot;
 use trials::stripe::client::NewCheckoutSession;
-use trials_local::stripe_standin::{Fault, StripeStandIn};
+use trials_local::stripe_standin::{Fault, Options, PayMethod, StripeStandIn};
 use trials_tests::requests::ORG;
-use trials_tests::stripe::with_stripe;
+use trials_tests::stripe::{with_stripe, with_stripe_options};
 use trials_tests::{writes, Call, TestApp, DAY, T0};
 
 #[tokio::test]
@@ -575,4 +575,90 @@ async fn a_purged_trial_of_another_project_is_404_not_410() {
         .send(as_project(Call::status(&id), "proj_b", &only_b))
         .await;
     assert_eq!(res.error_code(), "trial_not_found");
+}
+
+// ---------------------------------------------------------------------------- a payment on its way
+
+/// A trial whose checkout completed with a delayed payment (recorded at T0), and its session.
+async fn trial_paying(t: &TestApp, stripe: &StripeStandIn) -> (String, String) {
+    let (id, session) = trial_with_session(t).await;
+    stripe
+        .pay(&session, PayMethod::Delayed { succeeds: false })
+        .await
+        .unwrap();
+    for _ in 0..2_000 {
+        if !stripe.in_flight(&session) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    assert_eq!(
+        t.deliver_from(stripe, "checkout.session.completed", &session)
+            .await,
+        "awaiting_payment"
+    );
+    (id, session)
+}
+
+#[tokio::test]
+async fn cancel_while_a_payment_is_on_its_way_is_409_payment_pending_naming_the_session() {
+    let (t, stripe) = with_stripe_options(
+        Options {
+            async_payment_delay: std::time::Duration::ZERO,
+            ..Options::default()
+        },
+        |_| {},
+    )
+    .await;
+    let (id, session) = trial_paying(&t, &stripe).await;
+    t.clock.advance(3_600);
+    let res = t.send(Call::cancel(&id, "c1")).await;
+    assert_eq!(res.status, 409, "{}", res.body);
+    assert_eq!(res.error_code(), "payment_pending");
+    let message = res.json()["error"]["message"].as_str().unwrap().to_owned();
+    assert!(message.contains(&session), "{message}");
+    assert_eq!(
+        writes::stored(&t, &id).await.unwrap().status,
+        TrialStatus::Active
+    );
+    // Stored for the key, like any refusal.
+    assert!(t.send(Call::cancel(&id, "c1")).await.replayed());
+    // The debit fails: the trial is cancelable again.
+    assert_eq!(
+        t.deliver_from(&stripe, "checkout.session.async_payment_failed", &session)
+            .await,
+        "checkout_cleared"
+    );
+    let res = t.send(Call::cancel(&id, "c2")).await;
+    assert_eq!(res.status, 200, "{}", res.body);
+    assert_eq!(res.json()["status"], "CANCELED");
+}
+
+#[tokio::test]
+async fn a_payment_recorded_after_the_cancels_read_makes_its_write_fail() {
+    let t = TestApp::new().await;
+    let id = t.start_trial(ORG, "growth").await;
+    let read = writes::stored(&t, &id).await.unwrap();
+    // The trial as the cancel read it (no payment on its way); then the payment is recorded.
+    writes::open_checkout(&t, &id, "cs_debit").await;
+    let read_with_session = writes::stored(&t, &id).await.unwrap();
+    let binding = SessionBinding {
+        trial_id: read.id.clone(),
+        org_id: read.org_id.clone(),
+        plan: read.plan.clone(),
+    };
+    let store = &t.app.store;
+    let pending = store.pending_update(&binding, "cs_debit", t.now()).unwrap();
+    assert!(store
+        .tx()
+        .update(Slot::Trial, pending)
+        .commit()
+        .await
+        .unwrap()
+        .committed());
+    assert!(!writes::cancel(&t, &read_with_session, t.now()).await);
+    assert_eq!(
+        writes::stored(&t, &id).await.unwrap().status,
+        TrialStatus::Active
+    );
 }

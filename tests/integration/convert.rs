@@ -790,17 +790,31 @@ async fn session_of(t: &TestApp, id: &str) -> String {
         .session_id
 }
 
+/// A convert with key `k1`, then the customer pays its session with a delayed method that
+/// `succeeds` or not, settled at once at the stand-in (whose events the test delivers): the
+/// convert's answer and the session.
+async fn paid_later(
+    t: &TestApp,
+    stripe: &StripeStandIn,
+    id: &str,
+    succeeds: bool,
+) -> (serde_json::Value, String) {
+    let res = t.send(Call::convert(id, "k1")).await;
+    assert_eq!(res.status, 200, "{}", res.body);
+    let session = session_of(t, id).await;
+    stripe
+        .pay(&session, PayMethod::Delayed { succeeds })
+        .await
+        .unwrap();
+    settled(stripe, &session).await;
+    (res.json(), session)
+}
+
 #[tokio::test]
 async fn a_payment_on_its_way_is_answered_instead_of_a_second_session() {
     let (t, stripe) = with_stripe_options(instant_settlement(), |_| {}).await;
     let id = t.start_trial(ORG, "growth").await;
-    let first = t.send(Call::convert(&id, "k1")).await.json();
-    let session = session_of(&t, &id).await;
-    stripe
-        .pay(&session, PayMethod::Delayed { succeeds: true })
-        .await
-        .unwrap();
-    settled(&stripe, &session).await;
+    let (first, session) = paid_later(&t, &stripe, &id, true).await;
     assert_eq!(
         t.deliver_from(&stripe, "checkout.session.completed", &session)
             .await,
@@ -839,13 +853,7 @@ async fn a_payment_on_its_way_is_answered_instead_of_a_second_session() {
 async fn a_failed_delayed_payment_lets_convert_open_a_new_session() {
     let (t, stripe) = with_stripe_options(instant_settlement(), |_| {}).await;
     let id = t.start_trial(ORG, "growth").await;
-    let first = t.send(Call::convert(&id, "k1")).await.json();
-    let session = session_of(&t, &id).await;
-    stripe
-        .pay(&session, PayMethod::Delayed { succeeds: false })
-        .await
-        .unwrap();
-    settled(&stripe, &session).await;
+    let (first, session) = paid_later(&t, &stripe, &id, false).await;
     assert_eq!(
         t.deliver_from(&stripe, "checkout.session.completed", &session)
             .await,
@@ -860,28 +868,33 @@ async fn a_failed_delayed_payment_lets_convert_open_a_new_session() {
             .await,
         "checkout_cleared"
     );
-    let trial = writes::stored(&t, &id).await.unwrap();
-    assert_eq!((trial.pending, trial.checkout), (None, None));
+    let body = a_second_session_opens(&t, &stripe, &id, "k3").await;
+    assert_ne!(body["checkout_url"], first["checkout_url"]);
+}
 
-    let res = t.send(Call::convert(&id, "k3")).await;
+/// The trial holds no session and no payment on its way, and a convert with `key` opens the
+/// second session at Stripe: its answer.
+async fn a_second_session_opens(
+    t: &TestApp,
+    stripe: &StripeStandIn,
+    id: &str,
+    key: &str,
+) -> serde_json::Value {
+    let trial = writes::stored(t, id).await.unwrap();
+    assert_eq!((trial.pending, trial.checkout), (None, None));
+    let res = t.send(Call::convert(id, key)).await;
     assert_eq!(res.status, 200, "{}", res.body);
     let body = res.json();
     assert_eq!(body["payment_pending"], false);
-    assert_ne!(body["checkout_url"], first["checkout_url"]);
     assert_eq!(stripe.sessions_created(), 2);
+    body
 }
 
 #[tokio::test]
 async fn a_delayed_payment_holds_the_purge_until_it_succeeds() {
     let (t, stripe) = with_stripe_options(instant_settlement(), |_| {}).await;
     let id = t.start_trial(ORG, "growth").await;
-    t.send(Call::convert(&id, "k1")).await;
-    let session = session_of(&t, &id).await;
-    stripe
-        .pay(&session, PayMethod::Delayed { succeeds: true })
-        .await
-        .unwrap();
-    settled(&stripe, &session).await;
+    let (_, session) = paid_later(&t, &stripe, &id, true).await;
     assert_eq!(
         t.deliver_from(&stripe, "checkout.session.completed", &session)
             .await,
@@ -1062,4 +1075,191 @@ async fn a_field_a_route_does_not_take_is_400_invalid_field_naming_it_and_stores
     assert!(trial.used.is_empty());
     let again = t.send(Call::start("growth", "u5").org("org_skipper")).await;
     assert_eq!(again.status, 201, "{}", again.body);
+}
+
+// ---------------------------------------------------------------------------- events out of order
+
+/// A convert, then the customer's delayed payment that Stripe reports as failed; the stand-in's
+/// `completed` (unpaid) and `async_payment_failed` events are delivered by the test.
+async fn failed_delayed_payment(t: &TestApp, stripe: &StripeStandIn, id: &str) -> String {
+    paid_later(t, stripe, id, false).await.1
+}
+
+#[tokio::test]
+async fn a_completed_delivered_after_the_payment_failed_does_not_hold_the_trial() {
+    let (t, stripe) = with_stripe_options(instant_settlement(), |_| {}).await;
+    let id = t.start_trial(ORG, "growth").await;
+    let session = failed_delayed_payment(&t, &stripe, &id).await;
+    // Stripe does not order its events: the failure first, then `completed` (e.g. retried
+    // after a 5xx).
+    assert_eq!(
+        t.deliver_from(&stripe, "checkout.session.async_payment_failed", &session)
+            .await,
+        "checkout_cleared"
+    );
+    assert_eq!(
+        t.deliver_from(&stripe, "checkout.session.completed", &session)
+            .await,
+        "checkout_unchanged"
+    );
+    // Convert opens a new session instead of answering a payment that will never come.
+    a_second_session_opens(&t, &stripe, &id, "k2").await;
+    // And the purge does not wait for it: past grace, the trial goes.
+    t.clock.set(T0 + 11 * DAY);
+    trials::jobs::run(&t.app, Job::Expire, None).await;
+    assert_eq!(
+        trials::jobs::run(&t.app, Job::Purge, None).await.processed,
+        1
+    );
+}
+
+#[tokio::test]
+async fn a_completed_for_a_session_the_trial_no_longer_holds_changes_nothing() {
+    let (t, stripe) = with_stripe_options(instant_settlement(), |_| {}).await;
+    let id = t.start_trial(ORG, "growth").await;
+    let old = failed_delayed_payment(&t, &stripe, &id).await;
+    // The old session expired (forgotten on the trial) and a newer one is open.
+    t.clock.advance(DAY + 60);
+    let res = t.send(Call::convert(&id, "k2")).await;
+    assert_eq!(res.status, 200, "{}", res.body);
+    let new = session_of(&t, &id).await;
+    assert_ne!(new, old);
+    assert_eq!(
+        t.deliver_from(&stripe, "checkout.session.completed", &old)
+            .await,
+        "checkout_unchanged"
+    );
+    let trial = writes::stored(&t, &id).await.unwrap();
+    assert_eq!(trial.pending, None);
+    assert_eq!(trial.checkout.map(|c| c.session_id), Some(new));
+}
+
+/// A delayed payment reported `completed` (unpaid) at T0 and never settled.
+async fn pending_since_t0(t: &TestApp, stripe: &StripeStandIn, id: &str) -> String {
+    let (_, session) = paid_later(t, stripe, id, true).await;
+    assert_eq!(
+        t.deliver_from(stripe, "checkout.session.completed", &session)
+            .await,
+        "awaiting_payment"
+    );
+    session
+}
+
+#[tokio::test]
+async fn past_its_maximum_age_a_payment_on_its_way_no_longer_holds_convert() {
+    let (t, stripe) = with_stripe_options(instant_settlement(), |c| {
+        c.pending_payment_max_age_secs = 2 * DAY
+    })
+    .await;
+    let id = t.start_trial(ORG, "growth").await;
+    let session = pending_since_t0(&t, &stripe, &id).await;
+    t.clock.set(T0 + 2 * DAY - 1);
+    let res = t.send(Call::convert(&id, "k2")).await;
+    assert_eq!(
+        (res.status, res.json()["payment_pending"].clone()),
+        (200, json!(true)),
+        "{}",
+        res.body
+    );
+    assert_eq!(stripe.sessions_created(), 1);
+    t.clock.set(T0 + 2 * DAY);
+    let res = t.send(Call::convert(&id, "k3")).await;
+    assert_eq!(res.status, 200, "{}", res.body);
+    assert_eq!(res.json()["payment_pending"], false);
+    assert_eq!(stripe.sessions_created(), 2);
+    let trial = writes::stored(&t, &id).await.unwrap();
+    assert_eq!(
+        trial.pending, None,
+        "the new session replaces the lost payment"
+    );
+    assert_ne!(trial.checkout.map(|c| c.session_id), Some(session.clone()));
+    // Should the old debit land after all, it still converts the trial (money is never
+    // refused).
+    let succeeded = "checkout.session.async_payment_succeeded";
+    let outcome = t.deliver_from(&stripe, succeeded, &session).await;
+    assert_eq!(outcome, "converted");
+}
+
+#[tokio::test]
+async fn past_its_maximum_age_a_payment_on_its_way_no_longer_holds_the_purge() {
+    let (t, stripe) = with_stripe_options(instant_settlement(), |c| {
+        c.pending_payment_max_age_secs = 11 * DAY
+    })
+    .await;
+    let id = t.start_trial(ORG, "growth").await;
+    pending_since_t0(&t, &stripe, &id).await;
+    // Grace ends at T0 + 10 days: the payment on its way holds the trial one day longer.
+    t.clock.set(T0 + 10 * DAY);
+    trials::jobs::run(&t.app, Job::Expire, None).await;
+    let purge = trials::jobs::run(&t.app, Job::Purge, None).await;
+    assert_eq!((purge.processed, purge.skipped), (0, 1), "{purge:?}");
+    t.clock.set(T0 + 11 * DAY - 1);
+    assert_eq!(
+        trials::jobs::run(&t.app, Job::Purge, None).await.processed,
+        0
+    );
+    t.clock.set(T0 + 11 * DAY);
+    assert_eq!(
+        trials::jobs::run(&t.app, Job::Purge, None).await.processed,
+        1
+    );
+    assert!(writes::stored(&t, &id).await.is_none());
+}
+
+// ---------------------------------------------------------------------------- paused trials
+
+#[tokio::test]
+async fn a_paused_trial_bills_from_its_time_left_counted_from_the_convert() {
+    let (t, stripe) = with_stripe(|_| {}).await;
+    let id = t.start_trial(ORG, "growth").await;
+    // Paused a day in (six days left), converted ten days later.
+    t.clock.set(T0 + DAY);
+    let pause = Call::post(&format!("/v1/trials/{id}/pause")).idempotency_key("p");
+    let res = t.send(pause).await;
+    assert_eq!(res.status, 200, "{}", res.body);
+    t.clock.set(T0 + 11 * DAY);
+    let res = t.send(Call::convert(&id, "k1")).await;
+    assert_eq!(res.status, 200, "{}", res.body);
+    let body = res.json();
+    assert_eq!(body["billing_starts"], "trial_end");
+    // Now + six days, not the end before the pause (T0 + 7 days, in the past).
+    assert_eq!(body["first_charge_at"], rfc3339(T0 + 17 * DAY));
+    assert_eq!(body["first_charge_at"], "2026-04-23T10:00:00Z");
+    let sent = stripe.requests();
+    let trial_end = (T0 + 17 * DAY).to_string();
+    assert_eq!(
+        sent[0].param("subscription_data[trial_end]"),
+        Some(trial_end.as_str())
+    );
+}
+
+// ---------------------------------------------------------------------------- the plan
+
+#[tokio::test]
+async fn a_convert_naming_another_plan_is_422_and_the_trials_own_plan_is_accepted() {
+    let (t, stripe) = with_stripe(|_| {}).await;
+    let id = t.start_trial(ORG, "growth").await;
+    let res = t
+        .send(Call::convert(&id, "k1").json(&json!({ "plan": "pro" })))
+        .await;
+    assert_eq!(res.status, 422, "{}", res.body);
+    assert_eq!(res.error_code(), "plan_change_not_supported");
+    assert!(res.body.contains("growth"), "{}", res.body);
+    assert_eq!(stripe.sessions_created(), 0, "Stripe is not called");
+    assert_eq!(writes::stored(&t, &id).await.unwrap().checkout, None);
+    // A non-string plan is no plan at all.
+    let res = t
+        .send(Call::convert(&id, "k2").json(&json!({ "plan": 7 })))
+        .await;
+    assert_eq!(
+        (res.status, res.error_code()),
+        (400, "invalid_plan".to_owned())
+    );
+    // The trial's own plan converts as without the field.
+    let res = t
+        .send(Call::convert(&id, "k3").json(&json!({ "plan": "growth", "billing_starts": "now" })))
+        .await;
+    assert_eq!(res.status, 200, "{}", res.body);
+    assert_eq!(res.json()["plan"], "growth");
+    assert_eq!(res.json()["billing_starts"], "now");
 }

@@ -215,7 +215,8 @@ async fn store_commits(
         }
         Write::Pending => tx.update(
             Slot::Trial,
-            store.pending_update(&binding, "cs_paying", now).unwrap(),
+            // Only the trial's current session can become pending.
+            store.pending_update(&binding, SEEDED_SESSION, now).unwrap(),
         ),
         Write::ClearSession => tx.update(
             Slot::Trial,

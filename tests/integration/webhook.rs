@@ -824,6 +824,7 @@ async fn a_delayed_payment_is_bound_like_any_other() {
     let res = deliver(&t, &event("evt_f", "checkout.session.completed", foreign)).await;
     assert_eq!(outcome(&res), "unmatched");
     assert_eq!(stored(&t, &id).await.pending, None, "holds no purge back");
+    open_checkout(&t, &id, "cs_ours").await;
     let res = deliver(
         &t,
         &event(
@@ -848,6 +849,8 @@ async fn a_delayed_payment_is_bound_like_any_other() {
 async fn the_purge_keeps_a_trial_whose_payment_started_after_it_read_the_index() {
     let t = app().await;
     let trial = writes::seed_trial(&t, ORG, T0).await;
+    // The customer's session, opened by a convert on the first day (long expired by the purge).
+    writes::open_checkout(&t, trial.id.as_str(), "cs_bank_debit").await;
     let policy = t.policy();
     t.clock.set(trial.expires_at);
     assert_eq!(jobs::run(&t.app, Job::Expire, None).await.processed, 1);

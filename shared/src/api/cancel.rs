@@ -8,6 +8,11 @@
 //! never a lost update (a convert that stored a session meanwhile makes the cancel run again on
 //! the trial as it is now). No lease is needed: the outcome and its record commit together.
 //!
+//! While a payment is on its way (a checkout completed with a delayed method, younger than
+//! `PENDING_PAYMENT_MAX_AGE`) cancel answers `409 payment_pending`, naming the session; the
+//! update's condition re-checks it, so a payment recorded after the read makes the cancel run
+//! again and answer that.
+//!
 //! A trial with an open session: the same transaction writes a "session to expire" work item
 //! ([`crate::services::checkout_sessions`]); after the commit the session is expired at Stripe within
 //! the invocation's deadline and the item deleted. If Stripe cannot be reached (or the function
@@ -29,7 +34,7 @@ use super::LogFields;
 use crate::auth::Tenant;
 use crate::domain::events::{DomainEvent, EventKind};
 use crate::domain::time::rfc3339;
-use crate::domain::{Plan, Trial, TrialStatus};
+use crate::domain::{ErrorCode, Plan, Trial, TrialStatus};
 use crate::services::checkout_sessions::{expire_now, stripe_budget, SessionToExpire};
 use crate::services::transition::retry_on_moved;
 use crate::store::{Slot, Tx};
@@ -93,6 +98,9 @@ fn decide<'a>(
     let now = now_ms.div_euclid(1000);
     let policy = trial.policy();
     trial.lifecycle(policy).check_cancel(now)?;
+    if let Some(pending) = trial.pending_at(now, app.config.pending_payment_max_age_secs) {
+        return Err(payment_pending(&pending.session_id));
+    }
     let canceled = Trial {
         status: TrialStatus::Canceled,
         canceled_at: Some(now),
@@ -133,4 +141,17 @@ fn decide<'a>(
             expiry,
         },
     ))
+}
+
+/// The refusal while a payment is on its way: canceling would not stop the debit, and the
+/// payment would convert the trial right after a "successful" cancel. It names the session, so
+/// that the caller can follow (or refund) that payment.
+fn payment_pending(session_id: &str) -> ApiError {
+    ApiError::new(
+        ErrorCode::PaymentPending,
+        format!(
+            "A payment for this trial is on its way (checkout_session_id {session_id}): cancel \
+             once Stripe reports it failed, or refund it once it converts the trial"
+        ),
+    )
 }

@@ -11,8 +11,10 @@
 //! customer could pay.
 //!
 //! **When billing starts** (optional body `{"billing_starts": "trial_end" | "now"}`, default
-//! `trial_end`; any other field is 400 `invalid_field`, naming it): with `trial_end` the session carries `subscription_data[trial_end]` = the
-//! trial's `expires_at`, so a customer converting early keeps the free days promised, if that
+//! `trial_end`; `plan`, if sent, must be the trial's plan (422 `plan_change_not_supported`
+//! otherwise); any other field is 400 `invalid_field`, naming it): with `trial_end` the session
+//! carries `subscription_data[trial_end]` = the trial's end ([`Trial::billing_end`]: a PAUSED
+//! trial's remaining time counted from the call), so a customer converting early keeps the free days promised, if that
 //! is at least 48 hours (Stripe's minimum) plus [`TRIAL_END_MARGIN_SECS`] ahead when the call is
 //! made; closer to the end, or with `now`, billing starts when the customer pays. The one input
 //! that moves is the clock, and it only moves one way: a retry of a request first sent before
@@ -40,7 +42,7 @@ use crate::auth::Tenant;
 use crate::domain::events::{DomainEvent, EventKind};
 use crate::domain::time::rfc3339;
 use crate::domain::trial::{Checkout, PendingPayment};
-use crate::domain::{ErrorCode, Trial, TrialId, TrialStatus};
+use crate::domain::{ErrorCode, Trial, TrialId};
 use crate::services::checkout_sessions::{
     create_checkout, stripe_budget, BillingStarts, SessionRequest,
 };
@@ -50,13 +52,24 @@ use crate::App;
 
 pub use crate::services::checkout_sessions::{TRIAL_END_MARGIN_SECS, TRIAL_END_MIN_LEAD_SECS};
 
-/// The request's optional body as sent: `{"billing_starts": "trial_end" | "now"}`.
+/// The request's optional body as sent: `{"billing_starts": "trial_end" | "now", "plan": id}`.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ConvertFields {
     /// `Some(None)` is an explicit `null`, refused like any other value but the two.
     #[serde(default, deserialize_with = "present")]
     billing_starts: Option<Option<BillingWire>>,
+    #[serde(default)]
+    plan: Option<Value>,
+}
+
+/// What a convert's body asks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConvertBody {
+    pub billing: BillingStarts,
+    /// The plan the caller expects to buy, if named: it must be the trial's own (plan changes do
+    /// not exist yet; a different one is 422 `plan_change_not_supported`, never ignored).
+    pub plan: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -75,8 +88,17 @@ fn present<'de, D: serde::Deserializer<'de>>(
 /// The request's optional body: none (or blank), or a JSON object whose `billing_starts` is
 /// absent, `"trial_end"` or `"now"`. Any other field is 400 `invalid_field`.
 pub fn billing_from_body(body: &[u8]) -> Result<BillingStarts, ApiError> {
+    convert_body(body).map(|b| b.billing)
+}
+
+/// The request's optional body: [`billing_from_body`]'s rules, and `plan`, if present, a string
+/// (400 `invalid_plan` otherwise).
+pub fn convert_body(body: &[u8]) -> Result<ConvertBody, ApiError> {
     if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(BillingStarts::TrialEnd);
+        return Ok(ConvertBody {
+            billing: BillingStarts::TrialEnd,
+            plan: None,
+        });
     }
     let object = match serde_json::from_slice::<Value>(body) {
         Ok(Value::Object(map)) => map,
@@ -84,11 +106,38 @@ pub fn billing_from_body(body: &[u8]) -> Result<BillingStarts, ApiError> {
         Err(e) => return Err(ApiError::invalid_json(e)),
     };
     let fields: ConvertFields = typed(object, |_| invalid_billing_starts())?;
-    match fields.billing_starts {
-        None | Some(Some(BillingWire::TrialEnd)) => Ok(BillingStarts::TrialEnd),
-        Some(Some(BillingWire::Now)) => Ok(BillingStarts::Now),
-        Some(None) => Err(invalid_billing_starts()),
-    }
+    let billing = match fields.billing_starts {
+        None | Some(Some(BillingWire::TrialEnd)) => BillingStarts::TrialEnd,
+        Some(Some(BillingWire::Now)) => BillingStarts::Now,
+        Some(None) => return Err(invalid_billing_starts()),
+    };
+    let plan = match fields.plan {
+        None => None,
+        Some(Value::String(plan)) => Some(plan),
+        Some(_) => {
+            return Err(ApiError::new(
+                ErrorCode::InvalidPlan,
+                "plan must be the trial's plan id, as a string",
+            ))
+        }
+    };
+    Ok(ConvertBody { billing, plan })
+}
+
+/// A convert naming another plan than the trial's: refused until plan changes exist, rather
+/// than converting to the trial's plan as if the field were not there.
+fn plan_change_not_supported(asked: &str, trial: &Trial) -> ApiError {
+    // The asked plan is echoed only when it is a plan id: it is the caller's free text.
+    let asked = crate::domain::Plan::parse(asked).map_or("another plan".to_owned(), |p| {
+        format!("plan {}", p.as_str())
+    });
+    ApiError::new(
+        ErrorCode::PlanChangeNotSupported,
+        format!(
+            "This trial is for plan {}; converting it to {asked} is not supported",
+            trial.plan.as_str()
+        ),
+    )
 }
 
 fn invalid_billing_starts() -> ApiError {
@@ -106,11 +155,17 @@ pub async fn handle(
 ) -> Result<Reply, ApiError> {
     let (id, idempotency) = Idempotency::for_trial(req, tenant, log, "/convert")?;
     // A body refused here would be refused again: nothing is stored under the key.
-    let billing = billing_from_body(req.body().as_ref())?;
+    let body = convert_body(req.body().as_ref())?;
     let now_ms = app.clock.now_millis();
-    let leased = ConvertRequest::lease(app, req, &idempotency, tenant, billing, now_ms);
+    let leased = ConvertRequest::lease(app, req, &idempotency, tenant, body.billing, now_ms);
     match leased.await? {
-        Ok(request) => convert_leased(app, &request, &id, now_ms).await,
+        Ok(request) => {
+            let request = ConvertRequest {
+                plan: body.plan,
+                ..request
+            };
+            convert_leased(app, &request, &id, now_ms).await
+        }
         Err(held) => Ok(held),
     }
 }
@@ -123,6 +178,8 @@ pub(super) struct ConvertRequest<'a> {
     pub(super) lease: Lease,
     pub(super) tenant: &'a Tenant,
     pub(super) billing: BillingStarts,
+    /// The plan the body named, if any (checked against the trial's).
+    pub(super) plan: Option<String>,
 }
 
 /// Converts trial `id` under the request's lease, Stripe's call cut short before the
@@ -160,6 +217,7 @@ impl<'a> ConvertRequest<'a> {
                 lease,
                 tenant,
                 billing,
+                plan: None,
             }))
     }
 
@@ -199,7 +257,15 @@ async fn convert(
 ) -> Result<Reply, ApiError> {
     let now = now_ms.div_euclid(1000);
     let trial = load_owned(app, id, request.tenant).await?;
-    if let Some(reply) = pending_reply(&trial) {
+    if let Some(plan) = request
+        .plan
+        .as_deref()
+        .filter(|p| *p != trial.plan.as_str())
+    {
+        return Err(plan_change_not_supported(plan, &trial));
+    }
+    let max_age = app.config.pending_payment_max_age_secs;
+    if let Some(reply) = pending_reply(&trial, now, max_age) {
         return answer(app, request, reply, now_ms).await;
     }
     trial.lifecycle(trial.policy()).check_convert(now)?;
@@ -274,7 +340,7 @@ async fn raced(
     let convertible = current.lifecycle(trial.policy()).check_convert(now);
     // A payment started on the trial's session meanwhile: that one is the answer (ours was
     // never shown to anyone and expires unused).
-    if let Some(pending) = pending_reply(&current) {
+    if let Some(pending) = pending_reply(&current, now, app.config.pending_payment_max_age_secs) {
         return answer(app, request, pending, now_ms).await;
     }
     match (convertible, current.open_checkout(now)) {
@@ -307,15 +373,14 @@ fn checkout_reply(trial: &Trial, checkout: &Checkout, now: i64) -> Reply {
     )
 }
 
-/// The answer while a payment is on its way (`trial.pending`; never for a CONVERTED trial):
-/// that session, flagged `payment_pending`, instead of a new one. The session's page and
+/// The answer while a payment is on its way (`trial.pending`, younger than
+/// `PENDING_PAYMENT_MAX_AGE`; never for a CONVERTED trial): that session, flagged
+/// `payment_pending`, instead of a new one. Past that age the payment is presumed lost and
+/// convert opens a new session. The session's page and
 /// billing come from the checkout stored with it; for a pending session the trial does not
 /// hold as its checkout (it never happens through convert), they are `null`.
-fn pending_reply(trial: &Trial) -> Option<Reply> {
-    let pending: &PendingPayment = trial.pending.as_ref()?;
-    if trial.status == TrialStatus::Converted {
-        return None;
-    }
+fn pending_reply(trial: &Trial, now: i64, max_age_secs: i64) -> Option<Reply> {
+    let pending: &PendingPayment = trial.pending_at(now, max_age_secs)?;
     let checkout = trial
         .checkout
         .as_ref()

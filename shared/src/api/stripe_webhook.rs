@@ -6,7 +6,8 @@
 //! (and a redelivery is answered 200 with no effect) or none (and a 5xx makes Stripe retry).
 //! Deliveries may come in any order; each write is conditional so an older event cannot undo a
 //! newer state: a CONVERTED trial is never touched again, and only the session a trial still
-//! holds can be cleared.
+//! holds can be cleared or marked as paying (a `completed` for a session whose payment failed
+//! or that expired, delivered late, leaves the trial as it is).
 //!
 //! A payment converts a trial only when its session is one we created for that trial, org and
 //! plan (the session's metadata, see [`CheckoutSession::binding`]), checked in the update's
@@ -257,7 +258,8 @@ async fn not_converted(
 }
 
 /// The session completed but its payment is on its way (a bank debit): recorded on the trial,
-/// so purge waits for it and convert answers it instead of opening another session.
+/// so purge waits for it and convert answers it instead of opening another session; only while
+/// the trial still holds this session (a late `completed` never revives a closed one).
 async fn awaiting(
     app: &App,
     event: &Event,
@@ -296,9 +298,16 @@ async fn awaiting(
             unmatched(app, event, session, Unmatched::BindingMismatch, now).await
         }
         // Already CONVERTED (by another session): the payment that follows is flagged then.
-        Some(_) => Ok(unless_duplicate(
+        Some(trial) if trial.status == TrialStatus::Converted => Ok(unless_duplicate(
             record(app, event, now).await?,
             Outcome::AwaitingPayment,
+        )),
+        // The trial no longer holds this session (its payment failed, it expired, or a newer
+        // one replaced it; Stripe's events come in any order): nothing to wait for on the
+        // trial. Should the payment land after all, it converts like any other.
+        Some(_) => Ok(unless_duplicate(
+            record(app, event, now).await?,
+            Outcome::CheckoutUnchanged,
         )),
     }
 }

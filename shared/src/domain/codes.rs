@@ -68,6 +68,9 @@ catalogue! {
     TrialNotPaused = ("trial_not_paused", 409),
     /// Convert: the catalog has no Stripe price for the trial's plan.
     PlanNotPurchasable = ("plan_not_purchasable", 409),
+    /// Cancel: a payment for the trial is on its way (a checkout completed with a delayed
+    /// method); the message names its checkout session.
+    PaymentPending = ("payment_pending", 409),
     /// Retryable: another request with the key is in flight.
     IdempotencyKeyInUse = ("idempotency_key_in_use", 409),
     TrialExpired = ("trial_expired", 410),
@@ -77,6 +80,8 @@ catalogue! {
     InvalidExtension = ("invalid_extension", 422),
     /// An admin's `expires_at` is not later than now or beyond the plan's maximum length.
     InvalidExpiration = ("invalid_expiration", 422),
+    /// Convert: the body names another plan than the trial's (plan changes do not exist yet).
+    PlanChangeNotSupported = ("plan_change_not_supported", 422),
     /// Usage: the quantity would take the option past its limit; nothing was recorded.
     TrialLimitExceeded = ("trial_limit_exceeded", 429),
     /// Retryable: Stripe failed or timed out.

@@ -54,6 +54,20 @@ pub struct PendingPayment {
     pub since: i64,
 }
 
+/// How long a payment on its way holds a trial by default (`PENDING_PAYMENT_MAX_AGE`): Stripe
+/// documents SEPA Direct Debit, its slowest delayed method, as settling within 14 business days
+/// (about 20 calendar days); a day more for the last event's delivery.
+pub const PENDING_MAX_AGE_SECS: i64 = 21 * DAY_SECS;
+
+impl PendingPayment {
+    /// Whether the payment still holds the trial at `now`: younger than `max_age_secs`. An
+    /// older one is presumed lost (its last event never came): convert may open a new session,
+    /// cancel and purge no longer wait for it.
+    pub fn holds_at(&self, now: i64, max_age_secs: i64) -> bool {
+        self.since > now - max_age_secs
+    }
+}
+
 /// What a Checkout Session must match to pay for a trial: the trial, org and plan that convert
 /// wrote into its metadata (only the merchant sets metadata; a Payment Link's buyer can put
 /// anything in `client_reference_id`, nothing in metadata).
@@ -375,6 +389,24 @@ impl Trial {
     /// The open checkout session, if Stripe still accepts it at `now`.
     pub fn open_checkout(&self, now: i64) -> Option<&Checkout> {
         self.checkout.as_ref().filter(|c| now < c.expires_at)
+    }
+
+    /// The payment on its way that still holds the trial at `now` (see
+    /// [`PendingPayment::holds_at`]); never for a CONVERTED trial.
+    pub fn pending_at(&self, now: i64, max_age_secs: i64) -> Option<&PendingPayment> {
+        self.pending
+            .as_ref()
+            .filter(|p| self.status != TrialStatus::Converted && p.holds_at(now, max_age_secs))
+    }
+
+    /// When the trial's free time ends for billing, asked at `now`: `expires_at`, except while
+    /// PAUSED, where the end before the pause is stale (resuming moves it): the time that was
+    /// left, counted from `now`.
+    pub fn billing_end(&self, now: i64) -> i64 {
+        match self.status {
+            TrialStatus::Paused => now + self.remaining_duration(now).unwrap_or(0),
+            _ => self.expires_at,
+        }
     }
 
     /// The body of `POST /v1/trials/start`: exactly the fields of the API reference, as

@@ -2,7 +2,7 @@
 //! has not reached, at `expires_at + grace`; CANCELED at `canceled_at + grace`) are deleted.
 //!
 //! One transaction per trial: the conditional delete (DynamoDB re-checks the grace, that no
-//! payment is on its way and that no checkout session is still payable, at the moment of the
+//! payment is on its way (younger than `PENDING_PAYMENT_MAX_AGE`) and that no checkout session is still payable, at the moment of the
 //! delete), the org guard marked purged (the guard stays, so the org can never start a second
 //! trial, and `GET` of the purged trial answers 410 to its org), and `trial.purged` with a
 //! snapshot of the trial. Consumers get `trial.purged` exactly when the trial is gone: a payment
@@ -38,10 +38,10 @@ pub fn purged_event(trial: &Trial, now: i64, policy: TrialPolicy) -> DomainEvent
 
 /// Whether the purge job may delete `trial` at `now`, as far as the index's copy tells: the
 /// delete's condition decides on the item itself.
-fn may_purge(trial: &Trial, now: i64, policy: TrialPolicy) -> bool {
+fn may_purge(trial: &Trial, now: i64, policy: TrialPolicy, pending_max_age: i64) -> bool {
     trial.lifecycle(policy).is_purge_due(now)
         && trial.open_checkout(now).is_none()
-        && trial.pending.is_none()
+        && trial.pending_at(now, pending_max_age).is_none()
 }
 
 /// The purge queue: trials, each re-checked as purgeable at the run's `now`.
@@ -74,7 +74,10 @@ async fn purge_one(store: Store, trial: Trial, now: i64) -> Settled {
 
 pub(super) async fn page(run: &mut Run<'_>, items: Vec<Item>) {
     let now = run.now;
-    let due = |_: &App, trial: &Trial| may_purge(trial, now, trial.policy());
+    let due = |app: &App, trial: &Trial| {
+        let max_age = app.config.pending_payment_max_age_secs;
+        may_purge(trial, now, trial.policy(), max_age)
+    };
     let start = |run: &Run, trial| purge_one(run.app.store.clone(), trial, now);
     run.work(items, &QUEUE, due, start).await;
 }
@@ -83,7 +86,7 @@ pub(super) async fn page(run: &mut Run<'_>, items: Vec<Item>) {
 mod tests {
     use super::*;
     use crate::domain::catalog::Catalog;
-    use crate::domain::trial::Checkout;
+    use crate::domain::trial::{Checkout, PendingPayment, PENDING_MAX_AGE_SECS};
     use crate::domain::{OrgId, TrialId, TrialStatus};
 
     #[test]
@@ -106,25 +109,55 @@ mod tests {
         assert_eq!(detail["canceled_at"], rfc3339(2_000));
     }
 
-    #[test]
-    fn an_open_checkout_holds_the_purge_back_until_it_ends() {
-        let policy = TrialPolicy::default();
-        let mut trial = Trial::start(
+    /// A pro trial started at 0 by `org_a`.
+    fn pro_trial() -> Trial {
+        Trial::start(
             TrialId::generate(),
             OrgId::parse("org_a").unwrap(),
             0,
             Catalog::builtin().get("pro").unwrap().snapshot(),
-        );
+        )
+    }
+
+    #[test]
+    fn an_open_checkout_holds_the_purge_back_until_it_ends() {
+        let policy = TrialPolicy::default();
+        let mut trial = pro_trial();
         let grace_end = trial.expires_at + policy.grace_secs;
-        assert!(!may_purge(&trial, grace_end - 1, policy));
-        assert!(may_purge(&trial, grace_end, policy));
+        assert!(!may_purge(
+            &trial,
+            grace_end - 1,
+            policy,
+            PENDING_MAX_AGE_SECS
+        ));
+        assert!(may_purge(&trial, grace_end, policy, PENDING_MAX_AGE_SECS));
         trial.checkout = Some(Checkout {
             session_id: "cs_1".into(),
             url: "https://checkout".into(),
             expires_at: grace_end + 60,
             trial_end: None,
         });
-        assert!(!may_purge(&trial, grace_end, policy));
-        assert!(may_purge(&trial, grace_end + 60, policy));
+        assert!(!may_purge(&trial, grace_end, policy, PENDING_MAX_AGE_SECS));
+        assert!(may_purge(
+            &trial,
+            grace_end + 60,
+            policy,
+            PENDING_MAX_AGE_SECS
+        ));
+    }
+
+    #[test]
+    fn a_payment_on_its_way_holds_the_purge_back_until_its_maximum_age() {
+        let policy = TrialPolicy::default();
+        let mut trial = pro_trial();
+        let grace_end = trial.expires_at + policy.grace_secs;
+        trial.pending = Some(PendingPayment {
+            session_id: "cs_debit".into(),
+            since: grace_end - 10,
+        });
+        let max_age = 100;
+        assert!(!may_purge(&trial, grace_end, policy, max_age));
+        assert!(!may_purge(&trial, grace_end + 89, policy, max_age));
+        assert!(may_purge(&trial, grace_end + 90, policy, max_age));
     }
 }

@@ -30,7 +30,7 @@ use aws_sdk_dynamodb::types::{Delete, Put, Update};
 
 use crate::crypto;
 use crate::domain::trial::Checkout;
-use crate::domain::{Trial, TrialId};
+use crate::domain::{Trial, TrialId, TrialStatus};
 use crate::store::codec::{get_n, get_s, key, n, s, Item, Values};
 use crate::store::idempotency::IdemScope;
 use crate::store::schema::{session_expiry_pk, DueQueue, DUE_AT, DUE_PK, SESSION_EXPIRY_SK, TTL};
@@ -103,9 +103,21 @@ pub async fn create_checkout(
     now: i64,
     budget: Duration,
 ) -> Result<Checkout, CheckoutError> {
-    let key = stripe_idempotency_key(request.scope, &trial.id);
+    // A PAUSED trial's `expires_at` is the end before the pause: it bills from its time left,
+    // counted from now. That end moves with the clock, so it is part of Stripe's key: a retry
+    // gets a session of its own (the first one's page was never handed out, it expires unpaid)
+    // rather than Stripe's `idempotency_error`. Whether there is a trial end at all does not
+    // move: the time left is frozen.
+    let free_until = trial.billing_end(now);
+    let key = match trial.status {
+        TrialStatus::Paused => format!(
+            "{}-{free_until}",
+            stripe_idempotency_key(request.scope, &trial.id)
+        ),
+        _ => stripe_idempotency_key(request.scope, &trial.id),
+    };
     let ends = tokio::time::Instant::now() + budget;
-    let mut trial_end = trial_end_for(trial.expires_at, request.billing, now);
+    let mut trial_end = trial_end_for(free_until, request.billing, now);
     let mut created = app
         .stripe
         .create_checkout_session(&new_session(app, trial, trial_end)?, &key, Some(budget))
@@ -115,7 +127,7 @@ pub async fn create_checkout(
         // was asked then, and Stripe answers with the session it saved for it.
         trial_end = match trial_end {
             Some(_) => None,
-            None => Some(trial.expires_at),
+            None => Some(free_until),
         };
         let left = ends.saturating_duration_since(tokio::time::Instant::now());
         created = app

@@ -40,6 +40,9 @@ pub struct Store {
     pub(crate) client: Client,
     pub(crate) table: String,
     pub(crate) shards: u32,
+    /// How long a payment on its way holds a trial (`Config::pending_payment_max_age_secs`):
+    /// the writes that wait for one (a new session, cancel, purge) condition on its age.
+    pub(crate) pending_max_age_secs: i64,
 }
 
 impl Store {
@@ -48,7 +51,19 @@ impl Store {
             client,
             table: table.into(),
             shards: shards.max(1),
+            pending_max_age_secs: crate::domain::trial::PENDING_MAX_AGE_SECS,
         }
+    }
+
+    /// The store with another maximum age for a payment on its way (the configured one).
+    pub fn with_pending_max_age(mut self, secs: i64) -> Store {
+        self.pending_max_age_secs = secs;
+        self
+    }
+
+    /// A payment on its way since before this, at `now`, no longer holds the trial.
+    pub(crate) fn pending_stale_at(&self, now: i64) -> i64 {
+        now - self.pending_max_age_secs
     }
 
     pub fn client(&self) -> &Client {

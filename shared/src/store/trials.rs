@@ -50,9 +50,10 @@ impl Store {
     }
 
     /// ACTIVE or PAUSED -> CANCELED, if the trial is still the org's, PAUSED or ACTIVE and
-    /// unexpired at `now`, and its open checkout session is still `open_session` as read
+    /// unexpired at `now`, its open checkout session is still `open_session` as read
     /// (`None`: none open), so that a session recorded by a convert since the read cannot escape
-    /// the expiry the cancel schedules for the session it saw.
+    /// the expiry the cancel schedules for the session it saw, and no payment is on its way (a
+    /// cancel would not stop the debit: cancel answers `payment_pending` instead).
     pub fn cancel_update(
         &self,
         trial: &Trial,
@@ -75,13 +76,14 @@ impl Store {
                 "SET #status = :canceled, canceled_at = :now, due_pk = :due_pk, due_at = :due_at",
             )
             .condition_expression(format!(
-                "attribute_exists(pk) AND org_id = :org AND {} AND {session_condition}",
+                "attribute_exists(pk) AND org_id = :org AND {} AND {session_condition} AND {NO_PENDING}",
                 state.expression()
             ))
             .expression_attribute_names("#status", "status")
             .set_expression_attribute_values(
                 state
                     .add_values(values)
+                    .n(":stale", self.pending_stale_at(now))
                     .s(":canceled", TrialStatus::Canceled.as_str())
                     .s(":org", trial.org_id.as_str())
                     .n(":now", now)
@@ -97,7 +99,8 @@ impl Store {
 
     /// Stores the checkout session a convert opened, if the trial may still convert at `now`,
     /// holds no other open session (one session per trial, whatever races) and no payment is on
-    /// its way (convert answers that one instead).
+    /// its way (convert answers that one instead). A payment on its way past its maximum age is
+    /// forgotten here: the new session replaces it.
     pub fn checkout_update(
         &self,
         trial: &Trial,
@@ -110,23 +113,27 @@ impl Store {
         let trial_end = match checkout.trial_end {
             Some(at) => {
                 values = values.n(":tend", at);
-                "SET checkout_session_id = :sid, checkout_url = :url, checkout_expires_at = :cexp, checkout_trial_end = :tend"
+                "SET checkout_session_id = :sid, checkout_url = :url, checkout_expires_at = :cexp, checkout_trial_end = :tend \
+                 REMOVE pending_session_id, pending_since"
             }
-            None => "SET checkout_session_id = :sid, checkout_url = :url, checkout_expires_at = :cexp REMOVE checkout_trial_end",
+            None => {
+                "SET checkout_session_id = :sid, checkout_url = :url, checkout_expires_at = :cexp \
+                     REMOVE checkout_trial_end, pending_session_id, pending_since"
+            }
         };
         Ok(Update::builder()
             .table_name(&self.table)
             .set_key(Some(key(trial_pk(&trial.id), TRIAL_SK)))
             .update_expression(trial_end)
             .condition_expression(format!(
-                "attribute_exists(pk) AND org_id = :org AND {} \
-                 AND attribute_not_exists(pending_session_id) \
+                "attribute_exists(pk) AND org_id = :org AND {} AND {NO_PENDING} \
                  AND (attribute_not_exists(checkout_session_id) OR checkout_expires_at <= :now OR checkout_session_id = :sid)",
                 state.expression()
             ))
             .expression_attribute_names("#status", "status")
             .set_expression_attribute_values(
                 values
+                    .n(":stale", self.pending_stale_at(now))
                     .s(":sid", &checkout.session_id)
                     .s(":url", &checkout.url)
                     .n(":cexp", checkout.expires_at)
@@ -204,7 +211,11 @@ impl Store {
     }
 
     /// A payment on its way for a session bound to `binding`: recorded on the trial, so purge
-    /// waits for it and convert answers it. Same binding rules as [`Store::convert_update`].
+    /// waits for it and convert answers it. Same binding rules as [`Store::convert_update`], and
+    /// only while `session_id` is the trial's current session: Stripe does not order its events,
+    /// so a late `completed` for a session whose payment already failed or that expired (and was
+    /// forgotten, [`Store::clear_session_update`]) or that a newer session replaced must not
+    /// hold the trial as "payment pending" for a payment that will never come.
     pub fn pending_update(
         &self,
         binding: &SessionBinding,
@@ -217,7 +228,8 @@ impl Store {
             .set_key(Some(key(trial_pk(&binding.trial_id), TRIAL_SK)))
             .update_expression("SET pending_session_id = :sid, pending_since = :now")
             .condition_expression(format!(
-                "attribute_exists(pk) AND org_id = :org AND #plan = :plan AND {}",
+                "attribute_exists(pk) AND org_id = :org AND #plan = :plan AND {} \
+                 AND checkout_session_id = :sid",
                 state.expression()
             ))
             .expression_attribute_names("#status", "status")
@@ -294,7 +306,8 @@ impl Store {
             .build()?)
     }
 
-    /// The purge job's delete: only if the trial's grace has ended, no payment is on its way and
+    /// The purge job's delete: only if the trial's grace has ended, no payment is on its way
+    /// (younger than the maximum age) and
     /// no checkout session is still payable, all re-checked by DynamoDB at the moment of the
     /// delete (the `due` index the job read is eventually consistent; a convert or a webhook may
     /// have written since).
@@ -309,12 +322,18 @@ impl Store {
             .table_name(&self.table)
             .set_key(Some(key(trial_pk(&trial.id), TRIAL_SK)))
             .condition_expression(format!(
-                "{} AND attribute_not_exists(pending_session_id) \
+                "{} AND {NO_PENDING} \
                  AND (attribute_not_exists(checkout_expires_at) OR checkout_expires_at <= :now)",
                 state.expression()
             ))
             .expression_attribute_names("#status", "status")
-            .set_expression_attribute_values(state.add_values(Values::new()).n(":now", now).build())
+            .set_expression_attribute_values(
+                state
+                    .add_values(Values::new())
+                    .n(":now", now)
+                    .n(":stale", self.pending_stale_at(now))
+                    .build(),
+            )
             .build()?)
     }
 
@@ -465,6 +484,10 @@ fn sessions_from_item(item: &Item) -> (Option<Checkout>, Option<PendingPayment>)
     };
     (checkout, pending)
 }
+
+/// No payment on its way holds the trial: none, or one that started at `:stale` or before
+/// (older than the maximum age, see [`Store::with_pending_max_age`]).
+const NO_PENDING: &str = "(attribute_not_exists(pending_session_id) OR pending_since <= :stale)";
 
 /// The trial's [`TrialTerms`] snapshot, as JSON.
 pub const TERMS: &str = "terms";
