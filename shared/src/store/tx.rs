@@ -111,7 +111,7 @@ const ALL_OLD: ReturnValuesOnConditionCheckFailure = ReturnValuesOnConditionChec
 /// `TransactionCanceledException`); throttles and 5xx are the SDK's
 /// ([`crate::aws::dynamodb_retry_config`]: 3 attempts, backoff ≤ 25 then 50 ms). The two never
 /// multiply past 4 × 3 = 12 HTTP requests per commit, with at most 140 ms of our pauses
-/// (≤ 20 + 40 + 80, jittered) and 4 × 75 ms of the SDK's: well under a second besides
+/// (≤ 20 + 40 + 80, each at least half of that) and 4 × 75 ms of the SDK's: well under a second besides
 /// DynamoDB's own latency, inside the API functions' 10 s timeout. What still fails is a 503
 /// with `Retry-After`, and the client's retry with the same `Idempotency-Key` is safe.
 const ATTEMPTS: u32 = 4;
@@ -357,15 +357,18 @@ fn conflict_backoff_cap(attempt: u32) -> Duration {
     Duration::from_millis(10 * 2u64.pow(attempt))
 }
 
-/// The pause after the `attempt`-th conflicting attempt: anywhere below its cap ("full
-/// jitter"), so that the transactions that conflicted spread out instead of meeting again
-/// after the same pause.
+/// The pause after the `attempt`-th conflicting attempt: between half its cap and its cap
+/// ("equal jitter"). Jittered, so the transactions that conflicted spread out instead of
+/// meeting again after the same pause; never near zero, because what they conflicted with
+/// holds its items for the length of a transaction (tens of milliseconds), and a retry sooner
+/// only meets it again (full jitter did, under `make chaos`).
 fn conflict_backoff(attempt: u32) -> Duration {
     let cap = conflict_backoff_cap(attempt).as_micros() as u64;
+    let half = cap / 2;
     let mut bytes = [0u8; 8];
     // The OS's randomness; should it ever fail, the cap itself is still a valid pause.
     match ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes) {
-        Ok(()) => Duration::from_micros(u64::from_le_bytes(bytes) % cap.max(1)),
+        Ok(()) => Duration::from_micros(half + u64::from_le_bytes(bytes) % (cap - half).max(1)),
         Err(_) => Duration::from_micros(cap),
     }
 }
@@ -387,14 +390,18 @@ mod tests {
     }
 
     #[test]
-    fn conflicts_back_off_below_a_doubling_cap_and_spread_out() {
+    fn conflicts_back_off_between_half_a_doubling_cap_and_the_cap() {
         let caps: Vec<u128> = (1..ATTEMPTS)
             .map(|a| conflict_backoff_cap(a).as_millis())
             .collect();
         assert_eq!(caps, [20, 40, 80]);
         for attempt in 1..ATTEMPTS {
             let pauses: Vec<Duration> = (0..64).map(|_| conflict_backoff(attempt)).collect();
-            assert!(pauses.iter().all(|p| *p < conflict_backoff_cap(attempt)));
+            let cap = conflict_backoff_cap(attempt);
+            assert!(
+                pauses.iter().all(|p| *p >= cap / 2 && *p < cap),
+                "{pauses:?}"
+            );
             // Jittered: 64 draws below the cap are not all one value.
             assert!(pauses.iter().any(|p| *p != pauses[0]), "{pauses:?}");
         }
