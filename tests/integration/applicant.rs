@@ -1,13 +1,12 @@
 //! Issue 15: who is trialling. Applicant fields on start, stored and returned, carried in
 //! `trial.started`; the redirect; none of the personal data in any log line.
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 
 use serde_json::{json, Value};
 use tracing_subscriber::layer::SubscriberExt;
 use trials::domain::redirect::AllowedOrigins;
 use trials::domain::signals::SignalSecret;
 use trials_tests::eventbridge::EventBridgeRecorder;
+use trials_tests::logs::Captured;
 use trials_tests::requests::ORG;
 use trials_tests::{Call, TestApp};
 
@@ -141,26 +140,6 @@ async fn the_redirect_goes_only_to_an_allowed_origin() {
     }
 }
 
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
-    type Writer = Captured;
-    fn make_writer(&'a self) -> Captured {
-        self.clone()
-    }
-}
-
 /// Email, client IP and device id never reach a log line at any level: not through the request
 /// log, the store's or the embedded DynamoDB's debug lines, nor the log publisher's events.
 // current_thread: the subscriber set as default for this thread sees every task of the test.
@@ -228,11 +207,5 @@ async fn applicant_personal_data_never_reaches_the_logs() {
             !text.to_lowercase().contains(&secret.to_lowercase()),
             "{secret} reached the logs"
         );
-    }
-}
-
-impl Captured {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
     }
 }

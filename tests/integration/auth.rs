@@ -1,7 +1,5 @@
 //! API keys and tenancy: every status code authentication answers with, the cache window and
 //! revocation, project-limited keys, round trips, and logs that never carry a key.
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 
 use tracing_subscriber::layer::SubscriberExt;
 
@@ -11,6 +9,7 @@ use trials::config::Secret;
 use trials::domain::api_key::{ApiKey, Projects};
 use trials::domain::OrgId;
 use trials::store::schema;
+use trials_tests::logs::Captured;
 use trials_tests::requests::{read, TestResponse, ORG, PROJECT};
 use trials_tests::stripe::{signature, with_stripe};
 use trials_tests::{Call, TestApp, DAY, T0};
@@ -535,33 +534,6 @@ async fn verify_accepts_the_key_and_no_other_secret_for_its_id() {
         None
     );
     assert!(t.app.auth().verify(&key).await.unwrap().is_some());
-}
-
-/// Log lines written while a test runs, on this thread.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
-    type Writer = Captured;
-    fn make_writer(&'a self) -> Captured {
-        self.clone()
-    }
-}
-
-impl Captured {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-    }
 }
 
 // current_thread: the subscriber set as default for this thread sees every task of the test.

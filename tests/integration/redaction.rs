@@ -3,12 +3,11 @@
 //! reminders, purge (whose `trial.purged` embeds the trial as `GET` showed it), and a second
 //! trial converted through the Stripe stand-in's signed webhook. Every event goes through the
 //! log publisher (a run without a bus), so each published event is a log line too.
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 
 use serde_json::{json, Value};
 use tracing_subscriber::layer::SubscriberExt;
 use trials_local::stripe_standin::PayMethod;
+use trials_tests::logs::Captured;
 use trials_tests::stripe::with_stripe;
 use trials_tests::{writes, Call, TestApp, DAY, T0};
 
@@ -51,26 +50,6 @@ fn start_body(email_tag: &str) -> Value {
     body["email"] = personal("email").replace("lifecycle", email_tag).into();
     body["redirect_url_query_params"] = personal("redirect_url_query_params").into();
     body
-}
-
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
-    type Writer = Captured;
-    fn make_writer(&'a self) -> Captured {
-        self.clone()
-    }
 }
 
 async fn ok(t: &TestApp, call: Call, status: u16) -> Value {
@@ -211,11 +190,5 @@ async fn no_personal_field_reaches_any_log_line_or_logged_event_of_a_whole_lifec
             !lower.contains(&secret.to_lowercase()),
             "{secret} reached the logs"
         );
-    }
-}
-
-impl Captured {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
     }
 }

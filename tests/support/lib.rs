@@ -4,6 +4,7 @@
 pub mod chaos;
 pub mod counter;
 pub mod eventbridge;
+pub mod logs;
 pub mod requests;
 pub mod stripe;
 pub mod time;
