@@ -4,6 +4,7 @@ mod applicant;
 mod auth;
 mod body_limits;
 mod cancel;
+mod capacity;
 mod chaos;
 mod convert;
 mod current;

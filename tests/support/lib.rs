@@ -1,6 +1,7 @@
 //! The test kit: embedded dynoxide on `127.0.0.1:0` talked to by the real `aws-sdk-dynamodb`
 //! client, an injected clock, a request counter (and fault switch) on the SDK client, and
 //! helpers to build API Gateway requests and read the responses.
+pub mod capacity;
 pub mod chaos;
 pub mod counter;
 pub mod eventbridge;
@@ -19,6 +20,7 @@ use trials::store::Store;
 use trials::App;
 use trials_local::stream::{Pumped, StreamReader};
 
+pub use capacity::{CapacityMeter, Units};
 pub use chaos::{Chaos, ChaosSpec, ChaosStats};
 pub use counter::{DynamoCounter, Held};
 pub use requests::{Call, TestResponse};
@@ -53,6 +55,8 @@ pub struct TestApp {
     pub app: App,
     pub clock: ManualClock,
     pub dynamo: DynamoCounter,
+    /// Consumed capacity by operation, while on (`tests/integration/capacity.rs`).
+    pub capacity: CapacityMeter,
     pub endpoint: String,
     /// The API keys `send` authenticates with, one per org (see `requests::TestKeys`).
     pub keys: Arc<requests::TestKeys>,
@@ -110,6 +114,7 @@ impl TestApp {
         config.table_name = "trials-test".into();
         tweak(&mut config);
         let dynamo = DynamoCounter::default();
+        let capacity = CapacityMeter::default();
         let mut client_config = trials::aws::local_dynamodb_config(&endpoint);
         if let Some(chaos) = &chaos {
             let http = client_config
@@ -131,8 +136,12 @@ impl TestApp {
                     chaos.partition_name(),
                 ));
         }
-        let client =
-            aws_sdk_dynamodb::Client::from_conf(client_config.interceptor(dynamo.clone()).build());
+        let client = aws_sdk_dynamodb::Client::from_conf(
+            client_config
+                .interceptor(dynamo.clone())
+                .interceptor(capacity.clone())
+                .build(),
+        );
         let store = Store::new(client, config.table_name.clone(), config.due_shards);
         // Under the layer, the table is made without it: set-up is not under test.
         let setup = match &chaos {
@@ -157,6 +166,7 @@ impl TestApp {
             app,
             clock,
             dynamo,
+            capacity,
             endpoint,
             keys,
             db,

@@ -1,0 +1,210 @@
+//! Issue 25 item 5: the DynamoDB capacity each operation consumes, as DynamoDB reports it
+//! (`ReturnConsumedCapacity=TOTAL`, summed by `trials_tests::capacity::CapacityMeter`; dynoxide
+//! answers it with DynamoDB's rules: 1 WCU per started KB per item written, 1 RCU per started
+//! 4 KB strongly consistent, 0.5 eventually consistent, transactions twice). Pinned here like
+//! the round trips, so a change that makes an operation dearer fails a test and is deliberate;
+//! BENCHMARKS.md "Capacity" prices these figures.
+use std::collections::BTreeMap;
+
+use serde_json::json;
+use trials::api::Route;
+use trials::domain::catalog::Catalog;
+use trials::jobs::{self, Job};
+use trials_local::stripe_standin::{PayMethod, StripeStandIn, LOCAL_SECRET_KEY};
+use trials_tests::requests::ORG;
+use trials_tests::stripe::{signature, WEBHOOK_SECRET};
+use trials_tests::{writes, Call, TestApp, TestResponse, Units};
+
+const ENTERPRISE: &str = include_str!("../../examples/plans-enterprise.json");
+
+/// Units one call consumed: (read, write), summed over the operations it sent.
+#[derive(Debug, PartialEq)]
+struct Spent {
+    read: f64,
+    write: f64,
+    by_operation: BTreeMap<String, Units>,
+}
+
+impl Spent {
+    fn of(by_operation: BTreeMap<String, Units>) -> Spent {
+        Spent {
+            read: by_operation.values().map(|u| u.read).sum(),
+            write: by_operation.values().map(|u| u.write).sum(),
+            by_operation,
+        }
+    }
+
+    /// (read units, write units), what the tests pin.
+    fn units(&self) -> (f64, f64) {
+        (self.read, self.write)
+    }
+}
+
+async fn metered(t: &TestApp, call: Call) -> (TestResponse, Spent) {
+    t.capacity.start();
+    let res = t.send(call).await;
+    (res, Spent::of(t.capacity.stop()))
+}
+
+async fn metered_job(t: &TestApp, job: Job) -> Spent {
+    t.capacity.start();
+    let run = jobs::run(&t.app, job, None).await;
+    assert_eq!(run.failed, 0, "{run:?}");
+    Spent::of(t.capacity.stop())
+}
+
+fn usage(id: &str, key: &str) -> Call {
+    Call::post(&format!("/v1/trials/{id}/usage"))
+        .idempotency_key(key)
+        .json(&json!({ "option": "api_calls", "quantity": 1 }))
+}
+
+fn manage(id: &str, action: &str, key: &str) -> Call {
+    Call::post(&format!("/v1/trials/{id}/{action}")).idempotency_key(key)
+}
+
+/// Prints a table row (`--nocapture`), the figures BENCHMARKS.md "Capacity" records.
+fn row(name: &str, spent: &Spent) {
+    eprintln!(
+        "capacity | {name} | {} RCU | {} WCU | {:?}",
+        spent.read,
+        spent.write,
+        spent
+            .by_operation
+            .iter()
+            .map(|(op, u)| (op.as_str(), u.requests))
+            .collect::<Vec<_>>()
+    );
+}
+
+#[tokio::test]
+async fn the_meter_is_off_unless_started_and_sees_every_request() {
+    let t = TestApp::new().await;
+    let id = t.start_trial(ORG, "growth").await;
+    assert!(t.capacity.stop().is_empty(), "off by default");
+    t.dynamo.reset();
+    let (res, spent) = metered(&t, Call::status(&id)).await;
+    assert_eq!(res.status, 200, "{}", res.body);
+    let requests: usize = spent.by_operation.values().map(|u| u.requests).sum();
+    assert_eq!(requests, t.dynamo.total(), "{:?}", spent.by_operation);
+    assert!(spent.read > 0.0, "{spent:?}");
+}
+
+#[tokio::test]
+async fn start_status_usage_and_manage_consume_their_pinned_units() {
+    let catalog = Catalog::from_json(ENTERPRISE).expect("catalog");
+    let t = TestApp::with_config(|c| c.catalog = catalog).await;
+
+    let (res, start) = metered(&t, Call::start("enterprise", "s1")).await;
+    assert_eq!(res.status, 201, "{}", res.body);
+    row("start", &start);
+    let id = res.json()["id"].as_str().unwrap().to_owned();
+
+    let (res, refused) = metered(&t, Call::start("enterprise", "s2")).await;
+    assert_eq!(res.status, 409, "{}", res.body);
+    row("refused start", &refused);
+
+    let (res, status) = metered(&t, Call::status(&id)).await;
+    assert_eq!(res.status, 200, "{}", res.body);
+    row("status", &status);
+
+    let (res, used) = metered(&t, usage(&id, "u1")).await;
+    assert_eq!(res.status, 200, "{}", res.body);
+    row("usage", &used);
+
+    let (res, pause) = metered(&t, manage(&id, "pause", "p1")).await;
+    assert_eq!(res.status, 200, "{}", res.body);
+    row("pause", &pause);
+    let (res, resume) = metered(&t, manage(&id, "resume", "r1")).await;
+    assert_eq!(res.status, 200, "{}", res.body);
+    row("resume", &resume);
+    let extend = manage(&id, "extend", "e1")
+        .admin()
+        .json(&json!({ "days": 1 }));
+    let (res, extend) = metered(&t, extend).await;
+    assert_eq!(res.status, 200, "{}", res.body);
+    row("extend", &extend);
+
+    let (res, cancel) = metered(&t, Call::cancel(&id, "c1")).await;
+    assert_eq!(res.status, 200, "{}", res.body);
+    row("cancel", &cancel);
+
+    let pinned = [
+        ("start", start.units(), (1.0, 15.0)),
+        ("refused start", refused.units(), (1.0, 1.0)),
+        ("status", status.units(), (1.0, 0.0)),
+        ("usage", used.units(), (1.0, 8.0)),
+        ("pause", pause.units(), (1.0, 17.0)),
+        ("resume", resume.units(), (1.0, 17.0)),
+        ("extend", extend.units(), (2.0, 18.0)),
+        ("cancel", cancel.units(), (1.0, 14.0)),
+    ];
+    for (name, got, want) in pinned {
+        assert_eq!(got, want, "{name}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn convert_payment_expire_and_purge_consume_their_pinned_units() {
+    let stripe = StripeStandIn::start().await.expect("Stripe stand-in");
+    let base = stripe.base_url().to_owned();
+    let t = TestApp::with_config(|c| {
+        c.stripe.api_base = base;
+        c.stripe.secret_key = Some(trials::config::Secret::new(LOCAL_SECRET_KEY));
+        c.stripe.timeout_ms = trials_tests::stripe::TIMEOUT_MS;
+        c.webhook.secrets = vec![trials::config::Secret::new(WEBHOOK_SECRET)];
+    })
+    .await;
+    let clock = t.clock.clone();
+    stripe.set_clock(move || trials::clock::Clock::now(&clock));
+    let converted = t.start_trial(ORG, "growth").await;
+    let expiring = t.start_trial("org_capacity2", "growth").await;
+
+    let (res, convert) = metered(&t, Call::convert(&converted, "v1")).await;
+    assert_eq!(res.status, 200, "{}", res.body);
+    row("convert", &convert);
+
+    let session = writes::stored(&t, &converted)
+        .await
+        .expect("trial")
+        .checkout
+        .expect("an open session")
+        .session_id;
+    stripe.pay(&session, PayMethod::Card).await.expect("paid");
+    let delivery = stripe
+        .deliveries()
+        .into_iter()
+        .rev()
+        .find(|d| d.event_type == "checkout.session.completed" && d.session_id == session)
+        .expect("Stripe's completed event");
+    let call = Call::post("/v1/webhooks/stripe")
+        .raw_body(&delivery.payload)
+        .header(
+            "stripe-signature",
+            &signature(&delivery.payload, WEBHOOK_SECRET, t.now()),
+        );
+    t.capacity.start();
+    let res = t.send_to(Route::StripeWebhook, call).await;
+    let payment = Spent::of(t.capacity.stop());
+    assert_eq!(res.status, 200, "{}", res.body);
+    row("webhook payment", &payment);
+
+    let policy = t.policy();
+    t.clock.set(t.now() + policy.length_secs + 1);
+    let expire = metered_job(&t, Job::Expire).await;
+    row("expire (1 trial due)", &expire);
+    t.clock.set(t.now() + policy.grace_secs + 1);
+    let purge = metered_job(&t, Job::Purge).await;
+    row("purge (1 trial due)", &purge);
+    assert!(writes::stored(&t, &expiring).await.is_none(), "purged");
+
+    let pinned = [
+        ("convert", convert.units(), (1.0, 8.0)),
+        ("webhook payment", payment.units(), (0.0, 7.0)),
+        ("expire", expire.units(), (8.0, 11.0)),
+        ("purge", purge.units(), (2.0, 7.0)),
+    ];
+    for (name, got, want) in pinned {
+        assert_eq!(got, want, "{name}");
+    }
+}
