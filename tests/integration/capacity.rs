@@ -145,7 +145,7 @@ async fn start_status_usage_and_manage_consume_their_pinned_units() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn convert_payment_expire_and_purge_consume_their_pinned_units() {
+async fn convert_payment_jobs_and_publish_consume_their_pinned_units() {
     let stripe = StripeStandIn::start().await.expect("Stripe stand-in");
     let base = stripe.base_url().to_owned();
     let t = TestApp::with_config(|c| {
@@ -197,12 +197,18 @@ async fn convert_payment_expire_and_purge_consume_their_pinned_units() {
     let purge = metered_job(&t, Job::Purge).await;
     row("purge (1 trial due)", &purge);
     assert!(writes::stored(&t, &expiring).await.is_none(), "purged");
+    t.capacity.start();
+    let pumped = t.publish_events().await;
+    let publish = Spent::of(t.capacity.stop());
+    row(&format!("publish ({} events)", pumped.published), &publish);
+    assert_eq!(pumped.published, 6, "{pumped:?}");
 
     let pinned = [
         ("convert", convert.units(), (1.0, 8.0)),
         ("webhook payment", payment.units(), (0.0, 7.0)),
         ("expire", expire.units(), (8.0, 11.0)),
         ("purge", purge.units(), (2.0, 7.0)),
+        ("publish, 2 trials' events", publish.units(), (0.0, 20.0)),
     ];
     for (name, got, want) in pinned {
         assert_eq!(got, want, "{name}");
