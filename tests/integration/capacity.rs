@@ -7,12 +7,11 @@
 use std::collections::BTreeMap;
 
 use serde_json::json;
-use trials::api::Route;
 use trials::domain::catalog::Catalog;
 use trials::jobs::{self, Job};
-use trials_local::stripe_standin::{PayMethod, StripeStandIn, LOCAL_SECRET_KEY};
+use trials_local::stripe_standin::PayMethod;
 use trials_tests::requests::ORG;
-use trials_tests::stripe::{signature, WEBHOOK_SECRET};
+use trials_tests::stripe::with_stripe;
 use trials_tests::{writes, Call, TestApp, TestResponse, Units};
 
 const ENTERPRISE: &str = include_str!("../../examples/plans-enterprise.json");
@@ -38,6 +37,19 @@ impl Spent {
     fn units(&self) -> (f64, f64) {
         (self.read, self.write)
     }
+}
+
+/// Every operation's (read, write) units equal the pinned ones, all shown on a failure.
+fn assert_units(pinned: &[(&str, &Spent, (f64, f64))]) {
+    let got: Vec<_> = pinned
+        .iter()
+        .map(|(name, s, _)| (*name, s.units()))
+        .collect();
+    let want: Vec<_> = pinned
+        .iter()
+        .map(|(name, _, units)| (*name, *units))
+        .collect();
+    assert_eq!(got, want);
 }
 
 async fn metered(t: &TestApp, call: Call) -> (TestResponse, Spent) {
@@ -129,34 +141,21 @@ async fn start_status_usage_and_manage_consume_their_pinned_units() {
     assert_eq!(res.status, 200, "{}", res.body);
     row("cancel", &cancel);
 
-    let pinned = [
-        ("start", start.units(), (1.0, 15.0)),
-        ("refused start", refused.units(), (1.0, 1.0)),
-        ("status", status.units(), (1.0, 0.0)),
-        ("usage", used.units(), (1.0, 8.0)),
-        ("pause", pause.units(), (1.0, 17.0)),
-        ("resume", resume.units(), (1.0, 17.0)),
-        ("extend", extend.units(), (2.0, 18.0)),
-        ("cancel", cancel.units(), (1.0, 14.0)),
-    ];
-    for (name, got, want) in pinned {
-        assert_eq!(got, want, "{name}");
-    }
+    assert_units(&[
+        ("start", &start, (1.0, 15.0)),
+        ("refused start", &refused, (1.0, 1.0)),
+        ("status", &status, (1.0, 0.0)),
+        ("usage", &used, (1.0, 8.0)),
+        ("pause", &pause, (1.0, 17.0)),
+        ("resume", &resume, (1.0, 17.0)),
+        ("extend", &extend, (2.0, 18.0)),
+        ("cancel", &cancel, (1.0, 14.0)),
+    ]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn convert_payment_jobs_and_publish_consume_their_pinned_units() {
-    let stripe = StripeStandIn::start().await.expect("Stripe stand-in");
-    let base = stripe.base_url().to_owned();
-    let t = TestApp::with_config(|c| {
-        c.stripe.api_base = base;
-        c.stripe.secret_key = Some(trials::config::Secret::new(LOCAL_SECRET_KEY));
-        c.stripe.timeout_ms = trials_tests::stripe::TIMEOUT_MS;
-        c.webhook.secrets = vec![trials::config::Secret::new(WEBHOOK_SECRET)];
-    })
-    .await;
-    let clock = t.clock.clone();
-    stripe.set_clock(move || trials::clock::Clock::now(&clock));
+    let (t, stripe) = with_stripe(|_| {}).await;
     let converted = t.start_trial(ORG, "growth").await;
     let expiring = t.start_trial("org_capacity2", "growth").await;
 
@@ -164,29 +163,18 @@ async fn convert_payment_jobs_and_publish_consume_their_pinned_units() {
     assert_eq!(res.status, 200, "{}", res.body);
     row("convert", &convert);
 
-    let session = writes::stored(&t, &converted)
-        .await
-        .expect("trial")
+    let trial = writes::stored(&t, &converted).await.expect("trial");
+    let session = trial
         .checkout
-        .expect("an open session")
-        .session_id;
+        .map(|c| c.session_id)
+        .expect("an open session");
     stripe.pay(&session, PayMethod::Card).await.expect("paid");
-    let delivery = stripe
-        .deliveries()
-        .into_iter()
-        .rev()
-        .find(|d| d.event_type == "checkout.session.completed" && d.session_id == session)
-        .expect("Stripe's completed event");
-    let call = Call::post("/v1/webhooks/stripe")
-        .raw_body(&delivery.payload)
-        .header(
-            "stripe-signature",
-            &signature(&delivery.payload, WEBHOOK_SECRET, t.now()),
-        );
     t.capacity.start();
-    let res = t.send_to(Route::StripeWebhook, call).await;
+    let outcome = t
+        .deliver_from(&stripe, "checkout.session.completed", &session)
+        .await;
     let payment = Spent::of(t.capacity.stop());
-    assert_eq!(res.status, 200, "{}", res.body);
+    assert_eq!(outcome, "converted");
     row("webhook payment", &payment);
 
     let policy = t.policy();
@@ -203,14 +191,11 @@ async fn convert_payment_jobs_and_publish_consume_their_pinned_units() {
     row(&format!("publish ({} events)", pumped.published), &publish);
     assert_eq!(pumped.published, 6, "{pumped:?}");
 
-    let pinned = [
-        ("convert", convert.units(), (1.0, 8.0)),
-        ("webhook payment", payment.units(), (0.0, 7.0)),
-        ("expire", expire.units(), (8.0, 11.0)),
-        ("purge", purge.units(), (2.0, 7.0)),
-        ("publish, 2 trials' events", publish.units(), (0.0, 20.0)),
-    ];
-    for (name, got, want) in pinned {
-        assert_eq!(got, want, "{name}");
-    }
+    assert_units(&[
+        ("convert", &convert, (1.0, 8.0)),
+        ("webhook payment", &payment, (0.0, 7.0)),
+        ("expire", &expire, (8.0, 11.0)),
+        ("purge", &purge, (2.0, 7.0)),
+        ("publish, 2 trials' events", &publish, (0.0, 20.0)),
+    ]);
 }
