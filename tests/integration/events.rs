@@ -26,7 +26,8 @@ async fn app_with_recorder() -> (TestApp, EventBridgeRecorder) {
 }
 
 /// A TestApp whose convert talks to the Stripe stand-in and whose webhook knows a secret.
-async fn app_with_stripe_and_recorder() -> (TestApp, EventBridgeRecorder, StripeStandIn) {
+pub(crate) async fn app_with_stripe_and_recorder() -> (TestApp, EventBridgeRecorder, StripeStandIn)
+{
     let rec = EventBridgeRecorder::start().await;
     let standin = StripeStandIn::start().await.expect("Stripe stand-in");
     let base = standin.base_url().to_owned();
@@ -45,7 +46,7 @@ async fn app_with_stripe_and_recorder() -> (TestApp, EventBridgeRecorder, Stripe
 }
 
 /// Stripe's delivery of a paid session created by convert (its metadata as convert wrote it).
-async fn pay(t: &TestApp, event_id: &str, trial: &str, org: &str, plan: &str) -> Value {
+pub(crate) async fn pay(t: &TestApp, event_id: &str, trial: &str, org: &str, plan: &str) -> Value {
     let stored = stored(t, trial).await.expect("trial");
     let session = stored.checkout.expect("open session");
     let body = json!({
