@@ -87,6 +87,19 @@ pub(crate) async fn pay(t: &TestApp, event_id: &str, trial: &str, org: &str, pla
     res.json()
 }
 
+/// Cancels `canceled` (of `org_can`) and converts `converted` (of `org_conv`): a Checkout
+/// Session is open for it, to be paid with [`pay`].
+pub(crate) async fn cancel_and_convert(t: &TestApp, canceled: &str, converted: &str) {
+    let res = t
+        .send(Call::cancel(canceled, "cancel-1").org("org_can"))
+        .await;
+    assert_eq!(res.status, 200, "{}", res.body);
+    let res = t
+        .send(Call::convert(converted, "convert-1").org("org_conv"))
+        .await;
+    assert_eq!(res.status, 200, "{}", res.body);
+}
+
 #[tokio::test]
 async fn every_transition_publishes_its_event_once_through_the_routes_and_jobs() {
     let (t, rec, _standin) = app_with_stripe_and_recorder().await;
@@ -97,14 +110,7 @@ async fn every_transition_publishes_its_event_once_through_the_routes_and_jobs()
 
     let canceled_at = T0 + DAY;
     t.clock.set(canceled_at);
-    let res = t
-        .send(Call::cancel(&canceled, "cancel-1").org("org_can"))
-        .await;
-    assert_eq!(res.status, 200, "{}", res.body);
-    let res = t
-        .send(Call::convert(&converted, "convert-1").org("org_conv"))
-        .await;
-    assert_eq!(res.status, 200, "{}", res.body);
+    cancel_and_convert(&t, &canceled, &converted).await;
     let session_id = stored(&t, &converted)
         .await
         .unwrap()

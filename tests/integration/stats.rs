@@ -6,7 +6,7 @@ use trials::store::stats::day_of;
 use trials_local::ctl::stats::Report;
 use trials_tests::{Call, TestApp, DAY, T0};
 
-use crate::events::{app_with_stripe_and_recorder, pay};
+use crate::events::{app_with_stripe_and_recorder, cancel_and_convert, pay};
 use crate::jobs::{expire, purge, stored};
 
 async fn stats(t: &TestApp, query: &str) -> (u16, Value) {
@@ -44,14 +44,7 @@ async fn the_funnel_per_day_equals_the_trials_stored_and_trialctl() {
     let canceled = t.start_trial("org_can", "starter").await;
     let converted = t.start_trial("org_conv", "pro").await;
     t.clock.set(T0 + DAY);
-    let res = t
-        .send(Call::cancel(&canceled, "cancel-1").org("org_can"))
-        .await;
-    assert_eq!(res.status, 200, "{}", res.body);
-    let res = t
-        .send(Call::convert(&converted, "convert-1").org("org_conv"))
-        .await;
-    assert_eq!(res.status, 200, "{}", res.body);
+    cancel_and_convert(&t, &canceled, &converted).await;
     assert_eq!(
         pay(&t, "evt_paid_1", &converted, "org_conv", "pro").await["outcome"],
         "converted"
