@@ -8,8 +8,8 @@ keeps shrinking and replays stable):
 
 - `Authorization`: the run's key of the chosen tenant, except for 1 case in 8, which keeps the
   generated (wrong, or missing) credentials to check the 401 path. The admin-only routes
-  (`PATCH /v1/trials/{id}`, extend) get the tenant's admin key, except for 1 case in 8 of
-  those, which get its standard key (403 `forbidden`); so does 1 start in 4, so the admin's
+  (`PATCH /v1/trials/{id}`, extend, `GET /v1/stats`) get the tenant's admin key, except for 1
+  case in 8 of those, which get its standard key (403 `forbidden`); so does 1 start in 4, so the admin's
   `expires_at` and `notes` at start are fuzzed too. (A fuzzed admin may set a near
   `expires_at`: that trial then changes with time, the only state a run's clock can reach.)
 - `X-Org-Id` / `X-Project-Id`: replaced by the tenant's when the generated value is well formed
@@ -56,7 +56,11 @@ TENANT_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
 IDEM_KEY = re.compile(r"^[!#-~]([ -~]*[!-~])?$")
 STRANGER_ORG = "contract-stranger-org"
 # The routes only an admin key may call (anything else of the org is 403 forbidden).
-ADMIN_ROUTES = {("PATCH", "/v1/trials/{id}"), ("POST", "/v1/trials/{id}/extend")}
+ADMIN_ROUTES = {
+    ("PATCH", "/v1/trials/{id}"),
+    ("POST", "/v1/trials/{id}/extend"),
+    ("GET", "/v1/stats"),
+}
 
 # Trials created by fuzzed starts (id -> tenant index), so later cases can use them too.
 _created: dict = {}

@@ -26,7 +26,8 @@ async fn app_with_recorder() -> (TestApp, EventBridgeRecorder) {
 }
 
 /// A TestApp whose convert talks to the Stripe stand-in and whose webhook knows a secret.
-async fn app_with_stripe_and_recorder() -> (TestApp, EventBridgeRecorder, StripeStandIn) {
+pub(crate) async fn app_with_stripe_and_recorder() -> (TestApp, EventBridgeRecorder, StripeStandIn)
+{
     let rec = EventBridgeRecorder::start().await;
     let standin = StripeStandIn::start().await.expect("Stripe stand-in");
     let base = standin.base_url().to_owned();
@@ -45,7 +46,7 @@ async fn app_with_stripe_and_recorder() -> (TestApp, EventBridgeRecorder, Stripe
 }
 
 /// Stripe's delivery of a paid session created by convert (its metadata as convert wrote it).
-async fn pay(t: &TestApp, event_id: &str, trial: &str, org: &str, plan: &str) -> Value {
+pub(crate) async fn pay(t: &TestApp, event_id: &str, trial: &str, org: &str, plan: &str) -> Value {
     let stored = stored(t, trial).await.expect("trial");
     let session = stored.checkout.expect("open session");
     let body = json!({
@@ -86,6 +87,19 @@ async fn pay(t: &TestApp, event_id: &str, trial: &str, org: &str, plan: &str) ->
     res.json()
 }
 
+/// Cancels `canceled` (of `org_can`) and converts `converted` (of `org_conv`): a Checkout
+/// Session is open for it, to be paid with [`pay`].
+pub(crate) async fn cancel_and_convert(t: &TestApp, canceled: &str, converted: &str) {
+    let res = t
+        .send(Call::cancel(canceled, "cancel-1").org("org_can"))
+        .await;
+    assert_eq!(res.status, 200, "{}", res.body);
+    let res = t
+        .send(Call::convert(converted, "convert-1").org("org_conv"))
+        .await;
+    assert_eq!(res.status, 200, "{}", res.body);
+}
+
 #[tokio::test]
 async fn every_transition_publishes_its_event_once_through_the_routes_and_jobs() {
     let (t, rec, _standin) = app_with_stripe_and_recorder().await;
@@ -96,14 +110,7 @@ async fn every_transition_publishes_its_event_once_through_the_routes_and_jobs()
 
     let canceled_at = T0 + DAY;
     t.clock.set(canceled_at);
-    let res = t
-        .send(Call::cancel(&canceled, "cancel-1").org("org_can"))
-        .await;
-    assert_eq!(res.status, 200, "{}", res.body);
-    let res = t
-        .send(Call::convert(&converted, "convert-1").org("org_conv"))
-        .await;
-    assert_eq!(res.status, 200, "{}", res.body);
+    cancel_and_convert(&t, &canceled, &converted).await;
     let session_id = stored(&t, &converted)
         .await
         .unwrap()

@@ -21,6 +21,7 @@ mod signals;
 mod skip;
 mod start;
 mod state_machine;
+mod stats;
 mod status;
 mod stripe_client;
 mod tenancy;

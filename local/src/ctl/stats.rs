@@ -16,6 +16,7 @@ use clap::Args;
 use serde_json::{json, Value};
 use trials::clock::{Clock, SystemClock};
 use trials::domain::time::parse_duration_secs;
+use trials::services::stats::view;
 use trials::store::schema::{PK, SK};
 use trials::store::stats::{day_of, total, PlanStats, Stage, STATS_SHARDS};
 use trials::store::{Store, StoreError};
@@ -40,6 +41,62 @@ fn days(raw: &str) -> Result<u32, String> {
     u32::try_from((secs + 86_399) / 86_400).map_err(|_| format!("{raw} is too long"))
 }
 
+/// What `trialctl stats` shows: the window's counters by plan, the trials ACTIVE now, and the
+/// plans with counters that the catalog does not know.
+pub struct Report {
+    pub since: u32,
+    pub active: u64,
+    pub by_plan: BTreeMap<String, PlanStats>,
+    pub unknown: Vec<String>,
+}
+
+impl Report {
+    /// Reads the report: `known` is the catalog's plans; `plan` keeps one plan; `since` days
+    /// ending today (`now`).
+    pub async fn read(
+        store: &Store,
+        known: &BTreeSet<String>,
+        plan: Option<&str>,
+        since: u32,
+        now: i64,
+    ) -> Result<Report, StoreError> {
+        let plans: Vec<String> = match plan {
+            Some(plan) => vec![plan.to_owned()],
+            // Every plan of the catalog, and every plan with a counter in the window.
+            None => {
+                let mut plans = known.clone();
+                plans.extend(counted_plans(store, since, now).await?);
+                plans.into_iter().collect()
+            }
+        };
+        let unknown = plans
+            .iter()
+            .filter(|p| !known.contains(*p))
+            .cloned()
+            .collect();
+        Ok(Report {
+            since,
+            active: store.count_active().await?,
+            by_plan: store.read_stats(&plans, since, now).await?,
+            unknown,
+        })
+    }
+
+    /// `--json`'s document; each plan and the total shaped as `GET /v1/stats` shapes them
+    /// ([`trials::services::stats::view`]).
+    pub fn json(&self) -> Value {
+        let plans: BTreeMap<&String, Value> =
+            self.by_plan.iter().map(|(p, s)| (p, view(s))).collect();
+        json!({
+            "since_days": self.since,
+            "active_now": self.active,
+            "total": view(&total(&self.by_plan)),
+            "plans": plans,
+            "unknown_plans": self.unknown,
+        })
+    }
+}
+
 pub async fn run(ctx: &Ctx, args: StatsArgs) -> Result<(), String> {
     let t = ctx.open(Open::Existing).await?;
     let now = SystemClock.now();
@@ -50,42 +107,23 @@ pub async fn run(ctx: &Ctx, args: StatsArgs) -> Result<(), String> {
         .iter()
         .map(|p| p.id.as_str().to_owned())
         .collect();
-    let plans: Vec<String> = match &args.plan {
-        Some(plan) => vec![plan.clone()],
-        // Every plan of the catalog, and every plan with a counter in the window.
-        None => {
-            let mut plans = known.clone();
-            plans.extend(
-                counted_plans(&t.store, args.since, now)
-                    .await
-                    .map_err(|e| t.failed(e))?,
-            );
-            plans.into_iter().collect()
-        }
-    };
-    let unknown: Vec<&String> = plans.iter().filter(|p| !known.contains(*p)).collect();
-    let by_plan = t
-        .store
-        .read_stats(&plans, args.since, now)
+    let report = Report::read(&t.store, &known, args.plan.as_deref(), args.since, now)
         .await
         .map_err(|e| t.failed(e))?;
-    let active = t.store.count_active().await.map_err(|e| t.failed(e))?;
-    let all = total(&by_plan);
     if args.json {
-        let plans: BTreeMap<&String, Value> = by_plan.iter().map(|(p, s)| (p, view(s))).collect();
-        let out = json!({
-            "since_days": args.since,
-            "active_now": active,
-            "total": view(&all),
-            "plans": plans,
-            "unknown_plans": unknown,
-        });
         println!(
             "{}",
-            serde_json::to_string_pretty(&out).map_err(|e| e.to_string())?
+            serde_json::to_string_pretty(&report.json()).map_err(|e| e.to_string())?
         );
         return Ok(());
     }
+    let Report {
+        active,
+        by_plan,
+        unknown,
+        ..
+    } = &report;
+    let all = total(by_plan);
     println!(
         "Trials, last {} days ({}); ACTIVE now: {active}",
         args.since, t.place
@@ -182,16 +220,4 @@ async fn partition_plans(store: Store, pk: String) -> Result<Vec<String>, StoreE
             _ => return Ok(plans),
         }
     }
-}
-
-fn view(s: &PlanStats) -> Value {
-    json!({
-        "started": s.count(Stage::Started),
-        "converted": s.count(Stage::Converted),
-        "expired": s.count(Stage::Expired),
-        "canceled": s.count(Stage::Canceled),
-        "purged": s.count(Stage::Purged),
-        "conversion_rate": s.conversion_rate(),
-        "median_hours_to_conversion": s.median_hours_to_convert(),
-    })
 }

@@ -22,6 +22,7 @@ pub mod resume;
 pub mod routes;
 pub mod skip;
 pub mod start;
+pub mod stats;
 pub mod status;
 pub mod stripe_webhook;
 pub mod trial_data;

@@ -23,7 +23,7 @@ use super::error::ApiError;
 use super::reply::Reply;
 use super::LogFields;
 use super::{
-    cancel, convert, current, eligibility, extend, patch, pause, plans, resume, skip, start,
+    cancel, convert, current, eligibility, extend, patch, pause, plans, resume, skip, start, stats,
     status, stripe_webhook, trial_data, usage,
 };
 use crate::auth::Tenant;
@@ -52,6 +52,8 @@ pub enum Route {
     Eligibility,
     /// `POST /v1/trials/skip`: no free trial, a paid checkout now.
     Skip,
+    /// `GET /v1/stats`: the funnel, admin keys only.
+    Stats,
 }
 
 /// What a handler returns, boxed so every handler fits one fn-pointer type.
@@ -150,7 +152,7 @@ const WEBHOOK_BODY: usize = MAX_WEBHOOK_BODY_BYTES;
 /// `PATCH` share `cancel`; convert and skip (the routes that call Stripe) share `convert`;
 /// usage (metering traffic) has its own.
 #[rustfmt::skip]
-pub static ROUTES: [Row; 15] = [
+pub static ROUTES: [Row; 16] = [
     //   route          method   path                       who may call                          body limit    function
     row!(Start,         "POST",  "/v1/trials/start",        ApiKey(keyed!(start)),                BODY,         "start"),
     row!(Status,        "GET",   "/v1/trials/{id}",         Itself(open!(status)),                BODY,         "status"),
@@ -167,6 +169,7 @@ pub static ROUTES: [Row; 15] = [
     row!(Current,       "GET",   "/v1/trials/current",      ApiKey(keyed!(current)),              BODY,         "status"),
     row!(Eligibility,   "GET",   "/v1/trials/eligibility",  ApiKey(keyed!(eligibility)),          BODY,         "status"),
     row!(Skip,          "POST",  "/v1/trials/skip",         ApiKey(keyed!(skip)),                 BODY,         "convert"),
+    row!(Stats,         "GET",   "/v1/stats",               admin!("read the funnel", stats),     BODY,         "status"),
 ];
 
 impl Route {
@@ -290,7 +293,8 @@ mod tests {
             admin,
             [
                 (Route::Extend, "extend a trial"),
-                (Route::Patch, "change a trial")
+                (Route::Patch, "change a trial"),
+                (Route::Stats, "read the funnel")
             ]
         );
     }
@@ -317,7 +321,8 @@ mod tests {
                 Route::Plans,
                 Route::TrialData,
                 Route::Current,
-                Route::Eligibility
+                Route::Eligibility,
+                Route::Stats
             ]
         );
         assert_eq!(served("cancel"), [Route::Cancel, Route::Patch]);

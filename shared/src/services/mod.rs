@@ -8,6 +8,8 @@
 //! - [`checkout_sessions`]: Stripe Checkout Sessions, created (convert, skip) and expired
 //!   (cancel, the session expiry job).
 //! - [`signals`]: the abuse-signal check of a start.
+//! - [`stats`]: the funnel's shape, for `GET /v1/stats` and `trialctl stats`.
 pub mod checkout_sessions;
 pub mod signals;
+pub mod stats;
 pub mod transition;

@@ -169,44 +169,77 @@ impl Store {
         days: u32,
         now: i64,
     ) -> Result<BTreeMap<String, PlanStats>, StoreError> {
-        let today = DateTime::<Utc>::from_timestamp(now, 0)
+        let to = DateTime::<Utc>::from_timestamp(now, 0)
             .unwrap_or_default()
             .date_naive();
+        let from = to
+            .checked_sub_days(Days::new(u64::from(days.max(1) - 1)))
+            .unwrap_or(to);
+        let by_day = self.read_stats_by_day(plans, from, to).await?;
+        let mut by_plan: BTreeMap<String, PlanStats> = plans
+            .iter()
+            .map(|p| (p.clone(), PlanStats::default()))
+            .collect();
+        for day in by_day.values() {
+            for (plan, stats) in day {
+                by_plan.entry(plan.clone()).or_default().merge(stats);
+            }
+        }
+        Ok(by_plan)
+    }
+
+    /// The counters of `plans` for each UTC day from `from` to `to` (inclusive), by day
+    /// (`YYYY-MM-DD`) and plan: every day and plan of the window has an entry, zero when
+    /// nothing was counted. One `BatchGetItem` per 100 of the days × shards × plans keys.
+    pub async fn read_stats_by_day(
+        &self,
+        plans: &[String],
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<BTreeMap<String, BTreeMap<String, PlanStats>>, StoreError> {
+        let empty: BTreeMap<String, PlanStats> = plans
+            .iter()
+            .map(|p| (p.clone(), PlanStats::default()))
+            .collect();
+        let mut by_day = BTreeMap::new();
         let mut keys = Vec::new();
-        for back in 0..days.max(1) {
-            let day: NaiveDate = today
-                .checked_sub_days(Days::new(back as u64))
-                .unwrap_or(today);
+        for day in from.iter_days().take_while(|day| *day <= to) {
             let day = day.format("%Y-%m-%d").to_string();
             for shard in 0..STATS_SHARDS {
                 for plan in plans {
                     keys.push(key(stats_pk(&day, shard), stats_sk(plan)));
                 }
             }
+            by_day.insert(day, empty.clone());
         }
-        let mut by_plan: BTreeMap<String, PlanStats> = plans
-            .iter()
-            .map(|p| (p.clone(), PlanStats::default()))
-            .collect();
         for chunk in keys.chunks(100) {
-            for item in self
+            let items = self
                 .batch_get(
                     KeysAndAttributes::builder()
                         .set_keys(Some(chunk.to_vec()))
                         .build()?,
                 )
-                .await?
-            {
-                let plan = super::codec::get_s(&item, super::schema::SK)
-                    .and_then(|sk| sk.strip_prefix("PLAN#"))
-                    .unwrap_or_default()
-                    .to_owned();
-                if let Some(stats) = by_plan.get_mut(&plan) {
+                .await?;
+            for item in items {
+                let (Some(pk), Some(sk)) = (
+                    super::codec::get_s(&item, super::schema::PK),
+                    super::codec::get_s(&item, super::schema::SK),
+                ) else {
+                    continue;
+                };
+                // `STATS#<day>#<shard>` / `PLAN#<plan>`.
+                let day = pk.strip_prefix("STATS#").and_then(|d| d.split('#').next());
+                let plan = sk.strip_prefix("PLAN#");
+                if let Some(stats) = day
+                    .and_then(|day| by_day.get_mut(day))
+                    .zip(plan)
+                    .and_then(|(plans, plan)| plans.get_mut(plan))
+                {
                     stats.add_item(&item);
                 }
             }
         }
-        Ok(by_plan)
+        Ok(by_day)
     }
 
     /// Trials ACTIVE now, by counting the EXPIRE queue of the `due` index (no table scan).
