@@ -176,7 +176,7 @@ fi
 log "OK: every response conformed to openapi.yaml"
 # schemathesis' own summary above reads as trouble on a green run; what it means here:
 log "expected warnings: 'Authentication failed' names the routes whose generated requests are"
-log "  refused by design (the Stripe webhook's signature, admin-only extend and PATCH, keys of"
+log "  refused by design (the Stripe webhook's signature, admin-only extend, PATCH and /v1/stats, keys of"
 log "  another org); 'Missing test data' the ids it invents (404 is the right answer); 'Schema"
 log "  validation mismatch' the bodies it generates that the API rightly refuses (400/422)."
 log "  Its report paths were in this run's temporary directory, removed on success (kept on failure)."
