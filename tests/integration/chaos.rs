@@ -410,7 +410,12 @@ async fn cancel_convert_webhook_and_jobs_happen_once_and_publish_every_event_onc
     assert_eq!(kept.status, TrialStatus::Converted);
     eprintln!("lifecycle under the layer: {:?}", chaos(&t).stats());
 
-    // Every event item, published exactly once; each transition's event exactly once.
+    // Every event item, published exactly once; each transition's event exactly once. The
+    // publisher's own writes (each event's funnel count) under the layer can fail, and the
+    // stream then delivers the batch again: at least once on the bus, which this count of the
+    // bus cannot tell from a bug. So the layer is off for the publishing; the counts under it,
+    // retried, are `starts_of_distinct_orgs_each_land_exactly_once`'s.
+    chaos(&t).set_spec(ChaosSpec::off(SEED));
     let mut published = BTreeMap::<String, usize>::new();
     let pumped = t.publish_events().await;
     assert_eq!(pumped.failed, 0, "{pumped:?}");
