@@ -17,8 +17,8 @@ use trials::jobs::{self, Job};
 use trials::store::Slot;
 use trials_local::stripe_standin::{PayMethod, StripeStandIn, LOCAL_SECRET_KEY};
 use trials_tests::chaos::workload::{
-    final_statuses, first_attempt_5xx, items_by_kind, org, send_retrying, starts_for_one_org,
-    starts_of_distinct_orgs, usage_on_one_trial, warm_keys, Sent,
+    all_items, final_statuses, first_attempt_5xx, items_by_kind, org, send_retrying,
+    starts_for_one_org, starts_of_distinct_orgs, usage_on_one_trial, warm_keys, Sent,
 };
 use trials_tests::chaos::{Chaos, ChaosSpec};
 use trials_tests::eventbridge::EventBridgeRecorder;
@@ -246,17 +246,7 @@ async fn starts_of_distinct_orgs_each_land_exactly_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn usage_on_one_trial_accepts_exactly_the_limit() {
     let limit = 20;
-    let catalog = Catalog::from_json(&ENTERPRISE.replace("\"value\": 100,", "\"value\": 20,"))
-        .expect("edited catalog");
-    let t = TestApp::with_chaos_and(
-        ChaosSpec::documented(SEED),
-        |c| c.catalog = catalog,
-        |_| trials::publish::Publisher::Log,
-    )
-    .await;
-    let started = send_retrying(&t, "start", || Call::start("enterprise", "k1")).await;
-    assert_eq!(started.last.status, 201, "{}", started.last.body);
-    let id = started.last.json()["id"].as_str().unwrap().to_owned();
+    let (t, id) = enterprise_trial_under_the_layer(20).await;
     chaos(&t).reset_stats();
 
     let sent = usage_on_one_trial(&t, &id, "api_calls", 30, 8).await;
@@ -479,41 +469,41 @@ async fn settle(
     }
 }
 
+/// An app under the documented layer whose `enterprise` plan limits `api_calls` to `limit`
+/// (the example catalog's is 100), and a trial of it started.
+async fn enterprise_trial_under_the_layer(limit: i64) -> (TestApp, String) {
+    let catalog = ENTERPRISE.replace("\"value\": 100,", &format!("\"value\": {limit},"));
+    let catalog = Catalog::from_json(&catalog).expect("edited catalog");
+    let t = TestApp::with_chaos_and(
+        ChaosSpec::documented(SEED),
+        |c| c.catalog = catalog,
+        |_| trials::publish::Publisher::Log,
+    )
+    .await;
+    let started = send_retrying(&t, "start", || Call::start("enterprise", "k1")).await;
+    assert_eq!(started.last.status, 201, "{}", started.last.body);
+    let id = started.last.json()["id"].as_str().unwrap().to_owned();
+    (t, id)
+}
+
 /// The stored event items: event id -> (trial id, detail type), read without the layer.
 async fn event_items(t: &TestApp) -> BTreeMap<String, (String, String)> {
-    let client = trials::aws::local_dynamodb(&t.endpoint);
     let mut out = BTreeMap::new();
-    let mut start = None;
-    loop {
-        let page = client
-            .scan()
-            .table_name(t.app.store.table_name())
-            .filter_expression("begins_with(pk, :e)")
-            .expression_attribute_values(
-                ":e",
-                aws_sdk_dynamodb::types::AttributeValue::S("EVENT#".into()),
-            )
-            .set_exclusive_start_key(start)
-            .send()
-            .await
-            .expect("scan events");
-        for item in page.items() {
-            let text = |name: &str| {
-                item.get(name)
-                    .and_then(|v| v.as_s().ok())
-                    .cloned()
-                    .unwrap_or_default()
-            };
-            let detail: serde_json::Value =
-                serde_json::from_str(&text("detail")).unwrap_or_default();
-            let trial = detail["trial_id"].as_str().unwrap_or_default().to_owned();
-            out.insert(text("event_id"), (trial, text("detail_type")));
+    for item in all_items(t).await {
+        let text = |name: &str| {
+            item.get(name)
+                .and_then(|v| v.as_s().ok())
+                .cloned()
+                .unwrap_or_default()
+        };
+        if !text("pk").starts_with("EVENT#") {
+            continue;
         }
-        start = page.last_evaluated_key;
-        if start.is_none() {
-            return out;
-        }
+        let detail: serde_json::Value = serde_json::from_str(&text("detail")).unwrap_or_default();
+        let trial = detail["trial_id"].as_str().unwrap_or_default().to_owned();
+        out.insert(text("event_id"), (trial, text("detail_type")));
     }
+    out
 }
 
 /// Stored events by detail type.
@@ -555,16 +545,7 @@ async fn at_issue_scale_starts_for_an_org_that_had_its_trial_all_end_409() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "issue 25 item 3: every usage call is a transaction on the trial item (TRIAL#), so concurrent calls conflict; at 24 concurrent some calls exhaust the client's attempts"]
 async fn at_issue_scale_usage_on_one_trial_accepts_exactly_the_limit() {
-    let catalog = Catalog::from_json(ENTERPRISE).expect("the example catalog");
-    let t = TestApp::with_chaos_and(
-        ChaosSpec::documented(SEED),
-        |c| c.catalog = catalog,
-        |_| trials::publish::Publisher::Log,
-    )
-    .await;
-    let started = send_retrying(&t, "start", || Call::start("enterprise", "k1")).await;
-    assert_eq!(started.last.status, 201, "{}", started.last.body);
-    let id = started.last.json()["id"].as_str().unwrap().to_owned();
+    let (t, id) = enterprise_trial_under_the_layer(100).await;
     let sent = usage_on_one_trial(&t, &id, "api_calls", 150, 24).await;
     report(&t, "150 usage calls on one trial, 24 concurrent", &sent);
     let statuses = final_statuses(&sent);

@@ -187,10 +187,11 @@ pub fn quantile(samples: &mut [Duration], q: f64) -> Duration {
     samples[rank - 1]
 }
 
-/// Every item of the app's table by kind (`pk` up to its first `#`), read without the layer.
-pub async fn items_by_kind(t: &TestApp) -> BTreeMap<String, usize> {
+/// Every item of the app's table, read without the layer (what the store holds, whatever the
+/// layer did to the requests that wrote it).
+pub async fn all_items(t: &TestApp) -> Vec<trials::store::codec::Item> {
     let client = trials::aws::local_dynamodb(&t.endpoint);
-    let mut out = BTreeMap::new();
+    let mut out = Vec::new();
     let mut start = None;
     loop {
         let page = client
@@ -200,18 +201,25 @@ pub async fn items_by_kind(t: &TestApp) -> BTreeMap<String, usize> {
             .send()
             .await
             .expect("scan the table");
-        for item in page.items() {
-            let pk = item
-                .get("pk")
-                .and_then(|v| v.as_s().ok())
-                .cloned()
-                .unwrap_or_default();
-            let kind = pk.split('#').next().unwrap_or_default().to_owned();
-            *out.entry(kind).or_default() += 1;
-        }
+        out.extend(page.items.unwrap_or_default());
         start = page.last_evaluated_key;
         if start.is_none() {
             return out;
         }
     }
+}
+
+/// Every item of the app's table by kind (`pk` up to its first `#`), read without the layer.
+pub async fn items_by_kind(t: &TestApp) -> BTreeMap<String, usize> {
+    let mut out = BTreeMap::new();
+    for item in all_items(t).await {
+        let pk = item
+            .get("pk")
+            .and_then(|v| v.as_s().ok())
+            .cloned()
+            .unwrap_or_default();
+        let kind = pk.split('#').next().unwrap_or_default().to_owned();
+        *out.entry(kind).or_default() += 1;
+    }
+    out
 }
