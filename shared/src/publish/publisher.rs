@@ -33,6 +33,8 @@ impl Publisher {
             }
             Publisher::EventBridge { client, bus } => {
                 let mut published = Vec::with_capacity(events.len());
+                // Redacted once: the size, the entries and their retries all read this.
+                let events: Vec<DomainEvent> = events.iter().map(outgoing).collect();
                 let sizes: Vec<usize> = events.iter().map(entry_size).collect();
                 let (batches, oversized) = plan_batches(&sizes);
                 for &i in &oversized {
@@ -46,8 +48,7 @@ impl Publisher {
                     published.push(events[i].id.clone());
                 }
                 for batch in batches {
-                    let batch: Vec<DomainEvent> = batch.map(|i| events[i].clone()).collect();
-                    let (ids, call_failed) = put_batch(client, bus, &batch).await;
+                    let (ids, call_failed) = put_batch(client, bus, &events[batch]).await;
                     published.extend(ids);
                     if call_failed {
                         // The call itself failed after the SDK's own retries (5xx, throttling,
@@ -62,17 +63,24 @@ impl Publisher {
     }
 }
 
-/// One `PutEvents` entry. The detail goes out through the same allow-list as a log line: a
-/// bus has many readers (rules, archives, other accounts), so the applicant's fields and the
-/// notes leave as `<redacted>`; a consumer that needs them reads the trial with its API key.
 /// `PutEvents` takes entries whose sizes add up to less than 256 KB per request, as
 /// EventBridge counts them ("Calculating PutEvents event entry size"): the UTF-8 bytes of the
 /// source, the detail type and the detail (no time, no resources are sent).
 const MAX_REQUEST_BYTES: usize = 256 * 1024;
 
-/// An entry's size as EventBridge counts it (the detail as sent: redacted).
+/// `event` as it leaves for the bus: its detail through the same allow-list as a log line (a
+/// bus has many readers: rules, archives, other accounts), so the applicant's fields and the
+/// notes leave as `<redacted>`; a consumer that needs them reads the trial with its API key.
+fn outgoing(event: &DomainEvent) -> DomainEvent {
+    DomainEvent {
+        detail: redacted_detail(&event.detail),
+        ..event.clone()
+    }
+}
+
+/// An outgoing entry's size as EventBridge counts it.
 fn entry_size(event: &DomainEvent) -> usize {
-    SOURCE.len() + event.kind.detail_type().len() + redacted_detail(&event.detail).len()
+    SOURCE.len() + event.kind.detail_type().len() + event.detail.len()
 }
 
 /// Consecutive batches of at most [`BATCH`] entries whose sizes add up to less than
@@ -102,11 +110,12 @@ fn plan_batches(sizes: &[usize]) -> (Vec<std::ops::Range<usize>>, Vec<usize>) {
     (batches, oversized)
 }
 
+/// One `PutEvents` entry of an [`outgoing`] event.
 fn entry(bus: &str, event: &DomainEvent) -> PutEventsRequestEntry {
     PutEventsRequestEntry::builder()
         .source(SOURCE)
         .detail_type(event.kind.detail_type())
-        .detail(redacted_detail(&event.detail))
+        .detail(&event.detail)
         .event_bus_name(bus)
         .build()
 }
@@ -168,7 +177,7 @@ async fn put_batch(
 
 /// An event's detail fit for a log line: [`crate::telemetry::redact`]'s allow-list at every
 /// depth (the applicant and the notes inside `trial.purged`'s `trial` as much as at the top).
-/// What goes to EventBridge passes the same list (see [`entry`]).
+/// What goes to EventBridge passes the same list (see [`outgoing`]).
 fn redacted_detail(detail: &str) -> String {
     match serde_json::from_str::<serde_json::Value>(detail) {
         Ok(value @ serde_json::Value::Object(_)) => crate::telemetry::redact(&value).to_string(),
