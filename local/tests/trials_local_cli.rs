@@ -103,12 +103,19 @@ async fn an_external_local_dynamodb_needs_no_aws_credentials() {
         .spawn()
         .expect("start trials-local");
     let stdout = child.stdout.take().unwrap();
-    // The JSON log lines share stdout; the banner line names the address.
+    // The JSON log lines share stdout; the banner line names the address. The reader keeps
+    // reading to the end: a closed pipe would fail the server's next log line.
+    let (banner_tx, banner_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if line.starts_with("Trials API on ") {
+                let _ = banner_tx.send(line);
+            }
+        }
+    });
     let first = tokio::task::spawn_blocking(move || {
-        BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-            .find(|line| line.starts_with("Trials API on "))
+        banner_rx
+            .recv_timeout(std::time::Duration::from_secs(60))
             .unwrap_or_default()
     })
     .await
