@@ -24,6 +24,7 @@ mod state_machine;
 mod stats;
 mod status;
 mod stripe_client;
+mod subscription;
 mod tenancy;
 mod tx;
 mod unknown_fields;

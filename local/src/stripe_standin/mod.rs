@@ -27,6 +27,7 @@
 //! received ([`StripeStandIn::requests`]) and what it sent ([`StripeStandIn::deliveries`]).
 pub mod page;
 pub mod session;
+pub mod subscription;
 pub mod webhooks;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -42,6 +43,7 @@ use serde_json::{json, Value};
 use trials::crypto::random_hex;
 
 pub use session::{Catalog, PaymentStatus, Price, Session, Status};
+pub use subscription::{Subscription, SubscriptionChange};
 pub use webhooks::{Delivery, DeliveryState, WebhookTarget};
 
 /// The secret key the local run configures for the stand-in.
@@ -156,6 +158,9 @@ type RequestHook = Arc<dyn Fn(&Recorded) + Send + Sync>;
 #[derive(Default, Serialize, Deserialize)]
 struct Durable {
     sessions: BTreeMap<String, Session>,
+    /// The subscriptions paid sessions created, by id (absent from older state files).
+    #[serde(default)]
+    subscriptions: BTreeMap<String, Subscription>,
     /// Idempotency key → the first request's endpoint, parameters and answer.
     idempotency: HashMap<String, Saved>,
 }
@@ -346,6 +351,36 @@ impl StripeStandIn {
             self.shared.send(event).await;
         }
         n
+    }
+
+    pub fn subscription(&self, id: &str) -> Option<Subscription> {
+        let state = self.shared.state.lock().unwrap();
+        state.durable.subscriptions.get(id).cloned()
+    }
+
+    /// Makes `change` happen to subscription `id` now and sends the event Stripe sends for it
+    /// (recorded in [`StripeStandIn::deliveries`]); returns the event, for a test to deliver
+    /// again or in another order. `Err`: no such subscription.
+    pub async fn subscription_event(
+        &self,
+        id: &str,
+        change: SubscriptionChange,
+    ) -> Result<Value, String> {
+        let event = {
+            let mut state = self.shared.state.lock().unwrap();
+            let now = state.now();
+            let sub = state
+                .durable
+                .subscriptions
+                .get_mut(id)
+                .ok_or_else(|| format!("no such subscription: {id}"))?;
+            let object = sub.apply(&change, now);
+            let event = webhooks::object_event(change.event_type(), object, now, None);
+            self.shared.persist(&state);
+            event
+        };
+        self.shared.send(event.clone()).await;
+        Ok(event)
     }
 
     /// Marks `id` paid as the page's Pay button does, and sends what Stripe sends; for tests

@@ -24,6 +24,7 @@ use trials::crypto::random_hex;
 use trials::domain::time::rfc3339;
 
 use super::session::{PaymentStatus, Price, Session, Status};
+use super::subscription::Subscription;
 use super::{settle_expiry, webhooks, PayMethod, Shared};
 use crate::html::{escape, page};
 
@@ -79,15 +80,20 @@ pub(crate) async fn pay(
             None => {
                 session.status = Status::Complete;
                 session.customer = Some(format!("cus_{}", random_hex(7)));
-                if session.mode == "subscription" {
-                    session.subscription = Some(format!("sub_{}", random_hex(12)));
-                }
+                let subscription = (session.mode == "subscription").then(|| {
+                    let id = format!("sub_{}", random_hex(12));
+                    session.subscription = Some(id.clone());
+                    Subscription::for_session(session, id, now)
+                });
                 session.payment_status = match method {
                     PayMethod::Card => session.paid_status(),
                     PayMethod::Delayed { .. } => PaymentStatus::Unpaid,
                 };
                 let completed = webhooks::event("checkout.session.completed", session, now, None);
                 let session = session.clone();
+                if let Some(sub) = subscription {
+                    state.durable.subscriptions.insert(sub.id.clone(), sub);
+                }
                 if matches!(method, PayMethod::Delayed { .. }) {
                     state.settling.push(session.id.clone());
                 }

@@ -24,6 +24,7 @@ pub mod skip;
 pub mod start;
 pub mod stats;
 pub mod status;
+pub mod stripe_subscription;
 pub mod stripe_webhook;
 pub mod trial_data;
 pub mod usage;

@@ -23,6 +23,7 @@ pub mod reminders;
 pub mod schema;
 pub mod signals;
 pub mod stats;
+pub mod subscriptions;
 pub mod table;
 pub mod trials;
 pub mod tx;
