@@ -19,26 +19,27 @@ use SubscriptionChange::{Canceled, Created, InvoicePaid, InvoicePaymentFailed, S
 /// subscription.
 async fn converted(t: &TestApp, stripe: &StripeStandIn) -> (String, String) {
     let id = t.start_trial(ORG, "growth").await;
-    let res = t.send(Call::convert(&id, "k1")).await;
-    assert_eq!(res.status, 200, "{}", res.body);
-    assert_eq!(res.json()["billing_starts"], "trial_end");
-    let session = writes::stored(t, &id)
-        .await
-        .expect("trial")
-        .checkout
-        .expect("a session")
-        .session_id;
-    let paid = stripe.pay(&session, PayMethod::Card).await.expect("paid");
+    let (session, sub) = pay(t, stripe, &id).await;
     assert_eq!(
         t.deliver_from(stripe, "checkout.session.completed", &session)
             .await,
         "converted"
     );
-    let sub = paid.subscription.expect("a subscription");
     let made = stripe.subscription(&sub).expect("the stand-in keeps it");
     assert_eq!(made.status, "trialing");
     assert_eq!(made.metadata["trial_id"], id, "subscription_data[metadata]");
     (id, sub)
+}
+
+/// Convert (billing at the trial's end) and pay its session with a card at the stand-in: the
+/// session and the subscription it created (nothing delivered yet).
+async fn pay(t: &TestApp, stripe: &StripeStandIn, id: &str) -> (String, String) {
+    let res = t.send(Call::convert(id, "k1")).await;
+    assert_eq!(res.status, 200, "{}", res.body);
+    assert_eq!(res.json()["billing_starts"], "trial_end");
+    let session = writes::open_session(t, id).await;
+    let paid = stripe.pay(&session, PayMethod::Card).await.expect("paid");
+    (session, paid.subscription.expect("a subscription"))
 }
 
 async fn status(t: &TestApp, id: &str) -> Value {
@@ -302,16 +303,7 @@ async fn subscription_events_before_the_checkout_completes_are_kept() {
     let (t, stripe) = with_stripe(|_| {}).await;
     let id = t.start_trial(ORG, "growth").await;
     assert_eq!(status(&t, &id).await["subscription"], Value::Null);
-    let res = t.send(Call::convert(&id, "k1")).await;
-    assert_eq!(res.status, 200, "{}", res.body);
-    let session = writes::stored(&t, &id)
-        .await
-        .unwrap()
-        .checkout
-        .unwrap()
-        .session_id;
-    let paid = stripe.pay(&session, PayMethod::Card).await.unwrap();
-    let sub = paid.subscription.unwrap();
+    let (session, sub) = pay(&t, &stripe, &id).await;
     // Stripe sends `customer.subscription.created` and the checkout's completion in any order.
     let created = next(&t, &stripe, &sub, Created).await;
     assert_eq!(t.deliver_event(&created).await, "subscription_updated");

@@ -15,6 +15,7 @@
 //! [`invoice`] writes the first paid invoice (`trial.first_payment`) or a failure. A rejected
 //! write is explained by the trial as it was ([`Mismatch::of`]): money that matches no trial is
 //! recorded as `trial.payment_unmatched`, anything else is answered with a reason.
+use aws_sdk_dynamodb::types::Update;
 use serde_json::json;
 
 use super::stripe_webhook::{record, record_unmatched, unless_duplicate, Outcome};
@@ -36,7 +37,7 @@ enum Mismatch {
     /// Purged, or never existed.
     TrialNotFound,
     /// Another org's or plan's trial than the metadata says.
-    BindingMismatch,
+    OtherBinding,
     /// The trial holds another subscription.
     OtherSubscription,
     /// The subscription lapsed before this payment.
@@ -52,7 +53,7 @@ impl Mismatch {
             return Mismatch::TrialNotFound;
         };
         if trial.org_id != binding.org_id || trial.plan != binding.plan {
-            return Mismatch::BindingMismatch;
+            return Mismatch::OtherBinding;
         }
         match &trial.subscription {
             Some(held) if held.id != subscription => Mismatch::OtherSubscription,
@@ -64,7 +65,7 @@ impl Mismatch {
     fn reason(self) -> &'static str {
         match self {
             Mismatch::TrialNotFound => "trial_not_found",
-            Mismatch::BindingMismatch => "binding_mismatch",
+            Mismatch::OtherBinding => "binding_mismatch",
             Mismatch::OtherSubscription => "not_the_trials_subscription",
             Mismatch::AfterLapse => "subscription_lapsed",
             Mismatch::Unchanged => "unchanged",
@@ -103,6 +104,26 @@ async fn ignored(
     Ok(unless_duplicate(fresh, Outcome::IgnoredBecause(reason)))
 }
 
+/// `update` on the trial with the event's dedupe record (and `published`, if any) in one
+/// transaction.
+async fn commit(
+    app: &App,
+    event: &Event,
+    update: Update,
+    published: Option<&DomainEvent>,
+    now: i64,
+) -> Result<Written, StoreError> {
+    let store = &app.store;
+    let mut tx = store.tx().update(Slot::Trial, update).put(
+        Slot::StripeEvent,
+        store.stripe_event_put(&event.id, &event.kind, now)?,
+    );
+    if let Some(published) = published {
+        tx = tx.event(published, now)?;
+    }
+    tx.commit().await
+}
+
 /// `customer.subscription.*`: the subscription's state, on the trial that holds it.
 pub(super) async fn subscription(
     app: &App,
@@ -129,24 +150,18 @@ pub(super) async fn subscription(
         }
     }
     let store = &app.store;
-    let written = store
-        .tx()
-        .update(
-            Slot::Trial,
-            store.subscription_update(
-                &binding,
-                SubscriptionWrite {
-                    lapse: false,
-                    ..write
-                },
-            )?,
-        )
-        .put(
-            Slot::StripeEvent,
-            store.stripe_event_put(&event.id, &event.kind, now)?,
-        )
-        .commit()
-        .await?;
+    let plain = SubscriptionWrite {
+        lapse: false,
+        ..write
+    };
+    let written = commit(
+        app,
+        event,
+        store.subscription_update(&binding, plain)?,
+        None,
+        now,
+    )
+    .await?;
     let rejection = match written {
         Written::Committed => return Ok(Outcome::SubscriptionUpdated),
         Written::Rejected(r) if r.failed(Slot::StripeEvent) => return Ok(Outcome::Duplicate),
@@ -183,16 +198,8 @@ async fn lapse(
         }),
     );
     let store = &app.store;
-    let written = store
-        .tx()
-        .update(Slot::Trial, store.subscription_update(binding, write)?)
-        .put(
-            Slot::StripeEvent,
-            store.stripe_event_put(&event.id, &event.kind, now)?,
-        )
-        .event(&lapsed, now)?
-        .commit()
-        .await?;
+    let update = store.subscription_update(binding, write)?;
+    let written = commit(app, event, update, Some(&lapsed), now).await?;
     Ok(match written {
         Written::Committed => {
             tracing::warn!(
@@ -305,16 +312,7 @@ async fn first_payment(
         }),
     );
     let update = store.first_payment_update(binding, sub, invoice.event_created, after_lapse)?;
-    let written = store
-        .tx()
-        .update(Slot::Trial, update)
-        .put(
-            Slot::StripeEvent,
-            store.stripe_event_put(&event.id, &event.kind, now)?,
-        )
-        .event(&first, now)?
-        .commit()
-        .await?;
+    let written = commit(app, event, update, Some(&first), now).await?;
     Ok(match written {
         Written::Committed => Ok(Outcome::FirstPayment),
         Written::Rejected(r) if r.failed(Slot::StripeEvent) => Ok(Outcome::Duplicate),
@@ -325,26 +323,11 @@ async fn first_payment(
 /// A failed invoice payment of the subscription the trial holds: recorded on the trial (the
 /// status follows in `customer.subscription.updated`).
 async fn payment_failed(app: &App, paid: &Paid<'_>) -> Result<Outcome, StoreError> {
-    let Paid {
-        event,
-        invoice,
-        binding,
-        sub,
-        now,
-    } = *paid;
-    let store = &app.store;
-    let written = store
-        .tx()
-        .update(
-            Slot::Trial,
-            store.payment_failed_update(binding, sub, invoice.event_created)?,
-        )
-        .put(
-            Slot::StripeEvent,
-            store.stripe_event_put(&event.id, &event.kind, now)?,
-        )
-        .commit()
-        .await?;
+    let (event, binding, sub, now) = (paid.event, paid.binding, paid.sub, paid.now);
+    let update = app
+        .store
+        .payment_failed_update(binding, sub, paid.invoice.event_created)?;
+    let written = commit(app, event, update, None, now).await?;
     let rejection = match written {
         Written::Committed => return Ok(Outcome::PaymentFailed),
         Written::Rejected(r) if r.failed(Slot::StripeEvent) => return Ok(Outcome::Duplicate),
