@@ -2,10 +2,17 @@
 //! subscription (with convert's `subscription_data[metadata]`) and its events as Stripe renders
 //! them (API 2025-03-31.basil), and the tests deliver them signed, in order, reversed,
 //! duplicated, late, or about another subscription.
+use aws_sdk_dynamodb::types::Put;
 use serde_json::{json, Value};
 use trials::domain::events::EventKind;
+use trials::domain::state_machine::{Billing, BillingChange};
 use trials::domain::time::rfc3339;
+use trials::domain::trial::SessionBinding;
+use trials::domain::TrialStatus;
+use trials::store::codec::{n, s};
 use trials::store::stats::day_of;
+use trials::store::subscriptions::{watermark, SubscriptionWrite};
+use trials::store::Slot;
 use trials_local::ctl::stats::Report;
 use trials_local::stripe_standin::{PayMethod, StripeStandIn, SubscriptionChange};
 use trials_tests::requests::ORG;
@@ -322,4 +329,105 @@ async fn subscription_events_before_the_checkout_completes_are_kept() {
         (view["id"].as_str(), &view["status"]),
         (Some(sub.as_str()), &json!("trialing"))
     );
+}
+
+/// A CONVERTED trial of `org` holding subscription `SUB` in `billing` (paid at 50, or lapsed
+/// at 200 with the subscription canceled), stored as is.
+async fn seeded_in(t: &TestApp, org: &str, billing: Billing) -> SessionBinding {
+    let mut trial = writes::seed_trial(t, org, T0).await;
+    trial.status = TrialStatus::Converted;
+    let store = &t.app.store;
+    let mut item = store.trial_item(&trial, trial.policy());
+    item.insert("stripe_subscription_id".into(), s(SUB));
+    match billing {
+        Billing::AwaitingFirstPayment => {}
+        Billing::Paid => {
+            item.insert("subscription_first_paid_at".into(), n(50));
+        }
+        Billing::Lapsed => {
+            item.insert("subscription_lapsed_at".into(), n(200));
+            item.insert("subscription_status".into(), s("canceled"));
+            item.insert(
+                "subscription_event_at".into(),
+                n(watermark(200, "canceled")),
+            );
+        }
+    }
+    let put = Put::builder()
+        .table_name(store.table_name())
+        .set_item(Some(item))
+        .build()
+        .unwrap();
+    assert!(store
+        .tx()
+        .put(Slot::Trial, put)
+        .commit()
+        .await
+        .unwrap()
+        .committed());
+    SessionBinding {
+        trial_id: trial.id,
+        org_id: trial.org_id,
+        plan: trial.plan,
+    }
+}
+
+const SUB: &str = "sub_seeded";
+
+/// The store's writes for the billing table's arrows commit exactly where
+/// `Billing::after` says there is one, and leave the trial where it says.
+#[tokio::test]
+async fn the_billing_writes_agree_with_the_billing_table() {
+    let t = TestApp::new().await;
+    let store = &t.app.store;
+    let mut n_org = 0;
+    for from in [
+        Billing::AwaitingFirstPayment,
+        Billing::Paid,
+        Billing::Lapsed,
+    ] {
+        for change in [
+            BillingChange::FirstPaidInvoice,
+            BillingChange::Ended,
+            BillingChange::PaidBeforeTheEnd,
+        ] {
+            n_org += 1;
+            let binding = seeded_in(&t, &format!("org_billing_{n_org}"), from).await;
+            let update = match change {
+                BillingChange::FirstPaidInvoice => {
+                    store.first_payment_update(&binding, SUB, 150, false)
+                }
+                BillingChange::PaidBeforeTheEnd => {
+                    store.first_payment_update(&binding, SUB, 150, true)
+                }
+                BillingChange::Ended => store.subscription_update(
+                    &binding,
+                    SubscriptionWrite {
+                        id: SUB,
+                        status: "canceled",
+                        current_period_end: None,
+                        at: 300,
+                        lapse: true,
+                    },
+                ),
+            }
+            .unwrap();
+            let committed = store
+                .tx()
+                .update(Slot::Trial, update)
+                .commit()
+                .await
+                .unwrap()
+                .committed();
+            let expected = from.after(change);
+            assert_eq!(committed, expected.is_some(), "{from:?} {change:?}");
+            let now = writes::stored(&t, binding.trial_id.as_str())
+                .await
+                .unwrap()
+                .subscription
+                .expect("the subscription")
+                .billing();
+            assert_eq!(now, expected.unwrap_or(from), "{from:?} {change:?}");
+        }
+    }
 }
