@@ -21,6 +21,12 @@
 //! webhook deliveries Stripe would send ([`webhooks`]) to the configured endpoint, signed with
 //! its secret, then redirects to the session's `success_url`.
 //!
+//! **Subscriptions** ([`subscription`]): paying a subscription-mode session creates its
+//! subscription, carrying `subscription_data[metadata]` (`trialing` until the session's trial
+//! end, else `active`); [`StripeStandIn::subscription_event`] makes what Stripe sends later
+//! (`customer.subscription.created` / `.updated` / `.deleted`, `invoice.paid`,
+//! `invoice.payment_failed`), shaped as API 2025-03-31.basil renders them, and returns it.
+//!
 //! **State**: in memory, and in `Options::state_file` when set (rewritten whole after every
 //! change: a few kB per session, fine for a developer's machine), so a restarted `trials-local`
 //! still knows the sessions its trials point at. Tests make it fail ([`Fault`]), read what it
