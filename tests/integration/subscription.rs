@@ -176,8 +176,18 @@ async fn an_old_update_after_a_newer_delete_does_not_revive() {
     let (id, sub) = converted(&t, &stripe).await;
     let active = next(&t, &stripe, &sub, Status("active".into())).await;
     let deleted = next(&t, &stripe, &sub, Canceled).await;
+    t.dynamo.reset();
     assert_eq!(t.deliver_event(&deleted).await, "subscription_lapsed");
+    assert_eq!(
+        t.dynamo.total(),
+        1,
+        "one transaction: {:?}",
+        t.dynamo.by_operation()
+    );
+    t.dynamo.reset();
     assert_eq!(t.deliver_event(&active).await, "subscription_unchanged");
+    // The write (refused: ALL_OLD says why), then the dedupe record alone.
+    assert_eq!(t.dynamo.total(), 2, "{:?}", t.dynamo.by_operation());
     // Even one that claims to be newer: an ended subscription never starts again.
     let newer = next(&t, &stripe, &sub, Status("active".into())).await;
     assert_eq!(t.deliver_event(&newer).await, "subscription_unchanged");
