@@ -453,8 +453,10 @@ impl Shared {
         let delivery = Delivery {
             event_id: event["id"].as_str().unwrap_or_default().to_owned(),
             event_type: event["type"].as_str().unwrap_or_default().to_owned(),
+            // The object's id; an invoice's subscription (what a page can look it up by).
             session_id: event
-                .pointer("/data/object/id")
+                .pointer("/data/object/parent/subscription_details/subscription")
+                .or_else(|| event.pointer("/data/object/id"))
                 .and_then(Value::as_str)
                 .unwrap_or_default()
                 .to_owned(),

@@ -24,8 +24,8 @@ use trials::crypto::random_hex;
 use trials::domain::time::rfc3339;
 
 use super::session::{PaymentStatus, Price, Session, Status};
-use super::subscription::Subscription;
-use super::{settle_expiry, webhooks, PayMethod, Shared};
+use super::subscription::{Subscription, SubscriptionChange};
+use super::{settle_expiry, webhooks, PayMethod, Shared, StripeStandIn};
 use crate::html::{escape, page};
 
 pub(crate) fn router<S: Clone + Send + Sync + 'static>(shared: Arc<Shared>) -> Router<S> {
@@ -38,6 +38,10 @@ pub(crate) fn router<S: Clone + Send + Sync + 'static>(shared: Arc<Shared>) -> R
             post(pay_delayed_fails),
         )
         .route("/checkout/pay/{id}/cancel", post(cancel))
+        .route(
+            "/checkout/pay/{id}/subscription/{change}",
+            post(subscription_change),
+        )
         .with_state(shared)
 }
 
@@ -225,6 +229,38 @@ async fn cancel(State(shared): State<Arc<Shared>>, Path(id): Path<String>) -> Re
             ..
         }) => see_other(&url),
         Some(s) => see_other(&s.url),
+    }
+}
+
+/// The success page's buttons: what happens later in Stripe to the subscription session `id`
+/// created (`cancel`: the customer cancels it; `pay-invoice`, `fail-invoice`: its invoice is
+/// charged), sent as Stripe sends it; then back to the success page.
+async fn subscription_change(
+    State(shared): State<Arc<Shared>>,
+    Path((id, change)): Path<(String, String)>,
+) -> Response {
+    let change = match change.as_str() {
+        "cancel" => SubscriptionChange::Canceled,
+        "pay-invoice" => SubscriptionChange::InvoicePaid,
+        "fail-invoice" => SubscriptionChange::InvoicePaymentFailed,
+        _ => return not_found(&id),
+    };
+    let session = shared
+        .state
+        .lock()
+        .unwrap()
+        .durable
+        .sessions
+        .get(&id)
+        .cloned();
+    let Some((session, sub)) = session.and_then(|s| s.subscription.clone().map(|sub| (s, sub)))
+    else {
+        return not_found(&id);
+    };
+    let standin = StripeStandIn { shared };
+    match standin.subscription_event(&sub, change).await {
+        Ok(_) => see_other(&session.success_redirect()),
+        Err(_) => not_found(&id),
     }
 }
 
