@@ -322,14 +322,7 @@ impl StripeStandIn {
     }
 
     pub fn session(&self, id: &str) -> Option<Session> {
-        self.shared
-            .state
-            .lock()
-            .unwrap()
-            .durable
-            .sessions
-            .get(id)
-            .cloned()
+        self.shared.session(id)
     }
 
     /// Every event created, with how its delivery went, in order.
@@ -409,6 +402,12 @@ pub enum PayMethod {
 }
 
 impl Shared {
+    /// Session `id` as kept now.
+    fn session(&self, id: &str) -> Option<Session> {
+        let state = self.state.lock().unwrap();
+        state.durable.sessions.get(id).cloned()
+    }
+
     /// Writes the durable state if a file is configured. Called with the state locked, so
     /// writes land in the order of the changes.
     fn persist(&self, state: &State) {

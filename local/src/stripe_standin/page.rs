@@ -152,14 +152,7 @@ async fn show(State(shared): State<Arc<Shared>>, Path(id): Path<String>) -> Resp
     for event in shared.expire_overdue(Some(&id)) {
         shared.send(event).await;
     }
-    let session = shared
-        .state
-        .lock()
-        .unwrap()
-        .durable
-        .sessions
-        .get(&id)
-        .cloned();
+    let session = shared.session(&id);
     match session {
         None => not_found(&id),
         Some(s) => render(&s, shared.options.webhook.as_ref().map(|w| w.url.as_str())),
@@ -187,14 +180,7 @@ async fn pay_and_redirect(
         Ok(session) => see_other(&session.success_redirect()),
         // A second click on Pay (the first already went through): where the first went.
         Err(PayError::NotOpen(Status::Complete)) => {
-            let session = shared
-                .state
-                .lock()
-                .unwrap()
-                .durable
-                .sessions
-                .get(&id)
-                .cloned();
+            let session = shared.session(&id);
             match session {
                 Some(s) => see_other(&s.success_redirect()),
                 None => not_found(&id),
@@ -214,14 +200,7 @@ async fn pay_and_redirect(
 }
 
 async fn cancel(State(shared): State<Arc<Shared>>, Path(id): Path<String>) -> Response {
-    let session = shared
-        .state
-        .lock()
-        .unwrap()
-        .durable
-        .sessions
-        .get(&id)
-        .cloned();
+    let session = shared.session(&id);
     match session {
         None => not_found(&id),
         Some(Session {
@@ -245,14 +224,7 @@ async fn subscription_change(
         "fail-invoice" => SubscriptionChange::InvoicePaymentFailed,
         _ => return not_found(&id),
     };
-    let session = shared
-        .state
-        .lock()
-        .unwrap()
-        .durable
-        .sessions
-        .get(&id)
-        .cloned();
+    let session = shared.session(&id);
     let Some((session, sub)) = session.and_then(|s| s.subscription.clone().map(|sub| (s, sub)))
     else {
         return not_found(&id);
