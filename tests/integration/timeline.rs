@@ -252,3 +252,51 @@ async fn past_the_cap_the_oldest_after_the_start_drop_and_purge_removes_every_en
     assert_eq!(carried[TIMELINE_CAP - 1]["type"], "trial.canceled");
     assert_eq!(detail["truncated"], all + 1 - TIMELINE_CAP);
 }
+
+#[tokio::test]
+async fn usage_thresholds_reminders_and_the_expiry_name_their_actors() {
+    let catalog = trials::domain::catalog::Catalog::from_json(include_str!(
+        "../../examples/plans-enterprise.json"
+    ))
+    .expect("catalog");
+    let t = TestApp::with_config(|c| c.catalog = catalog).await;
+    let id = t.start_trial(ORG, "enterprise").await;
+    t.clock.set(T0 + HOUR);
+    let usage = post(&id, "usage", "u").json(&json!({ "option": "api_calls", "quantity": 80 }));
+    let res = t.send(usage).await;
+    assert_eq!(res.status, 200, "{}", res.body);
+    let expires_at = T0 + 14 * DAY;
+    for at in [expires_at - 72 * HOUR, expires_at - 24 * HOUR, expires_at] {
+        t.clock.set(at + 1);
+        crate::jobs::expire(&t).await;
+    }
+    let key = t.api_key(ORG).await.key_id().to_owned();
+    let job = "job".to_owned();
+    let body = read(&t, timeline(&id, "")).await;
+    let expected: Vec<(String, String)> = [
+        ("trial.started", &key),
+        ("trial.limit_warning", &key),
+        ("trial.ending_soon", &job),
+        ("trial.ending_soon", &job),
+        ("trial.expired", &job),
+    ]
+    .iter()
+    .map(|(kind, actor)| (kind.to_string(), actor.to_string()))
+    .collect();
+    assert_eq!(steps(&body), expected, "{body}");
+    assert_eq!(
+        body["entries"][1]["details"]["option"], "api_calls",
+        "{body}"
+    );
+    assert_eq!(
+        body["entries"][3]["details"]["hours_remaining"], 24,
+        "{body}"
+    );
+
+    // A key the warm function has not seen: its record, then the partition.
+    let fresh = t.create_key(ORG, &[]).await;
+    t.dynamo.reset();
+    read(&t, timeline(&id, "").bearer(fresh.expose())).await;
+    assert_eq!(t.dynamo.total(), 2, "{:?}", t.dynamo.by_operation());
+    assert_eq!(t.dynamo.count("Query"), 1, "{:?}", t.dynamo.by_operation());
+}
