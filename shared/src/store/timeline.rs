@@ -13,7 +13,8 @@
 //! the event's detail with only the fields [`crate::telemetry::SAFE_FIELDS`] allows (as a
 //! code field allows a code), never the applicant or free text. No TTL: an entry lives as long
 //! as its trial; the purge job deletes the entries in the trial's delete transaction and
-//! `trial.purged` carries them. `trial.purged` itself has no entry (its partition is gone).
+//! `trial.purged` carries them. `trial.purged` itself has no entry (its partition is gone), nor
+//! has `trial.payment_unmatched` (a payment for a trial we do not have).
 //!
 //! **Bounded** at [`TIMELINE_CAP`] entries: past it, the oldest entries after the first (the
 //! start) are not shown and `truncated` counts them; the purge job deletes them before its
@@ -38,6 +39,9 @@ use crate::telemetry::{redact, REDACTED};
 pub const TIMELINE_CAP: usize = 90;
 /// The sort-key prefix of entry items.
 pub const ENTRY_PREFIX: &str = "TL#";
+/// Events that get no entry: `trial.purged` (the partition goes with it) and a payment for a
+/// trial we do not have (its `trial_id` may name a purged trial: an entry would outlive it).
+const NO_ENTRY: [EventKind; 2] = [EventKind::Purged, EventKind::UnmatchedPayment];
 /// The fields of every event's detail that the entry states itself, or that name the trial.
 const ENVELOPE: [&str; 4] = ["event_id", "type", "trial_id", "org_id"];
 
@@ -139,14 +143,14 @@ pub fn entry_details(detail: &Map<String, Value>) -> Value {
 
 impl Store {
     /// The timeline entry for `event`, made by `actor` at `now`; `None` for an event about no
-    /// trial (an org's refused start, an unmatched payment) and for `trial.purged`.
+    /// trial (an org's refused start) and for [`NO_ENTRY`]'s.
     pub fn timeline_put(
         &self,
         event: &DomainEvent,
         now: i64,
         actor: &str,
     ) -> Result<Option<Put>, StoreError> {
-        if event.kind == EventKind::Purged {
+        if NO_ENTRY.contains(&event.kind) {
             return Ok(None);
         }
         let Ok(Value::Object(detail)) = serde_json::from_str::<Value>(&event.detail) else {
@@ -262,6 +266,49 @@ mod tests {
         assert_eq!(next, None);
         let (past, next) = timeline.page(Some("TL#~"), 3);
         assert!(past.is_empty() && next.is_none());
+    }
+
+    #[test]
+    fn an_entry_for_each_event_about_a_trial_and_none_otherwise() {
+        // Building the request sends nothing: a client with no endpoint is enough.
+        let client = aws_sdk_dynamodb::Client::from_conf(
+            aws_sdk_dynamodb::Config::builder()
+                .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+                .build(),
+        );
+        let store = Store::new(client, "trials", 1);
+        let trial = "trial_0123456789abcdef01234567";
+        let event = |kind: &str, detail: Value| {
+            DomainEvent::from_parts(format!("{trial}.x"), kind, detail.to_string()).unwrap()
+        };
+        let about = json!({ "trial_id": trial, "requested_by": "trialctl", "notes": "n" });
+        let put = store
+            .timeline_put(&event("trial.extended", about.clone()), 7, "job")
+            .unwrap()
+            .expect("an entry");
+        let item = put.item();
+        assert_eq!(get_s(item, "pk"), Some(format!("TRIAL#{trial}").as_str()));
+        assert_eq!(
+            get_s(item, "sk"),
+            Some(format!("TL#00000000007#1#{trial}.x").as_str())
+        );
+        // The CLI names itself; a key's id given by the request wins.
+        assert_eq!(get_s(item, "actor"), Some("trialctl"));
+        let by_key = store.timeline_put(&event("trial.extended", about.clone()), 7, "k1");
+        assert_eq!(get_s(by_key.unwrap().unwrap().item(), "actor"), Some("k1"));
+        assert_eq!(
+            get_s(item, "details"),
+            Some(r#"{"requested_by":"trialctl"}"#)
+        );
+        assert_eq!(put.condition_expression(), None);
+        for (kind, detail) in [
+            ("trial.purged", about.clone()),
+            ("trial.payment_unmatched", about),
+            ("trial.blocked", json!({ "org_id": "org_a" })),
+        ] {
+            let none = store.timeline_put(&event(kind, detail), 7, "job").unwrap();
+            assert!(none.is_none(), "{kind}");
+        }
     }
 
     #[test]
