@@ -1,6 +1,8 @@
 //! `trialctl stats`: the funnel from the table's counters (see `trials::store::stats`): trials
 //! started, converted, expired, canceled and purged in a window, by plan and overall, the
 //! conversion rate and the median time from start to conversion; and the trials ACTIVE now.
+//! `--chart` draws the window per day as plain-text bars ([`chart`]) from the very document
+//! `GET /v1/stats` answers for those days ([`funnel_per_day`]).
 //! Reads the counter items of the window (one `BatchGetItem` per 100) and counts the `due`
 //! index's EXPIRE queue: never a scan of the trials.
 //!

@@ -178,6 +178,7 @@ impl<'a> Tx<'a> {
     /// The domain event's item, in slot `Event(kind)`: it exists exactly when the change does,
     /// and the stream publishes it. Its condition makes a repeated transition unable to write
     /// the same event twice.
+    ///
     /// The commit adds the event's timeline entry (`store::timeline`), by [`Tx::by`]'s actor.
     pub fn event(self, event: &DomainEvent, now: i64) -> Result<Tx<'a>, StoreError> {
         let put = self.store.event_put(event, now)?;
