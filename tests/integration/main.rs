@@ -26,6 +26,7 @@ mod status;
 mod stripe_client;
 mod subscription;
 mod tenancy;
+mod timeline;
 mod tx;
 mod unknown_fields;
 mod webhook;
