@@ -265,6 +265,21 @@ async fn a_subscription_canceled_before_its_first_charge_lapses_the_conversion()
     let detail: Value = serde_json::from_str(&lapsed[0].detail).unwrap();
     assert_eq!(detail["stripe_subscription_id"], sub);
     assert_eq!(detail["occurred_at"], rfc3339(ended_at));
+    // On the trial's timeline too, by Stripe, with its allow-listed fields.
+    let res = t
+        .send(Call::get(&format!("/v1/trials/{id}/timeline")))
+        .await;
+    assert_eq!(res.status, 200, "{}", res.body);
+    let timeline = res.json();
+    let entry = timeline["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["type"] == "trial.subscription_lapsed")
+        .unwrap_or_else(|| panic!("{timeline}"))
+        .clone();
+    assert_eq!(entry["actor"], "stripe");
+    assert_eq!(entry["details"]["stripe_subscription_id"], sub);
     // The rest of the sequence changes nothing.
     let failed = next(&t, &stripe, &sub, InvoicePaymentFailed).await;
     assert_eq!(t.deliver_event(&failed).await, "payment_failed");
