@@ -60,7 +60,8 @@ contract: tools
 	scripts/contract-test.sh
 
 ## The local checkout page in headless Chromium (Debian's chromium + chromium-driver, installed
-## by the script when missing): start a trial, convert, click Pay, see it CONVERTED.
+## by the script when missing): start a trial, convert, click Pay, see it CONVERTED; then the
+## operator console: its chart against /v1/stats, a trial's link, an extension from the page.
 browser: tools
 	scripts/browser-test.sh
 
