@@ -1,4 +1,5 @@
 //! Integration tests: handlers driven in-process against embedded dynoxide.
+mod access;
 mod admin;
 mod applicant;
 mod auth;

@@ -2,6 +2,8 @@
 //! ([`routes`]), and what they share (request parsing, errors, idempotency, the request log
 //! line). Every request goes through [`handle`]: the body limit, the row's authentication, the
 //! handler, then exactly one log line.
+pub mod access;
+pub mod access_feature;
 pub mod admin;
 pub mod applicant;
 pub mod cancel;

@@ -23,8 +23,8 @@ use super::error::ApiError;
 use super::reply::Reply;
 use super::LogFields;
 use super::{
-    cancel, convert, current, eligibility, extend, patch, pause, plans, resume, skip, start, stats,
-    status, stripe_webhook, trial_data, usage,
+    access, access_feature, cancel, convert, current, eligibility, extend, patch, pause, plans,
+    resume, skip, start, stats, status, stripe_webhook, trial_data, usage,
 };
 use crate::auth::Tenant;
 use crate::App;
@@ -54,6 +54,10 @@ pub enum Route {
     Skip,
     /// `GET /v1/stats`: the funnel, admin keys only.
     Stats,
+    /// `GET /v1/access?product=`: what the org may use now.
+    Access,
+    /// `GET /v1/access/{feature}`: may the org use one feature now.
+    AccessFeature,
 }
 
 /// What a handler returns, boxed so every handler fits one fn-pointer type.
@@ -152,7 +156,7 @@ const WEBHOOK_BODY: usize = MAX_WEBHOOK_BODY_BYTES;
 /// `PATCH` share `cancel`; convert and skip (the routes that call Stripe) share `convert`;
 /// usage (metering traffic) has its own.
 #[rustfmt::skip]
-pub static ROUTES: [Row; 16] = [
+pub static ROUTES: [Row; 18] = [
     //   route          method   path                       who may call                          body limit    function
     row!(Start,         "POST",  "/v1/trials/start",        ApiKey(keyed!(start)),                BODY,         "start"),
     row!(Status,        "GET",   "/v1/trials/{id}",         Itself(open!(status)),                BODY,         "status"),
@@ -170,6 +174,8 @@ pub static ROUTES: [Row; 16] = [
     row!(Eligibility,   "GET",   "/v1/trials/eligibility",  ApiKey(keyed!(eligibility)),          BODY,         "status"),
     row!(Skip,          "POST",  "/v1/trials/skip",         ApiKey(keyed!(skip)),                 BODY,         "convert"),
     row!(Stats,         "GET",   "/v1/stats",               admin!("read the funnel", stats),     BODY,         "status"),
+    row!(Access,        "GET",   "/v1/access",              ApiKey(keyed!(access)),               BODY,         "status"),
+    row!(AccessFeature, "GET",   "/v1/access/{feature}",    ApiKey(keyed!(access_feature)),       BODY,         "status"),
 ];
 
 impl Route {
@@ -322,7 +328,9 @@ mod tests {
                 Route::TrialData,
                 Route::Current,
                 Route::Eligibility,
-                Route::Stats
+                Route::Stats,
+                Route::Access,
+                Route::AccessFeature
             ]
         );
         assert_eq!(served("cancel"), [Route::Cancel, Route::Patch]);

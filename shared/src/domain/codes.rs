@@ -52,6 +52,8 @@ catalogue! {
     InvalidSignature = ("invalid_signature", 400),
     /// Webhook: a signed body that is not a Stripe event.
     InvalidPayload = ("invalid_payload", 400),
+    /// Access: `product` names no product of the catalog.
+    InvalidProduct = ("invalid_product", 400),
     Unauthorized = ("unauthorized", 401),
     Forbidden = ("forbidden", 403),
     /// The org may not start a trial (its applicant's signal was used by another org, or an
