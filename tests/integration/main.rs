@@ -6,6 +6,7 @@ mod auth;
 mod body_limits;
 mod cancel;
 mod capacity;
+mod change_plan;
 mod chaos;
 mod convert;
 mod current;

@@ -7,6 +7,7 @@ pub mod access_feature;
 pub mod admin;
 pub mod applicant;
 pub mod cancel;
+pub mod change_plan;
 pub mod convert;
 pub mod current;
 pub mod eligibility;

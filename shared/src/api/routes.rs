@@ -23,8 +23,8 @@ use super::error::ApiError;
 use super::reply::Reply;
 use super::LogFields;
 use super::{
-    access, access_feature, cancel, convert, current, eligibility, extend, patch, pause, plans,
-    resume, skip, start, stats, status, stripe_webhook, trial_data, usage,
+    access, access_feature, cancel, change_plan, convert, current, eligibility, extend, patch,
+    pause, plans, resume, skip, start, stats, status, stripe_webhook, trial_data, usage,
 };
 use crate::auth::Tenant;
 use crate::App;
@@ -58,6 +58,8 @@ pub enum Route {
     Access,
     /// `GET /v1/access/{feature}`: may the org use one feature now.
     AccessFeature,
+    /// `POST /v1/trials/{id}/change-plan`: another plan of the product, during the trial.
+    ChangePlan,
 }
 
 /// What a handler returns, boxed so every handler fits one fn-pointer type.
@@ -156,7 +158,7 @@ const WEBHOOK_BODY: usize = MAX_WEBHOOK_BODY_BYTES;
 /// `PATCH` share `cancel`; convert and skip (the routes that call Stripe) share `convert`;
 /// usage (metering traffic) has its own.
 #[rustfmt::skip]
-pub static ROUTES: [Row; 18] = [
+pub static ROUTES: [Row; 19] = [
     //   route          method   path                       who may call                          body limit    function
     row!(Start,         "POST",  "/v1/trials/start",        ApiKey(keyed!(start)),                BODY,         "start"),
     row!(Status,        "GET",   "/v1/trials/{id}",         Itself(open!(status)),                BODY,         "status"),
@@ -176,6 +178,7 @@ pub static ROUTES: [Row; 18] = [
     row!(Stats,         "GET",   "/v1/stats",               admin!("read the funnel", stats),     BODY,         "status"),
     row!(Access,        "GET",   "/v1/access",              ApiKey(keyed!(access)),               BODY,         "status"),
     row!(AccessFeature, "GET",   "/v1/access/{feature}",    ApiKey(keyed!(access_feature)),       BODY,         "status"),
+    row!(ChangePlan,    "POST",  "/v1/trials/{id}/change-plan", ApiKey(keyed!(change_plan)),      BODY,         "manage"),
 ];
 
 impl Route {
@@ -337,7 +340,12 @@ mod tests {
         assert_eq!(served("convert"), [Route::Convert, Route::Skip]);
         assert_eq!(
             served("manage"),
-            [Route::Extend, Route::Pause, Route::Resume]
+            [
+                Route::Extend,
+                Route::Pause,
+                Route::Resume,
+                Route::ChangePlan
+            ]
         );
         assert_eq!(served("expire"), []);
         assert_eq!(Route::all().count(), ROUTES.len());

@@ -11,6 +11,7 @@ pub mod codes;
 pub mod events;
 pub mod extension;
 pub mod ids;
+pub mod plan_change;
 pub mod redirect;
 pub mod reminders;
 pub mod signals;
