@@ -284,3 +284,53 @@ async fn bad_changes_are_refused_with_their_codes() {
         TrialStatus::Canceled
     );
 }
+
+/// Under the DynamoDB layer (conflicts, throttles, 500s before and after the write, a client
+/// retrying 5xx with the same key): a change down to a 50-call plan races twenty usage calls.
+/// Whichever wins, no use lands past the limit of the plan the trial ends on, every accepted
+/// call is counted once, and the change happened (with its one event) exactly when it answered
+/// 200.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_down_racing_usage_under_the_layer_never_leaves_use_past_the_limit() {
+    use trials_tests::chaos::workload::{final_statuses, send_retrying, usage_on_one_trial};
+    let t = TestApp::with_chaos_and(
+        trials_tests::ChaosSpec::documented(28),
+        |c| c.catalog = catalog(),
+        |_| trials::publish::Publisher::Log,
+    )
+    .await;
+    let started = send_retrying(&t, "start", || Call::start("enterprise", "s")).await;
+    assert_eq!(started.last.status, 201, "{}", started.last.body);
+    let id = started.last.json()["id"].as_str().unwrap().to_owned();
+    let first = send_retrying(&t, "usage", || usage(&id, 40, "u0")).await;
+    assert_eq!(first.last.status, 200, "{}", first.last.body);
+
+    let change = send_retrying(&t, "change-plan", || {
+        change(&id, json!({"plan": "team"}), "down")
+    });
+    let (change, used) = tokio::join!(change, usage_on_one_trial(&t, &id, "api_calls", 20, 8));
+    let statuses = final_statuses(&used);
+    assert!(
+        statuses.keys().all(|s| *s == 200 || *s == 429),
+        "{statuses:?}"
+    );
+    let accepted = statuses.get(&200).copied().unwrap_or(0) as i64;
+
+    let trial = stored(&t, &id).await.unwrap();
+    assert_eq!(trial.used["api_calls"], 40 + accepted);
+    let changed = t.events_of("trial.plan_changed").await;
+    match change.last.status {
+        200 => {
+            assert_eq!(trial.plan.as_str(), "team");
+            assert!(trial.used["api_calls"] <= 50, "{:?}", trial.used);
+            assert_eq!(changed.len(), 1);
+        }
+        409 => {
+            assert_eq!(change.last.error_code(), "usage_exceeds_new_plan");
+            assert_eq!(trial.plan.as_str(), "enterprise");
+            assert!(trial.used["api_calls"] > 50, "{:?}", trial.used);
+            assert!(changed.is_empty());
+        }
+        other => panic!("change-plan answered {other}: {}", change.last.body),
+    }
+}
