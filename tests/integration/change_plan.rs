@@ -173,7 +173,7 @@ async fn a_usage_recorded_after_the_read_fails_the_changes_condition() {
     let id = t.start_trial(ORG, "enterprise").await;
     assert_eq!(t.send(usage(&id, 40, "u1")).await.status, 200);
     let read = stored(&t, &id).await.unwrap();
-    let after = change_plan(&read, &t.terms("team"), false, t.now()).expect("40 is within 50");
+    let after = change_plan(&read, &t.terms("team"), false, t.now(), DAY).expect("40 is within 50");
     // Meanwhile the org uses 20 more: 60, above the new limit.
     assert_eq!(t.send(usage(&id, 20, "u2")).await.status, 200);
     let terms = t.app.config.lifecycle_terms(&after);
@@ -185,7 +185,7 @@ async fn a_usage_recorded_after_the_read_fails_the_changes_condition() {
 
     // And a usage decided on the old plan's limit cannot land after a change.
     let read = stored(&t, &id).await.unwrap();
-    let growth = change_plan(&read, &t.terms("growth"), false, t.now()).unwrap();
+    let growth = change_plan(&read, &t.terms("growth"), false, t.now(), DAY).unwrap();
     let terms = t.app.config.lifecycle_terms(&growth);
     let update = store.plan_change_update(&read, &growth, false, t.now(), &terms);
     assert!(commits(&t, update.unwrap()).await);
@@ -333,4 +333,33 @@ async fn a_change_down_racing_usage_under_the_layer_never_leaves_use_past_the_li
         }
         other => panic!("change-plan answered {other}: {}", change.last.body),
     }
+}
+
+#[tokio::test]
+async fn an_open_checkout_holds_the_plan_until_it_ends() {
+    let t = app().await;
+    let id = t.start_trial(ORG, "team").await;
+    let read = stored(&t, &id).await.unwrap();
+    let after = change_plan(&read, &t.terms("enterprise"), false, t.now(), DAY).unwrap();
+    // A convert opens a session between the change's read and its write: the write fails.
+    trials_tests::writes::open_checkout(&t, &id, "cs_open").await;
+    let terms = t.app.config.lifecycle_terms(&after);
+    let stale = t
+        .app
+        .store
+        .plan_change_update(&read, &after, false, t.now(), &terms);
+    assert!(!commits(&t, stale.unwrap()).await);
+    let res = t
+        .send(change(&id, json!({"plan": "enterprise"}), "c1"))
+        .await;
+    assert_eq!(res.status, 409, "{}", res.body);
+    assert_eq!(res.error_code(), "checkout_open");
+    assert!(res.body.contains("cs_open"), "{}", res.body);
+    // Past the session's end (Stripe no longer takes it), the plan may change.
+    let open = stored(&t, &id).await.unwrap().checkout.unwrap();
+    t.clock.set(open.expires_at);
+    let res = t
+        .send(change(&id, json!({"plan": "enterprise"}), "c2"))
+        .await;
+    assert_eq!(res.status, 200, "{}", res.body);
 }

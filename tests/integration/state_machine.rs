@@ -128,7 +128,7 @@ fn domain_allows(t: &TestApp, write: Write, trial: &Trial, now: i64) -> (bool, O
     if write == Write::ChangePlan {
         // The write is sent even where the domain refuses: its condition must refuse too.
         let to = t.terms("pro");
-        let decided = change_plan(trial, &to, false, now);
+        let decided = change_plan(trial, &to, false, now, DAY);
         let after = decided.clone().unwrap_or_else(|_| Trial {
             plan: to.plan.clone(),
             terms: to,

@@ -62,6 +62,10 @@ pub async fn handle(
             "Only an admin API key may force a plan change",
         ));
     }
-    let to = Box::new(to.snapshot());
-    run(app, req, tenant, log, Move::ChangePlan { to, force }).await
+    let mv = Move::ChangePlan {
+        to: Box::new(to.snapshot()),
+        force,
+        pending_max_age: app.config.pending_payment_max_age_secs,
+    };
+    run(app, req, tenant, log, mv).await
 }

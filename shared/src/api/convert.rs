@@ -150,7 +150,8 @@ async fn change_before_convert(
     let tenant = request.tenant;
     let store = &app.store;
     let attempt = retry_on_moved(&tenant.org, trial, 3, |stored| {
-        let after = change_plan(stored, &to, false, now)
+        let max_age = app.config.pending_payment_max_age_secs;
+        let after = change_plan(stored, &to, false, now, max_age)
             .map_err(|refusal| ApiError::new(refusal.code(), refusal.message()))?;
         let terms = app.config.lifecycle_terms(&after);
         let update = store.plan_change_update(stored, &after, false, now, &terms)?;

@@ -37,10 +37,12 @@ pub enum Move {
     Resume,
     Extend(ExtendRequest),
     /// To the plan whose terms these are (`domain::plan_change`); `force` lets use so far
-    /// exceed a limit of the new plan.
+    /// exceed a limit of the new plan; a payment on its way holds the plan while younger than
+    /// `pending_max_age`.
     ChangePlan {
         to: Box<TrialTerms>,
         force: bool,
+        pending_max_age: i64,
     },
 }
 
@@ -65,7 +67,11 @@ impl Move {
             Move::Pause => trial.pause(now, policy)?,
             Move::Resume => trial.resume(now, policy, terms)?,
             Move::Extend(request) => trial.extend(request.extension, now, policy, terms)?,
-            Move::ChangePlan { to, force } => change_plan(trial, to, *force, now)
+            Move::ChangePlan {
+                to,
+                force,
+                pending_max_age,
+            } => change_plan(trial, to, *force, now, *pending_max_age)
                 .map_err(|refusal| ApiError::new(refusal.code(), refusal.message()))?,
         })
     }

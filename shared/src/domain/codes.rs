@@ -75,6 +75,9 @@ catalogue! {
     /// Cancel: a payment for the trial is on its way (a checkout completed with a delayed
     /// method); the message names its checkout session.
     PaymentPending = ("payment_pending", 409),
+    /// Change-plan (or convert with another plan): a Checkout Session for the current plan is
+    /// still payable or being paid.
+    CheckoutOpen = ("checkout_open", 409),
     /// Change-plan (or convert with another plan): use so far is above a limit of the new
     /// plan, and the change is not forced.
     UsageExceedsNewPlan = ("usage_exceeds_new_plan", 409),

@@ -16,7 +16,7 @@ use aws_sdk_dynamodb::types::Update;
 use super::codec::{key, n, s, Item, Values};
 use super::conditions::state_condition;
 use super::schema::{trial_pk, DueQueue, DUE_AT, DUE_PK, TRIAL_SK};
-use super::trials::{ranges_value, ACTIVE_RANGES, PAUSED_AT, TERMS, USED};
+use super::trials::{ranges_value, ACTIVE_RANGES, NO_PENDING, PAUSED_AT, TERMS, USED};
 use super::{Store, StoreError};
 use crate::domain::state_machine::Action;
 use crate::domain::{LifecycleTerms, Trial, TrialStatus};
@@ -54,7 +54,8 @@ impl Store {
 
     /// A plan change (`domain::plan_change`): `after`'s lifecycle as [`Store::lifecycle_update`]
     /// writes it, its plan and terms, on condition that the state machine allows
-    /// [`Action::ChangePlan`] at `now`, the item is still on `before`'s plan and, unless
+    /// [`Action::ChangePlan`] at `now`, the item is still on `before`'s plan with no payable
+    /// session and no payment on its way, and, unless
     /// `force`, no use so far is above a limit of the new plan (a usage recorded since the read
     /// counts: the invariant is in the condition).
     pub fn plan_change_update(
@@ -75,10 +76,17 @@ impl Store {
             .extend(std::mem::take(&mut write.values))
             .build()
             .unwrap_or_default();
+        write.values.insert(":now".into(), n(now));
+        write
+            .values
+            .insert(":stale".into(), n(self.pending_stale_at(now)));
         write.set.push(format!("#plan = :plan, {TERMS} = :terms"));
         write.names.push(("#plan".into(), "plan".into()));
+        // A payable session or a payment on its way is for the plan as it is (see
+        // `domain::plan_change`).
         write.condition.push_str(&format!(
-            " AND #plan = :from_plan AND {}",
+            " AND #plan = :from_plan AND {} AND {NO_PENDING} \
+             AND (attribute_not_exists(checkout_session_id) OR checkout_expires_at <= :now)",
             state.expression()
         ));
         let limits = after.terms.options.iter().filter(|o| o.is_limit && !force);
