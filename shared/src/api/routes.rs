@@ -24,7 +24,7 @@ use super::reply::Reply;
 use super::LogFields;
 use super::{
     access, access_feature, cancel, change_plan, convert, current, eligibility, extend, patch,
-    pause, plans, resume, skip, start, stats, status, stripe_webhook, trial_data, usage,
+    pause, plans, resume, skip, start, stats, status, stripe_webhook, timeline, trial_data, usage,
 };
 use crate::auth::Tenant;
 use crate::App;
@@ -54,6 +54,8 @@ pub enum Route {
     Skip,
     /// `GET /v1/stats`: the funnel, admin keys only.
     Stats,
+    /// `GET /v1/trials/{id}/timeline`: every change of the trial, oldest first.
+    Timeline,
     /// `GET /v1/access?product=`: what the org may use now.
     Access,
     /// `GET /v1/access/{feature}`: may the org use one feature now.
@@ -158,7 +160,7 @@ const WEBHOOK_BODY: usize = MAX_WEBHOOK_BODY_BYTES;
 /// `PATCH` share `cancel`; convert and skip (the routes that call Stripe) share `convert`;
 /// usage (metering traffic) has its own.
 #[rustfmt::skip]
-pub static ROUTES: [Row; 19] = [
+pub static ROUTES: [Row; 20] = [
     //   route          method   path                       who may call                          body limit    function
     row!(Start,         "POST",  "/v1/trials/start",        ApiKey(keyed!(start)),                BODY,         "start"),
     row!(Status,        "GET",   "/v1/trials/{id}",         Itself(open!(status)),                BODY,         "status"),
@@ -176,6 +178,7 @@ pub static ROUTES: [Row; 19] = [
     row!(Eligibility,   "GET",   "/v1/trials/eligibility",  ApiKey(keyed!(eligibility)),          BODY,         "status"),
     row!(Skip,          "POST",  "/v1/trials/skip",         ApiKey(keyed!(skip)),                 BODY,         "convert"),
     row!(Stats,         "GET",   "/v1/stats",               admin!("read the funnel", stats),     BODY,         "status"),
+    row!(Timeline,      "GET",   "/v1/trials/{id}/timeline", ApiKey(keyed!(timeline)),            BODY,         "status"),
     row!(Access,        "GET",   "/v1/access",              ApiKey(keyed!(access)),               BODY,         "status"),
     row!(AccessFeature, "GET",   "/v1/access/{feature}",    ApiKey(keyed!(access_feature)),       BODY,         "status"),
     row!(ChangePlan,    "POST",  "/v1/trials/{id}/change-plan", ApiKey(keyed!(change_plan)),      BODY,         "manage"),
@@ -332,6 +335,7 @@ mod tests {
                 Route::Current,
                 Route::Eligibility,
                 Route::Stats,
+                Route::Timeline,
                 Route::Access,
                 Route::AccessFeature
             ]
