@@ -69,6 +69,22 @@ async fn access_is_one_read_with_an_etag_and_follows_usage_and_conversion() {
     assert!(again.body.is_empty());
     assert_eq!(again.header("etag"), Some(etag.as_str()));
 
+    // A key with no cached verdict: the key record and the trial in one BatchGetItem.
+    let key = t.create_key(ORG, &[]).await;
+    t.dynamo.reset();
+    let cold = t
+        .send(Call::get("/v1/access/api").bearer(key.expose()))
+        .await;
+    assert_eq!(cold.status, 200, "{}", cold.body);
+    assert_eq!(cold.json(), json!({"allowed": true, "remaining": 60}));
+    assert_eq!(t.dynamo.total(), 1, "{:?}", t.dynamo.by_operation());
+    assert_eq!(t.dynamo.count("BatchGetItem"), 1);
+    // A wrong key on a cold cache: the trial read with its record is shown to no one.
+    let wrong = format!("trk_{}_{}", key.key_id(), "0".repeat(64));
+    let refused = t.send(Call::get("/v1/access").bearer(&wrong)).await;
+    assert_eq!(refused.status, 401, "{}", refused.body);
+    assert!(!refused.body.contains("enterprise"), "{}", refused.body);
+
     // Usage changes the answer, and so its tag.
     t.send(usage(&id, "api_calls", 60, "u2")).await;
     let used_up = t

@@ -4,7 +4,10 @@
 //!
 //! **One round trip** once the function knows the org's trial: the org guard names it and never
 //! changes which (see [`crate::store::org_guard::KnownTrials`]), so a warm function reads the
-//! trial alone, consistently (the first request of an org reads the guard first: two). The
+//! trial alone, consistently; with no cached verdict on the API key, the key record and the
+//! trial in one consistent `BatchGetItem`, as `GET /v1/trials/{id}` does (the trial is ignored,
+//! unread by anyone, when the key fails). The first request of an org per function reads the
+//! guard first (two, three with a cold key). The
 //! answer carries an `ETag` (of the body) and `Cache-Control: private, max-age=5`; a request
 //! whose `If-None-Match` names the current tag is answered 304 with no body (after the same
 //! read: the tag is of the answer as of now).
@@ -19,23 +22,48 @@ use super::reply::Reply;
 use super::request::unknown_field;
 use super::stats::query_pairs;
 use super::LogFields;
-use crate::auth::Tenant;
+use crate::auth::{self, KeyCheck, Tenant};
 use crate::domain::access::Access;
-use crate::domain::ErrorCode;
+use crate::domain::{ErrorCode, Trial};
+use crate::headers::org_id;
 use crate::App;
 
 /// How long a client may reuse an answer without asking again, in seconds.
 pub const MAX_AGE_SECS: u32 = 5;
 
-pub async fn handle(
+pub async fn handle(app: &App, req: &Request, log: &mut LogFields) -> Result<Reply, ApiError> {
+    let (tenant, read) = authenticate(app, req, log).await?;
+    let product = product(req, app)?;
+    let access = org_access(app, &tenant, product.as_deref(), read, log).await?;
+    Ok(cached(req, Reply::json(200, &access.view())))
+}
+
+/// The org's trial as read with the API key's record on a cold cache (`None`: not read yet).
+pub type Prefetched = Option<Option<Trial>>;
+
+/// The request's tenant, as every keyed route's (see [`crate::auth`]). On a cold key cache, when
+/// this function knows which trial the named org has, the key record and that trial are read in
+/// one `BatchGetItem` (the org is the one the key must be for: another is refused before the
+/// trial is looked at).
+pub async fn authenticate(
     app: &App,
     req: &Request,
-    tenant: &Tenant,
     log: &mut LogFields,
-) -> Result<Reply, ApiError> {
-    let product = product(req, app)?;
-    let access = org_access(app, tenant, product.as_deref(), log).await?;
-    Ok(cached(req, Reply::json(200, &access.view())))
+) -> Result<(Tenant, Prefetched), ApiError> {
+    let keys = app.auth();
+    let known = org_id(req).ok().and_then(|org| app.known_trials.get(&org));
+    let (tenant, read) = match (keys.check(req)?, known) {
+        (KeyCheck::NeedsRecord(key), Some(known)) => {
+            let read = app
+                .store
+                .get_api_key_and_trial(key.key_id(), &known.trial_id);
+            let (record, trial) = read.await?;
+            (auth::tenant(req, keys.decide(&key, record))?, Some(trial))
+        }
+        _ => (keys.authenticate(req).await?, None),
+    };
+    log.tenant(&tenant);
+    Ok((tenant, read))
 }
 
 /// The `product` parameter, checked against the catalog.
@@ -73,6 +101,7 @@ pub async fn org_access(
     app: &App,
     tenant: &Tenant,
     product: Option<&str>,
+    read: Prefetched,
     log: &mut LogFields,
 ) -> Result<Access, ApiError> {
     let Some(known) = app.store.org_trial(&tenant.org, &app.known_trials).await? else {
@@ -83,7 +112,11 @@ pub async fn org_access(
     }
     log.trial_id = Some(known.trial_id.to_string());
     // Missing: purged (the guard stays, marked), which leaves nothing to use.
-    let Some(trial) = app.store.get_trial(&known.trial_id).await? else {
+    let found = match read {
+        Some(found) => found,
+        None => app.store.get_trial(&known.trial_id).await?,
+    };
+    let Some(trial) = found else {
         return Ok(Access::none());
     };
     if trial.org_id != tenant.org || product.is_some_and(|p| trial.terms.product.id != p) {

@@ -2,29 +2,25 @@
 //! without consuming anything (usage is `POST /v1/trials/{id}/usage`). The same read, answer
 //! and caching as [`super::access`], for any product: a feature the org's plan does not have
 //! is not allowed (200, `allowed: false`), so a client cannot tell a misspelt feature from one
-//! the plan lacks, and no parameter is taken (400 `invalid_field`).
+//! the plan lacks, and no parameter is taken (400 `invalid_field`). Authenticated as
+//! [`super::access::authenticate`] does (one round trip on a cold key cache too).
 use lambda_http::{Request, RequestExt};
 
-use super::access::{cached, org_access};
+use super::access::{authenticate, cached, org_access};
 use super::error::ApiError;
 use super::reply::Reply;
 use super::request::unknown_field;
 use super::stats::query_pairs;
 use super::LogFields;
-use crate::auth::Tenant;
 use crate::App;
 
-pub async fn handle(
-    app: &App,
-    req: &Request,
-    tenant: &Tenant,
-    log: &mut LogFields,
-) -> Result<Reply, ApiError> {
+pub async fn handle(app: &App, req: &Request, log: &mut LogFields) -> Result<Reply, ApiError> {
+    let (tenant, read) = authenticate(app, req, log).await?;
     if let Some((name, _)) = query_pairs(req).first() {
         return Err(unknown_field(name));
     }
     let feature = feature(req);
-    let access = org_access(app, tenant, None, log).await?;
+    let access = org_access(app, &tenant, None, read, log).await?;
     Ok(cached(
         req,
         Reply::json(200, &access.feature_view(&feature)),

@@ -83,8 +83,9 @@ pub enum Auth {
     AdminKey { may: &'static str, handler: Keyed },
     /// Stripe's `Stripe-Signature`, which the handler verifies against the raw body.
     StripeSignature(Open),
-    /// The handler authenticates: status reads the key record and the trial in one round
-    /// trip on a cold cache; plans needs a live key but no tenant headers.
+    /// The handler authenticates: status (and access, once it knows the org's trial) reads the
+    /// key record and the trial in one round trip on a cold cache; plans needs a live key but no
+    /// tenant headers.
     Itself(Open),
 }
 
@@ -179,8 +180,8 @@ pub static ROUTES: [Row; 20] = [
     row!(Skip,          "POST",  "/v1/trials/skip",         ApiKey(keyed!(skip)),                 BODY,         "convert"),
     row!(Stats,         "GET",   "/v1/stats",               admin!("read the funnel", stats),     BODY,         "status"),
     row!(Timeline,      "GET",   "/v1/trials/{id}/timeline", ApiKey(keyed!(timeline)),            BODY,         "status"),
-    row!(Access,        "GET",   "/v1/access",              ApiKey(keyed!(access)),               BODY,         "status"),
-    row!(AccessFeature, "GET",   "/v1/access/{feature}",    ApiKey(keyed!(access_feature)),       BODY,         "status"),
+    row!(Access,        "GET",   "/v1/access",              Itself(open!(access)),                BODY,         "status"),
+    row!(AccessFeature, "GET",   "/v1/access/{feature}",    Itself(open!(access_feature)),        BODY,         "status"),
     row!(ChangePlan,    "POST",  "/v1/trials/{id}/change-plan", ApiKey(keyed!(change_plan)),      BODY,         "manage"),
 ];
 
