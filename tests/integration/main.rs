@@ -1,10 +1,12 @@
 //! Integration tests: handlers driven in-process against embedded dynoxide.
+mod access;
 mod admin;
 mod applicant;
 mod auth;
 mod body_limits;
 mod cancel;
 mod capacity;
+mod change_plan;
 mod chaos;
 mod convert;
 mod current;

@@ -2,9 +2,12 @@
 //! ([`routes`]), and what they share (request parsing, errors, idempotency, the request log
 //! line). Every request goes through [`handle`]: the body limit, the row's authentication, the
 //! handler, then exactly one log line.
+pub mod access;
+pub mod access_feature;
 pub mod admin;
 pub mod applicant;
 pub mod cancel;
+pub mod change_plan;
 pub mod convert;
 pub mod current;
 pub mod eligibility;

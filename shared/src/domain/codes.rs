@@ -54,6 +54,8 @@ catalogue! {
     InvalidSignature = ("invalid_signature", 400),
     /// Webhook: a signed body that is not a Stripe event.
     InvalidPayload = ("invalid_payload", 400),
+    /// Access: `product` names no product of the catalog.
+    InvalidProduct = ("invalid_product", 400),
     Unauthorized = ("unauthorized", 401),
     Forbidden = ("forbidden", 403),
     /// The org may not start a trial (its applicant's signal was used by another org, or an
@@ -75,6 +77,12 @@ catalogue! {
     /// Cancel: a payment for the trial is on its way (a checkout completed with a delayed
     /// method); the message names its checkout session.
     PaymentPending = ("payment_pending", 409),
+    /// Change-plan (or convert with another plan): a Checkout Session for the current plan is
+    /// still payable or being paid.
+    CheckoutOpen = ("checkout_open", 409),
+    /// Change-plan (or convert with another plan): use so far is above a limit of the new
+    /// plan, and the change is not forced.
+    UsageExceedsNewPlan = ("usage_exceeds_new_plan", 409),
     /// Retryable: another request with the key is in flight.
     IdempotencyKeyInUse = ("idempotency_key_in_use", 409),
     TrialExpired = ("trial_expired", 410),
@@ -84,8 +92,8 @@ catalogue! {
     InvalidExtension = ("invalid_extension", 422),
     /// An admin's `expires_at` is not later than now or beyond the plan's maximum length.
     InvalidExpiration = ("invalid_expiration", 422),
-    /// Convert: the body names another plan than the trial's (plan changes do not exist yet).
-    PlanChangeNotSupported = ("plan_change_not_supported", 422),
+    /// Change-plan: the trial is already on the plan, or the plan is another product's.
+    InvalidPlanChange = ("invalid_plan_change", 422),
     /// Usage: the quantity would take the option past its limit; nothing was recorded.
     TrialLimitExceeded = ("trial_limit_exceeded", 429),
     /// Retryable: Stripe failed or timed out.

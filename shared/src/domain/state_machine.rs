@@ -11,6 +11,8 @@
 //!                       expires_at moves by the time spent paused, a new active range opens
 //! PAUSED ──► CONVERTED  Stripe checkout completed
 //! PAUSED ──► CANCELED   the customer cancels
+//! ACTIVE ──► ACTIVE     change-plan: another plan of the product (options re-snapshotted)
+//! PAUSED ──► PAUSED     change-plan, likewise
 //! EXPIRED ─► CONVERTED  while now < expires_at + grace
 //! EXPIRED ─► ACTIVE     extend while now < expires_at + grace (a new active range opens)
 //! EXPIRED, CANCELED ──► purged  once their grace has passed
@@ -221,10 +223,13 @@ pub enum Action {
     AdminChange,
     /// A completed payment (the Stripe webhook); also a payment on its way.
     Payment,
+    /// Another plan of the same product, during the trial (`change-plan`, or convert with
+    /// another `plan`).
+    ChangePlan,
 }
 
 impl Action {
-    pub const ALL: [Action; 8] = [
+    pub const ALL: [Action; 9] = [
         Action::Convert,
         Action::Cancel,
         Action::Usage,
@@ -233,6 +238,7 @@ impl Action {
         Action::Extend,
         Action::AdminChange,
         Action::Payment,
+        Action::ChangePlan,
     ];
 
     /// **The table**: `self` asked of a trial that reports `status`.
@@ -255,6 +261,8 @@ impl Action {
             Action::Extend =>  [OK,             no(NotActive), IN_GRACE,           no(AlreadyConverted), no(Canceled)],
             // Money is never refused, but it converts only once.
             Action::Payment => [OK,             OK,            OK,                 no(AlreadyConverted), OK],
+            // A running trial only: its options re-snapshotted, its use kept.
+            Action::ChangePlan => [OK,          OK,            no(AlreadyExpired), no(AlreadyConverted), no(Canceled)],
         };
         row[match status {
             TrialStatus::Active => 0,

@@ -488,7 +488,8 @@ fn sessions_from_item(item: &Item) -> (Option<Checkout>, Option<PendingPayment>)
 
 /// No payment on its way holds the trial: none, or one that started at `:stale` or before
 /// (older than the maximum age, see [`Store::with_pending_max_age`]).
-const NO_PENDING: &str = "(attribute_not_exists(pending_session_id) OR pending_since <= :stale)";
+pub(super) const NO_PENDING: &str =
+    "(attribute_not_exists(pending_session_id) OR pending_since <= :stale)";
 
 /// The trial's [`TrialTerms`] snapshot, as JSON.
 pub const TERMS: &str = "terms";

@@ -42,10 +42,12 @@ impl Store {
             .add_values(Values::new())
             .n(":q", w.quantity)
             .n(":zero", 0)
-            .s(":org", w.trial.org_id.as_str());
+            .s(":org", w.trial.org_id.as_str())
+            .s(":plan", w.trial.plan.as_str());
         let used = format!("{USED}.#opt");
+        // On the plan whose limit was read: a plan change since the read fails it.
         let mut condition = format!(
-            "attribute_exists(pk) AND org_id = :org AND {} AND ",
+            "attribute_exists(pk) AND org_id = :org AND #plan = :plan AND {} AND ",
             state.expression()
         );
         if range {
@@ -93,6 +95,7 @@ impl Store {
             .update_expression(format!("SET {set}"))
             .condition_expression(condition)
             .expression_attribute_names("#status", "status")
+            .expression_attribute_names("#plan", "plan")
             .expression_attribute_names("#opt", w.option)
             .set_expression_attribute_values(values.build())
             .build()?)
