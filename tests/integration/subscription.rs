@@ -241,8 +241,14 @@ async fn an_event_for_another_subscription_than_the_trial_holds_does_nothing() {
 async fn a_subscription_canceled_before_its_first_charge_lapses_the_conversion() {
     let (t, stripe) = with_stripe(|_| {}).await;
     let (id, sub) = converted(&t, &stripe).await;
+    // Converted: the org has the plan through its subscription, until the subscription ends.
+    let access = t.send(Call::get("/v1/access")).await;
+    assert_eq!(access.json()["source"], "subscription", "{}", access.body);
     let deleted = next(&t, &stripe, &sub, Canceled).await;
     assert_eq!(t.deliver_event(&deleted).await, "subscription_lapsed");
+    let access = t.send(Call::get("/v1/access")).await;
+    assert_eq!(access.json()["source"], "none", "{}", access.body);
+    assert_eq!(access.json()["options"], json!([]));
     let ended_at = T0 + 60;
     assert_eq!(
         subscription(&t, &id).await,

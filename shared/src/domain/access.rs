@@ -4,14 +4,17 @@
 //!
 //! **Where access comes from** ([`Source::of`], the one mapping from a trial's state to a
 //! source): an ACTIVE trial gives its plan's options with their trial limits (`trial`, until its
-//! end); a CONVERTED trial gives the plan it converted to (`subscription`: the paid plan's
-//! limits are the billing system's, so options are allowed with no trial limit left to count);
-//! a PAUSED, EXPIRED or CANCELED trial, or none, gives nothing (`none`). A paused trial's clock
+//! end); a CONVERTED trial gives the plan it converted to (`subscription`, until the
+//! subscription's `current_period_end` once Stripe said it: the paid plan's limits are the
+//! billing system's, so options are allowed with no trial limit left to count) while its Stripe
+//! subscription has not ended (a `canceled` or `incomplete_expired` subscription, or a lapsed
+//! conversion, gives `none`); a PAUSED, EXPIRED or CANCELED trial, or none, gives nothing
+//! (`none`). A paused trial's clock
 //! and usage are frozen (usage answers `trial_not_active`), so its features are not in use
 //! either. Cost: none beyond the read of the trial.
 use serde_json::{json, Value};
 
-use super::state_machine::TrialStatus;
+use super::state_machine::{self, TrialStatus};
 use super::time::rfc3339;
 use super::trial::{Trial, TrialPolicy};
 
@@ -34,12 +37,14 @@ impl Source {
         }
     }
 
-    /// **The mapping**: what `trial` gives at `now`. A CONVERTED trial reads as a
-    /// subscription from what the trial stores (until the trial follows its Stripe
-    /// subscription's own state, which then decides here, in this one place).
+    /// **The mapping**: what `trial` gives at `now`. A CONVERTED trial follows its Stripe
+    /// subscription (as the webhook stores it): it gives access until the subscription ends or
+    /// the conversion lapses. Before any subscription event arrived, the conversion itself
+    /// (a completed, paid or card-only checkout) gives it.
     pub fn of(trial: &Trial, now: i64, policy: TrialPolicy) -> Source {
         match trial.lifecycle(policy).status_at(now) {
             TrialStatus::Active => Source::Trial,
+            TrialStatus::Converted if subscription_ended(trial) => Source::None,
             TrialStatus::Converted => Source::Subscription,
             TrialStatus::Paused | TrialStatus::Expired | TrialStatus::Canceled => Source::None,
         }
@@ -54,6 +59,16 @@ impl Source {
     fn limits_count(self) -> bool {
         matches!(self, Source::Trial | Source::Free)
     }
+}
+
+/// Whether the trial's subscription ended or its conversion lapsed.
+fn subscription_ended(trial: &Trial) -> bool {
+    trial.subscription.as_ref().is_some_and(|s| {
+        s.lapsed_at.is_some()
+            || s.status
+                .as_deref()
+                .is_some_and(state_machine::subscription_ended)
+    })
 }
 
 /// One option of the plan, as the org may use it now.
@@ -120,7 +135,13 @@ impl Access {
         Access {
             plan: Some(trial.plan.as_str().to_owned()),
             source,
-            until: (source == Source::Trial).then_some(trial.expires_at),
+            until: match source {
+                Source::Trial => Some(trial.expires_at),
+                _ => trial
+                    .subscription
+                    .as_ref()
+                    .and_then(|s| s.current_period_end),
+            },
             options,
         }
     }
@@ -167,6 +188,7 @@ impl Access {
 mod tests {
     use super::*;
     use crate::domain::catalog::Catalog;
+    use crate::domain::trial::Subscription;
     use crate::domain::{OrgId, TrialId};
 
     const CATALOG: &str = r#"{"plans": [{
@@ -245,5 +267,56 @@ mod tests {
             .options
             .iter()
             .all(|o| o.allowed && o.remaining.is_none()));
+    }
+
+    #[test]
+    fn a_converted_trial_follows_its_subscription() {
+        let subscription = Subscription {
+            id: "sub_1".into(),
+            status: Some("active".into()),
+            current_period_end: Some(40 * 86_400),
+            first_paid_at: Some(8 * 86_400),
+            lapsed_at: None,
+        };
+        let converted = Trial {
+            status: TrialStatus::Converted,
+            subscription: Some(subscription.clone()),
+            ..trial()
+        };
+        let access = Access::of(&converted, 9 * 86_400);
+        assert_eq!(access.source, Source::Subscription);
+        assert_eq!(access.until, Some(40 * 86_400));
+        for ended in [
+            Subscription {
+                status: Some("canceled".into()),
+                ..subscription.clone()
+            },
+            Subscription {
+                status: Some("incomplete_expired".into()),
+                ..subscription.clone()
+            },
+            Subscription {
+                lapsed_at: Some(9 * 86_400),
+                first_paid_at: None,
+                ..subscription.clone()
+            },
+        ] {
+            let t = Trial {
+                subscription: Some(ended.clone()),
+                ..converted.clone()
+            };
+            assert_eq!(Access::of(&t, 9 * 86_400), Access::none(), "{ended:?}");
+        }
+        let past_due = Trial {
+            subscription: Some(Subscription {
+                status: Some("past_due".into()),
+                ..subscription
+            }),
+            ..converted
+        };
+        assert_eq!(
+            Access::of(&past_due, 9 * 86_400).source,
+            Source::Subscription
+        );
     }
 }
