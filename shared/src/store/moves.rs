@@ -2,8 +2,10 @@
 //!
 //! A move is computed in memory from the trial as read (`Trial::pause`/`resume`/`extend`, which
 //! ask the state machine's table at `now`) and written with a condition that the item is still
-//! exactly that trial's lifecycle: same status, same `expires_at`, same number of active ranges
-//! (a pause and a resume within one second leave the first two unchanged, never the third).
+//! exactly that trial's lifecycle: same status, same `expires_at`, same active ranges (their
+//! number and the last one's start) and the same pause count (`pauses`, which names the pause
+//! and resume events: a pause and a resume within one second leave the first two unchanged,
+//! and past the bound on the ranges the ranges too, never the count).
 //! This is how the state machine's rule reaches the write here: the table's answer is a
 //! function of (status, `expires_at`, `now`), the condition pins the first two and the write
 //! carries the same `now`, so the item cannot hold a state the table did not allow (the
@@ -13,9 +15,9 @@
 //! expire or another move fails the condition; the caller re-reads and decides again.
 use aws_sdk_dynamodb::types::Update;
 
-use super::codec::{key, n, s, Values};
+use super::codec::{key, n, s, Item, Values};
 use super::schema::{trial_pk, DueQueue, DUE_AT, DUE_PK, TRIAL_SK};
-use super::trials::{ranges_value, ACTIVE_RANGES, PAUSED_AT};
+use super::trials::{ranges_value, ACTIVE_RANGES, PAUSED_AT, PAUSES};
 use super::{Store, StoreError};
 use crate::domain::{LifecycleTerms, Trial, TrialStatus};
 
@@ -28,6 +30,43 @@ pub fn due_after_move(trial: &Trial, terms: &LifecycleTerms) -> Option<(DueQueue
     }
 }
 
+/// The condition that the item still holds `before`'s lifecycle and org, its values added to
+/// `values` (`#status` and, with ranges, `#range_start` are the caller's names).
+fn lifecycle_read(before: &Trial, values: &mut Item) -> String {
+    values.insert(":org".into(), s(before.org_id.as_str()));
+    values.insert(":from".into(), s(before.status.as_str()));
+    values.insert(":from_expires".into(), n(before.expires_at));
+    // An item stored before ranges were (no attribute) reads as one range.
+    // The count, and the last range's start: once the ranges are bounded
+    // (`domain::active_ranges::MAX_RANGES`) a resume no longer changes the count, but it
+    // always opens a range that starts later.
+    let ranges = match before.active_ranges.last() {
+        None => format!("attribute_not_exists({ACTIVE_RANGES})"),
+        Some(last) => {
+            let at = before.active_ranges.len() - 1;
+            values.insert(":nranges".into(), n(before.active_ranges.len() as i64));
+            values.insert(":last_start".into(), n(last.start));
+            format!(
+                "size({ACTIVE_RANGES}) = :nranges AND {ACTIVE_RANGES}[{at}].#range_start = :last_start"
+            )
+        }
+    };
+    // The pause count as read: an item without one (never paused, or from before the count)
+    // must still have none. A pause and a resume within one second past the bound on the
+    // ranges leave everything else as it was.
+    let pauses = match before.pauses {
+        Some(pauses) => {
+            values.insert(":from_pauses".into(), n(pauses));
+            format!("{PAUSES} = :from_pauses")
+        }
+        None => format!("attribute_not_exists({PAUSES})"),
+    };
+    format!(
+        "attribute_exists(pk) AND org_id = :org AND #status = :from \
+         AND expires_at = :from_expires AND {ranges} AND {pauses}"
+    )
+}
+
 impl Store {
     /// Writes `after`'s lifecycle (status, `expires_at`, `paused_at`, ranges, `due` entry) over
     /// `before`, if the item still holds `before`'s lifecycle and org (see the module docs).
@@ -38,9 +77,6 @@ impl Store {
         terms: &LifecycleTerms,
     ) -> Result<Update, StoreError> {
         let mut values = Values::new()
-            .s(":org", before.org_id.as_str())
-            .s(":from", before.status.as_str())
-            .n(":from_expires", before.expires_at)
             .s(":status", after.status.as_str())
             .n(":expires", after.expires_at)
             .build()
@@ -51,6 +87,10 @@ impl Store {
             "expires_at = :expires".to_owned(),
             format!("{ACTIVE_RANGES} = :ranges"),
         ];
+        if let Some(pauses) = after.pauses {
+            values.insert(":pauses".into(), n(pauses));
+            set.push(format!("{PAUSES} = :pauses"));
+        }
         let mut remove = Vec::new();
         match after
             .paused_at
@@ -77,30 +117,16 @@ impl Store {
         if !remove.is_empty() {
             expression.push_str(&format!(" REMOVE {}", remove.join(", ")));
         }
-        // An item stored before ranges were (no attribute) reads as one range.
-        // The count, and the last range's start: once the ranges are bounded
-        // (`domain::active_ranges::MAX_RANGES`) a resume no longer changes the count, but it
-        // always opens a range that starts later.
+        let condition = lifecycle_read(before, &mut values);
         let mut builder = Update::builder();
-        let ranges_condition = match before.active_ranges.last() {
-            None => format!("attribute_not_exists({ACTIVE_RANGES})"),
-            Some(last) => {
-                let at = before.active_ranges.len() - 1;
-                values.insert(":nranges".into(), n(before.active_ranges.len() as i64));
-                values.insert(":last_start".into(), n(last.start));
-                builder = builder.expression_attribute_names("#range_start", "start");
-                format!(
-                    "size({ACTIVE_RANGES}) = :nranges AND {ACTIVE_RANGES}[{at}].#range_start = :last_start"
-                )
-            }
-        };
+        if !before.active_ranges.is_empty() {
+            builder = builder.expression_attribute_names("#range_start", "start");
+        }
         Ok(builder
             .table_name(&self.table)
             .set_key(Some(key(trial_pk(&before.id), TRIAL_SK)))
             .update_expression(expression)
-            .condition_expression(format!(
-                "attribute_exists(pk) AND org_id = :org AND #status = :from AND expires_at = :from_expires AND {ranges_condition}"
-            ))
+            .condition_expression(condition)
             .expression_attribute_names("#status", "status")
             .set_expression_attribute_values(Some(values))
             .build()?)
@@ -111,7 +137,6 @@ impl Store {
 mod tests {
     use super::*;
     use crate::domain::ActiveRange;
-    use crate::store::codec::Item;
     use crate::store::trials::trial_from_item;
 
     fn item(extra: &[(&str, aws_sdk_dynamodb::types::AttributeValue)]) -> Item {
