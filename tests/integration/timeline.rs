@@ -279,6 +279,61 @@ async fn publish_trims_the_stored_entries_to_the_cap_and_the_read_stays_the_same
 }
 
 #[tokio::test]
+async fn a_trim_that_fails_is_delivered_again_and_trims_then() {
+    use trials_tests::chaos::ChaosSpec;
+    let t = TestApp::with_chaos(ChaosSpec::off(1)).await;
+    let id = t.start_trial(ORG, "growth").await;
+    // The start is published (and counted) first: later batches write only their trims.
+    assert_eq!(t.publish_events().await.published, 1);
+    let updates = TIMELINE_CAP + 5;
+    patch_notes(&t, &id, 0..updates).await;
+    let throttled = ChaosSpec {
+        throttle_rate: 1.0,
+        ..ChaosSpec::off(1)
+    };
+    crate::chaos::chaos(&t).set_spec(throttled);
+    let pumped = t.publish_events().await;
+    assert_eq!((pumped.published, pumped.failed), (0, 10), "{pumped:?}");
+    assert_eq!(
+        stored_entries(&t, &id).await,
+        1 + updates,
+        "nothing deleted"
+    );
+
+    crate::chaos::chaos(&t).set_spec(ChaosSpec::off(1));
+    let pumped = t.publish_events().await;
+    assert_eq!(
+        (pumped.published, pumped.failed),
+        (updates, 0),
+        "{pumped:?}"
+    );
+    assert_eq!(stored_entries(&t, &id).await, TIMELINE_CAP);
+    let (_, truncated) = first_after_start(&t, &id).await;
+    assert_eq!(truncated, 1 + updates - TIMELINE_CAP);
+}
+
+#[tokio::test]
+async fn a_trim_leaves_the_entries_of_a_trial_item_that_is_gone_to_the_purge() {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let t = TestApp::new().await;
+    let id = t.start_trial(ORG, "growth").await;
+    patch_notes(&t, &id, 0..TIMELINE_CAP + 1).await;
+    t.app
+        .store
+        .client()
+        .delete_item()
+        .table_name(t.app.store.table_name())
+        .key("pk", AttributeValue::S(format!("TRIAL#{id}")))
+        .key("sk", AttributeValue::S("TRIAL".into()))
+        .send()
+        .await
+        .expect("delete the trial item");
+    let trial = TrialId::parse(&id).unwrap();
+    assert_eq!(t.app.store.trim_timeline(&trial).await.unwrap(), 0);
+    assert_eq!(stored_entries(&t, &id).await, TIMELINE_CAP + 2);
+}
+
+#[tokio::test]
 async fn past_the_cap_the_oldest_after_the_start_drop_and_purge_removes_every_entry() {
     let t = TestApp::new().await;
     let id = t.start_trial(ORG, "growth").await;
