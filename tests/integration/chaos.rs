@@ -29,7 +29,7 @@ use trials_tests::{writes, Call, TestApp};
 const SEED: u64 = 25;
 const ENTERPRISE: &str = include_str!("../../examples/plans-enterprise.json");
 
-fn chaos(t: &TestApp) -> &Chaos {
+pub(crate) fn chaos(t: &TestApp) -> &Chaos {
     t.chaos.as_ref().expect("an app under the layer")
 }
 

@@ -631,3 +631,49 @@ async fn concurrent_moves_apply_once_each_on_the_trial_as_it_is() {
         3
     );
 }
+
+#[tokio::test]
+async fn pause_and_resume_past_the_bound_on_the_ranges_keep_answering_each_event_once() {
+    use trials::domain::active_ranges::MAX_RANGES;
+    let t = TestApp::new().await;
+    let id = t.start_trial(ORG, "growth").await;
+    let cycles = MAX_RANGES + 6;
+    let mut last_pause = String::new();
+    for n in 1..=cycles {
+        t.clock.set(T0 + 120 * n as i64);
+        let res = t.send(pause(&id, &format!("p{n}"))).await;
+        assert_eq!(res.status, 200, "pause {n}: {}", res.body);
+        last_pause = res.body.clone();
+        t.clock.set(T0 + 120 * n as i64 + 60);
+        let res = t.send(resume(&id, &format!("r{n}"))).await;
+        assert_eq!(res.status, 200, "resume {n}: {}", res.body);
+    }
+    // A retried pause (same key) answers as the first did and writes nothing more.
+    let res = t.send(pause(&id, &format!("p{cycles}"))).await;
+    assert_eq!((res.status, res.body.clone()), (200, last_pause));
+
+    // The n-th pause and resume each wrote their event once, under their own ids.
+    let mut ids = events_of(&t, "paused").await;
+    ids.extend(events_of(&t, "resumed").await);
+    ids.sort();
+    let mut expected: Vec<String> = (1..=cycles)
+        .flat_map(|n| {
+            [
+                format!("{id}.paused.{n}"),
+                format!("{id}.resumed.{}", n + 1),
+            ]
+        })
+        .collect();
+    expected.sort();
+    assert_eq!(ids, expected);
+    let pumped = t.publish_events().await;
+    assert_eq!(pumped.published, 1 + 2 * cycles, "{pumped:?}");
+
+    // The ranges stayed bounded, their total the trial's full length.
+    let trial = stored(&t, &id).await.unwrap();
+    assert_eq!(trial.status, TrialStatus::Active);
+    assert_eq!(trial.active_ranges.len(), MAX_RANGES);
+    assert_eq!(trial.pauses, Some(cycles as i64));
+    let total: i64 = trial.active_ranges.iter().map(|r| r.end - r.start).sum();
+    assert_eq!(total, 7 * DAY);
+}

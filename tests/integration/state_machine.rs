@@ -334,8 +334,8 @@ async fn the_store_commits_exactly_what_the_state_machine_allows() {
 
 /// A trial at its bound of ranges (`MAX_RANGES`): a pause and a resume in the same second leave
 /// its status, end and number of ranges as they were, so only the last range's start tells a
-/// move decided on the trial as it was before them from one decided now. The stale move must
-/// not commit.
+/// move decided on the trial as it was before them from one decided now; after a second such
+/// pair, only the pause count does. The stale moves must not commit.
 #[tokio::test]
 async fn a_move_decided_before_a_same_second_pause_and_resume_does_not_commit() {
     use trials::domain::active_ranges::{ActiveRange, MAX_RANGES};
@@ -389,4 +389,28 @@ async fn a_move_decided_before_a_same_second_pause_and_resume_does_not_commit() 
         .await
         .unwrap();
     assert!(matches!(outcome, Outcome::Rejected(_)), "{outcome:?}");
+
+    // Once more in the same second: now the ranges' count and last start are as they were
+    // too, and only the pause count (which names the events) tells the stale move apart.
+    let stale = resumed.pause(now, policy).unwrap();
+    let paused = resumed.pause(now, policy).unwrap();
+    let again = paused.resume(now, policy, &terms).unwrap();
+    for (before, after) in [(&resumed, &paused), (&paused, &again)] {
+        let update = store.lifecycle_update(before, after, &terms).unwrap();
+        let outcome = store.tx().update(Slot::Trial, update).commit().await;
+        assert!(outcome.unwrap().committed());
+    }
+    let pinned = |t: &Trial| {
+        let last = t.active_ranges.last().map(|r| r.start);
+        (t.status, t.expires_at, t.active_ranges.len(), last)
+    };
+    assert_eq!(
+        pinned(&again),
+        pinned(&resumed),
+        "the ranges' count and last start too"
+    );
+    assert_ne!(again.pauses, resumed.pauses);
+    let update = store.lifecycle_update(&resumed, &stale, &terms).unwrap();
+    let outcome = store.tx().update(Slot::Trial, update).commit().await;
+    assert!(matches!(outcome, Ok(Outcome::Rejected(_))), "{outcome:?}");
 }

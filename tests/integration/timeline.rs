@@ -196,12 +196,9 @@ async fn another_org_or_project_gets_404() {
     assert_eq!(res.status, 404, "{}", res.body);
 }
 
-#[tokio::test]
-async fn past_the_cap_the_oldest_after_the_start_drop_and_purge_removes_every_entry() {
-    let t = TestApp::new().await;
-    let id = t.start_trial(ORG, "growth").await;
-    let updates = TIMELINE_CAP + 5;
-    for n in 0..updates {
+/// One admin `PATCH` of the notes per second at `T0 + 1 + n` for each `n`: one entry each.
+async fn patch_notes(t: &TestApp, id: &str, ns: std::ops::Range<usize>) {
+    for n in ns {
         t.clock.set(T0 + 1 + n as i64);
         let res = t
             .send(
@@ -213,6 +210,135 @@ async fn past_the_cap_the_oldest_after_the_start_drop_and_purge_removes_every_en
             .await;
         assert_eq!(res.status, 200, "{}", res.body);
     }
+}
+
+/// The stored entries of trial `id` (a test-only read of its partition).
+async fn stored_entries(t: &TestApp, id: &str) -> usize {
+    let id = TrialId::parse(id).unwrap();
+    t.app.store.trial_and_timeline(&id).await.unwrap().1.len()
+}
+
+/// The first entry after the start a full timeline shows, read with the cap's `limit`, and
+/// its `truncated`.
+async fn first_after_start(t: &TestApp, id: &str) -> (Value, Value) {
+    let body = read(t, timeline(id, "?limit=90")).await;
+    let entries = body["entries"].as_array().unwrap();
+    assert_eq!(entries.len(), TIMELINE_CAP);
+    assert_eq!(entries[0]["type"], "trial.started", "the start stays");
+    (entries[1]["at"].clone(), body["truncated"].clone())
+}
+
+#[tokio::test]
+async fn publish_trims_the_stored_entries_to_the_cap_and_the_read_stays_the_same() {
+    let t = TestApp::new().await;
+    let id = t.start_trial(ORG, "growth").await;
+    let updates = 120;
+    patch_notes(&t, &id, 0..updates).await;
+    let all = 1 + updates;
+    assert_eq!(stored_entries(&t, &id).await, all, "kept until published");
+    let before = first_after_start(&t, &id).await;
+    let first_kept = T0 + 1 + (all - TIMELINE_CAP) as i64;
+    assert_eq!(before.0, trials::domain::time::rfc3339(first_kept));
+    assert_eq!(before.1, all - TIMELINE_CAP);
+
+    t.publish_events().await;
+    assert_eq!(stored_entries(&t, &id).await, TIMELINE_CAP);
+    assert_eq!(
+        first_after_start(&t, &id).await,
+        before,
+        "the read is unchanged"
+    );
+    // Published again (a redelivery): nothing more goes, nothing counts twice.
+    let trial = TrialId::parse(&id).unwrap();
+    assert_eq!(t.app.store.trim_timeline(&trial).await.unwrap(), 0);
+    assert_eq!(first_after_start(&t, &id).await, before);
+
+    // Two trims at once delete each entry once between them.
+    patch_notes(&t, &id, updates..updates + 5).await;
+    let (a, b) = tokio::join!(
+        t.app.store.trim_timeline(&trial),
+        t.app.store.trim_timeline(&trial)
+    );
+    assert_eq!(a.unwrap() + b.unwrap(), 5);
+    assert_eq!(stored_entries(&t, &id).await, TIMELINE_CAP);
+    let (_, truncated) = first_after_start(&t, &id).await;
+    assert_eq!(truncated, all + 5 - TIMELINE_CAP);
+
+    // The purge's trial.purged counts every entry dropped, trimmed or not.
+    t.clock.set(T0 + 1 + (updates + 5) as i64);
+    let res = t.send(Call::cancel(&id, "cancel")).await;
+    assert_eq!(res.status, 200, "{}", res.body);
+    t.clock.set(T0 + 30 * DAY);
+    assert_eq!(purge(&t).await.processed, 1);
+    let detail = event_detail(&t, &format!("{id}.purged")).await.unwrap();
+    assert_eq!(
+        detail["timeline"].as_array().map(Vec::len),
+        Some(TIMELINE_CAP)
+    );
+    assert_eq!(detail["truncated"], all + 6 - TIMELINE_CAP);
+}
+
+#[tokio::test]
+async fn a_trim_that_fails_is_delivered_again_and_trims_then() {
+    use trials_tests::chaos::ChaosSpec;
+    let t = TestApp::with_chaos(ChaosSpec::off(1)).await;
+    let id = t.start_trial(ORG, "growth").await;
+    // The start is published (and counted) first: later batches write only their trims.
+    assert_eq!(t.publish_events().await.published, 1);
+    let updates = TIMELINE_CAP + 5;
+    patch_notes(&t, &id, 0..updates).await;
+    let throttled = ChaosSpec {
+        throttle_rate: 1.0,
+        ..ChaosSpec::off(1)
+    };
+    crate::chaos::chaos(&t).set_spec(throttled);
+    let pumped = t.publish_events().await;
+    assert_eq!((pumped.published, pumped.failed), (0, 10), "{pumped:?}");
+    assert_eq!(
+        stored_entries(&t, &id).await,
+        1 + updates,
+        "nothing deleted"
+    );
+
+    crate::chaos::chaos(&t).set_spec(ChaosSpec::off(1));
+    let pumped = t.publish_events().await;
+    assert_eq!(
+        (pumped.published, pumped.failed),
+        (updates, 0),
+        "{pumped:?}"
+    );
+    assert_eq!(stored_entries(&t, &id).await, TIMELINE_CAP);
+    let (_, truncated) = first_after_start(&t, &id).await;
+    assert_eq!(truncated, 1 + updates - TIMELINE_CAP);
+}
+
+#[tokio::test]
+async fn a_trim_leaves_the_entries_of_a_trial_item_that_is_gone_to_the_purge() {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let t = TestApp::new().await;
+    let id = t.start_trial(ORG, "growth").await;
+    patch_notes(&t, &id, 0..TIMELINE_CAP + 1).await;
+    t.app
+        .store
+        .client()
+        .delete_item()
+        .table_name(t.app.store.table_name())
+        .key("pk", AttributeValue::S(format!("TRIAL#{id}")))
+        .key("sk", AttributeValue::S("TRIAL".into()))
+        .send()
+        .await
+        .expect("delete the trial item");
+    let trial = TrialId::parse(&id).unwrap();
+    assert_eq!(t.app.store.trim_timeline(&trial).await.unwrap(), 0);
+    assert_eq!(stored_entries(&t, &id).await, TIMELINE_CAP + 2);
+}
+
+#[tokio::test]
+async fn past_the_cap_the_oldest_after_the_start_drop_and_purge_removes_every_entry() {
+    let t = TestApp::new().await;
+    let id = t.start_trial(ORG, "growth").await;
+    let updates = TIMELINE_CAP + 5;
+    patch_notes(&t, &id, 0..updates).await;
     let all = 1 + updates;
     let body = read(&t, timeline(&id, "?limit=90")).await;
     let entries = body["entries"].as_array().unwrap();

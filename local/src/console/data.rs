@@ -107,14 +107,6 @@ impl Snapshot {
         Ok(())
     }
 
-    /// The events naming trial `id`, oldest first.
-    pub fn events_of(&self, id: &str) -> Vec<&StoredEvent> {
-        self.events
-            .iter()
-            .filter(|e| e.detail["trial_id"].as_str() == Some(id))
-            .collect()
-    }
-
     /// Payments the webhook could not match to a trial (`trial.payment_unmatched`, kept as long
     /// as event items are: a week).
     pub fn unmatched_payments(&self) -> Vec<&StoredEvent> {

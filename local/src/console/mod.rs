@@ -16,7 +16,7 @@
 //! trial is `GET /v1/trials/{id}`, extend/pause/resume are their `POST` routes, each form's
 //! token its Idempotency-Key; an action answers with a redirect to the trial's page
 //! (POST-redirect-GET). What the API has no route for is read from the table as `trialctl`
-//! would ([`data`]: a scan for the trials table, a trial's events, stuck items) or written as
+//! would ([`data`]: a scan for the trials table, stuck items) or written as
 //! `trialctl trials allow` writes it (an org's one-off allowance).
 pub mod api;
 pub mod data;
@@ -30,8 +30,7 @@ use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use axum::Router;
-use serde_json::{json, Value};
-use trials::domain::time::rfc3339;
+use serde_json::json;
 use trials::domain::{OrgId, Trial, TrialId};
 
 use crate::dev_key::{DEV_ORG, DEV_PROJECT};
@@ -341,52 +340,39 @@ async fn trial(c: &Console, id: &str, q: &Query) -> Response {
     let mut body = render::notice(get(q, "msg"), get(q, "error"));
     body.push_str(&render::trial_view(&view));
     body.push_str(&render::actions(id, &trials::crypto::random_hex(16)));
-    body.push_str(&timeline(c, id, read(format!("/v1/trials/{id}/timeline")).await).await);
+    body.push_str(&timeline(read(format!("/v1/trials/{id}/timeline")).await));
     page(StatusCode::OK, &format!("Trial {id}"), &body)
 }
 
 /// The trial's timeline: `GET /v1/trials/{id}/timeline` where the route exists (its JSON
 /// entries `{at, type, actor, details}`), else the trial's event items (a week's worth).
-async fn timeline(c: &Console, id: &str, api: Result<Answer, String>) -> String {
-    let routed = trials::api::Route::resolve("GET", &format!("/v1/trials/{id}/timeline")).is_ok();
-    if let (true, Ok(answer)) = (routed, &api) {
-        let entries = match &answer.body {
-            Value::Array(a) => a.clone(),
-            Value::Object(m) => m
-                .values()
-                .find_map(|v| v.as_array().cloned())
-                .unwrap_or_default(),
-            _ => Vec::new(),
-        };
-        let steps: Vec<Step> = entries
-            .iter()
-            .map(|e| Step {
-                at: e["at"].as_str().unwrap_or("-").to_owned(),
-                kind: e["type"].as_str().unwrap_or("-").to_owned(),
-                actor: e["actor"].as_str().unwrap_or("-").to_owned(),
-                details: e["details"].to_string(),
-            })
-            .collect();
-        return render::timeline(&steps, "GET /v1/trials/{id}/timeline");
-    }
-    let snapshot = match Snapshot::read(&c.api.app().store).await {
-        Ok(s) => s,
-        Err(e) => return render::notice(None, Some(&format!("reading the events: {e}"))),
+/// The trial's timeline as `GET /v1/trials/{id}/timeline` answers it (its first page: the
+/// route's default page size), with how many old entries the cap dropped.
+fn timeline(api: Result<Answer, String>) -> String {
+    let answer = match api {
+        Ok(answer) if answer.status == 200 => answer,
+        Ok(answer) => return render::notice(None, Some(&format!("timeline: {}", answer.body))),
+        Err(e) => return render::notice(None, Some(&format!("timeline: {e}"))),
     };
-    let steps: Vec<Step> = snapshot
-        .events_of(id)
-        .into_iter()
+    let steps: Vec<Step> = answer.body["entries"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+        .iter()
         .map(|e| Step {
-            at: rfc3339(e.created_at),
-            kind: e.detail_type.clone(),
-            actor: e.detail["requested_by"].as_str().unwrap_or("-").to_owned(),
-            details: e.detail.to_string(),
+            at: e["at"].as_str().unwrap_or("-").to_owned(),
+            kind: e["type"].as_str().unwrap_or("-").to_owned(),
+            actor: e["actor"].as_str().unwrap_or("-").to_owned(),
+            details: e["details"].to_string(),
         })
         .collect();
-    render::timeline(
-        &steps,
-        "The trial's event items (kept a week; the timeline route is not in this build).",
-    )
+    let truncated = answer.body["truncated"].as_u64().unwrap_or(0);
+    let source = if truncated > 0 {
+        format!("GET /v1/trials/{{id}}/timeline ({truncated} older entries dropped by the cap)")
+    } else {
+        "GET /v1/trials/{id}/timeline".to_owned()
+    };
+    render::timeline(&steps, &source)
 }
 
 /// Extend, pause or resume trial `id` through its API route.

@@ -7,7 +7,8 @@
 //! `notes`.
 //!
 //! At most [`TIMELINE_CAP`] entries: past it, the oldest after the start are dropped and
-//! `truncated` counts them. Pages of `limit` entries (1 to the cap, default
+//! `truncated` counts them (those `publish` already deleted included, see
+//! [`crate::store::timeline`]). Pages of `limit` entries (1 to the cap, default
 //! [`DEFAULT_LIMIT`]); `next_cursor` (opaque; null on the last page) continues. A cursor the
 //! timeline did not give is 400 `invalid_cursor`; a bad `limit` or an unknown or repeated
 //! parameter 400 `invalid_field`.
@@ -43,7 +44,7 @@ pub async fn handle(
     let (item, entries) = app.store.trial_and_timeline(&id).await?;
     let found = item.as_ref().map(trial_from_item).transpose()?;
     let trial = owned(app, &id, tenant, found).await?;
-    let (timeline, _) = Timeline::capped(entries);
+    let (timeline, _) = Timeline::of_trial(item.as_ref(), entries);
     let (shown, next) = timeline.page(query.after.as_deref(), query.limit);
     let mut body = json!({
         "trial_id": id.as_str(),

@@ -225,8 +225,9 @@ impl DomainEvent {
         Some(DomainEvent { id, kind, detail })
     }
 
-    /// `trial.paused`, from the paused trial. The id counts the trial's ranges (the n-th pause
-    /// closes the n-th range), so two pauses within one second still get two ids.
+    /// `trial.paused`, from the paused trial: the n-th pause is `<trial>.paused.<n>`
+    /// ([`Trial::pause_count`], which only grows), so two pauses within one second still get
+    /// two ids, and so do pauses past the bound on the ranges.
     pub fn paused(paused: &Trial, extra: Value) -> DomainEvent {
         let at = paused.paused_at.unwrap_or(paused.expires_at);
         let mut fields = json!({
@@ -235,12 +236,13 @@ impl DomainEvent {
             "remaining_duration": paused.remaining_duration(at),
         });
         merge(&mut fields, extra);
-        let n = paused.ranges().len().to_string();
+        let n = paused.pause_count().to_string();
         DomainEvent::for_trial(EventKind::Paused, paused, at, Some(&n), fields)
     }
 
-    /// `trial.resumed`, from the resumed trial: the n-th resume opens range n + 1. `automatic`
-    /// says whether the pause maximum resumed it.
+    /// `trial.resumed`, from the resumed trial: the n-th resume (after the n-th pause) is
+    /// `<trial>.resumed.<n + 1>`, as when it opened the (n + 1)-th range. `automatic` says
+    /// whether the pause maximum resumed it.
     pub fn resumed(before: &Trial, resumed: &Trial, automatic: bool, extra: Value) -> DomainEvent {
         let ranges = resumed.ranges();
         let at = ranges.last().map_or(resumed.started_at, |r| r.start);
@@ -251,7 +253,7 @@ impl DomainEvent {
             "automatic": automatic,
         });
         merge(&mut fields, extra);
-        let n = ranges.len().to_string();
+        let n = (resumed.pause_count() + 1).to_string();
         DomainEvent::for_trial(EventKind::Resumed, resumed, at, Some(&n), fields)
     }
 
@@ -409,6 +411,49 @@ mod tests {
         assert_eq!(resumed["automatic"], true);
         let paused = detail(&DomainEvent::paused(&p2, json!({})));
         assert_eq!(paused["remaining_duration"], 6 * DAY);
+    }
+
+    #[test]
+    fn pause_ids_count_pauses_past_the_bound_and_carry_on_from_an_item_without_a_count() {
+        use crate::domain::active_ranges::MAX_RANGES;
+        use crate::domain::ActiveRange;
+        let (policy, terms) = (TrialPolicy::default(), LifecycleTerms::default());
+        let mut t = trial();
+        // Full ranges, paused 64 times (one range each), all within the trial's length.
+        t.active_ranges = (0..MAX_RANGES as i64)
+            .map(|i| ActiveRange::new(i * 10, i * 10 + 5))
+            .collect();
+        t.active_ranges.last_mut().unwrap().end = t.expires_at;
+        let mut ids = Vec::new();
+        let mut at = t.clone();
+        // Stored before the count: the ranges say 63 pauses so far.
+        assert_eq!((at.pauses, at.pause_count()), (None, MAX_RANGES as i64 - 1));
+        for _ in 0..3 {
+            // Within one second: the ranges keep their number and last start.
+            let paused = at.pause(DAY, policy).unwrap();
+            let resumed = paused.resume(DAY, policy, &terms).unwrap();
+            assert_eq!(resumed.active_ranges.len(), MAX_RANGES);
+            ids.push(DomainEvent::paused(&paused, json!({})).id);
+            ids.push(DomainEvent::resumed(&paused, &resumed, false, json!({})).id);
+            at = resumed;
+        }
+        let id = t.id.as_str();
+        assert_eq!(
+            ids,
+            [
+                format!("{id}.paused.64"),
+                format!("{id}.resumed.65"),
+                format!("{id}.paused.65"),
+                format!("{id}.resumed.66"),
+                format!("{id}.paused.66"),
+                format!("{id}.resumed.67"),
+            ]
+        );
+        assert_eq!(at.pauses, Some(66));
+        // A legacy PAUSED item counts its current range as paused.
+        let mut legacy = t.pause(DAY, policy).unwrap();
+        legacy.pauses = None;
+        assert_eq!(legacy.pause_count(), MAX_RANGES as i64);
     }
 
     #[test]

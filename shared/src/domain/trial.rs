@@ -145,6 +145,11 @@ pub struct Trial {
     /// When the trial was (or is planned to be) active; see [`super::lifecycle`]. Never empty
     /// for a trial built by [`Trial::start`]; an empty list reads as `[started_at, expires_at]`.
     pub active_ranges: Vec<ActiveRange>,
+    /// How many times the trial has paused, as stored (`None`: never written, an item from
+    /// before the count or never paused; [`Trial::pause_count`] reads it). It names the pause
+    /// and resume events, so unlike the ranges (bounded, see
+    /// [`super::active_ranges::MAX_RANGES`]) it only grows, and every move's write pins it.
+    pub pauses: Option<i64>,
     /// The plan's terms when the trial started (length, grace, options): editing the catalog
     /// never changes a running trial.
     pub terms: TrialTerms,
@@ -185,6 +190,7 @@ impl Trial {
             payment: None,
             paused_at: None,
             active_ranges: vec![ActiveRange::new(now, expires_at)],
+            pauses: None,
             terms,
             used: BTreeMap::new(),
             expiry_reason: None,
@@ -300,6 +306,20 @@ impl Trial {
         }
     }
 
+    /// How many times the trial has paused: the stored count, else (an item from before the
+    /// count) what the ranges imply, the numbering event ids had then: each pause closed a
+    /// range and each resume opened one, so a PAUSED trial has paused once per range, any
+    /// other once per range but the current one. That keeps the next ids clear of the old.
+    pub fn pause_count(&self) -> i64 {
+        self.pauses.unwrap_or_else(|| {
+            let ranges = self.ranges().len() as i64;
+            match self.status {
+                TrialStatus::Paused => ranges,
+                _ => ranges - 1,
+            }
+        })
+    }
+
     /// When the current pause began. A PAUSED trial without `paused_at` (not one this code
     /// writes) counts from the end of its last range, which pausing set to the same instant.
     fn paused_since(&self) -> i64 {
@@ -341,6 +361,7 @@ impl Trial {
         }
         paused.status = TrialStatus::Paused;
         paused.paused_at = Some(now);
+        paused.pauses = Some(self.pause_count() + 1);
         Ok(paused)
     }
 
@@ -364,6 +385,8 @@ impl Trial {
             .active_ranges
             .push(ActiveRange::new(at, resumed.expires_at));
         resumed.active_ranges = bound_ranges(std::mem::take(&mut resumed.active_ranges));
+        // Counted before the status changes (a legacy count depends on it).
+        resumed.pauses = Some(self.pause_count());
         resumed.status = TrialStatus::Active;
         resumed.paused_at = None;
         Ok(resumed)

@@ -65,8 +65,8 @@ const QUEUE: Queue<Trial> = Queue {
 async fn purge_one(store: Store, trial: Trial, now: i64) -> Settled {
     let policy = trial.policy();
     let written = async {
-        let (_, entries) = store.trial_and_timeline(&trial.id).await?;
-        let (timeline, dropped) = Timeline::capped(entries);
+        let (item, entries) = store.trial_and_timeline(&trial.id).await?;
+        let (timeline, dropped) = Timeline::of_trial(item.as_ref(), entries);
         // Past the cap: read by nobody, so deleted first, keeping the transaction in its limit.
         for entry in &dropped {
             let delete = store.timeline_delete(&trial.id, &entry.sk)?;

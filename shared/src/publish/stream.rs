@@ -10,6 +10,11 @@
 //! refused, so the mapping delivers it again. Cost: one small transaction per funnel event,
 //! the batch's counts sent concurrently.
 //!
+//! Alongside, each trial the batch's events add a timeline entry to (but a start's) has its
+//! stored timeline trimmed to the cap ([`Store::trim_timeline`]: a keys-only `Query`, and a
+//! transaction only past the cap), so no request pays for it; a failed trim is reported for
+//! redelivery like a failed count (a trim is idempotent).
+//!
 //! A record that is not an INSERT of an event item (the mapping's filter lets none through, but
 //! an emulator or a changed filter might) is passed over; an event item that does not decode is
 //! logged at ERROR and passed over too, rather than blocking the shard for a day: it stays in
@@ -19,8 +24,10 @@ use serde_json::{json, Map, Value};
 use super::Publisher;
 use crate::domain::events::{DomainEvent, EventKind};
 use crate::domain::time::parse_rfc3339;
+use crate::domain::TrialId;
 use crate::store::schema::EVENT_PREFIX;
 use crate::store::stats::{Count, Stage};
+use crate::store::timeline::trim_target;
 use crate::store::Store;
 
 /// One stream record, as far as publishing cares.
@@ -120,11 +127,13 @@ pub async fn handle(publisher: &Publisher, store: &Store, event: &Value) -> Batc
             ),
         }
     }
-    let counted = count_funnel(store, &events).await;
+    let (counted, trimmed) =
+        tokio::join!(count_funnel(store, &events), trim_timelines(store, &events));
     let accepted = publisher.publish(&events).await;
     let mut result = BatchResult::default();
-    for ((event, seq), counted) in events.iter().zip(sequences).zip(counted) {
-        if counted && accepted.contains(&event.id) {
+    let done = counted.into_iter().zip(trimmed).map(|(c, t)| c && t);
+    for ((event, seq), done) in events.iter().zip(sequences).zip(done) {
+        if done && accepted.contains(&event.id) {
             result.published += 1;
         } else {
             result.failed_sequence_numbers.push(seq);
@@ -134,10 +143,42 @@ pub async fn handle(publisher: &Publisher, store: &Store, event: &Value) -> Batc
         tracing::warn!(
             failed = result.failed_sequence_numbers.len(),
             published = result.published,
-            "events not counted or not accepted by EventBridge: reported for redelivery"
+            "events not counted, not trimmed or not accepted by EventBridge: reported for redelivery"
         );
     }
     result
+}
+
+/// Whether each event's trial has its timeline within the cap now ([`Store::trim_timeline`],
+/// once per trial of the batch, concurrently): `false` only for a store failure, which the
+/// caller reports for redelivery (a trim is idempotent, so running it again is safe).
+async fn trim_timelines(store: &Store, events: &[DomainEvent]) -> Vec<bool> {
+    let mut trials: Vec<TrialId> = events.iter().filter_map(trim_target).collect();
+    trials.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+    trials.dedup();
+    let mut trimming = tokio::task::JoinSet::new();
+    for trial in trials {
+        let store = store.clone();
+        trimming.spawn(async move { (store.trim_timeline(&trial).await, trial) });
+    }
+    let mut failed: Vec<TrialId> = Vec::new();
+    while let Some(joined) = trimming.join_next().await {
+        match joined {
+            Ok((Ok(_), _)) => {}
+            Ok((Err(e), trial)) => {
+                tracing::warn!(trial_id = %trial, error = %e, "timeline trim failed: redelivery");
+                failed.push(trial);
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "timeline trim task failed");
+                return vec![false; events.len()];
+            }
+        }
+    }
+    events
+        .iter()
+        .map(|e| trim_target(e).is_none_or(|t| !failed.contains(&t)))
+        .collect()
 }
 
 /// The funnel count an event stands for: `None` for an event the funnel does not count. A

@@ -2,8 +2,10 @@
 //!
 //! A move is computed in memory from the trial as read (`Trial::pause`/`resume`/`extend`, which
 //! ask the state machine's table at `now`) and written with a condition that the item is still
-//! exactly that trial's lifecycle: same status, same `expires_at`, same number of active ranges
-//! (a pause and a resume within one second leave the first two unchanged, never the third).
+//! exactly that trial's lifecycle: same status, same `expires_at`, same active ranges (their
+//! number and the last one's start) and the same pause count (`pauses`, which names the pause
+//! and resume events: a pause and a resume within one second leave the first two unchanged,
+//! and past the bound on the ranges the ranges too, never the count).
 //! This is how the state machine's rule reaches the write here: the table's answer is a
 //! function of (status, `expires_at`, `now`), the condition pins the first two and the write
 //! carries the same `now`, so the item cannot hold a state the table did not allow (the
@@ -16,7 +18,7 @@ use aws_sdk_dynamodb::types::Update;
 use super::codec::{key, n, s, Item, Values};
 use super::conditions::state_condition;
 use super::schema::{trial_pk, DueQueue, DUE_AT, DUE_PK, TRIAL_SK};
-use super::trials::{ranges_value, ACTIVE_RANGES, NO_PENDING, PAUSED_AT, TERMS, USED};
+use super::trials::{ranges_value, ACTIVE_RANGES, NO_PENDING, PAUSED_AT, PAUSES, TERMS, USED};
 use super::{Store, StoreError};
 use crate::domain::state_machine::Action;
 use crate::domain::{LifecycleTerms, Trial, TrialStatus};
@@ -38,6 +40,43 @@ struct LifecycleWrite {
     values: Item,
     names: Vec<(String, String)>,
     condition: String,
+}
+
+/// The condition that the item still holds `before`'s lifecycle and org, its values added to
+/// `values` (`#status` and, with ranges, `#range_start` are the caller's names).
+fn lifecycle_read(before: &Trial, values: &mut Item) -> String {
+    values.insert(":org".into(), s(before.org_id.as_str()));
+    values.insert(":from".into(), s(before.status.as_str()));
+    values.insert(":from_expires".into(), n(before.expires_at));
+    // An item stored before ranges were (no attribute) reads as one range.
+    // The count, and the last range's start: once the ranges are bounded
+    // (`domain::active_ranges::MAX_RANGES`) a resume no longer changes the count, but it
+    // always opens a range that starts later.
+    let ranges = match before.active_ranges.last() {
+        None => format!("attribute_not_exists({ACTIVE_RANGES})"),
+        Some(last) => {
+            let at = before.active_ranges.len() - 1;
+            values.insert(":nranges".into(), n(before.active_ranges.len() as i64));
+            values.insert(":last_start".into(), n(last.start));
+            format!(
+                "size({ACTIVE_RANGES}) = :nranges AND {ACTIVE_RANGES}[{at}].#range_start = :last_start"
+            )
+        }
+    };
+    // The pause count as read: an item without one (never paused, or from before the count)
+    // must still have none. A pause and a resume within one second past the bound on the
+    // ranges leave everything else as it was.
+    let pauses = match before.pauses {
+        Some(pauses) => {
+            values.insert(":from_pauses".into(), n(pauses));
+            format!("{PAUSES} = :from_pauses")
+        }
+        None => format!("attribute_not_exists({PAUSES})"),
+    };
+    format!(
+        "attribute_exists(pk) AND org_id = :org AND #status = :from \
+         AND expires_at = :from_expires AND {ranges} AND {pauses}"
+    )
 }
 
 impl Store {
@@ -108,9 +147,6 @@ impl Store {
         terms: &LifecycleTerms,
     ) -> LifecycleWrite {
         let mut values = Values::new()
-            .s(":org", before.org_id.as_str())
-            .s(":from", before.status.as_str())
-            .n(":from_expires", before.expires_at)
             .s(":status", after.status.as_str())
             .n(":expires", after.expires_at)
             .build()
@@ -121,6 +157,10 @@ impl Store {
             "expires_at = :expires".to_owned(),
             format!("{ACTIVE_RANGES} = :ranges"),
         ];
+        if let Some(pauses) = after.pauses {
+            values.insert(":pauses".into(), n(pauses));
+            set.push(format!("{PAUSES} = :pauses"));
+        }
         let mut remove = Vec::new();
         match after
             .paused_at
@@ -143,31 +183,17 @@ impl Store {
             }
             None => remove.push(format!("{DUE_PK}, {DUE_AT}")),
         }
-        // An item stored before ranges were (no attribute) reads as one range.
-        // The count, and the last range's start: once the ranges are bounded
-        // (`domain::active_ranges::MAX_RANGES`) a resume no longer changes the count, but it
-        // always opens a range that starts later.
         let mut names = vec![("#status".to_owned(), "status".to_owned())];
-        let ranges_condition = match before.active_ranges.last() {
-            None => format!("attribute_not_exists({ACTIVE_RANGES})"),
-            Some(last) => {
-                let at = before.active_ranges.len() - 1;
-                values.insert(":nranges".into(), n(before.active_ranges.len() as i64));
-                values.insert(":last_start".into(), n(last.start));
-                names.push(("#range_start".into(), "start".into()));
-                format!(
-                    "size({ACTIVE_RANGES}) = :nranges AND {ACTIVE_RANGES}[{at}].#range_start = :last_start"
-                )
-            }
-        };
+        if !before.active_ranges.is_empty() {
+            names.push(("#range_start".into(), "start".into()));
+        }
+        let condition = lifecycle_read(before, &mut values);
         LifecycleWrite {
             set,
             remove,
             values,
             names,
-            condition: format!(
-                "attribute_exists(pk) AND org_id = :org AND #status = :from AND expires_at = :from_expires AND {ranges_condition}"
-            ),
+            condition,
         }
     }
 
@@ -191,7 +217,6 @@ impl Store {
 mod tests {
     use super::*;
     use crate::domain::ActiveRange;
-    use crate::store::codec::Item;
     use crate::store::trials::trial_from_item;
 
     fn item(extra: &[(&str, aws_sdk_dynamodb::types::AttributeValue)]) -> Item {

@@ -17,19 +17,29 @@
 //! has `trial.payment_unmatched` (a payment for a trial we do not have).
 //!
 //! **Bounded** at [`TIMELINE_CAP`] entries: past it, the oldest entries after the first (the
-//! start) are not shown and `truncated` counts them; the purge job deletes them before its
-//! transaction (nobody reads them), so its transaction holds at most the cap's entries and the
-//! trial, guard and event (93 of DynamoDB's 100 items).
+//! start) are not shown and `truncated` counts them. They are not kept either:
+//! [`Store::trim_timeline`], which `publish` runs for the trial of every event it handles
+//! (the stream sees each event item INSERT, so no request pays for it), deletes the entries
+//! past the cap and adds their number to the trial item's [`TIMELINE_DROPPED`], in one
+//! transaction whose deletes are conditioned on each entry still being there: a redelivered
+//! record or two concurrent runs delete and count each entry once. **Stored bound**: a trial
+//! partition holds at most `TIMELINE_CAP` entries once `publish` has handled its events, and
+//! between, at most one more per event not yet published. `truncated` is the stored count plus
+//! any entries past the cap not trimmed yet. The purge job deletes what is left past the cap
+//! before its transaction (nobody reads them), so its transaction holds at most the cap's
+//! entries and the trial, guard and event (93 of DynamoDB's 100 items).
 //!
 //! Cost: one more item per event in the event's transaction (2 write units for an entry under
 //! 1 KB, typically ~250 bytes); reading is one consistent `Query` of the trial's partition (the
-//! trial item and its entries), one page for a capped timeline.
-use aws_sdk_dynamodb::types::{Delete, Put};
+//! trial item and its entries), one page for a capped timeline. The trim: one consistent
+//! keys-only `Query` (~80 bytes an entry: ≤ 2 read units) per trial per stream batch, and a
+//! transaction only for a trial past the cap (usually one entry and the trial's count).
+use aws_sdk_dynamodb::types::{Delete, Put, Update};
 use serde_json::{json, Map, Value};
 
 use super::codec::{get_n, get_s, key, n, next_page, s, Item, Values};
-use super::schema::{trial_pk, PK, TRIAL_SK};
-use super::{Store, StoreError};
+use super::schema::{trial_pk, PK, SK, TRIAL_SK};
+use super::{Outcome, Slot, Store, StoreError};
 use crate::domain::events::{DomainEvent, EventKind};
 use crate::domain::time::rfc3339;
 use crate::domain::TrialId;
@@ -39,6 +49,12 @@ use crate::telemetry::{redact, REDACTED};
 pub const TIMELINE_CAP: usize = 90;
 /// The sort-key prefix of entry items.
 pub const ENTRY_PREFIX: &str = "TL#";
+/// The trial item's count of entries [`Store::trim_timeline`] deleted past the cap.
+pub const TIMELINE_DROPPED: &str = "timeline_dropped";
+/// The most entries one trim transaction deletes (with the trial's count: 100 items).
+const TRIM_BATCH: usize = 99;
+/// Trims begun again after a concurrent one deleted some of the same entries first.
+const TRIM_ATTEMPTS: usize = 3;
 /// Events that get no entry: `trial.purged` (the partition goes with it) and a payment for a
 /// trial we do not have (its `trial_id` may name a purged trial: an entry would outlive it).
 const NO_ENTRY: [EventKind; 2] = [EventKind::Purged, EventKind::UnmatchedPayment];
@@ -97,6 +113,15 @@ impl Timeline {
         (Timeline::of(all, over), dropped)
     }
 
+    /// [`Timeline::capped`] for the trial item `trial` (as read with `all`): `truncated` also
+    /// counts the entries already trimmed ([`TIMELINE_DROPPED`]).
+    pub fn of_trial(trial: Option<&Item>, all: Vec<Entry>) -> (Timeline, Vec<Entry>) {
+        let (mut timeline, dropped) = Timeline::capped(all);
+        let trimmed = trial.and_then(|item| get_n(item, TIMELINE_DROPPED));
+        timeline.truncated += usize::try_from(trimmed.unwrap_or(0)).unwrap_or(0);
+        (timeline, dropped)
+    }
+
     fn of(entries: Vec<Entry>, truncated: usize) -> Timeline {
         Timeline { entries, truncated }
     }
@@ -141,6 +166,29 @@ pub fn entry_details(detail: &Map<String, Value>) -> Value {
     Value::Object(shown)
 }
 
+/// The trial whose timeline gets `event`'s entry, and the event's detail; `None` for an event
+/// about no trial (an org's refused start) and for [`NO_ENTRY`]'s.
+fn entry_of(event: &DomainEvent) -> Option<(TrialId, Map<String, Value>)> {
+    if NO_ENTRY.contains(&event.kind) {
+        return None;
+    }
+    let Ok(Value::Object(detail)) = serde_json::from_str::<Value>(&event.detail) else {
+        return None;
+    };
+    let trial = detail
+        .get("trial_id")
+        .and_then(Value::as_str)
+        .and_then(TrialId::parse)?;
+    Some((trial, detail))
+}
+
+/// The trial whose timeline may be past its cap once `event`'s entry is in: the trial the
+/// entry is about, unless it is the start's (a trial's first entry).
+pub fn trim_target(event: &DomainEvent) -> Option<TrialId> {
+    let (trial, _) = entry_of(event).filter(|_| event.kind != EventKind::Started)?;
+    Some(trial)
+}
+
 impl Store {
     /// The timeline entry for `event`, made by `actor` at `now`; `None` for an event about no
     /// trial (an org's refused start) and for [`NO_ENTRY`]'s.
@@ -150,17 +198,7 @@ impl Store {
         now: i64,
         actor: &str,
     ) -> Result<Option<Put>, StoreError> {
-        if NO_ENTRY.contains(&event.kind) {
-            return Ok(None);
-        }
-        let Ok(Value::Object(detail)) = serde_json::from_str::<Value>(&event.detail) else {
-            return Ok(None);
-        };
-        let Some(trial) = detail
-            .get("trial_id")
-            .and_then(Value::as_str)
-            .and_then(TrialId::parse)
-        else {
+        let Some((trial, detail)) = entry_of(event) else {
             return Ok(None);
         };
         // The CLI's own moves name themselves (`requested_by: trialctl`).
@@ -189,39 +227,129 @@ impl Store {
             .build()?)
     }
 
+    /// Deletes trial `id`'s entries past [`TIMELINE_CAP`] (the oldest after the first, as
+    /// [`Timeline::capped`] drops them) and counts them in the trial's [`TIMELINE_DROPPED`]:
+    /// each transaction deletes up to [`TRIM_BATCH`] entries, each conditioned on being there,
+    /// and adds their number, so no entry is counted twice (a concurrent trim that deleted one
+    /// first makes ours fail whole; it reads again and goes on). Nothing for a trial within the
+    /// cap or gone (the purge deletes its entries). Answers how many entries it deleted.
+    pub async fn trim_timeline(&self, id: &TrialId) -> Result<usize, StoreError> {
+        let mut trimmed = 0;
+        for _ in 0..TRIM_ATTEMPTS {
+            let keys = self.timeline_keys(id).await?;
+            let over = keys.len().saturating_sub(TIMELINE_CAP);
+            if over == 0 {
+                return Ok(trimmed);
+            }
+            let mut raced = false;
+            for chunk in keys[1..=over].chunks(TRIM_BATCH) {
+                let mut tx = self
+                    .tx()
+                    .update(Slot::Trial, self.dropped_update(id, chunk.len())?);
+                for sk in chunk {
+                    let mut delete = self.timeline_delete(id, sk)?;
+                    delete.condition_expression = Some("attribute_exists(sk)".into());
+                    tx = tx.delete(Slot::Timeline, delete);
+                }
+                match tx.commit().await? {
+                    Outcome::Committed => trimmed += chunk.len(),
+                    // The trial is gone: its entries are the purge's.
+                    Outcome::Rejected(r) if r.failed(Slot::Trial) => return Ok(trimmed),
+                    Outcome::Rejected(_) => {
+                        raced = true;
+                        break;
+                    }
+                }
+            }
+            if !raced {
+                return Ok(trimmed);
+            }
+        }
+        Err(StoreError::Unavailable(format!(
+            "timeline trim of {id} kept meeting concurrent trims"
+        )))
+    }
+
+    /// `TIMELINE_DROPPED += count` on trial `id`'s item, if it exists.
+    fn dropped_update(&self, id: &TrialId, count: usize) -> Result<Update, StoreError> {
+        Ok(Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(trial_pk(id), TRIAL_SK)))
+            .update_expression(format!("ADD {TIMELINE_DROPPED} :count"))
+            .condition_expression("attribute_exists(pk)")
+            .set_expression_attribute_values(Values::new().n(":count", count as i64).build())
+            .build()?)
+    }
+
+    /// The sort keys of trial `id`'s entries, oldest first: one consistent keys-only `Query`.
+    async fn timeline_keys(&self, id: &TrialId) -> Result<Vec<String>, StoreError> {
+        let items = self.partition(id, Some(ENTRY_PREFIX), Some(SK)).await?;
+        Ok(items
+            .iter()
+            .filter_map(|i| get_s(i, SK))
+            .map(str::to_owned)
+            .collect())
+    }
+
     /// The trial item (if any) and every timeline entry of trial `id`, oldest first: one
     /// consistent `Query` of its partition (one page unless the entries pass ~3 000).
     pub async fn trial_and_timeline(
         &self,
         id: &TrialId,
     ) -> Result<(Option<Item>, Vec<Entry>), StoreError> {
-        let (mut trial, mut entries, mut start) = (None, Vec::new(), None);
+        let (mut trial, mut entries) = (None, Vec::new());
+        for item in self.partition(id, None, None).await? {
+            match get_s(&item, SK) {
+                Some(TRIAL_SK) => trial = Some(item),
+                Some(sk) if sk.starts_with(ENTRY_PREFIX) => match Entry::from_item(&item) {
+                    Some(entry) => entries.push(entry),
+                    None => tracing::error!("timeline entry that does not decode: skipped"),
+                },
+                _ => {}
+            }
+        }
+        Ok((trial, entries))
+    }
+
+    /// The items of trial `id`'s partition (those whose sort key starts with `prefix`, if
+    /// given), in sort-key order, with only `projection`'s attributes if given: one consistent
+    /// `Query`, every page.
+    async fn partition(
+        &self,
+        id: &TrialId,
+        prefix: Option<&str>,
+        projection: Option<&str>,
+    ) -> Result<Vec<Item>, StoreError> {
+        let mut values = Values::new().s(":pk", trial_pk(id));
+        let mut condition = "#pk = :pk".to_owned();
+        if let Some(prefix) = prefix {
+            values = values.s(":prefix", prefix);
+            condition.push_str(" AND begins_with(#sk, :prefix)");
+        }
+        let values = values.build();
+        let (mut items, mut start) = (Vec::new(), None);
         loop {
-            let page = self
+            let mut query = self
                 .client
                 .query()
                 .table_name(&self.table)
-                .key_condition_expression("#pk = :pk")
+                .key_condition_expression(&condition)
                 .expression_attribute_names("#pk", PK)
-                .set_expression_attribute_values(Values::new().s(":pk", trial_pk(id)).build())
+                .set_projection_expression(projection.map(str::to_owned))
+                .set_expression_attribute_values(values.clone());
+            if prefix.is_some() {
+                query = query.expression_attribute_names("#sk", SK);
+            }
+            let page = query
                 .consistent_read(true)
                 .set_exclusive_start_key(start)
                 .send()
                 .await
                 .map_err(StoreError::from_sdk)?;
-            for item in page.items() {
-                match get_s(item, "sk") {
-                    Some(TRIAL_SK) => trial = Some(item.clone()),
-                    Some(sk) if sk.starts_with(ENTRY_PREFIX) => match Entry::from_item(item) {
-                        Some(entry) => entries.push(entry),
-                        None => tracing::error!("timeline entry that does not decode: skipped"),
-                    },
-                    _ => {}
-                }
-            }
+            items.extend(page.items().iter().cloned());
             match next_page(page.last_evaluated_key) {
                 Some(key) => start = Some(key),
-                None => return Ok((trial, entries)),
+                None => return Ok(items),
             }
         }
     }

@@ -393,6 +393,9 @@ impl Store {
         if !trial.active_ranges.is_empty() {
             item.insert(ACTIVE_RANGES.into(), ranges_value(&trial.active_ranges));
         }
+        if let Some(pauses) = trial.pauses {
+            item.insert(PAUSES.into(), n(pauses));
+        }
         item
     }
 }
@@ -451,6 +454,7 @@ pub fn trial_from_item(item: &Item) -> Result<Trial, StoreError> {
         // An item written before ranges were stored has none: an empty list, which the trial
         // reads as its one range `[started_at, expires_at]` (and a write conditions on).
         active_ranges: get_ranges(item)?,
+        pauses: get_n(item, PAUSES),
         applicant: applicant_from_item(item)?,
         notes: get_s(item, "notes").map(str::to_owned),
         is_trial_skipped: get_bool(item, "is_trial_skipped").unwrap_or(false),
@@ -499,6 +503,8 @@ pub const EXPIRY_REASON: &str = "expiry_reason";
 
 /// The trial item's attribute for `Trial::paused_at` (epoch seconds).
 pub const PAUSED_AT: &str = "paused_at";
+/// The trial item's attribute for `Trial::pauses`: how many times it has paused.
+pub const PAUSES: &str = "pauses";
 /// The trial item's attribute for `Trial::active_ranges`: a list of `{start, end}` maps.
 pub const ACTIVE_RANGES: &str = "active_ranges";
 
