@@ -106,6 +106,7 @@ pub const SAFE_FIELDS: &[&str] = &[
     "paused_at",
     "plan",
     "previous_expires_at",
+    "product",
     "project_id",
     "remaining_duration",
     "remaining_value",

@@ -15,6 +15,7 @@ mod jobs;
 mod layout;
 mod lifecycle;
 mod plans;
+mod products;
 mod redaction;
 mod routes;
 mod signals;

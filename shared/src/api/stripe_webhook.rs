@@ -138,9 +138,10 @@ async fn paid(
     };
     log.org_id = Some(binding.org_id.to_string());
     let review = after_cancel.then_some("paid_after_cancel");
+    let product = app.config.catalog.get(binding.plan.as_str());
     let converted = DomainEvent::for_binding(
         EventKind::Converted,
-        &binding,
+        (&binding, product.map(|p| p.product.id.as_str())),
         now,
         None,
         json!({

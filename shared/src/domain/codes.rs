@@ -90,6 +90,8 @@ catalogue! {
     PaymentProviderError = ("payment_provider_error", 502),
     /// Retryable: the store failed; nothing was stored under the idempotency key.
     ServiceUnavailable = ("service_unavailable", 503),
+    /// A `product` (query or body) the catalog does not have.
+    InvalidProduct = ("invalid_product", 400),
 }
 
 impl fmt::Display for ErrorCode {

@@ -450,6 +450,8 @@ impl Trial {
         let status = self.lifecycle(policy).status_at(now);
         view.insert("status".into(), status.as_str().into());
         view.insert("days_remaining".into(), self.days_remaining(now).into());
+        // The one-trial rule is per product: say which product's trial this is.
+        view.insert("product".into(), self.terms.product.id.clone().into());
         if let Some(at) = self.canceled_at {
             view.insert("canceled_at".into(), rfc3339(at).into());
         }

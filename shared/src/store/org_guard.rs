@@ -1,18 +1,22 @@
-//! The org guard: where **one trial per organization, ever** is enforced. The guard is an item
-//! `ORG#<org_id>` / `GUARD`, put with `attribute_not_exists(pk)` in the same transaction as the
-//! new trial (slot `OrgGuard`), so two starts for one org cannot both commit, whatever races;
-//! the loser's rejection names the slot and carries the guard as it was (its trial id, for the
-//! answer). The guard survives the purge of its trial (it is only marked `purged`), so an org
-//! cannot start again by waiting. Cost: one more item per org, one more write in the start
-//! transaction and in the purge's (to mark it).
+//! The org guard: where **one trial per organization and product, ever** is enforced. The
+//! guard is an item `ORG#<org_id>` / `GUARD` (the catalog's default product; the key every
+//! guard had before products) or `GUARD#<product>` (any other product), put with
+//! `attribute_not_exists(pk)` in the same transaction as the new trial (slot `OrgGuard`), so
+//! two starts for one org and product cannot both commit, whatever races; starts for two
+//! products write two items and never touch each other. The loser's rejection names the slot
+//! and carries the guard as it was (its trial id, for the answer). The guard survives the purge
+//! of its trial (it is only marked `purged`), so an org cannot start again by waiting. Cost:
+//! one more item per org and product, one more write in the start transaction and in the
+//! purge's (to mark it).
 use aws_sdk_dynamodb::types::{AttributeValue, Put, Update};
 
 use super::codec::{get_bool, get_s, key, n, s, Item, Values};
-use super::schema::{org_pk, GUARD_SK};
+use super::schema::{guard_sk, org_pk, GUARD_SK, PK, SK};
 use super::{Store, StoreError};
+use crate::domain::catalog::ProductKey;
 use crate::domain::{OrgId, Trial, TrialId};
 
-/// The org guard: the org's one trial, for ever (it survives purge).
+/// The org guard: the org's one trial of a product, for ever (it survives purge).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Guard {
     pub trial_id: Option<TrialId>,
@@ -33,10 +37,12 @@ impl Guard {
 }
 
 impl Store {
-    /// The org guard for `trial`'s org: fails its condition if the org ever had a trial.
-    pub fn guard_put(&self, trial: &Trial) -> Result<Put, StoreError> {
-        let mut guard = key(org_pk(&trial.org_id), GUARD_SK);
+    /// The org guard for `trial`'s org and `product` (the trial's product's key): fails its
+    /// condition if the org ever had a trial of that product.
+    pub fn guard_put(&self, trial: &Trial, product: &ProductKey) -> Result<Put, StoreError> {
+        let mut guard = key(org_pk(&trial.org_id), guard_sk(product));
         guard.insert("trial_id".into(), s(trial.id.as_str()));
+        guard.insert("product".into(), s(&trial.terms.product.id));
         guard.insert("created_at".into(), n(trial.started_at));
         if let Some(project) = &trial.project_id {
             guard.insert("project_id".into(), s(project.as_str()));
@@ -48,12 +54,23 @@ impl Store {
             .build()?)
     }
 
+    /// The org's guard of the catalog's default product (the one guard an org had before
+    /// products): [`Store::get_product_guard`] with [`ProductKey::Default`].
     pub async fn get_guard(&self, org: &OrgId) -> Result<Option<Guard>, StoreError> {
+        self.get_product_guard(org, &ProductKey::Default).await
+    }
+
+    /// The org's guard for `product`: one consistent `GetItem`.
+    pub async fn get_product_guard(
+        &self,
+        org: &OrgId,
+        product: &ProductKey,
+    ) -> Result<Option<Guard>, StoreError> {
         let out = self
             .client
             .get_item()
             .table_name(&self.table)
-            .set_key(Some(key(org_pk(org), GUARD_SK)))
+            .set_key(Some(key(org_pk(org), guard_sk(product))))
             .consistent_read(true)
             .send()
             .await
@@ -61,13 +78,42 @@ impl Store {
         Ok(out.item.as_ref().map(Guard::from_item))
     }
 
-    /// Marks the org guard purged: the guard stays, so the org still cannot start again.
-    pub fn guard_purged_update(&self, org: &OrgId, now: i64) -> Result<Update, StoreError> {
+    /// Every guard of the org, one per product it ever trialled: one consistent `Query` of the
+    /// org's partition on `begins_with(sk, "GUARD")` (a handful of small items).
+    pub async fn get_guards(&self, org: &OrgId) -> Result<Vec<Guard>, StoreError> {
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("#pk = :pk AND begins_with(#sk, :guard)")
+            .expression_attribute_names("#pk", PK)
+            .expression_attribute_names("#sk", SK)
+            .set_expression_attribute_values(
+                Values::new()
+                    .s(":pk", org_pk(org))
+                    .s(":guard", GUARD_SK)
+                    .build(),
+            )
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(StoreError::from_sdk)?;
+        Ok(out.items().iter().map(Guard::from_item).collect())
+    }
+
+    /// Marks the org's guard of `product` purged: the guard stays, so the org still cannot
+    /// start again.
+    pub fn guard_purged_update(
+        &self,
+        org: &OrgId,
+        product: &ProductKey,
+        now: i64,
+    ) -> Result<Update, StoreError> {
         let mut values = Values::new().n(":now", now).build().unwrap_or_default();
         values.insert(":true".into(), AttributeValue::Bool(true));
         Ok(Update::builder()
             .table_name(&self.table)
-            .set_key(Some(key(org_pk(org), GUARD_SK)))
+            .set_key(Some(key(org_pk(org), guard_sk(product))))
             .update_expression("SET purged = :true, purged_at = :now")
             .set_expression_attribute_values(Some(values))
             .build()?)

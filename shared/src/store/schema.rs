@@ -5,7 +5,7 @@
 //! |------------------|---------------------------|-----------|----------------------------------|
 //! | trial            | `TRIAL#<trial_id>`        | `TRIAL`   | `EXPIRE#<s>` / `PURGE#<s>` / `RESUME#<s>` @ due |
 //! | reminder cursor  | `REMIND#<trial_id>`       | `REMIND`  | `REMIND#<s>` @ next reminder     |
-//! | org guard        | `ORG#<org_id>`            | `GUARD`   | -                                |
+//! | org guard        | `ORG#<org_id>`            | `GUARD` (default product), `GUARD#<product>` | - |
 //! | api key listing  | `ORG#<org_id>`            | `KEY#<key_id>` | -                           |
 //! | api key          | `APIKEY#<key_id>`         | `APIKEY`  | -                                |
 //! | idempotency      | `IDEM#<org_id>#<key>`     | `IDEM`    | - (TTL `ttl`)                    |
@@ -17,6 +17,7 @@
 //!
 //! `<s>` is a shard, `hash(id) % DUE_SHARDS`, so no single GSI partition takes every write at
 //! millions of trials; the jobs query each shard.
+use crate::domain::catalog::ProductKey;
 use crate::domain::{OrgId, TrialId};
 
 pub const PK: &str = "pk";
@@ -35,6 +36,11 @@ pub fn org_pk(org: &OrgId) -> String {
     format!("ORG#{org}")
 }
 pub const GUARD_SK: &str = "GUARD";
+/// The org guard of `product`: `GUARD` for the catalog's default product (the key written
+/// before products existed), `GUARD#<product>` for any other.
+pub fn guard_sk(product: &ProductKey) -> String {
+    format!("{GUARD_SK}{}", product.suffix())
+}
 
 pub fn api_key_pk(key_id: &str) -> String {
     format!("APIKEY#{key_id}")

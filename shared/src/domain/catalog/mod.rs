@@ -135,6 +135,26 @@ pub struct Product {
     pub internal_name: String,
 }
 
+/// Which product an org's one trial (its guard, refusal and abuse signals) is keyed by. The
+/// catalog's default product ([`Catalog::default_product`]) is `Default`: its keys are exactly
+/// the ones written before products (`ORG#<org>`/`GUARD`, `SIGNAL#<kind>#<hmac>`), so nothing
+/// stored earlier needs migrating. Any other product appends `#<product id>` to them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProductKey {
+    Default,
+    Other(String),
+}
+
+impl ProductKey {
+    /// What the product adds to a key: nothing for the default product, `#<id>` otherwise.
+    pub fn suffix(&self) -> String {
+        match self {
+            ProductKey::Default => String::new(),
+            ProductKey::Other(id) => format!("#{id}"),
+        }
+    }
+}
+
 /// The unit an option is counted in (`GB`, `calls`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Unit {
@@ -349,6 +369,29 @@ impl Catalog {
     /// Every plan, in file order.
     pub fn plans(&self) -> &[PlanTerms] {
         &self.plans
+    }
+
+    /// The default product: the product of the catalog's first plan, in file order. Its trials,
+    /// org guards, refusals and signals keep the table keys written before products existed
+    /// ([`ProductKey::Default`]), so those items read as its own without a migration. An
+    /// operator who adds a product appends its plans; putting another product's plan first
+    /// would make that product the default (and the old keys its own).
+    pub fn default_product(&self) -> &Product {
+        &self.plans[0].product
+    }
+
+    /// Whether any plan belongs to product `id`.
+    pub fn has_product(&self, id: &str) -> bool {
+        self.plans.iter().any(|p| p.product.id == id)
+    }
+
+    /// How the table keys product `id`'s one trial per org (see [`ProductKey`]).
+    pub fn product_key(&self, id: &str) -> ProductKey {
+        if self.default_product().id == id {
+            ProductKey::Default
+        } else {
+            ProductKey::Other(id.to_owned())
+        }
     }
 
     /// The plans that can be trialled, in file order (never empty).
