@@ -10,6 +10,7 @@ mod convert;
 mod current;
 mod email_tags;
 mod events;
+mod gcore;
 mod idempotency;
 mod jobs;
 mod layout;

@@ -39,21 +39,22 @@ pub async fn owned(
 }
 
 /// Why the org's trial `id` is not there: purged (410) or never the org's, or not the key's
-/// project's (404). The trial's product is unknown once it is gone, so every guard of the org
-/// is read (one query: one guard per product the org trialled).
+/// project's (404). The trial's product is unknown once it is gone, so the org's guard of each
+/// catalog product is read (one `GetItem` each, on this miss path only; one for a one-product
+/// catalog, as before products).
 pub async fn purged_or_not_found(app: &App, id: &TrialId, tenant: &Tenant) -> ApiError {
-    let guards = match app.store.get_guards(&tenant.org).await {
-        Ok(guards) => guards,
-        Err(e) => return e.into(),
-    };
-    let purged = guards.iter().any(|guard| {
-        guard.purged
-            && guard.trial_id.as_ref() == Some(id)
-            && tenant.may_act_on(guard.project_id.as_ref())
-    });
-    if purged {
-        TransitionError::Expired.into()
-    } else {
-        ApiError::trial_not_found()
+    for product in app.config.catalog.product_keys() {
+        match app.store.get_product_guard(&tenant.org, &product).await {
+            Ok(Some(guard))
+                if guard.purged
+                    && guard.trial_id.as_ref() == Some(id)
+                    && tenant.may_act_on(guard.project_id.as_ref()) =>
+            {
+                return TransitionError::Expired.into()
+            }
+            Ok(_) => {}
+            Err(e) => return e.into(),
+        }
     }
+    ApiError::trial_not_found()
 }

@@ -23,8 +23,8 @@ use super::error::ApiError;
 use super::reply::Reply;
 use super::LogFields;
 use super::{
-    cancel, convert, current, eligibility, extend, patch, pause, plans, resume, skip, start, stats,
-    status, stripe_webhook, trial_data, usage,
+    cancel, convert, current, eligibility, extend, gcore, patch, pause, plans, resume, skip, start,
+    stats, status, stripe_webhook, trial_data, usage,
 };
 use crate::auth::Tenant;
 use crate::App;
@@ -54,6 +54,9 @@ pub enum Route {
     Skip,
     /// `GET /v1/stats`: the funnel, admin keys only.
     Stats,
+    /// `GET /billing/org/v1/trials/start-trial-data`: Gcore's trial data, as Gcore's clients
+    /// send it (the key in `Authorization: apikey`, the org in `client_id`).
+    Gcore,
 }
 
 /// What a handler returns, boxed so every handler fits one fn-pointer type.
@@ -152,7 +155,7 @@ const WEBHOOK_BODY: usize = MAX_WEBHOOK_BODY_BYTES;
 /// `PATCH` share `cancel`; convert and skip (the routes that call Stripe) share `convert`;
 /// usage (metering traffic) has its own.
 #[rustfmt::skip]
-pub static ROUTES: [Row; 16] = [
+pub static ROUTES: [Row; 17] = [
     //   route          method   path                       who may call                          body limit    function
     row!(Start,         "POST",  "/v1/trials/start",        ApiKey(keyed!(start)),                BODY,         "start"),
     row!(Status,        "GET",   "/v1/trials/{id}",         Itself(open!(status)),                BODY,         "status"),
@@ -170,6 +173,7 @@ pub static ROUTES: [Row; 16] = [
     row!(Eligibility,   "GET",   "/v1/trials/eligibility",  ApiKey(keyed!(eligibility)),          BODY,         "status"),
     row!(Skip,          "POST",  "/v1/trials/skip",         ApiKey(keyed!(skip)),                 BODY,         "convert"),
     row!(Stats,         "GET",   "/v1/stats",               admin!("read the funnel", stats),     BODY,         "status"),
+    row!(Gcore,         "GET",   "/billing/org/v1/trials/start-trial-data", Itself(open!(gcore)), BODY,        "status"),
 ];
 
 impl Route {
@@ -322,7 +326,8 @@ mod tests {
                 Route::TrialData,
                 Route::Current,
                 Route::Eligibility,
-                Route::Stats
+                Route::Stats,
+                Route::Gcore
             ]
         );
         assert_eq!(served("cancel"), [Route::Cancel, Route::Patch]);

@@ -117,6 +117,7 @@ async fn skipped_trial(
             store.guard_put(&trial, &product_of(app, &trial))?,
         )
         .put(Slot::Trial, store.trial_put(&trial, policy)?)
+        .put(Slot::TrialNumber, store.trial_number_put(&trial)?)
         .event(&event, now)?
         .commit()
         .await?;

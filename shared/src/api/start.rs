@@ -259,7 +259,8 @@ fn start_tx<'a>(
             Slot::OrgGuard,
             store.guard_put(trial, &product_of(app, trial))?,
         )
-        .put(Slot::Trial, store.trial_put(trial, policy)?);
+        .put(Slot::Trial, store.trial_put(trial, policy)?)
+        .put(Slot::TrialNumber, store.trial_number_put(trial)?);
     let terms = app.config.lifecycle_terms(trial);
     let tx = idempotency
         .complete(app, tx, reply, now_ms)?

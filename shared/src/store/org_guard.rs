@@ -11,7 +11,7 @@
 use aws_sdk_dynamodb::types::{AttributeValue, Put, Update};
 
 use super::codec::{get_bool, get_s, key, n, s, Item, Values};
-use super::schema::{guard_sk, org_pk, GUARD_SK, PK, SK};
+use super::schema::{guard_sk, org_pk};
 use super::{Store, StoreError};
 use crate::domain::catalog::ProductKey;
 use crate::domain::{OrgId, Trial, TrialId};
@@ -76,29 +76,6 @@ impl Store {
             .await
             .map_err(StoreError::from_sdk)?;
         Ok(out.item.as_ref().map(Guard::from_item))
-    }
-
-    /// Every guard of the org, one per product it ever trialled: one consistent `Query` of the
-    /// org's partition on `begins_with(sk, "GUARD")` (a handful of small items).
-    pub async fn get_guards(&self, org: &OrgId) -> Result<Vec<Guard>, StoreError> {
-        let out = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("#pk = :pk AND begins_with(#sk, :guard)")
-            .expression_attribute_names("#pk", PK)
-            .expression_attribute_names("#sk", SK)
-            .set_expression_attribute_values(
-                Values::new()
-                    .s(":pk", org_pk(org))
-                    .s(":guard", GUARD_SK)
-                    .build(),
-            )
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(StoreError::from_sdk)?;
-        Ok(out.items().iter().map(Guard::from_item).collect())
     }
 
     /// Marks the org's guard of `product` purged: the guard stays, so the org still cannot

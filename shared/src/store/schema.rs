@@ -5,6 +5,7 @@
 //! |------------------|---------------------------|-----------|----------------------------------|
 //! | trial            | `TRIAL#<trial_id>`        | `TRIAL`   | `EXPIRE#<s>` / `PURGE#<s>` / `RESUME#<s>` @ due |
 //! | reminder cursor  | `REMIND#<trial_id>`       | `REMIND`  | `REMIND#<s>` @ next reminder     |
+//! | trial number     | `TRIALNUM#<n>`            | `TRIALNUM` | - (the integer id's reservation) |
 //! | org guard        | `ORG#<org_id>`            | `GUARD` (default product), `GUARD#<product>` | - |
 //! | api key listing  | `ORG#<org_id>`            | `KEY#<key_id>` | -                           |
 //! | api key          | `APIKEY#<key_id>`         | `APIKEY`  | -                                |
@@ -73,6 +74,12 @@ pub fn session_expiry_pk(session_id: &str) -> String {
     format!("SESSION_EXPIRE#{session_id}")
 }
 pub const SESSION_EXPIRY_SK: &str = "SESSION_EXPIRE";
+/// The reservation of a trial's integer id (see `TrialId::number`): it keeps the number unique.
+pub fn trial_number_pk(number: i64) -> String {
+    format!("TRIALNUM#{number}")
+}
+pub const TRIAL_NUMBER_SK: &str = "TRIALNUM";
+
 /// A trial's reminder cursor: a second item because the trial item's one `due` entry is taken
 /// by its expiry, resume or purge (see `store::reminders`).
 pub fn reminder_pk(id: &TrialId) -> String {
