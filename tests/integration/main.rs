@@ -8,6 +8,7 @@ mod capacity;
 mod chaos;
 mod convert;
 mod current;
+mod edge_impulse;
 mod email_tags;
 mod events;
 mod gcore;

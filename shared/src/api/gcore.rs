@@ -42,12 +42,7 @@ pub async fn handle(app: &App, req: &Request, log: &mut LogFields) -> Result<Rep
 }
 
 async fn answer(app: &App, req: &Request, log: &mut LogFields) -> Result<Value, ApiError> {
-    let key = bearer_key(req).ok_or(AuthError::Unauthorized)?;
-    let info = app
-        .auth()
-        .verify(&key)
-        .await?
-        .ok_or(AuthError::Unauthorized)?;
+    let info = app.auth().require(bearer_key(req)).await?;
     log.key_id = Some(info.key_id.clone());
     let client_id = integer_param(req, "client_id", i32::MIN.into(), i32::MAX.into())?;
     let product_id = integer_param(req, "product_id", i64::MIN, i64::MAX)?;

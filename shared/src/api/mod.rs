@@ -7,6 +7,7 @@ pub mod applicant;
 pub mod cancel;
 pub mod convert;
 pub mod current;
+pub mod edge_impulse;
 pub mod eligibility;
 pub mod error;
 pub mod extend;

@@ -23,8 +23,8 @@ use super::error::ApiError;
 use super::reply::Reply;
 use super::LogFields;
 use super::{
-    cancel, convert, current, eligibility, extend, gcore, patch, pause, plans, resume, skip, start,
-    stats, status, stripe_webhook, trial_data, usage,
+    cancel, convert, current, edge_impulse, eligibility, extend, gcore, patch, pause, plans,
+    resume, skip, start, stats, status, stripe_webhook, trial_data, usage,
 };
 use crate::auth::Tenant;
 use crate::App;
@@ -57,6 +57,8 @@ pub enum Route {
     /// `GET /billing/org/v1/trials/start-trial-data`: Gcore's trial data, as Gcore's clients
     /// send it (the key in `Authorization: apikey`, the org in `client_id`).
     Gcore,
+    /// `POST /api/user/trial`: Edge Impulse's start, as its clients send it (`x-api-key`).
+    EdgeImpulse,
 }
 
 /// What a handler returns, boxed so every handler fits one fn-pointer type.
@@ -155,7 +157,7 @@ const WEBHOOK_BODY: usize = MAX_WEBHOOK_BODY_BYTES;
 /// `PATCH` share `cancel`; convert and skip (the routes that call Stripe) share `convert`;
 /// usage (metering traffic) has its own.
 #[rustfmt::skip]
-pub static ROUTES: [Row; 17] = [
+pub static ROUTES: [Row; 18] = [
     //   route          method   path                       who may call                          body limit    function
     row!(Start,         "POST",  "/v1/trials/start",        ApiKey(keyed!(start)),                BODY,         "start"),
     row!(Status,        "GET",   "/v1/trials/{id}",         Itself(open!(status)),                BODY,         "status"),
@@ -174,6 +176,7 @@ pub static ROUTES: [Row; 17] = [
     row!(Skip,          "POST",  "/v1/trials/skip",         ApiKey(keyed!(skip)),                 BODY,         "convert"),
     row!(Stats,         "GET",   "/v1/stats",               admin!("read the funnel", stats),     BODY,         "status"),
     row!(Gcore,         "GET",   "/billing/org/v1/trials/start-trial-data", Itself(open!(gcore)), BODY,        "status"),
+    row!(EdgeImpulse,   "POST",  "/api/user/trial",         Itself(open!(edge_impulse)),          BODY,         "start"),
 ];
 
 impl Route {
@@ -317,7 +320,7 @@ mod tests {
     #[test]
     fn functions_serve_the_routes_they_are_named_for() {
         let served = |function| Route::served_by(function).collect::<Vec<_>>();
-        assert_eq!(served("start"), [Route::Start]);
+        assert_eq!(served("start"), [Route::Start, Route::EdgeImpulse]);
         assert_eq!(
             served("status"),
             [

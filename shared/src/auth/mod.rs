@@ -145,6 +145,13 @@ impl Authenticator<'_> {
         tenant(req, info)
     }
 
+    /// The live key a route read from its own header (`None`: no key of our form): 401
+    /// `unauthorized` unless it is live ([`Authenticator::verify`]).
+    pub async fn require(&self, key: Option<ApiKey>) -> Result<KeyInfo, AuthError> {
+        let key = key.ok_or(AuthError::Unauthorized)?;
+        self.verify(&key).await?.ok_or(AuthError::Unauthorized)
+    }
+
     /// What `key` may do if it is live: the cache's fresh verdict, else one read of its
     /// record. A failing store is an error, never a verdict.
     pub async fn verify(&self, key: &ApiKey) -> Result<Option<KeyInfo>, StoreError> {
@@ -193,6 +200,15 @@ pub fn bearer_key(req: &Request) -> Option<ApiKey> {
         return None;
     }
     ApiKey::parse(token.trim())
+}
+
+/// The key of `x-api-key: <key>` (Edge Impulse's header), else of `Authorization`
+/// ([`bearer_key`]).
+pub fn api_key_header(req: &Request) -> Option<ApiKey> {
+    match header(req, "x-api-key") {
+        Some(value) => ApiKey::parse(value.trim()),
+        None => bearer_key(req),
+    }
 }
 
 /// The tenant a live key acts for when the org comes from the request's own parameters rather
