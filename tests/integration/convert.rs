@@ -82,6 +82,7 @@ async fn convert_returns_a_checkout_url_and_sends_stripe_what_it_needs() {
             key: "convert-1".into(),
         },
         fingerprint: String::new(),
+        actor: String::new(),
     };
     let expected =
         trials::api::convert::stripe_idempotency_key(&ours, &TrialId::parse(&id).unwrap());

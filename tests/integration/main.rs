@@ -28,6 +28,7 @@ mod stats;
 mod status;
 mod stripe_client;
 mod tenancy;
+mod timeline;
 mod tx;
 mod unknown_fields;
 mod webhook;

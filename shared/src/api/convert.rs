@@ -310,6 +310,7 @@ async fn record(
     let update = store.checkout_update(trial, checkout, now, trial.policy())?;
     let tx = store
         .tx()
+        .by(&request.tenant.key_id)
         .update(Slot::Trial, update)
         .put(Slot::Idempotency, request.completed(app, &reply, now_ms)?)
         .event(&event, now)?;

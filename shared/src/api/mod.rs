@@ -27,6 +27,7 @@ pub mod start;
 pub mod stats;
 pub mod status;
 pub mod stripe_webhook;
+pub mod timeline;
 pub mod trial_data;
 pub mod usage;
 

@@ -24,7 +24,7 @@ use super::reply::Reply;
 use super::LogFields;
 use super::{
     cancel, convert, current, edge_impulse, eligibility, extend, gcore, patch, pause, plans,
-    resume, skip, start, stats, status, stripe_webhook, trial_data, usage,
+    resume, skip, start, stats, status, stripe_webhook, timeline, trial_data, usage,
 };
 use crate::auth::Tenant;
 use crate::App;
@@ -54,6 +54,8 @@ pub enum Route {
     Skip,
     /// `GET /v1/stats`: the funnel, admin keys only.
     Stats,
+    /// `GET /v1/trials/{id}/timeline`: every change of the trial, oldest first.
+    Timeline,
     /// `GET /billing/org/v1/trials/start-trial-data`: Gcore's trial data, as Gcore's clients
     /// send it (the key in `Authorization: apikey`, the org in `client_id`).
     Gcore,
@@ -157,7 +159,7 @@ const WEBHOOK_BODY: usize = MAX_WEBHOOK_BODY_BYTES;
 /// `PATCH` share `cancel`; convert and skip (the routes that call Stripe) share `convert`;
 /// usage (metering traffic) has its own.
 #[rustfmt::skip]
-pub static ROUTES: [Row; 18] = [
+pub static ROUTES: [Row; 19] = [
     //   route          method   path                       who may call                          body limit    function
     row!(Start,         "POST",  "/v1/trials/start",        ApiKey(keyed!(start)),                BODY,         "start"),
     row!(Status,        "GET",   "/v1/trials/{id}",         Itself(open!(status)),                BODY,         "status"),
@@ -175,6 +177,7 @@ pub static ROUTES: [Row; 18] = [
     row!(Eligibility,   "GET",   "/v1/trials/eligibility",  ApiKey(keyed!(eligibility)),          BODY,         "status"),
     row!(Skip,          "POST",  "/v1/trials/skip",         ApiKey(keyed!(skip)),                 BODY,         "convert"),
     row!(Stats,         "GET",   "/v1/stats",               admin!("read the funnel", stats),     BODY,         "status"),
+    row!(Timeline,      "GET",   "/v1/trials/{id}/timeline", ApiKey(keyed!(timeline)),            BODY,         "status"),
     row!(Gcore,         "GET",   "/billing/org/v1/trials/start-trial-data", Itself(open!(gcore)), BODY,        "status"),
     row!(EdgeImpulse,   "POST",  "/api/user/trial",         Itself(open!(edge_impulse)),          BODY,         "start"),
 ];
@@ -330,7 +333,8 @@ mod tests {
                 Route::Current,
                 Route::Eligibility,
                 Route::Stats,
-                Route::Gcore
+                Route::Timeline,
+                Route::Gcore,
             ]
         );
         assert_eq!(served("cancel"), [Route::Cancel, Route::Patch]);

@@ -112,6 +112,7 @@ async fn skipped_trial(
     let store = &app.store;
     let outcome = store
         .tx()
+        .by(&tenant.key_id)
         .put(
             Slot::OrgGuard,
             store.guard_put(&trial, &product_of(app, &trial))?,

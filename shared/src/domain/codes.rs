@@ -46,6 +46,8 @@ catalogue! {
     InvalidField = ("invalid_field", 400),
     /// Stats: `from`/`to` malformed, reversed, or more than 366 days apart.
     InvalidRange = ("invalid_range", 400),
+    /// Timeline: `cursor` is not one the timeline gave.
+    InvalidCursor = ("invalid_cursor", 400),
     /// `redirect_url_origin` is not a plain https origin on the allow-list.
     InvalidRedirectOrigin = ("invalid_redirect_origin", 400),
     /// Webhook: the `Stripe-Signature` header is missing or does not verify.

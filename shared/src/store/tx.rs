@@ -61,6 +61,8 @@ pub enum Slot {
     Allowance,
     /// Why the org's last start was refused.
     Refusal,
+    /// A trial's timeline entry (`store::timeline`): unconditional, it never rejects.
+    Timeline,
     /// The reservation of a new trial's integer id (`TRIALNUM#<n>`, [`TrialId::number`]):
     /// fails only if another trial has the same number (never expected: 52 random bits).
     ///
@@ -126,6 +128,10 @@ const ATTEMPTS: u32 = 4;
 pub struct Tx<'a> {
     store: &'a Store,
     items: Vec<(Slot, TransactWriteItem)>,
+    /// The events whose timeline entries the commit adds, with their write time.
+    entries: Vec<(DomainEvent, i64)>,
+    /// Who makes the change, for the timeline ([`Tx::by`]).
+    actor: Option<String>,
 }
 
 impl Store {
@@ -133,6 +139,8 @@ impl Store {
         Tx {
             store: self,
             items: Vec::new(),
+            entries: Vec::new(),
+            actor: None,
         }
     }
 }
@@ -175,13 +183,44 @@ impl<'a> Tx<'a> {
     /// The domain event's item, in slot `Event(kind)`: it exists exactly when the change does,
     /// and the stream publishes it. Its condition makes a repeated transition unable to write
     /// the same event twice.
+    ///
+    /// The commit adds the event's timeline entry (`store::timeline`), by [`Tx::by`]'s actor.
     pub fn event(self, event: &DomainEvent, now: i64) -> Result<Tx<'a>, StoreError> {
         let put = self.store.event_put(event, now)?;
-        Ok(self.put(Slot::Event(event.kind), put))
+        let mut tx = self.put(Slot::Event(event.kind), put);
+        tx.entries.push((event.clone(), now));
+        Ok(tx)
+    }
+
+    /// The API key id that makes this change, for its timeline entries. Unset: `stripe` when
+    /// the transaction records a Stripe event (the webhook), else `job`.
+    pub fn by(mut self, actor: &str) -> Tx<'a> {
+        self.actor = Some(actor.to_owned());
+        self
+    }
+
+    /// The events' timeline entries, as slots.
+    fn add_entries(mut self) -> Result<Tx<'a>, StoreError> {
+        let stripe = self.items.iter().any(|(s, _)| *s == Slot::StripeEvent);
+        let actor = match self.actor.take() {
+            Some(actor) => actor,
+            None if stripe => "stripe".to_owned(),
+            None => "job".to_owned(),
+        };
+        for (event, now) in std::mem::take(&mut self.entries) {
+            if let Some(put) = self.store.timeline_put(&event, now, &actor)? {
+                self = self.put(Slot::Timeline, put);
+            }
+        }
+        Ok(self)
     }
 
     /// Writes every slot, or none.
-    pub async fn commit(mut self) -> Result<Outcome, StoreError> {
+    pub async fn commit(self) -> Result<Outcome, StoreError> {
+        self.add_entries()?.send().await
+    }
+
+    async fn send(mut self) -> Result<Outcome, StoreError> {
         match self.items.len() {
             0 => Ok(Outcome::Committed),
             1 => {
