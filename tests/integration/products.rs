@@ -227,3 +227,53 @@ async fn concurrent_starts_for_one_org_on_two_products_each_land_exactly_once() 
     let kinds = items_by_kind(&t).await;
     assert_eq!(kinds.get("TRIAL"), Some(&2), "{kinds:?}");
 }
+
+/// The purge marks the guard of the trial's own product (a wrong key would leave the real
+/// guard unmarked and mark the default product's), and the purged trial of a second product
+/// reads 410 by id (every product's guard is asked) and by `/current?product=`; the other
+/// product's guard and trial are untouched.
+#[tokio::test]
+async fn a_purged_trial_of_a_second_product_is_410_and_its_own_guard_is_marked() {
+    use trials::domain::catalog::ProductKey;
+    use trials::domain::OrgId;
+    use trials::jobs::{self, Job};
+    let t = app().await;
+    let app_trial = t.send(Call::start("growth", "k1")).await.json();
+    let cdn = t.send(Call::start("pro", "k2")).await.json();
+    let cdn_id = cdn["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        t.send(Call::post(&format!("/v1/trials/{cdn_id}/cancel")).idempotency_key("c1"))
+            .await
+            .status,
+        200
+    );
+    t.clock.set(t.now() + 30 * trials_tests::DAY);
+    jobs::run(&t.app, Job::Purge, None).await;
+    assert!(writes::stored(&t, &cdn_id).await.is_none(), "purged");
+
+    let org = OrgId::parse(ORG).unwrap();
+    let store = &t.app.store;
+    let cdn_guard = store
+        .get_product_guard(&org, &ProductKey::Other("cdn".into()))
+        .await
+        .unwrap()
+        .expect("the cdn guard survives");
+    assert!(cdn_guard.purged);
+    let app_guard = store.get_guard(&org).await.unwrap().expect("the app guard");
+    assert!(!app_guard.purged);
+    assert_eq!(
+        app_guard.trial_id.as_ref().map(|id| id.as_str()),
+        app_trial["id"].as_str()
+    );
+
+    let by_id = t.send(Call::status(&cdn_id)).await;
+    assert_eq!(
+        (by_id.status, by_id.error_code()),
+        (410, "trial_expired".into())
+    );
+    let current = get(&t, "/v1/trials/current?product=cdn").await;
+    assert_eq!(current.status, 410, "{}", current.body);
+    assert_eq!(get(&t, "/v1/trials/current").await.status, 200);
+    // Still one trial per org and product: the purge gives none back.
+    assert_eq!(t.send(Call::start("pro", "k3")).await.status, 409);
+}
