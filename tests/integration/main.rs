@@ -27,6 +27,7 @@ mod state_machine;
 mod stats;
 mod status;
 mod stripe_client;
+mod subscription;
 mod tenancy;
 mod timeline;
 mod tx;

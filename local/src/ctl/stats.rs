@@ -265,7 +265,7 @@ pub async fn run(ctx: &Ctx, args: StatsArgs) -> Result<(), String> {
         args.since, t.place
     );
     println!(
-        "{:<12} {:>8} {:>10} {:>8} {:>9} {:>7} {:>10} {:>14}",
+        "{:<12} {:>8} {:>10} {:>8} {:>9} {:>7} {:>10} {:>14} {:>6} {:>7} {:>7}",
         "plan",
         "started",
         "converted",
@@ -273,7 +273,10 @@ pub async fn run(ctx: &Ctx, args: StatsArgs) -> Result<(), String> {
         "canceled",
         "purged",
         "conv rate",
-        "median to conv"
+        "median to conv",
+        "paid",
+        "unpaid",
+        "lapsed"
     );
     let rows = by_plan
         .iter()
@@ -281,7 +284,7 @@ pub async fn run(ctx: &Ctx, args: StatsArgs) -> Result<(), String> {
         .chain([("all", &all)]);
     for (plan, s) in rows {
         println!(
-            "{:<12} {:>8} {:>10} {:>8} {:>9} {:>7} {:>10} {:>14}",
+            "{:<12} {:>8} {:>10} {:>8} {:>9} {:>7} {:>10} {:>14} {:>6} {:>7} {:>7}",
             plan,
             s.count(Stage::Started),
             s.count(Stage::Converted),
@@ -294,6 +297,9 @@ pub async fn run(ctx: &Ctx, args: StatsArgs) -> Result<(), String> {
             s.median_hours_to_convert()
                 .map(|h| format!("{h} h"))
                 .unwrap_or_else(|| "-".into()),
+            s.count(Stage::Paid),
+            s.awaiting_first_payment(),
+            s.count(Stage::Lapsed),
         );
     }
     if !unknown.is_empty() {

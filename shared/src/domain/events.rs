@@ -34,10 +34,14 @@ pub enum EventKind {
     /// A start refused because the applicant's signal was used by another org (no trial
     /// exists: the event is about the org).
     Blocked,
+    /// The first invoice of the conversion's subscription was paid with money (once per trial).
+    FirstPayment,
+    /// The conversion's subscription ended before any paid invoice (once per trial).
+    SubscriptionLapsed,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 16] = [
+    pub const ALL: [EventKind; 18] = [
         EventKind::Started,
         EventKind::Expired,
         EventKind::Canceled,
@@ -54,6 +58,8 @@ impl EventKind {
         EventKind::LimitReached,
         EventKind::Updated,
         EventKind::Blocked,
+        EventKind::FirstPayment,
+        EventKind::SubscriptionLapsed,
     ];
 
     /// The EventBridge `DetailType`.
@@ -75,6 +81,8 @@ impl EventKind {
             EventKind::LimitReached => "trial.limit_reached",
             EventKind::Updated => "trial.updated",
             EventKind::Blocked => "trial.blocked",
+            EventKind::FirstPayment => "trial.first_payment",
+            EventKind::SubscriptionLapsed => "trial.subscription_lapsed",
         }
     }
 

@@ -23,6 +23,7 @@ pub mod reminders;
 pub mod schema;
 pub mod signals;
 pub mod stats;
+pub mod subscriptions;
 pub mod table;
 pub mod timeline;
 pub mod trials;

@@ -470,6 +470,7 @@ pub fn trial_from_item(item: &Item) -> Result<Trial, StoreError> {
         applicant: applicant_from_item(item)?,
         notes: get_s(item, "notes").map(str::to_owned),
         is_trial_skipped: get_bool(item, "is_trial_skipped").unwrap_or(false),
+        subscription: super::subscriptions::subscription_from_item(item),
     })
 }
 
