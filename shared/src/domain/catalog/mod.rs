@@ -392,11 +392,6 @@ impl Catalog {
         &self.plans[0].product
     }
 
-    /// Whether any plan belongs to product `id`.
-    pub fn has_product(&self, id: &str) -> bool {
-        self.plans.iter().any(|p| p.product.id == id)
-    }
-
     /// Every product's key, each once, the default product's first.
     pub fn product_keys(&self) -> Vec<ProductKey> {
         let mut keys: Vec<ProductKey> = Vec::new();
