@@ -117,6 +117,7 @@ pub const SAFE_FIELDS: &[&str] = &[
     "plan",
     "previous_expires_at",
     "previous_plan",
+    "product",
     "project_id",
     "remaining_duration",
     "remaining_value",

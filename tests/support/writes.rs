@@ -18,10 +18,14 @@ pub async fn seed_trial(t: &TestApp, org: &str, started_at: i64) -> Trial {
         t.terms("growth"),
     );
     let policy = trial.policy();
+    let product = t.app.config.catalog.product_key(&trial.terms.product.id);
     let store = &t.app.store;
     let outcome = store
         .tx()
-        .put(Slot::OrgGuard, store.guard_put(&trial).expect("guard"))
+        .put(
+            Slot::OrgGuard,
+            store.guard_put(&trial, &product).expect("guard"),
+        )
         .put(Slot::Trial, store.trial_put(&trial, policy).expect("trial"))
         .commit()
         .await
@@ -64,7 +68,14 @@ pub async fn convert(t: &TestApp, trial: &Trial, now: i64) -> bool {
         org_id: trial.org_id.clone(),
         plan: trial.plan.clone(),
     };
-    let event = DomainEvent::for_binding(EventKind::Converted, &binding, now, None, json!({}));
+    let product = Some(trial.terms.product.id.as_str());
+    let event = DomainEvent::for_binding(
+        EventKind::Converted,
+        (&binding, product),
+        now,
+        None,
+        json!({}),
+    );
     let store = &t.app.store;
     store
         .tx()

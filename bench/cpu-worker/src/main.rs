@@ -265,7 +265,10 @@ impl Bench {
         let mut items = Vec::with_capacity(trials.len() * 2);
         for trial in trials {
             items.push(store.trial_item(trial, trial.policy()));
-            let guard = store.guard_put(trial).map_err(|e| e.to_string())?;
+            let product = self.app.config.catalog.product_key(&trial.terms.product.id);
+            let guard = store
+                .guard_put(trial, &product)
+                .map_err(|e| e.to_string())?;
             items.push(guard.item().clone());
         }
         for chunk in items.chunks(25) {

@@ -10,6 +10,9 @@ use trials::App;
 
 use super::*;
 use axum::body::Body;
+use serde_json::Value;
+use trials::domain::catalog::ProductKey;
+use trials::domain::time::rfc3339;
 
 const HOST: &str = "127.0.0.1:3000";
 
@@ -260,7 +263,15 @@ async fn allowing_an_org_writes_its_allowance() {
     assert_eq!(status, StatusCode::SEE_OTHER);
     assert!(location.unwrap().contains("msg=org"));
     let org = OrgId::parse("org_refused").unwrap();
-    assert!(c.api.app().store.org_standing(&org).await.unwrap().allowed);
+    assert!(
+        c.api
+            .app()
+            .store
+            .org_standing(&org, &ProductKey::Default)
+            .await
+            .unwrap()
+            .allowed
+    );
     let (_, _, location) = send(&c, allow("org=%3Cbad%3E")).await;
     assert!(location.unwrap().contains("error=allow"));
 }

@@ -2,6 +2,7 @@
 //! check (issue 15). `allow` lets one org's next start through once, whatever its signals;
 //! `why` says whether the org may start, and why not.
 use trials::clock::{Clock, SystemClock};
+use trials::domain::catalog::ProductKey;
 use trials::domain::time::rfc3339;
 use trials::domain::OrgId;
 
@@ -22,7 +23,12 @@ pub async fn allow(ctx: &Ctx, org: &OrgId) -> Result<(), String> {
 
 pub async fn why(ctx: &Ctx, org: &OrgId) -> Result<(), String> {
     let t = ctx.open(Open::Existing).await?;
-    let standing = t.store.org_standing(org).await.map_err(|e| t.failed(e))?;
+    // The catalog's default product's standing (the one every org had before products).
+    let standing = t
+        .store
+        .org_standing(org, &ProductKey::Default)
+        .await
+        .map_err(|e| t.failed(e))?;
     match &standing.guard {
         Some(guard) => {
             let trial = guard

@@ -12,8 +12,9 @@
 //! whose `If-None-Match` names the current tag is answered 304 with no body (after the same
 //! read: the tag is of the answer as of now).
 //!
-//! `product`, when given, must be a product of the catalog (400 `invalid_product`); a trial of
-//! another product gives `source: "none"`. An unknown or repeated parameter is 400
+//! `product`, when given, must be a product of the catalog (400 `invalid_product`); without it,
+//! the catalog's default product (as `/v1/trials/current`). The org's trial of that product is
+//! the one its guard of the product names (one trial per org and product). An unknown or repeated parameter is 400
 //! `invalid_field`. A key limited to projects sees only its projects' trial (else `none`).
 use lambda_http::Request;
 
@@ -24,6 +25,7 @@ use super::stats::query_pairs;
 use super::LogFields;
 use crate::auth::{self, KeyCheck, Tenant};
 use crate::domain::access::Access;
+use crate::domain::catalog::ProductKey;
 use crate::domain::{ErrorCode, Trial};
 use crate::headers::org_id;
 use crate::App;
@@ -32,9 +34,17 @@ use crate::App;
 pub const MAX_AGE_SECS: u32 = 5;
 
 pub async fn handle(app: &App, req: &Request, log: &mut LogFields) -> Result<Reply, ApiError> {
-    let (tenant, read) = authenticate(app, req, log).await?;
+    // The product's key before authenticating (the trial may be read with the key record);
+    // the parameters are checked once the caller is known.
+    let catalog = &app.config.catalog;
+    let named = query_pairs(req)
+        .into_iter()
+        .find(|(name, _)| name == "product")
+        .map(|(_, id)| id);
+    let key = catalog.product_key(named.as_deref().unwrap_or(&catalog.default_product().id));
+    let (tenant, read) = authenticate(app, req, &key, log).await?;
     let product = product(req, app)?;
-    let access = org_access(app, &tenant, product.as_deref(), read, log).await?;
+    let access = org_access(app, &tenant, &key, product.as_deref(), read, log).await?;
     Ok(cached(req, Reply::json(200, &access.view())))
 }
 
@@ -48,10 +58,13 @@ pub type Prefetched = Option<Option<Trial>>;
 pub async fn authenticate(
     app: &App,
     req: &Request,
+    product: &ProductKey,
     log: &mut LogFields,
 ) -> Result<(Tenant, Prefetched), ApiError> {
     let keys = app.auth();
-    let known = org_id(req).ok().and_then(|org| app.known_trials.get(&org));
+    let known = org_id(req)
+        .ok()
+        .and_then(|org| app.known_trials.get(&org, product));
     let (tenant, read) = match (keys.check(req)?, known) {
         (KeyCheck::NeedsRecord(key), Some(known)) => {
             let read = app
@@ -95,16 +108,19 @@ fn product(req: &Request, app: &App) -> Result<Option<String>, ApiError> {
     Ok(Some(product))
 }
 
-/// The org's access to `product` (any product when `None`) as of now: its trial found through
-/// its guard (the one lookup, [`crate::store::Store::org_trial`]), settled, then decided.
+/// The org's access to the product keyed `key` (`product`, when named, checked against the
+/// trial too) as of now: its trial found through its guard of that product (the one lookup,
+/// [`crate::store::Store::org_trial`]), settled, then decided.
 pub async fn org_access(
     app: &App,
     tenant: &Tenant,
+    key: &ProductKey,
     product: Option<&str>,
     read: Prefetched,
     log: &mut LogFields,
 ) -> Result<Access, ApiError> {
-    let Some(known) = app.store.org_trial(&tenant.org, &app.known_trials).await? else {
+    let known = app.store.org_trial(&tenant.org, key, &app.known_trials);
+    let Some(known) = known.await? else {
         return Ok(Access::none());
     };
     if !tenant.may_act_on(known.project_id.as_ref()) {

@@ -1,6 +1,6 @@
 //! `GET /v1/access/{feature}`: may the calling org use `feature` now, `{allowed, remaining}`,
 //! without consuming anything (usage is `POST /v1/trials/{id}/usage`). The same read, answer
-//! and caching as [`super::access`], for any product: a feature the org's plan does not have
+//! and caching as [`super::access`], for the catalog's default product: a feature the org's plan does not have
 //! is not allowed (200, `allowed: false`), so a client cannot tell a misspelt feature from one
 //! the plan lacks, and no parameter is taken (400 `invalid_field`). Authenticated as
 //! [`super::access::authenticate`] does (one round trip on a cold key cache too).
@@ -12,15 +12,16 @@ use super::reply::Reply;
 use super::request::unknown_field;
 use super::stats::query_pairs;
 use super::LogFields;
+use crate::domain::catalog::ProductKey;
 use crate::App;
 
 pub async fn handle(app: &App, req: &Request, log: &mut LogFields) -> Result<Reply, ApiError> {
-    let (tenant, read) = authenticate(app, req, log).await?;
+    let (tenant, read) = authenticate(app, req, &ProductKey::Default, log).await?;
     if let Some((name, _)) = query_pairs(req).first() {
         return Err(unknown_field(name));
     }
     let feature = feature(req);
-    let access = org_access(app, &tenant, None, read, log).await?;
+    let access = org_access(app, &tenant, &ProductKey::Default, None, read, log).await?;
     Ok(cached(
         req,
         Reply::json(200, &access.feature_view(&feature)),

@@ -1,4 +1,5 @@
-//! `GET /v1/trials/eligibility?plan=<id>`: whether the org may start a trial of `plan` now,
+//! `GET /v1/trials/eligibility?plan=<id>[&product=<id>]`: whether the org may start a trial of
+//! `plan` now (one trial per org and product: the plan's product's guard and refusal are read),
 //! `{eligible, reason, trial_days}`, so a client can hide the offer instead of meeting a 409
 //! or 403. One consistent `BatchGetItem` after authentication (the org guard, the last refusal,
 //! the operator's allowance); none for a plan the catalog does not offer for trial.
@@ -9,12 +10,16 @@
 //! own signals are not checked here: they would have to travel in a query string (and so into
 //! access logs), and the start decides anyway. `blocked` is reserved for operator blocks.
 //! `trial_days` is the plan's trial length from the catalog, in whole days rounded up (0 for a
-//! plan that is not trialable). A plan the catalog does not have is 400 `invalid_plan`.
-use lambda_http::{Request, RequestExt};
+//! plan that is not trialable). A plan the catalog does not have is 400 `invalid_plan`; a
+//! `product` it does not have, 400 `invalid_product`; a plan of another product than `product`,
+//! 400 `invalid_plan`.
+use lambda_http::Request;
 use serde_json::{json, Value};
 
 use super::error::ApiError;
 use super::reply::Reply;
+use super::request::query_param;
+use super::start::product_named;
 use super::LogFields;
 use crate::auth::Tenant;
 use crate::App;
@@ -26,12 +31,19 @@ pub async fn handle(
     _log: &mut LogFields,
 ) -> Result<Reply, ApiError> {
     let catalog = &app.config.catalog;
-    let plan = plan_param(req)
+    // Without `product`, any plan (of its own product); with it, that product's plans only.
+    let product = match query_param(req, "product") {
+        Some(id) => Some(product_named(app, Some(&id))?),
+        None => None,
+    };
+    let plan = query_param(req, "plan")
         .as_deref()
         .and_then(|id| catalog.get(id))
+        .filter(|plan| product.is_none_or(|p| plan.product == *p))
         .ok_or_else(|| ApiError::invalid_plan(catalog))?;
     let (reason, trial_days) = if plan.trialable {
-        let standing = app.store.org_standing(&tenant.org).await?;
+        let key = catalog.product_key(&plan.product.id);
+        let standing = app.store.org_standing(&tenant.org, &key).await?;
         let reason = if standing.guard.is_some() {
             Some("trial_already_used".to_owned())
         } else if standing.allowed {
@@ -51,18 +63,4 @@ pub async fn handle(
             "trial_days": trial_days,
         }),
     ))
-}
-
-/// `plan` from the event's query parameters, else from the URI (the local server).
-fn plan_param(req: &Request) -> Option<String> {
-    if let Some(plan) = req
-        .query_string_parameters_ref()
-        .and_then(|q| q.first("plan"))
-    {
-        return Some(plan.to_owned());
-    }
-    let query = req.uri().query()?;
-    form_urlencoded::parse(query.as_bytes())
-        .find(|(k, _)| k == "plan")
-        .map(|(_, v)| v.into_owned())
 }

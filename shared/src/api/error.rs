@@ -52,6 +52,20 @@ impl ApiError {
         )
     }
 
+    /// A `product` the catalog does not have: the message lists the catalog's products.
+    pub fn invalid_product(catalog: &crate::domain::catalog::Catalog) -> ApiError {
+        let mut ids: Vec<&str> = catalog
+            .plans()
+            .iter()
+            .map(|p| p.product.id.as_str())
+            .collect();
+        ids.dedup();
+        ApiError::new(
+            ErrorCode::InvalidProduct,
+            format!("Product must be one of: {}", ids.join(", ")),
+        )
+    }
+
     /// A plan the catalog offers for trial but has no Stripe price for.
     pub fn not_purchasable(plan: &str) -> ApiError {
         ApiError::new(

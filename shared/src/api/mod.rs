@@ -10,9 +10,11 @@ pub mod cancel;
 pub mod change_plan;
 pub mod convert;
 pub mod current;
+pub mod edge_impulse;
 pub mod eligibility;
 pub mod error;
 pub mod extend;
+pub mod gcore;
 pub mod idempotency;
 pub mod manage;
 pub mod owned;
@@ -146,9 +148,14 @@ pub(crate) fn route_of(req: &Request) -> Result<Route, ApiError> {
             return Ok(route);
         }
     }
-    let path = req.uri().path();
+    let (method, path) = (req.method().as_str(), req.uri().path());
+    // A route whose path has `/v1/` inside (Gcore's `/billing/org/v1/...`) as written first;
+    // else the path from `/v1/` on (a stage before it).
+    if let Ok(route) = Route::resolve(method, path) {
+        return Ok(route);
+    }
     let path = path.find("/v1/").map_or(path, |at| &path[at..]);
-    Route::resolve(req.method().as_str(), path)
+    Route::resolve(method, path)
 }
 
 /// The whole API behind one entry point, routed by method and path (the local server).

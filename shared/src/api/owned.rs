@@ -1,6 +1,6 @@
 //! The org's own trial: the rules every route that names a trial shares. Another org's trial
 //! is indistinguishable from none (404, nothing leaks); a trial of the caller's org that was
-//! purged answers 410 `trial_expired` (only the org guard remembers it, read on the miss path
+//! purged answers 410 `trial_expired` (only the org guards remember it, read on the miss path
 //! alone).
 //!
 //! **Projects.** A trial belongs to the project it was started under (`X-Project-Id` of the
@@ -39,17 +39,22 @@ pub async fn owned(
 }
 
 /// Why the org's trial `id` is not there: purged (410) or never the org's, or not the key's
-/// project's (404).
+/// project's (404). The trial's product is unknown once it is gone, so the org's guard of each
+/// catalog product is read (one `GetItem` each, on this miss path only; one for a one-product
+/// catalog, as before products).
 pub async fn purged_or_not_found(app: &App, id: &TrialId, tenant: &Tenant) -> ApiError {
-    match app.store.get_guard(&tenant.org).await {
-        Ok(Some(guard))
-            if guard.purged
-                && guard.trial_id.as_ref() == Some(id)
-                && tenant.may_act_on(guard.project_id.as_ref()) =>
-        {
-            TransitionError::Expired.into()
+    for product in app.config.catalog.product_keys() {
+        match app.store.get_product_guard(&tenant.org, &product).await {
+            Ok(Some(guard))
+                if guard.purged
+                    && guard.trial_id.as_ref() == Some(id)
+                    && tenant.may_act_on(guard.project_id.as_ref()) =>
+            {
+                return TransitionError::Expired.into()
+            }
+            Ok(_) => {}
+            Err(e) => return e.into(),
         }
-        Ok(_) => ApiError::trial_not_found(),
-        Err(e) => e.into(),
     }
+    ApiError::trial_not_found()
 }

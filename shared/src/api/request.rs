@@ -30,6 +30,21 @@ pub fn trial_id(req: &Request) -> Result<TrialId, ApiError> {
         .ok_or_else(ApiError::trial_not_found)
 }
 
+/// The query parameter `name`: from the event's parameters (API Gateway), else from the URI
+/// (the local server and tests).
+pub fn query_param(req: &Request, name: &str) -> Option<String> {
+    if let Some(value) = req
+        .query_string_parameters_ref()
+        .and_then(|q| q.first(name))
+    {
+        return Some(value.to_owned());
+    }
+    let query = req.uri().query()?;
+    form_urlencoded::parse(query.as_bytes())
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+}
+
 /// [`trial_id`], recorded in the request's log line.
 pub fn logged_trial_id(req: &Request, log: &mut super::LogFields) -> Result<TrialId, ApiError> {
     let id = trial_id(req)?;

@@ -23,8 +23,9 @@ use super::error::ApiError;
 use super::reply::Reply;
 use super::LogFields;
 use super::{
-    access, access_feature, cancel, change_plan, convert, current, eligibility, extend, patch,
-    pause, plans, resume, skip, start, stats, status, stripe_webhook, timeline, trial_data, usage,
+    access, access_feature, cancel, change_plan, convert, current, edge_impulse, eligibility,
+    extend, gcore, patch, pause, plans, resume, skip, start, stats, status, stripe_webhook,
+    timeline, trial_data, usage,
 };
 use crate::auth::Tenant;
 use crate::App;
@@ -62,6 +63,11 @@ pub enum Route {
     AccessFeature,
     /// `POST /v1/trials/{id}/change-plan`: another plan of the product, during the trial.
     ChangePlan,
+    /// `GET /billing/org/v1/trials/start-trial-data`: Gcore's trial data, as Gcore's clients
+    /// send it (the key in `Authorization: apikey`, the org in `client_id`).
+    Gcore,
+    /// `POST /api/user/trial`: Edge Impulse's start, as its clients send it (`x-api-key`).
+    EdgeImpulse,
 }
 
 /// What a handler returns, boxed so every handler fits one fn-pointer type.
@@ -161,7 +167,7 @@ const WEBHOOK_BODY: usize = MAX_WEBHOOK_BODY_BYTES;
 /// `PATCH` share `cancel`; convert and skip (the routes that call Stripe) share `convert`;
 /// usage (metering traffic) has its own.
 #[rustfmt::skip]
-pub static ROUTES: [Row; 20] = [
+pub static ROUTES: [Row; 22] = [
     //   route          method   path                       who may call                          body limit    function
     row!(Start,         "POST",  "/v1/trials/start",        ApiKey(keyed!(start)),                BODY,         "start"),
     row!(Status,        "GET",   "/v1/trials/{id}",         Itself(open!(status)),                BODY,         "status"),
@@ -183,6 +189,8 @@ pub static ROUTES: [Row; 20] = [
     row!(Access,        "GET",   "/v1/access",              Itself(open!(access)),                BODY,         "status"),
     row!(AccessFeature, "GET",   "/v1/access/{feature}",    Itself(open!(access_feature)),        BODY,         "status"),
     row!(ChangePlan,    "POST",  "/v1/trials/{id}/change-plan", ApiKey(keyed!(change_plan)),      BODY,         "manage"),
+    row!(Gcore,         "GET",   "/billing/org/v1/trials/start-trial-data", Itself(open!(gcore)), BODY,        "status"),
+    row!(EdgeImpulse,   "POST",  "/api/user/trial",         Itself(open!(edge_impulse)),          BODY,         "start"),
 ];
 
 impl Route {
@@ -326,7 +334,7 @@ mod tests {
     #[test]
     fn functions_serve_the_routes_they_are_named_for() {
         let served = |function| Route::served_by(function).collect::<Vec<_>>();
-        assert_eq!(served("start"), [Route::Start]);
+        assert_eq!(served("start"), [Route::Start, Route::EdgeImpulse]);
         assert_eq!(
             served("status"),
             [
@@ -338,7 +346,8 @@ mod tests {
                 Route::Stats,
                 Route::Timeline,
                 Route::Access,
-                Route::AccessFeature
+                Route::AccessFeature,
+                Route::Gcore,
             ]
         );
         assert_eq!(served("cancel"), [Route::Cancel, Route::Patch]);

@@ -26,7 +26,9 @@ use super::error::ApiError;
 use super::idempotency::Idempotency;
 use super::reply::Reply;
 use super::request::typed_body;
-use super::start::{already_used, new_trial, trialable_plan, used_guard};
+use super::start::{
+    already_used, new_trial, product_named, product_of, trialable_plan, used_guard,
+};
 use super::LogFields;
 use crate::auth::Tenant;
 use crate::domain::catalog::TrialTerms;
@@ -40,11 +42,13 @@ use crate::App;
 
 pub const PATH: &str = "/v1/trials/skip";
 
-/// The body: `{"plan": "<plan id>"}`.
+/// The body: `{"plan": "<plan id>"}`, and optionally the plan's `product` (one trial per org
+/// and product: skipping uses up that product's).
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct SkipBody {
     plan: Option<String>,
+    product: Option<String>,
 }
 
 pub async fn handle(
@@ -56,6 +60,11 @@ pub async fn handle(
     let idempotency = Idempotency::from_request(req, tenant, PATH)?;
     let body: SkipBody = typed_body(req, |_| ApiError::invalid_plan(&app.config.catalog))?;
     let plan = trialable_plan(app, body.plan.as_deref())?;
+    if let Some(product) = body.product.as_deref() {
+        if product_named(app, Some(product))? != &plan.product {
+            return Err(ApiError::invalid_plan(&app.config.catalog));
+        }
+    }
     if plan.stripe_price.is_none() {
         // Convert's own answer for such a plan, before the org's trial is used up.
         return Err(ApiError::not_purchasable(plan.id.as_str()));
@@ -104,8 +113,12 @@ async fn skipped_trial(
     let outcome = store
         .tx()
         .by(&tenant.key_id)
-        .put(Slot::OrgGuard, store.guard_put(&trial)?)
+        .put(
+            Slot::OrgGuard,
+            store.guard_put(&trial, &product_of(app, &trial))?,
+        )
         .put(Slot::Trial, store.trial_put(&trial, policy)?)
+        .put(Slot::TrialNumber, store.trial_number_put(&trial)?)
         .event(&event, now)?
         .commit()
         .await?;

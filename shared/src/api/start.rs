@@ -1,4 +1,5 @@
-//! `POST /v1/trials/start`: one trial per organization, ever.
+//! `POST /v1/trials/start`: one trial per organization and product, ever (the plan's product:
+//! see [`crate::store::org_guard`]).
 //!
 //! The response is known before anything is written, so the trial, the org guard, the completed
 //! idempotency record and the `trial.started` event go out in one transaction (the stream
@@ -19,7 +20,7 @@ use super::request::{json_object, known_fields};
 use super::LogFields;
 use crate::auth::Tenant;
 use crate::domain::applicant::{Applicant, FIELDS as APPLICANT_FIELDS};
-use crate::domain::catalog::{PlanTerms, TrialTerms};
+use crate::domain::catalog::{PlanTerms, Product, ProductKey, TrialTerms};
 use crate::domain::events::{DomainEvent, EventKind};
 use crate::domain::redirect::redirect_url;
 use crate::domain::signals::SignalKind;
@@ -58,13 +59,14 @@ pub async fn handle(
     // away, so what the read sees holds. A storm of refused starts then costs a read and the
     // stored 409 each, and no transaction on the guard (they would conflict with each other).
     // The transaction's condition on the guard stays the invariant for the orgs without one.
-    if let Some(guard) = app.store.get_guard(&tenant.org).await? {
+    let product = app.config.catalog.product_key(&trial.terms.product.id);
+    if let Some(guard) = app.store.get_product_guard(&tenant.org, &product).await? {
         log.trial_id = guard.trial_id.as_ref().map(ToString::to_string);
         let refusal = already_used(tenant, Some(&guard));
         return idempotency.refuse(app, refusal, now_ms).await;
     }
     log.trial_id = Some(trial.id.to_string());
-    let mut check = SignalCheck::new(app, &applicant);
+    let mut check = SignalCheck::new(app, &applicant, product);
     let attempt = write(
         app,
         &idempotency,
@@ -104,6 +106,26 @@ pub async fn handle(
     // A deterministic outcome: stored, so a retry with this key gets the same answer.
     let refusal = already_used(tenant, used.as_ref());
     idempotency.refuse(app, refusal, now_ms).await
+}
+
+/// How the table keys `trial`'s product (its guard, refusal and signals).
+pub(super) fn product_of(app: &App, trial: &Trial) -> ProductKey {
+    app.config.catalog.product_key(&trial.terms.product.id)
+}
+
+/// The product a request names (`product`, query or body): the catalog's, else 400
+/// `invalid_product`; none named, the catalog's default product.
+pub(super) fn product_named<'c>(app: &'c App, id: Option<&str>) -> Result<&'c Product, ApiError> {
+    let catalog = &app.config.catalog;
+    match id {
+        None => Ok(catalog.default_product()),
+        Some(id) => catalog
+            .plans()
+            .iter()
+            .map(|p| &p.product)
+            .find(|p| p.id == id)
+            .ok_or_else(|| ApiError::invalid_product(catalog)),
+    }
 }
 
 /// The body's `plan`, if the catalog offers it for trial; else 400 `invalid_plan`.
@@ -233,8 +255,12 @@ fn start_tx<'a>(
     let event = DomainEvent::for_trial(EventKind::Started, trial, now, None, extra);
     let tx = store
         .tx()
-        .put(Slot::OrgGuard, store.guard_put(trial)?)
-        .put(Slot::Trial, store.trial_put(trial, policy)?);
+        .put(
+            Slot::OrgGuard,
+            store.guard_put(trial, &product_of(app, trial))?,
+        )
+        .put(Slot::Trial, store.trial_put(trial, policy)?)
+        .put(Slot::TrialNumber, store.trial_number_put(trial)?);
     let terms = app.config.lifecycle_terms(trial);
     let tx = idempotency
         .complete(app, tx, reply, now_ms)?
@@ -288,7 +314,7 @@ async fn refuse_blocked(
     let event = DomainEvent::for_org(
         EventKind::Blocked,
         &tenant.org,
-        &trial.plan,
+        (&trial.plan, &trial.terms.product.id),
         now,
         trial.id.as_str(),
         json!({
@@ -313,7 +339,10 @@ async fn refuse_blocked(
             now_ms,
             app.config.idempotency_ttl_secs,
         )?
-        .put(Slot::Refusal, store.refusal_put(&tenant.org, &refusal)?)
+        .put(
+            Slot::Refusal,
+            store.refusal_put(&tenant.org, &product_of(app, trial), &refusal)?,
+        )
         .event(&event, now)?
         .commit()
         .await?;

@@ -18,7 +18,7 @@
 use aws_sdk_dynamodb::types::Update;
 use serde_json::json;
 
-use super::stripe_webhook::{record, record_unmatched, unless_duplicate, Outcome};
+use super::stripe_webhook::{record, record_unmatched, unless_duplicate, with_product, Outcome};
 use super::LogFields;
 use crate::domain::events::{DomainEvent, EventKind};
 use crate::domain::state_machine::{subscription_ended, Billing};
@@ -188,7 +188,7 @@ async fn lapse(
 ) -> Result<Option<Outcome>, StoreError> {
     let lapsed = DomainEvent::for_binding(
         EventKind::SubscriptionLapsed,
-        binding,
+        with_product(app, binding),
         write.at,
         None,
         json!({
@@ -298,7 +298,7 @@ async fn first_payment(
     let after_lapse = lapsed_at.is_some();
     let first = DomainEvent::for_binding(
         EventKind::FirstPayment,
-        binding,
+        with_product(app, binding),
         lapsed_at.unwrap_or(invoice.event_created),
         None,
         json!({

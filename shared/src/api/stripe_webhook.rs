@@ -159,6 +159,16 @@ fn invalid_signature() -> ApiError {
     )
 }
 
+/// `binding` with its plan's product from the catalog (`None`: a plan the catalog no longer
+/// has), as [`DomainEvent::for_binding`] takes it: every event carries the product.
+pub(super) fn with_product<'a>(
+    app: &'a App,
+    binding: &'a SessionBinding,
+) -> (&'a SessionBinding, Option<&'a str>) {
+    let plan = app.config.catalog.get(binding.plan.as_str());
+    (binding, plan.map(|p| p.product.id.as_str()))
+}
+
 /// A completed payment: convert the trial its session was made for. Any state but CONVERTED
 /// converts (money is never refused); a canceled trial converts too, flagged for review.
 async fn paid(
@@ -176,7 +186,7 @@ async fn paid(
     let review = after_cancel.then_some("paid_after_cancel");
     let converted = DomainEvent::for_binding(
         EventKind::Converted,
-        &binding,
+        with_product(app, &binding),
         now,
         None,
         json!({

@@ -1,5 +1,5 @@
-//! Who is calling: the API key in `Authorization: Bearer <key>`, and the tenant (org, project)
-//! it lets the request act for.
+//! Who is calling: the API key in `Authorization: Bearer <key>` (or `apikey <key>`, Gcore's
+//! scheme), and the tenant (org, project) it lets the request act for.
 //!
 //! Checks, in order (the first failing one answers):
 //! 1. `Authorization` carries a live key: missing, malformed, unknown, wrong secret or revoked
@@ -145,6 +145,13 @@ impl Authenticator<'_> {
         tenant(req, info)
     }
 
+    /// The live key a route read from its own header (`None`: no key of our form): 401
+    /// `unauthorized` unless it is live ([`Authenticator::verify`]).
+    pub async fn require(&self, key: Option<ApiKey>) -> Result<KeyInfo, AuthError> {
+        let key = key.ok_or(AuthError::Unauthorized)?;
+        self.verify(&key).await?.ok_or(AuthError::Unauthorized)
+    }
+
     /// What `key` may do if it is live: the cache's fresh verdict, else one read of its
     /// record. A failing store is an error, never a verdict.
     pub async fn verify(&self, key: &ApiKey) -> Result<Option<KeyInfo>, StoreError> {
@@ -170,21 +177,57 @@ pub fn tenant(req: &Request, info: Option<KeyInfo>) -> Result<Tenant, AuthError>
     if !info.projects.allows(&project) {
         return Err(AuthError::Forbidden("project"));
     }
-    Ok(Tenant {
+    Ok(acting(info, org, project))
+}
+
+/// The tenant `info`'s key acts as, once its org and project are checked.
+fn acting(info: KeyInfo, org: OrgId, project: ProjectId) -> Tenant {
+    Tenant {
         org,
         project,
         key_id: info.key_id,
         projects: info.projects,
         admin: info.admin,
-    })
+    }
 }
 
-/// The key of `Authorization: Bearer <key>` (scheme case-insensitive), if it has our form.
+/// The key of `Authorization: Bearer <key>`, or `Authorization: apikey <key>` as Gcore's
+/// clients send it (scheme case-insensitive), if it has our form.
 pub fn bearer_key(req: &Request) -> Option<ApiKey> {
     let value = header(req, "authorization")?.trim();
     let (scheme, token) = value.split_once(' ')?;
-    if !scheme.eq_ignore_ascii_case("bearer") {
+    if !scheme.eq_ignore_ascii_case("bearer") && !scheme.eq_ignore_ascii_case("apikey") {
         return None;
     }
     ApiKey::parse(token.trim())
 }
+
+/// The key of `x-api-key: <key>` (Edge Impulse's header), else of `Authorization`
+/// ([`bearer_key`]).
+pub fn api_key_header(req: &Request) -> Option<ApiKey> {
+    match header(req, "x-api-key") {
+        Some(value) => ApiKey::parse(value.trim()),
+        None => bearer_key(req),
+    }
+}
+
+/// The tenant a live key acts for when the org comes from the request's own parameters rather
+/// than `X-Org-Id` (Gcore's `client_id`) and no project is named: the key's org only (403
+/// `forbidden` otherwise), under its first project (a key for all projects: [`ALL_PROJECTS`]);
+/// the trials it may read are still its projects' ([`Tenant::may_act_on`]).
+pub fn tenant_for_org(info: KeyInfo, org: OrgId) -> Result<Tenant, AuthError> {
+    if org != info.org {
+        return Err(AuthError::Forbidden("organization"));
+    }
+    let project = match &info.projects {
+        Projects::Only(projects) => projects.first().cloned(),
+        Projects::All => None,
+    };
+    let project = project
+        .or_else(|| ProjectId::parse(ALL_PROJECTS))
+        .ok_or(AuthError::Forbidden("project"))?;
+    Ok(acting(info, org, project))
+}
+
+/// The project a tenant without `X-Project-Id` names when its key is for all projects.
+pub const ALL_PROJECTS: &str = "all";

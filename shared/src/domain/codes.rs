@@ -54,7 +54,7 @@ catalogue! {
     InvalidSignature = ("invalid_signature", 400),
     /// Webhook: a signed body that is not a Stripe event.
     InvalidPayload = ("invalid_payload", 400),
-    /// Access: `product` names no product of the catalog.
+    /// A `product` (query or body) the catalog does not have.
     InvalidProduct = ("invalid_product", 400),
     Unauthorized = ("unauthorized", 401),
     Forbidden = ("forbidden", 403),

@@ -117,7 +117,7 @@ impl DomainEvent {
             kind,
             &trial.id,
             &trial.org_id,
-            &trial.plan,
+            (&trial.plan, Some(trial.terms.product.id.as_str())),
             occurred_at,
             discriminator,
             extra,
@@ -128,7 +128,7 @@ impl DomainEvent {
         kind: EventKind,
         trial_id: &TrialId,
         org_id: &OrgId,
-        plan: &Plan,
+        (plan, product): (&Plan, Option<&str>),
         occurred_at: i64,
         discriminator: Option<&str>,
         extra: Value,
@@ -143,6 +143,7 @@ impl DomainEvent {
             "trial_id": trial_id.as_str(),
             "org_id": org_id.as_str(),
             "plan": plan.as_str(),
+            "product": product,
             "occurred_at": rfc3339(occurred_at),
         });
         merge(&mut detail, extra);
@@ -158,7 +159,7 @@ impl DomainEvent {
     pub fn for_org(
         kind: EventKind,
         org_id: &OrgId,
-        plan: &Plan,
+        (plan, product): (&Plan, &str),
         occurred_at: i64,
         discriminator: &str,
         extra: Value,
@@ -169,6 +170,7 @@ impl DomainEvent {
             "type": kind.detail_type(),
             "org_id": org_id.as_str(),
             "plan": plan.as_str(),
+            "product": product,
             "occurred_at": rfc3339(occurred_at),
         });
         merge(&mut detail, extra);
@@ -181,10 +183,11 @@ impl DomainEvent {
 
     /// An event about the trial a Checkout Session is bound to, when only the binding is known
     /// (the webhook writes without reading the trial: the binding was checked in the write's
-    /// condition).
+    /// condition). `product` is the binding's plan's, from the catalog (`None`: a plan the
+    /// catalog no longer has).
     pub fn for_binding(
         kind: EventKind,
-        binding: &SessionBinding,
+        (binding, product): (&SessionBinding, Option<&str>),
         occurred_at: i64,
         discriminator: Option<&str>,
         extra: Value,
@@ -193,7 +196,7 @@ impl DomainEvent {
             kind,
             &binding.trial_id,
             &binding.org_id,
-            &binding.plan,
+            (&binding.plan, product),
             occurred_at,
             discriminator,
             extra,

@@ -30,6 +30,16 @@ impl TrialId {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The trial's integer id, for clients whose ids are integers (Gcore's `id`): the first
+    /// 52 of its random bits, so at most 2^52 - 1 (exact in a JSON number, even in JavaScript).
+    /// Stable (a function of the id, nothing stored to read). Unique because every start puts
+    /// a reservation item for it on condition that none exists (`store::trials`), in the
+    /// start's own transaction: no shared counter on the start path.
+    pub fn number(&self) -> i64 {
+        let hex = &self.0[TRIAL_PREFIX.len()..TRIAL_PREFIX.len() + 13];
+        i64::from_str_radix(hex, 16).unwrap_or(0)
+    }
 }
 
 impl fmt::Display for TrialId {
@@ -85,6 +95,17 @@ impl fmt::Display for ProjectId {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_trials_number_is_its_first_52_random_bits() {
+        let id = TrialId::parse("trial_fffffffffffff0123456789a").unwrap();
+        assert_eq!(id.number(), (1_i64 << 52) - 1);
+        let id = TrialId::parse("trial_0000000000001fffffffffff").unwrap();
+        assert_eq!(id.number(), 1);
+        let fresh = TrialId::generate();
+        assert_eq!(fresh.number(), fresh.clone().number());
+        assert!((0..1_i64 << 52).contains(&fresh.number()));
+    }
 
     #[test]
     fn generated_ids_parse_and_differ() {

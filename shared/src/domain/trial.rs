@@ -247,8 +247,9 @@ impl Trial {
     }
 
     /// The body of `GET /v1/trials/{id}/data`: Gcore's trial data, with Gcore's names and JSON
-    /// types (our ids are strings where Gcore's are integers). `company_name` is the
-    /// applicant's, once trials record one; `is_trial_skipped` is false until skipping exists.
+    /// types (our ids are strings where Gcore's are integers: `api::gcore` renders them as
+    /// integers). `company_name` is the applicant's; `days_limit` the trial's current length
+    /// ([`Trial::current_days_limit`]).
     pub fn data_view(&self, now: i64, company_name: Option<&str>, skipped: bool) -> Value {
         json!({
             "id": self.id.as_str(),
@@ -260,13 +261,27 @@ impl Trial {
                 "internal_name": self.terms.product.internal_name,
             },
             "plan": { "id": self.plan.as_str(), "name": self.terms.name },
-            "days_limit": self.terms.days_limit(),
+            "days_limit": self.current_days_limit(),
             "active_ranges": self.active_ranges_view(),
             "created_at": rfc3339(self.started_at),
             "options": self.options_view(),
             "remaining_duration": self.remaining_duration(now),
             "is_trial_skipped": skipped,
         })
+    }
+
+    /// Gcore's `days_limit`: the trial's length as it stands, in whole days rounded up: from its
+    /// start to its end less the gaps between its active ranges (pauses, the wait before an
+    /// extension revived it). An extension or an admin's date moves it; a pause does not
+    /// (its end moves by the pause).
+    pub fn current_days_limit(&self) -> i64 {
+        let ranges = self.ranges();
+        let gaps: i64 = ranges
+            .windows(2)
+            .map(|pair| (pair[1].start - pair[0].end).max(0))
+            .sum();
+        let secs = (self.expires_at - self.started_at - gaps).max(0);
+        (secs + DAY_SECS - 1) / DAY_SECS
     }
 
     pub fn lifecycle(&self, policy: TrialPolicy) -> Lifecycle {
@@ -512,6 +527,8 @@ impl Trial {
         let status = self.lifecycle(policy).status_at(now);
         view.insert("status".into(), status.as_str().into());
         view.insert("days_remaining".into(), self.days_remaining(now).into());
+        // The one-trial rule is per product: say which product's trial this is.
+        view.insert("product".into(), self.terms.product.id.clone().into());
         if let Some(at) = self.canceled_at {
             view.insert("canceled_at".into(), rfc3339(at).into());
         }

@@ -13,6 +13,7 @@ use serde_json::{Map, Value};
 
 use super::{Queue, Run, Settled};
 use crate::domain::applicant::Privilege;
+use crate::domain::catalog::ProductKey;
 use crate::domain::events::{DomainEvent, EventKind};
 use crate::domain::time::rfc3339;
 use crate::domain::{Trial, TrialPolicy};
@@ -62,7 +63,8 @@ const QUEUE: Queue<Trial> = Queue {
     failed: "purge failed; left for the next run",
 };
 
-async fn purge_one(store: Store, trial: Trial, now: i64) -> Settled {
+/// `product`: how the table keys the trial's product (its guard).
+async fn purge_one(store: Store, trial: Trial, product: ProductKey, now: i64) -> Settled {
     let policy = trial.policy();
     let written = async {
         let (item, entries) = store.trial_and_timeline(&trial.id).await?;
@@ -78,7 +80,7 @@ async fn purge_one(store: Store, trial: Trial, now: i64) -> Settled {
             .delete(Slot::Trial, store.purge_delete(&trial, now, policy)?)
             .update(
                 Slot::OrgGuard,
-                store.guard_purged_update(&trial.org_id, now)?,
+                store.guard_purged_update(&trial.org_id, &product, now)?,
             )
             .event(&event, now)?;
         for entry in &timeline.entries {
@@ -97,7 +99,10 @@ pub(super) async fn page(run: &mut Run<'_>, items: Vec<Item>) {
         let max_age = app.config.pending_payment_max_age_secs;
         may_purge(trial, now, trial.policy(), max_age)
     };
-    let start = |run: &Run, trial| purge_one(run.app.store.clone(), trial, now);
+    let start = |run: &Run, trial: Trial| {
+        let product = run.app.config.catalog.product_key(&trial.terms.product.id);
+        purge_one(run.app.store.clone(), trial, product, now)
+    };
     run.work(items, &QUEUE, due, start).await;
 }
 

@@ -13,6 +13,7 @@ use std::collections::BTreeSet;
 use serde_json::{json, Value};
 
 use crate::domain::applicant::Applicant;
+use crate::domain::catalog::ProductKey;
 use crate::domain::signals::{signals_for, Signal, SignalAction, SignalKind, Verdict};
 use crate::domain::OrgId;
 use crate::store::signals::signal_owner;
@@ -24,7 +25,7 @@ use crate::App;
 pub const ATTEMPTS: usize = 4;
 
 /// The state of one start's signal check across its attempts.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct SignalCheck {
     signals: Vec<Signal>,
     /// Kinds written without their condition on the next attempt (reuse accepted).
@@ -33,6 +34,9 @@ pub struct SignalCheck {
     matched: BTreeSet<SignalKind>,
     /// Consume the operator's allowance on the next attempt.
     use_allowance: bool,
+    /// The product the start is for: signals are keyed per product (see
+    /// [`crate::store::signals`]).
+    product: ProductKey,
 }
 
 /// What to do after a rejected attempt whose failed slots include signals.
@@ -48,8 +52,9 @@ pub enum Next {
 }
 
 impl SignalCheck {
-    /// The applicant's signals; none when `SIGNAL_SECRET` is unset (signals off).
-    pub fn new(app: &App, applicant: &Applicant) -> SignalCheck {
+    /// The applicant's signals for a start of `product`; none when `SIGNAL_SECRET` is unset
+    /// (signals off).
+    pub fn new(app: &App, applicant: &Applicant, product: ProductKey) -> SignalCheck {
         let config = &app.config.applicant;
         let signals = match &config.signal_secret {
             Some(secret) => signals_for(applicant, secret, &config.public_domains),
@@ -57,7 +62,10 @@ impl SignalCheck {
         };
         SignalCheck {
             signals,
-            ..SignalCheck::default()
+            let_through: BTreeSet::new(),
+            matched: BTreeSet::new(),
+            use_allowance: false,
+            product,
         }
     }
 
@@ -77,7 +85,7 @@ impl SignalCheck {
             let window = checked.then(|| policy.window_start(now));
             tx = tx.put(
                 Slot::Signal(signal.kind),
-                store.signal_put(signal, org, now, window)?,
+                store.signal_put(signal, &self.product, org, now, window)?,
             );
         }
         if self.use_allowance {

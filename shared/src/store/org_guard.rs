@@ -1,18 +1,22 @@
-//! The org guard: where **one trial per organization, ever** is enforced. The guard is an item
-//! `ORG#<org_id>` / `GUARD`, put with `attribute_not_exists(pk)` in the same transaction as the
-//! new trial (slot `OrgGuard`), so two starts for one org cannot both commit, whatever races;
-//! the loser's rejection names the slot and carries the guard as it was (its trial id, for the
-//! answer). The guard survives the purge of its trial (it is only marked `purged`), so an org
-//! cannot start again by waiting. Cost: one more item per org, one more write in the start
-//! transaction and in the purge's (to mark it).
+//! The org guard: where **one trial per organization and product, ever** is enforced. The
+//! guard is an item `ORG#<org_id>` / `GUARD` (the catalog's default product; the key every
+//! guard had before products) or `GUARD#<product>` (any other product), put with
+//! `attribute_not_exists(pk)` in the same transaction as the new trial (slot `OrgGuard`), so
+//! two starts for one org and product cannot both commit, whatever races; starts for two
+//! products write two items and never touch each other. The loser's rejection names the slot
+//! and carries the guard as it was (its trial id, for the answer). The guard survives the purge
+//! of its trial (it is only marked `purged`), so an org cannot start again by waiting. Cost:
+//! one more item per org and product, one more write in the start transaction and in the
+//! purge's (to mark it).
 use aws_sdk_dynamodb::types::{AttributeValue, Put, Update};
 
 use super::codec::{get_bool, get_s, key, n, s, Item, Values};
-use super::schema::{org_pk, GUARD_SK};
+use super::schema::{guard_sk, org_pk};
 use super::{Store, StoreError};
+use crate::domain::catalog::ProductKey;
 use crate::domain::{OrgId, Trial, TrialId};
 
-/// The org guard: the org's one trial, for ever (it survives purge).
+/// The org guard: the org's one trial of a product, for ever (it survives purge).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Guard {
     pub trial_id: Option<TrialId>,
@@ -33,10 +37,12 @@ impl Guard {
 }
 
 impl Store {
-    /// The org guard for `trial`'s org: fails its condition if the org ever had a trial.
-    pub fn guard_put(&self, trial: &Trial) -> Result<Put, StoreError> {
-        let mut guard = key(org_pk(&trial.org_id), GUARD_SK);
+    /// The org guard for `trial`'s org and `product` (the trial's product's key): fails its
+    /// condition if the org ever had a trial of that product.
+    pub fn guard_put(&self, trial: &Trial, product: &ProductKey) -> Result<Put, StoreError> {
+        let mut guard = key(org_pk(&trial.org_id), guard_sk(product));
         guard.insert("trial_id".into(), s(trial.id.as_str()));
+        guard.insert("product".into(), s(&trial.terms.product.id));
         guard.insert("created_at".into(), n(trial.started_at));
         if let Some(project) = &trial.project_id {
             guard.insert("project_id".into(), s(project.as_str()));
@@ -48,12 +54,23 @@ impl Store {
             .build()?)
     }
 
+    /// The org's guard of the catalog's default product (the one guard an org had before
+    /// products): [`Store::get_product_guard`] with [`ProductKey::Default`].
     pub async fn get_guard(&self, org: &OrgId) -> Result<Option<Guard>, StoreError> {
+        self.get_product_guard(org, &ProductKey::Default).await
+    }
+
+    /// The org's guard for `product`: one consistent `GetItem`.
+    pub async fn get_product_guard(
+        &self,
+        org: &OrgId,
+        product: &ProductKey,
+    ) -> Result<Option<Guard>, StoreError> {
         let out = self
             .client
             .get_item()
             .table_name(&self.table)
-            .set_key(Some(key(org_pk(org), GUARD_SK)))
+            .set_key(Some(key(org_pk(org), guard_sk(product))))
             .consistent_read(true)
             .send()
             .await
@@ -61,13 +78,19 @@ impl Store {
         Ok(out.item.as_ref().map(Guard::from_item))
     }
 
-    /// Marks the org guard purged: the guard stays, so the org still cannot start again.
-    pub fn guard_purged_update(&self, org: &OrgId, now: i64) -> Result<Update, StoreError> {
+    /// Marks the org's guard of `product` purged: the guard stays, so the org still cannot
+    /// start again.
+    pub fn guard_purged_update(
+        &self,
+        org: &OrgId,
+        product: &ProductKey,
+        now: i64,
+    ) -> Result<Update, StoreError> {
         let mut values = Values::new().n(":now", now).build().unwrap_or_default();
         values.insert(":true".into(), AttributeValue::Bool(true));
         Ok(Update::builder()
             .table_name(&self.table)
-            .set_key(Some(key(org_pk(org), GUARD_SK)))
+            .set_key(Some(key(org_pk(org), guard_sk(product))))
             .update_expression("SET purged = :true, purged_at = :now")
             .set_expression_attribute_values(Some(values))
             .build()?)
@@ -82,7 +105,7 @@ impl Store {
 /// of each costs the guard again). Cost: a few dozen bytes per org in memory.
 #[derive(Debug, Clone, Default)]
 pub struct KnownTrials {
-    known: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<OrgId, Known>>>,
+    known: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<(OrgId, ProductKey), Known>>>,
 }
 
 /// What a guard says, once it names a trial.
@@ -95,32 +118,37 @@ pub struct Known {
 impl KnownTrials {
     pub const CAPACITY: usize = 50_000;
 
-    pub fn get(&self, org: &OrgId) -> Option<Known> {
-        self.known.lock().ok()?.get(org).cloned()
+    pub fn get(&self, org: &OrgId, product: &ProductKey) -> Option<Known> {
+        self.known
+            .lock()
+            .ok()?
+            .get(&(org.clone(), product.clone()))
+            .cloned()
     }
 
-    pub fn remember(&self, org: &OrgId, known: Known) {
+    pub fn remember(&self, org: &OrgId, product: &ProductKey, known: Known) {
         if let Ok(mut map) = self.known.lock() {
             if map.len() >= Self::CAPACITY {
                 map.clear();
             }
-            map.insert(org.clone(), known);
+            map.insert((org.clone(), product.clone()), known);
         }
     }
 }
 
 impl Store {
-    /// The trial `org`'s guard names, from `known` when this process has read it before,
-    /// else by one consistent read of the guard (remembered when it names a trial).
+    /// The trial `org`'s guard of `product` names, from `known` when this process has read it
+    /// before, else by one consistent read of the guard (remembered when it names a trial).
     pub async fn org_trial(
         &self,
         org: &OrgId,
+        product: &ProductKey,
         known: &KnownTrials,
     ) -> Result<Option<Known>, StoreError> {
-        if let Some(found) = known.get(org) {
+        if let Some(found) = known.get(org, product) {
             return Ok(Some(found));
         }
-        let Some(guard) = self.get_guard(org).await? else {
+        let Some(guard) = self.get_product_guard(org, product).await? else {
             return Ok(None);
         };
         let Some(trial_id) = guard.trial_id else {
@@ -130,7 +158,7 @@ impl Store {
             trial_id,
             project_id: guard.project_id,
         };
-        known.remember(org, found.clone());
+        known.remember(org, product, found.clone());
         Ok(Some(found))
     }
 }

@@ -5,7 +5,8 @@
 //! |------------------|---------------------------|-----------|----------------------------------|
 //! | trial            | `TRIAL#<trial_id>`        | `TRIAL`   | `EXPIRE#<s>` / `PURGE#<s>` / `RESUME#<s>` @ due |
 //! | reminder cursor  | `REMIND#<trial_id>`       | `REMIND`  | `REMIND#<s>` @ next reminder     |
-//! | org guard        | `ORG#<org_id>`            | `GUARD`   | -                                |
+//! | trial number     | `TRIALNUM#<n>`            | `TRIALNUM` | - (the integer id's reservation) |
+//! | org guard        | `ORG#<org_id>`            | `GUARD` (default product), `GUARD#<product>` | - |
 //! | api key listing  | `ORG#<org_id>`            | `KEY#<key_id>` | -                           |
 //! | api key          | `APIKEY#<key_id>`         | `APIKEY`  | -                                |
 //! | idempotency      | `IDEM#<org_id>#<key>`     | `IDEM`    | - (TTL `ttl`)                    |
@@ -17,6 +18,7 @@
 //!
 //! `<s>` is a shard, `hash(id) % DUE_SHARDS`, so no single GSI partition takes every write at
 //! millions of trials; the jobs query each shard.
+use crate::domain::catalog::ProductKey;
 use crate::domain::{OrgId, TrialId};
 
 pub const PK: &str = "pk";
@@ -35,6 +37,11 @@ pub fn org_pk(org: &OrgId) -> String {
     format!("ORG#{org}")
 }
 pub const GUARD_SK: &str = "GUARD";
+/// The org guard of `product`: `GUARD` for the catalog's default product (the key written
+/// before products existed), `GUARD#<product>` for any other.
+pub fn guard_sk(product: &ProductKey) -> String {
+    format!("{GUARD_SK}{}", product.suffix())
+}
 
 pub fn api_key_pk(key_id: &str) -> String {
     format!("APIKEY#{key_id}")
@@ -67,6 +74,12 @@ pub fn session_expiry_pk(session_id: &str) -> String {
     format!("SESSION_EXPIRE#{session_id}")
 }
 pub const SESSION_EXPIRY_SK: &str = "SESSION_EXPIRE";
+/// The reservation of a trial's integer id (see `TrialId::number`): it keeps the number unique.
+pub fn trial_number_pk(number: i64) -> String {
+    format!("TRIALNUM#{number}")
+}
+pub const TRIAL_NUMBER_SK: &str = "TRIALNUM";
+
 /// A trial's reminder cursor: a second item because the trial item's one `due` entry is taken
 /// by its expiry, resume or purge (see `store::reminders`).
 pub fn reminder_pk(id: &TrialId) -> String {

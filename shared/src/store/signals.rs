@@ -4,17 +4,23 @@
 //!
 //! | item | pk | sk | attributes |
 //! |---|---|---|---|
-//! | signal | `SIGNAL#<kind>#<hmac>` | `SIGNAL` | `org_id`, `last_used_at` (the HMAC only: never the value) |
+//! | signal | `SIGNAL#<kind>#<hmac>[#<product>]` | `SIGNAL` | `org_id`, `last_used_at` (the HMAC only: never the value) |
 //! | allowance | `ORG#<org_id>` | `ALLOW` | `created_at` (`trialctl trials allow`; consumed by the start it lets through) |
-//! | refusal | `ORG#<org_id>` | `REFUSAL` | `reason`, `signal_kind`, `at` (the last refused start: `trialctl trials why`) |
+//! | refusal | `ORG#<org_id>` | `REFUSAL[#<product>]` | `reason`, `signal_kind`, `at` (the last refused start: `trialctl trials why`) |
+//!
+//! **Per product**: one person may have one trial of each product, so signals and refusals are
+//! keyed by product as the org guard is (`#<product>` appended for any product but the
+//! catalog's default, whose keys are the ones written before products). The allowance stays
+//! per org: an operator lets the org's next start through, whatever its product.
 //!
 //! Cost: one more item written per signal at start (at most four), in the same transaction.
 use aws_sdk_dynamodb::types::{AttributeValue, Delete, KeysAndAttributes, Put};
 
 use super::codec::{get_n, get_s, key, n, s, Item, Values};
 use super::org_guard::Guard;
-use super::schema::{org_pk, GUARD_SK, PK, SK};
+use super::schema::{guard_sk, org_pk, PK, SK};
 use super::{Slot, Store, StoreError};
+use crate::domain::catalog::ProductKey;
 use crate::domain::signals::{Signal, SignalKind};
 use crate::domain::OrgId;
 
@@ -22,8 +28,18 @@ pub const SIGNAL_SK: &str = "SIGNAL";
 pub const ALLOW_SK: &str = "ALLOW";
 pub const REFUSAL_SK: &str = "REFUSAL";
 
-pub fn signal_pk(signal: &Signal) -> String {
-    format!("SIGNAL#{}#{}", signal.kind.as_str(), signal.hmac)
+pub fn signal_pk(signal: &Signal, product: &ProductKey) -> String {
+    format!(
+        "SIGNAL#{}#{}{}",
+        signal.kind.as_str(),
+        signal.hmac,
+        product.suffix()
+    )
+}
+
+/// The org's refusal record for `product`.
+pub fn refusal_sk(product: &ProductKey) -> String {
+    format!("{REFUSAL_SK}{}", product.suffix())
 }
 
 /// Why an org's last start was refused.
@@ -51,11 +67,12 @@ impl Store {
     pub fn signal_put(
         &self,
         signal: &Signal,
+        product: &ProductKey,
         org: &OrgId,
         now: i64,
         window_start: Option<i64>,
     ) -> Result<Put, StoreError> {
-        let mut item = key(signal_pk(signal), SIGNAL_SK);
+        let mut item = key(signal_pk(signal, product), SIGNAL_SK);
         item.insert("org_id".into(), s(org.as_str()));
         item.insert("signal_kind".into(), s(signal.kind.as_str()));
         item.insert("last_used_at".into(), n(now));
@@ -112,8 +129,13 @@ impl Store {
     }
 
     /// The refusal record, written with the refused start's `trial.blocked` event.
-    pub fn refusal_put(&self, org: &OrgId, refusal: &Refusal) -> Result<Put, StoreError> {
-        let mut item = key(org_pk(org), REFUSAL_SK);
+    pub fn refusal_put(
+        &self,
+        org: &OrgId,
+        product: &ProductKey,
+        refusal: &Refusal,
+    ) -> Result<Put, StoreError> {
+        let mut item = key(org_pk(org), refusal_sk(product));
         item.insert("reason".into(), s(&refusal.reason));
         if let Some(kind) = refusal.signal_kind {
             item.insert("signal_kind".into(), s(kind.as_str()));
@@ -125,28 +147,35 @@ impl Store {
             .build()?)
     }
 
-    /// The org's guard, last refusal and allowance: one consistent `BatchGetItem`.
-    pub async fn org_standing(&self, org: &OrgId) -> Result<OrgStanding, StoreError> {
+    /// The org's guard and last refusal for `product`, and its allowance: one consistent
+    /// `BatchGetItem`.
+    pub async fn org_standing(
+        &self,
+        org: &OrgId,
+        product: &ProductKey,
+    ) -> Result<OrgStanding, StoreError> {
         let pk = org_pk(org);
+        let (guard, refusal) = (guard_sk(product), refusal_sk(product));
         let mut request = KeysAndAttributes::builder().consistent_read(true);
-        for sk in [GUARD_SK, REFUSAL_SK, ALLOW_SK] {
+        for sk in [guard.as_str(), refusal.as_str(), ALLOW_SK] {
             request = request.keys(key(pk.clone(), sk));
         }
         let mut standing = OrgStanding::default();
         for item in self.batch_get(request.build()?).await? {
-            read_standing(&mut standing, &item);
+            read_standing(&mut standing, &item, (&guard, &refusal));
         }
         Ok(standing)
     }
 }
 
-fn read_standing(standing: &mut OrgStanding, item: &Item) {
+/// One item of the standing; `(guard, refusal)` are the product's sort keys.
+fn read_standing(standing: &mut OrgStanding, item: &Item, (guard, refusal): (&str, &str)) {
     if get_s(item, PK).is_none() {
         return;
     }
     match get_s(item, SK) {
-        Some(GUARD_SK) => standing.guard = Some(Guard::from_item(item)),
-        Some(REFUSAL_SK) => {
+        Some(sk) if sk == guard => standing.guard = Some(Guard::from_item(item)),
+        Some(sk) if sk == refusal => {
             standing.refusal = Some(Refusal {
                 reason: get_s(item, "reason").unwrap_or("signal_reused").to_owned(),
                 signal_kind: get_s(item, "signal_kind").and_then(SignalKind::parse),

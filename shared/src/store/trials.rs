@@ -11,7 +11,9 @@ use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, Update};
 
 use super::codec::{get_bool, get_n, get_s, key, n, s, Item, Values};
 use super::conditions::{state_condition, state_condition_where};
-use super::schema::{trial_pk, DueQueue, DUE_AT, DUE_PK, TRIAL_SK};
+use super::schema::{
+    trial_number_pk, trial_pk, DueQueue, DUE_AT, DUE_PK, TRIAL_NUMBER_SK, TRIAL_SK,
+};
 use super::tx::{Rejection, Slot};
 use super::{Store, StoreError};
 use crate::domain::applicant::{Applicant, Privilege};
@@ -32,6 +34,20 @@ impl Store {
         Ok(Put::builder()
             .table_name(&self.table)
             .set_item(Some(self.trial_item(trial, policy)))
+            .condition_expression("attribute_not_exists(pk)")
+            .build()?)
+    }
+
+    /// The reservation of a new trial's integer id ([`TrialId::number`]), put in its start's
+    /// transaction: it fails if another trial holds the number, so numbers are unique. It
+    /// stays when the trial is purged (a number is never given twice). Cost: one small item
+    /// and its write per start.
+    pub fn trial_number_put(&self, trial: &Trial) -> Result<Put, StoreError> {
+        let mut item = key(trial_number_pk(trial.id.number()), TRIAL_NUMBER_SK);
+        item.insert("trial_id".into(), s(trial.id.as_str()));
+        Ok(Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(item))
             .condition_expression("attribute_not_exists(pk)")
             .build()?)
     }

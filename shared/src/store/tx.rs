@@ -63,6 +63,11 @@ pub enum Slot {
     Refusal,
     /// A trial's timeline entry (`store::timeline`): unconditional, it never rejects.
     Timeline,
+    /// The reservation of a new trial's integer id (`TRIALNUM#<n>`, [`TrialId::number`]):
+    /// fails only if another trial has the same number (never expected: 52 random bits).
+    ///
+    /// [`TrialId::number`]: crate::domain::TrialId::number
+    TrialNumber,
 }
 
 /// The conditions that failed, each with its item as it was (`None`: there was no item).

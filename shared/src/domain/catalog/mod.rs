@@ -135,6 +135,38 @@ pub struct Product {
     pub internal_name: String,
 }
 
+/// The integer id of a catalog slug (a product, plan, unit or feature id) for clients whose ids
+/// are integers (Gcore's): FNV-1a (64-bit) of the slug, kept to 31 bits, so a positive
+/// `int32`. Stable across builds, catalogs and file order (a function of the slug alone);
+/// nothing is stored.
+pub fn numeric_id(slug: &str) -> i64 {
+    // Pinned by `numeric_ids_are_stable` (README and openapi.yaml quote `app`'s).
+    let hash = slug.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3)
+    });
+    (hash & 0x7fff_ffff) as i64
+}
+
+/// Which product an org's one trial (its guard, refusal and abuse signals) is keyed by. The
+/// catalog's default product ([`Catalog::default_product`]) is `Default`: its keys are exactly
+/// the ones written before products (`ORG#<org>`/`GUARD`, `SIGNAL#<kind>#<hmac>`), so nothing
+/// stored earlier needs migrating. Any other product appends `#<product id>` to them.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum ProductKey {
+    Default,
+    Other(String),
+}
+
+impl ProductKey {
+    /// What the product adds to a key: nothing for the default product, `#<id>` otherwise.
+    pub fn suffix(&self) -> String {
+        match self {
+            ProductKey::Default => String::new(),
+            ProductKey::Other(id) => format!("#{id}"),
+        }
+    }
+}
+
 /// The unit an option is counted in (`GB`, `calls`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Unit {
@@ -351,6 +383,36 @@ impl Catalog {
         &self.plans
     }
 
+    /// The default product: the product of the catalog's first plan, in file order. Its trials,
+    /// org guards, refusals and signals keep the table keys written before products existed
+    /// ([`ProductKey::Default`]), so those items read as its own without a migration. An
+    /// operator who adds a product appends its plans; putting another product's plan first
+    /// would make that product the default (and the old keys its own).
+    pub fn default_product(&self) -> &Product {
+        &self.plans[0].product
+    }
+
+    /// Every product's key, each once, the default product's first.
+    pub fn product_keys(&self) -> Vec<ProductKey> {
+        let mut keys: Vec<ProductKey> = Vec::new();
+        for plan in &self.plans {
+            let key = self.product_key(&plan.product.id);
+            if !keys.contains(&key) {
+                keys.push(key);
+            }
+        }
+        keys
+    }
+
+    /// How the table keys product `id`'s one trial per org (see [`ProductKey`]).
+    pub fn product_key(&self, id: &str) -> ProductKey {
+        if self.default_product().id == id {
+            ProductKey::Default
+        } else {
+            ProductKey::Other(id.to_owned())
+        }
+    }
+
     /// The plans that can be trialled, in file order (never empty).
     pub fn trialable(&self) -> impl Iterator<Item = &PlanTerms> {
         self.plans.iter().filter(|p| p.trialable)
@@ -465,6 +527,30 @@ mod tests {
 
     use super::*;
     use crate::config::Config;
+
+    #[test]
+    fn numeric_ids_are_stable() {
+        assert_eq!(numeric_id("app"), 90_866_572);
+        assert_ne!(numeric_id("app"), numeric_id("cdn"));
+        assert!((0..=i32::MAX.into()).contains(&numeric_id("a-very-long-product-slug")));
+    }
+
+    #[test]
+    fn the_default_product_is_the_first_plans_and_keeps_the_old_keys() {
+        let mut json: serde_json::Value = serde_json::from_str(BUILTIN_JSON).unwrap();
+        json["plans"][2]["product"] =
+            serde_json::json!({ "id": "cdn", "name": "CDN", "internal_name": "cdn" });
+        let catalog = Catalog::from_json(&json.to_string()).unwrap();
+        assert_eq!(catalog.default_product().id, "app");
+        assert_eq!(catalog.product_key("app"), ProductKey::Default);
+        assert_eq!(catalog.product_key("cdn").suffix(), "#cdn");
+        assert_eq!(ProductKey::Default.suffix(), "");
+        assert_eq!(
+            catalog.product_keys(),
+            [ProductKey::Default, ProductKey::Other("cdn".into())]
+        );
+        assert_eq!(Catalog::builtin().product_keys(), [ProductKey::Default]);
+    }
 
     const EXAMPLE_JSON: &str = include_str!("../../../../examples/plans-enterprise.json");
 

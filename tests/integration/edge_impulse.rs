@@ -1,0 +1,196 @@
+//! Issue 27.3: Edge Impulse's `POST /api/user/trial` as its clients send it (the seed
+//! `enterprise-trial-openapi.txt`): `x-api-key`, no tenant headers, the camelCase body, the
+//! answer `{success, id, userId, redirectUrl}` checked field by field, errors `{success: false,
+//! error}`.
+use serde_json::{json, Value};
+use trials::domain::catalog::Catalog;
+use trials::domain::redirect::AllowedOrigins;
+use trials::domain::TrialId;
+use trials_tests::requests::ORG;
+use trials_tests::{Call, TestApp, TestResponse, DAY, T0};
+
+const ENTERPRISE: &str = include_str!("../../examples/plans-enterprise.json");
+
+async fn app() -> TestApp {
+    let catalog = Catalog::from_json(ENTERPRISE).expect("catalog");
+    TestApp::with_config(|c| {
+        c.catalog = catalog;
+        c.applicant.redirect_origins =
+            AllowedOrigins::parse("https://studio.edgeimpulse.com").unwrap();
+    })
+    .await
+}
+
+/// The seed's example body, every field as the seed gives it.
+fn seed_body() -> Value {
+    json!({
+        "email": "fred@flintstones.org",
+        "name": "Fred Flintstone",
+        "organizationName": "My Company",
+        "expirationDate": "2020-01-01T00:00:00Z",
+        "notes": "This is a trial for the company's new project.",
+        "useCase": "Industrial",
+        "userHasMLModelsInProduction": "no",
+        "companyName": "ACME Inc.",
+        "companySize": "1-10",
+        "country": "United States",
+        "stateOrProvince": "California",
+        "redirectUrlOrigin": "https://studio.edgeimpulse.com",
+        "redirectUrlQueryParams": "utm_source=google&utm_medium=cpc&utm_campaign=trial",
+    })
+}
+
+/// `POST /api/user/trial` without tenant headers nor the kit's credentials.
+fn call() -> Call {
+    Call::post("/api/user/trial")
+        .without("x-org-id")
+        .without("x-project-id")
+        .without_auth()
+}
+
+/// The seed's request: `x-api-key` only, no tenant headers.
+async fn post(t: &TestApp, key: &str, body: &Value) -> TestResponse {
+    t.send(call().header("x-api-key", key).json(body)).await
+}
+
+async fn key(t: &TestApp) -> String {
+    t.api_key(ORG).await.expose().to_owned()
+}
+
+async fn current(t: &TestApp) -> Value {
+    let res = t.send(Call::get("/v1/trials/current")).await;
+    assert_eq!(res.status, 200, "{}", res.body);
+    res.json()
+}
+
+fn assert_failure(res: &TestResponse, status: u16, code: &str) {
+    assert_eq!(res.status, status, "{}", res.body);
+    let body = res.json();
+    assert_eq!(body["success"], false, "{body}");
+    assert!(
+        body["error"].as_str().is_some_and(|e| !e.is_empty()),
+        "{body}"
+    );
+    assert_eq!(body["code"], code, "{body}");
+}
+
+#[tokio::test]
+async fn the_seeds_body_through_x_api_key_answers_the_seeds_shape() {
+    let t = app().await;
+    let res = post(&t, &key(&t).await, &seed_body()).await;
+    assert_eq!(res.status, 200, "{}", res.body);
+    let body = res.json();
+    let mut names: Vec<&String> = body.as_object().unwrap().keys().collect();
+    names.sort();
+    assert_eq!(names, ["id", "redirectUrl", "success", "userId"]);
+    assert_eq!(body["success"], true);
+    assert!(body["id"].is_i64() && body["userId"].is_i64(), "{body}");
+    let trial = current(&t).await;
+    let id = TrialId::parse(trial["id"].as_str().unwrap()).unwrap();
+    assert_eq!(body["id"], id.number());
+    assert_eq!(
+        body["redirectUrl"],
+        format!(
+            "https://studio.edgeimpulse.com/trial/{id}?utm_source=google&utm_medium=cpc&utm_campaign=trial"
+        )
+    );
+    // Every camelCase field reached the trial; a standard key's admin fields are ignored, so
+    // the trial has the plan's 14 days and no notes.
+    let applicant = &trial["applicant"];
+    assert_eq!(applicant["organization_name"], "My Company");
+    assert_eq!(applicant["use_case"], "Industrial");
+    assert_eq!(applicant["user_has_ml_models_in_production"], "no");
+    assert_eq!(applicant["company_name"], "ACME Inc.");
+    assert_eq!(applicant["company_size"], "1-10");
+    assert_eq!(applicant["country"], "United States");
+    assert_eq!(applicant["state_or_province"], "California");
+    assert_eq!(trial["plan"], "enterprise");
+    assert_eq!(
+        trial["expires_at"],
+        trials::domain::time::rfc3339(T0 + 14 * DAY)
+    );
+    assert!(trial.get("notes").is_none(), "{trial}");
+
+    // The same request again replays the answer; another body is the org's second trial.
+    let again = post(&t, &key(&t).await, &seed_body()).await;
+    assert_eq!(again.json(), body);
+    let mut other = seed_body();
+    other["useCase"] = "Retail".into();
+    let refused = post(&t, &key(&t).await, &other).await;
+    assert_failure(&refused, 409, "trial_already_exists");
+}
+
+#[tokio::test]
+async fn user_id_is_stable_for_a_mailbox_and_organization_name_defaults_to_the_name() {
+    let t = app().await;
+    let body = json!({ "email": "Fred.Flintstone+trial@gmail.com", "name": "Fred Flintstone" });
+    let first = post(&t, &key(&t).await, &body).await;
+    assert_eq!(first.status, 200, "{}", first.body);
+    assert!(first.json().get("redirectUrl").is_none(), "{}", first.body);
+    assert_eq!(
+        current(&t).await["applicant"]["organization_name"],
+        "Fred Flintstone"
+    );
+    let other_org = t.api_key("org_other").await.expose().to_owned();
+    let same_mailbox = json!({ "email": "fredflintstone@googlemail.com", "name": "F" });
+    let second = post(&t, &other_org, &same_mailbox).await;
+    assert_eq!(second.status, 200, "{}", second.body);
+    assert_eq!(second.json()["userId"], first.json()["userId"]);
+    assert_ne!(second.json()["id"], first.json()["id"]);
+}
+
+#[tokio::test]
+async fn an_admin_keys_expiration_date_and_notes_are_kept() {
+    let t = app().await;
+    let admin = t.admin_key(ORG).await.expose().to_owned();
+    let mut body = seed_body();
+    body["expirationDate"] = trials::domain::time::rfc3339(T0 + 30 * DAY).into();
+    let res = post(&t, &admin, &body).await;
+    assert_eq!(res.status, 200, "{}", res.body);
+    let trial = t.send(Call::get("/v1/trials/current").admin()).await.json();
+    assert_eq!(
+        trial["expires_at"],
+        trials::domain::time::rfc3339(T0 + 30 * DAY)
+    );
+    assert_eq!(
+        trial["notes"],
+        "This is a trial for the company's new project."
+    );
+}
+
+#[tokio::test]
+async fn errors_are_the_seeds_shape_with_our_statuses() {
+    let t = app().await;
+    let key = key(&t).await;
+    // Our own snake_case names are not the seed's.
+    let snake = post(&t, &key, &json!({ "company_name": "ACME" })).await;
+    assert_failure(&snake, 400, "invalid_field");
+    assert!(snake.body.contains("company_name"), "{}", snake.body);
+    let plan = post(&t, &key, &json!({ "plan": "pro" })).await;
+    assert_failure(&plan, 400, "invalid_field");
+    let bad = post(&t, &key, &json!({ "email": "not-an-email" })).await;
+    assert_failure(&bad, 400, "invalid_field");
+    let origin = post(
+        &t,
+        &key,
+        &json!({ "redirectUrlOrigin": "https://evil.example" }),
+    )
+    .await;
+    assert_failure(&origin, 400, "invalid_redirect_origin");
+    let res = t.send(call().header("x-api-key", &key).raw_body("{")).await;
+    assert_failure(&res, 400, "invalid_json");
+    for credentials in ["", "trk_nope"] {
+        let res = post(&t, credentials, &seed_body()).await;
+        assert_failure(&res, 401, "unauthorized");
+    }
+    // Bearer works as `x-api-key` does.
+    let bearer = t.send(call().bearer(&key).json(&seed_body())).await;
+    assert_eq!(bearer.status, 200, "{}", bearer.body);
+}
+
+#[tokio::test]
+async fn a_catalog_without_the_plan_is_invalid_plan() {
+    let t = TestApp::new().await;
+    let res = post(&t, &key(&t).await, &json!({ "name": "Fred" })).await;
+    assert_failure(&res, 400, "invalid_plan");
+}
