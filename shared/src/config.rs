@@ -73,6 +73,8 @@ pub struct Config {
     /// cancel is allowed and purge no longer waits for it (a payment that lands later still
     /// converts, or is recorded unmatched if the trial is gone).
     pub pending_payment_max_age_secs: i64,
+    /// End users' JWTs (`JWT_*`; see [`crate::auth::jwt`]).
+    pub jwt: crate::auth::jwt::JwtConfig,
 }
 
 pub const DEFAULT_TABLE: &str = "trials-local";
@@ -133,6 +135,7 @@ impl Config {
             applicant: ApplicantConfig::from_lookup(&get)?,
             pending_payment_max_age_secs: positive_duration(&get, "PENDING_PAYMENT_MAX_AGE")?
                 .unwrap_or(PENDING_MAX_AGE_SECS),
+            jwt: crate::auth::jwt::JwtConfig::from_lookup(&get)?,
         })
     }
 }

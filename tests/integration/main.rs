@@ -12,6 +12,7 @@ mod email_tags;
 mod events;
 mod idempotency;
 mod jobs;
+mod jwt;
 mod layout;
 mod lifecycle;
 mod plans;
