@@ -169,6 +169,38 @@ async fn tokens_that_do_not_verify_are_401_with_their_codes() {
     assert_eq!(res.error_code(), "trial_not_found");
 }
 
+/// Tokens and their subjects stay out of the logs: the request line names the key as `jwt`.
+#[tokio::test]
+async fn tokens_never_reach_a_log_line() {
+    use tracing_subscriber::layer::SubscriberExt;
+    let t = app().await;
+    let mut user = claims(&t);
+    user["sub"] = json!("user_zanzibar_quokka");
+    let jwt = token(SECRET, &user);
+    let forged = token("another secret", &user);
+    let logs = trials_tests::logs::Captured::default();
+    let layer = trials::telemetry::layer(tracing::Level::TRACE, logs.clone());
+    let subscriber = tracing_subscriber::registry().with(layer);
+    // See auth.rs: a second dispatcher makes tracing-core ask every thread about call sites.
+    let _second = tracing::Dispatch::new(tracing::subscriber::NoSubscriber::default());
+    let guard = tracing::subscriber::set_default(subscriber);
+    for bearer in [&jwt, &forged] {
+        t.send(as_user(Call::get("/v1/me/trials/current"), bearer))
+            .await;
+    }
+    drop(guard);
+    let text = logs.text();
+    assert!(text.contains("\"key_id\":\"jwt\""), "{text}");
+    for secret in [
+        jwt.as_str(),
+        forged.as_str(),
+        "user_zanzibar_quokka",
+        SECRET,
+    ] {
+        assert!(!text.contains(secret), "{secret} in {text}");
+    }
+}
+
 #[tokio::test]
 async fn a_token_acts_on_its_own_org_only() {
     let t = app().await;
@@ -280,4 +312,104 @@ async fn a_jwks_file_gives_the_keys() {
         .unwrap_err()
         .contains("JWT_JWKS_FILE"));
     std::fs::remove_dir_all(&dir).ok();
+}
+
+/// A 2048-bit RSA key made for this test alone (`openssl genpkey`, PKCS#8 DER, base64): it
+/// signs the RS256 tokens a JWKS file's public half verifies.
+const TEST_RSA_PKCS8: &str = concat!(
+    "MIIEvAIBADANBgkqhkiG9w0BAQEFAASCBKYwggSiAgEAAoIBAQCuiful7wZkOsvSj825yqoAK7eIes5yTKI8tHy9",
+    "Rrnr2MVV3Sq1iQU5uhppWkbjpSImxy21pK/Q5p2boH42MMY1MIoFcIJiKq8S2KfXmWGgJ9mh3VNOmB4k5gR+k18X",
+    "VuXzIgwuDeVpV7QuMfto2maOoXEFTz2Iy1HvS2iHU1J+pMpf3QpSlQKxzHDZf/rrb/PMMhq8/LDgiV3bc3wWWq1W",
+    "rZONLECNoxf9fOm/NwWxYYB92iJMGLb/LYcR+Llisb68mQcf3dmGwUFyCGMKG22pmoiM+TyqYQ8R4an/lZYsY+Lc",
+    "GjKXR3ZNRREqVYH4Q4dWuJFpawfXuS6pQ7x2rxUDAgMBAAECggEADcUoG/LMM8spun6K8g4JtIK+c5+QuxbNs/Ff",
+    "aAV09KUBCKGu1Wyug1vp6obrUdl85MdRFWQdVONk6trSKk9Vy+t88Cnst3b7ogaC03Ev8RVDx8/w2yIIOswE7cGN",
+    "vocmFDUK9fU1tMZtGjnqRl74uWcGRi92wNydpb3yzL5no0MWs4SdXrZKkABhzrzU4SLFx+bVqiKU0mke0RU3tqZV",
+    "2k9LlE2wStt61iJk3U9Ltci3XkOIjCbG/8zFQYmZmEYJlO+kLoGdq9HAHjVQL3geo5N//w1fXK865jRvJV6sQLm4",
+    "02+8GdErwYoP0tO2Yekx5M4tx/3lzkug8/mrFEvnQQKBgQDUsFuiQvDq8neSiwy4wq0lDXC+VGBsji5cvJrxxs9o",
+    "4bP6mP5gl0L3Tz3sWbiSovsQgyMM8hdZkW9jnnO5bn+QvVPfx+U27L2J+kV8A3cDCUvbza4MatxGHMK+4muGiQZX",
+    "Q60efukZB3b2/6KmNyDSVSed9aJmpM5gAa7uIUr6QwKBgQDSFNcXifnusA9Wtn34zy/WHR5qMvokonfbwP6soPz+",
+    "3HJvp/4EYD4g2SlHblk9jhHQgNjcFQtVhxql8t7htWJJk5I8zLR5POMRHFdq/DrNhBqCu+idcXis3OSgNmZC3OyI",
+    "S4gPfPAl1X82UdX5//yeFQui9m+ke1sjCsWY1oSuQQKBgCHAWspFFTYzhAYdSseHHTLkDyAlA6g2Z+UPiQcVJZTf",
+    "PFBoNvXdCyNzz7/R/RhIBM95//Xt9QahrauBWZvzjQrLAKRidF1i9DERJjWn1xsEPqWC3jvaOVpm9gCUrbuLwxXW",
+    "B4LvYM44AQjxSD5YQT0fhknq0Pq47IcPvVLMtblBAoGAEx4qZM39nKcQ/kclN5tDMyz7M5boBKV0Wt85TeRooZjW",
+    "ISschrFrdfnNM97q6Bshq+PN2Flh6qqc1jU/6zJie2eei0HlupK75za5DddeUo2PDA6loI5O+QwxEhNhQvxv2gdl",
+    "nmM0R30iUoMoAdQ13Pz1TiM3DbTcGlhEmyAKewECgYBDutkufBblS/ijFoiV7gNYn7kCySbPoamSddo60Ofg0QBv",
+    "/tTyNrOZQNVKoPdDYZ9YCkVgNzRxlgUuf8RGXITmnRml3QbkxfCfAsjew/QnfVYu0e9gQaC0gblDghNnSV8luCpS",
+    "L2keMA0g6SnVUyZkEU0fkoEXcnYOFj62qClfgg==",
+);
+
+fn std_b64(text: &str) -> Vec<u8> {
+    let url: String = text
+        .chars()
+        .map(|c| match c {
+            '+' => '-',
+            '/' => '_',
+            c => c,
+        })
+        .collect();
+    trials::auth::jwt::b64url(&url).expect("base64")
+}
+
+#[tokio::test]
+async fn rs256_tokens_verify_against_the_rsa_keys_of_a_jwks_file() {
+    use ring::signature::{RsaKeyPair, RsaPublicKeyComponents, RSA_PKCS1_SHA256};
+    let pair = RsaKeyPair::from_pkcs8(&std_b64(TEST_RSA_PKCS8)).expect("the test key");
+    let public: RsaPublicKeyComponents<Vec<u8>> = pair.public().into();
+    let jwks = json!({ "keys": [{
+        "kty": "RSA", "kid": "rsa-1", "alg": "RS256",
+        "n": b64(&public.n),
+        "e": b64(&public.e),
+    }]});
+    let keys = trials::auth::jwt::jwks_keys(&jwks.to_string()).expect("the JWKS");
+    let t = TestApp::with_config(|c| c.jwt = jwt_config(keys)).await;
+    let sign = |kid: &str, claims: &Value| {
+        let head = json!({ "alg": "RS256", "typ": "JWT", "kid": kid });
+        let signed = format!(
+            "{}.{}",
+            b64(head.to_string().as_bytes()),
+            b64(claims.to_string().as_bytes())
+        );
+        let mut signature = vec![0; pair.public().modulus_len()];
+        let rng = ring::rand::SystemRandom::new();
+        pair.sign(&RSA_PKCS1_SHA256, &rng, signed.as_bytes(), &mut signature)
+            .expect("sign");
+        format!("{signed}.{}", b64(&signature))
+    };
+    let good = sign("rsa-1", &claims(&t));
+    let res = t
+        .send(as_user(Call::get("/v1/me/trials/current"), &good))
+        .await;
+    assert_eq!(
+        (res.status, res.error_code()),
+        (404, "trial_not_found".to_owned()),
+        "{}",
+        res.body
+    );
+    // Another kid, or the signature of another body: not this key's.
+    let unknown = sign("rsa-2", &claims(&t));
+    let res = t
+        .send(as_user(Call::get("/v1/me/trials/current"), &unknown))
+        .await;
+    assert_eq!(res.error_code(), "invalid_token");
+    let mut parts: Vec<&str> = good.split('.').collect();
+    let other_body = b64(json!({ "org_id": "org_someone", "exp": t.now() + 60 })
+        .to_string()
+        .as_bytes());
+    parts[1] = &other_body;
+    let res = t
+        .send(as_user(
+            Call::get("/v1/me/trials/current"),
+            &parts.join("."),
+        ))
+        .await;
+    assert_eq!(res.error_code(), "invalid_token");
+    // An HS256 token made with the public modulus as its secret (algorithm confusion): refused.
+    let head = b64(br#"{"alg":"HS256","kid":"rsa-1"}"#);
+    let body = b64(claims(&t).to_string().as_bytes());
+    let mac = trials::crypto::hmac_sha256(&public.n, format!("{head}.{body}").as_bytes());
+    let confused = format!("{head}.{body}.{}", b64(&mac));
+    let res = t
+        .send(as_user(Call::get("/v1/me/trials/current"), &confused))
+        .await;
+    assert_eq!(res.error_code(), "invalid_token");
 }
