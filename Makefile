@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 ADDR ?= 127.0.0.1:3000
 DATA ?= .trials
 
-.PHONY: run test tools fmt-check clippy cargo-test template-lint openapi-lint smoke contract browser bench chaos mutants clean
+.PHONY: run test tools fmt-check clippy cargo-test template-lint openapi-lint smoke contract browser bench sizes chaos mutants clean
 
 ## Serve the whole API on http://$(ADDR) on the embedded DynamoDB under $(DATA) (listening on
 ## $(DYNAMODB_ADDR) for functions run by cargo-lambda). Builds `trials-local` and `trialctl` with
@@ -60,7 +60,8 @@ contract: tools
 	scripts/contract-test.sh
 
 ## The local checkout page in headless Chromium (Debian's chromium + chromium-driver, installed
-## by the script when missing): start a trial, convert, click Pay, see it CONVERTED.
+## by the script when missing): start a trial, convert, click Pay, see it CONVERTED; then the
+## operator console: its chart against /v1/stats, a trial's link, an extension from the page.
 browser: tools
 	scripts/browser-test.sh
 
@@ -73,6 +74,12 @@ bench: tools
 	scripts/bench-zips.sh
 	cargo run --profile harness -p trials-bench -- --bin-dir $(TARGET)/release \
 		--zip-dir $(TARGET)/lambda --zip-arch "$$(cat $(TARGET)/lambda/ARCH 2>/dev/null || echo n/a)" --out BENCHMARKS.md
+
+## The deployed sizes (not part of `make test`: about half an hour on 2 cores from nothing):
+## every function's arm64 zip as `sam build` makes it (cargo-lambda, zig), printed as a table;
+## fails if any is 2.5 MB or more. BENCHMARKS.md's section 10 records the last run.
+sizes: tools
+	scripts/sizes.sh
 
 ## The issue-25 workloads at 64 concurrency under the DynamoDB semantics layer (not part of
 ## `make test`; tests/integration/chaos.rs asserts the invariants at a small scale): prints

@@ -2,7 +2,8 @@
 # The checkout page in a real browser (part of `make test`, also `make browser`): headless
 # Chromium, driven by Selenium, against trials-local with the Stripe stand-in. Starts a
 # trial, converts it, opens the checkout URL, clicks Pay, lands on the success page and sees
-# the trial CONVERTED through the API (scripts/browser_test.py).
+# the trial CONVERTED through the API; then the operator console: its chart against
+# GET /v1/stats, a trial's link, an extension from the page (scripts/browser_test.py).
 #
 # Chromium and its driver come from Debian's packages (installed here when missing: we are
 # root on the dev machines and in CI); selenium from PyPI into .venv (`make tools`). Nothing
@@ -31,11 +32,12 @@ if ! .venv/bin/python -c 'import selenium' 2>/dev/null; then
     exit 1
 fi
 
-cargo build --quiet --bin trials-local
+cargo build --quiet --bin trials-local --bin trialctl
 target_dir=${CARGO_TARGET_DIR:-target}
 
 export SE_OFFLINE=true
 exec .venv/bin/python scripts/browser_test.py \
     --bin "$target_dir/debug/trials-local" \
+    --trialctl "$target_dir/debug/trialctl" \
     --chromium "$chromium_bin" \
     --chromedriver "$driver_bin"

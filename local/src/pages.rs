@@ -100,6 +100,7 @@ async fn success(State(pages): State<Pages>, Query(q): Query<SuccessQuery>) -> R
                 escape(trial.plan.as_str()),
                 escape(&status),
             ));
+            body.push_str(&subscription_controls(&session_id, &view["subscription"]));
         }
         (Some(id), None) => body.push_str(&format!(
             r#"<p>Trial <code id="trial-id">{}</code>: <span class="status" id="trial-status">NOT FOUND</span> (purged, or never stored here).</p>"#,
@@ -117,7 +118,9 @@ async fn success(State(pages): State<Pages>, Query(q): Query<SuccessQuery>) -> R
     let deliveries: Vec<_> = standin
         .deliveries()
         .into_iter()
-        .filter(|d| d.session_id == session_id)
+        .filter(|d| {
+            d.session_id == session_id || session.subscription.as_ref() == Some(&d.session_id)
+        })
         .collect();
     if !deliveries.is_empty() {
         body.push_str(
@@ -161,6 +164,30 @@ async fn success(State(pages): State<Pages>, Query(q): Query<SuccessQuery>) -> R
         "Checkout complete",
         &body,
         in_flight.then_some(REFRESH_SECS),
+    )
+}
+
+/// A converted trial's subscription as the trial follows it, and what can happen to it in
+/// Stripe later, as buttons (the stand-in sends the events Stripe would send).
+fn subscription_controls(session_id: &str, subscription: &serde_json::Value) -> String {
+    if subscription.is_null() {
+        return String::new();
+    }
+    let text = |name: &str| subscription[name].as_str().unwrap_or("-").to_owned();
+    let action =
+        |change: &str| format!("/checkout/pay/{}/subscription/{change}", escape(session_id));
+    format!(
+        r#"<p>Subscription <code id="subscription-id">{}</code>: <span id="subscription-status">{}</span>, billing <span class="status" id="billing">{}</span></p>
+<p class="muted">Later, in Stripe:</p>
+<form method="post" action="{}"><button id="pay-invoice" class="secondary" type="submit">Charge the first invoice</button></form>
+<form method="post" action="{}"><button id="fail-invoice" class="secondary" type="submit">Fail the invoice's charge</button></form>
+<form method="post" action="{}"><button id="cancel-subscription" class="secondary" type="submit">Cancel the subscription</button></form>"#,
+        escape(&text("id")),
+        escape(&text("status")),
+        escape(&text("billing")),
+        action("pay-invoice"),
+        action("fail-invoice"),
+        action("cancel"),
     )
 }
 

@@ -93,9 +93,16 @@ impl Cors {
 
 /// [`router`], plus the pages of a local run: the Stripe stand-in's checkout page (when it is
 /// in use) and the success and cancel pages Checkout sends the customer back to. Their paths
-/// (`/checkout/...`) are outside the API's `/v1/...`.
-pub fn local_router(app: App, standin: Option<StripeStandIn>) -> axum::Router {
-    let mut pages = crate::pages::router(app.clone(), standin.clone());
+/// (`/checkout/...`) are outside the API's `/v1/...`; and the operator console (`/console`,
+/// loopback clients only: serve it with connect info, as `service::start` does), which shows
+/// `jobs`, the runs of the local job timer.
+pub fn local_router(
+    app: App,
+    standin: Option<StripeStandIn>,
+    jobs: crate::console::data::JobLog,
+) -> axum::Router {
+    let mut pages = crate::pages::router(app.clone(), standin.clone())
+        .merge(crate::console::router(app.clone(), jobs));
     if let Some(standin) = &standin {
         pages = pages.merge(standin.checkout_router());
     }

@@ -24,6 +24,7 @@ use trials::publish::Publisher;
 use trials::store::Store;
 use trials::App;
 
+use crate::console::data::{JobLog, JobRun};
 use crate::dev_key::{self, DevKey};
 use crate::stream::StreamReader;
 use crate::stripe_standin::{self, Catalog, StripeStandIn, WebhookTarget};
@@ -138,9 +139,12 @@ pub async fn start(
     } else {
         None
     };
-    tokio::spawn(run_jobs_every(app.clone(), jobs_every));
-    let router = crate::server::local_router(app.clone(), standin.clone());
-    let server = tokio::spawn(async move { axum::serve(listener, router).await });
+    let job_log = JobLog::default();
+    tokio::spawn(run_jobs_every(app.clone(), jobs_every, job_log.clone()));
+    let router = crate::server::local_router(app.clone(), standin.clone(), job_log);
+    // The peer's address reaches the handlers: the console serves loopback clients only.
+    let service = router.into_make_service_with_connect_info::<SocketAddr>();
+    let server = tokio::spawn(async move { axum::serve(listener, service).await });
     Ok(Running {
         addr,
         app,
@@ -218,14 +222,21 @@ fn async_payment_delay(raw: Option<String>) -> Result<Duration, String> {
 }
 
 /// The schedule rules' stand-in: both jobs, one after the other, at start and then every
-/// `every`. A run logs at INFO only when it did something (`trials::jobs::run`).
-async fn run_jobs_every(app: App, every: Duration) {
+/// `every`. A run logs at INFO only when it did something (`trials::jobs::run`); every run is
+/// recorded in `log` for the console.
+async fn run_jobs_every(app: App, every: Duration, log: JobLog) {
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
         for job in [Job::Expire, Job::ExpireSessions, Job::Purge] {
-            trials::jobs::run(&app, job, None).await;
+            let at = app.now();
+            let report = trials::jobs::run(&app, job, None).await;
+            log.record(JobRun {
+                job: job.name(),
+                at,
+                report,
+            });
         }
     }
 }

@@ -165,6 +165,53 @@ async fn paying_on_the_checkout_page_converts_the_trial_through_the_signed_webho
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn the_success_page_cancels_the_subscription_in_stripe_and_the_conversion_lapses() {
+    let (running, dir) = start("lapse").await;
+    let base = running.base_url();
+    let (id, url) = trial_with_checkout(&running).await;
+    let paid = post_form(&format!("{url}/pay")).await;
+    assert_eq!(paid.status, 303, "{}", paid.body);
+    let success = format!("{base}/checkout/success?session_id={}", session_id(&url));
+    let page = get(&success).await;
+    assert!(
+        page.body
+            .contains(r#"id="billing">awaiting_first_payment<"#),
+        "{}",
+        page.body
+    );
+
+    let canceled = post_form(&format!("{url}/subscription/cancel")).await;
+    assert_eq!(canceled.status, 303, "{}", canceled.body);
+    assert_eq!(canceled.header("location"), Some(success.as_str()));
+    let standin = running.standin.as_ref().unwrap();
+    let last = standin.deliveries().pop().unwrap();
+    assert_eq!(last.event_type, "customer.subscription.deleted");
+    assert_eq!(
+        (last.state, last.outcome.as_deref()),
+        (DeliveryState::Delivered, Some("subscription_lapsed"))
+    );
+    let res = api(&running, Method::GET, &format!("/v1/trials/{id}"), "-").await;
+    assert_eq!(
+        res.json()["subscription"]["billing"],
+        "lapsed",
+        "{}",
+        res.body
+    );
+    let page = get(&success).await;
+    assert!(
+        page.body.contains(r#"id="billing">lapsed<"#),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body.contains("customer.subscription.deleted"),
+        "{}",
+        page.body
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_delayed_payment_completes_unpaid_then_succeeds() {
     let (running, dir) = start("delayed").await;
     let (id, url) = trial_with_checkout(&running).await;

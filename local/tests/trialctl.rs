@@ -628,6 +628,21 @@ async fn stats_print_the_funnel_from_the_counters() {
         (&2.into(), &2.into())
     );
 
+    // `--chart`: today's bar, its two starts, from the same counters.
+    let chart = trialctl(&["--data", data, "stats", "--since", "1d", "--chart"]);
+    assert!(chart.status.success(), "{}", text(&chart.stderr));
+    let drawn = text(&chart.stdout);
+    let lines: Vec<&str> = drawn.lines().collect();
+    assert!(lines[0].starts_with("Trials per day, "), "{drawn}");
+    let today = lines[2];
+    assert!(
+        today.starts_with(&format!("{} ## ", &lines[0][16..26])),
+        "{drawn}"
+    );
+    assert_eq!(today.split_whitespace().nth(2), Some("2"), "{drawn}");
+    let both = trialctl(&["--data", data, "stats", "--chart", "--json"]);
+    assert_eq!(both.status.code(), Some(2));
+
     let bad = trialctl(&["--data", data, "stats", "--since", "a month"]);
     assert_eq!(bad.status.code(), Some(2));
     assert!(

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use crate::auth::{Authenticator, KeyCache};
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
+use crate::store::org_guard::KnownTrials;
 use crate::store::Store;
 use crate::stripe::StripeClient;
 
@@ -15,6 +16,8 @@ pub struct App {
     pub clock: Arc<dyn Clock>,
     pub stripe: StripeClient,
     pub keys: KeyCache,
+    /// Which trial each org's guard names, as this process has read it (never changes).
+    pub known_trials: KnownTrials,
 }
 
 impl App {
@@ -28,6 +31,7 @@ impl App {
             clock,
             stripe,
             keys,
+            known_trials: KnownTrials::default(),
         }
     }
 

@@ -141,15 +141,16 @@ async fn start_status_usage_and_manage_consume_their_pinned_units() {
     assert_eq!(res.status, 200, "{}", res.body);
     row("cancel", &cancel);
 
+    // Every event's timeline entry (`store::timeline`) is one more transaction item: 2 WCU.
     assert_units(&[
-        ("start", &start, (1.0, 15.0)),
+        ("start", &start, (1.0, 17.0)),
         ("refused start", &refused, (1.0, 1.0)),
         ("status", &status, (1.0, 0.0)),
         ("usage", &used, (2.0, 5.0)),
-        ("pause", &pause, (1.0, 17.0)),
-        ("resume", &resume, (1.0, 17.0)),
-        ("extend", &extend, (2.0, 18.0)),
-        ("cancel", &cancel, (1.0, 14.0)),
+        ("pause", &pause, (1.0, 19.0)),
+        ("resume", &resume, (1.0, 19.0)),
+        ("extend", &extend, (2.0, 20.0)),
+        ("cancel", &cancel, (1.0, 16.0)),
     ]);
 }
 
@@ -210,11 +211,13 @@ async fn convert_payment_jobs_and_publish_consume_their_pinned_units() {
     row(&format!("publish ({} events)", pumped.published), &publish);
     assert_eq!(pumped.published, 6, "{pumped:?}");
 
+    // Each event's timeline entry: 2 WCU; the purge reads the trial's partition (1 RCU) and
+    // deletes its entries (2 WCU each) in its transaction.
     assert_units(&[
-        ("convert", &convert, (1.0, 8.0)),
-        ("webhook payment", &payment, (0.0, 7.0)),
-        ("expire", &expire, (8.0, 11.0)),
-        ("purge", &purge, (2.0, 7.0)),
+        ("convert", &convert, (1.0, 10.0)),
+        ("webhook payment", &payment, (0.0, 9.0)),
+        ("expire", &expire, (8.0, 13.0)),
+        ("purge", &purge, (3.0, 13.0)),
         ("publish, 2 trials' events", &publish, (0.0, 20.0)),
     ]);
 }

@@ -82,6 +82,7 @@ async fn convert_returns_a_checkout_url_and_sends_stripe_what_it_needs() {
             key: "convert-1".into(),
         },
         fingerprint: String::new(),
+        actor: String::new(),
     };
     let expected =
         trials::api::convert::stripe_idempotency_key(&ours, &TrialId::parse(&id).unwrap());
@@ -1236,30 +1237,93 @@ async fn a_paused_trial_bills_from_its_time_left_counted_from_the_convert() {
 // ---------------------------------------------------------------------------- the plan
 
 #[tokio::test]
-async fn a_convert_naming_another_plan_is_422_and_the_trials_own_plan_is_accepted() {
+async fn a_convert_naming_another_plan_changes_then_converts_and_the_trials_own_plan_is_accepted() {
     let (t, stripe) = with_stripe(|_| {}).await;
     let id = t.start_trial(ORG, "growth").await;
     let res = t
         .send(Call::convert(&id, "k1").json(&json!({ "plan": "pro" })))
         .await;
-    assert_eq!(res.status, 422, "{}", res.body);
-    assert_eq!(res.error_code(), "plan_change_not_supported");
-    assert!(res.body.contains("growth"), "{}", res.body);
-    assert_eq!(stripe.sessions_created(), 0, "Stripe is not called");
-    assert_eq!(writes::stored(&t, &id).await.unwrap().checkout, None);
-    // A non-string plan is no plan at all.
+    assert_eq!(res.status, 200, "{}", res.body);
+    assert_eq!(res.json()["plan"], "pro");
+    let url = res.json()["checkout_url"].clone();
+    let pro_price = t
+        .app
+        .config
+        .catalog
+        .get("pro")
+        .unwrap()
+        .stripe_price
+        .clone();
+    assert_eq!(
+        stripe.requests()[0].param("line_items[0][price]"),
+        pro_price.as_deref()
+    );
+    let stored = writes::stored(&t, &id).await.unwrap();
+    assert_eq!(stored.plan.as_str(), "pro");
+    assert!(stored.checkout.is_some());
+    let changed = t.events_of("trial.plan_changed").await;
+    assert_eq!(changed.len(), 1);
+    assert_eq!(changed[0]["previous_plan"], "growth");
+    // The same key: the stored answer, nothing changed or called again.
+    let again = t
+        .send(Call::convert(&id, "k1").json(&json!({ "plan": "pro" })))
+        .await;
+    assert!(again.replayed());
+    assert_eq!(stripe.sessions_created(), 1);
+    // A non-string plan, or one the catalog does not have, is no plan at all.
+    for (key, plan) in [("k2", json!(7)), ("k2b", json!("nope"))] {
+        let res = t
+            .send(Call::convert(&id, key).json(&json!({ "plan": plan })))
+            .await;
+        assert_eq!(
+            (res.status, res.error_code()),
+            (400, "invalid_plan".to_owned())
+        );
+    }
+    // The trial's own plan converts as without the field: its open session.
     let res = t
-        .send(Call::convert(&id, "k2").json(&json!({ "plan": 7 })))
+        .send(Call::convert(&id, "k3").json(&json!({ "plan": "pro" })))
+        .await;
+    assert_eq!(res.status, 200, "{}", res.body);
+    assert_eq!(res.json()["checkout_url"], url);
+    assert_eq!(stripe.sessions_created(), 1);
+}
+
+#[tokio::test]
+async fn a_convert_to_a_plan_it_cannot_change_to_changes_nothing_and_calls_no_one() {
+    let (t, stripe) = with_stripe(|c| {
+        c.catalog = trials_tests::builtin_catalog_with(|v| {
+            v["plans"][2]
+                .as_object_mut()
+                .unwrap()
+                .remove("stripe_price");
+        })
+    })
+    .await;
+    let id = t.start_trial(ORG, "growth").await;
+    let res = t
+        .send(Call::convert(&id, "k1").json(&json!({ "plan": "pro" })))
         .await;
     assert_eq!(
         (res.status, res.error_code()),
-        (400, "invalid_plan".to_owned())
+        (409, "plan_not_purchasable".to_owned()),
+        "{}",
+        res.body
     );
-    // The trial's own plan converts as without the field.
+    // Expired, within grace: it may convert, but its plan no longer changes.
+    t.clock.set(T0 + 8 * DAY);
     let res = t
-        .send(Call::convert(&id, "k3").json(&json!({ "plan": "growth", "billing_starts": "now" })))
+        .send(Call::convert(&id, "k2").json(&json!({ "plan": "starter" })))
         .await;
-    assert_eq!(res.status, 200, "{}", res.body);
-    assert_eq!(res.json()["plan"], "growth");
-    assert_eq!(res.json()["billing_starts"], "now");
+    assert_eq!(
+        (res.status, res.error_code()),
+        (409, "trial_already_expired".to_owned()),
+        "{}",
+        res.body
+    );
+    assert_eq!(stripe.sessions_created(), 0);
+    assert_eq!(
+        writes::stored(&t, &id).await.unwrap().plan.as_str(),
+        "growth"
+    );
 }

@@ -319,6 +319,7 @@ async fn a_conflict_answered_without_the_old_item_reads_the_record_back() {
             key: key.into(),
         },
         fingerprint: fingerprint.into(),
+        actor: String::new(),
     };
     let reused = idem("k", "another request")
         .answer_conflict(&t.app, None)

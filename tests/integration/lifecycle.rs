@@ -33,7 +33,7 @@ fn queue(t: &TestApp, name: &str, id: &str) -> String {
 }
 
 /// Event details in the table (a test-only scan), by id.
-async fn event_detail(t: &TestApp, event_id: &str) -> Option<Value> {
+pub(crate) async fn event_detail(t: &TestApp, event_id: &str) -> Option<Value> {
     let out = t
         .app
         .store

@@ -1,10 +1,12 @@
 //! Integration tests: handlers driven in-process against embedded dynoxide.
+mod access;
 mod admin;
 mod applicant;
 mod auth;
 mod body_limits;
 mod cancel;
 mod capacity;
+mod change_plan;
 mod chaos;
 mod convert;
 mod current;
@@ -25,7 +27,9 @@ mod state_machine;
 mod stats;
 mod status;
 mod stripe_client;
+mod subscription;
 mod tenancy;
+mod timeline;
 mod tx;
 mod unknown_fields;
 mod webhook;

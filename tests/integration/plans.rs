@@ -77,15 +77,7 @@ fn usage(id: &str, option: &str, quantity: serde_json::Value, key: &str) -> Call
 }
 
 async fn events_of(t: &TestApp, kind: &str) -> Vec<serde_json::Value> {
-    t.app
-        .store
-        .events_since(0)
-        .await
-        .expect("events")
-        .into_iter()
-        .filter(|e| e.kind.detail_type() == kind)
-        .map(|e| serde_json::from_str(&e.detail).expect("detail"))
-        .collect()
+    t.events_of(kind).await
 }
 
 #[tokio::test]

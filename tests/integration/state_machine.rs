@@ -5,6 +5,7 @@
 //! `Trial::pause`/`resume`/`extend`). A new action or state fails `every_transition_has_a_write`
 //! until it has its row here.
 use aws_sdk_dynamodb::types::Put;
+use trials::domain::plan_change::change_plan;
 use trials::domain::state_machine::{Action, Job, Transition};
 use trials::domain::trial::{Checkout, Payment, SessionBinding};
 use trials::domain::{Extension, OrgId, Trial, TrialId, TrialStatus};
@@ -32,9 +33,10 @@ enum Write {
     ClearSession,
     Expire,
     Purge,
+    ChangePlan,
 }
 
-const WRITES: [Write; 13] = [
+const WRITES: [Write; 14] = [
     Write::Checkout,
     Write::Cancel,
     Write::Usage,
@@ -48,6 +50,7 @@ const WRITES: [Write; 13] = [
     Write::ClearSession,
     Write::Expire,
     Write::Purge,
+    Write::ChangePlan,
 ];
 
 impl Write {
@@ -65,6 +68,7 @@ impl Write {
             }
             Write::Expire => Job::Expire.into(),
             Write::Purge => Job::Purge.into(),
+            Write::ChangePlan => Action::ChangePlan.into(),
         }
     }
 }
@@ -121,6 +125,17 @@ fn domain_allows(t: &TestApp, write: Write, trial: &Trial, now: i64) -> (bool, O
     let lifecycle = trial.lifecycle(policy);
     let terms = t.app.config.lifecycle_terms(trial);
     let canceled = trial.status == TrialStatus::Canceled;
+    if write == Write::ChangePlan {
+        // The write is sent even where the domain refuses: its condition must refuse too.
+        let to = t.terms("pro");
+        let decided = change_plan(trial, &to, false, now, DAY);
+        let after = decided.clone().unwrap_or_else(|_| Trial {
+            plan: to.plan.clone(),
+            terms: to,
+            ..trial.clone()
+        });
+        return (decided.is_ok(), Some(after));
+    }
     let moved = match write {
         Write::Pause => Some(trial.pause(now, policy)),
         Write::Resume => Some(trial.resume(now, policy, &terms)),
@@ -231,6 +246,12 @@ async fn store_commits(
             store.expire_update(trial, now, policy).unwrap(),
         ),
         Write::Purge => tx.delete(Slot::Trial, store.purge_delete(trial, now, policy).unwrap()),
+        Write::ChangePlan => {
+            let after = moved?;
+            let terms = t.app.config.lifecycle_terms(after);
+            let update = store.plan_change_update(trial, after, false, now, &terms);
+            tx.update(Slot::Trial, update.unwrap())
+        }
     };
     match tx.commit().await.expect("a store write never fails here") {
         Outcome::Committed => Some(true),

@@ -3,7 +3,7 @@
 use serde_json::{json, Value};
 use trials::domain::state_machine::TrialStatus;
 use trials::store::stats::day_of;
-use trials_local::ctl::stats::Report;
+use trials_local::ctl::stats::{self as ctl_stats, Report};
 use trials_tests::{Call, TestApp, DAY, T0};
 
 use crate::events::{app_with_stripe_and_recorder, cancel_and_convert, pay};
@@ -94,6 +94,37 @@ async fn the_funnel_per_day_equals_the_trials_stored_and_trialctl() {
     let ctl = trialctl(&t, 8).await;
     assert_eq!(ctl["total"], body["total"]);
     assert_eq!(ctl["plans"], body["plan_totals"]);
+
+    // `trialctl stats --chart` draws the funnel `/v1/stats` answers for the same days.
+    let known = t.app.config.catalog.plans().iter();
+    let known = known.map(|p| p.id.as_str().to_owned()).collect();
+    let store = &t.app.store;
+    let plans = ctl_stats::plans(store, &known, None, 8, t.now()).await;
+    let drawn = ctl_stats::funnel_per_day(store, &plans.unwrap(), 8, t.now()).await;
+    let drawn = drawn.expect("the funnel");
+    for part in [
+        "from",
+        "to",
+        "days",
+        "total",
+        "plan_totals",
+        "time_to_convert",
+    ] {
+        assert_eq!(drawn[part], body[part], "{part}");
+    }
+    let chart = ctl_stats::chart(&drawn, ctl_stats::CHART_WIDTH);
+    let lines: Vec<&str> = chart.lines().collect();
+    let row = |day: &str, bar: &str, counts: [u64; 5]| {
+        let counts: String = counts.iter().map(|n| format!("{n:>10}")).collect();
+        format!("{day:<10} {bar:<30} {counts}")
+    };
+    assert_eq!(lines[2], row("2026-04-06", "###", [3, 0, 0, 0, 0]));
+    assert_eq!(lines[3], row("2026-04-07", "=x", [0, 1, 0, 1, 0]));
+    assert_eq!(lines[4], row("2026-04-08", "", [0; 5]));
+    assert_eq!(lines[9], row("2026-04-13", "-", [0, 0, 1, 0, 0]));
+    assert_eq!(lines[10], row("total", "", [3, 1, 1, 1, 0]));
+    assert_eq!(lines[11], "conversion rate (converted / started): 33.3%");
+    assert_eq!(lines[13], format!("{:>10} {:<30} {:>10}", "24 h", "#", 1));
 
     // Purged after the grace period: counted on the day of the purge.
     t.clock.set(T0 + 7 * DAY + t.terms("growth").grace_secs);

@@ -304,9 +304,10 @@ async fn unknown_event_types_are_acknowledged_and_ignored() {
     let t = app().await;
     let id = t.start_trial(ORG, "growth").await;
     t.dynamo.reset();
+    // (`invoice.paid` is followed now, see `subscription.rs`; `invoice.created` is not.)
     let body = event(
         "evt_invoice",
-        "invoice.paid",
+        "invoice.created",
         json!({ "id": "in_1", "object": "invoice", "subscription": "sub_1" }),
     );
     let res = deliver(&t, &body).await;

@@ -211,4 +211,20 @@ impl TestApp {
     pub fn now(&self) -> i64 {
         trials::clock::Clock::now(&self.clock)
     }
+
+    /// The details of the event items of type `kind` in the table, oldest first.
+    pub async fn events_of(&self, kind: &str) -> Vec<serde_json::Value> {
+        let mut found: Vec<serde_json::Value> = self
+            .app
+            .store
+            .events_since(0)
+            .await
+            .expect("events")
+            .into_iter()
+            .filter(|e| e.kind.detail_type() == kind)
+            .map(|e| serde_json::from_str(&e.detail).expect("detail"))
+            .collect();
+        found.sort_by_key(|e| e["occurred_at"].as_str().unwrap_or_default().to_owned());
+        found
+    }
 }

@@ -62,6 +62,17 @@ impl TestApp {
         self.send_to(Route::StripeWebhook, call).await
     }
 
+    /// Delivers `event` (e.g. one the stand-in made), signed now; returns the webhook's
+    /// `outcome`, asserting a 200.
+    pub async fn deliver_event(&self, event: &serde_json::Value) -> String {
+        let res = self.deliver(&event.to_string()).await;
+        assert_eq!(res.status, 200, "{}", res.body);
+        res.json()["outcome"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    }
+
     /// Delivers the stand-in's event of type `kind` about `session_id` (the last one made), as
     /// Stripe would have sent it; returns the webhook's `outcome`.
     pub async fn deliver_from(

@@ -90,6 +90,12 @@ pub async fn stored(t: &TestApp, id: &str) -> Option<Trial> {
         .expect("store")
 }
 
+/// The id of the Checkout Session trial `id` holds open (panics when it holds none).
+pub async fn open_session(t: &TestApp, id: &str) -> String {
+    let trial = stored(t, id).await.expect("trial");
+    trial.checkout.expect("an open session").session_id
+}
+
 /// Stores an open checkout session on the trial as the convert route does.
 pub async fn open_checkout(t: &TestApp, id: &str, session_id: &str) {
     let trial = stored(t, id).await.expect("trial exists");

@@ -1,6 +1,8 @@
 //! `trialctl stats`: the funnel from the table's counters (see `trials::store::stats`): trials
 //! started, converted, expired, canceled and purged in a window, by plan and overall, the
 //! conversion rate and the median time from start to conversion; and the trials ACTIVE now.
+//! `--chart` draws the window per day as plain-text bars ([`chart`]) from the very document
+//! `GET /v1/stats` answers for those days ([`funnel_per_day`]).
 //! Reads the counter items of the window (one `BatchGetItem` per 100) and counts the `due`
 //! index's EXPIRE queue: never a scan of the trials.
 //!
@@ -34,6 +36,9 @@ pub struct StatsArgs {
     /// JSON instead of a table
     #[arg(long)]
     json: bool,
+    /// A bar chart per day (plain text), from the funnel `GET /v1/stats` answers
+    #[arg(long, conflicts_with = "json")]
+    chart: bool,
 }
 
 fn days(raw: &str) -> Result<u32, String> {
@@ -60,15 +65,7 @@ impl Report {
         since: u32,
         now: i64,
     ) -> Result<Report, StoreError> {
-        let plans: Vec<String> = match plan {
-            Some(plan) => vec![plan.to_owned()],
-            // Every plan of the catalog, and every plan with a counter in the window.
-            None => {
-                let mut plans = known.clone();
-                plans.extend(counted_plans(store, since, now).await?);
-                plans.into_iter().collect()
-            }
-        };
+        let plans = plans(store, known, plan, since, now).await?;
         let unknown = plans
             .iter()
             .filter(|p| !known.contains(*p))
@@ -97,6 +94,136 @@ impl Report {
     }
 }
 
+/// `plan`, or every plan of the catalog (`known`) and every plan with a counter in the `since`
+/// days ending today.
+pub async fn plans(
+    store: &Store,
+    known: &BTreeSet<String>,
+    plan: Option<&str>,
+    since: u32,
+    now: i64,
+) -> Result<Vec<String>, StoreError> {
+    Ok(match plan {
+        Some(plan) => vec![plan.to_owned()],
+        None => {
+            let mut plans = known.clone();
+            plans.extend(counted_plans(store, since, now).await?);
+            plans.into_iter().collect()
+        }
+    })
+}
+
+/// The funnel of `plans` over the `since` days ending today, per day: exactly what
+/// `GET /v1/stats` answers for that window ([`trials::services::stats::funnel`]).
+pub async fn funnel_per_day(
+    store: &Store,
+    plans: &[String],
+    since: u32,
+    now: i64,
+) -> Result<Value, StoreError> {
+    let to = chrono::DateTime::from_timestamp(now, 0)
+        .unwrap_or_default()
+        .date_naive();
+    let back = chrono::Days::new(u64::from(since.max(1)) - 1);
+    let from = to.checked_sub_days(back).unwrap_or(to);
+    trials::services::stats::funnel(store, plans, from, to).await
+}
+
+/// The stages a chart draws, each with its mark, in the funnel's order. A stage the funnel
+/// does not answer yet (a count `GET /v1/stats` will add, e.g. downgraded or paid) reads 0:
+/// adding it here is all the chart needs.
+pub const STAGES: [(&str, char); 5] = [
+    ("started", '#'),
+    ("converted", '='),
+    ("expired", '-'),
+    ("canceled", 'x'),
+    ("purged", '.'),
+];
+
+/// The widest bar, in marks.
+pub const CHART_WIDTH: u64 = 30;
+
+/// `--chart`: a plain-text bar chart of `funnel` (a `GET /v1/stats` document). One line per day,
+/// its stages stacked (a mark per `per_mark` trials, rounded up, so a stage that happened
+/// shows), then the stages' counts; the window's totals and conversion rate; and the
+/// time-to-convert distribution, one bar per whole-hour bucket.
+pub fn chart(funnel: &Value, width: u64) -> String {
+    let count = |v: &Value, stage: &str| v[stage].as_u64().unwrap_or(0);
+    let days = funnel["days"].as_array().cloned().unwrap_or_default();
+    let widest = days
+        .iter()
+        .map(|d| STAGES.iter().map(|(s, _)| count(d, s)).sum::<u64>())
+        .max()
+        .unwrap_or(0);
+    let per_mark = widest.div_ceil(width.max(1)).max(1);
+    let marks = |n: u64, mark: char| mark.to_string().repeat(n.div_ceil(per_mark) as usize);
+    let legend: Vec<String> = STAGES.iter().map(|(s, m)| format!("{m} {s}")).collect();
+    let mut out = format!(
+        "Trials per day, {} to {} (UTC); one mark = {per_mark} trial(s): {}\n",
+        funnel["from"].as_str().unwrap_or("?"),
+        funnel["to"].as_str().unwrap_or("?"),
+        legend.join(", ")
+    );
+    let numbers = |v: &Value| {
+        let counts: Vec<String> = STAGES
+            .iter()
+            .map(|(s, _)| format!("{:>10}", count(v, s)))
+            .collect();
+        counts.join("")
+    };
+    let names: Vec<String> = STAGES.iter().map(|(s, _)| format!("{s:>10}")).collect();
+    out += &format!(
+        "{:<10} {:<w$} {}\n",
+        "day",
+        "",
+        names.join(""),
+        w = width as usize
+    );
+    for d in &days {
+        let bar: String = STAGES.iter().map(|(s, m)| marks(count(d, s), *m)).collect();
+        let day = d["day"].as_str().unwrap_or("?");
+        out += &format!("{day:<10} {bar:<w$} {}\n", numbers(d), w = width as usize);
+    }
+    let total = &funnel["total"];
+    out += &format!(
+        "{:<10} {:<w$} {}\n",
+        "total",
+        "",
+        numbers(total),
+        w = width as usize
+    );
+    let rate = total["conversion_rate"]
+        .as_f64()
+        .map_or_else(|| "-".to_owned(), |r| format!("{:.1}%", r * 100.0));
+    out += &format!("conversion rate (converted / started): {rate}\n");
+    out + &time_to_convert(&funnel["time_to_convert"], width)
+}
+
+/// The time-to-convert lines of [`chart`]: its median and a bar per `h<hours>` bucket.
+fn time_to_convert(ttc: &Value, width: u64) -> String {
+    let mut buckets: Vec<(u64, u64)> = ttc["buckets"]
+        .as_object()
+        .map(|b| {
+            b.iter()
+                .filter_map(|(k, v)| Some((k.strip_prefix('h')?.parse().ok()?, v.as_u64()?)))
+                .collect()
+        })
+        .unwrap_or_default();
+    buckets.sort_unstable();
+    let median = ttc["median_hours"]
+        .as_u64()
+        .map_or_else(|| "-".to_owned(), |h| format!("{h} h"));
+    let mut out = format!("time to convert (whole hours from start), median {median}\n");
+    let widest = buckets.iter().map(|(_, n)| *n).max().unwrap_or(0);
+    let per_mark = widest.div_ceil(width.max(1)).max(1);
+    for (hours, n) in buckets {
+        let bar = "#".repeat(n.div_ceil(per_mark) as usize);
+        let bucket = format!("{hours} h");
+        out += &format!("{bucket:>10} {bar:<w$} {n:>10}\n", w = width as usize);
+    }
+    out
+}
+
 pub async fn run(ctx: &Ctx, args: StatsArgs) -> Result<(), String> {
     let t = ctx.open(Open::Existing).await?;
     let now = SystemClock.now();
@@ -107,6 +234,15 @@ pub async fn run(ctx: &Ctx, args: StatsArgs) -> Result<(), String> {
         .iter()
         .map(|p| p.id.as_str().to_owned())
         .collect();
+    if args.chart {
+        let plans = plans(&t.store, &known, args.plan.as_deref(), args.since, now).await;
+        let funnel = match plans {
+            Ok(plans) => funnel_per_day(&t.store, &plans, args.since, now).await,
+            Err(e) => Err(e),
+        };
+        print!("{}", chart(&funnel.map_err(|e| t.failed(e))?, CHART_WIDTH));
+        return Ok(());
+    }
     let report = Report::read(&t.store, &known, args.plan.as_deref(), args.since, now)
         .await
         .map_err(|e| t.failed(e))?;
@@ -129,7 +265,7 @@ pub async fn run(ctx: &Ctx, args: StatsArgs) -> Result<(), String> {
         args.since, t.place
     );
     println!(
-        "{:<12} {:>8} {:>10} {:>8} {:>9} {:>7} {:>10} {:>14}",
+        "{:<12} {:>8} {:>10} {:>8} {:>9} {:>7} {:>10} {:>14} {:>6} {:>7} {:>7}",
         "plan",
         "started",
         "converted",
@@ -137,7 +273,10 @@ pub async fn run(ctx: &Ctx, args: StatsArgs) -> Result<(), String> {
         "canceled",
         "purged",
         "conv rate",
-        "median to conv"
+        "median to conv",
+        "paid",
+        "unpaid",
+        "lapsed"
     );
     let rows = by_plan
         .iter()
@@ -145,7 +284,7 @@ pub async fn run(ctx: &Ctx, args: StatsArgs) -> Result<(), String> {
         .chain([("all", &all)]);
     for (plan, s) in rows {
         println!(
-            "{:<12} {:>8} {:>10} {:>8} {:>9} {:>7} {:>10} {:>14}",
+            "{:<12} {:>8} {:>10} {:>8} {:>9} {:>7} {:>10} {:>14} {:>6} {:>7} {:>7}",
             plan,
             s.count(Stage::Started),
             s.count(Stage::Converted),
@@ -158,6 +297,9 @@ pub async fn run(ctx: &Ctx, args: StatsArgs) -> Result<(), String> {
             s.median_hours_to_convert()
                 .map(|h| format!("{h} h"))
                 .unwrap_or_else(|| "-".into()),
+            s.count(Stage::Paid),
+            s.awaiting_first_payment(),
+            s.count(Stage::Lapsed),
         );
     }
     if !unknown.is_empty() {
@@ -219,5 +361,67 @@ async fn partition_plans(store: Store, pk: String) -> Result<Vec<String>, StoreE
             Some(key) if !key.is_empty() => start = Some(key),
             _ => return Ok(plans),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn day(day: &str, counts: [u64; 5]) -> Value {
+        let mut v = json!({ "day": day });
+        for ((stage, _), n) in STAGES.iter().zip(counts) {
+            v[stage] = json!(n);
+        }
+        v
+    }
+
+    #[test]
+    fn the_chart_of_a_known_funnel() {
+        let funnel = json!({
+            "from": "2026-04-06", "to": "2026-04-08",
+            "days": [
+                day("2026-04-06", [3, 0, 0, 0, 0]),
+                day("2026-04-07", [0, 1, 0, 1, 0]),
+                day("2026-04-08", [0, 0, 0, 0, 0]),
+            ],
+            "total": { "started": 3, "converted": 1, "expired": 0, "canceled": 1, "purged": 0,
+                       "conversion_rate": 1.0 / 3.0 },
+            "time_to_convert": { "median_hours": 24, "buckets": { "h24": 1, "h3": 2 } },
+        });
+        let drawn = chart(&funnel, 10);
+        let expected = [
+            "Trials per day, 2026-04-06 to 2026-04-08 (UTC); one mark = 1 trial(s): # started, = converted, - expired, x canceled, . purged",
+            "day                      started converted   expired  canceled    purged",
+            "2026-04-06 ###                 3         0         0         0         0",
+            "2026-04-07 =x                  0         1         0         1         0",
+            "2026-04-08                     0         0         0         0         0",
+            "total                          3         1         0         1         0",
+            "conversion rate (converted / started): 33.3%",
+            "time to convert (whole hours from start), median 24 h",
+            "       3 h ##                  2",
+            "      24 h #                   1",
+        ];
+        assert_eq!(drawn.lines().collect::<Vec<_>>(), expected);
+    }
+
+    #[test]
+    fn a_busy_day_is_scaled_to_the_width_and_a_rare_stage_still_shows() {
+        let funnel = json!({
+            "from": "2026-04-06", "to": "2026-04-06",
+            "days": [day("2026-04-06", [95, 1, 0, 0, 4])],
+            "total": { "started": 95, "converted": 1, "conversion_rate": null },
+            "time_to_convert": { "median_hours": null, "buckets": {} },
+        });
+        let drawn = chart(&funnel, 10);
+        let lines: Vec<&str> = drawn.lines().collect();
+        assert!(lines[0].contains("one mark = 10 trial(s)"), "{drawn}");
+        assert!(lines[2].starts_with("2026-04-06 ##########=. "), "{drawn}");
+        assert_eq!(lines[4], "conversion rate (converted / started): -");
+        assert_eq!(
+            lines[5],
+            "time to convert (whole hours from start), median -"
+        );
+        assert_eq!(lines.len(), 6);
     }
 }

@@ -21,12 +21,19 @@
 //! webhook deliveries Stripe would send ([`webhooks`]) to the configured endpoint, signed with
 //! its secret, then redirects to the session's `success_url`.
 //!
+//! **Subscriptions** ([`subscription`]): paying a subscription-mode session creates its
+//! subscription, carrying `subscription_data[metadata]` (`trialing` until the session's trial
+//! end, else `active`); [`StripeStandIn::subscription_event`] makes what Stripe sends later
+//! (`customer.subscription.created` / `.updated` / `.deleted`, `invoice.paid`,
+//! `invoice.payment_failed`), shaped as API 2025-03-31.basil renders them, and returns it.
+//!
 //! **State**: in memory, and in `Options::state_file` when set (rewritten whole after every
 //! change: a few kB per session, fine for a developer's machine), so a restarted `trials-local`
 //! still knows the sessions its trials point at. Tests make it fail ([`Fault`]), read what it
 //! received ([`StripeStandIn::requests`]) and what it sent ([`StripeStandIn::deliveries`]).
 pub mod page;
 pub mod session;
+pub mod subscription;
 pub mod webhooks;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -42,6 +49,7 @@ use serde_json::{json, Value};
 use trials::crypto::random_hex;
 
 pub use session::{Catalog, PaymentStatus, Price, Session, Status};
+pub use subscription::{Subscription, SubscriptionChange};
 pub use webhooks::{Delivery, DeliveryState, WebhookTarget};
 
 /// The secret key the local run configures for the stand-in.
@@ -156,6 +164,9 @@ type RequestHook = Arc<dyn Fn(&Recorded) + Send + Sync>;
 #[derive(Default, Serialize, Deserialize)]
 struct Durable {
     sessions: BTreeMap<String, Session>,
+    /// The subscriptions paid sessions created, by id (absent from older state files).
+    #[serde(default)]
+    subscriptions: BTreeMap<String, Subscription>,
     /// Idempotency key → the first request's endpoint, parameters and answer.
     idempotency: HashMap<String, Saved>,
 }
@@ -311,14 +322,7 @@ impl StripeStandIn {
     }
 
     pub fn session(&self, id: &str) -> Option<Session> {
-        self.shared
-            .state
-            .lock()
-            .unwrap()
-            .durable
-            .sessions
-            .get(id)
-            .cloned()
+        self.shared.session(id)
     }
 
     /// Every event created, with how its delivery went, in order.
@@ -348,6 +352,36 @@ impl StripeStandIn {
         n
     }
 
+    pub fn subscription(&self, id: &str) -> Option<Subscription> {
+        let state = self.shared.state.lock().unwrap();
+        state.durable.subscriptions.get(id).cloned()
+    }
+
+    /// Makes `change` happen to subscription `id` now and sends the event Stripe sends for it
+    /// (recorded in [`StripeStandIn::deliveries`]); returns the event, for a test to deliver
+    /// again or in another order. `Err`: no such subscription.
+    pub async fn subscription_event(
+        &self,
+        id: &str,
+        change: SubscriptionChange,
+    ) -> Result<Value, String> {
+        let event = {
+            let mut state = self.shared.state.lock().unwrap();
+            let now = state.now();
+            let sub = state
+                .durable
+                .subscriptions
+                .get_mut(id)
+                .ok_or_else(|| format!("no such subscription: {id}"))?;
+            let object = sub.apply(&change, now);
+            let event = webhooks::object_event(change.event_type(), object, now, None);
+            self.shared.persist(&state);
+            event
+        };
+        self.shared.send(event.clone()).await;
+        Ok(event)
+    }
+
     /// Marks `id` paid as the page's Pay button does, and sends what Stripe sends; for tests
     /// that need a paid session without a browser. `Err`: the session is not open.
     pub async fn pay(&self, id: &str, method: PayMethod) -> Result<Session, String> {
@@ -368,6 +402,12 @@ pub enum PayMethod {
 }
 
 impl Shared {
+    /// Session `id` as kept now.
+    fn session(&self, id: &str) -> Option<Session> {
+        let state = self.state.lock().unwrap();
+        state.durable.sessions.get(id).cloned()
+    }
+
     /// Writes the durable state if a file is configured. Called with the state locked, so
     /// writes land in the order of the changes.
     fn persist(&self, state: &State) {
@@ -412,8 +452,10 @@ impl Shared {
         let delivery = Delivery {
             event_id: event["id"].as_str().unwrap_or_default().to_owned(),
             event_type: event["type"].as_str().unwrap_or_default().to_owned(),
+            // The object's id; an invoice's subscription (what a page can look it up by).
             session_id: event
-                .pointer("/data/object/id")
+                .pointer("/data/object/parent/subscription_details/subscription")
+                .or_else(|| event.pointer("/data/object/id"))
                 .and_then(Value::as_str)
                 .unwrap_or_default()
                 .to_owned(),

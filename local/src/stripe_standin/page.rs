@@ -24,7 +24,8 @@ use trials::crypto::random_hex;
 use trials::domain::time::rfc3339;
 
 use super::session::{PaymentStatus, Price, Session, Status};
-use super::{settle_expiry, webhooks, PayMethod, Shared};
+use super::subscription::{Subscription, SubscriptionChange};
+use super::{settle_expiry, webhooks, PayMethod, Shared, StripeStandIn};
 use crate::html::{escape, page};
 
 pub(crate) fn router<S: Clone + Send + Sync + 'static>(shared: Arc<Shared>) -> Router<S> {
@@ -37,6 +38,10 @@ pub(crate) fn router<S: Clone + Send + Sync + 'static>(shared: Arc<Shared>) -> R
             post(pay_delayed_fails),
         )
         .route("/checkout/pay/{id}/cancel", post(cancel))
+        .route(
+            "/checkout/pay/{id}/subscription/{change}",
+            post(subscription_change),
+        )
         .with_state(shared)
 }
 
@@ -79,15 +84,20 @@ pub(crate) async fn pay(
             None => {
                 session.status = Status::Complete;
                 session.customer = Some(format!("cus_{}", random_hex(7)));
-                if session.mode == "subscription" {
-                    session.subscription = Some(format!("sub_{}", random_hex(12)));
-                }
+                let subscription = (session.mode == "subscription").then(|| {
+                    let id = format!("sub_{}", random_hex(12));
+                    session.subscription = Some(id.clone());
+                    Subscription::for_session(session, id, now)
+                });
                 session.payment_status = match method {
                     PayMethod::Card => session.paid_status(),
                     PayMethod::Delayed { .. } => PaymentStatus::Unpaid,
                 };
                 let completed = webhooks::event("checkout.session.completed", session, now, None);
                 let session = session.clone();
+                if let Some(sub) = subscription {
+                    state.durable.subscriptions.insert(sub.id.clone(), sub);
+                }
                 if matches!(method, PayMethod::Delayed { .. }) {
                     state.settling.push(session.id.clone());
                 }
@@ -142,14 +152,7 @@ async fn show(State(shared): State<Arc<Shared>>, Path(id): Path<String>) -> Resp
     for event in shared.expire_overdue(Some(&id)) {
         shared.send(event).await;
     }
-    let session = shared
-        .state
-        .lock()
-        .unwrap()
-        .durable
-        .sessions
-        .get(&id)
-        .cloned();
+    let session = shared.session(&id);
     match session {
         None => not_found(&id),
         Some(s) => render(&s, shared.options.webhook.as_ref().map(|w| w.url.as_str())),
@@ -177,14 +180,7 @@ async fn pay_and_redirect(
         Ok(session) => see_other(&session.success_redirect()),
         // A second click on Pay (the first already went through): where the first went.
         Err(PayError::NotOpen(Status::Complete)) => {
-            let session = shared
-                .state
-                .lock()
-                .unwrap()
-                .durable
-                .sessions
-                .get(&id)
-                .cloned();
+            let session = shared.session(&id);
             match session {
                 Some(s) => see_other(&s.success_redirect()),
                 None => not_found(&id),
@@ -204,14 +200,7 @@ async fn pay_and_redirect(
 }
 
 async fn cancel(State(shared): State<Arc<Shared>>, Path(id): Path<String>) -> Response {
-    let session = shared
-        .state
-        .lock()
-        .unwrap()
-        .durable
-        .sessions
-        .get(&id)
-        .cloned();
+    let session = shared.session(&id);
     match session {
         None => not_found(&id),
         Some(Session {
@@ -219,6 +208,31 @@ async fn cancel(State(shared): State<Arc<Shared>>, Path(id): Path<String>) -> Re
             ..
         }) => see_other(&url),
         Some(s) => see_other(&s.url),
+    }
+}
+
+/// The success page's buttons: what happens later in Stripe to the subscription session `id`
+/// created (`cancel`: the customer cancels it; `pay-invoice`, `fail-invoice`: its invoice is
+/// charged), sent as Stripe sends it; then back to the success page.
+async fn subscription_change(
+    State(shared): State<Arc<Shared>>,
+    Path((id, change)): Path<(String, String)>,
+) -> Response {
+    let change = match change.as_str() {
+        "cancel" => SubscriptionChange::Canceled,
+        "pay-invoice" => SubscriptionChange::InvoicePaid,
+        "fail-invoice" => SubscriptionChange::InvoicePaymentFailed,
+        _ => return not_found(&id),
+    };
+    let session = shared.session(&id);
+    let Some((session, sub)) = session.and_then(|s| s.subscription.clone().map(|sub| (s, sub)))
+    else {
+        return not_found(&id);
+    };
+    let standin = StripeStandIn { shared };
+    match standin.subscription_event(&sub, change).await {
+        Ok(_) => see_other(&session.success_redirect()),
+        Err(_) => not_found(&id),
     }
 }
 

@@ -85,6 +85,17 @@ pub fn event(
     created: i64,
     request: Option<(&str, Option<&str>)>,
 ) -> Value {
+    object_event(kind, session.to_stripe(), created, request)
+}
+
+/// An event of `kind` about `object` (a session, a subscription, an invoice), as Stripe renders
+/// it.
+pub fn object_event(
+    kind: &str,
+    object: Value,
+    created: i64,
+    request: Option<(&str, Option<&str>)>,
+) -> Value {
     let (request_id, idempotency_key) = match request {
         Some((id, key)) => (Some(id), key),
         None => (None, None),
@@ -94,7 +105,7 @@ pub fn event(
         "object": "event",
         "api_version": API_VERSION,
         "created": created,
-        "data": { "object": session.to_stripe() },
+        "data": { "object": object },
         "livemode": false,
         "pending_webhooks": 1,
         "request": { "id": request_id, "idempotency_key": idempotency_key },

@@ -11,8 +11,9 @@
 //! customer could pay.
 //!
 //! **When billing starts** (optional body `{"billing_starts": "trial_end" | "now"}`, default
-//! `trial_end`; `plan`, if sent, must be the trial's plan (422 `plan_change_not_supported`
-//! otherwise); any other field is 400 `invalid_field`, naming it): with `trial_end` the session
+//! `trial_end`; `plan`, if sent and not the trial's, changes the trial's plan first, as
+//! `change-plan` would (see [`change_before_convert`]); any other field is 400 `invalid_field`,
+//! naming it): with `trial_end` the session
 //! carries `subscription_data[trial_end]` = the trial's end ([`Trial::billing_end`]: a PAUSED
 //! trial's remaining time counted from the call), so a customer converting early keeps the free days promised, if that
 //! is at least 48 hours (Stripe's minimum) plus [`TRIAL_END_MARGIN_SECS`] ahead when the call is
@@ -40,13 +41,14 @@ use super::request::typed;
 use super::LogFields;
 use crate::auth::Tenant;
 use crate::domain::events::{DomainEvent, EventKind};
+use crate::domain::plan_change::change_plan;
 use crate::domain::time::rfc3339;
 use crate::domain::trial::{Checkout, PendingPayment};
 use crate::domain::{ErrorCode, Trial, TrialId};
 use crate::services::checkout_sessions::{
     create_checkout, stripe_budget, BillingStarts, SessionRequest,
 };
-use crate::services::transition::{commit, Rejected};
+use crate::services::transition::{commit, retry_on_moved, Attempt, Rejected};
 use crate::store::{Slot, StoreError};
 use crate::App;
 
@@ -67,8 +69,7 @@ struct ConvertFields {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConvertBody {
     pub billing: BillingStarts,
-    /// The plan the caller expects to buy, if named: it must be the trial's own (plan changes do
-    /// not exist yet; a different one is 422 `plan_change_not_supported`, never ignored).
+    /// The plan the caller buys, if named: another than the trial's is changed to first.
     pub plan: Option<String>,
 }
 
@@ -124,20 +125,51 @@ pub fn convert_body(body: &[u8]) -> Result<ConvertBody, ApiError> {
     Ok(ConvertBody { billing, plan })
 }
 
-/// A convert naming another plan than the trial's: refused until plan changes exist, rather
-/// than converting to the trial's plan as if the field were not there.
-fn plan_change_not_supported(asked: &str, trial: &Trial) -> ApiError {
-    // The asked plan is echoed only when it is a plan id: it is the caller's free text.
-    let asked = crate::domain::Plan::parse(asked).map_or("another plan".to_owned(), |p| {
-        format!("plan {}", p.as_str())
-    });
-    ApiError::new(
-        ErrorCode::PlanChangeNotSupported,
-        format!(
-            "This trial is for plan {}; converting it to {asked} is not supported",
-            trial.plan.as_str()
-        ),
-    )
+/// A convert naming another plan than the trial's: **change, then convert**. The plan change
+/// (`domain::plan_change`, never forced: a standard key converts) is written first, with
+/// `trial.plan_changed`, under the convert's lease (no idempotency record of its own: the
+/// convert's answer completes the key); the convert then runs on the trial as changed. A new
+/// plan that could not be bought is refused before anything changes (409
+/// `plan_not_purchasable`). If Stripe then fails, the change stays and the retry, finding the
+/// trial on the plan it names, converts it.
+async fn change_before_convert(
+    app: &App,
+    request: &ConvertRequest<'_>,
+    trial: Trial,
+    plan: &str,
+    now: i64,
+) -> Result<Trial, ApiError> {
+    let catalog = &app.config.catalog;
+    let to = catalog
+        .get_trialable(plan)
+        .ok_or_else(|| ApiError::invalid_plan(catalog))?;
+    if to.stripe_price.is_none() {
+        return Err(ApiError::not_purchasable(to.id.as_str()));
+    }
+    let (to, id) = (to.snapshot(), trial.id.clone());
+    let tenant = request.tenant;
+    let store = &app.store;
+    let attempt = retry_on_moved(&tenant.org, trial, 3, |stored| {
+        let max_age = app.config.pending_payment_max_age_secs;
+        let after = change_plan(stored, &to, false, now, max_age)
+            .map_err(|refusal| ApiError::new(refusal.code(), refusal.message()))?;
+        let terms = app.config.lifecycle_terms(&after);
+        let update = store.plan_change_update(stored, &after, false, now, &terms)?;
+        let extra = json!({ "project_id": tenant.project.as_str() });
+        let event = DomainEvent::plan_changed(stored, &after, now, false, &tenant.key_id, extra);
+        let rearm = store.reminder_rearm(&after, now, &terms, after.policy())?;
+        let tx = store.tx().update(Slot::Trial, update).event(&event, now)?;
+        Ok::<_, ApiError>((tx.reminder(rearm), after))
+    })
+    .await?;
+    match attempt {
+        Attempt::Committed(after) => Ok(after),
+        Attempt::Refused(err) => Err(err),
+        Attempt::Gone | Attempt::Conflict(_) => Err(purged_or_not_found(app, &id, tenant).await),
+        Attempt::Other(_) | Attempt::Exhausted(_) => {
+            Err(StoreError::Unavailable("the plan change kept racing other writes".into()).into())
+        }
+    }
 }
 
 fn invalid_billing_starts() -> ApiError {
@@ -156,6 +188,13 @@ pub async fn handle(
     let (id, idempotency) = Idempotency::for_trial(req, tenant, log, "/convert")?;
     // A body refused here would be refused again: nothing is stored under the key.
     let body = convert_body(req.body().as_ref())?;
+    // A plan the catalog does not have would be refused again: before the lease too.
+    if let Some(plan) = body.plan.as_deref() {
+        app.config
+            .catalog
+            .get(plan)
+            .ok_or_else(|| ApiError::invalid_plan(&app.config.catalog))?;
+    }
     let now_ms = app.clock.now_millis();
     let leased = ConvertRequest::lease(app, req, &idempotency, tenant, body.billing, now_ms);
     match leased.await? {
@@ -256,13 +295,13 @@ async fn convert(
     budget: Duration,
 ) -> Result<Reply, ApiError> {
     let now = now_ms.div_euclid(1000);
-    let trial = load_owned(app, id, request.tenant).await?;
+    let mut trial = load_owned(app, id, request.tenant).await?;
     if let Some(plan) = request
         .plan
         .as_deref()
         .filter(|p| *p != trial.plan.as_str())
     {
-        return Err(plan_change_not_supported(plan, &trial));
+        trial = change_before_convert(app, request, trial, plan, now).await?;
     }
     let max_age = app.config.pending_payment_max_age_secs;
     if let Some(reply) = pending_reply(&trial, now, max_age) {
@@ -310,6 +349,7 @@ async fn record(
     let update = store.checkout_update(trial, checkout, now, trial.policy())?;
     let tx = store
         .tx()
+        .by(&request.tenant.key_id)
         .update(Slot::Trial, update)
         .put(Slot::Idempotency, request.completed(app, &reply, now_ms)?)
         .event(&event, now)?;

@@ -37,6 +37,8 @@ pub const MAX_KEY_LEN: usize = 255;
 pub struct Idempotency {
     pub scope: IdemScope,
     pub fingerprint: String,
+    /// The request's API key id: who made the change, in the trial's timeline.
+    pub actor: String,
 }
 
 impl Idempotency {
@@ -78,6 +80,7 @@ impl Idempotency {
                 key,
             },
             fingerprint,
+            actor: tenant.key_id.clone(),
         })
     }
 
@@ -168,7 +171,8 @@ impl Idempotency {
         now_ms: i64,
     ) -> Result<Tx<'a>, StoreError> {
         let ttl = app.config.idempotency_ttl_secs;
-        tx.answer(&self.scope, &self.fingerprint, &reply.stored(), now_ms, ttl)
+        tx.by(&self.actor)
+            .answer(&self.scope, &self.fingerprint, &reply.stored(), now_ms, ttl)
     }
 
     /// The org's trial `id` for a request that holds no lease: `Err(reply)` is the refusal,

@@ -1,5 +1,5 @@
-//! The operator's lifecycle moves, `POST /v1/trials/{id}/extend`, `/pause` and `/resume`
-//! (served together by the `manage` function): what the three share.
+//! The operator's lifecycle moves, `POST /v1/trials/{id}/extend`, `/pause`, `/resume` and
+//! `/change-plan` (served together by the `manage` function): what they share.
 //!
 //! Each request reads the trial once, computes the move in memory (`Trial::pause`, `resume`,
 //! `extend`, which check the state machine), and commits one transaction: the trial update
@@ -21,11 +21,14 @@ use super::owned::purged_or_not_found;
 use super::reply::Reply;
 use super::LogFields;
 use crate::auth::Tenant;
+use crate::domain::catalog::TrialTerms;
 use crate::domain::events::DomainEvent;
-use crate::domain::{ExtendRequest, LifecycleTerms, TransitionError, Trial, TrialPolicy};
+use crate::domain::plan_change::change_plan;
+use crate::domain::{ExtendRequest, LifecycleTerms, Trial, TrialPolicy};
 use crate::services::transition::retry_on_moved;
-use crate::store::{Slot, Tx};
+use crate::store::{Slot, Store, StoreError, Tx};
 use crate::App;
+use aws_sdk_dynamodb::types::Update;
 
 /// A lifecycle move an operator asks for.
 #[derive(Debug, Clone)]
@@ -33,6 +36,14 @@ pub enum Move {
     Pause,
     Resume,
     Extend(ExtendRequest),
+    /// To the plan whose terms these are (`domain::plan_change`); `force` lets use so far
+    /// exceed a limit of the new plan; a payment on its way holds the plan while younger than
+    /// `pending_max_age`.
+    ChangePlan {
+        to: Box<TrialTerms>,
+        force: bool,
+        pending_max_age: i64,
+    },
 }
 
 impl Move {
@@ -41,6 +52,7 @@ impl Move {
             Move::Pause => "pause",
             Move::Resume => "resume",
             Move::Extend(_) => "extend",
+            Move::ChangePlan { .. } => "change-plan",
         }
     }
 
@@ -50,11 +62,34 @@ impl Move {
         now: i64,
         policy: TrialPolicy,
         terms: &LifecycleTerms,
-    ) -> Result<Trial, TransitionError> {
+    ) -> Result<Trial, ApiError> {
+        Ok(match self {
+            Move::Pause => trial.pause(now, policy)?,
+            Move::Resume => trial.resume(now, policy, terms)?,
+            Move::Extend(request) => trial.extend(request.extension, now, policy, terms)?,
+            Move::ChangePlan {
+                to,
+                force,
+                pending_max_age,
+            } => change_plan(trial, to, *force, now, *pending_max_age)
+                .map_err(|refusal| ApiError::new(refusal.code(), refusal.message()))?,
+        })
+    }
+
+    /// The trial's conditional write for the move from `stored` to `after`.
+    fn update(
+        &self,
+        store: &Store,
+        stored: &Trial,
+        after: &Trial,
+        now: i64,
+        terms: &LifecycleTerms,
+    ) -> Result<Update, StoreError> {
         match self {
-            Move::Pause => trial.pause(now, policy),
-            Move::Resume => trial.resume(now, policy, terms),
-            Move::Extend(request) => trial.extend(request.extension, now, policy, terms),
+            Move::ChangePlan { force, .. } => {
+                store.plan_change_update(stored, after, *force, now, terms)
+            }
+            _ => store.lifecycle_update(stored, after, terms),
         }
     }
 
@@ -71,6 +106,9 @@ impl Move {
                 &tenant.key_id,
                 extra,
             ),
+            Move::ChangePlan { force, .. } => {
+                DomainEvent::plan_changed(before, after, now, *force, &tenant.key_id, extra)
+            }
         }
     }
 }
@@ -123,10 +161,11 @@ fn decide<'a>(
         _ => stored.clone().settled_at(now, policy, &terms),
     };
     let after = mv.apply(&base, now, policy, &terms)?;
+    // The trial's terms after the move: a plan change brings its plan's.
+    let (policy, terms) = (after.policy(), app.config.lifecycle_terms(&after));
     let reply = Reply::json(200, &after.view_at(now, policy, tenant.privilege()));
-    let tx = store
-        .tx()
-        .update(Slot::Trial, store.lifecycle_update(stored, &after, &terms)?);
+    let update = mv.update(store, stored, &after, now, &terms)?;
+    let tx = store.tx().update(Slot::Trial, update);
     let mut tx = idempotency
         .complete(app, tx, &reply, now_ms)?
         .event(&mv.event(&base, &after, now, tenant), now)?;

@@ -2,9 +2,12 @@
 //! ([`routes`]), and what they share (request parsing, errors, idempotency, the request log
 //! line). Every request goes through [`handle`]: the body limit, the row's authentication, the
 //! handler, then exactly one log line.
+pub mod access;
+pub mod access_feature;
 pub mod admin;
 pub mod applicant;
 pub mod cancel;
+pub mod change_plan;
 pub mod convert;
 pub mod current;
 pub mod eligibility;
@@ -24,7 +27,9 @@ pub mod skip;
 pub mod start;
 pub mod stats;
 pub mod status;
+pub mod stripe_subscription;
 pub mod stripe_webhook;
+pub mod timeline;
 pub mod trial_data;
 pub mod usage;
 

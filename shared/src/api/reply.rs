@@ -17,6 +17,8 @@ pub struct Reply {
     /// The error code, for the request log.
     pub code: Option<ErrorCode>,
     pub retryable: bool,
+    /// Headers of the route's own (`ETag`, `Cache-Control`), sent as they are.
+    pub headers: Vec<(&'static str, String)>,
 }
 
 impl Reply {
@@ -28,6 +30,7 @@ impl Reply {
             replayed: false,
             code: None,
             retryable: false,
+            headers: Vec::new(),
         }
     }
 
@@ -39,6 +42,7 @@ impl Reply {
             replayed: false,
             code: Some(err.code),
             retryable: err.retryable,
+            headers: Vec::new(),
         }
     }
 
@@ -50,6 +54,7 @@ impl Reply {
             replayed: true,
             code: None,
             retryable: false,
+            headers: Vec::new(),
         }
     }
 
@@ -71,9 +76,20 @@ impl Reply {
         if self.retryable {
             builder = builder.header("retry-after", "1");
         }
+        for (name, value) in self.headers {
+            builder = builder.header(name, value);
+        }
         builder
             .body(Body::Text(self.body))
             .unwrap_or_else(|_| Response::new(Body::Empty))
+    }
+}
+
+impl Reply {
+    /// `self` with a header of the route's own.
+    pub fn with_header(mut self, name: &'static str, value: String) -> Reply {
+        self.headers.push((name, value));
+        self
     }
 }
 

@@ -23,8 +23,8 @@ use super::error::ApiError;
 use super::reply::Reply;
 use super::LogFields;
 use super::{
-    cancel, convert, current, eligibility, extend, patch, pause, plans, resume, skip, start, stats,
-    status, stripe_webhook, trial_data, usage,
+    access, access_feature, cancel, change_plan, convert, current, eligibility, extend, patch,
+    pause, plans, resume, skip, start, stats, status, stripe_webhook, timeline, trial_data, usage,
 };
 use crate::auth::Tenant;
 use crate::App;
@@ -54,6 +54,14 @@ pub enum Route {
     Skip,
     /// `GET /v1/stats`: the funnel, admin keys only.
     Stats,
+    /// `GET /v1/trials/{id}/timeline`: every change of the trial, oldest first.
+    Timeline,
+    /// `GET /v1/access?product=`: what the org may use now.
+    Access,
+    /// `GET /v1/access/{feature}`: may the org use one feature now.
+    AccessFeature,
+    /// `POST /v1/trials/{id}/change-plan`: another plan of the product, during the trial.
+    ChangePlan,
     /// `POST /v1/me/trials/start`: start, for an end user's JWT.
     MeStart,
     /// `GET /v1/me/trials/{id}`: status, for an end user's JWT.
@@ -81,8 +89,9 @@ pub enum Auth {
     AdminKey { may: &'static str, handler: Keyed },
     /// Stripe's `Stripe-Signature`, which the handler verifies against the raw body.
     StripeSignature(Open),
-    /// The handler authenticates: status reads the key record and the trial in one round
-    /// trip on a cold cache; plans needs a live key but no tenant headers.
+    /// The handler authenticates: status (and access, once it knows the org's trial) reads the
+    /// key record and the trial in one round trip on a cold cache; plans needs a live key but no
+    /// tenant headers.
     Itself(Open),
     /// An end user's JWT (see [`crate::auth::jwt`]): a standard key's rights on the org its
     /// claim names. Its own routes (`/v1/me/...`), because API Gateway's JWT authorizer guards a
@@ -165,7 +174,7 @@ const WEBHOOK_BODY: usize = MAX_WEBHOOK_BODY_BYTES;
 /// `PATCH` share `cancel`; convert and skip (the routes that call Stripe) share `convert`;
 /// usage (metering traffic) has its own.
 #[rustfmt::skip]
-pub static ROUTES: [Row; 19] = [
+pub static ROUTES: [Row; 23] = [
     //   route          method   path                       who may call                          body limit    function
     row!(Start,         "POST",  "/v1/trials/start",        ApiKey(keyed!(start)),                BODY,         "start"),
     row!(Status,        "GET",   "/v1/trials/{id}",         Itself(open!(status)),                BODY,         "status"),
@@ -183,6 +192,10 @@ pub static ROUTES: [Row; 19] = [
     row!(Eligibility,   "GET",   "/v1/trials/eligibility",  ApiKey(keyed!(eligibility)),          BODY,         "status"),
     row!(Skip,          "POST",  "/v1/trials/skip",         ApiKey(keyed!(skip)),                 BODY,         "convert"),
     row!(Stats,         "GET",   "/v1/stats",               admin!("read the funnel", stats),     BODY,         "status"),
+    row!(Timeline,      "GET",   "/v1/trials/{id}/timeline", ApiKey(keyed!(timeline)),            BODY,         "status"),
+    row!(Access,        "GET",   "/v1/access",              Itself(open!(access)),                BODY,         "status"),
+    row!(AccessFeature, "GET",   "/v1/access/{feature}",    Itself(open!(access_feature)),        BODY,         "status"),
+    row!(ChangePlan,    "POST",  "/v1/trials/{id}/change-plan", ApiKey(keyed!(change_plan)),      BODY,         "manage"),
     row!(MeStart,       "POST",  "/v1/me/trials/start",     Jwt(keyed!(start)),                   BODY,         "start"),
     row!(MeStatus,      "GET",   "/v1/me/trials/{id}",      Jwt(keyed!(status::for_tenant)),      BODY,         "status"),
     row!(MeCurrent,     "GET",   "/v1/me/trials/current",   Jwt(keyed!(current)),                 BODY,         "status"),
@@ -339,6 +352,9 @@ mod tests {
                 Route::Current,
                 Route::Eligibility,
                 Route::Stats,
+                Route::Timeline,
+                Route::Access,
+                Route::AccessFeature,
                 Route::MeStatus,
                 Route::MeCurrent
             ]
@@ -347,7 +363,12 @@ mod tests {
         assert_eq!(served("convert"), [Route::Convert, Route::Skip]);
         assert_eq!(
             served("manage"),
-            [Route::Extend, Route::Pause, Route::Resume]
+            [
+                Route::Extend,
+                Route::Pause,
+                Route::Resume,
+                Route::ChangePlan
+            ]
         );
         assert_eq!(served("expire"), []);
         assert_eq!(Route::all().count(), ROUTES.len());

@@ -103,6 +103,7 @@ async fn skipped_trial(
     let store = &app.store;
     let outcome = store
         .tx()
+        .by(&tenant.key_id)
         .put(Slot::OrgGuard, store.guard_put(&trial)?)
         .put(Slot::Trial, store.trial_put(&trial, policy)?)
         .event(&event, now)?

@@ -131,7 +131,7 @@ fn invalid_range(message: String) -> ApiError {
 
 /// The query string's pairs: the event's parameters (API Gateway), else the URI's (the local
 /// server and tests).
-fn query_pairs(req: &Request) -> Vec<(String, String)> {
+pub(super) fn query_pairs(req: &Request) -> Vec<(String, String)> {
     let from_event = req.query_string_parameters();
     if !from_event.is_empty() {
         return from_event

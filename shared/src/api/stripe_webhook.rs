@@ -34,7 +34,7 @@ use crate::App;
 
 /// What a delivery did, for the response and the log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Outcome {
+pub(super) enum Outcome {
     Converted,
     AlreadyConverted,
     Unmatched,
@@ -45,6 +45,20 @@ enum Outcome {
     CheckoutUnchanged,
     Ignored,
     Duplicate,
+    /// A subscription event written on the trial that holds it (`stripe_subscription`).
+    SubscriptionUpdated,
+    /// The subscription ended before its first paid invoice: the conversion lapsed.
+    SubscriptionLapsed,
+    /// An event older than what the trial holds, or about an ended subscription: recorded only.
+    SubscriptionUnchanged,
+    /// The subscription's first invoice paid with money.
+    FirstPayment,
+    /// A later paid invoice.
+    InvoicePaid,
+    /// An invoice payment failed (recorded on the trial).
+    PaymentFailed,
+    /// Not acted on, and why (a code: `not_our_subscription`, `trial_not_found`, ...).
+    IgnoredBecause(&'static str),
 }
 
 impl Outcome {
@@ -57,8 +71,22 @@ impl Outcome {
             Outcome::ConvertedAfterCancel => "converted_after_cancel",
             Outcome::CheckoutCleared => "checkout_cleared",
             Outcome::CheckoutUnchanged => "checkout_unchanged",
-            Outcome::Ignored => "ignored",
+            Outcome::Ignored | Outcome::IgnoredBecause(_) => "ignored",
             Outcome::Duplicate => "duplicate",
+            Outcome::SubscriptionUpdated => "subscription_updated",
+            Outcome::SubscriptionLapsed => "subscription_lapsed",
+            Outcome::SubscriptionUnchanged => "subscription_unchanged",
+            Outcome::FirstPayment => "first_payment",
+            Outcome::InvoicePaid => "invoice_paid",
+            Outcome::PaymentFailed => "payment_failed",
+        }
+    }
+
+    /// Why an event was ignored, when we say.
+    fn reason(self) -> Option<&'static str> {
+        match self {
+            Outcome::IgnoredBecause(reason) => Some(reason),
+            _ => None,
         }
     }
 }
@@ -100,19 +128,27 @@ pub async fn handle(app: &App, req: &Request, log: &mut LogFields) -> Result<Rep
         Action::Paid(session) => paid(app, &event, session, now, log, false).await?,
         Action::AwaitingPayment(session) => awaiting(app, &event, session, now, log).await?,
         Action::Closed(session) => closed(app, &event, session, now).await?,
+        Action::Subscription(sub) => {
+            super::stripe_subscription::subscription(app, &event, sub, now, log).await?
+        }
+        Action::Invoice(invoice) => {
+            super::stripe_subscription::invoice(app, &event, invoice, now, log).await?
+        }
         Action::Ignored => Outcome::Ignored,
     };
     tracing::info!(
         stripe_event_id = %event.id,
         stripe_event_type = %event.kind,
         outcome = outcome.as_str(),
+        reason = outcome.reason().unwrap_or("-"),
         "Stripe event"
     );
     crate::metrics::webhook_outcome(outcome.as_str());
-    Ok(Reply::json(
-        200,
-        &json!({ "received": true, "event_id": event.id, "outcome": outcome.as_str() }),
-    ))
+    let mut body = json!({ "received": true, "event_id": event.id, "outcome": outcome.as_str() });
+    if let Some(reason) = outcome.reason() {
+        body["reason"] = reason.into();
+    }
+    Ok(Reply::json(200, &body))
 }
 
 /// The one answer to every signature failure: the cause is in the log only.
@@ -385,24 +421,8 @@ async fn unmatched(
             "currency": session.currency,
         }),
     );
-    let store = &app.store;
-    let outcome = store
-        .tx()
-        .put(
-            Slot::StripeEvent,
-            store.stripe_event_put(&event.id, &event.kind, now)?,
-        )
-        .event(&unmatched, now)?
-        .commit()
-        .await?;
-    if let Written::Rejected(rejection) = outcome {
-        if rejection.failed(Slot::StripeEvent) {
-            return Ok(Outcome::Duplicate);
-        }
-        return Err(StoreError::Unavailable(format!(
-            "unmatched payment not recorded: {:?}",
-            rejection.slots().collect::<Vec<_>>()
-        )));
+    if !record_unmatched(app, event, &unmatched, now).await? {
+        return Ok(Outcome::Duplicate);
     }
     tracing::error!(
         stripe_event_id = %event.id,
@@ -418,6 +438,34 @@ async fn unmatched(
     );
     crate::metrics::payment_unmatched();
     Ok(Outcome::Unmatched)
+}
+
+/// Records `unmatched` (a `trial.payment_unmatched` event) with the dedupe record, in one
+/// transaction; `false` when the event was processed before (nothing written).
+pub(super) async fn record_unmatched(
+    app: &App,
+    event: &Event,
+    unmatched: &DomainEvent,
+    now: i64,
+) -> Result<bool, StoreError> {
+    let store = &app.store;
+    let outcome = store
+        .tx()
+        .put(
+            Slot::StripeEvent,
+            store.stripe_event_put(&event.id, &event.kind, now)?,
+        )
+        .event(unmatched, now)?
+        .commit()
+        .await?;
+    match outcome {
+        Written::Committed => Ok(true),
+        Written::Rejected(rejection) if rejection.failed(Slot::StripeEvent) => Ok(false),
+        Written::Rejected(rejection) => Err(StoreError::Unavailable(format!(
+            "unmatched payment not recorded: {:?}",
+            rejection.slots().collect::<Vec<_>>()
+        ))),
+    }
 }
 
 /// The session can no longer be paid (expired, or its delayed payment failed): forget it on the
@@ -454,7 +502,7 @@ async fn closed(
 }
 
 /// Records the event as processed, with no other change; `false` if it already was.
-async fn record(app: &App, event: &Event, now: i64) -> Result<bool, StoreError> {
+pub(super) async fn record(app: &App, event: &Event, now: i64) -> Result<bool, StoreError> {
     let store = &app.store;
     Ok(store
         .tx()
@@ -467,7 +515,7 @@ async fn record(app: &App, event: &Event, now: i64) -> Result<bool, StoreError> 
         .committed())
 }
 
-fn unless_duplicate(fresh: bool, outcome: Outcome) -> Outcome {
+pub(super) fn unless_duplicate(fresh: bool, outcome: Outcome) -> Outcome {
     if fresh {
         outcome
     } else {

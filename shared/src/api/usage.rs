@@ -309,7 +309,8 @@ async fn write(
         fingerprint,
     };
     let events = limit_events(tenant, trial, body, r, now);
-    Ok(app.store.record_usage(&write, &events, now).await?)
+    let actor = &tenant.key_id;
+    Ok(app.store.record_usage(&write, &events, actor, now).await?)
 }
 
 /// `trial.limit_warning` / `trial.limit_reached` for the option (once per trial and option),

@@ -46,12 +46,16 @@ catalogue! {
     InvalidField = ("invalid_field", 400),
     /// Stats: `from`/`to` malformed, reversed, or more than 366 days apart.
     InvalidRange = ("invalid_range", 400),
+    /// Timeline: `cursor` is not one the timeline gave.
+    InvalidCursor = ("invalid_cursor", 400),
     /// `redirect_url_origin` is not a plain https origin on the allow-list.
     InvalidRedirectOrigin = ("invalid_redirect_origin", 400),
     /// Webhook: the `Stripe-Signature` header is missing or does not verify.
     InvalidSignature = ("invalid_signature", 400),
     /// Webhook: a signed body that is not a Stripe event.
     InvalidPayload = ("invalid_payload", 400),
+    /// Access: `product` names no product of the catalog.
+    InvalidProduct = ("invalid_product", 400),
     Unauthorized = ("unauthorized", 401),
     /// An end user's JWT (`/v1/me/...`) that is missing, malformed or not signed by a known key.
     InvalidToken = ("invalid_token", 401),
@@ -83,6 +87,12 @@ catalogue! {
     /// Cancel: a payment for the trial is on its way (a checkout completed with a delayed
     /// method); the message names its checkout session.
     PaymentPending = ("payment_pending", 409),
+    /// Change-plan (or convert with another plan): a Checkout Session for the current plan is
+    /// still payable or being paid.
+    CheckoutOpen = ("checkout_open", 409),
+    /// Change-plan (or convert with another plan): use so far is above a limit of the new
+    /// plan, and the change is not forced.
+    UsageExceedsNewPlan = ("usage_exceeds_new_plan", 409),
     /// Retryable: another request with the key is in flight.
     IdempotencyKeyInUse = ("idempotency_key_in_use", 409),
     TrialExpired = ("trial_expired", 410),
@@ -92,8 +102,8 @@ catalogue! {
     InvalidExtension = ("invalid_extension", 422),
     /// An admin's `expires_at` is not later than now or beyond the plan's maximum length.
     InvalidExpiration = ("invalid_expiration", 422),
-    /// Convert: the body names another plan than the trial's (plan changes do not exist yet).
-    PlanChangeNotSupported = ("plan_change_not_supported", 422),
+    /// Change-plan: the trial is already on the plan, or the plan is another product's.
+    InvalidPlanChange = ("invalid_plan_change", 422),
     /// Usage: the quantity would take the option past its limit; nothing was recorded.
     TrialLimitExceeded = ("trial_limit_exceeded", 429),
     /// Retryable: Stripe failed or timed out.

@@ -34,10 +34,16 @@ pub enum EventKind {
     /// A start refused because the applicant's signal was used by another org (no trial
     /// exists: the event is about the org).
     Blocked,
+    /// The first invoice of the conversion's subscription was paid with money (once per trial).
+    FirstPayment,
+    /// The conversion's subscription ended before any paid invoice (once per trial).
+    SubscriptionLapsed,
+    /// The trial moved to another plan of its product (change-plan, or convert with a plan).
+    PlanChanged,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 16] = [
+    pub const ALL: [EventKind; 19] = [
         EventKind::Started,
         EventKind::Expired,
         EventKind::Canceled,
@@ -54,6 +60,9 @@ impl EventKind {
         EventKind::LimitReached,
         EventKind::Updated,
         EventKind::Blocked,
+        EventKind::FirstPayment,
+        EventKind::SubscriptionLapsed,
+        EventKind::PlanChanged,
     ];
 
     /// The EventBridge `DetailType`.
@@ -75,6 +84,9 @@ impl EventKind {
             EventKind::LimitReached => "trial.limit_reached",
             EventKind::Updated => "trial.updated",
             EventKind::Blocked => "trial.blocked",
+            EventKind::FirstPayment => "trial.first_payment",
+            EventKind::SubscriptionLapsed => "trial.subscription_lapsed",
+            EventKind::PlanChanged => "trial.plan_changed",
         }
     }
 
@@ -262,6 +274,35 @@ impl DomainEvent {
         merge(&mut fields, extra);
         let end = extended.expires_at.to_string();
         DomainEvent::for_trial(EventKind::Extended, extended, now, Some(&end), fields)
+    }
+
+    /// `trial.plan_changed`: the plans and ends before and after, whether it was forced and who
+    /// asked (a key id; never the key). One per change: its id names the new plan and the
+    /// instant.
+    pub fn plan_changed(
+        before: &Trial,
+        after: &Trial,
+        now: i64,
+        forced: bool,
+        requested_by: &str,
+        extra: Value,
+    ) -> DomainEvent {
+        let mut fields = json!({
+            "previous_plan": before.plan.as_str(),
+            "previous_expires_at": rfc3339(before.expires_at),
+            "expires_at": rfc3339(after.expires_at),
+            "forced": forced,
+            "requested_by": requested_by,
+        });
+        merge(&mut fields, extra);
+        let discriminator = format!("{}.{now}", after.plan.as_str());
+        DomainEvent::for_trial(
+            EventKind::PlanChanged,
+            after,
+            now,
+            Some(&discriminator),
+            fields,
+        )
     }
 
     /// `trial.ending_soon` or `trial.grace_ending`, with the reminder's deterministic id.

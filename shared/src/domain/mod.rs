@@ -1,6 +1,7 @@
 //! The domain: plans and their catalog, ids, the trial and its state machine, API keys, the
 //! error catalogue, the applicant, its abuse signals and the post-start redirect. Pure: no I/O,
 //! no clock reads (one exception: `catalog::Catalog::load` reads `PLANS_FILE`, once, at init).
+pub mod access;
 pub mod active_ranges;
 pub mod api_key;
 pub mod applicant;
@@ -10,6 +11,7 @@ pub mod codes;
 pub mod events;
 pub mod extension;
 pub mod ids;
+pub mod plan_change;
 pub mod redirect;
 pub mod reminders;
 pub mod signals;

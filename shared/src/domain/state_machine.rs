@@ -11,10 +11,13 @@
 //!                       expires_at moves by the time spent paused, a new active range opens
 //! PAUSED ──► CONVERTED  Stripe checkout completed
 //! PAUSED ──► CANCELED   the customer cancels
+//! ACTIVE ──► ACTIVE     change-plan: another plan of the product (options re-snapshotted)
+//! PAUSED ──► PAUSED     change-plan, likewise
 //! EXPIRED ─► CONVERTED  while now < expires_at + grace
 //! EXPIRED ─► ACTIVE     extend while now < expires_at + grace (a new active range opens)
 //! EXPIRED, CANCELED ──► purged  once their grace has passed
 //! ```
+//! A CONVERTED trial then follows its Stripe subscription: [`Billing`], the second table.
 //! A PAUSED trial never expires and is never purged: its clock is stopped. Its automatic resume
 //! is not visible here ([`Lifecycle`] does not know the pause maximum): settle the trial first
 //! (`Trial::settled_at`), then ask the machine.
@@ -220,10 +223,13 @@ pub enum Action {
     AdminChange,
     /// A completed payment (the Stripe webhook); also a payment on its way.
     Payment,
+    /// Another plan of the same product, during the trial (`change-plan`, or convert with
+    /// another `plan`).
+    ChangePlan,
 }
 
 impl Action {
-    pub const ALL: [Action; 8] = [
+    pub const ALL: [Action; 9] = [
         Action::Convert,
         Action::Cancel,
         Action::Usage,
@@ -232,6 +238,7 @@ impl Action {
         Action::Extend,
         Action::AdminChange,
         Action::Payment,
+        Action::ChangePlan,
     ];
 
     /// **The table**: `self` asked of a trial that reports `status`.
@@ -254,6 +261,8 @@ impl Action {
             Action::Extend =>  [OK,             no(NotActive), IN_GRACE,           no(AlreadyConverted), no(Canceled)],
             // Money is never refused, but it converts only once.
             Action::Payment => [OK,             OK,            OK,                 no(AlreadyConverted), OK],
+            // A running trial only: its options re-snapshotted, its use kept.
+            Action::ChangePlan => [OK,          OK,            no(AlreadyExpired), no(AlreadyConverted), no(Canceled)],
         };
         row[match status {
             TrialStatus::Active => 0,
@@ -452,6 +461,80 @@ impl Lifecycle {
     pub fn is_purge_due(&self, now: i64) -> bool {
         self.is_due(Job::Purge, now)
     }
+}
+
+/// A CONVERTED trial's billing: what became of the Stripe subscription its checkout created,
+/// followed through Stripe's subscription and invoice events (the trial stays CONVERTED; this
+/// is its second table, as small as the first).
+///
+/// ```text
+/// AWAITING_FIRST_PAYMENT ──► PAID     an invoice of the subscription paid with money (amount_paid > 0)
+/// AWAITING_FIRST_PAYMENT ──► LAPSED   the subscription ended (canceled, incomplete_expired) first
+/// LAPSED ──► PAID   an invoice paid before the end (by Stripe's `created`), delivered after it
+/// PAID: final (a paid subscription that ends later is churn, not a lapse; an ended
+///       subscription never starts again, Stripe's own rule)
+/// ```
+/// The store writes each arrow as a conditional update (`store::subscriptions`): PAID only
+/// while no `first_paid_at` is stored, and no `lapsed_at`, or one not before the payment;
+/// LAPSED only on a CONVERTED trial with neither stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Billing {
+    AwaitingFirstPayment,
+    Paid,
+    Lapsed,
+}
+
+/// What a subscription or invoice event can do to [`Billing`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum BillingChange {
+    /// An invoice of the subscription was paid with money.
+    FirstPaidInvoice,
+    /// The subscription ended (status `canceled` or `incomplete_expired`).
+    Ended,
+    /// An invoice paid before the subscription ended, delivered after the end.
+    PaidBeforeTheEnd,
+}
+
+impl Billing {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Billing::AwaitingFirstPayment => "awaiting_first_payment",
+            Billing::Paid => "paid",
+            Billing::Lapsed => "lapsed",
+        }
+    }
+
+    /// From what the trial stores: when the first paid invoice came, when the subscription
+    /// lapsed.
+    pub fn of(first_paid_at: Option<i64>, lapsed_at: Option<i64>) -> Billing {
+        match (first_paid_at, lapsed_at) {
+            (Some(paid), Some(lapsed)) if paid <= lapsed => Billing::Paid,
+            (_, Some(_)) => Billing::Lapsed,
+            (Some(_), None) => Billing::Paid,
+            (None, None) => Billing::AwaitingFirstPayment,
+        }
+    }
+
+    /// **The table**: where `change` takes `self`; `None`: nowhere (the event changes nothing).
+    pub fn after(self, change: BillingChange) -> Option<Billing> {
+        match (self, change) {
+            (Billing::AwaitingFirstPayment, BillingChange::FirstPaidInvoice) => Some(Billing::Paid),
+            (Billing::AwaitingFirstPayment, BillingChange::Ended) => Some(Billing::Lapsed),
+            (Billing::Lapsed, BillingChange::PaidBeforeTheEnd) => Some(Billing::Paid),
+            (Billing::AwaitingFirstPayment, BillingChange::PaidBeforeTheEnd) => None,
+            (Billing::Lapsed, _) | (Billing::Paid, _) => None,
+        }
+    }
+}
+
+/// Stripe subscription statuses after which the subscription never bills again (Stripe: a
+/// canceled subscription cannot be reactivated; `incomplete_expired` is an incomplete one whose
+/// first invoice went unpaid for 23 hours).
+pub const SUBSCRIPTION_ENDED: [&str; 2] = ["canceled", "incomplete_expired"];
+
+/// Whether `status` (a Stripe subscription status) is one that ends it for good.
+pub fn subscription_ended(status: &str) -> bool {
+    SUBSCRIPTION_ENDED.contains(&status)
 }
 
 #[cfg(test)]
@@ -770,5 +853,31 @@ mod tests {
         );
         assert_eq!(TrialStatus::parse("CANCELED"), Some(Canceled));
         assert_eq!(TrialStatus::parse("active"), None);
+    }
+
+    #[test]
+    fn billing_moves_once_and_only_from_awaiting_its_first_payment() {
+        use Billing::*;
+        use BillingChange::*;
+        assert_eq!(Billing::of(None, None), AwaitingFirstPayment);
+        assert_eq!(Billing::of(Some(1), None), Paid);
+        assert_eq!(Billing::of(Some(1), Some(2)), Paid, "paid before the end");
+        assert_eq!(Billing::of(Some(3), Some(2)), Lapsed);
+        assert_eq!(Billing::of(None, Some(2)), Lapsed);
+        assert_eq!(AwaitingFirstPayment.after(FirstPaidInvoice), Some(Paid));
+        assert_eq!(AwaitingFirstPayment.after(Ended), Some(Lapsed));
+        assert_eq!(Lapsed.after(PaidBeforeTheEnd), Some(Paid));
+        for (from, change) in [
+            (Paid, FirstPaidInvoice),
+            (Paid, Ended),
+            (Paid, PaidBeforeTheEnd),
+            (Lapsed, FirstPaidInvoice),
+            (Lapsed, Ended),
+            (AwaitingFirstPayment, PaidBeforeTheEnd),
+        ] {
+            assert_eq!(from.after(change), None, "{from:?} {change:?}");
+        }
+        assert!(subscription_ended("canceled") && subscription_ended("incomplete_expired"));
+        assert!(!subscription_ended("past_due") && !subscription_ended("trialing"));
     }
 }

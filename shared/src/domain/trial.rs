@@ -11,7 +11,9 @@ use super::active_ranges::{bound_ranges, total_active_secs, ActiveRange, Lifecyc
 use super::applicant::{Applicant, Privilege};
 use super::catalog::{options_view, TrialTerms};
 use super::extension::Extension;
-use super::state_machine::{ExtendFrom, ExtensionRefusal, Lifecycle, TransitionError, TrialStatus};
+use super::state_machine::{
+    Billing, ExtendFrom, ExtensionRefusal, Lifecycle, TransitionError, TrialStatus,
+};
 use super::time::rfc3339;
 use super::{OrgId, Plan, ProjectId, TrialId};
 
@@ -86,6 +88,40 @@ pub struct Payment {
     pub subscription_id: Option<String>,
 }
 
+/// The Stripe subscription a conversion created, as its events last told it (see
+/// [`crate::domain::state_machine::Billing`]). Recorded only for the subscription the trial
+/// holds (`stripe_subscription_id`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Subscription {
+    pub id: String,
+    /// Stripe's `status` (`trialing`, `active`, `past_due`, `canceled`, ...), once an event said.
+    pub status: Option<String>,
+    pub current_period_end: Option<i64>,
+    /// When the first invoice paid with money was paid (a trial's 0-amount invoice is not).
+    pub first_paid_at: Option<i64>,
+    /// When it ended before any paid invoice (the conversion lapsed).
+    pub lapsed_at: Option<i64>,
+}
+
+impl Subscription {
+    pub fn billing(&self) -> Billing {
+        Billing::of(self.first_paid_at, self.lapsed_at)
+    }
+
+    /// `{id, status, current_period_end, first_paid_at, billing, lapsed_at}` of `GET`.
+    pub fn view(&self) -> Value {
+        json!({
+            "id": self.id,
+            "status": self.status,
+            "current_period_end": self.current_period_end.map(rfc3339),
+            "first_paid_at": self.first_paid_at.map(rfc3339),
+            "billing": self.billing().as_str(),
+            // Only while lapsed: a payment from before the end, delivered late, revokes it.
+            "lapsed_at": self.lapsed_at.filter(|_| self.billing() == Billing::Lapsed).map(rfc3339),
+        })
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Trial {
     pub id: TrialId,
@@ -126,6 +162,8 @@ pub struct Trial {
     pub notes: Option<String>,
     /// Started by `POST /v1/trials/skip`: no free days, straight to a paid checkout.
     pub is_trial_skipped: bool,
+    /// The subscription the conversion created, once Stripe told us about it.
+    pub subscription: Option<Subscription>,
 }
 
 /// `expiry_reason` of a trial an `ends_trial` limit ended.
@@ -157,6 +195,7 @@ impl Trial {
             applicant: None,
             notes: None,
             is_trial_skipped: false,
+            subscription: None,
         }
     }
 
@@ -478,7 +517,17 @@ impl Trial {
         if let Some(reason) = &self.expiry_reason {
             view.insert("expiry_reason".into(), reason.as_str().into());
         }
+        view.insert("subscription".into(), self.subscription_view());
         Value::Object(view)
+    }
+
+    /// The subscription a conversion created: null before the conversion (events that came
+    /// before the checkout's completion are kept, and shown once it converts).
+    pub fn subscription_view(&self) -> Value {
+        match (&self.subscription, self.status) {
+            (Some(sub), TrialStatus::Converted) => sub.view(),
+            _ => Value::Null,
+        }
     }
 
     /// Gcore's history fields, part of every view ([`Trial::view_at`]):

@@ -5,7 +5,9 @@
 //! payment is on its way (younger than `PENDING_PAYMENT_MAX_AGE`) and that no checkout session is still payable, at the moment of the
 //! delete), the org guard marked purged (the guard stays, so the org can never start a second
 //! trial, and `GET` of the purged trial answers 410 to its org), and `trial.purged` with a
-//! snapshot of the trial. Consumers get `trial.purged` exactly when the trial is gone: a payment
+//! snapshot of the trial and its timeline (`store::timeline`: its entries are deleted in the same
+//! transaction, those past the cap just before it; one `Query` of the trial's partition first).
+//! Consumers get `trial.purged` exactly when the trial is gone: a payment
 //! that converts it first makes the delete's condition fail, and no event is written.
 use serde_json::{Map, Value};
 
@@ -15,13 +17,19 @@ use crate::domain::events::{DomainEvent, EventKind};
 use crate::domain::time::rfc3339;
 use crate::domain::{Trial, TrialPolicy};
 use crate::store::codec::Item;
+use crate::store::timeline::Timeline;
 use crate::store::trials::trial_from_item;
 use crate::store::{Slot, Store};
 use crate::App;
 
 /// The `trial.purged` event (id `<trial_id>.purged`): what the trial was when it went, as
 /// `GET` showed it (`trial`: a snapshot), for consumers that must clean up after it.
-pub fn purged_event(trial: &Trial, now: i64, policy: TrialPolicy) -> DomainEvent {
+pub fn purged_event(
+    trial: &Trial,
+    now: i64,
+    policy: TrialPolicy,
+    timeline: &Timeline,
+) -> DomainEvent {
     let mut extra = Map::new();
     extra.insert(
         "status".into(),
@@ -33,6 +41,8 @@ pub fn purged_event(trial: &Trial, now: i64, policy: TrialPolicy) -> DomainEvent
         extra.insert("canceled_at".into(), rfc3339(at).into());
     }
     extra.insert("trial".into(), trial.view_at(now, policy, Privilege::Admin));
+    extra.insert("timeline".into(), timeline.views().into());
+    extra.insert("truncated".into(), timeline.truncated.into());
     DomainEvent::for_trial(EventKind::Purged, trial, now, None, Value::Object(extra))
 }
 
@@ -54,18 +64,27 @@ const QUEUE: Queue<Trial> = Queue {
 
 async fn purge_one(store: Store, trial: Trial, now: i64) -> Settled {
     let policy = trial.policy();
-    let event = purged_event(&trial, now, policy);
     let written = async {
-        store
+        let (_, entries) = store.trial_and_timeline(&trial.id).await?;
+        let (timeline, dropped) = Timeline::capped(entries);
+        // Past the cap: read by nobody, so deleted first, keeping the transaction in its limit.
+        for entry in &dropped {
+            let delete = store.timeline_delete(&trial.id, &entry.sk)?;
+            store.tx().delete(Slot::Timeline, delete).commit().await?;
+        }
+        let event = purged_event(&trial, now, policy, &timeline);
+        let mut tx = store
             .tx()
             .delete(Slot::Trial, store.purge_delete(&trial, now, policy)?)
             .update(
                 Slot::OrgGuard,
                 store.guard_purged_update(&trial.org_id, now)?,
             )
-            .event(&event, now)?
-            .commit()
-            .await
+            .event(&event, now)?;
+        for entry in &timeline.entries {
+            tx = tx.delete(Slot::Timeline, store.timeline_delete(&trial.id, &entry.sk)?);
+        }
+        tx.commit().await
     };
     // Rejected: the trial is gone (another run) or no longer due (converted by a late payment,
     // a session opened or a payment on its way since the index was read).
@@ -100,7 +119,7 @@ mod tests {
         );
         trial.status = TrialStatus::Canceled;
         trial.canceled_at = Some(2_000);
-        let event = purged_event(&trial, 9_999_999, policy);
+        let event = purged_event(&trial, 9_999_999, policy, &Timeline::default());
         assert_eq!(event.id, format!("{}.purged", trial.id));
         let detail: Value = serde_json::from_str(&event.detail).unwrap();
         assert_eq!(detail["event_id"], event.id.as_str());

@@ -149,6 +149,8 @@ pub fn funnel_count(event: &DomainEvent) -> Option<Result<Count, String>> {
         EventKind::Expired => Stage::Expired,
         EventKind::Canceled => Stage::Canceled,
         EventKind::Purged => Stage::Purged,
+        EventKind::FirstPayment => Stage::Paid,
+        EventKind::SubscriptionLapsed => Stage::Lapsed,
         _ => return None,
     };
     let detail: Value = serde_json::from_str(&event.detail).unwrap_or_default();
@@ -161,6 +163,10 @@ pub fn funnel_count(event: &DomainEvent) -> Option<Result<Count, String>> {
             trial_id: text("trial_id")?.to_owned(),
             at: parse_rfc3339(text("occurred_at")?)?,
             started_at: text("started_at").and_then(parse_rfc3339),
+            // A first payment delivered after the lapse it revokes (Stripe's order is not the
+            // delivery order): the lapse counted is taken back, on the same day's counter.
+            undo: (detail.get("lapse_revoked") == Some(&Value::Bool(true)))
+                .then_some(Stage::Lapsed),
         })
     })();
     Some(count.ok_or_else(|| format!("{} has no plan, trial_id or occurred_at", event.id)))

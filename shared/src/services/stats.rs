@@ -13,7 +13,10 @@ use serde_json::{json, Map, Value};
 use crate::store::stats::{total, PlanStats, Stage};
 use crate::store::{Store, StoreError};
 
-/// One plan's, one day's or the window's counters: the five stages, the conversion rate
+/// One plan's, one day's or the window's counters: the stages (a conversion's first paid
+/// invoice, `paid`, apart from those with a card and nothing paid yet,
+/// `awaiting_first_payment`, and those whose subscription ended unpaid, `lapsed`), the
+/// conversion rate
 /// (converted / started, null when nothing started) and the median whole hours from start to
 /// conversion (null when nothing converted).
 pub fn view(s: &PlanStats) -> Value {
@@ -23,6 +26,9 @@ pub fn view(s: &PlanStats) -> Value {
         "expired": s.count(Stage::Expired),
         "canceled": s.count(Stage::Canceled),
         "purged": s.count(Stage::Purged),
+        "paid": s.count(Stage::Paid),
+        "lapsed": s.count(Stage::Lapsed),
+        "awaiting_first_payment": s.awaiting_first_payment(),
         "conversion_rate": s.conversion_rate(),
         "median_hours_to_conversion": s.median_hours_to_convert(),
     })

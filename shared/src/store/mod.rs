@@ -6,7 +6,7 @@
 //! - [`conditions`]: the state machine's table as the DynamoDB condition of each transition.
 //! - [`trials`] (a trial's transitions), [`moves`] (pause, resume, extend), [`org_guard`] (one
 //!   trial per org), [`reminders`] (reminder cursors), [`usage`], [`admin`], [`idempotency`],
-//!   [`api_keys`], [`signals`], [`events`], [`webhook_events`], [`stats`]: how each kind of
+//!   [`api_keys`], [`signals`], [`events`], [`timeline`], [`webhook_events`], [`stats`]: how each kind of
 //!   item is stored, and the conditional write of each change, handed to a [`tx::Tx`].
 //! - [`error`]: store failures (never a domain answer).
 pub mod admin;
@@ -23,7 +23,9 @@ pub mod reminders;
 pub mod schema;
 pub mod signals;
 pub mod stats;
+pub mod subscriptions;
 pub mod table;
+pub mod timeline;
 pub mod trials;
 pub mod tx;
 pub mod usage;

@@ -13,10 +13,12 @@
 //! expire or another move fails the condition; the caller re-reads and decides again.
 use aws_sdk_dynamodb::types::Update;
 
-use super::codec::{key, n, s, Values};
+use super::codec::{key, n, s, Item, Values};
+use super::conditions::state_condition;
 use super::schema::{trial_pk, DueQueue, DUE_AT, DUE_PK, TRIAL_SK};
-use super::trials::{ranges_value, ACTIVE_RANGES, PAUSED_AT};
+use super::trials::{ranges_value, ACTIVE_RANGES, NO_PENDING, PAUSED_AT, TERMS, USED};
 use super::{Store, StoreError};
+use crate::domain::state_machine::Action;
 use crate::domain::{LifecycleTerms, Trial, TrialStatus};
 
 /// Where a trial in `status` waits in the `due` index after a lifecycle move, if it does.
@@ -28,6 +30,16 @@ pub fn due_after_move(trial: &Trial, terms: &LifecycleTerms) -> Option<(DueQueue
     }
 }
 
+/// A lifecycle write in parts, so that a move with more to write (a plan change) adds its own
+/// before the update is built.
+struct LifecycleWrite {
+    set: Vec<String>,
+    remove: Vec<String>,
+    values: Item,
+    names: Vec<(String, String)>,
+    condition: String,
+}
+
 impl Store {
     /// Writes `after`'s lifecycle (status, `expires_at`, `paused_at`, ranges, `due` entry) over
     /// `before`, if the item still holds `before`'s lifecycle and org (see the module docs).
@@ -37,6 +49,64 @@ impl Store {
         after: &Trial,
         terms: &LifecycleTerms,
     ) -> Result<Update, StoreError> {
+        self.build_lifecycle(before, self.lifecycle_write(before, after, terms))
+    }
+
+    /// A plan change (`domain::plan_change`): `after`'s lifecycle as [`Store::lifecycle_update`]
+    /// writes it, its plan and terms, on condition that the state machine allows
+    /// [`Action::ChangePlan`] at `now`, the item is still on `before`'s plan with no payable
+    /// session and no payment on its way, and, unless
+    /// `force`, no use so far is above a limit of the new plan (a usage recorded since the read
+    /// counts: the invariant is in the condition).
+    pub fn plan_change_update(
+        &self,
+        before: &Trial,
+        after: &Trial,
+        force: bool,
+        now: i64,
+        terms: &LifecycleTerms,
+    ) -> Result<Update, StoreError> {
+        let mut write = self.lifecycle_write(before, after, terms);
+        let state = state_condition(Action::ChangePlan, now, before.terms.grace_secs);
+        write.values = state
+            .add_values(Values::new())
+            .s(":plan", after.plan.as_str())
+            .s(":from_plan", before.plan.as_str())
+            .s(":terms", after.terms.to_json())
+            .extend(std::mem::take(&mut write.values))
+            .build()
+            .unwrap_or_default();
+        write.values.insert(":now".into(), n(now));
+        write
+            .values
+            .insert(":stale".into(), n(self.pending_stale_at(now)));
+        write.set.push(format!("#plan = :plan, {TERMS} = :terms"));
+        write.names.push(("#plan".into(), "plan".into()));
+        // A payable session or a payment on its way is for the plan as it is (see
+        // `domain::plan_change`).
+        write.condition.push_str(&format!(
+            " AND #plan = :from_plan AND {} AND {NO_PENDING} \
+             AND (attribute_not_exists(checkout_session_id) OR checkout_expires_at <= :now)",
+            state.expression()
+        ));
+        let limits = after.terms.options.iter().filter(|o| o.is_limit && !force);
+        for (i, option) in limits.enumerate() {
+            let (name, value) = (format!("#lim{i}"), format!(":lim{i}"));
+            write.condition.push_str(&format!(
+                " AND (attribute_not_exists({USED}.{name}) OR {USED}.{name} <= {value})"
+            ));
+            write.names.push((name, option.internal_name.clone()));
+            write.values.insert(value, n(option.value));
+        }
+        self.build_lifecycle(before, write)
+    }
+
+    fn lifecycle_write(
+        &self,
+        before: &Trial,
+        after: &Trial,
+        terms: &LifecycleTerms,
+    ) -> LifecycleWrite {
         let mut values = Values::new()
             .s(":org", before.org_id.as_str())
             .s(":from", before.status.as_str())
@@ -73,36 +143,46 @@ impl Store {
             }
             None => remove.push(format!("{DUE_PK}, {DUE_AT}")),
         }
-        let mut expression = format!("SET {}", set.join(", "));
-        if !remove.is_empty() {
-            expression.push_str(&format!(" REMOVE {}", remove.join(", ")));
-        }
         // An item stored before ranges were (no attribute) reads as one range.
         // The count, and the last range's start: once the ranges are bounded
         // (`domain::active_ranges::MAX_RANGES`) a resume no longer changes the count, but it
         // always opens a range that starts later.
-        let mut builder = Update::builder();
+        let mut names = vec![("#status".to_owned(), "status".to_owned())];
         let ranges_condition = match before.active_ranges.last() {
             None => format!("attribute_not_exists({ACTIVE_RANGES})"),
             Some(last) => {
                 let at = before.active_ranges.len() - 1;
                 values.insert(":nranges".into(), n(before.active_ranges.len() as i64));
                 values.insert(":last_start".into(), n(last.start));
-                builder = builder.expression_attribute_names("#range_start", "start");
+                names.push(("#range_start".into(), "start".into()));
                 format!(
                     "size({ACTIVE_RANGES}) = :nranges AND {ACTIVE_RANGES}[{at}].#range_start = :last_start"
                 )
             }
         };
-        Ok(builder
+        LifecycleWrite {
+            set,
+            remove,
+            values,
+            names,
+            condition: format!(
+                "attribute_exists(pk) AND org_id = :org AND #status = :from AND expires_at = :from_expires AND {ranges_condition}"
+            ),
+        }
+    }
+
+    fn build_lifecycle(&self, before: &Trial, write: LifecycleWrite) -> Result<Update, StoreError> {
+        let mut expression = format!("SET {}", write.set.join(", "));
+        if !write.remove.is_empty() {
+            expression.push_str(&format!(" REMOVE {}", write.remove.join(", ")));
+        }
+        Ok(Update::builder()
             .table_name(&self.table)
             .set_key(Some(key(trial_pk(&before.id), TRIAL_SK)))
             .update_expression(expression)
-            .condition_expression(format!(
-                "attribute_exists(pk) AND org_id = :org AND #status = :from AND expires_at = :from_expires AND {ranges_condition}"
-            ))
-            .expression_attribute_names("#status", "status")
-            .set_expression_attribute_values(Some(values))
+            .condition_expression(write.condition)
+            .set_expression_attribute_names(Some(write.names.into_iter().collect()))
+            .set_expression_attribute_values(Some(write.values))
             .build()?)
     }
 }

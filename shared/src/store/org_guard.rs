@@ -73,3 +73,64 @@ impl Store {
             .build()?)
     }
 }
+
+/// The org guards this process has read that name a trial: which trial is an org's never
+/// changes once its guard is written (the guard is put once, on `attribute_not_exists`, and
+/// only ever marked `purged` after), so a warm function can remember it and read the trial
+/// directly: `GET /v1/access` is then one round trip. A purged trial is simply not found. At
+/// most [`KnownTrials::CAPACITY`] orgs are kept (forgotten all at once past that: the next read
+/// of each costs the guard again). Cost: a few dozen bytes per org in memory.
+#[derive(Debug, Clone, Default)]
+pub struct KnownTrials {
+    known: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<OrgId, Known>>>,
+}
+
+/// What a guard says, once it names a trial.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Known {
+    pub trial_id: TrialId,
+    pub project_id: Option<crate::domain::ProjectId>,
+}
+
+impl KnownTrials {
+    pub const CAPACITY: usize = 50_000;
+
+    pub fn get(&self, org: &OrgId) -> Option<Known> {
+        self.known.lock().ok()?.get(org).cloned()
+    }
+
+    pub fn remember(&self, org: &OrgId, known: Known) {
+        if let Ok(mut map) = self.known.lock() {
+            if map.len() >= Self::CAPACITY {
+                map.clear();
+            }
+            map.insert(org.clone(), known);
+        }
+    }
+}
+
+impl Store {
+    /// The trial `org`'s guard names, from `known` when this process has read it before,
+    /// else by one consistent read of the guard (remembered when it names a trial).
+    pub async fn org_trial(
+        &self,
+        org: &OrgId,
+        known: &KnownTrials,
+    ) -> Result<Option<Known>, StoreError> {
+        if let Some(found) = known.get(org) {
+            return Ok(Some(found));
+        }
+        let Some(guard) = self.get_guard(org).await? else {
+            return Ok(None);
+        };
+        let Some(trial_id) = guard.trial_id else {
+            return Ok(None);
+        };
+        let found = Known {
+            trial_id,
+            project_id: guard.project_id,
+        };
+        known.remember(org, found.clone());
+        Ok(Some(found))
+    }
+}

@@ -5,8 +5,10 @@
 //! ([`crate::publish::stream::handle`]), not written by the requests: a counter item is shared
 //! by every org's trials, and under real DynamoDB a transaction touching it conflicts with every
 //! other one that does, so starts of unrelated orgs would fail each other. A funnel event
-//! (`trial.started`, `converted`, `expired` (also a usage-limit ending), `canceled`, `purged`)
-//! exists exactly when its change committed, so counting the events counts the changes.
+//! (`trial.started`, `converted`, `expired` (also a usage-limit ending), `canceled`, `purged`,
+//! and for a conversion's subscription `first_payment` (paid) and `subscription_lapsed`
+//! (lapsed)) exists exactly when its change committed, so counting the events counts the
+//! changes.
 //!
 //! Exactly once across the stream's at-least-once delivery: [`Store::count_once`] is one small
 //! transaction per event, a conditional put of a marker `COUNTED#<event_id>` (TTL
@@ -57,6 +59,9 @@ pub struct Count {
     /// When the change happened (epoch seconds): its day is the counter's.
     pub at: i64,
     pub started_at: Option<i64>,
+    /// A stage this event takes back (a first payment that revokes a lapse: `Lapsed`), on the
+    /// same counter item.
+    pub undo: Option<Stage>,
 }
 
 /// What a counter counts.
@@ -67,15 +72,22 @@ pub enum Stage {
     Expired,
     Canceled,
     Purged,
+    /// A conversion's first invoice paid with money (`trial.first_payment`).
+    Paid,
+    /// A conversion whose subscription ended before any paid invoice
+    /// (`trial.subscription_lapsed`).
+    Lapsed,
 }
 
 impl Stage {
-    pub const ALL: [Stage; 5] = [
+    pub const ALL: [Stage; 7] = [
         Stage::Started,
         Stage::Converted,
         Stage::Expired,
         Stage::Canceled,
         Stage::Purged,
+        Stage::Paid,
+        Stage::Lapsed,
     ];
 
     pub fn attribute(self) -> &'static str {
@@ -85,6 +97,8 @@ impl Stage {
             Stage::Expired => "expired",
             Stage::Canceled => "canceled",
             Stage::Purged => "purged",
+            Stage::Paid => "paid",
+            Stage::Lapsed => "lapsed",
         }
     }
 }
@@ -151,6 +165,9 @@ impl Store {
         if let (Stage::Converted, Some(started)) = (count.stage, count.started_at) {
             expression.push_str(&format!(", h{} :one", (count.at - started).max(0) / 3600));
         }
+        if let Some(undo) = count.undo {
+            expression.push_str(&format!(", {} :minus_one", undo.attribute()));
+        }
         Ok(Update::builder()
             .table_name(&self.table)
             .set_key(Some(key(
@@ -158,7 +175,7 @@ impl Store {
                 stats_sk(&count.plan),
             )))
             .update_expression(expression)
-            .expression_attribute_values(":one", AttributeValue::N("1".into()))
+            .set_expression_attribute_values(Some(count_values(count)))
             .build()?)
     }
 
@@ -314,6 +331,13 @@ impl PlanStats {
         (started > 0).then(|| self.count(Stage::Converted) as f64 / started as f64)
     }
 
+    /// Conversions with a card and no paid invoice yet: converted, less those paid and those
+    /// lapsed (never below 0: a payment may be counted on a later day than its conversion).
+    pub fn awaiting_first_payment(&self) -> u64 {
+        self.count(Stage::Converted)
+            .saturating_sub(self.count(Stage::Paid) + self.count(Stage::Lapsed))
+    }
+
     /// The median whole hours from start to conversion (the lower median), if any converted.
     pub fn median_hours_to_convert(&self) -> Option<u64> {
         let total: u64 = self.hours_to_convert.values().sum();
@@ -327,6 +351,15 @@ impl PlanStats {
             (seen >= middle).then_some(*h)
         })
     }
+}
+
+/// `:one`, and `:minus_one` when the count takes a stage back.
+fn count_values(count: &Count) -> Item {
+    let mut values = Item::from([(":one".to_owned(), AttributeValue::N("1".into()))]);
+    if count.undo.is_some() {
+        values.insert(":minus_one".into(), AttributeValue::N("-1".into()));
+    }
+    values
 }
 
 /// Sums plans into one total.

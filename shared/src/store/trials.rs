@@ -458,6 +458,7 @@ pub fn trial_from_item(item: &Item) -> Result<Trial, StoreError> {
         applicant: applicant_from_item(item)?,
         notes: get_s(item, "notes").map(str::to_owned),
         is_trial_skipped: get_bool(item, "is_trial_skipped").unwrap_or(false),
+        subscription: super::subscriptions::subscription_from_item(item),
     })
 }
 
@@ -491,7 +492,8 @@ fn sessions_from_item(item: &Item) -> (Option<Checkout>, Option<PendingPayment>)
 
 /// No payment on its way holds the trial: none, or one that started at `:stale` or before
 /// (older than the maximum age, see [`Store::with_pending_max_age`]).
-const NO_PENDING: &str = "(attribute_not_exists(pending_session_id) OR pending_since <= :stale)";
+pub(super) const NO_PENDING: &str =
+    "(attribute_not_exists(pending_session_id) OR pending_since <= :stale)";
 
 /// The trial's [`TrialTerms`] snapshot, as JSON.
 pub const TERMS: &str = "terms";

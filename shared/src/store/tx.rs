@@ -61,6 +61,8 @@ pub enum Slot {
     Allowance,
     /// Why the org's last start was refused.
     Refusal,
+    /// A trial's timeline entry (`store::timeline`): unconditional, it never rejects.
+    Timeline,
 }
 
 /// The conditions that failed, each with its item as it was (`None`: there was no item).
@@ -121,6 +123,10 @@ const ATTEMPTS: u32 = 4;
 pub struct Tx<'a> {
     store: &'a Store,
     items: Vec<(Slot, TransactWriteItem)>,
+    /// The events whose timeline entries the commit adds, with their write time.
+    entries: Vec<(DomainEvent, i64)>,
+    /// Who makes the change, for the timeline ([`Tx::by`]).
+    actor: Option<String>,
 }
 
 impl Store {
@@ -128,6 +134,8 @@ impl Store {
         Tx {
             store: self,
             items: Vec::new(),
+            entries: Vec::new(),
+            actor: None,
         }
     }
 }
@@ -170,23 +178,55 @@ impl<'a> Tx<'a> {
     /// The domain event's item, in slot `Event(kind)`: it exists exactly when the change does,
     /// and the stream publishes it. Its condition makes a repeated transition unable to write
     /// the same event twice.
+    ///
+    /// The commit adds the event's timeline entry (`store::timeline`), by [`Tx::by`]'s actor.
     pub fn event(self, event: &DomainEvent, now: i64) -> Result<Tx<'a>, StoreError> {
         let put = self.store.event_put(event, now)?;
-        Ok(self.put(Slot::Event(event.kind), put))
+        let mut tx = self.put(Slot::Event(event.kind), put);
+        tx.entries.push((event.clone(), now));
+        Ok(tx)
+    }
+
+    /// The API key id that makes this change, for its timeline entries. Unset: `stripe` when
+    /// the transaction records a Stripe event (the webhook), else `job`.
+    pub fn by(mut self, actor: &str) -> Tx<'a> {
+        self.actor = Some(actor.to_owned());
+        self
+    }
+
+    /// The events' timeline entries, as slots.
+    fn add_entries(mut self) -> Result<Tx<'a>, StoreError> {
+        let stripe = self.items.iter().any(|(s, _)| *s == Slot::StripeEvent);
+        let actor = match self.actor.take() {
+            Some(actor) => actor,
+            None if stripe => "stripe".to_owned(),
+            None => "job".to_owned(),
+        };
+        for (event, now) in std::mem::take(&mut self.entries) {
+            if let Some(put) = self.store.timeline_put(&event, now, &actor)? {
+                self = self.put(Slot::Timeline, put);
+            }
+        }
+        Ok(self)
     }
 
     /// Writes every slot, or none, in one attempt: `Ok(None)` when a transaction was cancelled
     /// for a conflict (nothing written), for a caller that reads again rather than send the
     /// same transaction (`api::usage`: a transaction decided on a read that is likely stale).
     pub async fn commit_once(self) -> Result<Option<Outcome>, StoreError> {
-        match self.items.len() {
-            0 | 1 => self.commit().await.map(Some),
-            _ => Ok(self.store.transact_attempts(self.items, 1).await?.ok()),
+        let tx = self.add_entries()?;
+        match tx.items.len() {
+            0 | 1 => tx.send().await.map(Some),
+            _ => Ok(tx.store.transact_attempts(tx.items, 1).await?.ok()),
         }
     }
 
     /// Writes every slot, or none.
-    pub async fn commit(mut self) -> Result<Outcome, StoreError> {
+    pub async fn commit(self) -> Result<Outcome, StoreError> {
+        self.add_entries()?.send().await
+    }
+
+    async fn send(mut self) -> Result<Outcome, StoreError> {
         match self.items.len() {
             0 => Ok(Outcome::Committed),
             1 => {

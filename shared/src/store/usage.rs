@@ -73,11 +73,13 @@ pub enum Recorded {
 }
 
 impl Store {
-    /// Writes the recording `w` (and its limit `events`, when it crosses a threshold).
+    /// Writes the recording `w` (and its limit `events`, when it crosses a threshold, with
+    /// their timeline entries by `actor`, the request's key id).
     pub async fn record_usage(
         &self,
         w: &UsageWrite<'_>,
         events: &[DomainEvent],
+        actor: &str,
         now: i64,
     ) -> Result<Recorded, StoreError> {
         let update = self.usage_update(w, now)?;
@@ -90,7 +92,7 @@ impl Store {
                 Err(old) => Recorded::Refused(old),
             });
         }
-        let mut tx = self.tx().update(Slot::Trial, update);
+        let mut tx = self.tx().update(Slot::Trial, update).by(actor);
         for event in events {
             tx = tx.event(event, now)?;
         }
@@ -117,9 +119,11 @@ impl Store {
             .add_values(Values::new())
             .n(":q", w.quantity)
             .n(":zero", 0)
-            .s(":org", w.trial.org_id.as_str());
+            .s(":org", w.trial.org_id.as_str())
+            .s(":plan", w.trial.plan.as_str());
+        // On the plan whose limit was read: a plan change since the read fails it.
         let mut condition = format!(
-            "attribute_exists(pk) AND org_id = :org AND {} AND ",
+            "attribute_exists(pk) AND org_id = :org AND #plan = :plan AND {} AND ",
             state.expression()
         );
         let (keys, usage) = self.key_record(w, &mut values, &mut condition);
@@ -179,6 +183,7 @@ impl Store {
             .update_expression(format!("SET {set}{}", usage.remove))
             .condition_expression(condition)
             .expression_attribute_names("#status", "status")
+            .expression_attribute_names("#plan", "plan")
             .expression_attribute_names("#opt", w.option)
             .set_expression_attribute_values(values.build())
             .build()?)

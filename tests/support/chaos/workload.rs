@@ -209,16 +209,22 @@ pub async fn all_items(t: &TestApp) -> Vec<trials::store::codec::Item> {
     }
 }
 
-/// Every item of the app's table by kind (`pk` up to its first `#`), read without the layer.
+/// Every item of the app's table by kind (`pk` up to its first `#`; a trial's timeline
+/// entries, in the trial's partition, as `TIMELINE`), read without the layer.
 pub async fn items_by_kind(t: &TestApp) -> BTreeMap<String, usize> {
     let mut out = BTreeMap::new();
     for item in all_items(t).await {
-        let pk = item
-            .get("pk")
-            .and_then(|v| v.as_s().ok())
-            .cloned()
-            .unwrap_or_default();
-        let kind = pk.split('#').next().unwrap_or_default().to_owned();
+        let text = |name: &str| {
+            item.get(name)
+                .and_then(|v| v.as_s().ok())
+                .cloned()
+                .unwrap_or_default()
+        };
+        let (pk, sk) = (text("pk"), text("sk"));
+        let kind = match pk.split('#').next().unwrap_or_default() {
+            _ if sk.starts_with(trials::store::timeline::ENTRY_PREFIX) => "TIMELINE".to_owned(),
+            kind => kind.to_owned(),
+        };
         *out.entry(kind).or_default() += 1;
     }
     out
