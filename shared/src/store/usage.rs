@@ -142,7 +142,11 @@ impl Store {
                 " AND (attribute_not_exists({used}) OR {used} < :below)"
             ));
         } else if w.before == 0 {
-            condition.push_str(&format!(" AND attribute_not_exists({used})"));
+            // Absent, or stored as 0 (by a write that set the map): both read as 0.
+            values = values.n(":before", 0);
+            condition.push_str(&format!(
+                " AND (attribute_not_exists({used}) OR {used} = :before)"
+            ));
         } else {
             values = values.n(":before", w.before);
             condition.push_str(&format!(" AND {used} = :before"));
