@@ -2,8 +2,13 @@
 //! deliver, and goes through `trials::api::handle_any`, which routes it by the route table
 //! (`trials::api::ROUTES`, as API Gateway routes by `template.yaml`'s events, which a test holds
 //! equal to it): no route is listed here.
+//!
+//! CORS, as the template's `CorsConfiguration` gives API Gateway ([`Cors`]): for the origins in
+//! `CORS_ALLOW_ORIGINS` (comma separated; empty or unset: none), so a web app on another origin
+//! can call the API (the `/v1/me/...` routes with its user's JWT) from a browser.
 use axum::body::{to_bytes, Body as AxumBody};
 use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::Response as AxumResponse;
 use lambda_http::{Body, RequestExt};
 use trials::api::{ApiError, Reply};
@@ -15,7 +20,75 @@ use crate::stripe_standin::StripeStandIn;
 const MAX_BODY: usize = 10 * 1024 * 1024;
 
 pub fn router(app: App) -> axum::Router {
-    axum::Router::new().fallback(handle).with_state(app)
+    let cors = Cors::new(std::env::var("CORS_ALLOW_ORIGINS").ok().as_deref());
+    axum::Router::new().fallback(handle).with_state((app, cors))
+}
+
+/// The browser origins allowed to call the API, and the answers CORS asks for: what
+/// `template.yaml`'s `CorsConfiguration` makes API Gateway answer.
+#[derive(Debug, Clone, Default)]
+pub struct Cors {
+    origins: Vec<String>,
+}
+
+const ALLOW_METHODS: &str = "GET, POST, PATCH, OPTIONS";
+const ALLOW_HEADERS: &str = "authorization, content-type, idempotency-key, x-org-id, x-project-id";
+const EXPOSE_HEADERS: &str = "idempotent-replayed, retry-after";
+
+impl Cors {
+    /// From `CORS_ALLOW_ORIGINS`' value: origins separated by commas.
+    pub fn new(raw: Option<&str>) -> Cors {
+        let origins = raw.unwrap_or_default().split(',');
+        let origins = origins.map(|o| o.trim().trim_end_matches('/').to_owned());
+        Cors {
+            origins: origins.filter(|o| !o.is_empty()).collect(),
+        }
+    }
+
+    /// The request's `Origin`, if it is allowed.
+    fn allowed<'h>(&self, headers: &'h HeaderMap) -> Option<&'h HeaderValue> {
+        let origin = headers.get("origin")?;
+        let text = origin.to_str().ok()?;
+        self.origins.iter().any(|o| o == text).then_some(origin)
+    }
+
+    /// The answer to a preflight (`OPTIONS` with `Access-Control-Request-Method`) from an
+    /// allowed origin: 204 with what may be sent. `None`: not a preflight, or another origin
+    /// (the request is routed as any other, and gets no CORS headers).
+    pub fn preflight(&self, method: &Method, headers: &HeaderMap) -> Option<AxumResponse> {
+        if method != Method::OPTIONS || !headers.contains_key("access-control-request-method") {
+            return None;
+        }
+        let origin = self.allowed(headers)?.clone();
+        let mut response = AxumResponse::new(AxumBody::empty());
+        *response.status_mut() = StatusCode::NO_CONTENT;
+        let out = response.headers_mut();
+        out.insert("access-control-allow-origin", origin);
+        out.insert(
+            "access-control-allow-methods",
+            HeaderValue::from_static(ALLOW_METHODS),
+        );
+        out.insert(
+            "access-control-allow-headers",
+            HeaderValue::from_static(ALLOW_HEADERS),
+        );
+        out.insert("access-control-max-age", HeaderValue::from_static("600"));
+        out.insert("vary", HeaderValue::from_static("origin"));
+        Some(response)
+    }
+
+    /// Names an allowed origin on an answer to it.
+    pub fn decorate(&self, headers: &HeaderMap, response: &mut AxumResponse) {
+        if let Some(origin) = self.allowed(headers) {
+            let out = response.headers_mut();
+            out.insert("access-control-allow-origin", origin.clone());
+            out.insert(
+                "access-control-expose-headers",
+                HeaderValue::from_static(EXPOSE_HEADERS),
+            );
+            out.insert("vary", HeaderValue::from_static("origin"));
+        }
+    }
 }
 
 /// [`router`], plus the pages of a local run: the Stripe stand-in's checkout page (when it is
@@ -36,7 +109,20 @@ pub fn local_router(
     pages.merge(router(app))
 }
 
-async fn handle(State(app): State<App>, req: axum::extract::Request) -> AxumResponse {
+async fn handle(
+    State((app, cors)): State<(App, Cors)>,
+    req: axum::extract::Request,
+) -> AxumResponse {
+    if let Some(preflight) = cors.preflight(req.method(), req.headers()) {
+        return preflight;
+    }
+    let headers = req.headers().clone();
+    let mut response = serve_api(&app, req).await;
+    cors.decorate(&headers, &mut response);
+    response
+}
+
+async fn serve_api(app: &App, req: axum::extract::Request) -> AxumResponse {
     let (parts, body) = req.into_parts();
     let bytes = match to_bytes(body, MAX_BODY).await {
         Ok(bytes) => bytes,
@@ -51,7 +137,7 @@ async fn handle(State(app): State<App>, req: axum::extract::Request) -> AxumResp
     };
     let path = parts.uri.path().to_owned();
     let req = lambda_http::Request::from_parts(parts, body).with_raw_http_path(path);
-    to_axum(trials::api::handle_any(&app, req).await)
+    to_axum(trials::api::handle_any(app, req).await)
 }
 
 fn to_axum(res: lambda_http::Response<Body>) -> AxumResponse {
@@ -68,4 +154,71 @@ fn to_axum(res: lambda_http::Response<Body>) -> AxumResponse {
 /// Serves until the process ends.
 pub async fn serve(app: App, listener: tokio::net::TcpListener) -> std::io::Result<()> {
     axum::serve(listener, router(app)).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.insert(*name, HeaderValue::from_static(value));
+        }
+        map
+    }
+
+    #[test]
+    fn an_allowed_origin_gets_its_preflight_and_its_answers_name_it() {
+        let cors = Cors::new(Some("https://app.example.com, https://admin.example.com/"));
+        let preflight = headers(&[
+            ("origin", "https://app.example.com"),
+            ("access-control-request-method", "POST"),
+        ]);
+        let answer = cors
+            .preflight(&Method::OPTIONS, &preflight)
+            .expect("a preflight");
+        assert_eq!(answer.status(), StatusCode::NO_CONTENT);
+        let h = answer.headers();
+        assert_eq!(h["access-control-allow-origin"], "https://app.example.com");
+        assert!(h["access-control-allow-headers"]
+            .to_str()
+            .unwrap()
+            .contains("authorization"));
+        let mut response = AxumResponse::new(AxumBody::empty());
+        cors.decorate(
+            &headers(&[("origin", "https://admin.example.com")]),
+            &mut response,
+        );
+        assert_eq!(
+            response.headers()["access-control-allow-origin"],
+            "https://admin.example.com"
+        );
+    }
+
+    #[test]
+    fn another_origin_or_no_configuration_gets_no_cors() {
+        let other = headers(&[
+            ("origin", "https://evil.example.com"),
+            ("access-control-request-method", "POST"),
+        ]);
+        for cors in [
+            Cors::new(Some("https://app.example.com")),
+            Cors::new(None),
+            Cors::new(Some("")),
+        ] {
+            assert!(cors.preflight(&Method::OPTIONS, &other).is_none());
+            let mut response = AxumResponse::new(AxumBody::empty());
+            cors.decorate(&other, &mut response);
+            assert!(response
+                .headers()
+                .get("access-control-allow-origin")
+                .is_none());
+        }
+        // Not a preflight: routed as any request.
+        let cors = Cors::new(Some("https://app.example.com"));
+        let plain = headers(&[("origin", "https://app.example.com")]);
+        assert!(cors.preflight(&Method::OPTIONS, &plain).is_none());
+        assert!(cors.preflight(&Method::GET, &plain).is_none());
+    }
 }

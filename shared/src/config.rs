@@ -75,6 +75,8 @@ pub struct Config {
     pub pending_payment_max_age_secs: i64,
     /// `EDGE_IMPULSE_PLAN` (`enterprise`): the plan `POST /api/user/trial` starts.
     pub edge_impulse_plan: String,
+    /// End users' JWTs (`JWT_*`; see [`crate::auth::jwt`]).
+    pub jwt: crate::auth::jwt::JwtConfig,
 }
 
 pub const DEFAULT_TABLE: &str = "trials-local";
@@ -136,6 +138,7 @@ impl Config {
             pending_payment_max_age_secs: positive_duration(&get, "PENDING_PAYMENT_MAX_AGE")?
                 .unwrap_or(PENDING_MAX_AGE_SECS),
             edge_impulse_plan: text("EDGE_IMPULSE_PLAN", "enterprise"),
+            jwt: crate::auth::jwt::JwtConfig::from_lookup(&get)?,
         })
     }
 }

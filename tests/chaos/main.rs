@@ -145,13 +145,15 @@ async fn one_trial_usage(spec: &ChaosSpec, n: usize, concurrency: usize) -> Row 
         .await
         .json();
     let statuses = final_statuses(&sent);
+    // trial.started, then trial.limit_warning and trial.limit_reached once each: 3.
+    let events = items_by_kind(&t).await.get("EVENT").copied().unwrap_or(0);
     Row {
         workload: format!("{n} usage calls on one trial (limit 100), {concurrency} concurrent"),
         sent,
         stats,
         wall,
         invariant: format!(
-            "{} accepted, {} refused 429, used_value {}",
+            "{} accepted, {} refused 429, used_value {}, {events} event items (3 expected)",
             statuses.get(&200).unwrap_or(&0),
             statuses.get(&429).unwrap_or(&0),
             data["options"][0]["used_value"]

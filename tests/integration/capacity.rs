@@ -147,12 +147,31 @@ async fn start_status_usage_and_manage_consume_their_pinned_units() {
         ("start", &start, (1.0, 19.0)),
         ("refused start", &refused, (1.0, 1.0)),
         ("status", &status, (1.0, 0.0)),
-        ("usage", &used, (1.0, 8.0)),
+        ("usage", &used, (2.0, 5.0)),
         ("pause", &pause, (1.0, 19.0)),
         ("resume", &resume, (1.0, 19.0)),
         ("extend", &extend, (2.0, 20.0)),
         ("cancel", &cancel, (1.0, 16.0)),
     ]);
+}
+
+/// Usage on a busy trial (issue 25 item 3): the trial item carries its newest `KEPT_KEYS`
+/// keys, so a recording costs the item's size in write units, at most that of a full map; the
+/// first recording's cost is pinned above.
+#[tokio::test]
+async fn usage_on_a_busy_trial_consumes_its_pinned_units() {
+    use trials::domain::usage::KEPT_KEYS;
+    let catalog = Catalog::from_json(ENTERPRISE).expect("catalog");
+    let t = TestApp::with_config(|c| c.catalog = catalog).await;
+    let id = t.start_trial(ORG, "enterprise").await;
+    for i in 0..KEPT_KEYS {
+        let res = t.send(usage(&id, &format!("warm{i}"))).await;
+        assert_eq!(res.status, 200, "{}", res.body);
+    }
+    let (res, busy) = metered(&t, usage(&id, "busy")).await;
+    assert_eq!(res.status, 200, "{}", res.body);
+    row("usage, 32 keys on the trial", &busy);
+    assert_units(&[("usage, busy", &busy, (2.0, 9.0))]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

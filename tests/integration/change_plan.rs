@@ -196,6 +196,8 @@ async fn a_usage_recorded_after_the_read_fails_the_changes_condition() {
         before: 60,
         quantity: 1,
         ends_trial: false,
+        key_id: "k",
+        fingerprint: "f",
     };
     let stale = store.usage_update(&usage_write, t.now()).unwrap();
     assert!(!commits(&t, stale).await);

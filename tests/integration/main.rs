@@ -16,6 +16,7 @@ mod events;
 mod gcore;
 mod idempotency;
 mod jobs;
+mod jwt;
 mod layout;
 mod lifecycle;
 mod plans;

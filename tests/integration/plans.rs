@@ -407,3 +407,160 @@ async fn a_trial_lives_by_its_plans_lifecycle_terms() {
     // Paused for exactly the 14 days: the end moved by them.
     assert_eq!(status["expires_at"], "2026-06-19T10:00:00Z");
 }
+
+/// The raw item of trial `id` or record, changed as an older version or a crash would leave it.
+async fn raw_update(t: &TestApp, pk: String, sk: &str, expression: &str) {
+    use trials::store::codec::key;
+    trials::aws::local_dynamodb(&t.endpoint)
+        .update_item()
+        .table_name(t.app.store.table_name())
+        .set_key(Some(key(pk, sk)))
+        .update_expression(expression)
+        .send()
+        .await
+        .expect("raw update");
+}
+
+async fn forget_answer(t: &TestApp, key: &str) {
+    use trials::store::schema::{idempotency_pk, IDEMPOTENCY_SK};
+    let org = trials::domain::OrgId::parse(ORG).unwrap();
+    trials::aws::local_dynamodb(&t.endpoint)
+        .delete_item()
+        .table_name(t.app.store.table_name())
+        .set_key(Some(trials::store::codec::key(
+            idempotency_pk(&org, key),
+            IDEMPOTENCY_SK,
+        )))
+        .send()
+        .await
+        .expect("delete the record");
+}
+
+/// The keys trial `id`'s item records.
+async fn recorded_keys(
+    t: &TestApp,
+    id: &str,
+) -> std::collections::BTreeMap<String, trials::domain::usage::RecordedKey> {
+    let trial = trials_tests::writes::stored(t, id).await.expect("trial");
+    trial.usage_keys.expect("keys recorded")
+}
+
+fn trial_key(id: &str) -> String {
+    trials::store::schema::trial_pk(&trials::domain::TrialId::parse(id).unwrap())
+}
+
+/// Issue 25 item 3: a trial item written before usage recorded its keys (no `usage_keys`)
+/// gets them from its first recording, exact, and later recordings add to them.
+#[tokio::test]
+async fn a_trial_stored_before_keys_were_recorded_gets_them_on_its_first_usage() {
+    let t = enterprise_app().await;
+    let id = t.start_trial(ORG, "enterprise").await;
+    let remove = "REMOVE usage_keys, usage_after, usage_seq";
+    raw_update(&t, trial_key(&id), trials::store::schema::TRIAL_SK, remove).await;
+    let stored = trials_tests::writes::stored(&t, &id).await.unwrap();
+    assert_eq!(stored.usage_keys, None);
+
+    let first = t.send(usage(&id, "api_calls", 2.into(), "k1")).await;
+    assert_eq!(first.status, 200, "{}", first.body);
+    assert_eq!(first.json()["used_value"], 2);
+    let second = t.send(usage(&id, "api_calls", 3.into(), "k2")).await;
+    assert_eq!(second.json()["used_value"], 5);
+    let keys = recorded_keys(&t, &id).await;
+    let mut seen: Vec<(i64, i64)> = keys.values().map(|k| (k.seq, k.after)).collect();
+    seen.sort_unstable();
+    assert_eq!(seen, vec![(1, 2), (2, 5)]);
+
+    // Replayed from the trial item alone (its idempotency record gone): not counted again.
+    forget_answer(&t, "k1").await;
+    let again = t.send(usage(&id, "api_calls", 2.into(), "k1")).await;
+    assert!(again.replayed());
+    assert_eq!(again.json(), first.json());
+    // The same key with another body: refused, from the trial item too.
+    let other = t.send(usage(&id, "api_calls", 1.into(), "k1")).await;
+    assert_eq!(other.status, 422, "{}", other.body);
+    assert_eq!(other.error_code(), "idempotency_key_reused");
+    let data = t.send(Call::get(&format!("/v1/trials/{id}/data"))).await;
+    assert_eq!(data.json()["options"][0]["used_value"], 5);
+}
+
+/// Issue 25 item 3: the trial item keeps the newest `KEPT_KEYS` keys, no more; an older key is
+/// answered by its idempotency record, and only a key that lost both (its function died
+/// between the two writes, then `KEPT_KEYS` other recordings) counts again: the stated bound.
+#[tokio::test]
+async fn the_trial_keeps_a_bounded_number_of_keys_and_older_ones_answer_from_their_record() {
+    use trials::domain::usage::{key_id, KEPT_KEYS};
+    let t = enterprise_app().await;
+    let id = t.start_trial(ORG, "enterprise").await;
+    let n = KEPT_KEYS + 6;
+    for i in 0..n {
+        let res = t
+            .send(usage(&id, "api_calls", 1.into(), &format!("k{i}")))
+            .await;
+        assert_eq!(res.json()["used_value"], i + 1, "{}", res.body);
+    }
+    let keys = recorded_keys(&t, &id).await;
+    assert_eq!(keys.len(), KEPT_KEYS);
+    assert!(!keys.contains_key(&key_id("k0")));
+    assert!(keys.contains_key(&key_id(&format!("k{}", n - 1))));
+
+    // Pruned from the trial, answered by its record.
+    let old = t.send(usage(&id, "api_calls", 1.into(), "k0")).await;
+    assert!(old.replayed());
+    assert_eq!(old.json()["used_value"], 1);
+    // A recent key whose record was lost: the trial item answers.
+    let recent = format!("k{}", n - 1);
+    forget_answer(&t, &recent).await;
+    let res = t.send(usage(&id, "api_calls", 1.into(), &recent)).await;
+    assert!(res.replayed());
+    assert_eq!(res.json()["used_value"], n);
+    // Beyond the bound: both gone, the retry is a new recording.
+    forget_answer(&t, "k0").await;
+    let res = t.send(usage(&id, "api_calls", 1.into(), "k0")).await;
+    assert!(!res.replayed());
+    assert_eq!(res.json()["used_value"], n + 1);
+}
+
+/// A refusal for the limit is stored under its key like any refusal: replayed as it was.
+#[tokio::test]
+async fn a_refusal_for_the_limit_replays() {
+    let t = enterprise_app().await;
+    let id = t.start_trial(ORG, "enterprise").await;
+    let over = t.send(usage(&id, "api_calls", 101.into(), "big")).await;
+    assert_eq!(over.status, 429, "{}", over.body);
+    let again = t.send(usage(&id, "api_calls", 101.into(), "big")).await;
+    assert_eq!((again.status, again.replayed()), (429, true));
+    assert_eq!(again.body, over.body);
+}
+
+/// A trial item whose keys concurrency pushed to the hard bound (`MAX_KEYS`) still records:
+/// the write prunes back to the newest `KEPT_KEYS` and never grows the map past the bound.
+#[tokio::test]
+async fn a_full_key_map_is_pruned_back_not_grown() {
+    use trials::domain::usage::{RecordedKey, KEPT_KEYS, MAX_KEYS};
+    let t = enterprise_app().await;
+    let id = t.start_trial(ORG, "enterprise").await;
+    let mut trial = trials_tests::writes::stored(&t, &id).await.unwrap();
+    let full = (0..MAX_KEYS as i64).map(|i| {
+        let key = RecordedKey {
+            fingerprint: "0123456789abcdef".into(),
+            seq: i + 1,
+            after: 0,
+        };
+        (format!("{i:016x}"), key)
+    });
+    trial.usage_keys = Some(full.collect());
+    let item = t.app.store.trial_item(&trial, trial.policy());
+    trials::aws::local_dynamodb(&t.endpoint)
+        .put_item()
+        .table_name(t.app.store.table_name())
+        .set_item(Some(item))
+        .send()
+        .await
+        .expect("seed a full map");
+    let res = t.send(usage(&id, "api_calls", 1.into(), "k1")).await;
+    assert_eq!(res.status, 200, "{}", res.body);
+    let keys = recorded_keys(&t, &id).await;
+    assert_eq!(keys.len(), KEPT_KEYS);
+    assert!(keys.contains_key(&trials::domain::usage::key_id("k1")));
+    assert!(keys.values().all(|k| k.seq > (MAX_KEYS - KEPT_KEYS) as i64));
+}

@@ -201,6 +201,8 @@ async fn store_commits(
                 before: 0,
                 quantity: 1,
                 ends_trial: false,
+                key_id: "k",
+                fingerprint: "f",
             };
             tx.update(Slot::Trial, store.usage_update(&usage, now).unwrap())
         }

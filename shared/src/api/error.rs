@@ -146,6 +146,7 @@ impl From<AuthError> for ApiError {
             ),
             AuthError::Header(h) => h.into(),
             AuthError::Store(s) => s.into(),
+            AuthError::Jwt(e) => ApiError::new(e.code(), e.message()),
         }
     }
 }

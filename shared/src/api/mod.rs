@@ -114,6 +114,11 @@ async fn dispatch(
             handler(app, req, &tenant, log).await
         }
         Auth::StripeSignature(handler) | Auth::Itself(handler) => handler(app, req, log).await,
+        Auth::Jwt(handler) => {
+            let tenant = crate::auth::jwt_tenant(&app.config.jwt, req, app.now())?;
+            log.tenant(&tenant);
+            handler(app, req, &tenant, log).await
+        }
     }
 }
 

@@ -68,6 +68,12 @@ pub enum Route {
     Gcore,
     /// `POST /api/user/trial`: Edge Impulse's start, as its clients send it (`x-api-key`).
     EdgeImpulse,
+    /// `POST /v1/me/trials/start`: start, for an end user's JWT.
+    MeStart,
+    /// `GET /v1/me/trials/{id}`: status, for an end user's JWT.
+    MeStatus,
+    /// `GET /v1/me/trials/current`: the org's trial, for an end user's JWT.
+    MeCurrent,
 }
 
 /// What a handler returns, boxed so every handler fits one fn-pointer type.
@@ -93,6 +99,10 @@ pub enum Auth {
     /// key record and the trial in one round trip on a cold cache; plans needs a live key but no
     /// tenant headers.
     Itself(Open),
+    /// An end user's JWT (see [`crate::auth::jwt`]): a standard key's rights on the org its
+    /// claim names. Its own routes (`/v1/me/...`), because API Gateway's JWT authorizer guards a
+    /// whole route: on the API-key routes it would refuse every API key.
+    Jwt(Keyed),
 }
 
 /// One route.
@@ -134,10 +144,13 @@ macro_rules! row {
     };
 }
 
-/// A keyed handler module's `handle` as a table entry.
+/// A keyed handler module's `handle` (or another of its functions) as a table entry.
 macro_rules! keyed {
     ($module:ident) => {
         |app, req, tenant, log| Box::pin($module::handle(app, req, tenant, log))
+    };
+    ($module:ident :: $function:ident) => {
+        |app, req, tenant, log| Box::pin($module::$function(app, req, tenant, log))
     };
 }
 
@@ -158,7 +171,7 @@ macro_rules! admin {
     };
 }
 
-use Auth::{AdminKey, ApiKey, Itself, StripeSignature};
+use Auth::{AdminKey, ApiKey, Itself, Jwt, StripeSignature};
 const BODY: usize = MAX_BODY_BYTES;
 const WEBHOOK_BODY: usize = MAX_WEBHOOK_BODY_BYTES;
 
@@ -167,7 +180,7 @@ const WEBHOOK_BODY: usize = MAX_WEBHOOK_BODY_BYTES;
 /// `PATCH` share `cancel`; convert and skip (the routes that call Stripe) share `convert`;
 /// usage (metering traffic) has its own.
 #[rustfmt::skip]
-pub static ROUTES: [Row; 22] = [
+pub static ROUTES: [Row; 25] = [
     //   route          method   path                       who may call                          body limit    function
     row!(Start,         "POST",  "/v1/trials/start",        ApiKey(keyed!(start)),                BODY,         "start"),
     row!(Status,        "GET",   "/v1/trials/{id}",         Itself(open!(status)),                BODY,         "status"),
@@ -191,6 +204,9 @@ pub static ROUTES: [Row; 22] = [
     row!(ChangePlan,    "POST",  "/v1/trials/{id}/change-plan", ApiKey(keyed!(change_plan)),      BODY,         "manage"),
     row!(Gcore,         "GET",   "/billing/org/v1/trials/start-trial-data", Itself(open!(gcore)), BODY,        "status"),
     row!(EdgeImpulse,   "POST",  "/api/user/trial",         Itself(open!(edge_impulse)),          BODY,         "start"),
+    row!(MeStart,       "POST",  "/v1/me/trials/start",     Jwt(keyed!(start)),                   BODY,         "start"),
+    row!(MeStatus,      "GET",   "/v1/me/trials/{id}",      Jwt(keyed!(status::for_tenant)),      BODY,         "status"),
+    row!(MeCurrent,     "GET",   "/v1/me/trials/current",   Jwt(keyed!(current)),                 BODY,         "status"),
 ];
 
 impl Route {
@@ -334,7 +350,10 @@ mod tests {
     #[test]
     fn functions_serve_the_routes_they_are_named_for() {
         let served = |function| Route::served_by(function).collect::<Vec<_>>();
-        assert_eq!(served("start"), [Route::Start, Route::EdgeImpulse]);
+        assert_eq!(
+            served("start"),
+            [Route::Start, Route::EdgeImpulse, Route::MeStart]
+        );
         assert_eq!(
             served("status"),
             [
@@ -348,6 +367,8 @@ mod tests {
                 Route::Access,
                 Route::AccessFeature,
                 Route::Gcore,
+                Route::MeStatus,
+                Route::MeCurrent,
             ]
         );
         assert_eq!(served("cancel"), [Route::Cancel, Route::Patch]);

@@ -11,7 +11,8 @@ use super::owned::owned;
 use super::reply::Reply;
 use super::request::trial_id;
 use super::LogFields;
-use crate::auth::{self, KeyCheck};
+use crate::auth::{self, KeyCheck, Tenant};
+use crate::domain::TrialId;
 use crate::App;
 
 pub async fn handle(app: &App, req: &Request, log: &mut LogFields) -> Result<Reply, ApiError> {
@@ -43,7 +44,29 @@ pub async fn handle(app: &App, req: &Request, log: &mut LogFields) -> Result<Rep
         },
     };
     let (id, found) = found;
-    let trial = owned(app, &id, &tenant, found).await?;
+    answer(app, &tenant, &id, found).await
+}
+
+/// `GET /v1/me/trials/{id}` for a caller already authenticated (an end user's JWT): one read.
+pub async fn for_tenant(
+    app: &App,
+    req: &Request,
+    tenant: &Tenant,
+    log: &mut LogFields,
+) -> Result<Reply, ApiError> {
+    let id = super::request::logged_trial_id(req, log)?;
+    let found = app.store.get_trial(&id).await?;
+    answer(app, tenant, &id, found).await
+}
+
+/// The trial as of now, if it is the tenant's.
+async fn answer(
+    app: &App,
+    tenant: &Tenant,
+    id: &TrialId,
+    found: Option<crate::domain::Trial>,
+) -> Result<Reply, ApiError> {
+    let trial = owned(app, id, tenant, found).await?;
     let (now, policy) = (app.now(), trial.policy());
     // A pause past its maximum reads as resumed before the job has written it.
     let terms = app.config.lifecycle_terms(&trial);

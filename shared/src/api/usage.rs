@@ -1,22 +1,29 @@
 //! `POST /v1/trials/{id}/usage`: records usage of a limited option of an ACTIVE trial.
 //!
-//! The trial is read, the step decided ([`crate::domain::usage::step`]), then one transaction
-//! writes the usage (a conditional `UpdateItem` on the trial item, see `store::usage`), the
-//! completed idempotency record and the limit events this step crosses (deterministic ids:
-//! `<trial>.limit_warning.<option>`). When another caller moved the usage since the read, the
-//! condition fails and the request decides again on the trial as the failed condition returned
-//! it ([`crate::services::transition::retry_on_moved`]: no second read); nothing is recorded past
-//! the limit (429 `trial_limit_exceeded`, nothing written but the refusal under the key).
+//! The trial and the key's idempotency record are read (concurrently), the step decided
+//! ([`crate::domain::usage::step`]), then one conditional `UpdateItem` on the trial item counts
+//! the usage and records the request's key in the item (issue 25 item 3: no transaction holds
+//! a busy trial's item, so concurrent recordings do not cancel each other; see
+//! `store::usage`). A recording that crosses the warning threshold or the limit is instead one
+//! transaction with its limit events (deterministic ids: `<trial>.limit_warning.<option>`,
+//! conditioned on the exact usage read, so exactly one recording writes them, atomically with
+//! its count: a crash cannot split them). When the condition fails (another caller moved the
+//! usage, the trial moved, or this key was recorded meanwhile: a lost response retried),
+//! DynamoDB returns the item (`ALL_OLD`) and the request decides again on it: its key there
+//! answers the recording again, never counting it twice. Nothing is recorded past the limit
+//! (429 `trial_limit_exceeded`, stored under the key as an ordinary refusal, so it replays).
+//! The answer is then stored as the key's idempotency record (see `domain::usage`).
 //! An option with `ends_trial` ends the trial (EXPIRED, `limit_reached`) in the same
 //! transaction that reaches its limit. The body is `{option, quantity}` and nothing else (any
-//! other field is 400 `invalid_field`). Cost: one read, then one transaction per attempt.
+//! other field is 400 `invalid_field`). Cost: two reads, one update (or transaction) per
+//! attempt, one idempotency put.
 use lambda_http::Request;
 use serde::Deserialize;
 use serde_json::json;
 
 use super::error::ApiError;
 use super::idempotency::Idempotency;
-use super::owned::purged_or_not_found;
+use super::owned::{load_owned, purged_or_not_found};
 use super::reply::Reply;
 use super::request::typed_body;
 use super::LogFields;
@@ -25,16 +32,23 @@ use crate::domain::catalog::PlanOption;
 use crate::domain::events::{DomainEvent, EventKind};
 use crate::domain::time::rfc3339;
 use crate::domain::trial::EXPIRY_LIMIT_REACHED;
-use crate::domain::usage::{step, warning_threshold, UsageStep, MAX_QUANTITY};
+use crate::domain::usage::{key_id, step, warning_threshold, UsageStep, MAX_QUANTITY};
 use crate::domain::{ErrorCode, Trial, TrialStatus};
-use crate::services::transition::retry_on_moved;
-use crate::store::usage::UsageWrite;
-use crate::store::{Slot, Tx};
+use crate::store::trials::trial_from_item;
+use crate::store::tx::conflict_backoff;
+use crate::store::usage::{same_request, Recorded, UsageWrite};
+use crate::store::StoreError;
 use crate::App;
 
 /// Lost races tolerated before answering 503 (retryable): each loss means another caller
 /// recorded usage, so this only bites under sustained contention near a threshold.
 const ATTEMPTS: usize = 64;
+
+/// Crossing transactions cancelled for a conflict before answering 503: each is followed by a
+/// pause (10–20, 20–40, then 40–80 ms, `store::tx::conflict_backoff`) and a fresh read, so the
+/// others crossing the same threshold are not met again with the same stale decision. Worst
+/// case 6 pauses, under 400 ms, inside the function's timeout.
+const CONFLICTS: u32 = 6;
 
 /// The body as sent: `{"option": "<limited option>", "quantity": 1..=MAX_QUANTITY}`.
 #[derive(Deserialize)]
@@ -59,6 +73,7 @@ struct Recording<'t> {
     reaches: bool,
     /// The limit reached ends the trial (EXPIRED, `limit_reached`) in the same write.
     ends_trial: bool,
+    plan: crate::domain::Plan,
 }
 
 pub async fn handle(
@@ -70,34 +85,137 @@ pub async fn handle(
     let (id, idempotency) = Idempotency::for_trial(req, tenant, log, "/usage")?;
     let body = parse(req)?;
     let now_ms = app.clock.now_millis();
-    let trial = match idempotency.load_owned(app, &id, tenant, now_ms).await? {
-        Ok(trial) => trial,
-        Err(refused) => return Ok(refused),
-    };
-    // The trial changed since the read (usage by another caller, or a transition): decide
-    // again on what it is now.
-    let attempt = retry_on_moved(&tenant.org, trial, ATTEMPTS, |trial| {
-        let now_ms = app.clock.now_millis();
-        let recording = decide(trial, &body, now_ms.div_euclid(1000))?;
-        write(app, &idempotency, tenant, trial, &body, &recording, now_ms)
-    })
-    .await?;
-    let gone = purged_or_not_found(app, &id, tenant);
-    let settled = idempotency.settle(
-        app,
-        attempt,
-        now_ms,
-        gone,
-        "usage: too many concurrent recordings",
+    // The key's record is read beside the trial (no added latency): a key already answered
+    // (a stored refusal, another request's answer) answers as it did before anything is
+    // decided or counted.
+    let (found, record) = tokio::join!(
+        load_owned(app, &id, tenant),
+        app.store.idempotency_get(&idempotency.scope)
     );
-    let (reply, ended) = match settled.await? {
-        Ok(done) => done,
-        Err(answered) => return Ok(answered),
-    };
-    if let Some(plan) = ended {
-        crate::metrics::trial_expired(&plan);
+    if let Some(record) = record? {
+        return Ok(idempotency.answer(record));
     }
-    Ok(reply)
+    let mut trial = match found {
+        Ok(trial) => trial,
+        Err(err) => return idempotency.refuse(app, err, now_ms).await,
+    };
+    let key_id = key_id(&idempotency.scope.key);
+    let mut conflicts = 0;
+    for _ in 0..ATTEMPTS {
+        if let Some(replay) = recorded(&trial, &key_id, &idempotency, &body) {
+            return Ok(replay);
+        }
+        let now_ms = app.clock.now_millis();
+        let recording = match decide(&trial, &body, now_ms.div_euclid(1000)) {
+            Ok(recording) => recording,
+            Err(refusal) => return idempotency.refuse(app, refusal, now_ms).await,
+        };
+        let key = (key_id.as_str(), idempotency.fingerprint.as_str());
+        match write(app, tenant, &trial, &body, &recording, key, now_ms).await? {
+            Recorded::Done { after } => {
+                let reply = usage_reply(&trial, &body.option, recording.terms, after);
+                return Ok(answered(app, &idempotency, reply, &recording, now_ms).await);
+            }
+            // The trial moved since the read (usage by another caller, a transition, the key
+            // recorded by a lost response's retry): decide again on it as it is now.
+            Recorded::Refused(Some(old)) => match trial_from_item(&old)? {
+                moved if moved.org_id == tenant.org => trial = moved,
+                _ => {
+                    return idempotency
+                        .refuse(app, ApiError::trial_not_found(), now_ms)
+                        .await
+                }
+            },
+            Recorded::Refused(None) => {
+                let gone = purged_or_not_found(app, &id, tenant).await;
+                return idempotency.refuse(app, gone, now_ms).await;
+            }
+            Recorded::Conflict if conflicts < CONFLICTS => {
+                conflicts += 1;
+                tokio::time::sleep(conflict_backoff(conflicts.min(3))).await;
+                match app.store.get_trial(&id).await? {
+                    Some(now) if now.org_id == tenant.org => trial = now,
+                    _ => {
+                        return idempotency
+                            .refuse(app, ApiError::trial_not_found(), now_ms)
+                            .await
+                    }
+                }
+            }
+            Recorded::Conflict => break,
+        }
+    }
+    Err(StoreError::Unavailable("usage: kept racing other writes".into()).into())
+}
+
+/// The answer for a key the trial item has recorded: the recording's answer again, or
+/// `idempotency_key_reused` for another body under the same key.
+fn recorded(
+    trial: &Trial,
+    key_id: &str,
+    idempotency: &Idempotency,
+    body: &UsageBody,
+) -> Option<Reply> {
+    let recorded = trial.usage_keys.as_ref()?.get(key_id)?;
+    if !same_request(recorded, &idempotency.fingerprint) {
+        return Some(Reply::error(&ApiError::new(
+            ErrorCode::IdempotencyKeyReused,
+            "This Idempotency-Key was already used with a different request",
+        )));
+    }
+    let terms = trial.terms.option(&body.option)?;
+    let reply = usage_reply(trial, &body.option, terms, recorded.after);
+    Some(Reply::replay(reply.stored()))
+}
+
+/// The answer of a recording that reached `after` (EXPIRED when it reached a limit that ends
+/// the trial): the same for the first answer and every replay.
+fn usage_reply(trial: &Trial, option: &str, terms: &PlanOption, after: i64) -> Reply {
+    let value = terms.value;
+    let status = match after >= value && terms.ends_trial {
+        true => TrialStatus::Expired,
+        false => TrialStatus::Active,
+    };
+    Reply::json(
+        200,
+        &json!({
+            "trial_id": trial.id.as_str(),
+            "option": option,
+            "value": value,
+            "used_value": after,
+            "remaining_value": value - after,
+            "status": status.as_str(),
+        }),
+    )
+}
+
+/// Stores the answer as the key's idempotency record (the trial item keeps the key only for a
+/// while: see [`crate::domain::usage`]). The usage is counted whatever happens here: a failure
+/// is logged, and a retry finds the key on the trial meanwhile.
+async fn answered(
+    app: &App,
+    idempotency: &Idempotency,
+    reply: Reply,
+    r: &Recording<'_>,
+    now_ms: i64,
+) -> Reply {
+    let stored = app
+        .store
+        .idempotency_record(
+            &idempotency.scope,
+            &idempotency.fingerprint,
+            &reply.stored(),
+            now_ms,
+            app.config.idempotency_ttl_secs,
+        )
+        .await;
+    if let Err(e) = stored {
+        tracing::warn!(error = %e, "usage answer not stored under its key");
+    }
+    if r.ends_trial {
+        crate::metrics::trial_expired(&r.plan);
+    }
+    reply
 }
 
 fn parse(req: &Request) -> Result<UsageBody, ApiError> {
@@ -163,57 +281,36 @@ fn decide<'t>(trial: &'t Trial, body: &UsageBody, now: i64) -> Result<Recording<
             warns,
             reaches,
             ends_trial: reaches && terms.ends_trial,
+            plan: trial.plan.clone(),
         }),
     }
 }
 
-/// The recording's transaction: the conditional usage update, the answer, and the limit
-/// events it crosses. Hands back the answer and, when the trial ends, its plan.
-#[allow(clippy::type_complexity)]
-fn write<'a>(
-    app: &'a App,
-    idempotency: &Idempotency,
+/// The recording's write: the conditional usage update with the request's key, and the limit
+/// events it crosses (with them, one transaction).
+async fn write(
+    app: &App,
     tenant: &Tenant,
     trial: &Trial,
     body: &UsageBody,
     r: &Recording<'_>,
+    (key_id, fingerprint): (&str, &str),
     now_ms: i64,
-) -> Result<(Tx<'a>, (Reply, Option<crate::domain::Plan>)), ApiError> {
+) -> Result<Recorded, ApiError> {
     let now = now_ms.div_euclid(1000);
-    let (option, value) = (body.option.as_str(), r.terms.value);
-    let status = match r.ends_trial {
-        true => TrialStatus::Expired,
-        false => TrialStatus::Active,
-    };
-    let reply = Reply::json(
-        200,
-        &json!({
-            "trial_id": trial.id.as_str(),
-            "option": option,
-            "value": value,
-            "used_value": r.after,
-            "remaining_value": value - r.after,
-            "status": status.as_str(),
-        }),
-    );
     let write = UsageWrite {
         trial,
-        option,
-        value,
+        option: &body.option,
+        value: r.terms.value,
         before: r.before,
         quantity: body.quantity,
         ends_trial: r.ends_trial,
+        key_id,
+        fingerprint,
     };
-    let store = &app.store;
-    let tx = store
-        .tx()
-        .update(Slot::Trial, store.usage_update(&write, now)?);
-    let mut tx = idempotency.complete(app, tx, &reply, now_ms)?;
-    for event in limit_events(tenant, trial, body, r, now) {
-        tx = tx.event(&event, now)?;
-    }
-    let ended = r.ends_trial.then(|| trial.plan.clone());
-    Ok((tx, (reply, ended)))
+    let events = limit_events(tenant, trial, body, r, now);
+    let actor = &tenant.key_id;
+    Ok(app.store.record_usage(&write, &events, actor, now).await?)
 }
 
 /// `trial.limit_warning` / `trial.limit_reached` for the option (once per trial and option),

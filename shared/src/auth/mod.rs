@@ -15,6 +15,7 @@
 //! not the whole `App`: `app` builds on `auth`, never the other way round.
 pub mod cache;
 pub mod issue;
+pub mod jwt;
 
 use lambda_http::Request;
 
@@ -74,6 +75,8 @@ pub enum AuthError {
     Header(HeaderError),
     /// The key record could not be read: a store failure, never a verdict.
     Store(StoreError),
+    /// An end user's JWT that does not verify (see [`jwt`]): 401 with its own code.
+    Jwt(jwt::JwtError),
 }
 
 impl From<HeaderError> for AuthError {
@@ -231,3 +234,33 @@ pub fn tenant_for_org(info: KeyInfo, org: OrgId) -> Result<Tenant, AuthError> {
 
 /// The project a tenant without `X-Project-Id` names when its key is for all projects.
 pub const ALL_PROJECTS: &str = "all";
+
+/// What the log line and the idempotency record name as the "key" of a JWT caller (never the
+/// token or its subject: personal data stays out of logs).
+pub const JWT_KEY_ID: &str = "jwt";
+
+/// The project of a JWT caller's request without `X-Project-Id`.
+pub const JWT_DEFAULT_PROJECT: &str = "default";
+
+/// The tenant of an end user's JWT ([`jwt`]): the org its claim names, with a standard key's
+/// rights there, for every project. An `X-Org-Id` naming another org is 403; `X-Project-Id`,
+/// when sent, must be well formed. `now` in seconds.
+pub fn jwt_tenant(config: &jwt::JwtConfig, req: &Request, now: i64) -> Result<Tenant, AuthError> {
+    let claims = config.claims(req, now).map_err(AuthError::Jwt)?;
+    let org = config.org(&claims).map_err(AuthError::Jwt)?;
+    let org = OrgId::parse(org).ok_or(AuthError::Jwt(jwt::JwtError::MissingOrg))?;
+    if header(req, "x-org-id").is_some() && org_id(req)? != org {
+        return Err(AuthError::Forbidden("organization"));
+    }
+    let project = match header(req, "x-project-id") {
+        Some(_) => project_id(req)?,
+        None => ProjectId::parse(JWT_DEFAULT_PROJECT).ok_or(AuthError::Unauthorized)?,
+    };
+    Ok(Tenant {
+        org,
+        project,
+        key_id: JWT_KEY_ID.to_owned(),
+        admin: false,
+        projects: Projects::All,
+    })
+}

@@ -57,6 +57,16 @@ catalogue! {
     /// A `product` (query or body) the catalog does not have.
     InvalidProduct = ("invalid_product", 400),
     Unauthorized = ("unauthorized", 401),
+    /// An end user's JWT (`/v1/me/...`) that is missing, malformed or not signed by a known key.
+    InvalidToken = ("invalid_token", 401),
+    /// An end user's JWT past its `exp` (or before its `nbf`).
+    TokenExpired = ("token_expired", 401),
+    /// An end user's JWT from another issuer than `JWT_ISSUER`.
+    InvalidTokenIssuer = ("invalid_token_issuer", 401),
+    /// An end user's JWT for another audience than `JWT_AUDIENCE`.
+    InvalidTokenAudience = ("invalid_token_audience", 401),
+    /// An end user's JWT without a usable org claim (`JWT_ORG_CLAIM`).
+    TokenMissingOrg = ("token_missing_org", 401),
     Forbidden = ("forbidden", 403),
     /// The org may not start a trial (its applicant's signal was used by another org, or an
     /// operator blocked it).

@@ -155,6 +155,9 @@ pub struct Trial {
     pub terms: TrialTerms,
     /// Usage recorded against each limited option, by internal name (absent: 0).
     pub used: BTreeMap<String, i64>,
+    /// The keys of the latest usage recordings, by [`super::usage::key_id`] (see
+    /// [`super::usage`]); `None` for an item stored before keys were recorded there.
+    pub usage_keys: Option<BTreeMap<String, super::usage::RecordedKey>>,
     /// Why an EXPIRED trial ended before its time (`limit_reached`); `None` otherwise.
     pub expiry_reason: Option<String>,
     /// Who asked for the trial ([`Applicant::to_json`]'s fields: never the client IP or device
@@ -193,6 +196,7 @@ impl Trial {
             pauses: None,
             terms,
             used: BTreeMap::new(),
+            usage_keys: Some(BTreeMap::new()),
             expiry_reason: None,
             applicant: None,
             notes: None,

@@ -398,6 +398,9 @@ impl Store {
                     .collect(),
             ),
         );
+        if let Some(keys) = &trial.usage_keys {
+            super::usage::keys_attributes(keys, &mut item);
+        }
         if let Some(reason) = &trial.expiry_reason {
             item.insert(EXPIRY_REASON.into(), s(reason.as_str()));
         }
@@ -465,6 +468,7 @@ pub fn trial_from_item(item: &Item) -> Result<Trial, StoreError> {
                 .collect(),
             _ => BTreeMap::new(),
         },
+        usage_keys: super::usage::recorded_keys(item),
         expiry_reason: get_s(item, EXPIRY_REASON).map(str::to_owned),
         paused_at: get_n(item, PAUSED_AT),
         // An item written before ranges were stored has none: an empty list, which the trial

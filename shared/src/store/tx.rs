@@ -215,6 +215,17 @@ impl<'a> Tx<'a> {
         Ok(self)
     }
 
+    /// Writes every slot, or none, in one attempt: `Ok(None)` when a transaction was cancelled
+    /// for a conflict (nothing written), for a caller that reads again rather than send the
+    /// same transaction (`api::usage`: a transaction decided on a read that is likely stale).
+    pub async fn commit_once(self) -> Result<Option<Outcome>, StoreError> {
+        let tx = self.add_entries()?;
+        match tx.items.len() {
+            0 | 1 => tx.send().await.map(Some),
+            _ => Ok(tx.store.transact_attempts(tx.items, 1).await?.ok()),
+        }
+    }
+
     /// Writes every slot, or none.
     pub async fn commit(self) -> Result<Outcome, StoreError> {
         self.add_entries()?.send().await
@@ -234,10 +245,26 @@ impl<'a> Tx<'a> {
 
 impl Store {
     async fn transact(&self, items: Vec<(Slot, TransactWriteItem)>) -> Result<Outcome, StoreError> {
+        self.transact_attempts(items, ATTEMPTS)
+            .await?
+            .map_err(|detail| {
+                StoreError::Unavailable(format!(
+                    "transaction still conflicting after {ATTEMPTS} attempts: {detail}"
+                ))
+            })
+    }
+
+    /// The transaction, sent up to `attempts` times while it is cancelled for a conflict;
+    /// `Ok(Err(detail))` when the last attempt still conflicted.
+    async fn transact_attempts(
+        &self,
+        items: Vec<(Slot, TransactWriteItem)>,
+        attempts: u32,
+    ) -> Result<Result<Outcome, String>, StoreError> {
         let (slots, items): (Vec<Slot>, Vec<TransactWriteItem>) = items.into_iter().unzip();
         // Bounded by construction: a conflict that persists ends as a retryable failure.
         let mut last_conflict = String::new();
-        for attempt in 1..=ATTEMPTS {
+        for attempt in 1..=attempts {
             let sent = self
                 .client
                 .transact_write_items()
@@ -245,7 +272,7 @@ impl Store {
                 .send()
                 .await;
             let err = match sent {
-                Ok(_) => return Ok(Outcome::Committed),
+                Ok(_) => return Ok(Ok(Outcome::Committed)),
                 Err(e) => e,
             };
             let reasons: Vec<(Option<String>, Option<Item>)> = match err.as_service_error() {
@@ -257,20 +284,18 @@ impl Store {
                 _ => return Err(StoreError::from_sdk(err)),
             };
             match classify(&slots, reasons) {
-                Verdict::Rejected(rejection) => return Ok(Outcome::Rejected(rejection)),
+                Verdict::Rejected(rejection) => return Ok(Ok(Outcome::Rejected(rejection))),
                 Verdict::Conflict(detail) => {
                     tracing::debug!(attempt, detail, "transaction conflict; retrying");
                     last_conflict = detail;
-                    if attempt < ATTEMPTS {
+                    if attempt < attempts {
                         tokio::time::sleep(conflict_backoff(attempt)).await;
                     }
                 }
                 Verdict::Failed(e) => return Err(e),
             }
         }
-        Err(StoreError::Unavailable(format!(
-            "transaction still conflicting after {ATTEMPTS} attempts: {last_conflict}"
-        )))
+        Ok(Err(last_conflict))
     }
 
     /// One slot as a single-item write: same condition, same answer, half the cost.
@@ -335,6 +360,54 @@ impl Store {
 }
 
 const CONDITION_FAILED: &str = "ConditionalCheckFailed";
+
+impl Store {
+    /// One conditional `UpdateItem` that answers with the attributes it set (`UPDATED_NEW`), or
+    /// with the item as it was when its condition failed (`Err(old)`, `None`: no item). A
+    /// `TransactionConflictException` (a transaction held the item: the update was not
+    /// applied) is retried like a cancelled transaction, [`ATTEMPTS`] times at most.
+    pub async fn update_returning(
+        &self,
+        update: Update,
+    ) -> Result<Result<Item, Option<Item>>, StoreError> {
+        use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+        use aws_sdk_dynamodb::types::ReturnValue;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let sent = self
+                .client
+                .update_item()
+                .table_name(update.table_name.clone())
+                .set_key(Some(update.key.clone()))
+                .update_expression(update.update_expression.clone())
+                .set_condition_expression(update.condition_expression.clone())
+                .set_expression_attribute_names(update.expression_attribute_names.clone())
+                .set_expression_attribute_values(update.expression_attribute_values.clone())
+                .return_values(ReturnValue::UpdatedNew)
+                .return_values_on_condition_check_failure(ALL_OLD)
+                .send()
+                .await;
+            let err = match sent {
+                Ok(out) => return Ok(Ok(out.attributes.unwrap_or_default())),
+                Err(e) => failure(e, |se| match se {
+                    UpdateItemError::ConditionalCheckFailedException(c) => Some(c.item.clone()),
+                    _ => None,
+                }),
+            };
+            match err {
+                (Some(code), old, _) if code == CONDITION_FAILED => return Ok(Err(old)),
+                (Some(code), _, detail)
+                    if code == "TransactionConflictException" && attempt < ATTEMPTS =>
+                {
+                    tracing::debug!(attempt, detail, "update conflicts with a transaction");
+                    tokio::time::sleep(conflict_backoff(attempt)).await;
+                }
+                (code, _, detail) => return Err(StoreError::from_code(code.as_deref(), detail)),
+            }
+        }
+    }
+}
 
 /// An SDK failure of a single write as (code, old item on a failed condition, detail).
 /// `failed_condition` answers `Some(old item)` for a failed condition, `None` for any other
@@ -406,7 +479,7 @@ fn conflict_backoff_cap(attempt: u32) -> Duration {
 /// meeting again after the same pause; never near zero, because what they conflicted with
 /// holds its items for the length of a transaction (tens of milliseconds), and a retry sooner
 /// only meets it again (full jitter did, under `make chaos`).
-fn conflict_backoff(attempt: u32) -> Duration {
+pub fn conflict_backoff(attempt: u32) -> Duration {
     let cap = conflict_backoff_cap(attempt).as_micros() as u64;
     let half = cap / 2;
     let mut bytes = [0u8; 8];
