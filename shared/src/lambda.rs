@@ -3,26 +3,27 @@ use std::convert::Infallible;
 
 use lambda_http::{service_fn, Request};
 
-use crate::api::Route;
+use crate::api::Row;
 use crate::jobs::Job;
 use crate::App;
 
-/// The HTTP function `function` (`functions/<function>`): the routes whose row in
-/// [`crate::api::ROUTES`] names it. One route is served as is (API Gateway sends it nothing
-/// else); several are told apart by [`crate::api::handle_among`]. A name no row has is an error
-/// at init, not a function that answers 404 to everything.
-pub async fn serve_function(function: &str) -> Result<(), crate::BoxError> {
-    let routes: Vec<Route> = Route::served_by(function).collect();
-    if routes.is_empty() {
-        return Err(format!("no route in the route table is served by `{function}`").into());
+/// An HTTP function (`functions/<name>`): the routes of its group in
+/// [`crate::api::routes`] (`trials::lambda::serve(trials::api::routes::STATUS)`). The group is
+/// all the binary links of the route table: the other functions' handlers stay out of it. One
+/// route is served as is (API Gateway sends it nothing else); several are told apart by
+/// [`crate::api::handle_among`]. An empty group is an error at init, not a function that answers
+/// 404 to everything.
+pub async fn serve(rows: &'static [Row]) -> Result<(), crate::BoxError> {
+    if rows.is_empty() {
+        return Err("an HTTP function needs at least one route in its group".into());
     }
     crate::telemetry::init();
     let app = App::from_env().await?;
-    let (app, routes) = (&app, routes.as_slice());
+    let app = &app;
     lambda_http::run(service_fn(move |req: Request| async move {
-        Ok::<_, Infallible>(match routes {
-            [route] => crate::api::handle(app, *route, req).await,
-            _ => crate::api::handle_among(app, routes, req).await,
+        Ok::<_, Infallible>(match rows {
+            [row] => crate::api::handle_row(app, row, req).await,
+            _ => crate::api::handle_among(app, rows, req).await,
         })
     }))
     .await
@@ -93,11 +94,12 @@ pub async fn serve_publisher() -> Result<(), crate::BoxError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::Route;
 
     #[tokio::test]
-    async fn a_function_no_row_names_does_not_start() {
-        let err = serve_function("expire").await.unwrap_err();
-        assert!(err.to_string().contains("`expire`"), "{err}");
+    async fn a_function_with_no_route_does_not_start() {
+        let err = serve(&[]).await.unwrap_err();
+        assert!(err.to_string().contains("at least one route"), "{err}");
     }
 
     fn route_of(req: &Request) -> Option<Route> {

@@ -1,5 +1,4 @@
 //! Issue 15: `GET /v1/trials/current`, the org's trial without its id.
-use trials::api::Route;
 use trials_tests::requests::{read, ORG};
 use trials_tests::{Call, TestApp, DAY, T0};
 
@@ -26,13 +25,11 @@ async fn current_is_the_orgs_trial_404_without_one_410_once_purged() {
         .authorize(Call::get("/prod/v1/trials/current"))
         .await
         .build();
-    let served =
-        read(trials::api::handle_among(&t.app, &[Route::Status, Route::Current], call).await);
+    let served = read(trials::api::handle_among(&t.app, trials::api::routes::STATUS, call).await);
     assert_eq!(served.status, 200, "{}", served.body);
     assert_eq!(served.body, by_id.body);
     let call = t.authorize(Call::get("/v1/trials/start")).await.build();
-    let other =
-        read(trials::api::handle_among(&t.app, &[Route::Status, Route::Current], call).await);
+    let other = read(trials::api::handle_among(&t.app, trials::api::routes::STATUS, call).await);
     assert_eq!(other.status, 405, "{}", other.body);
 
     t.clock.set(T0 + 7 * DAY);

@@ -3,7 +3,6 @@
 //! authorizer in the request context in Lambda; a standard key's rights on the org the token's
 //! claim names, and nothing else.
 use serde_json::{json, Value};
-use trials::api::Route;
 use trials::auth::jwt::{JwtConfig, VerifyKey};
 use trials::config::Secret;
 use trials_tests::requests::read;
@@ -257,7 +256,7 @@ async fn in_lambda_the_claims_come_from_the_authorizer_in_the_request_context() 
     };
     let send = |claims: Option<Value>| {
         let req = lambda_event("GET /v1/me/trials/current", "/v1/me/trials/current", claims);
-        trials::api::handle_among(&t.app, &[Route::MeCurrent], req)
+        trials::api::handle_among(&t.app, trials::api::routes::STATUS, req)
     };
     let res = read(send(Some(strings(claims(&t)))).await);
     assert_eq!(res.status, 200, "{}", res.body);

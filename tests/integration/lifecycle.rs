@@ -2,7 +2,6 @@
 //! grace-ending reminders through the expire job: embedded dynoxide, injected clock.
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde_json::{json, Value};
-use trials::api::Route;
 use trials::domain::{TrialId, TrialStatus};
 use trials::store::schema::{reminder_pk, shard_of, DUE_AT, PK, REMINDER_SK, SK, TTL};
 use trials_tests::requests::ORG;
@@ -546,15 +545,15 @@ async fn offsets_already_past_at_start_are_skipped() {
 }
 
 #[tokio::test]
-async fn the_manage_function_serves_its_three_routes_only() {
+async fn the_manage_function_serves_its_routes_only() {
     let t = TestApp::new().await;
     let id = t.start_trial(ORG, "growth").await;
-    let routes = [Route::Extend, Route::Pause, Route::Resume];
+    let routes = trials::api::routes::MANAGE;
     let send = |call: Call| {
         let t = t.clone();
         async move {
             let req = t.authorize(call).await.build();
-            trials_tests::requests::read(trials::api::handle_among(&t.app, &routes, req).await)
+            trials_tests::requests::read(trials::api::handle_among(&t.app, routes, req).await)
         }
     };
     assert_eq!(send(pause(&id, "p")).await.status, 200);

@@ -1,7 +1,7 @@
-//! `convert`: the routes that call Stripe (convert and skip). Its routes are the rows of
-//! `trials::api::ROUTES` that name this function. Clients are built once at init, the logic
-//! lives in `trials`.
+//! `convert`: the routes that call Stripe (convert and skip). Its routes are the group
+//! `trials::api::routes::CONVERT`, and its binary links only their handlers. Clients are built once
+//! at init, the logic lives in `trials`.
 #[tokio::main]
 async fn main() -> Result<(), trials::BoxError> {
-    trials::lambda::serve_function("convert").await
+    trials::lambda::serve(trials::api::routes::CONVERT).await
 }

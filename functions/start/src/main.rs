@@ -1,6 +1,6 @@
-//! `start`: opening a trial. Its routes are the rows of `trials::api::ROUTES` that name this
-//! function. Clients are built once at init, the logic lives in `trials`.
+//! `start`: opening a trial. Its routes are the group `trials::api::routes::START`, and its binary
+//! links only their handlers. Clients are built once at init, the logic lives in `trials`.
 #[tokio::main]
 async fn main() -> Result<(), trials::BoxError> {
-    trials::lambda::serve_function("start").await
+    trials::lambda::serve(trials::api::routes::START).await
 }

@@ -1,6 +1,7 @@
-//! `stripe-webhook`: Stripe's signed events. Its routes are the rows of `trials::api::ROUTES`
-//! that name this function. Clients are built once at init, the logic lives in `trials`.
+//! `stripe-webhook`: Stripe's signed events. Its routes are the group
+//! `trials::api::routes::STRIPE_WEBHOOK`, and its binary links only their handlers. Clients are
+//! built once at init, the logic lives in `trials`.
 #[tokio::main]
 async fn main() -> Result<(), trials::BoxError> {
-    trials::lambda::serve_function("stripe-webhook").await
+    trials::lambda::serve(trials::api::routes::STRIPE_WEBHOOK).await
 }

@@ -41,7 +41,10 @@ use lambda_http::{Body, Request, Response};
 
 pub use error::ApiError;
 pub use reply::Reply;
-pub use routes::{Auth, Route, Row, MAX_BODY_BYTES, MAX_WEBHOOK_BODY_BYTES, ROUTES};
+pub use routes::{
+    Auth, Function, Route, RouteInfo, Row, FUNCTIONS, INFO, MAX_BODY_BYTES, MAX_WEBHOOK_BODY_BYTES,
+    ROUTES,
+};
 
 use crate::domain::ErrorCode;
 use crate::App;
@@ -61,19 +64,25 @@ impl LogFields {
     }
 }
 
-/// Runs `route` for `req`: every outcome, including every error, becomes a JSON response, and
-/// exactly one log line is written.
+/// Runs `route` for `req` (the local server and tests: reads [`ROUTES`], every handler; a
+/// Lambda function calls [`handle_row`] with its own group's row).
 pub async fn handle(app: &App, route: Route, req: Request) -> Response<Body> {
+    handle_row(app, route.row(), req).await
+}
+
+/// Runs `row`'s route for `req`: every outcome, including every error, becomes a JSON
+/// response, and exactly one log line is written.
+pub async fn handle_row(app: &App, row: &Row, req: Request) -> Response<Body> {
     let started = Instant::now();
     let mut log = LogFields::default();
-    let reply = match dispatch(app, route, &req, &mut log).await {
+    let reply = match dispatch(app, row, &req, &mut log).await {
         Ok(reply) => reply,
         Err(err) => Reply::error(&err),
     };
     let ms = started.elapsed().as_secs_f64() * 1000.0;
-    crate::metrics::request(route.name(), reply.status, ms);
+    crate::metrics::request(row.name, reply.status, ms);
     tracing::info!(
-        route = route.name(),
+        route = row.name,
         org_id = log.org_id.as_deref().unwrap_or("-"),
         key_id = log.key_id.as_deref().unwrap_or("-"),
         trial_id = log.trial_id.as_deref().unwrap_or("-"),
@@ -92,11 +101,10 @@ pub async fn handle(app: &App, route: Route, req: Request) -> Response<Body> {
 /// The route's row, in order: the body limit, who may call, the handler.
 async fn dispatch(
     app: &App,
-    route: Route,
+    row: &Row,
     req: &Request,
     log: &mut LogFields,
 ) -> Result<Reply, ApiError> {
-    let row = route.row();
     // Before anything parses the body (the idempotency fingerprint, the JSON, the signature).
     if req.body().len() > row.max_body_bytes {
         return Err(ApiError::payload_too_large(row.max_body_bytes));
@@ -132,14 +140,17 @@ async fn authenticated(
     Ok(tenant)
 }
 
-/// `req` served by one of `routes` (a function serving several routes). The route is API
-/// Gateway's `routeKey`, else the method and path (which may carry a stage before `/v1/`); a
-/// route not in `routes` is a JSON 404 `route_not_found` (API Gateway sends only the routes the
-/// template gives the function, so this is a misconfiguration guard).
-pub async fn handle_among(app: &App, routes: &[Route], req: Request) -> Response<Body> {
+/// `req` served by one of `rows` (a function's group, serving several routes). The route is API
+/// Gateway's `routeKey`, else the method and path (which may carry a stage before `/v1/`),
+/// resolved against every route's pattern ([`INFO`]); a route not in `rows` is a JSON 404
+/// `route_not_found` (API Gateway sends only the routes the template gives the function, so
+/// this is a misconfiguration guard).
+pub async fn handle_among(app: &App, rows: &[Row], req: Request) -> Response<Body> {
     match route_of(&req) {
-        Ok(route) if routes.contains(&route) => handle(app, route, req).await,
-        Ok(_) => Reply::error(&ApiError::route_not_found()).into_response(),
+        Ok(route) => match rows.iter().find(|row| row.route == route) {
+            Some(row) => handle_row(app, row, req).await,
+            None => Reply::error(&ApiError::route_not_found()).into_response(),
+        },
         Err(err) => Reply::error(&err).into_response(),
     }
 }
