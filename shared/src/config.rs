@@ -1,6 +1,5 @@
 //! Configuration from the environment, read once at init. Secrets are wrapped so they cannot
 //! reach a log line through `Debug`.
-use std::fmt;
 
 use crate::domain::active_ranges::LifecycleTerms;
 use crate::domain::applicant_config::ApplicantConfig;
@@ -8,24 +7,7 @@ use crate::domain::catalog::{Catalog, MAX_DURATION_SECS};
 use crate::domain::time::parse_duration_secs;
 use crate::domain::trial::PENDING_MAX_AGE_SECS;
 
-/// A secret value: `Debug` and `Display` print a placeholder, never the value.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Secret {
-        Secret(value.into())
-    }
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(***)")
-    }
-}
+pub use crate::crypto::Secret;
 
 #[derive(Debug, Clone)]
 pub struct StripeConfig {
@@ -76,7 +58,7 @@ pub struct Config {
     /// `EDGE_IMPULSE_PLAN` (`enterprise`): the plan `POST /api/user/trial` starts.
     pub edge_impulse_plan: String,
     /// End users' JWTs (`JWT_*`; see [`crate::auth::jwt`]).
-    pub jwt: crate::auth::jwt::JwtConfig,
+    pub jwt: crate::jwt::JwtConfig,
 }
 
 pub const DEFAULT_TABLE: &str = "trials-local";
@@ -138,7 +120,7 @@ impl Config {
             pending_payment_max_age_secs: positive_duration(&get, "PENDING_PAYMENT_MAX_AGE")?
                 .unwrap_or(PENDING_MAX_AGE_SECS),
             edge_impulse_plan: text("EDGE_IMPULSE_PLAN", "enterprise"),
-            jwt: crate::auth::jwt::JwtConfig::from_lookup(&get)?,
+            jwt: crate::jwt::JwtConfig::from_lookup(&get)?,
         })
     }
 }

@@ -1,6 +1,27 @@
 //! The few primitives we need, from `ring` (already linked for TLS): OS randomness, SHA-256,
 //! HMAC-SHA256 and constant-time comparison.
+use std::fmt;
+
 use ring::{digest, hmac, rand::SecureRandom};
+
+/// A secret value: `Debug` and `Display` print a placeholder, never the value.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Secret {
+        Secret(value.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
 
 pub fn hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";

@@ -28,6 +28,7 @@ pub mod crypto;
 pub mod domain;
 pub mod headers;
 pub mod jobs;
+pub mod jwt;
 pub mod lambda;
 pub mod metrics;
 pub mod publish;

@@ -3,8 +3,8 @@
 //! authorizer in the request context in Lambda; a standard key's rights on the org the token's
 //! claim names, and nothing else.
 use serde_json::{json, Value};
-use trials::auth::jwt::{JwtConfig, VerifyKey};
 use trials::config::Secret;
+use trials::jwt::{JwtConfig, VerifyKey};
 use trials_tests::requests::read;
 use trials_tests::{Call, TestApp};
 
@@ -346,7 +346,7 @@ fn std_b64(text: &str) -> Vec<u8> {
             c => c,
         })
         .collect();
-    trials::auth::jwt::b64url(&url).expect("base64")
+    trials::jwt::b64url(&url).expect("base64")
 }
 
 #[tokio::test]
@@ -359,7 +359,7 @@ async fn rs256_tokens_verify_against_the_rsa_keys_of_a_jwks_file() {
         "n": b64(&public.n),
         "e": b64(&public.e),
     }]});
-    let keys = trials::auth::jwt::jwks_keys(&jwks.to_string()).expect("the JWKS");
+    let keys = trials::jwt::jwks_keys(&jwks.to_string()).expect("the JWKS");
     let t = TestApp::with_config(|c| c.jwt = jwt_config(keys)).await;
     let sign = |kid: &str, claims: &Value| {
         let head = json!({ "alg": "RS256", "typ": "JWT", "kid": kid });

@@ -66,7 +66,7 @@ pub enum Auth {
     /// key record and the trial in one round trip on a cold cache; plans needs a live key but no
     /// tenant headers.
     Itself(Open),
-    /// An end user's JWT (see [`crate::auth::jwt`]): a standard key's rights on the org its
+    /// An end user's JWT (see [`crate::jwt`]): a standard key's rights on the org its
     /// claim names. Its own routes (`/v1/me/...`), because API Gateway's JWT authorizer guards a
     /// whole route: on the API-key routes it would refuse every API key.
     Jwt(Keyed),

@@ -15,7 +15,6 @@
 //! not the whole `App`: `app` builds on `auth`, never the other way round.
 pub mod cache;
 pub mod issue;
-pub mod jwt;
 
 use lambda_http::Request;
 
@@ -25,6 +24,7 @@ use crate::domain::api_key::{ApiKey, KeyInfo, Projects};
 use crate::domain::applicant::Privilege;
 use crate::domain::{OrgId, ProjectId};
 use crate::headers::{header, org_id, project_id, HeaderError};
+use crate::jwt;
 use crate::store::api_keys::StoredKey;
 use crate::store::{Store, StoreError};
 

@@ -68,6 +68,11 @@ pub fn stripe_event_pk(event_id: &str) -> String {
 }
 pub const STRIPE_EVENT_SK: &str = "STRIPE_EVENT";
 
+/// The trial item's usage per limited option: a map of option internal name to number.
+pub const USED: &str = "used";
+/// Why the trial item's trial ended early (a usage limit reached with `end_trial`).
+pub const EXPIRY_REASON: &str = "expiry_reason";
+
 /// A Checkout Session that a canceled trial left open, waiting to be expired at Stripe (see
 /// `jobs::session_expiry`).
 pub fn session_expiry_pk(session_id: &str) -> String {

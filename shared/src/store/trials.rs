@@ -517,9 +517,9 @@ pub(super) const NO_PENDING: &str =
 
 /// The trial's [`TrialTerms`] snapshot, as JSON.
 pub const TERMS: &str = "terms";
-/// Usage per limited option: a map of option internal name to number.
-pub const USED: &str = "used";
-pub const EXPIRY_REASON: &str = "expiry_reason";
+// The usage attributes are the schema's (usage writes them too, and reads none of this
+// module).
+pub use super::schema::{EXPIRY_REASON, USED};
 
 /// The trial item's attribute for `Trial::paused_at` (epoch seconds).
 pub const PAUSED_AT: &str = "paused_at";

@@ -22,8 +22,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, Update};
 
 use super::codec::{key, n, s, Item, Values};
 use super::conditions::state_condition;
-use super::schema::{trial_pk, DueQueue, TRIAL_SK};
-use super::trials::{EXPIRY_REASON, USED};
+use super::schema::{trial_pk, DueQueue, EXPIRY_REASON, TRIAL_SK, USED};
 use super::tx::{Outcome, Slot};
 use super::{Store, StoreError};
 use crate::domain::events::DomainEvent;

@@ -23,8 +23,7 @@ use std::collections::HashMap;
 use lambda_http::Request;
 use serde_json::{Map, Value};
 
-use crate::config::Secret;
-use crate::crypto;
+use crate::crypto::{self, Secret};
 use crate::domain::ErrorCode;
 
 /// The claim naming the caller's org when `JWT_ORG_CLAIM` is not set.
