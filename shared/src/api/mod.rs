@@ -29,6 +29,7 @@ pub mod skip;
 pub mod start;
 pub mod stats;
 pub mod status;
+pub mod stripe_delivery;
 pub mod stripe_subscription;
 pub mod stripe_webhook;
 pub mod timeline;

@@ -18,7 +18,7 @@
 use aws_sdk_dynamodb::types::Update;
 use serde_json::json;
 
-use super::stripe_webhook::{record, record_unmatched, unless_duplicate, with_product, Outcome};
+use super::stripe_delivery::{record, record_unmatched, unless_duplicate, with_product, Outcome};
 use super::LogFields;
 use crate::domain::events::{DomainEvent, EventKind};
 use crate::domain::state_machine::{subscription_ended, Billing};

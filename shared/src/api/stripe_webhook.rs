@@ -21,6 +21,7 @@ use serde_json::{json, Value};
 
 use super::error::ApiError;
 use super::reply::Reply;
+use super::stripe_delivery::{record, record_unmatched, unless_duplicate, with_product, Outcome};
 use super::LogFields;
 use crate::domain::events::{DomainEvent, EventKind};
 use crate::domain::trial::SessionBinding;
@@ -31,65 +32,6 @@ use crate::store::{Outcome as Written, Rejection, Slot, StoreError};
 use crate::stripe::event::{Action, CheckoutSession, Event};
 use crate::stripe::signature::{self, SignatureError};
 use crate::App;
-
-/// What a delivery did, for the response and the log.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Outcome {
-    Converted,
-    AlreadyConverted,
-    Unmatched,
-    AwaitingPayment,
-    /// A payment for a canceled trial: kept, the trial converted, flagged for review.
-    ConvertedAfterCancel,
-    CheckoutCleared,
-    CheckoutUnchanged,
-    Ignored,
-    Duplicate,
-    /// A subscription event written on the trial that holds it (`stripe_subscription`).
-    SubscriptionUpdated,
-    /// The subscription ended before its first paid invoice: the conversion lapsed.
-    SubscriptionLapsed,
-    /// An event older than what the trial holds, or about an ended subscription: recorded only.
-    SubscriptionUnchanged,
-    /// The subscription's first invoice paid with money.
-    FirstPayment,
-    /// A later paid invoice.
-    InvoicePaid,
-    /// An invoice payment failed (recorded on the trial).
-    PaymentFailed,
-    /// Not acted on, and why (a code: `not_our_subscription`, `trial_not_found`, ...).
-    IgnoredBecause(&'static str),
-}
-
-impl Outcome {
-    fn as_str(self) -> &'static str {
-        match self {
-            Outcome::Converted => "converted",
-            Outcome::AlreadyConverted => "already_converted",
-            Outcome::Unmatched => "unmatched",
-            Outcome::AwaitingPayment => "awaiting_payment",
-            Outcome::ConvertedAfterCancel => "converted_after_cancel",
-            Outcome::CheckoutCleared => "checkout_cleared",
-            Outcome::CheckoutUnchanged => "checkout_unchanged",
-            Outcome::Ignored | Outcome::IgnoredBecause(_) => "ignored",
-            Outcome::Duplicate => "duplicate",
-            Outcome::SubscriptionUpdated => "subscription_updated",
-            Outcome::SubscriptionLapsed => "subscription_lapsed",
-            Outcome::SubscriptionUnchanged => "subscription_unchanged",
-            Outcome::FirstPayment => "first_payment",
-            Outcome::InvoicePaid => "invoice_paid",
-            Outcome::PaymentFailed => "payment_failed",
-        }
-    }
-
-    /// Why an event was ignored, when we say.
-    fn reason(self) -> Option<&'static str> {
-        match self {
-            Outcome::IgnoredBecause(reason) => Some(reason),
-            _ => None,
-        }
-    }
-}
 
 pub async fn handle(app: &App, req: &Request, log: &mut LogFields) -> Result<Reply, ApiError> {
     let body = req.body().as_ref();
@@ -157,16 +99,6 @@ fn invalid_signature() -> ApiError {
         ErrorCode::InvalidSignature,
         "The Stripe-Signature header is missing or does not verify",
     )
-}
-
-/// `binding` with its plan's product from the catalog (`None`: a plan the catalog no longer
-/// has), as [`DomainEvent::for_binding`] takes it: every event carries the product.
-pub(super) fn with_product<'a>(
-    app: &'a App,
-    binding: &'a SessionBinding,
-) -> (&'a SessionBinding, Option<&'a str>) {
-    let plan = app.config.catalog.get(binding.plan.as_str());
-    (binding, plan.map(|p| p.product.id.as_str()))
 }
 
 /// A completed payment: convert the trial its session was made for. Any state but CONVERTED
@@ -450,34 +382,6 @@ async fn unmatched(
     Ok(Outcome::Unmatched)
 }
 
-/// Records `unmatched` (a `trial.payment_unmatched` event) with the dedupe record, in one
-/// transaction; `false` when the event was processed before (nothing written).
-pub(super) async fn record_unmatched(
-    app: &App,
-    event: &Event,
-    unmatched: &DomainEvent,
-    now: i64,
-) -> Result<bool, StoreError> {
-    let store = &app.store;
-    let outcome = store
-        .tx()
-        .put(
-            Slot::StripeEvent,
-            store.stripe_event_put(&event.id, &event.kind, now)?,
-        )
-        .event(unmatched, now)?
-        .commit()
-        .await?;
-    match outcome {
-        Written::Committed => Ok(true),
-        Written::Rejected(rejection) if rejection.failed(Slot::StripeEvent) => Ok(false),
-        Written::Rejected(rejection) => Err(StoreError::Unavailable(format!(
-            "unmatched payment not recorded: {:?}",
-            rejection.slots().collect::<Vec<_>>()
-        ))),
-    }
-}
-
 /// The session can no longer be paid (expired, or its delayed payment failed): forget it on the
 /// trial, unless the trial converted or holds a newer session meanwhile, in which case only the
 /// event is recorded.
@@ -508,27 +412,5 @@ async fn closed(
             let fresh = record(app, event, now).await?;
             Ok(unless_duplicate(fresh, Outcome::CheckoutUnchanged))
         }
-    }
-}
-
-/// Records the event as processed, with no other change; `false` if it already was.
-pub(super) async fn record(app: &App, event: &Event, now: i64) -> Result<bool, StoreError> {
-    let store = &app.store;
-    Ok(store
-        .tx()
-        .put(
-            Slot::StripeEvent,
-            store.stripe_event_put(&event.id, &event.kind, now)?,
-        )
-        .commit()
-        .await?
-        .committed())
-}
-
-pub(super) fn unless_duplicate(fresh: bool, outcome: Outcome) -> Outcome {
-    if fresh {
-        outcome
-    } else {
-        Outcome::Duplicate
     }
 }
