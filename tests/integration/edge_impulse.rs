@@ -5,6 +5,7 @@
 use serde_json::{json, Value};
 use trials::domain::catalog::Catalog;
 use trials::domain::redirect::AllowedOrigins;
+use trials::domain::signals::SignalAction;
 use trials::domain::TrialId;
 use trials_tests::requests::ORG;
 use trials_tests::{Call, TestApp, TestResponse, DAY, T0};
@@ -122,7 +123,13 @@ async fn the_seeds_body_through_x_api_key_answers_the_seeds_shape() {
 
 #[tokio::test]
 async fn user_id_is_stable_for_a_mailbox_and_organization_name_defaults_to_the_name() {
-    let t = app().await;
+    let catalog = Catalog::from_json(ENTERPRISE).expect("catalog");
+    // The email signal ignored, so the same mailbox may start under a second org.
+    let t = TestApp::with_config(|c| {
+        c.catalog = catalog;
+        c.applicant.policy.email = SignalAction::Ignore;
+    })
+    .await;
     let body = json!({ "email": "Fred.Flintstone+trial@gmail.com", "name": "Fred Flintstone" });
     let first = post(&t, &key(&t).await, &body).await;
     assert_eq!(first.status, 200, "{}", first.body);
@@ -137,6 +144,23 @@ async fn user_id_is_stable_for_a_mailbox_and_organization_name_defaults_to_the_n
     assert_eq!(second.status, 200, "{}", second.body);
     assert_eq!(second.json()["userId"], first.json()["userId"]);
     assert_ne!(second.json()["id"], first.json()["id"]);
+}
+
+/// Issue 27.3: one trial per user (email) even without `SIGNAL_SECRET`: the same normalised
+/// mailbox under a second org's key is refused, in the seed's error shape.
+#[tokio::test]
+async fn one_trial_per_user_without_a_signal_secret() {
+    let t = app().await;
+    assert!(t.app.config.applicant.signal_secret.is_none());
+    let first = json!({ "email": "fred@flintstones.org", "name": "Fred" });
+    assert_eq!(post(&t, &key(&t).await, &first).await.status, 200);
+    let other_org = t.api_key("org_other").await.expose().to_owned();
+    let tagged = json!({ "email": "Fred+again@Flintstones.org", "name": "Fred" });
+    let refused = post(&t, &other_org, &tagged).await;
+    assert_failure(&refused, 403, "trial_not_eligible");
+    // Another mailbox of the same domain is another user.
+    let wilma = json!({ "email": "wilma@flintstones.org", "name": "Wilma" });
+    assert_eq!(post(&t, &other_org, &wilma).await.status, 200);
 }
 
 #[tokio::test]
