@@ -3,6 +3,8 @@
 //! answer `{success, id, userId, redirectUrl}` checked field by field, errors `{success: false,
 //! error}`.
 use serde_json::{json, Value};
+use trials::auth::jwt::VerifyKey;
+use trials::config::{Config, Secret};
 use trials::domain::catalog::Catalog;
 use trials::domain::redirect::AllowedOrigins;
 use trials::domain::signals::SignalAction;
@@ -10,14 +12,22 @@ use trials::domain::TrialId;
 use trials_tests::requests::ORG;
 use trials_tests::{Call, TestApp, TestResponse, DAY, T0};
 
+use crate::jwt;
+
 const ENTERPRISE: &str = include_str!("../../examples/plans-enterprise.json");
 
 async fn app() -> TestApp {
+    app_with(|_| {}).await
+}
+
+/// The example catalog and Edge Impulse's redirect origin, then `tweak`.
+async fn app_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
     let catalog = Catalog::from_json(ENTERPRISE).expect("catalog");
     TestApp::with_config(|c| {
         c.catalog = catalog;
         c.applicant.redirect_origins =
             AllowedOrigins::parse("https://studio.edgeimpulse.com").unwrap();
+        tweak(c);
     })
     .await
 }
@@ -123,13 +133,8 @@ async fn the_seeds_body_through_x_api_key_answers_the_seeds_shape() {
 
 #[tokio::test]
 async fn user_id_is_stable_for_a_mailbox_and_organization_name_defaults_to_the_name() {
-    let catalog = Catalog::from_json(ENTERPRISE).expect("catalog");
     // The email signal ignored, so the same mailbox may start under a second org.
-    let t = TestApp::with_config(|c| {
-        c.catalog = catalog;
-        c.applicant.policy.email = SignalAction::Ignore;
-    })
-    .await;
+    let t = app_with(|c| c.applicant.policy.email = SignalAction::Ignore).await;
     let body = json!({ "email": "Fred.Flintstone+trial@gmail.com", "name": "Fred Flintstone" });
     let first = post(&t, &key(&t).await, &body).await;
     assert_eq!(first.status, 200, "{}", first.body);
@@ -217,4 +222,71 @@ async fn a_catalog_without_the_plan_is_invalid_plan() {
     let t = TestApp::new().await;
     let res = post(&t, &key(&t).await, &json!({ "name": "Fred" })).await;
     assert_failure(&res, 400, "invalid_plan");
+}
+
+/// The app with trials-local's JWT verifier (an HS256 secret), as `/v1/me/...` tests it.
+async fn jwt_app() -> TestApp {
+    let key = VerifyKey::Hs256 {
+        kid: None,
+        secret: Secret::new(jwt::SECRET),
+    };
+    app_with(|c| c.jwt = jwt::jwt_config(vec![key])).await
+}
+
+/// Issue 27.4: Edge Impulse's `x-jwt-token` header and `jwt` cookie start a trial for the
+/// org the token's claim names, with a standard key's rights (the admin-only fields ignored).
+#[tokio::test]
+async fn x_jwt_token_and_the_jwt_cookie_start_a_trial_for_the_claims_org() {
+    let t = jwt_app().await;
+    let mut body = seed_body();
+    body.as_object_mut().unwrap().remove("email");
+    let header_token = jwt::token(jwt::SECRET, &jwt::claims(&t));
+    let by_header = t
+        .send(call().header("x-jwt-token", &header_token).json(&body))
+        .await;
+    assert_eq!(by_header.status, 200, "{}", by_header.body);
+    let mut claims = jwt::claims(&t);
+    claims["org_id"] = "org_jwtuser2".into();
+    let cookie = format!("theme=dark; jwt={}", jwt::token(jwt::SECRET, &claims));
+    let by_cookie = t.send(call().header("cookie", &cookie).json(&body)).await;
+    assert_eq!(by_cookie.status, 200, "{}", by_cookie.body);
+    for (org, res) in [(jwt::ORG, &by_header), ("org_jwtuser2", &by_cookie)] {
+        let trial = t
+            .send(Call::get("/v1/trials/current").org(org))
+            .await
+            .json();
+        let id = TrialId::parse(trial["id"].as_str().unwrap()).unwrap();
+        assert_eq!(res.json()["id"], id.number(), "{trial}");
+        assert_eq!(trial["org_id"], org);
+        // A standard key's rights: the seed body's expirationDate is ignored.
+        assert_eq!(
+            trial["expires_at"],
+            trials::domain::time::rfc3339(T0 + 14 * DAY)
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_bad_jwt_is_the_seeds_error_shape_401() {
+    let t = jwt_app().await;
+    let forged = jwt::token("another secret", &jwt::claims(&t));
+    let bad_header = t
+        .send(call().header("x-jwt-token", "not.a.jwt").json(&seed_body()))
+        .await;
+    assert_failure(&bad_header, 401, "invalid_token");
+    let bad_cookie = t
+        .send(
+            call()
+                .header("cookie", &format!("jwt={forged}"))
+                .json(&seed_body()),
+        )
+        .await;
+    assert_failure(&bad_cookie, 401, "invalid_token");
+    let mut expired = jwt::claims(&t);
+    expired["exp"] = (t.now() - 3600).into();
+    let late = jwt::token(jwt::SECRET, &expired);
+    let res = t
+        .send(call().header("x-jwt-token", &late).json(&seed_body()))
+        .await;
+    assert_failure(&res, 401, "token_expired");
 }

@@ -8,10 +8,10 @@ use trials::config::Secret;
 use trials_tests::requests::read;
 use trials_tests::{Call, TestApp};
 
-const SECRET: &str = "a local HS256 secret, never a real one";
+pub(crate) const SECRET: &str = "a local HS256 secret, never a real one";
 const ISSUER: &str = "https://auth.example.com/";
 const AUDIENCE: &str = "trials-web";
-const ORG: &str = "org_jwtuser1";
+pub(crate) const ORG: &str = "org_jwtuser1";
 
 fn b64(bytes: &[u8]) -> String {
     const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
@@ -27,7 +27,7 @@ fn b64(bytes: &[u8]) -> String {
 }
 
 /// An HS256 token of `claims` signed with `secret`.
-fn token(secret: &str, claims: &Value) -> String {
+pub(crate) fn token(secret: &str, claims: &Value) -> String {
     let signed = format!(
         "{}.{}",
         b64(br#"{"alg":"HS256","typ":"JWT"}"#),
@@ -37,7 +37,7 @@ fn token(secret: &str, claims: &Value) -> String {
     format!("{signed}.{}", b64(&signature))
 }
 
-fn jwt_config(keys: Vec<VerifyKey>) -> JwtConfig {
+pub(crate) fn jwt_config(keys: Vec<VerifyKey>) -> JwtConfig {
     JwtConfig {
         issuer: Some(ISSUER.into()),
         audience: Some(AUDIENCE.into()),
@@ -55,7 +55,7 @@ async fn app() -> TestApp {
 }
 
 /// A user's claims, valid for an hour from the app's now.
-fn claims(t: &TestApp) -> Value {
+pub(crate) fn claims(t: &TestApp) -> Value {
     json!({
         "sub": "user_1", "iss": ISSUER, "aud": AUDIENCE, "org_id": ORG,
         "iat": t.now(), "exp": t.now() + 3600,

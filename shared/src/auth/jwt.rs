@@ -7,7 +7,9 @@
 //! `trials-local` verifies the same tokens itself, with the keys its configuration gives
 //! ([`JwtConfig::keys`]: an HS256 secret `JWT_HS256_SECRET`, or a JWKS file `JWT_JWKS_FILE` of
 //! RSA (RS256) and `oct` (HS256) keys), so the flow is tested end to end. A request with
-//! neither verified claims nor a key to check them is 401.
+//! neither verified claims nor a key to check them is 401. The token is read from
+//! `Authorization: Bearer`, else Edge Impulse's `x-jwt-token` header, else its `jwt` cookie
+//! (`POST /api/user/trial` takes a JWT too: [`super::Authenticator::key_or_jwt`]).
 //!
 //! **What a token grants.** The org its `JWT_ORG_CLAIM` claim names (default `org_id`), with a
 //! standard key's rights on that org only, for every project: an `X-Org-Id` naming another org
@@ -130,7 +132,7 @@ impl JwtConfig {
         let claims = match authorizer_claims(req) {
             Some(claims) => claims,
             None => {
-                let token = bearer(req).ok_or(JwtError::Invalid)?;
+                let token = token(req).ok_or(JwtError::Invalid)?;
                 verify_signature(token, &self.keys)?
             }
         };
@@ -202,6 +204,33 @@ fn authorizer_claims(req: &Request) -> Option<Map<String, Value>> {
             .map(|(k, v)| (k.clone(), Value::String(v.clone())))
             .collect(),
     )
+}
+
+/// Whether the request carries an end user's JWT anywhere this module reads one: API
+/// Gateway's verified claims, or a token ([`token`]).
+pub fn presented(req: &Request) -> bool {
+    authorizer_claims(req).is_some() || token(req).is_some()
+}
+
+/// The token to verify: `Authorization: Bearer`, else Edge Impulse's `x-jwt-token` header,
+/// else its `jwt` cookie.
+fn token(req: &Request) -> Option<&str> {
+    bearer(req)
+        .or_else(|| crate::headers::header(req, "x-jwt-token").map(str::trim))
+        .or_else(|| cookie(req, "jwt"))
+        .filter(|t| !t.is_empty())
+}
+
+/// The value of cookie `name`, from any `Cookie` header.
+fn cookie<'r>(req: &'r Request, name: &str) -> Option<&'r str> {
+    req.headers()
+        .get_all("cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.trim())
 }
 
 fn bearer(req: &Request) -> Option<&str> {

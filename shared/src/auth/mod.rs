@@ -155,6 +155,25 @@ impl Authenticator<'_> {
         self.verify(&key).await?.ok_or(AuthError::Unauthorized)
     }
 
+    /// Edge Impulse's route: the tenant of an API key (`x-api-key` or `Authorization`, no
+    /// tenant headers: [`tenant_for_org`] on the key's org), or, when no key of our form is
+    /// sent but an end user's JWT is (`Authorization: Bearer`, `x-jwt-token`, the `jwt`
+    /// cookie, or API Gateway's claims), the JWT's tenant ([`jwt_tenant`]: one verifier, a
+    /// standard key's rights on the claim's org). Neither: 401 `unauthorized`.
+    pub async fn key_or_jwt(
+        &self,
+        jwt: &jwt::JwtConfig,
+        req: &Request,
+    ) -> Result<Tenant, AuthError> {
+        let key = api_key_header(req);
+        if key.is_none() && header(req, "x-api-key").is_none() && jwt::presented(req) {
+            return jwt_tenant(jwt, req, self.clock.now());
+        }
+        let info = self.require(key).await?;
+        let org = info.org.clone();
+        tenant_for_org(info, org)
+    }
+
     /// What `key` may do if it is live: the cache's fresh verdict, else one read of its
     /// record. A failing store is an error, never a verdict.
     pub async fn verify(&self, key: &ApiKey) -> Result<Option<KeyInfo>, StoreError> {
