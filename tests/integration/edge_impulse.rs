@@ -115,7 +115,7 @@ async fn the_seeds_body_through_x_api_key_answers_the_seeds_shape() {
     assert_eq!(applicant["company_size"], "1-10");
     assert_eq!(applicant["country"], "United States");
     assert_eq!(applicant["state_or_province"], "California");
-    assert_eq!(trial["plan"], "enterprise");
+    assert_eq!(trial["plan"], "edge-impulse-enterprise");
     assert_eq!(
         trial["expires_at"],
         trials::domain::time::rfc3339(T0 + 14 * DAY)
@@ -289,4 +289,22 @@ async fn a_bad_jwt_is_the_seeds_error_shape_401() {
         .send(call().header("x-jwt-token", &late).json(&seed_body()))
         .await;
     assert_failure(&res, 401, "token_expired");
+}
+
+/// Issue 27.3: the route's own plan in the example catalog, 14 days with 30 days of grace
+/// (the `enterprise` plan keeps its 3 days).
+#[tokio::test]
+async fn the_routes_trial_lasts_14_days_with_30_days_of_grace() {
+    let t = app().await;
+    let res = post(&t, &key(&t).await, &seed_body()).await;
+    assert_eq!(res.status, 200, "{}", res.body);
+    t.clock.set(T0 + 14 * DAY + 1);
+    let trial = current(&t).await;
+    assert_eq!(trial["plan"], "edge-impulse-enterprise");
+    assert_eq!(trial["status"], "EXPIRED", "{trial}");
+    let rfc = trials::domain::time::rfc3339;
+    assert_eq!(trial["expires_at"], rfc(T0 + 14 * DAY));
+    assert_eq!(trial["grace_period_ends_at"], rfc(T0 + 44 * DAY));
+    let enterprise = Catalog::from_json(ENTERPRISE).unwrap();
+    assert_eq!(enterprise.get("enterprise").unwrap().grace_secs, 3 * DAY);
 }

@@ -8,8 +8,9 @@
 //! renamed to ours and the start's answer rendered in the seed's shape; every rule (one trial
 //! per org and product, the admin fields, the signals, the redirect, idempotency) is start's.
 //!
-//! - **The plan** is the catalog's `EDGE_IMPULSE_PLAN` (default `enterprise`: 14 days in
-//!   `examples/plans-enterprise.json`; a catalog without it answers 400 `invalid_plan`); a
+//! - **The plan** is the catalog's `EDGE_IMPULSE_PLAN` (default `edge-impulse-enterprise`: 14
+//!   days and 30 days of grace, as the seed says, in `examples/plans-enterprise.json`; a
+//!   catalog without it answers 400 `invalid_plan`); a
 //!   non-admin's `expirationDate` and `notes` are ignored, so its trial has the plan's length.
 //! - **`organizationName`** defaults to `name`, as the seed says.
 //! - **Fields** are exactly the seed's; any other (our snake_case names included) is 400
