@@ -412,3 +412,22 @@ async fn rs256_tokens_verify_against_the_rsa_keys_of_a_jwks_file() {
         .await;
     assert_eq!(res.error_code(), "invalid_token");
 }
+
+/// Edge Impulse's `x-jwt-token` header and `jwt` cookie are that route's only: `/v1/me/...`
+/// takes `Authorization: Bearer` alone (a cookie would let cross-site requests ride on it).
+#[tokio::test]
+async fn the_me_routes_take_no_x_jwt_token_and_no_cookie() {
+    let t = app().await;
+    let jwt = token(SECRET, &claims(&t));
+    let cookie = format!("jwt={jwt}");
+    for (name, value) in [("x-jwt-token", jwt.as_str()), ("cookie", cookie.as_str())] {
+        let call = Call::get("/v1/me/trials/current")
+            .without("x-org-id")
+            .without("x-project-id")
+            .without_auth()
+            .header(name, value);
+        let res = t.send(call).await;
+        assert_eq!(res.status, 401, "{name}: {}", res.body);
+        assert_eq!(res.json()["error"]["code"], "invalid_token");
+    }
+}

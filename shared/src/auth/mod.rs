@@ -166,8 +166,9 @@ impl Authenticator<'_> {
         req: &Request,
     ) -> Result<Tenant, AuthError> {
         let key = api_key_header(req);
-        if key.is_none() && header(req, "x-api-key").is_none() && jwt::presented(req) {
-            return jwt_tenant(jwt, req, self.clock.now());
+        let source = jwt::TokenSource::EdgeImpulse;
+        if key.is_none() && header(req, "x-api-key").is_none() && source.presented(req) {
+            return jwt_tenant(jwt, req, source, self.clock.now());
         }
         let info = self.require(key).await?;
         let org = info.org.clone();
@@ -263,9 +264,15 @@ pub const JWT_DEFAULT_PROJECT: &str = "default";
 
 /// The tenant of an end user's JWT ([`jwt`]): the org its claim names, with a standard key's
 /// rights there, for every project. An `X-Org-Id` naming another org is 403; `X-Project-Id`,
-/// when sent, must be well formed. `now` in seconds.
-pub fn jwt_tenant(config: &jwt::JwtConfig, req: &Request, now: i64) -> Result<Tenant, AuthError> {
-    let claims = config.claims(req, now).map_err(AuthError::Jwt)?;
+/// when sent, must be well formed. `source`: where the token is read ([`jwt::TokenSource`]).
+/// `now` in seconds.
+pub fn jwt_tenant(
+    config: &jwt::JwtConfig,
+    req: &Request,
+    source: jwt::TokenSource,
+    now: i64,
+) -> Result<Tenant, AuthError> {
+    let claims = config.claims(req, source, now).map_err(AuthError::Jwt)?;
     let org = config.org(&claims).map_err(AuthError::Jwt)?;
     let org = OrgId::parse(org).ok_or(AuthError::Jwt(jwt::JwtError::MissingOrg))?;
     if header(req, "x-org-id").is_some() && org_id(req)? != org {
