@@ -32,7 +32,9 @@ pub struct Cors {
 }
 
 const ALLOW_METHODS: &str = "GET, POST, PATCH, OPTIONS";
-const ALLOW_HEADERS: &str = "authorization, content-type, idempotency-key, x-org-id, x-project-id";
+// `x-api-key` and `x-jwt-token`: Edge Impulse's headers on `POST /api/user/trial`.
+const ALLOW_HEADERS: &str =
+    "authorization, content-type, idempotency-key, x-org-id, x-project-id, x-api-key, x-jwt-token";
 const EXPOSE_HEADERS: &str = "idempotent-replayed, retry-after";
 
 impl Cors {
@@ -185,6 +187,10 @@ mod tests {
             .to_str()
             .unwrap()
             .contains("authorization"));
+        assert!(h["access-control-allow-headers"]
+            .to_str()
+            .unwrap()
+            .contains("x-jwt-token"));
         let mut response = AxumResponse::new(AxumBody::empty());
         cors.decorate(
             &headers(&[("origin", "https://admin.example.com")]),

@@ -667,7 +667,7 @@ fn plans_check_validates_a_catalog_like_init_does() {
         out.contains("enterprise\tEnterprise\ttrial 14d\tgrace 3d\t"),
         "{out}"
     );
-    assert!(out.contains(": ok, 4 plan(s)"), "{out}");
+    assert!(out.contains(": ok, 5 plan(s)"), "{out}");
 
     let dir = data_dir("plans-check");
     std::fs::create_dir_all(&dir).unwrap();

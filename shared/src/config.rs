@@ -55,9 +55,10 @@ pub struct Config {
     /// cancel is allowed and purge no longer waits for it (a payment that lands later still
     /// converts, or is recorded unmatched if the trial is gone).
     pub pending_payment_max_age_secs: i64,
-    /// `EDGE_IMPULSE_PLAN` (`enterprise`): the plan `POST /api/user/trial` starts.
+    /// `EDGE_IMPULSE_PLAN` (`edge-impulse-enterprise`: 14 days and 30 days of grace in
+    /// `examples/plans-enterprise.json`): the plan `POST /api/user/trial` starts.
     pub edge_impulse_plan: String,
-    /// End users' JWTs (`JWT_*`; see [`crate::auth::jwt`]).
+    /// End users' JWTs (`JWT_*`; see [`crate::jwt`]).
     pub jwt: crate::jwt::JwtConfig,
 }
 
@@ -119,7 +120,7 @@ impl Config {
             applicant: ApplicantConfig::from_lookup(&get)?,
             pending_payment_max_age_secs: positive_duration(&get, "PENDING_PAYMENT_MAX_AGE")?
                 .unwrap_or(PENDING_MAX_AGE_SECS),
-            edge_impulse_plan: text("EDGE_IMPULSE_PLAN", "enterprise"),
+            edge_impulse_plan: text("EDGE_IMPULSE_PLAN", "edge-impulse-enterprise"),
             jwt: crate::jwt::JwtConfig::from_lookup(&get)?,
         })
     }

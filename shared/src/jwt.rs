@@ -7,7 +7,9 @@
 //! `trials-local` verifies the same tokens itself, with the keys its configuration gives
 //! ([`JwtConfig::keys`]: an HS256 secret `JWT_HS256_SECRET`, or a JWKS file `JWT_JWKS_FILE` of
 //! RSA (RS256) and `oct` (HS256) keys), so the flow is tested end to end. A request with
-//! neither verified claims nor a key to check them is 401.
+//! neither verified claims nor a key to check them is 401. The token is read from
+//! `Authorization: Bearer`; on Edge Impulse's `POST /api/user/trial` also from its
+//! `x-jwt-token` header and `jwt` cookie ([`TokenSource`], [`super::Authenticator::key_or_jwt`]).
 //!
 //! **What a token grants.** The org its `JWT_ORG_CLAIM` claim names (default `org_id`), with a
 //! standard key's rights on that org only, for every project: an `X-Org-Id` naming another org
@@ -123,13 +125,18 @@ impl JwtConfig {
         })
     }
 
-    /// The caller's verified claims: API Gateway's, else the bearer token checked here.
-    /// `now` in seconds.
-    pub fn claims(&self, req: &Request, now: i64) -> Result<Map<String, Value>, JwtError> {
+    /// The caller's verified claims: API Gateway's, else the token `source` reads, checked
+    /// here. `now` in seconds.
+    pub fn claims(
+        &self,
+        req: &Request,
+        source: TokenSource,
+        now: i64,
+    ) -> Result<Map<String, Value>, JwtError> {
         let claims = match authorizer_claims(req) {
             Some(claims) => claims,
             None => {
-                let token = bearer(req).ok_or(JwtError::Invalid)?;
+                let token = source.token(req).ok_or(JwtError::Invalid)?;
                 verify_signature(token, &self.keys)?
             }
         };
@@ -201,6 +208,47 @@ fn authorizer_claims(req: &Request) -> Option<Map<String, Value>> {
             .map(|(k, v)| (k.clone(), Value::String(v.clone())))
             .collect(),
     )
+}
+
+/// Where a route reads the token from when API Gateway has not verified it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenSource {
+    /// `Authorization: Bearer` only (`/v1/me/...`: no cookie, so no cross-site request rides
+    /// on a browser's cookies).
+    Bearer,
+    /// Edge Impulse's: `Authorization: Bearer`, else its `x-jwt-token` header, else its `jwt`
+    /// cookie (`POST /api/user/trial`, as the seed defines it).
+    EdgeImpulse,
+}
+
+impl TokenSource {
+    fn token(self, req: &Request) -> Option<&str> {
+        let token = match self {
+            TokenSource::Bearer => bearer(req),
+            TokenSource::EdgeImpulse => bearer(req)
+                .or_else(|| crate::headers::header(req, "x-jwt-token").map(str::trim))
+                .or_else(|| cookie(req, "jwt")),
+        };
+        token.filter(|t| !t.is_empty())
+    }
+
+    /// Whether the request carries an end user's JWT where this source reads one, or API
+    /// Gateway's verified claims.
+    pub fn presented(self, req: &Request) -> bool {
+        authorizer_claims(req).is_some() || self.token(req).is_some()
+    }
+}
+
+/// The value of cookie `name`, from any `Cookie` header.
+fn cookie<'r>(req: &'r Request, name: &str) -> Option<&'r str> {
+    req.headers()
+        .get_all("cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.trim())
 }
 
 fn bearer(req: &Request) -> Option<&str> {

@@ -3,20 +3,31 @@
 //! answer `{success, id, userId, redirectUrl}` checked field by field, errors `{success: false,
 //! error}`.
 use serde_json::{json, Value};
+use trials::config::{Config, Secret};
 use trials::domain::catalog::Catalog;
 use trials::domain::redirect::AllowedOrigins;
+use trials::domain::signals::SignalAction;
 use trials::domain::TrialId;
+use trials::jwt::VerifyKey;
 use trials_tests::requests::ORG;
 use trials_tests::{Call, TestApp, TestResponse, DAY, T0};
+
+use crate::jwt;
 
 const ENTERPRISE: &str = include_str!("../../examples/plans-enterprise.json");
 
 async fn app() -> TestApp {
+    app_with(|_| {}).await
+}
+
+/// The example catalog and Edge Impulse's redirect origin, then `tweak`.
+async fn app_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
     let catalog = Catalog::from_json(ENTERPRISE).expect("catalog");
     TestApp::with_config(|c| {
         c.catalog = catalog;
         c.applicant.redirect_origins =
             AllowedOrigins::parse("https://studio.edgeimpulse.com").unwrap();
+        tweak(c);
     })
     .await
 }
@@ -104,7 +115,7 @@ async fn the_seeds_body_through_x_api_key_answers_the_seeds_shape() {
     assert_eq!(applicant["company_size"], "1-10");
     assert_eq!(applicant["country"], "United States");
     assert_eq!(applicant["state_or_province"], "California");
-    assert_eq!(trial["plan"], "enterprise");
+    assert_eq!(trial["plan"], "edge-impulse-enterprise");
     assert_eq!(
         trial["expires_at"],
         trials::domain::time::rfc3339(T0 + 14 * DAY)
@@ -122,7 +133,8 @@ async fn the_seeds_body_through_x_api_key_answers_the_seeds_shape() {
 
 #[tokio::test]
 async fn user_id_is_stable_for_a_mailbox_and_organization_name_defaults_to_the_name() {
-    let t = app().await;
+    // The email signal ignored, so the same mailbox may start under a second org.
+    let t = app_with(|c| c.applicant.policy.email = SignalAction::Ignore).await;
     let body = json!({ "email": "Fred.Flintstone+trial@gmail.com", "name": "Fred Flintstone" });
     let first = post(&t, &key(&t).await, &body).await;
     assert_eq!(first.status, 200, "{}", first.body);
@@ -137,6 +149,23 @@ async fn user_id_is_stable_for_a_mailbox_and_organization_name_defaults_to_the_n
     assert_eq!(second.status, 200, "{}", second.body);
     assert_eq!(second.json()["userId"], first.json()["userId"]);
     assert_ne!(second.json()["id"], first.json()["id"]);
+}
+
+/// Issue 27.3: one trial per user (email) even without `SIGNAL_SECRET`: the same normalised
+/// mailbox under a second org's key is refused, in the seed's error shape.
+#[tokio::test]
+async fn one_trial_per_user_without_a_signal_secret() {
+    let t = app().await;
+    assert!(t.app.config.applicant.signal_secret.is_none());
+    let first = json!({ "email": "fred@flintstones.org", "name": "Fred" });
+    assert_eq!(post(&t, &key(&t).await, &first).await.status, 200);
+    let other_org = t.api_key("org_other").await.expose().to_owned();
+    let tagged = json!({ "email": "Fred+again@Flintstones.org", "name": "Fred" });
+    let refused = post(&t, &other_org, &tagged).await;
+    assert_failure(&refused, 403, "trial_not_eligible");
+    // Another mailbox of the same domain is another user.
+    let wilma = json!({ "email": "wilma@flintstones.org", "name": "Wilma" });
+    assert_eq!(post(&t, &other_org, &wilma).await.status, 200);
 }
 
 #[tokio::test]
@@ -193,4 +222,89 @@ async fn a_catalog_without_the_plan_is_invalid_plan() {
     let t = TestApp::new().await;
     let res = post(&t, &key(&t).await, &json!({ "name": "Fred" })).await;
     assert_failure(&res, 400, "invalid_plan");
+}
+
+/// The app with trials-local's JWT verifier (an HS256 secret), as `/v1/me/...` tests it.
+async fn jwt_app() -> TestApp {
+    let key = VerifyKey::Hs256 {
+        kid: None,
+        secret: Secret::new(jwt::SECRET),
+    };
+    app_with(|c| c.jwt = jwt::jwt_config(vec![key])).await
+}
+
+/// Issue 27.4: Edge Impulse's `x-jwt-token` header and `jwt` cookie start a trial for the
+/// org the token's claim names, with a standard key's rights (the admin-only fields ignored).
+#[tokio::test]
+async fn x_jwt_token_and_the_jwt_cookie_start_a_trial_for_the_claims_org() {
+    let t = jwt_app().await;
+    let mut body = seed_body();
+    body.as_object_mut().unwrap().remove("email");
+    let header_token = jwt::token(jwt::SECRET, &jwt::claims(&t));
+    let by_header = t
+        .send(call().header("x-jwt-token", &header_token).json(&body))
+        .await;
+    assert_eq!(by_header.status, 200, "{}", by_header.body);
+    let mut claims = jwt::claims(&t);
+    claims["org_id"] = "org_jwtuser2".into();
+    let cookie = format!("theme=dark; jwt={}", jwt::token(jwt::SECRET, &claims));
+    let by_cookie = t.send(call().header("cookie", &cookie).json(&body)).await;
+    assert_eq!(by_cookie.status, 200, "{}", by_cookie.body);
+    for (org, res) in [(jwt::ORG, &by_header), ("org_jwtuser2", &by_cookie)] {
+        let trial = t
+            .send(Call::get("/v1/trials/current").org(org))
+            .await
+            .json();
+        let id = TrialId::parse(trial["id"].as_str().unwrap()).unwrap();
+        assert_eq!(res.json()["id"], id.number(), "{trial}");
+        assert_eq!(trial["org_id"], org);
+        // A standard key's rights: the seed body's expirationDate is ignored.
+        assert_eq!(
+            trial["expires_at"],
+            trials::domain::time::rfc3339(T0 + 14 * DAY)
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_bad_jwt_is_the_seeds_error_shape_401() {
+    let t = jwt_app().await;
+    let forged = jwt::token("another secret", &jwt::claims(&t));
+    let bad_header = t
+        .send(call().header("x-jwt-token", "not.a.jwt").json(&seed_body()))
+        .await;
+    assert_failure(&bad_header, 401, "invalid_token");
+    let bad_cookie = t
+        .send(
+            call()
+                .header("cookie", &format!("jwt={forged}"))
+                .json(&seed_body()),
+        )
+        .await;
+    assert_failure(&bad_cookie, 401, "invalid_token");
+    let mut expired = jwt::claims(&t);
+    expired["exp"] = (t.now() - 3600).into();
+    let late = jwt::token(jwt::SECRET, &expired);
+    let res = t
+        .send(call().header("x-jwt-token", &late).json(&seed_body()))
+        .await;
+    assert_failure(&res, 401, "token_expired");
+}
+
+/// Issue 27.3: the route's own plan in the example catalog, 14 days with 30 days of grace
+/// (the `enterprise` plan keeps its 3 days).
+#[tokio::test]
+async fn the_routes_trial_lasts_14_days_with_30_days_of_grace() {
+    let t = app().await;
+    let res = post(&t, &key(&t).await, &seed_body()).await;
+    assert_eq!(res.status, 200, "{}", res.body);
+    t.clock.set(T0 + 14 * DAY + 1);
+    let trial = current(&t).await;
+    assert_eq!(trial["plan"], "edge-impulse-enterprise");
+    assert_eq!(trial["status"], "EXPIRED", "{trial}");
+    let rfc = trials::domain::time::rfc3339;
+    assert_eq!(trial["expires_at"], rfc(T0 + 14 * DAY));
+    assert_eq!(trial["grace_period_ends_at"], rfc(T0 + 44 * DAY));
+    let enterprise = Catalog::from_json(ENTERPRISE).unwrap();
+    assert_eq!(enterprise.get("enterprise").unwrap().grace_secs, 3 * DAY);
 }

@@ -8,10 +8,10 @@ use trials::jwt::{JwtConfig, VerifyKey};
 use trials_tests::requests::read;
 use trials_tests::{Call, TestApp};
 
-const SECRET: &str = "a local HS256 secret, never a real one";
+pub(crate) const SECRET: &str = "a local HS256 secret, never a real one";
 const ISSUER: &str = "https://auth.example.com/";
 const AUDIENCE: &str = "trials-web";
-const ORG: &str = "org_jwtuser1";
+pub(crate) const ORG: &str = "org_jwtuser1";
 
 fn b64(bytes: &[u8]) -> String {
     const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
@@ -27,7 +27,7 @@ fn b64(bytes: &[u8]) -> String {
 }
 
 /// An HS256 token of `claims` signed with `secret`.
-fn token(secret: &str, claims: &Value) -> String {
+pub(crate) fn token(secret: &str, claims: &Value) -> String {
     let signed = format!(
         "{}.{}",
         b64(br#"{"alg":"HS256","typ":"JWT"}"#),
@@ -37,7 +37,7 @@ fn token(secret: &str, claims: &Value) -> String {
     format!("{signed}.{}", b64(&signature))
 }
 
-fn jwt_config(keys: Vec<VerifyKey>) -> JwtConfig {
+pub(crate) fn jwt_config(keys: Vec<VerifyKey>) -> JwtConfig {
     JwtConfig {
         issuer: Some(ISSUER.into()),
         audience: Some(AUDIENCE.into()),
@@ -55,7 +55,7 @@ async fn app() -> TestApp {
 }
 
 /// A user's claims, valid for an hour from the app's now.
-fn claims(t: &TestApp) -> Value {
+pub(crate) fn claims(t: &TestApp) -> Value {
     json!({
         "sub": "user_1", "iss": ISSUER, "aud": AUDIENCE, "org_id": ORG,
         "iat": t.now(), "exp": t.now() + 3600,
@@ -411,4 +411,23 @@ async fn rs256_tokens_verify_against_the_rsa_keys_of_a_jwks_file() {
         .send(as_user(Call::get("/v1/me/trials/current"), &confused))
         .await;
     assert_eq!(res.error_code(), "invalid_token");
+}
+
+/// Edge Impulse's `x-jwt-token` header and `jwt` cookie are that route's only: `/v1/me/...`
+/// takes `Authorization: Bearer` alone (a cookie would let cross-site requests ride on it).
+#[tokio::test]
+async fn the_me_routes_take_no_x_jwt_token_and_no_cookie() {
+    let t = app().await;
+    let jwt = token(SECRET, &claims(&t));
+    let cookie = format!("jwt={jwt}");
+    for (name, value) in [("x-jwt-token", jwt.as_str()), ("cookie", cookie.as_str())] {
+        let call = Call::get("/v1/me/trials/current")
+            .without("x-org-id")
+            .without("x-project-id")
+            .without_auth()
+            .header(name, value);
+        let res = t.send(call).await;
+        assert_eq!(res.status, 401, "{name}: {}", res.body);
+        assert_eq!(res.json()["error"]["code"], "invalid_token");
+    }
 }

@@ -35,8 +35,9 @@ fn personal(field: &str) -> &'static str {
     PERSONAL.iter().find(|(f, _)| *f == field).unwrap().1
 }
 
-/// Every applicant field the start route reads, for `org`, with an email of its own.
-fn start_body(email_tag: &str) -> Value {
+/// Every applicant field the start route reads, for `org`, with an email of its own
+/// (`mailbox` replaces `+lifecycle`: another mailbox, as a `+tag` alone is the same person).
+fn start_body(mailbox: &str) -> Value {
     let mut body = json!({
         "plan": "growth",
         "user_has_ml_models_in_production": "no, but we will soon",
@@ -47,7 +48,7 @@ fn start_body(email_tag: &str) -> Value {
             body[field] = value.into();
         }
     }
-    body["email"] = personal("email").replace("lifecycle", email_tag).into();
+    body["email"] = personal("email").replace("+lifecycle", mailbox).into();
     body["redirect_url_query_params"] = personal("redirect_url_query_params").into();
     body
 }
@@ -82,7 +83,7 @@ async fn no_personal_field_reaches_any_log_line_or_logged_event_of_a_whole_lifec
         .org(lived)
         .admin()
         .idempotency_key("zq-start-1")
-        .json(&start_body("lifecycle"));
+        .json(&start_body("+lifecycle"));
     let id = ok(&t, start, 201).await["id"].as_str().unwrap().to_owned();
     let read = ok(&t, Call::status(&id).org(lived).admin(), 200).await;
     assert_eq!(
@@ -130,7 +131,7 @@ async fn no_personal_field_reaches_any_log_line_or_logged_event_of_a_whole_lifec
         .org(converted)
         .admin()
         .idempotency_key("zq-start-2")
-        .json(&start_body("converted"));
+        .json(&start_body("-converted+converted"));
     let paid_id = ok(&t, start, 201).await["id"].as_str().unwrap().to_owned();
     ok(
         &t,

@@ -192,11 +192,26 @@ async fn reuse_counts_only_within_the_window() {
     assert_eq!(after.status, 201, "{}", after.body);
 }
 
+/// Issue 27.3: without `SIGNAL_SECRET` the email signal still applies (under the deployment's
+/// fallback key), so one person gets one trial; the other kinds stay off.
 #[tokio::test]
-async fn without_a_signal_secret_signals_are_off() {
+async fn without_a_signal_secret_only_the_email_signal_applies() {
     let t = TestApp::new().await;
-    for org in ["org_a", "org_b"] {
-        let res = start(&t, org, "k", json!({ "email": "same@example.org" })).await;
+    let first = start(&t, "org_a", "k", json!({ "email": "same@example.org" })).await;
+    assert_eq!(first.status, 201, "{}", first.body);
+    let tagged = json!({ "email": "Same+second@example.org" });
+    let refused = start(&t, "org_b", "k", tagged).await;
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    assert_eq!(refused.json()["error"]["code"], "trial_not_eligible");
+    // Same domain, IP range and device, another mailbox: nothing else is checked.
+    let same_rest = json!({ "client_ip": "203.0.113.9", "device_id": "dev-1" });
+    for (org, email) in [
+        ("org_c", "other@example.org"),
+        ("org_d", "third@example.org"),
+    ] {
+        let mut applicant = same_rest.clone();
+        applicant["email"] = email.into();
+        let res = start(&t, org, "k", applicant).await;
         assert_eq!(res.status, 201, "{}", res.body);
     }
 }

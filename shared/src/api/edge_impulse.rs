@@ -1,13 +1,16 @@
 //! `POST /api/user/trial`: Edge Impulse's "start enterprise trial" as its clients send it (the
 //! seed `enterprise-trial-openapi.txt`): the key in `x-api-key` (or `Authorization: Bearer`),
 //! no tenant headers (the org, and the project, are the key's: its first project, or `all` for
-//! a key for all projects), the seed's camelCase body, the seed's answers. A thin
+//! a key for all projects), or an end user's JWT (the seed's `x-jwt-token` header or `jwt`
+//! cookie, or a Bearer token that is not one of our keys: [`crate::auth::Authenticator::key_or_jwt`],
+//! a standard key's rights on the claim's org), the seed's camelCase body, the seed's answers. A thin
 //! parse-and-render adapter over `POST /v1/trials/start` ([`super::start::handle`]): the body is
 //! renamed to ours and the start's answer rendered in the seed's shape; every rule (one trial
 //! per org and product, the admin fields, the signals, the redirect, idempotency) is start's.
 //!
-//! - **The plan** is the catalog's `EDGE_IMPULSE_PLAN` (default `enterprise`: 14 days in
-//!   `examples/plans-enterprise.json`; a catalog without it answers 400 `invalid_plan`); a
+//! - **The plan** is the catalog's `EDGE_IMPULSE_PLAN` (default `edge-impulse-enterprise`: 14
+//!   days and 30 days of grace, as the seed says, in `examples/plans-enterprise.json`; a
+//!   catalog without it answers 400 `invalid_plan`); a
 //!   non-admin's `expirationDate` and `notes` are ignored, so its trial has the plan's length.
 //! - **`organizationName`** defaults to `name`, as the seed says.
 //! - **Fields** are exactly the seed's; any other (our snake_case names included) is 400
@@ -26,7 +29,7 @@ use super::error::ApiError;
 use super::reply::Reply;
 use super::request::json_object;
 use super::{start, LogFields};
-use crate::auth::{api_key_header, tenant_for_org, Tenant};
+use crate::auth::Tenant;
 use crate::crypto::sha256_hex;
 use crate::domain::applicant::Email;
 use crate::domain::signals::normalize_email;
@@ -63,9 +66,7 @@ pub async fn handle(app: &App, req: &Request, log: &mut LogFields) -> Result<Rep
 }
 
 async fn answer(app: &App, req: &Request, log: &mut LogFields) -> Result<Reply, ApiError> {
-    let info = app.auth().require(api_key_header(req)).await?;
-    let org = info.org.clone();
-    let tenant = tenant_for_org(info, org)?;
+    let tenant = app.auth().key_or_jwt(&app.config.jwt, req).await?;
     log.tenant(&tenant);
     let body = ours(&json_object(req)?, &app.config.edge_impulse_plan)?;
     let user_id = user_id(&body, &tenant.org);

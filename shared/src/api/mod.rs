@@ -124,7 +124,8 @@ async fn dispatch(
         }
         Auth::StripeSignature(handler) | Auth::Itself(handler) => handler(app, req, log).await,
         Auth::Jwt(handler) => {
-            let tenant = crate::auth::jwt_tenant(&app.config.jwt, req, app.now())?;
+            let source = crate::jwt::TokenSource::Bearer;
+            let tenant = crate::auth::jwt_tenant(&app.config.jwt, req, source, app.now())?;
             log.tenant(&tenant);
             handler(app, req, &tenant, log).await
         }

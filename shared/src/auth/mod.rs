@@ -155,6 +155,26 @@ impl Authenticator<'_> {
         self.verify(&key).await?.ok_or(AuthError::Unauthorized)
     }
 
+    /// Edge Impulse's route: the tenant of an API key (`x-api-key` or `Authorization`, no
+    /// tenant headers: [`tenant_for_org`] on the key's org), or, when no key of our form is
+    /// sent but an end user's JWT is (`Authorization: Bearer`, `x-jwt-token`, the `jwt`
+    /// cookie, or API Gateway's claims), the JWT's tenant ([`jwt_tenant`]: one verifier, a
+    /// standard key's rights on the claim's org). Neither: 401 `unauthorized`.
+    pub async fn key_or_jwt(
+        &self,
+        jwt: &jwt::JwtConfig,
+        req: &Request,
+    ) -> Result<Tenant, AuthError> {
+        let key = api_key_header(req);
+        let source = jwt::TokenSource::EdgeImpulse;
+        if key.is_none() && header(req, "x-api-key").is_none() && source.presented(req) {
+            return jwt_tenant(jwt, req, source, self.clock.now());
+        }
+        let info = self.require(key).await?;
+        let org = info.org.clone();
+        tenant_for_org(info, org)
+    }
+
     /// What `key` may do if it is live: the cache's fresh verdict, else one read of its
     /// record. A failing store is an error, never a verdict.
     pub async fn verify(&self, key: &ApiKey) -> Result<Option<KeyInfo>, StoreError> {
@@ -244,9 +264,15 @@ pub const JWT_DEFAULT_PROJECT: &str = "default";
 
 /// The tenant of an end user's JWT ([`jwt`]): the org its claim names, with a standard key's
 /// rights there, for every project. An `X-Org-Id` naming another org is 403; `X-Project-Id`,
-/// when sent, must be well formed. `now` in seconds.
-pub fn jwt_tenant(config: &jwt::JwtConfig, req: &Request, now: i64) -> Result<Tenant, AuthError> {
-    let claims = config.claims(req, now).map_err(AuthError::Jwt)?;
+/// when sent, must be well formed. `source`: where the token is read ([`jwt::TokenSource`]).
+/// `now` in seconds.
+pub fn jwt_tenant(
+    config: &jwt::JwtConfig,
+    req: &Request,
+    source: jwt::TokenSource,
+    now: i64,
+) -> Result<Tenant, AuthError> {
+    let claims = config.claims(req, source, now).map_err(AuthError::Jwt)?;
     let org = config.org(&claims).map_err(AuthError::Jwt)?;
     let org = OrgId::parse(org).ok_or(AuthError::Jwt(jwt::JwtError::MissingOrg))?;
     if header(req, "x-org-id").is_some() && org_id(req)? != org {

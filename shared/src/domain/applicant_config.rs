@@ -4,7 +4,7 @@
 //!
 //! | variable | default | meaning |
 //! |---|---|---|
-//! | `SIGNAL_SECRET` | unset: **abuse signals off** | HMAC key for every stored signal; at least 32 characters (`openssl rand -hex 32`). Changing it forgets every stored signal (see [`super::signals`]). Never logged: errors do not quote it and `Debug` hides it. Unset, no signal is derived, stored or checked (local runs and tests that are not about signals); the deployed template always sets it. There is deliberately no built-in default: a secret known to everyone would let anyone who reads the table test guesses of emails against the stored HMACs. |
+//! | `SIGNAL_SECRET` | unset: **abuse signals off** | HMAC key for every stored signal; at least 32 characters (`openssl rand -hex 32`). Changing it forgets every stored signal (see [`super::signals`]). Never logged: errors do not quote it and `Debug` hides it. Unset, only the email signal is derived, stored and checked (one trial per person), keyed by a fixed per-deployment value, the table name ([`super::signals::SignalSecret::fallback`]): anyone who reads the table can then test guessed emails against the stored hashes, so the deployed template always sets it. |
 //! | `SIGNAL_POLICY` | `email=block,domain=flag,ip_range=flag,device=flag` | per kind `block`, `flag` or `ignore`; kinds left out keep their default ([`SignalPolicy::with_actions`]) |
 //! | `SIGNAL_WINDOW` | `365d` | how long a use of a signal counts against other orgs: `<n>d`, `<n>h`, `<n>m` or `<n>s` |
 //! | `PUBLIC_MAIL_DOMAINS` | the built-in list ([`BUILTIN_PUBLIC_MAIL_DOMAINS`]) | comma-separated domains or `name.*` families whose addresses give no domain signal; **replaces** the built-in list |
@@ -21,7 +21,7 @@ use super::time::parse_duration_secs;
 
 #[derive(Debug, Clone)]
 pub struct ApplicantConfig {
-    /// `None`: signals are off (see `SIGNAL_SECRET` above).
+    /// `None`: the email signal only, under the fallback key (see `SIGNAL_SECRET` above).
     pub signal_secret: Option<SignalSecret>,
     pub policy: SignalPolicy,
     pub public_domains: PublicMailDomains,

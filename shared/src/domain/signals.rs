@@ -9,6 +9,10 @@
 //! HMAC per signal (at most four per start) and a few lower-case copies of short strings.
 //! Changing `SIGNAL_SECRET` makes every stored signal unmatchable: reuse is then not detected
 //! until the window has refilled.
+//! Without `SIGNAL_SECRET`, the email signal alone is derived, under
+//! [`SignalSecret::fallback`] (a key fixed per deployment: the table name), so one trial per
+//! person holds everywhere; its hashes are then no better than an unkeyed SHA-256 against
+//! whoever knows the table name.
 //!
 //! # Signals
 //! | kind | value | when |
@@ -125,6 +129,16 @@ impl SignalSecret {
             hmac::HMAC_SHA256,
             secret.as_bytes(),
         )))
+    }
+
+    /// The key used when `SIGNAL_SECRET` is unset: derived from `deployment` (the table name),
+    /// so it is fixed per deployment and known to whoever knows the table. It keeps the one
+    /// rule that must hold without a secret, one trial per person (the email signal, see
+    /// [`email_signal`]), at the price of privacy: anyone who reads the table can test a
+    /// guessed email against the stored hashes, as with an unkeyed SHA-256.
+    pub fn fallback(deployment: &str) -> SignalSecret {
+        let key = format!("trials-signal-fallback-v1:{deployment}");
+        SignalSecret(hmac::Key::new(hmac::HMAC_SHA256, key.as_bytes()))
     }
 
     /// The kind is part of the signed message, so equal values of different kinds differ.
@@ -384,6 +398,17 @@ pub fn signals_for(
     signal_values(applicant, public)
         .into_iter()
         .map(|(kind, value)| secret.sign(kind, &value))
+        .collect()
+}
+
+/// The applicant's email signal alone (none without an email): what a start checks when
+/// `SIGNAL_SECRET` is unset, under [`SignalSecret::fallback`]. The other kinds stay off then:
+/// a shared domain, IP range or device only flags, and is not worth the weaker privacy.
+pub fn email_signal(applicant: &Applicant, key: &SignalSecret) -> Vec<Signal> {
+    applicant
+        .email
+        .iter()
+        .map(|email| key.sign(SignalKind::Email, &normalize_email(email)))
         .collect()
 }
 

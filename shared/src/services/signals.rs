@@ -14,7 +14,9 @@ use serde_json::{json, Value};
 
 use crate::domain::applicant::Applicant;
 use crate::domain::catalog::ProductKey;
-use crate::domain::signals::{signals_for, Signal, SignalAction, SignalKind, Verdict};
+use crate::domain::signals::{
+    email_signal, signals_for, Signal, SignalAction, SignalKind, SignalSecret, Verdict,
+};
 use crate::domain::OrgId;
 use crate::store::signals::signal_owner;
 use crate::store::{Rejection, Slot, Store, StoreError, Tx};
@@ -52,13 +54,15 @@ pub enum Next {
 }
 
 impl SignalCheck {
-    /// The applicant's signals for a start of `product`; none when `SIGNAL_SECRET` is unset
-    /// (signals off).
+    /// The applicant's signals for a start of `product`. When `SIGNAL_SECRET` is unset, the
+    /// email signal only, under the deployment's fallback key (the table name: see
+    /// [`SignalSecret::fallback`]), so one trial per person holds without a secret; the rest
+    /// of the check is the same.
     pub fn new(app: &App, applicant: &Applicant, product: ProductKey) -> SignalCheck {
         let config = &app.config.applicant;
         let signals = match &config.signal_secret {
             Some(secret) => signals_for(applicant, secret, &config.public_domains),
-            None => Vec::new(),
+            None => email_signal(applicant, &SignalSecret::fallback(&app.store.table)),
         };
         SignalCheck {
             signals,

@@ -675,7 +675,10 @@ mod tests {
     fn plans_file_replaces_the_builtin_catalog_and_overrides_still_apply() {
         let catalog = load(&[("PLANS_FILE", "examples/plans.json")]).unwrap();
         assert_eq!(catalog.source(), "examples/plans.json");
-        assert_eq!(catalog.list(), "starter, growth, pro, enterprise");
+        assert_eq!(
+            catalog.list(),
+            "starter, growth, pro, enterprise, edge-impulse-enterprise"
+        );
         let enterprise = catalog.get_trialable("enterprise").unwrap();
         assert_eq!(enterprise.trial_length_secs, 14 * DAY_SECS);
         assert_eq!(enterprise.max_total_trial_secs, 60 * DAY_SECS);
