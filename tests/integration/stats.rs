@@ -146,9 +146,12 @@ async fn the_funnel_per_day_equals_the_trials_stored_and_trialctl() {
     );
     let (_, app) = stats(&t, &format!("{window}&product=app")).await;
     assert_eq!(app["total"], stats(&t, &window).await.1["total"]);
-    let (status, none) = stats(&t, &format!("{window}&product=nope")).await;
-    assert_eq!((status, none["plans"].clone()), (200, json!([])));
-    assert_eq!(counts(&none["total"]), [0; 5]);
+    // A product the catalog does not have is refused, not answered with zeros.
+    let (status, refused) = stats(&t, &format!("{window}&product=nope")).await;
+    assert_eq!(
+        (status, refused["error"]["code"].clone()),
+        (400, json!("invalid_product"))
+    );
 }
 
 #[tokio::test]

@@ -12,8 +12,8 @@
 //! (`to` alone: the 30 days ending `to`; `from` alone: up to today). A malformed date, `from`
 //! after `to`, or more than [`MAX_DAYS`] days is 400 `invalid_range`. `plan` keeps one plan of
 //! the catalog, `product` the catalog's plans of one product (both: the plan, if it is the
-//! product's); a plan the catalog does not have is 400 `invalid_plan`; a product with no plan
-//! gives zeros. Counters of plans no longer in the catalog are not listed (`trialctl stats`
+//! product's); a plan the catalog does not have is 400 `invalid_plan`, a product it does not
+//! have 400 `invalid_product`. Counters of plans no longer in the catalog are not listed (`trialctl stats`
 //! finds them). An unknown or repeated query parameter is 400 `invalid_field`, as an unknown
 //! body field is elsewhere: a misspelt filter must not quietly answer the unfiltered funnel.
 //!
@@ -114,6 +114,12 @@ fn plans(
     if let Some(plan) = plan {
         if catalog.get(plan).is_none() {
             return Err(ApiError::invalid_plan(catalog));
+        }
+    }
+    // A misspelt product must not answer zeros as if nothing happened.
+    if let Some(product) = product {
+        if !catalog.plans().iter().any(|p| p.product.id == *product) {
+            return Err(ApiError::invalid_product(catalog));
         }
     }
     Ok(catalog
