@@ -18,7 +18,7 @@ use trials::store::Slot;
 use trials_local::stripe_standin::{PayMethod, StripeStandIn, LOCAL_SECRET_KEY};
 use trials_tests::chaos::workload::{
     all_items, final_statuses, first_attempt_5xx, items_by_kind, org, send_retrying,
-    starts_for_one_org, starts_of_distinct_orgs, usage_on_one_trial, warm_keys, Sent,
+    starts_for_one_org, starts_of_distinct_orgs, text, usage_on_one_trial, warm_keys, Sent,
 };
 use trials_tests::chaos::{Chaos, ChaosSpec};
 use trials_tests::eventbridge::EventBridgeRecorder;
@@ -525,12 +525,7 @@ async fn enterprise_trial_under_the_layer(limit: i64) -> (TestApp, String) {
 async fn event_items(t: &TestApp) -> BTreeMap<String, (String, String)> {
     let mut out = BTreeMap::new();
     for item in all_items(t).await {
-        let text = |name: &str| {
-            item.get(name)
-                .and_then(|v| v.as_s().ok())
-                .cloned()
-                .unwrap_or_default()
-        };
+        let text = |name: &str| text(&item, name);
         if !text("pk").starts_with("EVENT#") {
             continue;
         }

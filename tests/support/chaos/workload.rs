@@ -209,17 +209,20 @@ pub async fn all_items(t: &TestApp) -> Vec<trials::store::codec::Item> {
     }
 }
 
+/// A string attribute of a stored item, or `""` when it has none.
+pub fn text(item: &trials::store::codec::Item, name: &str) -> String {
+    item.get(name)
+        .and_then(|v| v.as_s().ok())
+        .cloned()
+        .unwrap_or_default()
+}
+
 /// Every item of the app's table by kind (`pk` up to its first `#`; a trial's timeline
 /// entries, in the trial's partition, as `TIMELINE`), read without the layer.
 pub async fn items_by_kind(t: &TestApp) -> BTreeMap<String, usize> {
     let mut out = BTreeMap::new();
     for item in all_items(t).await {
-        let text = |name: &str| {
-            item.get(name)
-                .and_then(|v| v.as_s().ok())
-                .cloned()
-                .unwrap_or_default()
-        };
+        let text = |name: &str| text(&item, name);
         let (pk, sk) = (text("pk"), text("sk"));
         let kind = match pk.split('#').next().unwrap_or_default() {
             _ if sk.starts_with(trials::store::timeline::ENTRY_PREFIX) => "TIMELINE".to_owned(),
