@@ -69,6 +69,9 @@ pub const REDACTED: &str = "<redacted>";
 /// `notes`, `metadata` and an extension's `reason` (an operator's free text) are not here, nor is
 /// `name` (it is the applicant's as well as an option's). Sorted, for the binary search.
 pub const SAFE_FIELDS: &[&str] = &[
+    "activate_by",
+    "activated_at",
+    "activated_by",
     "active_ranges",
     "actor",
     "allowed_by_operator",
@@ -127,6 +130,7 @@ pub const SAFE_FIELDS: &[&str] = &[
     "signal_kind",
     "start",
     "started_at",
+    "starts",
     "status",
     "stripe_customer_id",
     "stripe_event_id",

@@ -19,6 +19,7 @@ mod jobs;
 mod jwt;
 mod layout;
 mod lifecycle;
+mod pending;
 mod plans;
 mod products;
 mod redaction;

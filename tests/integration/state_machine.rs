@@ -34,9 +34,10 @@ enum Write {
     Expire,
     Purge,
     ChangePlan,
+    Activate,
 }
 
-const WRITES: [Write; 14] = [
+const WRITES: [Write; 15] = [
     Write::Checkout,
     Write::Cancel,
     Write::Usage,
@@ -51,6 +52,7 @@ const WRITES: [Write; 14] = [
     Write::Expire,
     Write::Purge,
     Write::ChangePlan,
+    Write::Activate,
 ];
 
 impl Write {
@@ -69,6 +71,7 @@ impl Write {
             Write::Expire => Job::Expire.into(),
             Write::Purge => Job::Purge.into(),
             Write::ChangePlan => Action::ChangePlan.into(),
+            Write::Activate => Action::Activate.into(),
         }
     }
 }
@@ -76,14 +79,13 @@ impl Write {
 const SEEDED_SESSION: &str = "cs_seeded";
 
 /// A trial of `status` started at `T0` (paused a day in; canceled a day before its end, or,
-/// as an item from before `canceled_at` was kept, without it).
+/// as an item from before `canceled_at` was kept, without it; PENDING with a 7-day window).
 fn trial_in(t: &TestApp, status: TrialStatus, canceled_at: bool) -> Trial {
-    let start = Trial::start(
-        TrialId::generate(),
-        OrgId::parse(ORG).unwrap(),
-        T0,
-        t.terms("growth"),
-    );
+    let (id, org) = (TrialId::generate(), OrgId::parse(ORG).unwrap());
+    if status == TrialStatus::Pending {
+        return Trial::start_pending(id, org, T0, t.terms("growth"), 7 * DAY);
+    }
+    let start = Trial::start(id, org, T0, t.terms("growth"));
     let mut trial = match status {
         TrialStatus::Paused => start.pause(T0 + DAY, start.policy()).expect("pause"),
         _ => start,
@@ -140,6 +142,7 @@ fn domain_allows(t: &TestApp, write: Write, trial: &Trial, now: i64) -> (bool, O
         Write::Pause => Some(trial.pause(now, policy)),
         Write::Resume => Some(trial.resume(now, policy, &terms)),
         Write::Extend => Some(trial.extend(Extension::Days(1), now, policy, &terms)),
+        Write::Activate => Some(trial.activate(now, policy)),
         _ => None,
     };
     if let Some(moved) = moved {
@@ -246,6 +249,11 @@ async fn store_commits(
             store.expire_update(trial, now, policy).unwrap(),
         ),
         Write::Purge => tx.delete(Slot::Trial, store.purge_delete(trial, now, policy).unwrap()),
+        Write::Activate => {
+            let terms = t.app.config.lifecycle_terms(trial);
+            let update = store.activation_update(trial, moved?, now, &terms);
+            tx.update(Slot::Trial, update.unwrap())
+        }
         Write::ChangePlan => {
             let after = moved?;
             let terms = t.app.config.lifecycle_terms(after);
@@ -288,6 +296,7 @@ async fn the_store_commits_exactly_what_the_state_machine_allows() {
         (TrialStatus::Converted, true),
         (TrialStatus::Canceled, true),
         (TrialStatus::Canceled, false),
+        (TrialStatus::Pending, true),
     ];
     // Around the end, the cancellation's grace end (a day earlier) and the grace end.
     let offsets = [

@@ -1,5 +1,5 @@
-//! The operator's lifecycle moves, `POST /v1/trials/{id}/extend`, `/pause`, `/resume` and
-//! `/change-plan` (served together by the `manage` function): what they share.
+//! The operator's lifecycle moves, `POST /v1/trials/{id}/extend`, `/pause`, `/resume`,
+//! `/change-plan` and `/activate` (served together by the `manage` function): what they share.
 //!
 //! Each request reads the trial once, computes the move in memory (`Trial::pause`, `resume`,
 //! `extend`, which check the state machine), and commits one transaction: the trial update
@@ -44,6 +44,8 @@ pub enum Move {
         force: bool,
         pending_max_age: i64,
     },
+    /// A PENDING trial's clock starts now.
+    Activate,
 }
 
 impl Move {
@@ -53,6 +55,7 @@ impl Move {
             Move::Resume => "resume",
             Move::Extend(_) => "extend",
             Move::ChangePlan { .. } => "change-plan",
+            Move::Activate => "activate",
         }
     }
 
@@ -73,6 +76,7 @@ impl Move {
                 pending_max_age,
             } => change_plan(trial, to, *force, now, *pending_max_age)
                 .map_err(|refusal| ApiError::new(refusal.code(), refusal.message()))?,
+            Move::Activate => trial.activate(now, policy)?,
         })
     }
 
@@ -89,6 +93,7 @@ impl Move {
             Move::ChangePlan { force, .. } => {
                 store.plan_change_update(stored, after, *force, now, terms)
             }
+            Move::Activate => store.activation_update(stored, after, now, terms),
             _ => store.lifecycle_update(stored, after, terms),
         }
     }
@@ -109,6 +114,7 @@ impl Move {
             Move::ChangePlan { force, .. } => {
                 DomainEvent::plan_changed(before, after, now, *force, &tenant.key_id, extra)
             }
+            Move::Activate => DomainEvent::activated(after, now, "activate", extra),
         }
     }
 }

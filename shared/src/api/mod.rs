@@ -4,6 +4,7 @@
 //! handler, then exactly one log line.
 pub mod access;
 pub mod access_feature;
+pub mod activate;
 pub mod admin;
 pub mod applicant;
 pub mod cancel;

@@ -36,9 +36,9 @@ use super::error::ApiError;
 use super::reply::Reply;
 use super::LogFields;
 use super::{
-    access, access_feature, cancel, change_plan, convert, current, edge_impulse, eligibility,
-    extend, gcore, patch, pause, plans, resume, skip, start, stats, status, stripe_webhook,
-    timeline, trial_data, usage,
+    access, access_feature, activate, cancel, change_plan, convert, current, edge_impulse,
+    eligibility, extend, gcore, patch, pause, plans, resume, skip, start, stats, status,
+    stripe_webhook, timeline, trial_data, usage,
 };
 use crate::auth::Tenant;
 use crate::App;
@@ -276,6 +276,8 @@ routes! {
         Resume,             "POST",  "/v1/trials/{id}/resume",      ApiKey(keyed!(resume)),                 BODY;
         /// `POST /v1/trials/{id}/change-plan`: another plan of the product, during the trial.
         ChangePlan,         "POST",  "/v1/trials/{id}/change-plan", ApiKey(keyed!(change_plan)),            BODY;
+        /// `POST /v1/trials/{id}/activate`: a PENDING trial's clock starts.
+        Activate,           "POST",  "/v1/trials/{id}/activate",    ApiKey(keyed!(activate)),               BODY;
     ]
 }
 
@@ -484,7 +486,8 @@ mod tests {
                 Route::Extend,
                 Route::Pause,
                 Route::Resume,
-                Route::ChangePlan
+                Route::ChangePlan,
+                Route::Activate
             ]
         );
         assert_eq!(served("expire"), []);

@@ -9,7 +9,7 @@
 //! no shared item and conflicts with nothing. Cost: a start is one `GetItem` (1 read unit) and
 //! one `TransactWriteItems`; a refused one, one `GetItem` and one `PutItem`.
 use lambda_http::Request;
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 
 use super::admin::check_expiration;
 use super::applicant;
@@ -20,7 +20,7 @@ use super::request::{json_object, known_fields};
 use super::LogFields;
 use crate::auth::Tenant;
 use crate::domain::applicant::{Applicant, FIELDS as APPLICANT_FIELDS};
-use crate::domain::catalog::{PlanTerms, Product, ProductKey, TrialTerms};
+use crate::domain::catalog::{PlanTerms, Product, ProductKey, Starts, TrialTerms};
 use crate::domain::events::{DomainEvent, EventKind};
 use crate::domain::redirect::redirect_url;
 use crate::domain::signals::SignalKind;
@@ -47,14 +47,16 @@ pub async fn handle(
     );
     // A field no route knows is refused by name, never dropped (issue 26).
     known_fields(&body, |name| {
-        name == "plan" || APPLICANT_FIELDS.contains(&name)
+        name == "plan" || name == "starts" || APPLICANT_FIELDS.contains(&name)
     })?;
     let plan = body.get("plan").and_then(Value::as_str);
-    let terms = trialable_plan(app, plan)?.snapshot();
+    let plan = trialable_plan(app, plan)?;
+    let window = activation_window(&body, plan)?;
     // A standard key's admin fields are ignored without being looked at (as the seed says).
     let applicant = Applicant::parse(&body, tenant.privilege())?;
     let now_ms = app.clock.now_millis();
-    let (trial, reply) = decide(app, tenant, &applicant, terms, now_ms)?;
+    let started = (plan.snapshot(), window);
+    let (trial, reply) = decide(app, tenant, &applicant, started, now_ms)?;
     // An org that had its trial is refused on a plain read of its guard: a guard never goes
     // away, so what the read sees holds. A storm of refused starts then costs a read and the
     // stored 409 each, and no transaction on the guard (they would conflict with each other).
@@ -161,16 +163,45 @@ pub(super) fn already_used(tenant: &Tenant, used: Option<&Guard>) -> ApiError {
     ApiError::new(ErrorCode::TrialAlreadyExists, message)
 }
 
-/// The trial the applicant starts, and the 201 that answers it.
+/// The activation window of a trial that starts on activation (`None`: it starts now): the
+/// body's `starts` (`on_start` or `on_activation`), else the plan's; 400 `invalid_field` for
+/// any other value.
+fn activation_window(body: &Map<String, Value>, plan: &PlanTerms) -> Result<Option<i64>, ApiError> {
+    let starts = match body.get("starts") {
+        None | Some(Value::Null) => plan.starts,
+        Some(value) => value.as_str().and_then(Starts::parse).ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::InvalidField,
+                "starts must be \"on_start\" or \"on_activation\"",
+            )
+        })?,
+    };
+    Ok((starts == Starts::OnActivation).then_some(plan.activation_window_secs))
+}
+
+/// The trial the applicant starts (`window`: PENDING for that long, waiting for its
+/// activation), and the 201 that answers it.
 fn decide(
     app: &App,
     tenant: &Tenant,
     applicant: &Applicant,
-    terms: TrialTerms,
+    (terms, window): (TrialTerms, Option<i64>),
     now_ms: i64,
 ) -> Result<(Trial, Reply), ApiError> {
     let now = now_ms.div_euclid(1000);
-    let mut trial = new_trial(tenant, now, terms);
+    let mut trial = match window {
+        None => new_trial(tenant, now, terms),
+        Some(window) => {
+            Trial::start_pending(TrialId::generate(), tenant.org.clone(), now, terms, window)
+                .in_project(tenant.project.clone())
+        }
+    };
+    if let (Some(_), Some(_)) = (applicant.admin.expires_at, window) {
+        return Err(ApiError::new(
+            ErrorCode::InvalidExpiration,
+            "A trial that starts on activation has no end before it is activated",
+        ));
+    }
     if let Some(at) = applicant.admin.expires_at {
         let at = check_expiration(at, now, trial.started_at, &trial.terms)?;
         trial = trial.ending_at(at);
@@ -248,6 +279,12 @@ fn start_tx<'a>(
     let policy = trial.policy();
     let mut extra =
         json!({ "project_id": tenant.project.as_str(), "expires_at": rfc3339(trial.expires_at) });
+    if let Some(at) = trial.activate_by {
+        // Not started yet: no end, a deadline to activate by.
+        extra["expires_at"] = Value::Null;
+        extra["starts"] = Starts::OnActivation.as_str().into();
+        extra["activate_by"] = rfc3339(at).into();
+    }
     if let Some(applicant) = &trial.applicant {
         extra["applicant"] = applicant.to_json();
     }

@@ -1,4 +1,5 @@
-//! `POST /v1/trials/{id}/usage`: records usage of a limited option of an ACTIVE trial.
+//! `POST /v1/trials/{id}/usage`: records usage of a limited option of an ACTIVE trial (the
+//! first usage of a PENDING trial activates it, in the same transaction: `store::usage`).
 //!
 //! The trial and the key's idempotency record are read (concurrently), the step decided
 //! ([`crate::domain::usage::step`]), then one conditional `UpdateItem` on the trial item counts
@@ -308,9 +309,20 @@ async fn write(
         key_id,
         fingerprint,
     };
-    let events = limit_events(tenant, trial, body, r, now);
+    let mut events = limit_events(tenant, trial, body, r, now);
+    let mut reminder = None;
+    // The first usage of a PENDING trial starts its clock, in the same write.
+    if let Ok(activated) = trial.activate(now, trial.policy()) {
+        let extra = json!({ "project_id": tenant.project.as_str() });
+        events.insert(0, DomainEvent::activated(&activated, now, "usage", extra));
+        if !r.ends_trial {
+            let (policy, terms) = (activated.policy(), app.config.lifecycle_terms(&activated));
+            reminder = Some(app.store.reminder_rearm(&activated, now, &terms, policy)?);
+        }
+    }
     let actor = &tenant.key_id;
-    Ok(app.store.record_usage(&write, &events, actor, now).await?)
+    let written = (events.as_slice(), reminder);
+    Ok(app.store.record_usage(&write, written, actor, now).await?)
 }
 
 /// `trial.limit_warning` / `trial.limit_reached` for the option (once per trial and option),

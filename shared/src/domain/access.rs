@@ -11,7 +11,8 @@
 //! conversion, gives `none`); a PAUSED, EXPIRED or CANCELED trial, or none, gives nothing
 //! (`none`). A paused trial's clock
 //! and usage are frozen (usage answers `trial_not_active`), so its features are not in use
-//! either. Cost: none beyond the read of the trial.
+//! either. A PENDING trial gives its options as an ACTIVE one does (`trial`, `until` null: its
+//! clock starts with the first usage). Cost: none beyond the read of the trial.
 use serde_json::{json, Value};
 
 use super::state_machine::{self, TrialStatus};
@@ -43,7 +44,8 @@ impl Source {
     /// (a completed, paid or card-only checkout) gives it.
     pub fn of(trial: &Trial, now: i64, policy: TrialPolicy) -> Source {
         match trial.lifecycle(policy).status_at(now) {
-            TrialStatus::Active => Source::Trial,
+            // A PENDING trial's features are the trial's: the first usage starts its clock.
+            TrialStatus::Active | TrialStatus::Pending => Source::Trial,
             TrialStatus::Converted if subscription_ended(trial) => Source::None,
             TrialStatus::Converted => Source::Subscription,
             TrialStatus::Paused | TrialStatus::Expired | TrialStatus::Canceled => Source::None,
@@ -136,7 +138,8 @@ impl Access {
             plan: Some(trial.plan.as_str().to_owned()),
             source,
             until: match source {
-                Source::Trial => Some(trial.expires_at),
+                // Not activated: no end yet (its `expires_at` is the activation deadline).
+                Source::Trial => Some(trial.expires_at).filter(|_| trial.activate_by.is_none()),
                 _ => trial
                     .subscription
                     .as_ref()

@@ -110,6 +110,10 @@ catalogue! {
     PaymentProviderError = ("payment_provider_error", 502),
     /// Retryable: the store failed; nothing was stored under the idempotency key.
     ServiceUnavailable = ("service_unavailable", 503),
+    /// Activate: the trial is not PENDING (its clock already runs: ACTIVE or PAUSED).
+    TrialNotPending = ("trial_not_pending", 409),
+    /// Pause, resume, extend, `PATCH` or change-plan of a PENDING trial (activate it first).
+    TrialPending = ("trial_pending", 409),
 }
 
 impl fmt::Display for ErrorCode {

@@ -40,10 +40,12 @@ pub enum EventKind {
     SubscriptionLapsed,
     /// The trial moved to another plan of its product (change-plan, or convert with a plan).
     PlanChanged,
+    /// A PENDING trial's clock started (`activate`, or its first usage call).
+    Activated,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 19] = [
+    pub const ALL: [EventKind; 20] = [
         EventKind::Started,
         EventKind::Expired,
         EventKind::Canceled,
@@ -63,6 +65,7 @@ impl EventKind {
         EventKind::FirstPayment,
         EventKind::SubscriptionLapsed,
         EventKind::PlanChanged,
+        EventKind::Activated,
     ];
 
     /// The EventBridge `DetailType`.
@@ -87,6 +90,7 @@ impl EventKind {
             EventKind::FirstPayment => "trial.first_payment",
             EventKind::SubscriptionLapsed => "trial.subscription_lapsed",
             EventKind::PlanChanged => "trial.plan_changed",
+            EventKind::Activated => "trial.activated",
         }
     }
 
@@ -241,6 +245,18 @@ impl DomainEvent {
         merge(&mut fields, extra);
         let n = paused.pause_count().to_string();
         DomainEvent::for_trial(EventKind::Paused, paused, at, Some(&n), fields)
+    }
+
+    /// `trial.activated`, from the activated trial: once per trial (`<trial>.activated`, so
+    /// two concurrent activations cannot both write it). `by`: `activate` or `usage`.
+    pub fn activated(activated: &Trial, now: i64, by: &str, extra: Value) -> DomainEvent {
+        let mut fields = json!({
+            "activated_at": rfc3339(now),
+            "expires_at": rfc3339(activated.expires_at),
+            "activated_by": by,
+        });
+        merge(&mut fields, extra);
+        DomainEvent::for_trial(EventKind::Activated, activated, now, None, fields)
     }
 
     /// `trial.resumed`, from the resumed trial: the n-th resume (after the n-th pause) is

@@ -134,7 +134,11 @@ impl Trial {
                     .collect()
             }
             TrialStatus::Expired => vec![grace],
-            TrialStatus::Paused | TrialStatus::Converted | TrialStatus::Canceled => Vec::new(),
+            // PENDING: its end is not known until activation (its deadline is not an end).
+            TrialStatus::Paused
+            | TrialStatus::Converted
+            | TrialStatus::Canceled
+            | TrialStatus::Pending => Vec::new(),
         }
     }
 

@@ -16,7 +16,14 @@
 //! EXPIRED ─► CONVERTED  while now < expires_at + grace
 //! EXPIRED ─► ACTIVE     extend while now < expires_at + grace (a new active range opens)
 //! EXPIRED, CANCELED ──► purged  once their grace has passed
+//! PENDING ─► ACTIVE     activate, or the first usage call: the clock starts then
+//! PENDING ─► EXPIRED    at its activation deadline (`expires_at` while PENDING), unused:
+//!                       reported at once, written by the expire job (`activation_window`)
+//! PENDING ─► CONVERTED, CANCELED  as from ACTIVE
 //! ```
+//! A PENDING trial keeps its activation deadline in `expires_at`, so the `due` index, the
+//! expire job and every clock clause treat it as an ACTIVE trial's end; the API shows it as
+//! `activate_by`, never as the trial's end.
 //! A CONVERTED trial then follows its Stripe subscription: [`Billing`], the second table.
 //! A PAUSED trial never expires and is never purged: its clock is stopped. Its automatic resume
 //! is not visible here ([`Lifecycle`] does not know the pause maximum): settle the trial first
@@ -43,6 +50,8 @@ pub enum TrialStatus {
     Expired,
     Converted,
     Canceled,
+    /// Started on activation: the clock has not started yet (see [`Phase::Pending`]).
+    Pending,
 }
 
 impl TrialStatus {
@@ -53,15 +62,17 @@ impl TrialStatus {
             TrialStatus::Expired => "EXPIRED",
             TrialStatus::Converted => "CONVERTED",
             TrialStatus::Canceled => "CANCELED",
+            TrialStatus::Pending => "PENDING",
         }
     }
 
-    pub const ALL: [TrialStatus; 5] = [
+    pub const ALL: [TrialStatus; 6] = [
         TrialStatus::Active,
         TrialStatus::Paused,
         TrialStatus::Expired,
         TrialStatus::Converted,
         TrialStatus::Canceled,
+        TrialStatus::Pending,
     ];
 
     pub fn parse(s: &str) -> Option<TrialStatus> {
@@ -87,6 +98,11 @@ pub enum TransitionError {
     NotPaused,
     /// 422 `invalid_extension`: the requested end is not acceptable for this trial.
     InvalidExtension(ExtensionRefusal),
+    /// 409 `trial_not_pending`: activate of a trial whose clock already runs (ACTIVE, PAUSED).
+    NotPending,
+    /// 409 `trial_pending`: pause, resume, extend, an admin change or a plan change of a trial
+    /// not activated yet.
+    Pending,
 }
 
 /// Why an extension's new end is refused (all answer 422 `invalid_extension`).
@@ -108,6 +124,8 @@ impl TransitionError {
             TransitionError::NotActive => ErrorCode::TrialNotActive,
             TransitionError::NotPaused => ErrorCode::TrialNotPaused,
             TransitionError::InvalidExtension(_) => ErrorCode::InvalidExtension,
+            TransitionError::NotPending => ErrorCode::TrialNotPending,
+            TransitionError::Pending => ErrorCode::TrialPending,
         }
     }
 
@@ -128,6 +146,10 @@ impl TransitionError {
             }
             TransitionError::InvalidExtension(ExtensionRefusal::BeyondMaximum) => {
                 "The extension would exceed the plan's maximum total trial length"
+            }
+            TransitionError::NotPending => "Trial is already activated",
+            TransitionError::Pending => {
+                "Trial has not been activated yet; activate it (or record usage) first"
             }
         }
     }
@@ -155,16 +177,23 @@ pub enum Phase {
     Expired,
     Converted,
     Canceled,
+    /// PENDING and `now < expires_at` (the activation deadline).
+    Pending,
+    /// PENDING in the table but `now >= expires_at`: never activated, EXPIRED to every caller,
+    /// not yet written by the expire job.
+    PendingLapsed,
 }
 
 impl Phase {
-    pub const ALL: [Phase; 6] = [
+    pub const ALL: [Phase; 8] = [
         Phase::Active,
         Phase::Lapsed,
         Phase::Paused,
         Phase::Expired,
         Phase::Converted,
         Phase::Canceled,
+        Phase::Pending,
+        Phase::PendingLapsed,
     ];
 
     /// The status stored in the table.
@@ -175,6 +204,7 @@ impl Phase {
             Phase::Expired => TrialStatus::Expired,
             Phase::Converted => TrialStatus::Converted,
             Phase::Canceled => TrialStatus::Canceled,
+            Phase::Pending | Phase::PendingLapsed => TrialStatus::Pending,
         }
     }
 
@@ -182,7 +212,7 @@ impl Phase {
     /// says so).
     pub fn reported(self) -> TrialStatus {
         match self {
-            Phase::Lapsed => TrialStatus::Expired,
+            Phase::Lapsed | Phase::PendingLapsed => TrialStatus::Expired,
             other => other.stored(),
         }
     }
@@ -226,10 +256,12 @@ pub enum Action {
     /// Another plan of the same product, during the trial (`change-plan`, or convert with
     /// another `plan`).
     ChangePlan,
+    /// Start the clock of a PENDING trial (`activate`, or its first usage call).
+    Activate,
 }
 
 impl Action {
-    pub const ALL: [Action; 9] = [
+    pub const ALL: [Action; 10] = [
         Action::Convert,
         Action::Cancel,
         Action::Usage,
@@ -239,30 +271,36 @@ impl Action {
         Action::AdminChange,
         Action::Payment,
         Action::ChangePlan,
+        Action::Activate,
     ];
 
     /// **The table**: `self` asked of a trial that reports `status`.
     #[rustfmt::skip]
     pub fn rule(self, status: TrialStatus) -> Rule {
-        use TransitionError::{AlreadyConverted, AlreadyExpired, Canceled, NotActive, NotPaused};
+        use TransitionError::{
+            AlreadyConverted, AlreadyExpired, Canceled, NotActive, NotPaused, NotPending, Pending,
+        };
         const OK: Rule = Rule::Allowed(Window::Always);
         const IN_GRACE: Rule = Rule::Allowed(Window::UntilGraceEnds);
         const fn no(err: TransitionError) -> Rule {
             Rule::Refused(err)
         }
-        let row: [Rule; 5] = match self {
-            //                  ACTIVE          PAUSED         EXPIRED             CONVERTED             CANCELED
-            Action::Convert => [OK,             OK,            IN_GRACE,           no(AlreadyConverted), no(Canceled)],
-            Action::Cancel =>  [OK,             OK,            no(AlreadyExpired), no(AlreadyConverted), no(Canceled)],
+        let row: [Rule; 6] = match self {
+            //                  ACTIVE          PAUSED         EXPIRED             CONVERTED             CANCELED      PENDING
+            Action::Convert => [OK,             OK,            IN_GRACE,           no(AlreadyConverted), no(Canceled), OK],
+            Action::Cancel =>  [OK,             OK,            no(AlreadyExpired), no(AlreadyConverted), no(Canceled), OK],
+            // Usage of a PENDING trial activates it (the same write).
+            Action::Usage =>   [OK,             no(NotActive), no(AlreadyExpired), no(AlreadyConverted), no(Canceled), OK],
             // A PAUSED trial's time and usage are frozen; an admin changes a running trial only.
-            Action::Usage | Action::Pause | Action::AdminChange =>
-                               [OK,             no(NotActive), no(AlreadyExpired), no(AlreadyConverted), no(Canceled)],
-            Action::Resume =>  [no(NotPaused),  OK,            no(AlreadyExpired), no(AlreadyConverted), no(Canceled)],
-            Action::Extend =>  [OK,             no(NotActive), IN_GRACE,           no(AlreadyConverted), no(Canceled)],
+            Action::Pause | Action::AdminChange =>
+                               [OK,             no(NotActive), no(AlreadyExpired), no(AlreadyConverted), no(Canceled), no(Pending)],
+            Action::Resume =>  [no(NotPaused),  OK,            no(AlreadyExpired), no(AlreadyConverted), no(Canceled), no(Pending)],
+            Action::Extend =>  [OK,             no(NotActive), IN_GRACE,           no(AlreadyConverted), no(Canceled), no(Pending)],
             // Money is never refused, but it converts only once.
-            Action::Payment => [OK,             OK,            OK,                 no(AlreadyConverted), OK],
+            Action::Payment => [OK,             OK,            OK,                 no(AlreadyConverted), OK,           OK],
             // A running trial only: its options re-snapshotted, its use kept.
-            Action::ChangePlan => [OK,          OK,            no(AlreadyExpired), no(AlreadyConverted), no(Canceled)],
+            Action::ChangePlan => [OK,          OK,            no(AlreadyExpired), no(AlreadyConverted), no(Canceled), no(Pending)],
+            Action::Activate => [no(NotPending), no(NotPending), no(AlreadyExpired), no(AlreadyConverted), no(Canceled), OK],
         };
         row[match status {
             TrialStatus::Active => 0,
@@ -270,6 +308,7 @@ impl Action {
             TrialStatus::Expired => 2,
             TrialStatus::Converted => 3,
             TrialStatus::Canceled => 4,
+            TrialStatus::Pending => 5,
         }]
     }
 }
@@ -290,8 +329,10 @@ impl Job {
     /// PAUSED trial is in neither: its clock is stopped.
     pub fn window(self, phase: Phase) -> Option<Window> {
         match (self, phase) {
-            (Job::Expire, Phase::Lapsed) => Some(Window::Always),
-            (Job::Purge, Phase::Lapsed | Phase::Expired) => Some(Window::AfterGrace),
+            (Job::Expire, Phase::Lapsed | Phase::PendingLapsed) => Some(Window::Always),
+            (Job::Purge, Phase::Lapsed | Phase::PendingLapsed | Phase::Expired) => {
+                Some(Window::AfterGrace)
+            }
             (Job::Purge, Phase::Canceled) => Some(Window::AfterCancelGrace),
             _ => None,
         }
@@ -349,6 +390,8 @@ impl Lifecycle {
             TrialStatus::Expired => Phase::Expired,
             TrialStatus::Converted => Phase::Converted,
             TrialStatus::Canceled => Phase::Canceled,
+            TrialStatus::Pending if now >= self.expires_at => Phase::PendingLapsed,
+            TrialStatus::Pending => Phase::Pending,
         }
     }
 
@@ -433,6 +476,11 @@ impl Lifecycle {
     /// An admin's change of `expires_at` or `notes` (`PATCH`): only from ACTIVE, as pause.
     pub fn check_admin_change(&self, now: i64) -> Result<(), TransitionError> {
         self.check(Action::AdminChange, now)
+    }
+
+    /// Activate: from PENDING only, before its activation deadline.
+    pub fn check_activate(&self, now: i64) -> Result<(), TransitionError> {
+        self.check(Action::Activate, now)
     }
 
     /// A completed payment: accepted from every state but CONVERTED. Its row has no time
@@ -837,9 +885,61 @@ mod tests {
             let asked = Transition::from(Action::Cancel).window(phase);
             assert_eq!(
                 asked.is_some(),
-                phase == Phase::Active || phase == Phase::Paused
+                matches!(phase, Phase::Active | Phase::Paused | Phase::Pending)
             );
         }
+    }
+
+    #[test]
+    fn a_pending_trial_activates_or_lapses_at_its_deadline() {
+        let pending = trial(Pending);
+        assert_eq!(pending.status_at(EXPIRES - 1), Pending);
+        assert_eq!(pending.status_at(EXPIRES), Expired);
+        assert_eq!(pending.check_activate(EXPIRES - 1), Ok(()));
+        assert_eq!(
+            pending.check_activate(EXPIRES),
+            Err(TransitionError::AlreadyExpired)
+        );
+        assert_eq!(
+            trial(Active).check_activate(0),
+            Err(TransitionError::NotPending)
+        );
+        assert_eq!(
+            trial(Paused).check_activate(0),
+            Err(TransitionError::NotPending)
+        );
+        for ok in [
+            Action::Usage,
+            Action::Convert,
+            Action::Cancel,
+            Action::Payment,
+        ] {
+            assert_eq!(pending.check(ok, EXPIRES - 1), Ok(()), "{ok:?}");
+        }
+        for refused in [
+            Action::Pause,
+            Action::Resume,
+            Action::Extend,
+            Action::AdminChange,
+            Action::ChangePlan,
+        ] {
+            assert_eq!(
+                pending.check(refused, EXPIRES - 1),
+                Err(TransitionError::Pending),
+                "{refused:?}"
+            );
+        }
+        assert!(!pending.is_expiry_due(EXPIRES - 1));
+        assert!(pending.is_expiry_due(EXPIRES));
+        assert_eq!(pending.purge_due_at(), Some(EXPIRES + 3 * DAY));
+        assert_eq!(TrialStatus::parse("PENDING"), Some(Pending));
+        assert_eq!(
+            (
+                TransitionError::Pending.code().as_str(),
+                TransitionError::NotPending.code().as_str()
+            ),
+            ("trial_pending", "trial_not_pending")
+        );
     }
 
     #[test]

@@ -169,10 +169,17 @@ pub struct Trial {
     pub is_trial_skipped: bool,
     /// The subscription the conversion created, once Stripe told us about it.
     pub subscription: Option<Subscription>,
+    /// Never activated: the activation deadline a PENDING trial was started with (`expires_at`
+    /// holds it too while PENDING, for the `due` index and the state machine's clock). Kept
+    /// by a trial that lapsed, was canceled or converted without activating (it never had an
+    /// active range); `None` once activated, and for every trial that started ACTIVE.
+    pub activate_by: Option<i64>,
 }
 
 /// `expiry_reason` of a trial an `ends_trial` limit ended.
 pub const EXPIRY_LIMIT_REACHED: &str = "limit_reached";
+/// `expiry_reason` of a PENDING trial that lapsed unactivated (its activation window passed).
+pub const EXPIRY_ACTIVATION_WINDOW: &str = "activation_window";
 
 impl Trial {
     /// A new ACTIVE trial of `terms.plan`, on those terms.
@@ -202,7 +209,41 @@ impl Trial {
             notes: None,
             is_trial_skipped: false,
             subscription: None,
+            activate_by: None,
         }
+    }
+
+    /// A new PENDING trial of `terms.plan`: its clock starts on activation, at the latest by
+    /// `now + activation_window_secs` (after which it lapses unused). No active range yet.
+    pub fn start_pending(
+        id: TrialId,
+        org_id: OrgId,
+        now: i64,
+        terms: TrialTerms,
+        activation_window_secs: i64,
+    ) -> Trial {
+        let deadline = now + activation_window_secs;
+        Trial {
+            status: TrialStatus::Pending,
+            expires_at: deadline,
+            active_ranges: Vec::new(),
+            activate_by: Some(deadline),
+            ..Trial::start(id, org_id, now, terms)
+        }
+    }
+
+    /// Activate: PENDING only, before its deadline. The clock starts at `now`: `expires_at` is
+    /// `now` + the trial's length and the first active range opens.
+    pub fn activate(&self, now: i64, policy: TrialPolicy) -> Result<Trial, TransitionError> {
+        self.lifecycle(policy).check_activate(now)?;
+        let expires_at = now + policy.length_secs;
+        Ok(Trial {
+            status: TrialStatus::Active,
+            expires_at,
+            active_ranges: vec![ActiveRange::new(now, expires_at)],
+            activate_by: None,
+            ..self.clone()
+        })
     }
 
     /// The same trial, started under `project`.
@@ -279,6 +320,10 @@ impl Trial {
     /// extension revived it). An extension or an admin's date moves it; a pause does not
     /// (its end moves by the pause).
     pub fn current_days_limit(&self) -> i64 {
+        if self.activate_by.is_some() {
+            // Never activated: the length the activation will give.
+            return self.terms.days_limit();
+        }
         let ranges = self.ranges();
         let gaps: i64 = ranges
             .windows(2)
@@ -306,8 +351,8 @@ impl Trial {
 
     /// Whole seconds until the trial ends (Gcore's `remaining_duration`): `expires_at - now`
     /// while ACTIVE at `now`; while PAUSED the time that was left when it paused,
-    /// `expires_at - paused_at`, which is what resuming gives back; `None` otherwise (expired,
-    /// converted, canceled). Ask a settled trial ([`Trial::settled_at`]).
+    /// `expires_at - paused_at`, which is what resuming gives back; `None` otherwise (pending:
+    /// not started, as Gcore's seed says; expired, converted, canceled). Ask a settled trial ([`Trial::settled_at`]).
     pub fn remaining_duration(&self, now: i64) -> Option<i64> {
         match self.status {
             TrialStatus::Active if now < self.expires_at => Some(self.expires_at - now),
@@ -316,9 +361,10 @@ impl Trial {
         }
     }
 
-    /// The ranges, with an empty list read as the single range a trial starts with.
+    /// The ranges, with an empty list read as the single range a trial starts with (none for a
+    /// trial never activated).
     pub fn ranges(&self) -> Vec<ActiveRange> {
-        if self.active_ranges.is_empty() {
+        if self.active_ranges.is_empty() && self.activate_by.is_none() {
             vec![ActiveRange::new(self.started_at, self.expires_at)]
         } else {
             self.active_ranges.clone()
@@ -452,6 +498,8 @@ impl Trial {
         }
         extended.status = TrialStatus::Active;
         extended.expires_at = new_end;
+        // A trial that lapsed unactivated, revived: it has an active range now.
+        extended.activate_by = None;
         Ok(extended)
     }
 
@@ -486,6 +534,8 @@ impl Trial {
     pub fn billing_end(&self, now: i64) -> i64 {
         match self.status {
             TrialStatus::Paused => now + self.remaining_duration(now).unwrap_or(0),
+            // Not started: its whole length, as if activated now (the deadline is no end).
+            TrialStatus::Pending => now + self.terms.trial_length_secs,
             _ => self.expires_at,
         }
     }
@@ -501,8 +551,20 @@ impl Trial {
             "expires_at": rfc3339(self.expires_at),
             "org_id": self.org_id.as_str(),
         });
+        self.add_activation_fields(&mut view);
         self.add_applicant_fields(&mut view, reader);
         view
+    }
+
+    /// A trial never activated: `activate_by` (its deadline) and, while it is PENDING, no end
+    /// (`expires_at` null: the deadline is not the trial's end).
+    fn add_activation_fields(&self, view: &mut Value) {
+        if let Some(at) = self.activate_by {
+            view["activate_by"] = rfc3339(at).into();
+            if self.status == TrialStatus::Pending {
+                view["expires_at"] = Value::Null;
+            }
+        }
     }
 
     /// `applicant` (the org's own data, returned to it) when the trial has it, and `notes` when
@@ -530,7 +592,16 @@ impl Trial {
         };
         let status = self.lifecycle(policy).status_at(now);
         view.insert("status".into(), status.as_str().into());
-        view.insert("days_remaining".into(), self.days_remaining(now).into());
+        // Not started yet: no days to count down (null, not 0).
+        let days = match status {
+            TrialStatus::Pending => Value::Null,
+            _ => self.days_remaining(now).into(),
+        };
+        view.insert("days_remaining".into(), days);
+        if status != TrialStatus::Pending && self.status == TrialStatus::Pending {
+            // Lapsed unactivated before the expire job wrote it: the deadline was its end.
+            view.insert("expires_at".into(), rfc3339(self.expires_at).into());
+        }
         // The one-trial rule is per product: say which product's trial this is.
         view.insert("product".into(), self.terms.product.id.clone().into());
         if let Some(at) = self.canceled_at {

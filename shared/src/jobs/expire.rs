@@ -1,5 +1,7 @@
 //! The expire job's work: every ACTIVE trial whose `expires_at` has come becomes EXPIRED, with
-//! its `trial.expired` event in the same transaction (the stream publishes it).
+//! its `trial.expired` event in the same transaction (the stream publishes it); so does every
+//! PENDING trial whose activation deadline (its `expires_at`) has come, unactivated
+//! (`expiry_reason: activation_window`).
 //!
 //! The update is conditional (`status = ACTIVE AND expires_at <= now`): a trial converted or
 //! canceled meanwhile, or expired by an overlapping run, fails the condition and is skipped.
@@ -9,6 +11,7 @@ use serde_json::json;
 use super::{Queue, Run, Settled};
 use crate::domain::events::{DomainEvent, EventKind};
 use crate::domain::time::rfc3339;
+use crate::domain::trial::EXPIRY_ACTIVATION_WINDOW;
 use crate::domain::{Trial, TrialPolicy};
 use crate::store::codec::Item;
 use crate::store::trials::trial_from_item;
@@ -16,17 +19,17 @@ use crate::store::{Slot, Store};
 use crate::App;
 
 /// The `trial.expired` event: it happened at `expires_at`, whenever the job got to it.
+/// A trial never activated lapsed at its activation deadline: `expiry_reason`
+/// `activation_window`.
 pub fn expired_event(trial: &Trial, policy: TrialPolicy) -> DomainEvent {
-    DomainEvent::for_trial(
-        EventKind::Expired,
-        trial,
-        trial.expires_at,
-        None,
-        json!({
-            "expires_at": rfc3339(trial.expires_at),
-            "grace_period_ends_at": rfc3339(trial.expires_at + policy.grace_secs),
-        }),
-    )
+    let mut fields = json!({
+        "expires_at": rfc3339(trial.expires_at),
+        "grace_period_ends_at": rfc3339(trial.expires_at + policy.grace_secs),
+    });
+    if trial.activate_by.is_some() {
+        fields["expiry_reason"] = EXPIRY_ACTIVATION_WINDOW.into();
+    }
+    DomainEvent::for_trial(EventKind::Expired, trial, trial.expires_at, None, fields)
 }
 
 /// The expire queue: trials, each re-checked as due at the run's `now`.

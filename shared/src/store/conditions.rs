@@ -4,8 +4,9 @@
 //! the write. The store's transition writes compose it with what is not the state machine
 //! (org ownership, session binding, one open session, a payment on its way).
 //!
-//! Each phase is a test on the stored item: `#status` (the caller names it) plus, for ACTIVE,
-//! its clock (`expires_at` against `now`: ACTIVE while later, EXPIRED to callers from then).
+//! Each phase is a test on the stored item: `#status` (the caller names it) plus, for ACTIVE
+//! and PENDING (whose `expires_at` is its activation deadline), its clock (`expires_at`
+//! against `now`: ACTIVE or PENDING while later, EXPIRED to callers from then).
 //! Each window adds its clause against `now - grace`. A stored status whose phases are all
 //! allowed at any time is one `#status IN (...)` test. The fragment's values are named
 //! `:sm_*`, so they never meet a caller's. Cost: none beyond the write it rides on.
@@ -117,8 +118,8 @@ pub fn state_condition_where(
 /// The clock part of a phase: `now < expires_at` is ACTIVE, from `expires_at` on it has lapsed.
 fn clock_clause(phase: Phase) -> Option<&'static str> {
     match phase {
-        Phase::Active => Some("expires_at > :sm_now"),
-        Phase::Lapsed => Some("expires_at <= :sm_now"),
+        Phase::Active | Phase::Pending => Some("expires_at > :sm_now"),
+        Phase::Lapsed | Phase::PendingLapsed => Some("expires_at <= :sm_now"),
         _ => None,
     }
 }
@@ -146,13 +147,17 @@ mod tests {
     }
 
     #[test]
-    fn cancel_is_a_running_active_trial_or_a_paused_one() {
+    fn cancel_is_a_running_active_trial_or_a_paused_one_or_a_pending_one() {
         let c = state_condition(Action::Cancel, 100, 10);
         assert_eq!(
             c.expression(),
-            "(#status = :sm_paused OR (#status = :sm_active AND expires_at > :sm_now))"
+            "(#status = :sm_paused OR (#status = :sm_active AND expires_at > :sm_now) \
+             OR (#status = :sm_pending AND expires_at > :sm_now))"
         );
-        assert_eq!(values(&c), [":sm_active", ":sm_now", ":sm_paused"]);
+        assert_eq!(
+            values(&c),
+            [":sm_active", ":sm_now", ":sm_paused", ":sm_pending"]
+        );
     }
 
     #[test]
@@ -160,7 +165,7 @@ mod tests {
         let c = state_condition(Action::Payment, 100, 10);
         assert_eq!(
             c.expression(),
-            "#status IN (:sm_active, :sm_paused, :sm_expired, :sm_canceled)"
+            "#status IN (:sm_active, :sm_paused, :sm_expired, :sm_canceled, :sm_pending)"
         );
         assert!(!values(&c)
             .iter()

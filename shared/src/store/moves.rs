@@ -1,4 +1,5 @@
-//! The writes of the lifecycle moves: pause, resume (asked, or automatic) and extend.
+//! The writes of the lifecycle moves: pause, resume (asked, or automatic), extend and
+//! activate.
 //!
 //! A move is computed in memory from the trial as read (`Trial::pause`/`resume`/`extend`, which
 //! ask the state machine's table at `now`) and written with a condition that the item is still
@@ -18,7 +19,9 @@ use aws_sdk_dynamodb::types::Update;
 use super::codec::{key, n, s, Item, Values};
 use super::conditions::state_condition;
 use super::schema::{trial_pk, DueQueue, DUE_AT, DUE_PK, TRIAL_SK};
-use super::trials::{ranges_value, ACTIVE_RANGES, NO_PENDING, PAUSED_AT, PAUSES, TERMS, USED};
+use super::trials::{
+    ranges_value, ACTIVATE_BY, ACTIVE_RANGES, NO_PENDING, PAUSED_AT, PAUSES, TERMS, USED,
+};
 use super::{Store, StoreError};
 use crate::domain::state_machine::Action;
 use crate::domain::{LifecycleTerms, Trial, TrialStatus};
@@ -140,6 +143,30 @@ impl Store {
         self.build_lifecycle(before, write)
     }
 
+    /// An activation (`Trial::activate`): `after`'s lifecycle as [`Store::lifecycle_update`]
+    /// writes it (ACTIVE, its end, its first range, the EXPIRE entry at the end), on condition
+    /// that the state machine allows [`Action::Activate`] at `now` (PENDING, before its
+    /// deadline), besides the lifecycle read.
+    pub fn activation_update(
+        &self,
+        before: &Trial,
+        after: &Trial,
+        now: i64,
+        terms: &LifecycleTerms,
+    ) -> Result<Update, StoreError> {
+        let mut write = self.lifecycle_write(before, after, terms);
+        let state = state_condition(Action::Activate, now, before.terms.grace_secs);
+        write.values = state
+            .add_values(Values::new())
+            .extend(std::mem::take(&mut write.values))
+            .build()
+            .unwrap_or_default();
+        write
+            .condition
+            .push_str(&format!(" AND {}", state.expression()));
+        self.build_lifecycle(before, write)
+    }
+
     fn lifecycle_write(
         &self,
         before: &Trial,
@@ -162,6 +189,10 @@ impl Store {
             set.push(format!("{PAUSES} = :pauses"));
         }
         let mut remove = Vec::new();
+        // Activated (or revived by an extension) at last: no longer awaiting activation.
+        if before.activate_by.is_some() && after.activate_by.is_none() {
+            remove.push(ACTIVATE_BY.to_owned());
+        }
         match after
             .paused_at
             .filter(|_| after.status == TrialStatus::Paused)

@@ -19,7 +19,9 @@ use super::{Store, StoreError};
 use crate::domain::applicant::{Applicant, Privilege};
 use crate::domain::catalog::{Catalog, TrialTerms};
 use crate::domain::state_machine::{Action, Job};
-use crate::domain::trial::{Checkout, Payment, PendingPayment, SessionBinding};
+use crate::domain::trial::{
+    Checkout, Payment, PendingPayment, SessionBinding, EXPIRY_ACTIVATION_WINDOW,
+};
 use crate::domain::{ActiveRange, OrgId, Plan, Trial, TrialId, TrialPolicy, TrialStatus};
 
 /// The trial as it was when its slot's condition failed; `None` when it did not exist (never
@@ -302,23 +304,32 @@ impl Store {
         policy: TrialPolicy,
     ) -> Result<Update, StoreError> {
         let state = state_condition(Job::Expire, now, policy.grace_secs);
+        let mut values = state
+            .add_values(Values::new())
+            .s(":expired", TrialStatus::Expired.as_str())
+            .s(
+                ":due_pk",
+                DueQueue::Purge.partition_for(trial.id.as_str(), self.shards),
+            )
+            .n(":due_at", trial.expires_at + policy.grace_secs);
+        let (mut set, mut condition) = (
+            "SET #status = :expired, due_pk = :due_pk, due_at = :due_at".to_owned(),
+            state.expression().to_owned(),
+        );
+        // A trial never activated lapses for its activation window: said so, on condition it
+        // is still unactivated (the reason is for that trial only).
+        if trial.activate_by.is_some() {
+            values = values.s(":reason", EXPIRY_ACTIVATION_WINDOW);
+            set.push_str(&format!(", {EXPIRY_REASON} = :reason"));
+            condition.push_str(&format!(" AND attribute_exists({ACTIVATE_BY})"));
+        }
         Ok(Update::builder()
             .table_name(&self.table)
             .set_key(Some(key(trial_pk(&trial.id), TRIAL_SK)))
-            .update_expression("SET #status = :expired, due_pk = :due_pk, due_at = :due_at")
-            .condition_expression(state.expression())
+            .update_expression(set)
+            .condition_expression(condition)
             .expression_attribute_names("#status", "status")
-            .set_expression_attribute_values(
-                state
-                    .add_values(Values::new())
-                    .s(":expired", TrialStatus::Expired.as_str())
-                    .s(
-                        ":due_pk",
-                        DueQueue::Purge.partition_for(trial.id.as_str(), self.shards),
-                    )
-                    .n(":due_at", trial.expires_at + policy.grace_secs)
-                    .build(),
-            )
+            .set_expression_attribute_values(values.build())
             .build()?)
     }
 
@@ -367,7 +378,10 @@ impl Store {
         item.insert("expires_at".into(), n(trial.expires_at));
         let lifecycle = trial.lifecycle(policy);
         let due = match trial.status {
-            TrialStatus::Active => Some((DueQueue::Expire, trial.expires_at)),
+            // A PENDING trial waits for its activation deadline as an ACTIVE one for its end.
+            TrialStatus::Active | TrialStatus::Pending => {
+                Some((DueQueue::Expire, trial.expires_at))
+            }
             _ => lifecycle.purge_due_at().map(|at| (DueQueue::Purge, at)),
         };
         if let Some(applicant) = &trial.applicant {
@@ -414,6 +428,9 @@ impl Store {
         }
         if let Some(pauses) = trial.pauses {
             item.insert(PAUSES.into(), n(pauses));
+        }
+        if let Some(at) = trial.activate_by {
+            item.insert(ACTIVATE_BY.into(), n(at));
         }
         item
     }
@@ -479,6 +496,7 @@ pub fn trial_from_item(item: &Item) -> Result<Trial, StoreError> {
         notes: get_s(item, "notes").map(str::to_owned),
         is_trial_skipped: get_bool(item, "is_trial_skipped").unwrap_or(false),
         subscription: super::subscriptions::subscription_from_item(item),
+        activate_by: get_n(item, ACTIVATE_BY),
     })
 }
 
@@ -527,6 +545,8 @@ pub const PAUSED_AT: &str = "paused_at";
 pub const PAUSES: &str = "pauses";
 /// The trial item's attribute for `Trial::active_ranges`: a list of `{start, end}` maps.
 pub const ACTIVE_RANGES: &str = "active_ranges";
+/// A trial never activated: its activation deadline (removed by the activation).
+pub const ACTIVATE_BY: &str = "activate_by";
 
 pub fn ranges_value(ranges: &[ActiveRange]) -> AttributeValue {
     AttributeValue::L(

@@ -13,6 +13,14 @@
 //! option, so at most two or three transactions in a trial's life hold the item. A trial
 //! stored before keys were recorded gets its first key by an exact write that creates the maps.
 //!
+//! **The first usage of a PENDING trial activates it** in the same write (ACTIVE from then,
+//! its end, its first range; conditioned on the item still being PENDING, so two concurrent
+//! first usages activate once and both count: the loser decides again on the ACTIVE trial).
+//! That write is a transaction, not the single `UpdateItem`: `trial.activated` (and its
+//! timeline entry) and the reminder cursor for the new end must commit with the activation, or
+//! a crash between them would leave an activated trial without its event or reminders. It
+//! happens once in a trial's life.
+//!
 //! Cost: one `UpdateItem` per recording, the item's size in write units (4 for a new trial of
 //! the example catalog, 8 once it carries [`crate::domain::usage::KEPT_KEYS`] keys); a crossing
 //! one, a transaction of the item and its events (twice that).
@@ -22,7 +30,9 @@ use aws_sdk_dynamodb::types::{AttributeValue, Update};
 
 use super::codec::{key, n, s, Item, Values};
 use super::conditions::state_condition;
+use super::reminders::ReminderWrite;
 use super::schema::{trial_pk, DueQueue, EXPIRY_REASON, TRIAL_SK, USED};
+use super::trials::{ranges_value, ACTIVATE_BY, ACTIVE_RANGES};
 use super::tx::{Outcome, Slot};
 use super::{Store, StoreError};
 use crate::domain::events::DomainEvent;
@@ -31,7 +41,7 @@ use crate::domain::trial::EXPIRY_LIMIT_REACHED;
 use crate::domain::usage::{
     crosses, keys_to_prune, warning_threshold, RecordedKey, FINGERPRINT_CHARS, MAX_KEYS,
 };
-use crate::domain::{Trial, TrialStatus};
+use crate::domain::{ActiveRange, Trial, TrialStatus};
 
 /// The recorded keys: key id -> the request's fingerprint (its first 16 characters).
 pub const USAGE_KEYS: &str = "usage_keys";
@@ -73,16 +83,17 @@ pub enum Recorded {
 
 impl Store {
     /// Writes the recording `w` (and its limit `events`, when it crosses a threshold, with
-    /// their timeline entries by `actor`, the request's key id).
+    /// their timeline entries by `actor`, the request's key id; and, for the first usage of a
+    /// PENDING trial, `trial.activated` and the reminder cursor armed for its new end).
     pub async fn record_usage(
         &self,
         w: &UsageWrite<'_>,
-        events: &[DomainEvent],
+        (events, reminder): (&[DomainEvent], Option<ReminderWrite>),
         actor: &str,
         now: i64,
     ) -> Result<Recorded, StoreError> {
         let update = self.usage_update(w, now)?;
-        if events.is_empty() {
+        if events.is_empty() && reminder.is_none() {
             return Ok(match self.update_returning(update).await? {
                 Ok(new) => Recorded::Done {
                     after: used_after(&new, w.option)
@@ -94,6 +105,9 @@ impl Store {
         let mut tx = self.tx().update(Slot::Trial, update).by(actor);
         for event in events {
             tx = tx.event(event, now)?;
+        }
+        if let Some(reminder) = reminder {
+            tx = tx.reminder(reminder);
         }
         match tx.commit_once().await? {
             None => Ok(Recorded::Conflict),
@@ -171,6 +185,10 @@ impl Store {
             .checked_sub(1)
             .filter(|_| w.ends_trial);
         let mut update = Update::builder();
+        let mut remove = usage.remove;
+        if w.trial.status == TrialStatus::Pending {
+            values = self.activation(w, now, values, &mut set, &mut condition, &mut remove);
+        }
         if let Some(last) = last_range {
             values = values.n(":nranges", last as i64 + 1);
             condition.push_str(" AND size(active_ranges) = :nranges");
@@ -183,13 +201,59 @@ impl Store {
         Ok(update
             .table_name(&self.table)
             .set_key(Some(key(trial_pk(&w.trial.id), TRIAL_SK)))
-            .update_expression(format!("SET {set}{}", usage.remove))
+            .update_expression(format!("SET {set}{remove}"))
             .condition_expression(condition)
             .expression_attribute_names("#status", "status")
             .expression_attribute_names("#plan", "plan")
             .expression_attribute_names("#opt", w.option)
             .set_expression_attribute_values(values.build())
             .build()?)
+    }
+
+    /// The activation's part of a first usage of a PENDING trial (`Trial::activate` at `now`):
+    /// on condition the item is still PENDING (two first usages activate once: the second is
+    /// refused, reads the ACTIVE trial and counts on it), ACTIVE from `now` with its end, first
+    /// range and EXPIRE entry, and no longer awaiting activation. A usage that reaches a limit
+    /// ending the trial leaves it EXPIRED (its own part), with the range `[now, now]`.
+    fn activation(
+        &self,
+        w: &UsageWrite<'_>,
+        now: i64,
+        values: Values,
+        set: &mut String,
+        condition: &mut String,
+        remove: &mut String,
+    ) -> Values {
+        let end = match w.ends_trial {
+            true => now,
+            false => now + w.trial.terms.trial_length_secs,
+        };
+        let mut values = values.s(":pending", TrialStatus::Pending.as_str()).extend(
+            [(
+                ":act_ranges".to_owned(),
+                ranges_value(&[ActiveRange::new(now, end)]),
+            )]
+            .into(),
+        );
+        condition.push_str(" AND #status = :pending");
+        set.push_str(&format!(", {ACTIVE_RANGES} = :act_ranges"));
+        if !w.ends_trial {
+            values = values
+                .s(":active", TrialStatus::Active.as_str())
+                .n(":act_end", end)
+                .s(
+                    ":act_due_pk",
+                    DueQueue::Expire.partition_for(w.trial.id.as_str(), self.shards),
+                );
+            set.push_str(
+                ", #status = :active, expires_at = :act_end, due_pk = :act_due_pk, due_at = :act_end",
+            );
+        }
+        match remove.is_empty() {
+            true => remove.push_str(&format!(" REMOVE {ACTIVATE_BY}")),
+            false => remove.push_str(&format!(", {ACTIVATE_BY}")),
+        }
+        values
     }
 
     /// The key's part of the update: its `SET` clauses (returned), its condition (appended),

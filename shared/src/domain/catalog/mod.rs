@@ -62,6 +62,35 @@ const HOUR_SECS: i64 = 3_600;
 pub const DEFAULT_MAX_TOTAL_TRIAL_SECS: i64 = 90 * DAY_SECS;
 /// Default longest pause before a paused trial resumes by itself.
 pub const DEFAULT_PAUSE_MAX_SECS: i64 = 30 * DAY_SECS;
+
+/// How long a trial that starts on activation waits for it when the plan names no
+/// `activation_window`: 30 days (a month to come back to it, the pause maximum's length).
+pub const DEFAULT_ACTIVATION_WINDOW_SECS: i64 = 30 * DAY_SECS;
+
+/// When a trial's clock starts: at its start (`on_start`, every trial before issue 28), or on
+/// its activation (`on_activation`: PENDING until `activate` or its first usage call, and
+/// lapsed unused after the activation window).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Starts {
+    #[default]
+    OnStart,
+    OnActivation,
+}
+
+impl Starts {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Starts::OnStart => "on_start",
+            Starts::OnActivation => "on_activation",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Starts> {
+        [Starts::OnStart, Starts::OnActivation]
+            .into_iter()
+            .find(|st| st.as_str() == s)
+    }
+}
 /// Default ending-soon reminders, before `expires_at`: 72 h and 24 h (Stripe sends 72 h).
 pub const DEFAULT_REMINDER_OFFSETS_SECS: [i64; 2] = [72 * HOUR_SECS, 24 * HOUR_SECS];
 
@@ -219,6 +248,10 @@ pub struct PlanTerms {
     /// Distinct, positive, longest first.
     pub reminder_offsets_secs: Vec<i64>,
     pub options: Vec<PlanOption>,
+    /// When its trials' clock starts (a start request may ask for `on_activation` anyway).
+    pub starts: Starts,
+    /// How long a PENDING trial of the plan waits for its activation.
+    pub activation_window_secs: i64,
 }
 
 impl PlanTerms {

@@ -31,6 +31,10 @@ pub(super) struct PlanFile {
     pub(super) reminder_offsets: Option<Vec<String>>,
     #[serde(default)]
     pub(super) options: Vec<OptionFile>,
+    #[serde(default)]
+    pub(super) starts: Option<String>,
+    #[serde(default)]
+    pub(super) activation_window: Option<String>,
 }
 
 fn yes() -> bool {

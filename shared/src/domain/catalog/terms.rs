@@ -136,6 +136,8 @@ pub fn plans_view(catalog: &Catalog) -> Value {
                 },
                 "trial_days": ceil_days(p.trial_length_secs),
                 "grace_days": ceil_days(p.grace_secs),
+                "starts": p.starts.as_str(),
+                "activation_window_days": ceil_days(p.activation_window_secs),
                 "options": options,
             })
         })
@@ -267,6 +269,8 @@ mod tests {
                 "product": { "id": "app", "name": "App", "internal_name": "app" },
                 "trial_days": 7,
                 "grace_days": 3,
+                "starts": "on_start",
+                "activation_window_days": 30,
                 "options": []
             })
         );

@@ -2,12 +2,12 @@
 //! texts, prices, durations, reminders, options), or the first error, naming its plan and field.
 use std::collections::{HashMap, HashSet};
 
-use super::parse::{is_slug, CatalogFile, OptionFile, ProductFile};
+use super::parse::{is_slug, CatalogFile, OptionFile, PlanFile, ProductFile};
 use super::{
-    Catalog, CatalogError, Feature, PlanId, PlanOption, PlanRef, PlanTerms, Product, Unit,
-    DEFAULT_MAX_TOTAL_TRIAL_SECS, DEFAULT_PAUSE_MAX_SECS, DEFAULT_REMINDER_OFFSETS_SECS,
-    DESCRIPTION_MAX, MAX_DURATION_SECS, MAX_OPTIONS, MAX_OPTION_VALUE, MAX_PLANS, MAX_REMINDERS,
-    NAME_MAX, PLAN_ID_MAX, PRICE_MAX, SLUG_MAX,
+    Catalog, CatalogError, Feature, PlanId, PlanOption, PlanRef, PlanTerms, Product, Starts, Unit,
+    DEFAULT_ACTIVATION_WINDOW_SECS, DEFAULT_MAX_TOTAL_TRIAL_SECS, DEFAULT_PAUSE_MAX_SECS,
+    DEFAULT_REMINDER_OFFSETS_SECS, DESCRIPTION_MAX, MAX_DURATION_SECS, MAX_OPTIONS,
+    MAX_OPTION_VALUE, MAX_PLANS, MAX_REMINDERS, NAME_MAX, PLAN_ID_MAX, PRICE_MAX, SLUG_MAX,
 };
 use crate::domain::time::parse_duration_secs;
 
@@ -151,6 +151,7 @@ pub(super) fn validate(source: &str, file: CatalogFile) -> Result<Catalog, Catal
             ));
         }
         c.at("name", check_text(&raw.name, NAME_MAX, false))?;
+        let (starts, activation_window_secs) = check_starts(&c, &raw)?;
         let product = check_product(&c, raw.product)?;
         if let Some(&first) = products.get(&product.id) {
             let other = &plans[first];
@@ -229,6 +230,8 @@ pub(super) fn validate(source: &str, file: CatalogFile) -> Result<Catalog, Catal
             pause_max_secs,
             reminder_offsets_secs,
             options,
+            starts,
+            activation_window_secs,
         });
     }
     if !plans.iter().any(|p| p.trialable) {
@@ -238,6 +241,35 @@ pub(super) fn validate(source: &str, file: CatalogFile) -> Result<Catalog, Catal
         source: source.to_owned(),
         plans,
     })
+}
+
+/// `starts` (`on_start`, the default, or `on_activation`) and `activation_window` (a duration:
+/// required with `on_activation`, else the window of a start that asks for activation;
+/// default [`DEFAULT_ACTIVATION_WINDOW_SECS`]).
+fn check_starts(c: &PlanCheck, raw: &PlanFile) -> Result<(Starts, i64), CatalogError> {
+    let starts = match raw.starts.as_deref() {
+        None => Starts::OnStart,
+        Some(s) => Starts::parse(s).ok_or_else(|| {
+            c.err(
+                "starts",
+                format!(
+                    "{:?} must be \"on_start\" or \"on_activation\"",
+                    truncate(s)
+                ),
+            )
+        })?,
+    };
+    let window = match &raw.activation_window {
+        Some(raw_window) => c.at("activation_window", check_duration(raw_window, false))?,
+        None if starts == Starts::OnActivation => {
+            return Err(c.err(
+                "activation_window",
+                "required when starts is \"on_activation\"",
+            ))
+        }
+        None => DEFAULT_ACTIVATION_WINDOW_SECS,
+    };
+    Ok((starts, window))
 }
 
 fn check_product(c: &PlanCheck, p: ProductFile) -> Result<Product, CatalogError> {
@@ -658,6 +690,30 @@ pub(super) mod tests {
                 "options",
                 "at most 32 options",
             ),
+            (
+                |v| v["plans"][1]["starts"] = json!("later"),
+                pro(),
+                "starts",
+                "\"later\" must be \"on_start\" or \"on_activation\"",
+            ),
+            (
+                |v| v["plans"][1]["starts"] = json!("on_activation"),
+                pro(),
+                "activation_window",
+                "required when starts is \"on_activation\"",
+            ),
+            (
+                |v| v["plans"][1]["activation_window"] = json!("soon"),
+                pro(),
+                "activation_window",
+                "",
+            ),
+            (
+                |v| v["plans"][1]["starts"] = json!(1),
+                pro(),
+                "starts",
+                "invalid type",
+            ),
         ];
         for (edit, plan, field, reason) in cases {
             let mut v = base();
@@ -674,6 +730,23 @@ pub(super) mod tests {
             assert!(line.contains(reason), "{line} should contain {reason}");
             assert!(!line.contains('\n'), "one line: {line}");
         }
+    }
+
+    #[test]
+    fn a_plan_starts_on_start_unless_it_says_on_activation_with_a_window() {
+        let catalog = parse(&base()).unwrap();
+        let pro = catalog.get("pro").unwrap();
+        assert_eq!(pro.starts, Starts::OnStart);
+        assert_eq!(pro.activation_window_secs, DEFAULT_ACTIVATION_WINDOW_SECS);
+        let mut v = base();
+        v["plans"][1]["starts"] = json!("on_activation");
+        v["plans"][1]["activation_window"] = json!("14d");
+        let pro = parse(&v).unwrap().get("pro").unwrap().clone();
+        assert_eq!(pro.starts, Starts::OnActivation);
+        assert_eq!(pro.activation_window_secs, 14 * 86_400);
+        let view = plans_view(&parse(&v).unwrap());
+        assert_eq!(view["plans"][1]["starts"], "on_activation");
+        assert_eq!(view["plans"][1]["activation_window_days"], 14);
     }
 
     #[test]
