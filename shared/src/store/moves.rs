@@ -156,14 +156,9 @@ impl Store {
     ) -> Result<Update, StoreError> {
         let mut write = self.lifecycle_write(before, after, terms);
         let state = state_condition(Action::Activate, now, before.terms.grace_secs);
-        write.values = state
-            .add_values(Values::new())
-            .extend(std::mem::take(&mut write.values))
-            .build()
-            .unwrap_or_default();
-        write
-            .condition
-            .push_str(&format!(" AND {}", state.expression()));
+        write.condition = format!("{} AND {}", write.condition, state.expression());
+        let state_values = state.add_values(Values::new()).build();
+        write.values.extend(state_values.unwrap_or_default());
         self.build_lifecycle(before, write)
     }
 

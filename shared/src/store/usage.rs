@@ -139,7 +139,7 @@ impl Store {
             "attribute_exists(pk) AND org_id = :org AND #plan = :plan AND {} AND ",
             state.expression()
         );
-        let (keys, usage) = self.key_record(w, &mut values, &mut condition);
+        let (keys, mut usage) = self.key_record(w, &mut values, &mut condition);
         let used = format!("{USED}.#opt");
         let threshold = warning_threshold(w.value);
         let exact = w.trial.usage_keys.is_none() || crosses(w.value, w.before, w.quantity);
@@ -185,10 +185,7 @@ impl Store {
             .checked_sub(1)
             .filter(|_| w.ends_trial);
         let mut update = Update::builder();
-        let mut remove = usage.remove;
-        if w.trial.status == TrialStatus::Pending {
-            values = self.activation(w, now, values, &mut set, &mut condition, &mut remove);
-        }
+        values = self.activation(w, now, values, &mut set, &mut condition, &mut usage.remove);
         if let Some(last) = last_range {
             values = values.n(":nranges", last as i64 + 1);
             condition.push_str(" AND size(active_ranges) = :nranges");
@@ -201,7 +198,7 @@ impl Store {
         Ok(update
             .table_name(&self.table)
             .set_key(Some(key(trial_pk(&w.trial.id), TRIAL_SK)))
-            .update_expression(format!("SET {set}{remove}"))
+            .update_expression(format!("SET {set}{}", usage.remove))
             .condition_expression(condition)
             .expression_attribute_names("#status", "status")
             .expression_attribute_names("#plan", "plan")
@@ -214,7 +211,8 @@ impl Store {
     /// on condition the item is still PENDING (two first usages activate once: the second is
     /// refused, reads the ACTIVE trial and counts on it), ACTIVE from `now` with its end, first
     /// range and EXPIRE entry, and no longer awaiting activation. A usage that reaches a limit
-    /// ending the trial leaves it EXPIRED (its own part), with the range `[now, now]`.
+    /// ending the trial leaves it EXPIRED (its own part), with the range `[now, now]`. Nothing
+    /// for a trial read in another state.
     fn activation(
         &self,
         w: &UsageWrite<'_>,
@@ -224,6 +222,9 @@ impl Store {
         condition: &mut String,
         remove: &mut String,
     ) -> Values {
+        if w.trial.status != TrialStatus::Pending {
+            return values;
+        }
         let end = match w.ends_trial {
             true => now,
             false => now + w.trial.terms.trial_length_secs,
