@@ -116,6 +116,15 @@ async fn a_pending_trial_starts_on_its_first_usage_call() {
     assert!(t.send(usage(&id, "u1")).await.replayed());
     assert_eq!(stored(&t, &id).await.unwrap().used["api_calls"], 2);
     assert_eq!(t.events_of("trial.activated").await.len(), 1);
+    // The funnel: started at its start (PENDING), activated once.
+    t.publish_events().await;
+    let stats = t.send(Call::get("/v1/stats").admin()).await;
+    assert_eq!(stats.status, 200, "{}", stats.body);
+    let total = &stats.json()["total"];
+    assert_eq!(
+        (total["started"].clone(), total["activated"].clone()),
+        (json!(1), json!(1))
+    );
 }
 
 #[tokio::test]

@@ -28,6 +28,7 @@ pub fn view(s: &PlanStats) -> Value {
         "purged": s.count(Stage::Purged),
         "paid": s.count(Stage::Paid),
         "lapsed": s.count(Stage::Lapsed),
+        "activated": s.count(Stage::Activated),
         "awaiting_first_payment": s.awaiting_first_payment(),
         "conversion_rate": s.conversion_rate(),
         "median_hours_to_conversion": s.median_hours_to_convert(),
