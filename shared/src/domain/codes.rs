@@ -110,6 +110,9 @@ catalogue! {
     PaymentProviderError = ("payment_provider_error", 502),
     /// Retryable: the store failed; nothing was stored under the idempotency key.
     ServiceUnavailable = ("service_unavailable", 503),
+    /// Cancel, pause, resume, extend, an admin's change or change-plan of a reverse trial that
+    /// ended on its free plan (DOWNGRADED): only convert and usage remain.
+    TrialDowngraded = ("trial_downgraded", 409),
 }
 
 impl fmt::Display for ErrorCode {

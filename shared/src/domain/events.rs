@@ -3,6 +3,7 @@
 //! consumers can deduplicate the repeats that at-least-once delivery brings.
 use serde_json::{json, Value};
 
+use super::catalog::end_behavior;
 use super::reminders::ScheduledReminder;
 use super::time::rfc3339;
 use super::trial::SessionBinding;
@@ -40,10 +41,12 @@ pub enum EventKind {
     SubscriptionLapsed,
     /// The trial moved to another plan of its product (change-plan, or convert with a plan).
     PlanChanged,
+    /// A reverse trial's end: it dropped to its free plan (DOWNGRADED).
+    Downgraded,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 19] = [
+    pub const ALL: [EventKind; 20] = [
         EventKind::Started,
         EventKind::Expired,
         EventKind::Canceled,
@@ -63,6 +66,7 @@ impl EventKind {
         EventKind::FirstPayment,
         EventKind::SubscriptionLapsed,
         EventKind::PlanChanged,
+        EventKind::Downgraded,
     ];
 
     /// The EventBridge `DetailType`.
@@ -87,6 +91,7 @@ impl EventKind {
             EventKind::FirstPayment => "trial.first_payment",
             EventKind::SubscriptionLapsed => "trial.subscription_lapsed",
             EventKind::PlanChanged => "trial.plan_changed",
+            EventKind::Downgraded => "trial.downgraded",
         }
     }
 
@@ -324,6 +329,8 @@ impl DomainEvent {
                     "hours_remaining": (offset_secs + 3_599) / 3_600,
                     "offset_secs": offset_secs,
                     "expires_at": rfc3339(expires_at),
+                    // Which ending is coming: `expire`, or `downgrade` (to `downgrade_to`).
+                    "ending": end_behavior(trial.terms.downgrade_to.as_deref()),
                 }),
             ),
             ScheduledReminder::GraceEnding { purge_at, .. } => (
@@ -334,6 +341,10 @@ impl DomainEvent {
                 }),
             ),
         };
+        let mut fields = fields;
+        if let (EventKind::EndingSoon, Some(free)) = (kind, &trial.terms.downgrade_to) {
+            fields["downgrade_to"] = free.plan.as_str().into();
+        }
         DomainEvent::for_trial(
             kind,
             trial,

@@ -16,7 +16,12 @@
 //! EXPIRED ─► CONVERTED  while now < expires_at + grace
 //! EXPIRED ─► ACTIVE     extend while now < expires_at + grace (a new active range opens)
 //! EXPIRED, CANCELED ──► purged  once their grace has passed
+//! ACTIVE ──► DOWNGRADED at expires_at, on a plan whose end behavior is `downgrade` (a reverse
+//!                       trial; reported at once, written by the expire job): the free plan
+//! DOWNGRADED ──► CONVERTED  Stripe checkout completed (it buys the trialled plan)
 //! ```
+//! A DOWNGRADED trial is on its free plan for good: it is never expired again nor purged, its
+//! usage counts against the free plan's limits, and it stays the org's one trial.
 //! A CONVERTED trial then follows its Stripe subscription: [`Billing`], the second table.
 //! A PAUSED trial never expires and is never purged: its clock is stopped. Its automatic resume
 //! is not visible here ([`Lifecycle`] does not know the pause maximum): settle the trial first
@@ -43,6 +48,8 @@ pub enum TrialStatus {
     Expired,
     Converted,
     Canceled,
+    /// A reverse trial past its end: on its free plan, for good (until it converts).
+    Downgraded,
 }
 
 impl TrialStatus {
@@ -53,15 +60,17 @@ impl TrialStatus {
             TrialStatus::Expired => "EXPIRED",
             TrialStatus::Converted => "CONVERTED",
             TrialStatus::Canceled => "CANCELED",
+            TrialStatus::Downgraded => "DOWNGRADED",
         }
     }
 
-    pub const ALL: [TrialStatus; 5] = [
+    pub const ALL: [TrialStatus; 6] = [
         TrialStatus::Active,
         TrialStatus::Paused,
         TrialStatus::Expired,
         TrialStatus::Converted,
         TrialStatus::Canceled,
+        TrialStatus::Downgraded,
     ];
 
     pub fn parse(s: &str) -> Option<TrialStatus> {
@@ -87,6 +96,9 @@ pub enum TransitionError {
     NotPaused,
     /// 422 `invalid_extension`: the requested end is not acceptable for this trial.
     InvalidExtension(ExtensionRefusal),
+    /// 409 `trial_downgraded`: a reverse trial that ended on its free plan (it may only
+    /// convert, be paid for and record usage).
+    Downgraded,
 }
 
 /// Why an extension's new end is refused (all answer 422 `invalid_extension`).
@@ -108,6 +120,7 @@ impl TransitionError {
             TransitionError::NotActive => ErrorCode::TrialNotActive,
             TransitionError::NotPaused => ErrorCode::TrialNotPaused,
             TransitionError::InvalidExtension(_) => ErrorCode::InvalidExtension,
+            TransitionError::Downgraded => ErrorCode::TrialDowngraded,
         }
     }
 
@@ -128,6 +141,9 @@ impl TransitionError {
             }
             TransitionError::InvalidExtension(ExtensionRefusal::BeyondMaximum) => {
                 "The extension would exceed the plan's maximum total trial length"
+            }
+            TransitionError::Downgraded => {
+                "Trial has ended on its free plan; it can still be converted to the trialled plan"
             }
         }
     }
@@ -155,26 +171,33 @@ pub enum Phase {
     Expired,
     Converted,
     Canceled,
+    /// ACTIVE in the table, `now >= expires_at`, on a plan that downgrades (the item carries
+    /// `downgrade_to`): DOWNGRADED to every caller, not yet written by the expire job.
+    Ending,
+    Downgraded,
 }
 
 impl Phase {
-    pub const ALL: [Phase; 6] = [
+    pub const ALL: [Phase; 8] = [
         Phase::Active,
         Phase::Lapsed,
         Phase::Paused,
         Phase::Expired,
         Phase::Converted,
         Phase::Canceled,
+        Phase::Ending,
+        Phase::Downgraded,
     ];
 
     /// The status stored in the table.
     pub fn stored(self) -> TrialStatus {
         match self {
-            Phase::Active | Phase::Lapsed => TrialStatus::Active,
+            Phase::Active | Phase::Lapsed | Phase::Ending => TrialStatus::Active,
             Phase::Paused => TrialStatus::Paused,
             Phase::Expired => TrialStatus::Expired,
             Phase::Converted => TrialStatus::Converted,
             Phase::Canceled => TrialStatus::Canceled,
+            Phase::Downgraded => TrialStatus::Downgraded,
         }
     }
 
@@ -183,6 +206,7 @@ impl Phase {
     pub fn reported(self) -> TrialStatus {
         match self {
             Phase::Lapsed => TrialStatus::Expired,
+            Phase::Ending => TrialStatus::Downgraded,
             other => other.stored(),
         }
     }
@@ -245,24 +269,28 @@ impl Action {
     #[rustfmt::skip]
     pub fn rule(self, status: TrialStatus) -> Rule {
         use TransitionError::{AlreadyConverted, AlreadyExpired, Canceled, NotActive, NotPaused};
+        use TransitionError::Downgraded;
         const OK: Rule = Rule::Allowed(Window::Always);
         const IN_GRACE: Rule = Rule::Allowed(Window::UntilGraceEnds);
         const fn no(err: TransitionError) -> Rule {
             Rule::Refused(err)
         }
-        let row: [Rule; 5] = match self {
-            //                  ACTIVE          PAUSED         EXPIRED             CONVERTED             CANCELED
-            Action::Convert => [OK,             OK,            IN_GRACE,           no(AlreadyConverted), no(Canceled)],
-            Action::Cancel =>  [OK,             OK,            no(AlreadyExpired), no(AlreadyConverted), no(Canceled)],
+        // DOWNGRADED: it can convert later through the same checkout (buying the trialled plan)
+        // and records usage against its free plan's limits; nothing else moves it.
+        let row: [Rule; 6] = match self {
+            //                  ACTIVE          PAUSED         EXPIRED             CONVERTED             CANCELED      DOWNGRADED
+            Action::Convert => [OK,             OK,            IN_GRACE,           no(AlreadyConverted), no(Canceled), OK],
+            Action::Cancel =>  [OK,             OK,            no(AlreadyExpired), no(AlreadyConverted), no(Canceled), no(Downgraded)],
             // A PAUSED trial's time and usage are frozen; an admin changes a running trial only.
-            Action::Usage | Action::Pause | Action::AdminChange =>
-                               [OK,             no(NotActive), no(AlreadyExpired), no(AlreadyConverted), no(Canceled)],
-            Action::Resume =>  [no(NotPaused),  OK,            no(AlreadyExpired), no(AlreadyConverted), no(Canceled)],
-            Action::Extend =>  [OK,             no(NotActive), IN_GRACE,           no(AlreadyConverted), no(Canceled)],
+            Action::Usage =>   [OK,             no(NotActive), no(AlreadyExpired), no(AlreadyConverted), no(Canceled), OK],
+            Action::Pause | Action::AdminChange =>
+                               [OK,             no(NotActive), no(AlreadyExpired), no(AlreadyConverted), no(Canceled), no(Downgraded)],
+            Action::Resume =>  [no(NotPaused),  OK,            no(AlreadyExpired), no(AlreadyConverted), no(Canceled), no(Downgraded)],
+            Action::Extend =>  [OK,             no(NotActive), IN_GRACE,           no(AlreadyConverted), no(Canceled), no(Downgraded)],
             // Money is never refused, but it converts only once.
-            Action::Payment => [OK,             OK,            OK,                 no(AlreadyConverted), OK],
+            Action::Payment => [OK,             OK,            OK,                 no(AlreadyConverted), OK,           OK],
             // A running trial only: its options re-snapshotted, its use kept.
-            Action::ChangePlan => [OK,          OK,            no(AlreadyExpired), no(AlreadyConverted), no(Canceled)],
+            Action::ChangePlan => [OK,          OK,            no(AlreadyExpired), no(AlreadyConverted), no(Canceled), no(Downgraded)],
         };
         row[match status {
             TrialStatus::Active => 0,
@@ -270,6 +298,7 @@ impl Action {
             TrialStatus::Expired => 2,
             TrialStatus::Converted => 3,
             TrialStatus::Canceled => 4,
+            TrialStatus::Downgraded => 5,
         }]
     }
 }
@@ -277,7 +306,8 @@ impl Action {
 /// A move the jobs make on their own.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Job {
-    /// ACTIVE -> EXPIRED, written once the end has come.
+    /// ACTIVE -> EXPIRED, written once the end has come; ACTIVE -> DOWNGRADED for a trial of
+    /// a plan that downgrades.
     Expire,
     /// The item's delete once its grace has passed.
     Purge,
@@ -287,10 +317,11 @@ impl Job {
     pub const ALL: [Job; 2] = [Job::Expire, Job::Purge];
 
     /// **The jobs' table**: when `self` is due for a trial in `phase` (`None`: never). A
-    /// PAUSED trial is in neither: its clock is stopped.
+    /// PAUSED trial is in neither: its clock is stopped. A DOWNGRADED one (or one ending so)
+    /// is never purged: it stays on its free plan.
     pub fn window(self, phase: Phase) -> Option<Window> {
         match (self, phase) {
-            (Job::Expire, Phase::Lapsed) => Some(Window::Always),
+            (Job::Expire, Phase::Lapsed | Phase::Ending) => Some(Window::Always),
             (Job::Purge, Phase::Lapsed | Phase::Expired) => Some(Window::AfterGrace),
             (Job::Purge, Phase::Canceled) => Some(Window::AfterCancelGrace),
             _ => None,
@@ -337,18 +368,23 @@ pub struct Lifecycle {
     pub expires_at: i64,
     pub canceled_at: Option<i64>,
     pub grace_secs: i64,
+    /// The trial's plan downgrades at its end (a reverse trial): past `expires_at` an ACTIVE
+    /// trial is [`Phase::Ending`], not [`Phase::Lapsed`].
+    pub downgrades: bool,
 }
 
 impl Lifecycle {
     /// Where the trial stands at `now` (see [`Phase`]).
     pub fn phase(&self, now: i64) -> Phase {
         match self.status {
+            TrialStatus::Active if now >= self.expires_at && self.downgrades => Phase::Ending,
             TrialStatus::Active if now >= self.expires_at => Phase::Lapsed,
             TrialStatus::Active => Phase::Active,
             TrialStatus::Paused => Phase::Paused,
             TrialStatus::Expired => Phase::Expired,
             TrialStatus::Converted => Phase::Converted,
             TrialStatus::Canceled => Phase::Canceled,
+            TrialStatus::Downgraded => Phase::Downgraded,
         }
     }
 
@@ -551,6 +587,7 @@ mod tests {
             expires_at: EXPIRES,
             canceled_at: (status == Canceled).then_some(EXPIRES - DAY),
             grace_secs: 3 * DAY,
+            downgrades: false,
         }
     }
 

@@ -77,10 +77,12 @@ pub enum Stage {
     /// A conversion whose subscription ended before any paid invoice
     /// (`trial.subscription_lapsed`).
     Lapsed,
+    /// A reverse trial that dropped to its free plan (`trial.downgraded`).
+    Downgraded,
 }
 
 impl Stage {
-    pub const ALL: [Stage; 7] = [
+    pub const ALL: [Stage; 8] = [
         Stage::Started,
         Stage::Converted,
         Stage::Expired,
@@ -88,6 +90,7 @@ impl Stage {
         Stage::Purged,
         Stage::Paid,
         Stage::Lapsed,
+        Stage::Downgraded,
     ];
 
     pub fn attribute(self) -> &'static str {
@@ -99,6 +102,7 @@ impl Stage {
             Stage::Purged => "purged",
             Stage::Paid => "paid",
             Stage::Lapsed => "lapsed",
+            Stage::Downgraded => "downgraded",
         }
     }
 }

@@ -151,7 +151,21 @@ impl Store {
             condition.push_str(&format!(" AND {used} = :before"));
         }
         let mut set = format!("{used} = if_not_exists({used}, :zero) + :q, {keys}");
-        if w.ends_trial {
+        if w.ends_trial && w.trial.terms.downgrade_to.is_some() {
+            // A reverse trial: its time ends now (ending, DOWNGRADED to callers at once) and the
+            // expire job, due now, writes its downgrade.
+            values = values
+                .n(":now", now)
+                .s(":reason", EXPIRY_LIMIT_REACHED)
+                .s(
+                    ":due_pk",
+                    DueQueue::Expire.partition_for(w.trial.id.as_str(), self.shards),
+                )
+                .n(":due_at", now);
+            set.push_str(&format!(
+                ", expires_at = :now, {EXPIRY_REASON} = :reason, due_pk = :due_pk, due_at = :due_at"
+            ));
+        } else if w.ends_trial {
             values = values
                 .n(":now", now)
                 .s(":expired", TrialStatus::Expired.as_str())

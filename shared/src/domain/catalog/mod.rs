@@ -48,7 +48,7 @@ mod terms;
 mod validate;
 
 use parse::{is_slug, parse_file};
-pub use terms::{options_view, plans_view, TrialTerms};
+pub use terms::{end_behavior, options_view, plans_view, TrialTerms, END_DOWNGRADE, END_EXPIRE};
 use validate::{check_price, validate};
 
 /// The built-in catalog, as shipped.
@@ -219,6 +219,9 @@ pub struct PlanTerms {
     /// Distinct, positive, longest first.
     pub reminder_offsets_secs: Vec<i64>,
     pub options: Vec<PlanOption>,
+    /// `end_behavior: "downgrade"`: the free plan's terms (resolved from `downgrade_to` at
+    /// validation) the trial takes at its end. `None`: the trial expires (`"expire"`).
+    pub downgrade_to: Option<Box<TrialTerms>>,
 }
 
 impl PlanTerms {
@@ -234,6 +237,7 @@ impl PlanTerms {
             pause_max_secs: self.pause_max_secs,
             reminder_offsets_secs: self.reminder_offsets_secs.clone(),
             options: self.options.clone(),
+            downgrade_to: self.downgrade_to.clone(),
         }
     }
 }
@@ -677,7 +681,7 @@ mod tests {
         assert_eq!(catalog.source(), "examples/plans.json");
         assert_eq!(
             catalog.list(),
-            "starter, growth, pro, enterprise, edge-impulse-enterprise"
+            "starter, growth, pro, enterprise, edge-impulse-enterprise, pro-reverse"
         );
         let enterprise = catalog.get_trialable("enterprise").unwrap();
         assert_eq!(enterprise.trial_length_secs, 14 * DAY_SECS);

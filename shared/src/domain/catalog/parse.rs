@@ -31,6 +31,12 @@ pub(super) struct PlanFile {
     pub(super) reminder_offsets: Option<Vec<String>>,
     #[serde(default)]
     pub(super) options: Vec<OptionFile>,
+    /// `"expire"` (the default) or `"downgrade"` (a reverse trial: with `downgrade_to`).
+    #[serde(default)]
+    pub(super) end_behavior: Option<String>,
+    /// The free plan a `"downgrade"` trial ends on.
+    #[serde(default)]
+    pub(super) downgrade_to: Option<String>,
 }
 
 fn yes() -> bool {
