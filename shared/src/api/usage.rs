@@ -112,15 +112,9 @@ pub async fn handle(
         }
         let now_ms = app.clock.now_millis();
         if ending(&trial, now_ms.div_euclid(1000)) {
-            // A reverse trial whose end has come: its downgrade written first (the expire
-            // job's write), so that usage counts against the free plan.
-            downgrade::commit(&app.store, &trial, now_ms.div_euclid(1000)).await?;
-            match app.store.get_trial(&id).await? {
-                Some(now) if now.org_id == tenant.org => trial = now,
-                _ => {
-                    let gone = purged_or_not_found(app, &id, tenant).await;
-                    return idempotency.refuse(app, gone, now_ms).await;
-                }
+            match settle_end(app, tenant, &idempotency, &trial, now_ms).await? {
+                Ok(downgraded) => trial = downgraded,
+                Err(gone) => return Ok(gone),
             }
             continue;
         }
@@ -169,6 +163,26 @@ pub async fn handle(
 /// Whether `trial` is a reverse trial whose end has come, not yet written DOWNGRADED.
 fn ending(trial: &Trial, now: i64) -> bool {
     trial.lifecycle(trial.policy()).phase(now) == Phase::Ending
+}
+
+/// A reverse trial whose end has come, written DOWNGRADED first (the expire job's write,
+/// `services::downgrade`; a lost race with the job changes nothing) and read again: its usage
+/// then counts against the free plan. `Err`: the trial is gone, answered (and stored).
+async fn settle_end(
+    app: &App,
+    tenant: &Tenant,
+    idempotency: &Idempotency,
+    trial: &Trial,
+    now_ms: i64,
+) -> Result<Result<Trial, Reply>, ApiError> {
+    downgrade::commit(&app.store, trial, now_ms.div_euclid(1000)).await?;
+    match app.store.get_trial(&trial.id).await? {
+        Some(now) if now.org_id == tenant.org => Ok(Ok(now)),
+        _ => {
+            let gone = purged_or_not_found(app, &trial.id, tenant).await;
+            Ok(Err(idempotency.refuse(app, gone, now_ms).await?))
+        }
+    }
 }
 
 /// The answer for a key the trial item has recorded: the recording's answer again, or

@@ -893,6 +893,50 @@ mod tests {
     }
 
     #[test]
+    fn a_reverse_trial_is_downgraded_from_its_end_converts_records_usage_and_is_never_purged() {
+        let reverse = Lifecycle {
+            downgrades: true,
+            ..trial(Active)
+        };
+        assert_eq!(reverse.phase(EXPIRES - 1), Phase::Active);
+        assert_eq!(reverse.phase(EXPIRES), Phase::Ending);
+        assert_eq!(reverse.status_at(EXPIRES), Downgraded, "reported at once");
+        assert!(reverse.is_expiry_due(EXPIRES), "the expire job writes it");
+        assert_eq!(reverse.purge_due_at(), None);
+        let downgraded = Lifecycle {
+            downgrades: false,
+            ..trial(Downgraded)
+        };
+        let never = i64::MAX / 2;
+        assert!(!downgraded.is_expiry_due(never) && !downgraded.is_purge_due(never));
+        assert_eq!(downgraded.purge_due_at(), None);
+        for lifecycle in [reverse, downgraded] {
+            let late = EXPIRES + 100 * DAY;
+            for action in [Action::Convert, Action::Usage] {
+                assert_eq!(lifecycle.check(action, late), Ok(()), "{action:?}");
+            }
+            assert_eq!(lifecycle.check_payment(), Ok(()));
+            for action in [
+                Action::Cancel,
+                Action::Pause,
+                Action::Resume,
+                Action::Extend,
+                Action::AdminChange,
+                Action::ChangePlan,
+            ] {
+                assert_eq!(
+                    lifecycle.check(action, late),
+                    Err(TransitionError::Downgraded),
+                    "{action:?}"
+                );
+            }
+        }
+        let code = TransitionError::Downgraded.code();
+        assert_eq!((code.as_str(), code.status()), ("trial_downgraded", 409));
+        assert_eq!(TrialStatus::parse("DOWNGRADED"), Some(Downgraded));
+    }
+
+    #[test]
     fn billing_moves_once_and_only_from_awaiting_its_first_payment() {
         use Billing::*;
         use BillingChange::*;

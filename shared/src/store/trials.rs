@@ -357,12 +357,12 @@ impl Store {
                  {DOWNGRADED_FROM} = :from_plan, {DOWNGRADED_AT} = :at, {ACTIVE_RANGES} = :ranges \
                  REMOVE due_pk, due_at, {DOWNGRADE_TO}"
             ))
+            .expression_attribute_names("#plan", "plan")
+            .expression_attribute_names("#status", "status")
             .condition_expression(format!(
                 "attribute_exists(pk) AND #plan = :from_plan AND {}",
                 state.expression()
             ))
-            .expression_attribute_names("#status", "status")
-            .expression_attribute_names("#plan", "plan")
             .set_expression_attribute_values(
                 state
                     .add_values(Values::new())

@@ -151,33 +151,10 @@ impl Store {
             condition.push_str(&format!(" AND {used} = :before"));
         }
         let mut set = format!("{used} = if_not_exists({used}, :zero) + :q, {keys}");
-        if w.ends_trial && w.trial.terms.downgrade_to.is_some() {
-            // A reverse trial: its time ends now (ending, DOWNGRADED to callers at once) and the
-            // expire job, due now, writes its downgrade.
-            values = values
-                .n(":now", now)
-                .s(":reason", EXPIRY_LIMIT_REACHED)
-                .s(
-                    ":due_pk",
-                    DueQueue::Expire.partition_for(w.trial.id.as_str(), self.shards),
-                )
-                .n(":due_at", now);
-            set.push_str(&format!(
-                ", expires_at = :now, {EXPIRY_REASON} = :reason, due_pk = :due_pk, due_at = :due_at"
-            ));
-        } else if w.ends_trial {
-            values = values
-                .n(":now", now)
-                .s(":expired", TrialStatus::Expired.as_str())
-                .s(":reason", EXPIRY_LIMIT_REACHED)
-                .s(
-                    ":due_pk",
-                    DueQueue::Purge.partition_for(w.trial.id.as_str(), self.shards),
-                )
-                .n(":due_at", now + w.trial.terms.grace_secs);
-            set.push_str(&format!(
-                ", #status = :expired, expires_at = :now, {EXPIRY_REASON} = :reason, due_pk = :due_pk, due_at = :due_at"
-            ));
+        if w.ends_trial {
+            let (with_end, clauses) = self.end_clauses(w, now, values);
+            values = with_end;
+            set.push_str(&clauses);
         }
         // An ended trial's current active range ends now too (the ranges' invariant,
         // `domain::active_ranges`), conditioned on the ranges as read.
@@ -204,6 +181,29 @@ impl Store {
             .expression_attribute_names("#opt", w.option)
             .set_expression_attribute_values(values.build())
             .build()?)
+    }
+
+    /// The `SET` clauses, and their values, of a recording that reaches a limit ending the
+    /// trial: EXPIRED now, its grace from now. A reverse trial's time ends now instead (ending:
+    /// DOWNGRADED to callers at once) and the expire job, due now, writes its downgrade.
+    fn end_clauses(&self, w: &UsageWrite<'_>, now: i64, values: Values) -> (Values, String) {
+        let id = w.trial.id.as_str();
+        let values = values.n(":now", now).s(":reason", EXPIRY_LIMIT_REACHED);
+        let ended = format!("expires_at = :now, {EXPIRY_REASON} = :reason");
+        if w.trial.terms.downgrade_to.is_some() {
+            let due = DueQueue::Expire.partition_for(id, self.shards);
+            let values = values.s(":due_pk", due).n(":due_at", now);
+            return (
+                values,
+                format!(", {ended}, due_pk = :due_pk, due_at = :due_at"),
+            );
+        }
+        let values = values
+            .s(":expired", TrialStatus::Expired.as_str())
+            .s(":due_pk", DueQueue::Purge.partition_for(id, self.shards))
+            .n(":due_at", now + w.trial.terms.grace_secs);
+        let clauses = format!(", #status = :expired, {ended}, due_pk = :due_pk, due_at = :due_at");
+        (values, clauses)
     }
 
     /// The key's part of the update: its `SET` clauses (returned), its condition (appended),

@@ -309,7 +309,11 @@ mod tests {
         // The reverse trial's plan names its free plan, which is not listed (not trialable).
         let reverse = &view["plans"][5];
         assert_eq!(
-            (&reverse["id"], &reverse["end_behavior"], &reverse["downgrade_to"]),
+            (
+                &reverse["id"],
+                &reverse["end_behavior"],
+                &reverse["downgrade_to"]
+            ),
             (&json!("pro-reverse"), &json!("downgrade"), &json!("free"))
         );
         assert_eq!(view["plans"].as_array().unwrap().len(), 6);
@@ -319,7 +323,10 @@ mod tests {
     fn a_reverse_trials_terms_carry_its_free_plans_and_round_trip() {
         let catalog = Catalog::from_json(EXAMPLE_JSON).unwrap();
         let terms = catalog.get("pro-reverse").unwrap().snapshot();
-        let free = terms.downgrade_to.as_deref().expect("the free plan's terms");
+        let free = terms
+            .downgrade_to
+            .as_deref()
+            .expect("the free plan's terms");
         assert_eq!(free, &catalog.get("free").unwrap().snapshot());
         assert_eq!(free.option("api_calls").map(|o| o.value), Some(100));
         assert_eq!(TrialTerms::from_json(&terms.to_json()).unwrap(), terms);
