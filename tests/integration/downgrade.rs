@@ -388,3 +388,32 @@ fn a_catalog_whose_downgrade_is_not_to_a_free_plan_of_the_product_is_refused() {
         "a downgrade_to without the downgrade"
     );
 }
+
+#[tokio::test]
+async fn a_plan_change_takes_the_new_plans_ending_with_it() {
+    let t = enterprise_app().await;
+    let change = |id: &str, plan: &str, key: &str| {
+        Call::post(&format!("/v1/trials/{id}/change-plan"))
+            .idempotency_key(key)
+            .json(&json!({ "plan": plan }))
+    };
+    // Onto the reverse trial's plan: from then on it downgrades at its end.
+    let onto = t.start_trial(ORG, "enterprise").await;
+    let res = t.send(change(&onto, "pro-reverse", "c1")).await;
+    assert_eq!(res.status, 200, "{}", res.body);
+    // Off it: it expires at its end.
+    let off = t.start_trial("org_other", "pro-reverse").await;
+    let res = t
+        .send(change(&off, "enterprise", "c2").org("org_other"))
+        .await;
+    assert_eq!(res.status, 200, "{}", res.body);
+
+    t.clock.set(T0 + 14 * DAY);
+    assert_eq!(run(&t, Job::Expire).await.processed, 2);
+    let onto = stored(&t, &onto).await.expect("trial");
+    let off = stored(&t, &off).await.expect("trial");
+    assert_eq!(
+        (onto.status, off.status),
+        (TrialStatus::Downgraded, TrialStatus::Expired)
+    );
+}
