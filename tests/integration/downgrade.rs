@@ -264,6 +264,12 @@ async fn a_downgraded_trial_converts_later_through_the_same_checkout() {
         (&body["plan"], &body["source"]),
         (&json!("pro-reverse"), &json!("subscription"))
     );
+    // Back on the trialled plan's terms: its options, no trial limit counted.
+    assert_eq!(trial.terms.plan.as_str(), "pro-reverse");
+    assert_eq!(
+        option(&body, "api"),
+        &json!({"feature": "api", "value": 1000, "used": 150, "remaining": null, "allowed": true})
+    );
 }
 
 #[tokio::test]

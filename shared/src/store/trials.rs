@@ -214,11 +214,15 @@ impl Store {
                 set.push(assignment);
             }
         }
+        // ... and its terms again, kept aside when it downgraded (a trial that never did keeps
+        // its own).
+        let terms = format!("{TERMS} = if_not_exists({TRIALLED_TERMS}, {TERMS})");
+        set.push(&terms);
         Ok(Update::builder()
             .table_name(&self.table)
             .set_key(Some(key(trial_pk(id), TRIAL_SK)))
             .update_expression(format!(
-                "SET {} REMOVE due_pk, due_at, checkout_session_id, checkout_url, checkout_expires_at, checkout_trial_end, pending_session_id, pending_since",
+                "SET {} REMOVE due_pk, due_at, checkout_session_id, checkout_url, checkout_expires_at, checkout_trial_end, pending_session_id, pending_since, {TRIALLED_TERMS}",
                 set.join(", ")
             ))
             .condition_expression(format!(
@@ -354,7 +358,8 @@ impl Store {
             .set_key(Some(key(trial_pk(&trial.id), TRIAL_SK)))
             .update_expression(format!(
                 "SET #status = :downgraded, #plan = :free, {TERMS} = :terms, \
-                 {DOWNGRADED_FROM} = :from_plan, {DOWNGRADED_AT} = :at, {ACTIVE_RANGES} = :ranges \
+                 {TRIALLED_TERMS} = :trialled, {DOWNGRADED_FROM} = :from_plan, \
+                 {DOWNGRADED_AT} = :at, {ACTIVE_RANGES} = :ranges \
                  REMOVE due_pk, due_at, {DOWNGRADE_TO}"
             ))
             .expression_attribute_names("#plan", "plan")
@@ -369,6 +374,7 @@ impl Store {
                     .s(":downgraded", TrialStatus::Downgraded.as_str())
                     .s(":free", after.plan.as_str())
                     .s(":terms", after.terms.to_json())
+                    .s(":trialled", trial.terms.to_json())
                     .s(":from_plan", trial.plan.as_str())
                     .n(":at", after.downgraded_at.unwrap_or(trial.expires_at))
                     .build(),
@@ -597,6 +603,8 @@ pub use super::schema::{EXPIRY_REASON, USED};
 pub const DOWNGRADE_TO: &str = "downgrade_to";
 /// A DOWNGRADED trial's trialled plan (`Trial::downgraded_from`).
 pub const DOWNGRADED_FROM: &str = "downgraded_from";
+/// A DOWNGRADED trial's trialled plan's terms (JSON, as `terms`): what a conversion puts back.
+pub const TRIALLED_TERMS: &str = "trialled_terms";
 /// When a DOWNGRADED trial downgraded (epoch seconds).
 pub const DOWNGRADED_AT: &str = "downgraded_at";
 
