@@ -667,7 +667,18 @@ fn plans_check_validates_a_catalog_like_init_does() {
         out.contains("enterprise\tEnterprise\ttrial 14d\tgrace 3d\t"),
         "{out}"
     );
-    assert!(out.contains(": ok, 5 plan(s)"), "{out}");
+    assert!(out.contains(": ok, 7 plan(s)"), "{out}");
+    // How each plan's trials end: a reverse trial names its free plan.
+    let line = |id: &str| {
+        out.lines()
+            .find(|l| l.starts_with(&format!("{id}\t")))
+            .unwrap_or("")
+    };
+    assert!(
+        line("pro-reverse").ends_with("\tdowngrade to free"),
+        "{out}"
+    );
+    assert!(line("enterprise").ends_with("\texpire"), "{out}");
 
     let dir = data_dir("plans-check");
     std::fs::create_dir_all(&dir).unwrap();

@@ -10,6 +10,7 @@ mod change_plan;
 mod chaos;
 mod convert;
 mod current;
+mod downgrade;
 mod edge_impulse;
 mod email_tags;
 mod events;

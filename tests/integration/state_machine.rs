@@ -78,16 +78,18 @@ impl Write {
 
 const SEEDED_SESSION: &str = "cs_seeded";
 
-/// A trial of `status` started at `T0` (paused a day in; canceled a day before its end, or,
-/// as an item from before `canceled_at` was kept, without it; PENDING with a 7-day window).
-fn trial_in(t: &TestApp, status: TrialStatus, canceled_at: bool) -> Trial {
+/// A trial of `plan` in `status` started at `T0` (paused a day in; canceled a day before its
+/// end, or, as an item from before `canceled_at` was kept, without it; PENDING with a 7-day
+/// window; a reverse trial's DOWNGRADED at its end).
+fn trial_in(t: &TestApp, status: TrialStatus, canceled_at: bool, plan: &str) -> Trial {
     let (id, org) = (TrialId::generate(), OrgId::parse(ORG).unwrap());
     if status == TrialStatus::Pending {
-        return Trial::start_pending(id, org, T0, t.terms("growth"), 7 * DAY);
+        return Trial::start_pending(id, org, T0, t.terms(plan), 7 * DAY);
     }
-    let start = Trial::start(id, org, T0, t.terms("growth"));
+    let start = Trial::start(id, org, T0, t.terms(plan));
     let mut trial = match status {
         TrialStatus::Paused => start.pause(T0 + DAY, start.policy()).expect("pause"),
+        TrialStatus::Downgraded => start.downgraded().expect("a reverse trial"),
         _ => start,
     };
     trial.status = status;
@@ -281,22 +283,48 @@ fn every_transition_has_a_write() {
     }
 }
 
+/// The built-in catalog with a reverse trial's plan (`pro-reverse`, growth's terms, downgrading
+/// to `free`) and its free plan.
+async fn with_reverse_trial() -> TestApp {
+    let catalog = trials_tests::builtin_catalog_with(|v| {
+        let mut reverse = v["plans"][1].clone();
+        reverse["id"] = "pro-reverse".into();
+        reverse["stripe_price"] = "price_pro_reverse".into();
+        reverse["end_behavior"] = "downgrade".into();
+        reverse["downgrade_to"] = "free".into();
+        let mut free = v["plans"][1].clone();
+        free["id"] = "free".into();
+        free["trialable"] = false.into();
+        free.as_object_mut().unwrap().remove("stripe_price");
+        let plans = v["plans"].as_array_mut().unwrap();
+        plans.push(reverse);
+        plans.push(free);
+    });
+    TestApp::with_config(|c| c.catalog = catalog).await
+}
+
 #[tokio::test]
 async fn the_store_commits_exactly_what_the_state_machine_allows() {
-    let t = TestApp::new().await;
+    let t = with_reverse_trial().await;
     let grace = t.policy().grace_secs;
     assert!(
         grace > DAY,
         "the times below need a grace longer than a day"
     );
     let statuses = [
-        (TrialStatus::Active, true),
-        (TrialStatus::Paused, true),
-        (TrialStatus::Expired, true),
-        (TrialStatus::Converted, true),
-        (TrialStatus::Canceled, true),
-        (TrialStatus::Canceled, false),
-        (TrialStatus::Pending, true),
+        (TrialStatus::Active, true, "growth"),
+        (TrialStatus::Paused, true, "growth"),
+        (TrialStatus::Expired, true, "growth"),
+        (TrialStatus::Converted, true, "growth"),
+        (TrialStatus::Canceled, true, "growth"),
+        (TrialStatus::Canceled, false, "growth"),
+        (TrialStatus::Pending, true, "growth"),
+        // A reverse trial: ACTIVE (ending, DOWNGRADED to callers, from its end), PAUSED and
+        // DOWNGRADED; PENDING (it lapses unused, whatever its ending).
+        (TrialStatus::Active, true, "pro-reverse"),
+        (TrialStatus::Paused, true, "pro-reverse"),
+        (TrialStatus::Downgraded, true, "pro-reverse"),
+        (TrialStatus::Pending, true, "pro-reverse"),
     ];
     // Around the end, the cancellation's grace end (a day earlier) and the grace end.
     let offsets = [
@@ -311,9 +339,9 @@ async fn the_store_commits_exactly_what_the_state_machine_allows() {
     let mut disagreements = Vec::new();
     let (mut committed, mut rejected) = (0, 0);
     for write in WRITES {
-        for (status, canceled_at) in statuses {
+        for (status, canceled_at, plan) in statuses {
             for offset in offsets {
-                let trial = trial_in(&t, status, canceled_at);
+                let trial = trial_in(&t, status, canceled_at, plan);
                 let now = trial.expires_at + offset;
                 let (allowed, moved) = domain_allows(&t, write, &trial, now);
                 seed(&t, &trial).await;
@@ -326,7 +354,7 @@ async fn the_store_commits_exactly_what_the_state_machine_allows() {
                 };
                 if commits != allowed {
                     disagreements.push(format!(
-                        "{write:?} on {status:?} (canceled_at: {canceled_at}) at end{offset:+}: \
+                        "{write:?} on {status:?} of {plan} (canceled_at: {canceled_at}) at end{offset:+}: \
                          store {commits}, domain {allowed}"
                     ));
                 }

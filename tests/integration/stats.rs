@@ -114,15 +114,15 @@ async fn the_funnel_per_day_equals_the_trials_stored_and_trialctl() {
     }
     let chart = ctl_stats::chart(&drawn, ctl_stats::CHART_WIDTH);
     let lines: Vec<&str> = chart.lines().collect();
-    let row = |day: &str, bar: &str, counts: [u64; 5]| {
-        let counts: String = counts.iter().map(|n| format!("{n:>10}")).collect();
+    let row = |day: &str, bar: &str, counts: [u64; 6]| {
+        let counts: String = counts.iter().map(|n| format!("{n:>11}")).collect();
         format!("{day:<10} {bar:<30} {counts}")
     };
-    assert_eq!(lines[2], row("2026-04-06", "###", [3, 0, 0, 0, 0]));
-    assert_eq!(lines[3], row("2026-04-07", "=x", [0, 1, 0, 1, 0]));
-    assert_eq!(lines[4], row("2026-04-08", "", [0; 5]));
-    assert_eq!(lines[9], row("2026-04-13", "-", [0, 0, 1, 0, 0]));
-    assert_eq!(lines[10], row("total", "", [3, 1, 1, 1, 0]));
+    assert_eq!(lines[2], row("2026-04-06", "###", [3, 0, 0, 0, 0, 0]));
+    assert_eq!(lines[3], row("2026-04-07", "=x", [0, 1, 0, 1, 0, 0]));
+    assert_eq!(lines[4], row("2026-04-08", "", [0; 6]));
+    assert_eq!(lines[9], row("2026-04-13", "-", [0, 0, 1, 0, 0, 0]));
+    assert_eq!(lines[10], row("total", "", [3, 1, 1, 1, 0, 0]));
     assert_eq!(lines[11], "conversion rate (converted / started): 33.3%");
     assert_eq!(lines[13], format!("{:>10} {:<30} {:>10}", "24 h", "#", 1));
 

@@ -125,7 +125,7 @@ pub fn funnel(stats: &Value) -> String {
     let total = &stats["total"];
     let _ = write!(
         svg,
-        r#"<p id="funnel-total" data-started="{}" data-converted="{}" data-rate="{}">{} to {}: <strong>{}</strong> started, <strong>{}</strong> converted, {} expired, {} canceled, {} purged; conversion rate <strong>{}</strong>; median hours to convert {}.</p><p class="muted">Grey: started; purple: converted. The counters trail the trials by the stream's delay.</p>"#,
+        r#"<p id="funnel-total" data-started="{}" data-converted="{}" data-rate="{}">{} to {}: <strong>{}</strong> started, <strong>{}</strong> converted, {} expired, {} canceled, {} purged, {} downgraded; conversion rate <strong>{}</strong>; median hours to convert {}.</p><p class="muted">Grey: started; purple: converted. The counters trail the trials by the stream's delay.</p>"#,
         number(&total["started"]),
         number(&total["converted"]),
         number(&total["conversion_rate"]),
@@ -136,6 +136,7 @@ pub fn funnel(stats: &Value) -> String {
         number(&total["expired"]),
         number(&total["canceled"]),
         number(&total["purged"]),
+        number(&total["downgraded"]),
         total["conversion_rate"]
             .as_f64()
             .map(|r| format!("{:.1}%", r * 100.0))

@@ -2,7 +2,7 @@
 use std::path::PathBuf;
 
 use clap::Subcommand;
-use trials::domain::catalog::Catalog;
+use trials::domain::catalog::{Catalog, END_EXPIRE};
 use trials::domain::time::format_duration_secs;
 
 #[derive(Subcommand, Debug)]
@@ -33,8 +33,13 @@ fn check(file: &std::path::Path) -> Result<(), String> {
     let catalog = Catalog::from_json_named(&source, &text).map_err(|e| e.to_string())?;
     for plan in catalog.plans() {
         let limits = plan.options.iter().filter(|o| o.is_limit).count();
+        // How its trials end: `expire`, or `downgrade to <free plan>` (a reverse trial).
+        let end = match &plan.downgrade_to {
+            Some(to) => format!("downgrade to {}", to.plan),
+            None => END_EXPIRE.to_owned(),
+        };
         println!(
-            "{}\t{}\ttrial {}\tgrace {}\t{}\t{} option(s), {} limit(s)\t{}",
+            "{}\t{}\ttrial {}\tgrace {}\t{}\t{} option(s), {} limit(s)\t{}\t{end}",
             plan.id,
             plan.name,
             format_duration_secs(plan.trial_length_secs),

@@ -130,14 +130,16 @@ pub async fn funnel_per_day(
 }
 
 /// The stages a chart draws, each with its mark, in the funnel's order. A stage the funnel
-/// does not answer yet (a count `GET /v1/stats` will add, e.g. downgraded or paid) reads 0:
-/// adding it here is all the chart needs.
-pub const STAGES: [(&str, char); 5] = [
+/// does not answer yet (a count `GET /v1/stats` will add, e.g. paid) reads 0: adding it here
+/// is all the chart needs.
+pub const STAGES: [(&str, char); 6] = [
     ("started", '#'),
     ("converted", '='),
     ("expired", '-'),
     ("canceled", 'x'),
     ("purged", '.'),
+    // Reverse trials that dropped to their free plan.
+    ("downgraded", 'v'),
 ];
 
 /// The widest bar, in marks.
@@ -167,11 +169,12 @@ pub fn chart(funnel: &Value, width: u64) -> String {
     let numbers = |v: &Value| {
         let counts: Vec<String> = STAGES
             .iter()
-            .map(|(s, _)| format!("{:>10}", count(v, s)))
+            .map(|(s, _)| format!("{:>11}", count(v, s)))
             .collect();
         counts.join("")
     };
-    let names: Vec<String> = STAGES.iter().map(|(s, _)| format!("{s:>10}")).collect();
+    // One column wider than the longest stage (`downgraded`), so the names stay apart.
+    let names: Vec<String> = STAGES.iter().map(|(s, _)| format!("{s:>11}")).collect();
     out += &format!(
         "{:<10} {:<w$} {}\n",
         "day",
@@ -265,7 +268,7 @@ pub async fn run(ctx: &Ctx, args: StatsArgs) -> Result<(), String> {
         args.since, t.place
     );
     println!(
-        "{:<12} {:>8} {:>10} {:>8} {:>9} {:>7} {:>10} {:>14} {:>6} {:>7} {:>7}",
+        "{:<12} {:>8} {:>10} {:>8} {:>9} {:>7} {:>10} {:>14} {:>6} {:>7} {:>7} {:>10}",
         "plan",
         "started",
         "converted",
@@ -276,7 +279,8 @@ pub async fn run(ctx: &Ctx, args: StatsArgs) -> Result<(), String> {
         "median to conv",
         "paid",
         "unpaid",
-        "lapsed"
+        "lapsed",
+        "downgraded"
     );
     let rows = by_plan
         .iter()
@@ -284,7 +288,7 @@ pub async fn run(ctx: &Ctx, args: StatsArgs) -> Result<(), String> {
         .chain([("all", &all)]);
     for (plan, s) in rows {
         println!(
-            "{:<12} {:>8} {:>10} {:>8} {:>9} {:>7} {:>10} {:>14} {:>6} {:>7} {:>7}",
+            "{:<12} {:>8} {:>10} {:>8} {:>9} {:>7} {:>10} {:>14} {:>6} {:>7} {:>7} {:>10}",
             plan,
             s.count(Stage::Started),
             s.count(Stage::Converted),
@@ -300,6 +304,7 @@ pub async fn run(ctx: &Ctx, args: StatsArgs) -> Result<(), String> {
             s.count(Stage::Paid),
             s.awaiting_first_payment(),
             s.count(Stage::Lapsed),
+            s.count(Stage::Downgraded),
         );
     }
     if !unknown.is_empty() {
@@ -368,7 +373,7 @@ async fn partition_plans(store: Store, pk: String) -> Result<Vec<String>, StoreE
 mod tests {
     use super::*;
 
-    fn day(day: &str, counts: [u64; 5]) -> Value {
+    fn day(day: &str, counts: [u64; 6]) -> Value {
         let mut v = json!({ "day": day });
         for ((stage, _), n) in STAGES.iter().zip(counts) {
             v[stage] = json!(n);
@@ -381,22 +386,22 @@ mod tests {
         let funnel = json!({
             "from": "2026-04-06", "to": "2026-04-08",
             "days": [
-                day("2026-04-06", [3, 0, 0, 0, 0]),
-                day("2026-04-07", [0, 1, 0, 1, 0]),
-                day("2026-04-08", [0, 0, 0, 0, 0]),
+                day("2026-04-06", [3, 0, 0, 0, 0, 0]),
+                day("2026-04-07", [0, 1, 0, 1, 0, 1]),
+                day("2026-04-08", [0, 0, 0, 0, 0, 0]),
             ],
             "total": { "started": 3, "converted": 1, "expired": 0, "canceled": 1, "purged": 0,
-                       "conversion_rate": 1.0 / 3.0 },
+                       "downgraded": 1, "conversion_rate": 1.0 / 3.0 },
             "time_to_convert": { "median_hours": 24, "buckets": { "h24": 1, "h3": 2 } },
         });
         let drawn = chart(&funnel, 10);
         let expected = [
-            "Trials per day, 2026-04-06 to 2026-04-08 (UTC); one mark = 1 trial(s): # started, = converted, - expired, x canceled, . purged",
-            "day                      started converted   expired  canceled    purged",
-            "2026-04-06 ###                 3         0         0         0         0",
-            "2026-04-07 =x                  0         1         0         1         0",
-            "2026-04-08                     0         0         0         0         0",
-            "total                          3         1         0         1         0",
+            "Trials per day, 2026-04-06 to 2026-04-08 (UTC); one mark = 1 trial(s): # started, = converted, - expired, x canceled, . purged, v downgraded",
+            "day                       started  converted    expired   canceled     purged downgraded",
+            "2026-04-06 ###                  3          0          0          0          0          0",
+            "2026-04-07 =xv                  0          1          0          1          0          1",
+            "2026-04-08                      0          0          0          0          0          0",
+            "total                           3          1          0          1          0          1",
             "conversion rate (converted / started): 33.3%",
             "time to convert (whole hours from start), median 24 h",
             "       3 h ##                  2",
@@ -409,7 +414,7 @@ mod tests {
     fn a_busy_day_is_scaled_to_the_width_and_a_rare_stage_still_shows() {
         let funnel = json!({
             "from": "2026-04-06", "to": "2026-04-06",
-            "days": [day("2026-04-06", [95, 1, 0, 0, 4])],
+            "days": [day("2026-04-06", [95, 1, 0, 0, 4, 0])],
             "total": { "started": 95, "converted": 1, "conversion_rate": null },
             "time_to_convert": { "median_hours": null, "buckets": {} },
         });

@@ -299,7 +299,7 @@ async fn convert(
     if let Some(plan) = request
         .plan
         .as_deref()
-        .filter(|p| *p != trial.plan.as_str())
+        .filter(|p| *p != trial.trialled_plan().as_str())
     {
         trial = change_before_convert(app, request, trial, plan, now).await?;
     }
@@ -404,7 +404,7 @@ fn checkout_reply(trial: &Trial, checkout: &Checkout, now: i64) -> Reply {
         &json!({
             "checkout_url": checkout.url,
             "trial_id": trial.id.as_str(),
-            "plan": trial.plan.as_str(),
+            "plan": trial.trialled_plan().as_str(),
             "billing_starts": BillingStarts::of(checkout).as_str(),
             "first_charge_at": rfc3339(checkout.trial_end.unwrap_or(now)),
             "checkout_expires_at": rfc3339(checkout.expires_at),
@@ -430,7 +430,7 @@ fn pending_reply(trial: &Trial, now: i64, max_age_secs: i64) -> Option<Reply> {
         &json!({
             "checkout_url": checkout.map(|c| c.url.as_str()),
             "trial_id": trial.id.as_str(),
-            "plan": trial.plan.as_str(),
+            "plan": trial.trialled_plan().as_str(),
             "billing_starts": checkout.map(|c| BillingStarts::of(c).as_str()),
             // Billing now: the debit started when the customer completed the checkout.
             "first_charge_at": checkout.map(|c| rfc3339(c.trial_end.unwrap_or(pending.since))),

@@ -15,7 +15,10 @@
 //! (429 `trial_limit_exceeded`, stored under the key as an ordinary refusal, so it replays).
 //! The answer is then stored as the key's idempotency record (see `domain::usage`).
 //! An option with `ends_trial` ends the trial (EXPIRED, `limit_reached`) in the same
-//! transaction that reaches its limit. The body is `{option, quantity}` and nothing else (any
+//! transaction that reaches its limit; a reverse trial's (its plan downgrades) ends its time
+//! there (`expires_at` = now), and it downgrades as at its end. A reverse trial whose end has
+//! come is written DOWNGRADED first (`services::downgrade`): its usage counts against the free
+//! plan's limits, whose `ends_trial` ends nothing. The body is `{option, quantity}` and nothing else (any
 //! other field is 400 `invalid_field`). Cost: two reads, one update (or transaction) per
 //! attempt, one idempotency put.
 use lambda_http::Request;
@@ -31,10 +34,12 @@ use super::LogFields;
 use crate::auth::Tenant;
 use crate::domain::catalog::PlanOption;
 use crate::domain::events::{DomainEvent, EventKind};
+use crate::domain::state_machine::Phase;
 use crate::domain::time::rfc3339;
 use crate::domain::trial::EXPIRY_LIMIT_REACHED;
 use crate::domain::usage::{key_id, step, warning_threshold, UsageStep, MAX_QUANTITY};
 use crate::domain::{ErrorCode, Trial, TrialStatus};
+use crate::services::downgrade;
 use crate::store::trials::trial_from_item;
 use crate::store::tx::conflict_backoff;
 use crate::store::usage::{same_request, Recorded, UsageWrite};
@@ -107,6 +112,13 @@ pub async fn handle(
             return Ok(replay);
         }
         let now_ms = app.clock.now_millis();
+        if ending(&trial, now_ms.div_euclid(1000)) {
+            match settle_end(app, tenant, &idempotency, &trial, now_ms).await? {
+                Ok(downgraded) => trial = downgraded,
+                Err(gone) => return Ok(gone),
+            }
+            continue;
+        }
         let recording = match decide(&trial, &body, now_ms.div_euclid(1000)) {
             Ok(recording) => recording,
             Err(refusal) => return idempotency.refuse(app, refusal, now_ms).await,
@@ -149,6 +161,31 @@ pub async fn handle(
     Err(StoreError::Unavailable("usage: kept racing other writes".into()).into())
 }
 
+/// Whether `trial` is a reverse trial whose end has come, not yet written DOWNGRADED.
+fn ending(trial: &Trial, now: i64) -> bool {
+    trial.lifecycle(trial.policy()).phase(now) == Phase::Ending
+}
+
+/// A reverse trial whose end has come, written DOWNGRADED first (the expire job's write,
+/// `services::downgrade`; a lost race with the job changes nothing) and read again: its usage
+/// then counts against the free plan. `Err`: the trial is gone, answered (and stored).
+async fn settle_end(
+    app: &App,
+    tenant: &Tenant,
+    idempotency: &Idempotency,
+    trial: &Trial,
+    now_ms: i64,
+) -> Result<Result<Trial, Reply>, ApiError> {
+    downgrade::commit(&app.store, trial, now_ms.div_euclid(1000)).await?;
+    match app.store.get_trial(&trial.id).await? {
+        Some(now) if now.org_id == tenant.org => Ok(Ok(now)),
+        _ => {
+            let gone = purged_or_not_found(app, &trial.id, tenant).await;
+            Ok(Err(idempotency.refuse(app, gone, now_ms).await?))
+        }
+    }
+}
+
 /// The answer for a key the trial item has recorded: the recording's answer again, or
 /// `idempotency_key_reused` for another body under the same key.
 fn recorded(
@@ -170,12 +207,16 @@ fn recorded(
 }
 
 /// The answer of a recording that reached `after` (EXPIRED when it reached a limit that ends
-/// the trial): the same for the first answer and every replay.
+/// the trial, DOWNGRADED for a reverse trial's): the same for the first answer and every
+/// replay.
 fn usage_reply(trial: &Trial, option: &str, terms: &PlanOption, after: i64) -> Reply {
     let value = terms.value;
-    let status = match after >= value && terms.ends_trial {
-        true => TrialStatus::Expired,
-        false => TrialStatus::Active,
+    let ended = after >= value && terms.ends_trial;
+    let status = match (trial.status, ended) {
+        (TrialStatus::Downgraded, _) => TrialStatus::Downgraded,
+        (_, true) if trial.terms.downgrade_to.is_some() => TrialStatus::Downgraded,
+        (_, true) => TrialStatus::Expired,
+        (_, false) => TrialStatus::Active,
     };
     Reply::json(
         200,
@@ -281,7 +322,8 @@ fn decide<'t>(trial: &'t Trial, body: &UsageBody, now: i64) -> Result<Recording<
             after,
             warns,
             reaches,
-            ends_trial: reaches && terms.ends_trial,
+            // A DOWNGRADED trial has nothing left to end: its free plan's limits only refuse.
+            ends_trial: reaches && terms.ends_trial && trial.status != TrialStatus::Downgraded,
             plan: trial.plan.clone(),
         }),
     }
@@ -356,7 +398,9 @@ fn limit_events(
     if r.reaches {
         events.push(limit(EventKind::LimitReached, r.terms.value));
     }
-    if r.ends_trial {
+    // A reverse trial's limit ends its time only: the expire job writes its downgrade, with
+    // `trial.downgraded`.
+    if r.ends_trial && trial.terms.downgrade_to.is_none() {
         events.push(DomainEvent::for_trial(
             EventKind::Expired,
             trial,

@@ -8,7 +8,8 @@
 //! subscription's `current_period_end` once Stripe said it: the paid plan's limits are the
 //! billing system's, so options are allowed with no trial limit left to count) while its Stripe
 //! subscription has not ended (a `canceled` or `incomplete_expired` subscription, or a lapsed
-//! conversion, gives `none`); a PAUSED, EXPIRED or CANCELED trial, or none, gives nothing
+//! conversion, gives `none`); a DOWNGRADED trial (a reverse trial past its end) gives its free
+//! plan's options with the use carried over (`free`, no `until`); a PAUSED, EXPIRED or CANCELED trial, or none, gives nothing
 //! (`none`). A paused trial's clock
 //! and usage are frozen (usage answers `trial_not_active`), so its features are not in use
 //! either. A PENDING trial gives its options as an ACTIVE one does (`trial`, `until` null: its
@@ -48,6 +49,8 @@ impl Source {
             TrialStatus::Active | TrialStatus::Pending => Source::Trial,
             TrialStatus::Converted if subscription_ended(trial) => Source::None,
             TrialStatus::Converted => Source::Subscription,
+            // A reverse trial past its end: its free plan, with its limits, for good.
+            TrialStatus::Downgraded => Source::Free,
             TrialStatus::Paused | TrialStatus::Expired | TrialStatus::Canceled => Source::None,
         }
     }
@@ -140,6 +143,7 @@ impl Access {
             until: match source {
                 // Not activated: no end yet (its `expires_at` is the activation deadline).
                 Source::Trial => Some(trial.expires_at).filter(|_| trial.activate_by.is_none()),
+                Source::Free => None,
                 _ => trial
                     .subscription
                     .as_ref()

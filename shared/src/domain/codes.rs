@@ -114,6 +114,9 @@ catalogue! {
     TrialNotPending = ("trial_not_pending", 409),
     /// Pause, resume, extend, `PATCH` or change-plan of a PENDING trial (activate it first).
     TrialPending = ("trial_pending", 409),
+    /// Cancel, pause, resume, extend, an admin's change or change-plan of a reverse trial that
+    /// ended on its free plan (DOWNGRADED): only convert and usage remain.
+    TrialDowngraded = ("trial_downgraded", 409),
 }
 
 impl fmt::Display for ErrorCode {

@@ -3,6 +3,7 @@
 //! consumers can deduplicate the repeats that at-least-once delivery brings.
 use serde_json::{json, Value};
 
+use super::catalog::end_behavior;
 use super::reminders::ScheduledReminder;
 use super::time::rfc3339;
 use super::trial::SessionBinding;
@@ -42,10 +43,12 @@ pub enum EventKind {
     PlanChanged,
     /// A PENDING trial's clock started (`activate`, or its first usage call).
     Activated,
+    /// A reverse trial's end: it dropped to its free plan (DOWNGRADED).
+    Downgraded,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 20] = [
+    pub const ALL: [EventKind; 21] = [
         EventKind::Started,
         EventKind::Expired,
         EventKind::Canceled,
@@ -66,6 +69,7 @@ impl EventKind {
         EventKind::SubscriptionLapsed,
         EventKind::PlanChanged,
         EventKind::Activated,
+        EventKind::Downgraded,
     ];
 
     /// The EventBridge `DetailType`.
@@ -91,6 +95,7 @@ impl EventKind {
             EventKind::SubscriptionLapsed => "trial.subscription_lapsed",
             EventKind::PlanChanged => "trial.plan_changed",
             EventKind::Activated => "trial.activated",
+            EventKind::Downgraded => "trial.downgraded",
         }
     }
 
@@ -340,6 +345,8 @@ impl DomainEvent {
                     "hours_remaining": (offset_secs + 3_599) / 3_600,
                     "offset_secs": offset_secs,
                     "expires_at": rfc3339(expires_at),
+                    // Which ending is coming: `expire`, or `downgrade` (to `downgrade_to`).
+                    "ending": end_behavior(trial.terms.downgrade_to.as_deref()),
                 }),
             ),
             ScheduledReminder::GraceEnding { purge_at, .. } => (
@@ -350,6 +357,10 @@ impl DomainEvent {
                 }),
             ),
         };
+        let mut fields = fields;
+        if let (EventKind::EndingSoon, Some(free)) = (kind, &trial.terms.downgrade_to) {
+            fields["downgrade_to"] = free.plan.as_str().into();
+        }
         DomainEvent::for_trial(
             kind,
             trial,

@@ -107,7 +107,7 @@ impl ScheduledReminder {
 
 impl Trial {
     /// Every reminder of the current end, in time order: the ending-soon ones not already past
-    /// at `armed_at`, then the grace-ending one. Empty unless the stored status is ACTIVE or
+    /// at `armed_at`, then the grace-ending one (none for a reverse trial, never purged). Empty unless the stored status is ACTIVE or
     /// EXPIRED (a paused trial's end is not known until it resumes; converted and canceled
     /// trials get none); an EXPIRED trial has only the grace-ending one left.
     pub fn reminder_schedule(
@@ -121,6 +121,8 @@ impl Trial {
             at: grace_reminder_at(self.expires_at, purge_at, terms.grace_reminder_secs),
             purge_at,
         };
+        // A reverse trial is never purged: no grace-ending reminder follows its end.
+        let grace = Some(grace).filter(|_| self.terms.downgrade_to.is_none());
         match self.status {
             TrialStatus::Active => {
                 reminders_due(self.expires_at, &terms.reminder_offsets_secs, armed_at)
@@ -130,15 +132,16 @@ impl Trial {
                         offset_secs: r.offset_secs,
                         expires_at: self.expires_at,
                     })
-                    .chain([grace])
+                    .chain(grace)
                     .collect()
             }
-            TrialStatus::Expired => vec![grace],
+            TrialStatus::Expired => grace.into_iter().collect(),
             // PENDING: its end is not known until activation (its deadline is not an end).
             TrialStatus::Paused
             | TrialStatus::Converted
             | TrialStatus::Canceled
-            | TrialStatus::Pending => Vec::new(),
+            | TrialStatus::Pending
+            | TrialStatus::Downgraded => Vec::new(),
         }
     }
 

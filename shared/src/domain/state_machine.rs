@@ -20,10 +20,15 @@
 //! PENDING ─► EXPIRED    at its activation deadline (`expires_at` while PENDING), unused:
 //!                       reported at once, written by the expire job (`activation_window`)
 //! PENDING ─► CONVERTED, CANCELED  as from ACTIVE
+//! ACTIVE ──► DOWNGRADED at expires_at, on a plan whose end behavior is `downgrade` (a reverse
+//!                       trial; reported at once, written by the expire job): the free plan
+//! DOWNGRADED ──► CONVERTED  Stripe checkout completed (it buys the trialled plan)
 //! ```
 //! A PENDING trial keeps its activation deadline in `expires_at`, so the `due` index, the
 //! expire job and every clock clause treat it as an ACTIVE trial's end; the API shows it as
-//! `activate_by`, never as the trial's end.
+//! `activate_by`, never as the trial's end. A PENDING trial never downgrades: unused, it lapses.
+//! A DOWNGRADED trial is on its free plan for good: it is never expired again nor purged, its
+//! usage counts against the free plan's limits, and it stays the org's one trial.
 //! A CONVERTED trial then follows its Stripe subscription: [`Billing`], the second table.
 //! A PAUSED trial never expires and is never purged: its clock is stopped. Its automatic resume
 //! is not visible here ([`Lifecycle`] does not know the pause maximum): settle the trial first
@@ -52,6 +57,8 @@ pub enum TrialStatus {
     Canceled,
     /// Started on activation: the clock has not started yet (see [`Phase::Pending`]).
     Pending,
+    /// A reverse trial past its end: on its free plan, for good (until it converts).
+    Downgraded,
 }
 
 impl TrialStatus {
@@ -63,16 +70,18 @@ impl TrialStatus {
             TrialStatus::Converted => "CONVERTED",
             TrialStatus::Canceled => "CANCELED",
             TrialStatus::Pending => "PENDING",
+            TrialStatus::Downgraded => "DOWNGRADED",
         }
     }
 
-    pub const ALL: [TrialStatus; 6] = [
+    pub const ALL: [TrialStatus; 7] = [
         TrialStatus::Active,
         TrialStatus::Paused,
         TrialStatus::Expired,
         TrialStatus::Converted,
         TrialStatus::Canceled,
         TrialStatus::Pending,
+        TrialStatus::Downgraded,
     ];
 
     pub fn parse(s: &str) -> Option<TrialStatus> {
@@ -103,6 +112,9 @@ pub enum TransitionError {
     /// 409 `trial_pending`: pause, resume, extend, an admin change or a plan change of a trial
     /// not activated yet.
     Pending,
+    /// 409 `trial_downgraded`: a reverse trial that ended on its free plan (it may only
+    /// convert, be paid for and record usage).
+    Downgraded,
 }
 
 /// Why an extension's new end is refused (all answer 422 `invalid_extension`).
@@ -126,6 +138,7 @@ impl TransitionError {
             TransitionError::InvalidExtension(_) => ErrorCode::InvalidExtension,
             TransitionError::NotPending => ErrorCode::TrialNotPending,
             TransitionError::Pending => ErrorCode::TrialPending,
+            TransitionError::Downgraded => ErrorCode::TrialDowngraded,
         }
     }
 
@@ -150,6 +163,9 @@ impl TransitionError {
             TransitionError::NotPending => "Trial is already activated",
             TransitionError::Pending => {
                 "Trial has not been activated yet; activate it (or record usage) first"
+            }
+            TransitionError::Downgraded => {
+                "Trial has ended on its free plan; it can still be converted to the trialled plan"
             }
         }
     }
@@ -182,10 +198,14 @@ pub enum Phase {
     /// PENDING in the table but `now >= expires_at`: never activated, EXPIRED to every caller,
     /// not yet written by the expire job.
     PendingLapsed,
+    /// ACTIVE in the table, `now >= expires_at`, on a plan that downgrades (the item carries
+    /// `downgrade_to`): DOWNGRADED to every caller, not yet written by the expire job.
+    Ending,
+    Downgraded,
 }
 
 impl Phase {
-    pub const ALL: [Phase; 8] = [
+    pub const ALL: [Phase; 10] = [
         Phase::Active,
         Phase::Lapsed,
         Phase::Paused,
@@ -194,17 +214,20 @@ impl Phase {
         Phase::Canceled,
         Phase::Pending,
         Phase::PendingLapsed,
+        Phase::Ending,
+        Phase::Downgraded,
     ];
 
     /// The status stored in the table.
     pub fn stored(self) -> TrialStatus {
         match self {
-            Phase::Active | Phase::Lapsed => TrialStatus::Active,
+            Phase::Active | Phase::Lapsed | Phase::Ending => TrialStatus::Active,
             Phase::Paused => TrialStatus::Paused,
             Phase::Expired => TrialStatus::Expired,
             Phase::Converted => TrialStatus::Converted,
             Phase::Canceled => TrialStatus::Canceled,
             Phase::Pending | Phase::PendingLapsed => TrialStatus::Pending,
+            Phase::Downgraded => TrialStatus::Downgraded,
         }
     }
 
@@ -213,6 +236,7 @@ impl Phase {
     pub fn reported(self) -> TrialStatus {
         match self {
             Phase::Lapsed | Phase::PendingLapsed => TrialStatus::Expired,
+            Phase::Ending => TrialStatus::Downgraded,
             other => other.stored(),
         }
     }
@@ -278,29 +302,32 @@ impl Action {
     #[rustfmt::skip]
     pub fn rule(self, status: TrialStatus) -> Rule {
         use TransitionError::{
-            AlreadyConverted, AlreadyExpired, Canceled, NotActive, NotPaused, NotPending, Pending,
+            AlreadyConverted, AlreadyExpired, Canceled, Downgraded, NotActive, NotPaused,
+            NotPending, Pending,
         };
         const OK: Rule = Rule::Allowed(Window::Always);
         const IN_GRACE: Rule = Rule::Allowed(Window::UntilGraceEnds);
         const fn no(err: TransitionError) -> Rule {
             Rule::Refused(err)
         }
-        let row: [Rule; 6] = match self {
-            //                  ACTIVE          PAUSED         EXPIRED             CONVERTED             CANCELED      PENDING
-            Action::Convert => [OK,             OK,            IN_GRACE,           no(AlreadyConverted), no(Canceled), OK],
-            Action::Cancel =>  [OK,             OK,            no(AlreadyExpired), no(AlreadyConverted), no(Canceled), OK],
+        // DOWNGRADED: it can convert later through the same checkout (buying the trialled plan)
+        // and records usage against its free plan's limits; nothing else moves it.
+        let row: [Rule; 7] = match self {
+            //                  ACTIVE          PAUSED         EXPIRED             CONVERTED             CANCELED      PENDING       DOWNGRADED
+            Action::Convert => [OK,             OK,            IN_GRACE,           no(AlreadyConverted), no(Canceled), OK,           OK],
+            Action::Cancel =>  [OK,             OK,            no(AlreadyExpired), no(AlreadyConverted), no(Canceled), OK,           no(Downgraded)],
             // Usage of a PENDING trial activates it (the same write).
-            Action::Usage =>   [OK,             no(NotActive), no(AlreadyExpired), no(AlreadyConverted), no(Canceled), OK],
+            Action::Usage =>   [OK,             no(NotActive), no(AlreadyExpired), no(AlreadyConverted), no(Canceled), OK,           OK],
             // A PAUSED trial's time and usage are frozen; an admin changes a running trial only.
             Action::Pause | Action::AdminChange =>
-                               [OK,             no(NotActive), no(AlreadyExpired), no(AlreadyConverted), no(Canceled), no(Pending)],
-            Action::Resume =>  [no(NotPaused),  OK,            no(AlreadyExpired), no(AlreadyConverted), no(Canceled), no(Pending)],
-            Action::Extend =>  [OK,             no(NotActive), IN_GRACE,           no(AlreadyConverted), no(Canceled), no(Pending)],
+                               [OK,             no(NotActive), no(AlreadyExpired), no(AlreadyConverted), no(Canceled), no(Pending),  no(Downgraded)],
+            Action::Resume =>  [no(NotPaused),  OK,            no(AlreadyExpired), no(AlreadyConverted), no(Canceled), no(Pending),  no(Downgraded)],
+            Action::Extend =>  [OK,             no(NotActive), IN_GRACE,           no(AlreadyConverted), no(Canceled), no(Pending),  no(Downgraded)],
             // Money is never refused, but it converts only once.
-            Action::Payment => [OK,             OK,            OK,                 no(AlreadyConverted), OK,           OK],
+            Action::Payment => [OK,             OK,            OK,                 no(AlreadyConverted), OK,           OK,           OK],
             // A running trial only: its options re-snapshotted, its use kept.
-            Action::ChangePlan => [OK,          OK,            no(AlreadyExpired), no(AlreadyConverted), no(Canceled), no(Pending)],
-            Action::Activate => [no(NotPending), no(NotPending), no(AlreadyExpired), no(AlreadyConverted), no(Canceled), OK],
+            Action::ChangePlan => [OK,          OK,            no(AlreadyExpired), no(AlreadyConverted), no(Canceled), no(Pending),  no(Downgraded)],
+            Action::Activate => [no(NotPending), no(NotPending), no(AlreadyExpired), no(AlreadyConverted), no(Canceled), OK,       no(Downgraded)],
         };
         row[match status {
             TrialStatus::Active => 0,
@@ -309,6 +336,7 @@ impl Action {
             TrialStatus::Converted => 3,
             TrialStatus::Canceled => 4,
             TrialStatus::Pending => 5,
+            TrialStatus::Downgraded => 6,
         }]
     }
 }
@@ -316,7 +344,8 @@ impl Action {
 /// A move the jobs make on their own.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Job {
-    /// ACTIVE -> EXPIRED, written once the end has come.
+    /// ACTIVE -> EXPIRED, written once the end has come; ACTIVE -> DOWNGRADED for a trial of
+    /// a plan that downgrades.
     Expire,
     /// The item's delete once its grace has passed.
     Purge,
@@ -326,10 +355,13 @@ impl Job {
     pub const ALL: [Job; 2] = [Job::Expire, Job::Purge];
 
     /// **The jobs' table**: when `self` is due for a trial in `phase` (`None`: never). A
-    /// PAUSED trial is in neither: its clock is stopped.
+    /// PAUSED trial is in neither: its clock is stopped. A DOWNGRADED one (or one ending so)
+    /// is never purged: it stays on its free plan.
     pub fn window(self, phase: Phase) -> Option<Window> {
         match (self, phase) {
-            (Job::Expire, Phase::Lapsed | Phase::PendingLapsed) => Some(Window::Always),
+            (Job::Expire, Phase::Lapsed | Phase::PendingLapsed | Phase::Ending) => {
+                Some(Window::Always)
+            }
             (Job::Purge, Phase::Lapsed | Phase::PendingLapsed | Phase::Expired) => {
                 Some(Window::AfterGrace)
             }
@@ -378,12 +410,16 @@ pub struct Lifecycle {
     pub expires_at: i64,
     pub canceled_at: Option<i64>,
     pub grace_secs: i64,
+    /// The trial's plan downgrades at its end (a reverse trial): past `expires_at` an ACTIVE
+    /// trial is [`Phase::Ending`], not [`Phase::Lapsed`].
+    pub downgrades: bool,
 }
 
 impl Lifecycle {
     /// Where the trial stands at `now` (see [`Phase`]).
     pub fn phase(&self, now: i64) -> Phase {
         match self.status {
+            TrialStatus::Active if now >= self.expires_at && self.downgrades => Phase::Ending,
             TrialStatus::Active if now >= self.expires_at => Phase::Lapsed,
             TrialStatus::Active => Phase::Active,
             TrialStatus::Paused => Phase::Paused,
@@ -392,6 +428,7 @@ impl Lifecycle {
             TrialStatus::Canceled => Phase::Canceled,
             TrialStatus::Pending if now >= self.expires_at => Phase::PendingLapsed,
             TrialStatus::Pending => Phase::Pending,
+            TrialStatus::Downgraded => Phase::Downgraded,
         }
     }
 
@@ -599,6 +636,7 @@ mod tests {
             expires_at: EXPIRES,
             canceled_at: (status == Canceled).then_some(EXPIRES - DAY),
             grace_secs: 3 * DAY,
+            downgrades: false,
         }
     }
 
@@ -953,6 +991,50 @@ mod tests {
         );
         assert_eq!(TrialStatus::parse("CANCELED"), Some(Canceled));
         assert_eq!(TrialStatus::parse("active"), None);
+    }
+
+    #[test]
+    fn a_reverse_trial_is_downgraded_from_its_end_converts_records_usage_and_is_never_purged() {
+        let reverse = Lifecycle {
+            downgrades: true,
+            ..trial(Active)
+        };
+        assert_eq!(reverse.phase(EXPIRES - 1), Phase::Active);
+        assert_eq!(reverse.phase(EXPIRES), Phase::Ending);
+        assert_eq!(reverse.status_at(EXPIRES), Downgraded, "reported at once");
+        assert!(reverse.is_expiry_due(EXPIRES), "the expire job writes it");
+        assert_eq!(reverse.purge_due_at(), None);
+        let downgraded = Lifecycle {
+            downgrades: false,
+            ..trial(Downgraded)
+        };
+        let never = i64::MAX / 2;
+        assert!(!downgraded.is_expiry_due(never) && !downgraded.is_purge_due(never));
+        assert_eq!(downgraded.purge_due_at(), None);
+        for lifecycle in [reverse, downgraded] {
+            let late = EXPIRES + 100 * DAY;
+            for action in [Action::Convert, Action::Usage] {
+                assert_eq!(lifecycle.check(action, late), Ok(()), "{action:?}");
+            }
+            assert_eq!(lifecycle.check_payment(), Ok(()));
+            for action in [
+                Action::Cancel,
+                Action::Pause,
+                Action::Resume,
+                Action::Extend,
+                Action::AdminChange,
+                Action::ChangePlan,
+            ] {
+                assert_eq!(
+                    lifecycle.check(action, late),
+                    Err(TransitionError::Downgraded),
+                    "{action:?}"
+                );
+            }
+        }
+        let code = TransitionError::Downgraded.code();
+        assert_eq!((code.as_str(), code.status()), ("trial_downgraded", 409));
+        assert_eq!(TrialStatus::parse("DOWNGRADED"), Some(Downgraded));
     }
 
     #[test]

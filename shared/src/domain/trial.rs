@@ -12,7 +12,7 @@ use super::applicant::{Applicant, Privilege};
 use super::catalog::{options_view, TrialTerms};
 use super::extension::Extension;
 use super::state_machine::{
-    Billing, ExtendFrom, ExtensionRefusal, Lifecycle, TransitionError, TrialStatus,
+    Billing, ExtendFrom, ExtensionRefusal, Lifecycle, Phase, TransitionError, TrialStatus,
 };
 use super::time::rfc3339;
 use super::{OrgId, Plan, ProjectId, TrialId};
@@ -174,6 +174,10 @@ pub struct Trial {
     /// by a trial that lapsed, was canceled or converted without activating (it never had an
     /// active range); `None` once activated, and for every trial that started ACTIVE.
     pub activate_by: Option<i64>,
+    /// A reverse trial that ended on its free plan (DOWNGRADED): the plan it trialled (what
+    /// convert buys) and when it downgraded (its `expires_at`). `None` otherwise.
+    pub downgraded_from: Option<Plan>,
+    pub downgraded_at: Option<i64>,
 }
 
 /// `expiry_reason` of a trial an `ends_trial` limit ended.
@@ -210,6 +214,8 @@ impl Trial {
             is_trial_skipped: false,
             subscription: None,
             activate_by: None,
+            downgraded_from: None,
+            downgraded_at: None,
         }
     }
 
@@ -339,6 +345,7 @@ impl Trial {
             expires_at: self.expires_at,
             canceled_at: self.canceled_at,
             grace_secs: policy.grace_secs,
+            downgrades: self.terms.downgrade_to.is_some(),
         }
     }
 
@@ -407,12 +414,40 @@ impl Trial {
     /// maximum was reached, even before the resume job has written it (as an ACTIVE trial past
     /// its end is EXPIRED before the expire job runs). Reads and moves should start from here.
     pub fn settled_at(self, now: i64, policy: TrialPolicy, terms: &LifecycleTerms) -> Trial {
+        // A reverse trial past its end is on its free plan, as the expire job will write it.
+        if self.lifecycle(policy).phase(now) == Phase::Ending {
+            if let Some(downgraded) = self.downgraded() {
+                return downgraded;
+            }
+        }
         if self.is_auto_resume_due(now, terms) {
             if let Ok(resumed) = self.resume(now, policy, terms) {
                 return resumed;
             }
         }
         self
+    }
+
+    /// The plan the trial trialled: what convert buys (a DOWNGRADED trial's is the plan it
+    /// downgraded from, not its free plan).
+    pub fn trialled_plan(&self) -> &Plan {
+        self.downgraded_from.as_ref().unwrap_or(&self.plan)
+    }
+
+    /// The trial on its free plan (a reverse trial's end, `None` for a plan that expires): the
+    /// free plan's terms (snapshotted at the start) with the use so far kept by option name,
+    /// DOWNGRADED as of `expires_at`, the trialled plan kept as `downgraded_from`. What the
+    /// expire job writes (`Store::expire_update`) and what readers see before it has.
+    pub fn downgraded(&self) -> Option<Trial> {
+        let free = self.terms.downgrade_to.as_deref()?.clone();
+        let mut after = self.clone();
+        after.close_active_range(self.expires_at);
+        after.status = TrialStatus::Downgraded;
+        after.plan = free.plan.clone();
+        after.terms = free;
+        after.downgraded_from = Some(self.plan.clone());
+        after.downgraded_at = Some(self.expires_at);
+        Some(after)
     }
 
     /// Pause: ACTIVE only. The current range closes at `now` and the remaining time freezes
@@ -627,6 +662,11 @@ impl Trial {
         view.insert("options".into(), self.options_view());
         if let Some(reason) = &self.expiry_reason {
             view.insert("expiry_reason".into(), reason.as_str().into());
+        }
+        // A reverse trial on its free plan: the plan it trialled, and when it downgraded.
+        if let (Some(from), Some(at)) = (&self.downgraded_from, self.downgraded_at) {
+            view.insert("downgraded_from".into(), from.as_str().into());
+            view.insert("downgraded_at".into(), rfc3339(at).into());
         }
         view.insert("subscription".into(), self.subscription_view());
         Value::Object(view)

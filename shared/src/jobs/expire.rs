@@ -6,6 +6,9 @@
 //! The update is conditional (`status = ACTIVE AND expires_at <= now`): a trial converted or
 //! canceled meanwhile, or expired by an overlapping run, fails the condition and is skipped.
 //! The update also moves the trial to the PURGE queue at `expires_at + grace`.
+//!
+//! A reverse trial (its plan's end behavior is `downgrade`) becomes DOWNGRADED instead: on its
+//! free plan, with `trial.downgraded`, out of every queue (`Store::downgrade_update`).
 use serde_json::json;
 
 use super::{Queue, Run, Settled};
@@ -13,6 +16,7 @@ use crate::domain::events::{DomainEvent, EventKind};
 use crate::domain::time::rfc3339;
 use crate::domain::trial::EXPIRY_ACTIVATION_WINDOW;
 use crate::domain::{Trial, TrialPolicy};
+use crate::services::downgrade;
 use crate::store::codec::Item;
 use crate::store::trials::trial_from_item;
 use crate::store::{Slot, Store};
@@ -40,11 +44,14 @@ const QUEUE: Queue<Trial> = Queue {
     failed: "expire failed; left for the next run",
 };
 
-/// The conditional ACTIVE -> EXPIRED update and the event, in one transaction.
+/// The conditional ACTIVE -> EXPIRED (or DOWNGRADED) update and the event, in one transaction.
 async fn expire_one(store: Store, trial: Trial, now: i64) -> Settled {
     let policy = trial.policy();
     let event = expired_event(&trial, policy);
     let written = async {
+        if let Some(downgraded) = downgrade::commit(&store, &trial, now).await.transpose() {
+            return downgraded;
+        }
         store
             .tx()
             .update(Slot::Trial, store.expire_update(&trial, now, policy)?)

@@ -193,6 +193,7 @@ pub fn funnel_count(event: &DomainEvent) -> Option<Result<Count, String>> {
         EventKind::FirstPayment => Stage::Paid,
         EventKind::SubscriptionLapsed => Stage::Lapsed,
         EventKind::Activated => Stage::Activated,
+        EventKind::Downgraded => Stage::Downgraded,
         _ => return None,
     };
     let detail: Value = serde_json::from_str(&event.detail).unwrap_or_default();

@@ -162,12 +162,14 @@ fn new_session(
     trial_end: Option<i64>,
 ) -> Result<NewCheckoutSession, CheckoutError> {
     let stripe = &app.config.stripe;
+    // A DOWNGRADED trial buys the plan it trialled, not its free plan.
+    let plan = trial.trialled_plan();
     let price = app
         .config
         .catalog
-        .get(trial.plan.as_str())
+        .get(plan.as_str())
         .and_then(|p| p.stripe_price.clone())
-        .ok_or_else(|| CheckoutError::NotPurchasable(trial.plan.to_string()))?;
+        .ok_or_else(|| CheckoutError::NotPurchasable(plan.to_string()))?;
     Ok(NewCheckoutSession {
         price,
         quantity: 1,
@@ -177,7 +179,7 @@ fn new_session(
         metadata: vec![
             ("trial_id".to_owned(), trial.id.to_string()),
             ("org_id".to_owned(), trial.org_id.to_string()),
-            ("plan".to_owned(), trial.plan.as_str().to_owned()),
+            ("plan".to_owned(), plan.as_str().to_owned()),
             ("trial_started_at".to_owned(), trial.started_at.to_string()),
         ],
         trial_end,

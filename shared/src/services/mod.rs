@@ -7,9 +7,12 @@
 //!   reminder cursor) in one transaction, and the retry when the trial moved.
 //! - [`checkout_sessions`]: Stripe Checkout Sessions, created (convert, skip) and expired
 //!   (cancel, the session expiry job).
+//! - [`downgrade`]: a reverse trial's end (DOWNGRADED), written by the expire job and by a
+//!   usage call that finds the end come.
 //! - [`signals`]: the abuse-signal check of a start.
 //! - [`stats`]: the funnel's shape, for `GET /v1/stats` and `trialctl stats`.
 pub mod checkout_sessions;
+pub mod downgrade;
 pub mod signals;
 pub mod stats;
 pub mod transition;

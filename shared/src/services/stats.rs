@@ -15,7 +15,8 @@ use crate::store::{Store, StoreError};
 
 /// One plan's, one day's or the window's counters: the stages (a conversion's first paid
 /// invoice, `paid`, apart from those with a card and nothing paid yet,
-/// `awaiting_first_payment`, and those whose subscription ended unpaid, `lapsed`), the
+/// `awaiting_first_payment`, and those whose subscription ended unpaid, `lapsed`; reverse
+/// trials that dropped to their free plan, `downgraded`), the
 /// conversion rate
 /// (converted / started, null when nothing started) and the median whole hours from start to
 /// conversion (null when nothing converted).
@@ -29,6 +30,7 @@ pub fn view(s: &PlanStats) -> Value {
         "paid": s.count(Stage::Paid),
         "lapsed": s.count(Stage::Lapsed),
         "activated": s.count(Stage::Activated),
+        "downgraded": s.count(Stage::Downgraded),
         "awaiting_first_payment": s.awaiting_first_payment(),
         "conversion_rate": s.conversion_rate(),
         "median_hours_to_conversion": s.median_hours_to_convert(),

@@ -115,11 +115,16 @@ pub fn state_condition_where(
     StateCondition { expression, values }
 }
 
-/// The clock part of a phase: `now < expires_at` is ACTIVE, from `expires_at` on it has lapsed.
+/// The clock part of a phase: `now < expires_at` is ACTIVE, from `expires_at` on it has lapsed
+/// (EXPIRED), or, on an item that carries `downgrade_to` (a reverse trial's, written at its
+/// start and by a plan change), it is ending (DOWNGRADED).
 fn clock_clause(phase: Phase) -> Option<&'static str> {
     match phase {
         Phase::Active | Phase::Pending => Some("expires_at > :sm_now"),
-        Phase::Lapsed | Phase::PendingLapsed => Some("expires_at <= :sm_now"),
+        // A PENDING trial past its activation deadline lapses whatever its plan's ending.
+        Phase::PendingLapsed => Some("expires_at <= :sm_now"),
+        Phase::Lapsed => Some("expires_at <= :sm_now AND attribute_not_exists(downgrade_to)"),
+        Phase::Ending => Some("expires_at <= :sm_now AND attribute_exists(downgrade_to)"),
         _ => None,
     }
 }
@@ -165,7 +170,8 @@ mod tests {
         let c = state_condition(Action::Payment, 100, 10);
         assert_eq!(
             c.expression(),
-            "#status IN (:sm_active, :sm_paused, :sm_expired, :sm_canceled, :sm_pending)"
+            "#status IN (:sm_active, :sm_paused, :sm_expired, :sm_canceled, :sm_pending, \
+             :sm_downgraded)"
         );
         assert!(!values(&c)
             .iter()

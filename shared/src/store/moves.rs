@@ -20,7 +20,8 @@ use super::codec::{key, n, s, Item, Values};
 use super::conditions::state_condition;
 use super::schema::{trial_pk, DueQueue, DUE_AT, DUE_PK, TRIAL_SK};
 use super::trials::{
-    ranges_value, ACTIVATE_BY, ACTIVE_RANGES, NO_PENDING, PAUSED_AT, PAUSES, TERMS, USED,
+    ranges_value, ACTIVATE_BY, ACTIVE_RANGES, DOWNGRADE_TO, NO_PENDING, PAUSED_AT, PAUSES, TERMS,
+    USED,
 };
 use super::{Store, StoreError};
 use crate::domain::state_machine::Action;
@@ -124,6 +125,16 @@ impl Store {
             .insert(":stale".into(), n(self.pending_stale_at(now)));
         write.set.push(format!("#plan = :plan, {TERMS} = :terms"));
         write.names.push(("#plan".into(), "plan".into()));
+        // The new plan's end: a plan that downgrades marks the item so (`store::conditions`).
+        match &after.terms.downgrade_to {
+            Some(free) => {
+                write.set.push(format!("{DOWNGRADE_TO} = :downgrade_to"));
+                write
+                    .values
+                    .insert(":downgrade_to".into(), s(free.plan.as_str()));
+            }
+            None => write.remove.push(DOWNGRADE_TO.to_owned()),
+        }
         // A payable session or a payment on its way is for the plan as it is (see
         // `domain::plan_change`).
         write.condition.push_str(&format!(

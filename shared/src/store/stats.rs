@@ -79,10 +79,12 @@ pub enum Stage {
     Lapsed,
     /// A PENDING trial's clock started (`trial.activated`).
     Activated,
+    /// A reverse trial that dropped to its free plan (`trial.downgraded`).
+    Downgraded,
 }
 
 impl Stage {
-    pub const ALL: [Stage; 8] = [
+    pub const ALL: [Stage; 9] = [
         Stage::Started,
         Stage::Converted,
         Stage::Expired,
@@ -91,6 +93,7 @@ impl Stage {
         Stage::Paid,
         Stage::Lapsed,
         Stage::Activated,
+        Stage::Downgraded,
     ];
 
     pub fn attribute(self) -> &'static str {
@@ -103,6 +106,7 @@ impl Stage {
             Stage::Paid => "paid",
             Stage::Lapsed => "lapsed",
             Stage::Activated => "activated",
+            Stage::Downgraded => "downgraded",
         }
     }
 }

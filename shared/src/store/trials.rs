@@ -18,7 +18,7 @@ use super::tx::{Rejection, Slot};
 use super::{Store, StoreError};
 use crate::domain::applicant::{Applicant, Privilege};
 use crate::domain::catalog::{Catalog, TrialTerms};
-use crate::domain::state_machine::{Action, Job};
+use crate::domain::state_machine::{Action, Job, Phase};
 use crate::domain::trial::{
     Checkout, Payment, PendingPayment, SessionBinding, EXPIRY_ACTIVATION_WINDOW,
 };
@@ -184,7 +184,12 @@ impl Store {
             .s(":org", binding.org_id.as_str())
             .s(":plan", binding.plan.as_str())
             .n(":now", now);
-        let mut set = vec!["#status = :converted", "converted_at = :now"];
+        // A DOWNGRADED trial converts to the plan it trialled: back on it.
+        let mut set = vec![
+            "#status = :converted",
+            "converted_at = :now",
+            "#plan = :plan",
+        ];
         if after_cancel {
             set.push("review = :review");
             values = values.s(":review", "paid_after_cancel");
@@ -211,15 +216,19 @@ impl Store {
                 set.push(assignment);
             }
         }
+        // ... and its terms again, kept aside when it downgraded (a trial that never did keeps
+        // its own).
+        let terms = format!("{TERMS} = if_not_exists({TRIALLED_TERMS}, {TERMS})");
+        set.push(&terms);
         Ok(Update::builder()
             .table_name(&self.table)
             .set_key(Some(key(trial_pk(id), TRIAL_SK)))
             .update_expression(format!(
-                "SET {} REMOVE due_pk, due_at, checkout_session_id, checkout_url, checkout_expires_at, checkout_trial_end, pending_session_id, pending_since",
+                "SET {} REMOVE due_pk, due_at, checkout_session_id, checkout_url, checkout_expires_at, checkout_trial_end, pending_session_id, pending_since, {TRIALLED_TERMS}",
                 set.join(", ")
             ))
             .condition_expression(format!(
-                "attribute_exists(pk) AND org_id = :org AND #plan = :plan AND {}",
+                "attribute_exists(pk) AND org_id = :org AND (#plan = :plan OR {DOWNGRADED_FROM} = :plan) AND {}",
                 state.expression()
             ))
             .expression_attribute_names("#status", "status")
@@ -246,8 +255,8 @@ impl Store {
             .set_key(Some(key(trial_pk(&binding.trial_id), TRIAL_SK)))
             .update_expression("SET pending_session_id = :sid, pending_since = :now")
             .condition_expression(format!(
-                "attribute_exists(pk) AND org_id = :org AND #plan = :plan AND {} \
-                 AND checkout_session_id = :sid",
+                "attribute_exists(pk) AND org_id = :org AND (#plan = :plan OR {DOWNGRADED_FROM} = :plan) \
+                 AND {} AND checkout_session_id = :sid",
                 state.expression()
             ))
             .expression_attribute_names("#status", "status")
@@ -296,14 +305,24 @@ impl Store {
     }
 
     /// The expire job's write: ACTIVE -> EXPIRED only if still ACTIVE and due, so it is safe to
-    /// race convert, cancel, the webhook and another run of itself.
+    /// race convert, cancel, the webhook and another run of itself. A reverse trial's (its
+    /// terms downgrade) is [`Store::downgrade_update`] instead.
     pub fn expire_update(
         &self,
         trial: &Trial,
         now: i64,
         policy: TrialPolicy,
     ) -> Result<Update, StoreError> {
-        let state = state_condition(Job::Expire, now, policy.grace_secs);
+        // A reverse trial downgrades at its end; one never activated lapses whatever its plan.
+        if trial.activate_by.is_none() {
+            if let Some(downgraded) = trial.downgraded() {
+                return self.downgrade_update(trial, &downgraded, now, policy);
+            }
+        }
+        // The lapsed phases only: an ACTIVE item that carries `downgrade_to` downgrades instead.
+        let state = state_condition_where(Job::Expire, now, policy.grace_secs, |phase| {
+            matches!(phase, Phase::Lapsed | Phase::PendingLapsed)
+        });
         let mut values = state
             .add_values(Values::new())
             .s(":expired", TrialStatus::Expired.as_str())
@@ -330,6 +349,51 @@ impl Store {
             .condition_expression(condition)
             .expression_attribute_names("#status", "status")
             .set_expression_attribute_values(values.build())
+            .build()?)
+    }
+
+    /// The expire job's write for a reverse trial (`Trial::downgraded`): ACTIVE -> DOWNGRADED,
+    /// only in the ending phase (ACTIVE, due, the item carries `downgrade_to`) and on the plan
+    /// read (the free terms written are that plan's). The trial leaves the due index: it is
+    /// never expired again nor purged. `used` stays as it is: the free plan's options read it
+    /// by name.
+    pub fn downgrade_update(
+        &self,
+        trial: &Trial,
+        after: &Trial,
+        now: i64,
+        policy: TrialPolicy,
+    ) -> Result<Update, StoreError> {
+        let state = state_condition_where(Job::Expire, now, policy.grace_secs, |phase| {
+            phase == Phase::Ending
+        });
+        Ok(Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(trial_pk(&trial.id), TRIAL_SK)))
+            .update_expression(format!(
+                "SET #status = :downgraded, #plan = :free, {TERMS} = :terms, \
+                 {TRIALLED_TERMS} = :trialled, {DOWNGRADED_FROM} = :from_plan, \
+                 {DOWNGRADED_AT} = :at, {ACTIVE_RANGES} = :ranges \
+                 REMOVE due_pk, due_at, {DOWNGRADE_TO}"
+            ))
+            .expression_attribute_names("#plan", "plan")
+            .expression_attribute_names("#status", "status")
+            .condition_expression(format!(
+                "attribute_exists(pk) AND #plan = :from_plan AND {}",
+                state.expression()
+            ))
+            .set_expression_attribute_values(
+                state
+                    .add_values(Values::new())
+                    .s(":downgraded", TrialStatus::Downgraded.as_str())
+                    .s(":free", after.plan.as_str())
+                    .s(":terms", after.terms.to_json())
+                    .s(":trialled", trial.terms.to_json())
+                    .s(":from_plan", trial.plan.as_str())
+                    .n(":at", after.downgraded_at.unwrap_or(trial.expires_at))
+                    .build(),
+            )
+            .expression_attribute_values(":ranges", ranges_value(&after.ranges()))
             .build()?)
     }
 
@@ -401,6 +465,17 @@ impl Store {
             item.insert(DUE_AT.into(), n(at));
         }
         item.insert(TERMS.into(), s(trial.terms.to_json()));
+        // What the state machine's conditions read to tell a reverse trial's end (see
+        // `store::conditions`), and a DOWNGRADED trial's trialled plan.
+        if let Some(free) = &trial.terms.downgrade_to {
+            item.insert(DOWNGRADE_TO.into(), s(free.plan.as_str()));
+        }
+        if let Some(from) = &trial.downgraded_from {
+            item.insert(DOWNGRADED_FROM.into(), s(from.as_str()));
+        }
+        if let Some(at) = trial.downgraded_at {
+            item.insert(DOWNGRADED_AT.into(), n(at));
+        }
         // Always present (even empty), so a usage update can set `used.<option>`.
         item.insert(
             USED.into(),
@@ -497,6 +572,11 @@ pub fn trial_from_item(item: &Item) -> Result<Trial, StoreError> {
         is_trial_skipped: get_bool(item, "is_trial_skipped").unwrap_or(false),
         subscription: super::subscriptions::subscription_from_item(item),
         activate_by: get_n(item, ACTIVATE_BY),
+        downgraded_from: match get_s(item, DOWNGRADED_FROM) {
+            Some(p) => Some(Plan::parse(p).ok_or_else(|| StoreError::corrupt("downgraded_from"))?),
+            None => None,
+        },
+        downgraded_at: get_n(item, DOWNGRADED_AT),
     })
 }
 
@@ -538,6 +618,16 @@ pub const TERMS: &str = "terms";
 // The usage attributes are the schema's (usage writes them too, and reads none of this
 // module).
 pub use super::schema::{EXPIRY_REASON, USED};
+
+/// A reverse trial's free plan id, on the item while its terms downgrade: what tells the
+/// state machine's conditions its end apart (`store::conditions`). Removed when it downgrades.
+pub const DOWNGRADE_TO: &str = "downgrade_to";
+/// A DOWNGRADED trial's trialled plan (`Trial::downgraded_from`).
+pub const DOWNGRADED_FROM: &str = "downgraded_from";
+/// A DOWNGRADED trial's trialled plan's terms (JSON, as `terms`): what a conversion puts back.
+pub const TRIALLED_TERMS: &str = "trialled_terms";
+/// When a DOWNGRADED trial downgraded (epoch seconds).
+pub const DOWNGRADED_AT: &str = "downgraded_at";
 
 /// The trial item's attribute for `Trial::paused_at` (epoch seconds).
 pub const PAUSED_AT: &str = "paused_at";

@@ -166,18 +166,9 @@ impl Store {
         }
         let mut set = format!("{used} = if_not_exists({used}, :zero) + :q, {keys}");
         if w.ends_trial {
-            values = values
-                .n(":now", now)
-                .s(":expired", TrialStatus::Expired.as_str())
-                .s(":reason", EXPIRY_LIMIT_REACHED)
-                .s(
-                    ":due_pk",
-                    DueQueue::Purge.partition_for(w.trial.id.as_str(), self.shards),
-                )
-                .n(":due_at", now + w.trial.terms.grace_secs);
-            set.push_str(&format!(
-                ", #status = :expired, expires_at = :now, {EXPIRY_REASON} = :reason, due_pk = :due_pk, due_at = :due_at"
-            ));
+            let (with_end, clauses) = self.end_clauses(w, now, values);
+            values = with_end;
+            set.push_str(&clauses);
         }
         // An ended trial's current active range ends now too (the ranges' invariant,
         // `domain::active_ranges`), conditioned on the ranges as read.
@@ -250,11 +241,40 @@ impl Store {
                 ", #status = :active, expires_at = :act_end, due_pk = :act_due_pk, due_at = :act_end",
             );
         }
+        if w.ends_trial && w.trial.terms.downgrade_to.is_some() {
+            // A reverse trial's limit ends its time, not its status (`end_clauses`): ACTIVE and
+            // ending, downgraded by the expire job.
+            values = values.s(":active", TrialStatus::Active.as_str());
+            set.push_str(", #status = :active");
+        }
         match remove.is_empty() {
             true => remove.push_str(&format!(" REMOVE {ACTIVATE_BY}")),
             false => remove.push_str(&format!(", {ACTIVATE_BY}")),
         }
         values
+    }
+
+    /// The `SET` clauses, and their values, of a recording that reaches a limit ending the
+    /// trial: EXPIRED now, its grace from now. A reverse trial's time ends now instead (ending:
+    /// DOWNGRADED to callers at once) and the expire job, due now, writes its downgrade.
+    fn end_clauses(&self, w: &UsageWrite<'_>, now: i64, values: Values) -> (Values, String) {
+        let id = w.trial.id.as_str();
+        let values = values.n(":now", now).s(":reason", EXPIRY_LIMIT_REACHED);
+        let ended = format!("expires_at = :now, {EXPIRY_REASON} = :reason");
+        if w.trial.terms.downgrade_to.is_some() {
+            let due = DueQueue::Expire.partition_for(id, self.shards);
+            let values = values.s(":due_pk", due).n(":due_at", now);
+            return (
+                values,
+                format!(", {ended}, due_pk = :due_pk, due_at = :due_at"),
+            );
+        }
+        let values = values
+            .s(":expired", TrialStatus::Expired.as_str())
+            .s(":due_pk", DueQueue::Purge.partition_for(id, self.shards))
+            .n(":due_at", now + w.trial.terms.grace_secs);
+        let clauses = format!(", #status = :expired, {ended}, due_pk = :due_pk, due_at = :due_at");
+        (values, clauses)
     }
 
     /// The key's part of the update: its `SET` clauses (returned), its condition (appended),

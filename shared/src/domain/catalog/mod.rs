@@ -48,7 +48,7 @@ mod terms;
 mod validate;
 
 use parse::{is_slug, parse_file};
-pub use terms::{options_view, plans_view, TrialTerms};
+pub use terms::{end_behavior, options_view, plans_view, TrialTerms, END_DOWNGRADE, END_EXPIRE};
 use validate::{check_price, validate};
 
 /// The built-in catalog, as shipped.
@@ -252,6 +252,9 @@ pub struct PlanTerms {
     pub starts: Starts,
     /// How long a PENDING trial of the plan waits for its activation.
     pub activation_window_secs: i64,
+    /// `end_behavior: "downgrade"`: the free plan's terms (resolved from `downgrade_to` at
+    /// validation) the trial takes at its end. `None`: the trial expires (`"expire"`).
+    pub downgrade_to: Option<Box<TrialTerms>>,
 }
 
 impl PlanTerms {
@@ -267,6 +270,7 @@ impl PlanTerms {
             pause_max_secs: self.pause_max_secs,
             reminder_offsets_secs: self.reminder_offsets_secs.clone(),
             options: self.options.clone(),
+            downgrade_to: self.downgrade_to.clone(),
         }
     }
 }
@@ -710,7 +714,7 @@ mod tests {
         assert_eq!(catalog.source(), "examples/plans.json");
         assert_eq!(
             catalog.list(),
-            "starter, growth, pro, enterprise, edge-impulse-enterprise"
+            "starter, growth, pro, enterprise, edge-impulse-enterprise, pro-reverse"
         );
         let enterprise = catalog.get_trialable("enterprise").unwrap();
         assert_eq!(enterprise.trial_length_secs, 14 * DAY_SECS);

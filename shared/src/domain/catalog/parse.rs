@@ -35,6 +35,12 @@ pub(super) struct PlanFile {
     pub(super) starts: Option<String>,
     #[serde(default)]
     pub(super) activation_window: Option<String>,
+    /// `"expire"` (the default) or `"downgrade"` (a reverse trial: with `downgrade_to`).
+    #[serde(default)]
+    pub(super) end_behavior: Option<String>,
+    /// The free plan a `"downgrade"` trial ends on.
+    #[serde(default)]
+    pub(super) downgrade_to: Option<String>,
 }
 
 fn yes() -> bool {

@@ -28,6 +28,10 @@ pub struct TrialTerms {
     pub reminder_offsets_secs: Vec<i64>,
     #[serde(default)]
     pub options: Vec<PlanOption>,
+    /// A reverse trial: the free plan's terms (options, limits) it takes at its end, snapshotted
+    /// with the trialled plan's; absent (`None`) for a trial that expires.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub downgrade_to: Option<Box<TrialTerms>>,
 }
 
 fn default_max_total() -> i64 {
@@ -139,11 +143,27 @@ pub fn plans_view(catalog: &Catalog) -> Value {
                 "starts": p.starts.as_str(),
                 "activation_window_days": ceil_days(p.activation_window_secs),
                 "options": options,
+                // How the trial ends: it expires, or (a reverse trial) drops to a free plan.
+                "end_behavior": end_behavior(p.downgrade_to.as_deref()),
+                "downgrade_to": p.downgrade_to.as_ref().map(|to| to.plan.as_str()),
             })
         })
         .collect();
     json!({ "plans": plans })
 }
+
+/// A plan's `end_behavior` as the catalog file and `GET /v1/plans` spell it.
+pub fn end_behavior(downgrade_to: Option<&TrialTerms>) -> &'static str {
+    match downgrade_to {
+        Some(_) => END_DOWNGRADE,
+        None => END_EXPIRE,
+    }
+}
+
+/// `end_behavior` of a plan whose trials expire (the default).
+pub const END_EXPIRE: &str = "expire";
+/// `end_behavior` of a reverse trial's plan: its trials drop to `downgrade_to`.
+pub const END_DOWNGRADE: &str = "downgrade";
 
 #[cfg(test)]
 mod tests {
@@ -271,7 +291,9 @@ mod tests {
                 "grace_days": 3,
                 "starts": "on_start",
                 "activation_window_days": 30,
-                "options": []
+                "options": [],
+                "end_behavior": "expire",
+                "downgrade_to": null
             })
         );
         assert_eq!(view["plans"].as_array().unwrap().len(), 3);
@@ -288,5 +310,32 @@ mod tests {
         assert_eq!(enterprise["options"][1]["ends_trial"], true);
         assert_eq!(enterprise["options"][1]["is_limit"], true);
         assert!(enterprise["options"][1].get("used_value").is_none());
+        // The reverse trial's plan names its free plan, which is not listed (not trialable).
+        let reverse = &view["plans"][5];
+        assert_eq!(
+            (
+                &reverse["id"],
+                &reverse["end_behavior"],
+                &reverse["downgrade_to"]
+            ),
+            (&json!("pro-reverse"), &json!("downgrade"), &json!("free"))
+        );
+        assert_eq!(view["plans"].as_array().unwrap().len(), 6);
+    }
+
+    #[test]
+    fn a_reverse_trials_terms_carry_its_free_plans_and_round_trip() {
+        let catalog = Catalog::from_json(EXAMPLE_JSON).unwrap();
+        let terms = catalog.get("pro-reverse").unwrap().snapshot();
+        let free = terms
+            .downgrade_to
+            .as_deref()
+            .expect("the free plan's terms");
+        assert_eq!(free, &catalog.get("free").unwrap().snapshot());
+        assert_eq!(free.option("api_calls").map(|o| o.value), Some(100));
+        assert_eq!(TrialTerms::from_json(&terms.to_json()).unwrap(), terms);
+        // A plan that expires stores no `downgrade_to` at all (older readers see the old shape).
+        let expiring = catalog.get("enterprise").unwrap().snapshot().to_json();
+        assert!(!expiring.contains("downgrade_to"), "{expiring}");
     }
 }

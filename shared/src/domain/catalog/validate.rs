@@ -3,11 +3,13 @@
 use std::collections::{HashMap, HashSet};
 
 use super::parse::{is_slug, CatalogFile, OptionFile, PlanFile, ProductFile};
+use super::terms::{END_DOWNGRADE, END_EXPIRE};
 use super::{
-    Catalog, CatalogError, Feature, PlanId, PlanOption, PlanRef, PlanTerms, Product, Starts, Unit,
-    DEFAULT_ACTIVATION_WINDOW_SECS, DEFAULT_MAX_TOTAL_TRIAL_SECS, DEFAULT_PAUSE_MAX_SECS,
-    DEFAULT_REMINDER_OFFSETS_SECS, DESCRIPTION_MAX, MAX_DURATION_SECS, MAX_OPTIONS,
-    MAX_OPTION_VALUE, MAX_PLANS, MAX_REMINDERS, NAME_MAX, PLAN_ID_MAX, PRICE_MAX, SLUG_MAX,
+    Catalog, CatalogError, Feature, PlanId, PlanOption, PlanRef, PlanTerms, Product, Starts,
+    TrialTerms, Unit, DEFAULT_ACTIVATION_WINDOW_SECS, DEFAULT_MAX_TOTAL_TRIAL_SECS,
+    DEFAULT_PAUSE_MAX_SECS, DEFAULT_REMINDER_OFFSETS_SECS, DESCRIPTION_MAX, MAX_DURATION_SECS,
+    MAX_OPTIONS, MAX_OPTION_VALUE, MAX_PLANS, MAX_REMINDERS, NAME_MAX, PLAN_ID_MAX, PRICE_MAX,
+    SLUG_MAX,
 };
 use crate::domain::time::parse_duration_secs;
 
@@ -118,6 +120,8 @@ pub(super) fn validate(source: &str, file: CatalogFile) -> Result<Catalog, Catal
     let mut plans: Vec<PlanTerms> = Vec::with_capacity(file.plans.len());
     // Product id -> the plan that first described it, so every plan agrees on its name.
     let mut products: HashMap<String, usize> = HashMap::new();
+    // Each plan's `downgrade_to` id, resolved once every plan is read (it may name a later one).
+    let mut ends: Vec<Option<String>> = Vec::with_capacity(file.plans.len());
     for (index, raw) in file.plans.into_iter().enumerate() {
         let id = PlanId::parse(&raw.id).ok_or_else(|| {
             PlanCheck {
@@ -232,10 +236,26 @@ pub(super) fn validate(source: &str, file: CatalogFile) -> Result<Catalog, Catal
             options,
             starts,
             activation_window_secs,
+            downgrade_to: None,
         });
+        ends.push(check_end(
+            &c,
+            raw.end_behavior,
+            raw.downgrade_to,
+            raw.trialable,
+        )?);
     }
     if !plans.iter().any(|p| p.trialable) {
         return Err(catalog_err("no plan is trialable"));
+    }
+    for (index, end) in ends.into_iter().enumerate() {
+        let Some(to) = end else { continue };
+        let c = PlanCheck {
+            source,
+            plan: PlanRef::Id(plans[index].id.as_str().to_owned()),
+        };
+        let free = resolve_downgrade(&c, &plans, index, &to)?;
+        plans[index].downgrade_to = Some(Box::new(free));
     }
     Ok(Catalog {
         source: source.to_owned(),
@@ -270,6 +290,72 @@ fn check_starts(c: &PlanCheck, raw: &PlanFile) -> Result<(Starts, i64), CatalogE
         None => DEFAULT_ACTIVATION_WINDOW_SECS,
     };
     Ok((starts, window))
+}
+
+/// `end_behavior` and `downgrade_to` together: `"expire"` (or nothing) without a
+/// `downgrade_to`, `"downgrade"` with one, and only on a trialable plan (the free plan itself
+/// never ends). Returns the id to resolve.
+fn check_end(
+    c: &PlanCheck,
+    end: Option<String>,
+    downgrade_to: Option<String>,
+    trialable: bool,
+) -> Result<Option<String>, CatalogError> {
+    match (end.as_deref(), downgrade_to) {
+        (None | Some(END_EXPIRE), None) => Ok(None),
+        (None | Some(END_EXPIRE), Some(_)) => Err(c.err(
+            "downgrade_to",
+            "only a plan with end_behavior \"downgrade\" names a plan to downgrade to",
+        )),
+        (Some(END_DOWNGRADE), None) => Err(c.err(
+            "downgrade_to",
+            "end_behavior \"downgrade\" needs downgrade_to, the free plan the trial ends on",
+        )),
+        (Some(END_DOWNGRADE), Some(_)) if !trialable => Err(c.err(
+            "end_behavior",
+            "only a trialable plan ends; a plan that is not trialable has no end behavior",
+        )),
+        (Some(END_DOWNGRADE), Some(to)) => Ok(Some(to)),
+        (Some(other), _) => Err(c.err(
+            "end_behavior",
+            format!("{:?} must be \"expire\" or \"downgrade\"", truncate(other)),
+        )),
+    }
+}
+
+/// The free plan `to` that plan `index` downgrades to: a plan of the catalog, of the same
+/// product, and free (not trialable; it needs no Stripe price). Its terms are snapshotted.
+fn resolve_downgrade(
+    c: &PlanCheck,
+    plans: &[PlanTerms],
+    index: usize,
+    to: &str,
+) -> Result<TrialTerms, CatalogError> {
+    let from = &plans[index];
+    let Some(free) = plans.iter().find(|p| p.id.as_str() == to) else {
+        return Err(c.err(
+            "downgrade_to",
+            format!("{:?} is not a plan of the catalog", truncate(to)),
+        ));
+    };
+    if free.product.id != from.product.id {
+        return Err(c.err(
+            "downgrade_to",
+            format!(
+                "plan {to:?} is of product {:?}, not {:?}: a trial downgrades within its product",
+                free.product.id, from.product.id
+            ),
+        ));
+    }
+    if free.trialable {
+        return Err(c.err(
+            "downgrade_to",
+            format!(
+                "plan {to:?} is trialable: a trial downgrades to a free plan (trialable: false)"
+            ),
+        ));
+    }
+    Ok(free.snapshot())
 }
 
 fn check_product(c: &PlanCheck, p: ProductFile) -> Result<Product, CatalogError> {
