@@ -423,3 +423,46 @@ async fn a_plan_change_takes_the_new_plans_ending_with_it() {
         (TrialStatus::Downgraded, TrialStatus::Expired)
     );
 }
+
+/// A PENDING reverse trial (started on activation): unused, it lapses at its activation
+/// deadline like any PENDING trial (EXPIRED, `activation_window`), never downgrades; activated
+/// by a first usage that reaches an `ends_trial` limit, it downgrades (ACTIVE and ending in the
+/// same write, then the expire job's downgrade).
+#[tokio::test]
+async fn a_pending_reverse_trial_lapses_unused_and_downgrades_once_used_up() {
+    let t = enterprise_app().await;
+    let start = |org: &str, key: &str| {
+        Call::post("/v1/trials/start")
+            .org(org)
+            .idempotency_key(key)
+            .json(&json!({ "plan": "pro-reverse", "starts": "on_activation" }))
+    };
+    let res = t.send(start(ORG, "p1")).await;
+    assert_eq!(res.status, 201, "{}", res.body);
+    assert_eq!(res.json()["status"], "PENDING");
+    let unused = res.json()["id"].as_str().unwrap().to_owned();
+
+    let res = t.send(start("org_other", "p2")).await;
+    assert_eq!(res.status, 201, "{}", res.body);
+    let used = res.json()["id"].as_str().unwrap().to_owned();
+    let res = t
+        .send(usage(&used, "exports", 10, "e1").org("org_other"))
+        .await;
+    assert_eq!(res.status, 200, "{}", res.body);
+    assert_eq!(res.json()["status"], "DOWNGRADED");
+
+    // Past the default 30-day activation window.
+    t.clock.set(T0 + 30 * DAY);
+    assert_eq!(status(&t, &unused).await["status"], "EXPIRED");
+    assert_eq!(run(&t, Job::Expire).await.processed, 2);
+    let lapsed = stored(&t, &unused).await.expect("trial");
+    assert_eq!(lapsed.status, TrialStatus::Expired);
+    assert_eq!(lapsed.expiry_reason.as_deref(), Some("activation_window"));
+    let downgraded = stored(&t, &used).await.expect("trial");
+    assert_eq!(downgraded.status, TrialStatus::Downgraded);
+    assert_eq!(downgraded.plan.as_str(), "free");
+    let events = |kind: &'static str| t.events_of(kind);
+    assert_eq!(events("trial.activated").await.len(), 1);
+    assert_eq!(events("trial.downgraded").await.len(), 1);
+    assert_eq!(events("trial.expired").await.len(), 1);
+}

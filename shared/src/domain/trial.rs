@@ -437,8 +437,12 @@ impl Trial {
     /// The trial on its free plan (a reverse trial's end, `None` for a plan that expires): the
     /// free plan's terms (snapshotted at the start) with the use so far kept by option name,
     /// DOWNGRADED as of `expires_at`, the trialled plan kept as `downgraded_from`. What the
-    /// expire job writes (`Store::expire_update`) and what readers see before it has.
+    /// expire job writes (`Store::expire_update`) and what readers see before it has. `None`
+    /// too for a trial never activated: unused, it lapses whatever its plan's ending.
     pub fn downgraded(&self) -> Option<Trial> {
+        if self.activate_by.is_some() {
+            return None;
+        }
         let free = self.terms.downgrade_to.as_deref()?.clone();
         let mut after = self.clone();
         after.close_active_range(self.expires_at);

@@ -313,11 +313,9 @@ impl Store {
         now: i64,
         policy: TrialPolicy,
     ) -> Result<Update, StoreError> {
-        // A reverse trial downgrades at its end; one never activated lapses whatever its plan.
-        if trial.activate_by.is_none() {
-            if let Some(downgraded) = trial.downgraded() {
-                return self.downgrade_update(trial, &downgraded, now, policy);
-            }
+        // A reverse trial downgrades at its end (one never activated lapses whatever its plan).
+        if let Some(downgraded) = trial.downgraded() {
+            return self.downgrade_update(trial, &downgraded, now, policy);
         }
         // The lapsed phases only: an ACTIVE item that carries `downgrade_to` downgrades instead.
         let state = state_condition_where(Job::Expire, now, policy.grace_secs, |phase| {
