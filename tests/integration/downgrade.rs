@@ -466,3 +466,40 @@ async fn a_pending_reverse_trial_lapses_unused_and_downgrades_once_used_up() {
     assert_eq!(events("trial.downgraded").await.len(), 1);
     assert_eq!(events("trial.expired").await.len(), 1);
 }
+
+/// The end of a reverse trial under the DynamoDB layer (conflicts, throttles, lost responses,
+/// clients retrying with their key): usage calls that find the end come race the expire job.
+/// The trial downgrades once (one `trial.downgraded`), and the free plan's limit of 2 exports
+/// holds exactly: 2 calls counted, the others refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_end_of_a_reverse_trial_under_the_layer_downgrades_once() {
+    use trials_tests::chaos::workload::{final_statuses, send_retrying, usage_on_one_trial};
+    let t = TestApp::with_chaos_and(
+        trials_tests::ChaosSpec::documented(29),
+        |c| c.catalog = enterprise(),
+        |_| trials::publish::Publisher::Log,
+    )
+    .await;
+    let started = send_retrying(&t, "start", || Call::start("pro-reverse", "s")).await;
+    assert_eq!(started.last.status, 201, "{}", started.last.body);
+    let id = started.last.json()["id"].as_str().unwrap().to_owned();
+    t.clock.set(T0 + 14 * DAY + 1);
+
+    let (sent, _) = tokio::join!(usage_on_one_trial(&t, &id, "exports", 12, 6), async {
+        for _ in 0..3 {
+            run(&t, Job::Expire).await;
+        }
+    });
+    let statuses = final_statuses(&sent);
+    assert_eq!(
+        (statuses.get(&200), statuses.get(&429)),
+        (Some(&2), Some(&10)),
+        "{statuses:?}"
+    );
+    let trial = stored(&t, &id).await.expect("trial");
+    assert_eq!(trial.status, TrialStatus::Downgraded);
+    assert_eq!(trial.plan.as_str(), "free");
+    assert_eq!(trial.used["exports"], 2);
+    assert_eq!(t.events_of("trial.downgraded").await.len(), 1);
+    assert!(t.events_of("trial.expired").await.is_empty());
+}
