@@ -9,9 +9,9 @@ DATA ?= .trials
 
 ## Serve the whole API on http://$(ADDR) on the embedded DynamoDB under $(DATA) (listening on
 ## $(DYNAMODB_ADDR) for functions run by cargo-lambda). Builds `trials-local` and `trialctl` with
-## the dev profile (dependencies at opt-level 1): minutes on 2 cores, and the same build that
-## `make test` makes, where the Lambda functions' release profile (size, fat LTO) takes far
-## longer and buys nothing on a laptop.
+## the dev profile (dependencies unoptimised, SQLite at -O2): about 2.5 minutes on 2 cores, and
+## the same build that `make test` makes, where the Lambda functions' release profile (size,
+## fat LTO) takes far longer and buys nothing on a laptop.
 DYNAMODB_ADDR ?= 127.0.0.1:8000
 run:
 	cargo build --bin trials-local --bin trialctl
