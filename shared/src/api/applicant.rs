@@ -16,3 +16,33 @@ pub fn stored(applicant: &Applicant) -> Option<Applicant> {
         ..applicant.clone()
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::domain::applicant::Privilege;
+
+    fn applicant(body: serde_json::Value) -> Applicant {
+        Applicant::parse(body.as_object().unwrap(), Privilege::Standard).unwrap()
+    }
+
+    #[test]
+    fn the_stored_applicant_keeps_no_client_ip_nor_device_id() {
+        let full = applicant(json!({
+            "email": "ada@analytical.example",
+            "client_ip": "198.51.100.23",
+            "device_id": "dev-1",
+        }));
+        let stored = stored(&full).expect("an applicant field was given");
+        assert!(stored.email == full.email && stored.email.is_some());
+        assert!(stored.client_ip.is_none() && stored.device_id.is_none());
+    }
+
+    #[test]
+    fn signals_alone_store_no_applicant() {
+        let signals = applicant(json!({ "client_ip": "198.51.100.23", "device_id": "dev-1" }));
+        assert!(stored(&signals).is_none());
+    }
+}
