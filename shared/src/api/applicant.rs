@@ -41,6 +41,15 @@ mod tests {
     }
 
     #[test]
+    fn the_stored_applicant_keeps_no_admin_fields() {
+        let body = json!({ "email": "ada@analytical.example", "notes": "call back in May" });
+        let full = Applicant::parse(body.as_object().unwrap(), Privilege::Admin).unwrap();
+        assert!(full.admin.notes.is_some());
+        let stored = stored(&full).expect("an applicant field was given");
+        assert!(stored.admin == Default::default());
+    }
+
+    #[test]
     fn signals_alone_store_no_applicant() {
         let signals = applicant(json!({ "client_ip": "198.51.100.23", "device_id": "dev-1" }));
         assert!(stored(&signals).is_none());
