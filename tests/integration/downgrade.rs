@@ -465,6 +465,14 @@ async fn a_pending_reverse_trial_lapses_unused_and_downgrades_once_used_up() {
     assert_eq!(events("trial.activated").await.len(), 1);
     assert_eq!(events("trial.downgraded").await.len(), 1);
     assert_eq!(events("trial.expired").await.len(), 1);
+
+    // Unused, it is purged like any lapsed trial: its grace-ending reminder goes out first (a
+    // day before the end of its 3-day grace); the downgraded one, never purged, gets none.
+    t.clock.set(T0 + 32 * DAY + 1);
+    run(&t, Job::Expire).await;
+    let grace = events("trial.grace_ending").await;
+    assert_eq!(grace.len(), 1, "{grace:?}");
+    assert_eq!(grace[0]["trial_id"], unused.as_str());
 }
 
 /// The end of a reverse trial under the DynamoDB layer (conflicts, throttles, lost responses,
@@ -502,4 +510,65 @@ async fn the_end_of_a_reverse_trial_under_the_layer_downgrades_once() {
     assert_eq!(trial.used["exports"], 2);
     assert_eq!(t.events_of("trial.downgraded").await.len(), 1);
     assert!(t.events_of("trial.expired").await.is_empty());
+}
+
+/// A DOWNGRADED trial's checkout bills the trialled plan at once, and Stripe does not order its
+/// events: the first `invoice.paid` may come before `checkout.session.completed`, while the
+/// trial is still on its free plan. It is the trial's money (bound to the trialled plan), kept
+/// and counted once the trial converts, never an unmatched payment.
+#[tokio::test]
+async fn a_downgraded_trials_first_invoice_before_its_checkout_completes_is_its_own() {
+    use trials_local::stripe_standin::SubscriptionChange;
+    let (t, stripe) = with_stripe(|c| c.catalog = enterprise()).await;
+    let id = ended_reverse_trial(&t).await;
+    assert_eq!(run(&t, Job::Expire).await.processed, 1);
+    let res = t.send(Call::convert(&id, "k1")).await;
+    assert_eq!(res.status, 200, "{}", res.body);
+    let session = open_session(&t, &id).await;
+    let paid = stripe.pay(&session, PayMethod::Card).await.expect("paid");
+    let sub = paid.subscription.expect("a subscription");
+
+    t.clock.advance(60);
+    let invoice = stripe
+        .subscription_event(&sub, SubscriptionChange::InvoicePaid)
+        .await
+        .expect("the subscription exists");
+    let outcome = t.deliver_event(&invoice).await;
+    assert_eq!(outcome, "first_payment", "the trial's own first payment");
+    assert!(t.events_of("trial.payment_unmatched").await.is_empty());
+    assert_eq!(
+        t.deliver_from(&stripe, "checkout.session.completed", &session)
+            .await,
+        "converted"
+    );
+    let view = status(&t, &id).await;
+    assert_eq!(view["plan"], "pro-reverse");
+    assert!(
+        view["subscription"]["first_paid_at"].is_string(),
+        "{}",
+        view["subscription"]
+    );
+}
+
+/// Skip on a reverse plan buys at once: no free days, so no free plan after them. An abandoned
+/// checkout leaves it EXPIRED at once and purged after its grace, never DOWNGRADED.
+#[tokio::test]
+async fn a_skipped_reverse_plan_never_downgrades() {
+    let (t, _stripe) = with_stripe(|c| c.catalog = enterprise()).await;
+    let res = t
+        .send(
+            Call::post("/v1/trials/skip")
+                .idempotency_key("skip-1")
+                .json(&json!({ "plan": "pro-reverse" })),
+        )
+        .await;
+    assert_eq!(res.status, 200, "{}", res.body);
+    let id = res.json()["trial_id"].as_str().unwrap().to_owned();
+    assert_eq!(status(&t, &id).await["status"], "EXPIRED");
+    assert_eq!(run(&t, Job::Expire).await.processed, 1);
+    assert_eq!(
+        stored(&t, &id).await.expect("trial").status,
+        TrialStatus::Expired
+    );
+    assert!(t.events_of("trial.downgraded").await.is_empty());
 }

@@ -69,7 +69,12 @@ pub async fn handle(
         // Convert's own answer for such a plan, before the org's trial is used up.
         return Err(ApiError::not_purchasable(plan.id.as_str()));
     }
-    let terms = plan.snapshot();
+    // No free days, so no free plan after them: a reverse plan's skip ends (and is purged) like
+    // any other skip whose checkout is abandoned, it never downgrades.
+    let terms = TrialTerms {
+        downgrade_to: None,
+        ..plan.snapshot()
+    };
     let now_ms = app.clock.now_millis();
     // No free days: the session has no trial period, billing starts at payment.
     let billing = BillingStarts::Now;

@@ -52,7 +52,7 @@ impl Mismatch {
         let Some(trial) = trial else {
             return Mismatch::TrialNotFound;
         };
-        if trial.org_id != binding.org_id || trial.plan != binding.plan {
+        if trial.org_id != binding.org_id || trial.trialled_plan() != &binding.plan {
             return Mismatch::OtherBinding;
         }
         match &trial.subscription {

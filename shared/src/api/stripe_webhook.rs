@@ -218,7 +218,7 @@ async fn not_converted(
             )))
         }
         None => unmatched(app, event, session, Unmatched::TrialNotFound, now).await,
-        Some(trial) if trial.org_id != binding.org_id || trial.plan != binding.plan => {
+        Some(trial) if trial.org_id != binding.org_id || trial.trialled_plan() != &binding.plan => {
             unmatched(app, event, session, Unmatched::BindingMismatch, now).await
         }
         Some(trial) if trial.status == TrialStatus::Converted => {
@@ -272,7 +272,7 @@ async fn awaiting(
     match rejected_trial(&rejection)? {
         // Money on its way for a trial we do not have: operators must know before it lands.
         None => unmatched(app, event, session, Unmatched::TrialNotFound, now).await,
-        Some(trial) if trial.org_id != binding.org_id || trial.plan != binding.plan => {
+        Some(trial) if trial.org_id != binding.org_id || trial.trialled_plan() != &binding.plan => {
             unmatched(app, event, session, Unmatched::BindingMismatch, now).await
         }
         // Already CONVERTED (by another session): the payment that follows is flagged then.

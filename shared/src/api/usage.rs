@@ -354,7 +354,11 @@ async fn write(
     let mut events = limit_events(tenant, trial, body, r, now);
     let mut reminder = None;
     // The first usage of a PENDING trial starts its clock, in the same write.
-    if let Ok(activated) = trial.activate(now, trial.policy()) {
+    if let Ok(mut activated) = trial.activate(now, trial.policy()) {
+        if r.ends_trial {
+            // The same write ends it at once (the limit): its event says the end written.
+            activated.expires_at = now;
+        }
         let extra = json!({ "project_id": tenant.project.as_str() });
         events.insert(0, DomainEvent::activated(&activated, now, "usage", extra));
         if !r.ends_trial {

@@ -107,9 +107,10 @@ impl ScheduledReminder {
 
 impl Trial {
     /// Every reminder of the current end, in time order: the ending-soon ones not already past
-    /// at `armed_at`, then the grace-ending one (none for a reverse trial, never purged). Empty unless the stored status is ACTIVE or
-    /// EXPIRED (a paused trial's end is not known until it resumes; converted and canceled
-    /// trials get none); an EXPIRED trial has only the grace-ending one left.
+    /// at `armed_at`, then the grace-ending one (none for an activated reverse trial, never purged).
+    /// Empty unless the stored status is ACTIVE, EXPIRED or PENDING (a paused trial's end is not
+    /// known until it resumes; converted, canceled and downgraded trials get none); an EXPIRED
+    /// or PENDING trial has only the grace-ending one.
     pub fn reminder_schedule(
         &self,
         armed_at: i64,
@@ -121,8 +122,10 @@ impl Trial {
             at: grace_reminder_at(self.expires_at, purge_at, terms.grace_reminder_secs),
             purge_at,
         };
-        // A reverse trial is never purged: no grace-ending reminder follows its end.
-        let grace = Some(grace).filter(|_| self.terms.downgrade_to.is_none());
+        // A reverse trial is never purged: no grace-ending reminder follows its end (unless it
+        // was never activated: unused, it lapses and is purged like any other).
+        let purged = self.terms.downgrade_to.is_none() || self.activate_by.is_some();
+        let grace = Some(grace).filter(|_| purged);
         match self.status {
             TrialStatus::Active => {
                 reminders_due(self.expires_at, &terms.reminder_offsets_secs, armed_at)
@@ -135,12 +138,13 @@ impl Trial {
                     .chain(grace)
                     .collect()
             }
-            TrialStatus::Expired => grace.into_iter().collect(),
-            // PENDING: its end is not known until activation (its deadline is not an end).
+            // PENDING: no ending-soon reminder (its end is not known until activation; the
+            // deadline is not an end), but the grace-ending one of the lapse it is headed for,
+            // should it stay unused (an activation re-arms the reminders for the real end).
+            TrialStatus::Expired | TrialStatus::Pending => grace.into_iter().collect(),
             TrialStatus::Paused
             | TrialStatus::Converted
             | TrialStatus::Canceled
-            | TrialStatus::Pending
             | TrialStatus::Downgraded => Vec::new(),
         }
     }

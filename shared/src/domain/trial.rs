@@ -335,7 +335,9 @@ impl Trial {
             .windows(2)
             .map(|pair| (pair[1].start - pair[0].end).max(0))
             .sum();
-        let secs = (self.expires_at - self.started_at - gaps).max(0);
+        // From the first range's start: a trial that waited PENDING counts from its activation.
+        let began = ranges.first().map_or(self.started_at, |r| r.start);
+        let secs = (self.expires_at - began - gaps).max(0);
         (secs + DAY_SECS - 1) / DAY_SECS
     }
 
@@ -573,8 +575,9 @@ impl Trial {
     pub fn billing_end(&self, now: i64) -> i64 {
         match self.status {
             TrialStatus::Paused => now + self.remaining_duration(now).unwrap_or(0),
-            // Not started: its whole length, as if activated now (the deadline is no end).
-            TrialStatus::Pending => now + self.terms.trial_length_secs,
+            // Not started: its whole length, as if activated now (the deadline is no end). One
+            // past its deadline has lapsed (EXPIRED before the job writes it): no free time left.
+            TrialStatus::Pending if now < self.expires_at => now + self.terms.trial_length_secs,
             _ => self.expires_at,
         }
     }
@@ -715,6 +718,33 @@ mod tests {
             now,
             Catalog::builtin().get("growth").unwrap().snapshot(),
         )
+    }
+
+    #[test]
+    fn an_activated_trials_days_limit_counts_from_its_activation() {
+        let terms = Catalog::builtin().get("growth").unwrap().snapshot();
+        let org = OrgId::parse("org_a").unwrap();
+        let pending = Trial::start_pending(TrialId::generate(), org, 0, terms, 10 * DAY_SECS);
+        assert_eq!(pending.current_days_limit(), 7);
+        let policy = pending.policy();
+        let active = pending.activate(2 * DAY_SECS, policy).expect("PENDING");
+        assert_eq!(
+            active.current_days_limit(),
+            7,
+            "not 9: the wait is no trial time"
+        );
+    }
+
+    #[test]
+    fn a_pending_trial_bills_its_whole_length_from_now_until_it_lapses() {
+        let terms = Catalog::builtin().get("growth").unwrap().snapshot();
+        let length = terms.trial_length_secs;
+        let org = OrgId::parse("org_a").unwrap();
+        let pending = Trial::start_pending(TrialId::generate(), org, 0, terms, 10 * DAY_SECS);
+        assert_eq!(pending.billing_end(DAY_SECS), DAY_SECS + length);
+        // Past its deadline it has lapsed (EXPIRED before the job writes it): no free time.
+        assert_eq!(pending.billing_end(10 * DAY_SECS), 10 * DAY_SECS);
+        assert_eq!(pending.billing_end(11 * DAY_SECS), 10 * DAY_SECS);
     }
 
     #[test]

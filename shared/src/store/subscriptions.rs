@@ -24,8 +24,11 @@ use super::{Store, StoreError};
 use crate::domain::state_machine::{TrialStatus, SUBSCRIPTION_ENDED};
 use crate::domain::trial::{SessionBinding, Subscription};
 
-/// The binding and "this subscription or none yet" part of every write.
-const HELD: &str = "attribute_exists(pk) AND org_id = :org AND #plan = :plan \
+/// The binding and "this subscription or none yet" part of every write. The plan is the one
+/// the trial trialled: a DOWNGRADED trial's checkout bills its `downgraded_from` at once, so the
+/// subscription's events may come while it is still on its free plan (as `convert_update`).
+const HELD: &str = "attribute_exists(pk) AND org_id = :org \
+     AND (#plan = :plan OR downgraded_from = :plan) \
      AND (attribute_not_exists(stripe_subscription_id) OR stripe_subscription_id = :sub)";
 
 /// Where a status sits in a subscription's life, to order two events of the same second.
