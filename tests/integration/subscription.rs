@@ -234,6 +234,28 @@ async fn an_event_for_another_subscription_than_the_trial_holds_does_nothing() {
     assert_eq!(res.json()["reason"], "not_our_subscription", "{}", res.body);
 }
 
+/// An event about the trial's own subscription whose metadata names another org: nothing
+/// changes (the write's condition checks the org) and the answer says why (a mutant that
+/// checked the org only together with the plan went unnoticed, MUTANTS.md).
+#[tokio::test]
+async fn an_event_bound_to_another_org_is_a_binding_mismatch() {
+    let (t, stripe) = with_stripe(|_| {}).await;
+    let (id, sub) = converted(&t, &stripe).await;
+    let before = subscription(&t, &id).await;
+    let mut other_org = next(&t, &stripe, &sub, Canceled).await;
+    other_org["id"] = json!("evt_other_org");
+    other_org["data"]["object"]["metadata"]["org_id"] = json!("org_someone_else");
+    let res = t.deliver(&other_org.to_string()).await;
+    assert_eq!(res.status, 200, "{}", res.body);
+    assert_eq!(
+        (&res.json()["outcome"], &res.json()["reason"]),
+        (&json!("ignored"), &json!("binding_mismatch")),
+        "{}",
+        res.body
+    );
+    assert_eq!(subscription(&t, &id).await, before);
+}
+
 /// The reproduction 3: billing at the trial's end, `no_payment_required`, then the
 /// customer cancels the subscription in Stripe before the first charge. On main every later
 /// event was `ignored` and the trial stayed converted for ever with nothing to show.
