@@ -9,8 +9,7 @@ use aws_sdk_dynamodb::types::Update;
 
 use super::codec::{key, Values};
 use super::conditions::state_condition;
-use super::schema::{trial_pk, DueQueue, DUE_AT, DUE_PK, TRIAL_SK};
-use super::trials::{ranges_value, ACTIVE_RANGES};
+use super::schema::{ranges_value, trial_pk, DueQueue, ACTIVE_RANGES, DUE_AT, DUE_PK, TRIAL_SK};
 use super::{Store, StoreError};
 use crate::domain::state_machine::Action;
 use crate::domain::Trial;

@@ -18,11 +18,10 @@ use aws_sdk_dynamodb::types::Update;
 
 use super::codec::{key, n, s, Item, Values};
 use super::conditions::state_condition;
-use super::schema::{trial_pk, DueQueue, DUE_AT, DUE_PK, TRIAL_SK};
-use super::trials::{
-    ranges_value, ACTIVATE_BY, ACTIVE_RANGES, DOWNGRADE_TO, NO_PENDING, PAUSED_AT, PAUSES, TERMS,
-    USED,
+use super::schema::{
+    ranges_value, trial_pk, DueQueue, ACTIVATE_BY, ACTIVE_RANGES, DUE_AT, DUE_PK, TRIAL_SK,
 };
+use super::trials::{DOWNGRADE_TO, NO_PENDING, PAUSED_AT, PAUSES, TERMS, USED};
 use super::{Store, StoreError};
 use crate::domain::state_machine::Action;
 use crate::domain::{LifecycleTerms, Trial, TrialStatus};

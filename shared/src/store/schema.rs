@@ -18,7 +18,10 @@
 //!
 //! `<s>` is a shard, `hash(id) % DUE_SHARDS`, so no single GSI partition takes every write at
 //! millions of trials; the jobs query each shard.
+use aws_sdk_dynamodb::types::AttributeValue;
+
 use crate::domain::catalog::ProductKey;
+use crate::domain::ActiveRange;
 use crate::domain::{OrgId, TrialId};
 
 pub const PK: &str = "pk";
@@ -72,6 +75,29 @@ pub const STRIPE_EVENT_SK: &str = "STRIPE_EVENT";
 pub const USED: &str = "used";
 /// Why the trial item's trial ended early (a usage limit reached with `end_trial`).
 pub const EXPIRY_REASON: &str = "expiry_reason";
+/// The trial item's attribute for `Trial::active_ranges`: a list of `{start, end}` maps.
+pub const ACTIVE_RANGES: &str = "active_ranges";
+/// A trial never activated: its activation deadline (removed by the activation).
+pub const ACTIVATE_BY: &str = "activate_by";
+
+/// `ranges` as the trial item stores them under [`ACTIVE_RANGES`].
+pub fn ranges_value(ranges: &[ActiveRange]) -> AttributeValue {
+    AttributeValue::L(
+        ranges
+            .iter()
+            .map(|r| {
+                AttributeValue::M(
+                    [
+                        // Numbers as `codec::n` writes them (codec reads this module's keys).
+                        ("start".to_owned(), AttributeValue::N(r.start.to_string())),
+                        ("end".to_owned(), AttributeValue::N(r.end.to_string())),
+                    ]
+                    .into(),
+                )
+            })
+            .collect(),
+    )
+}
 
 /// A Checkout Session that a canceled trial left open, waiting to be expired at Stripe (see
 /// `jobs::session_expiry`).

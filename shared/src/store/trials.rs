@@ -12,7 +12,8 @@ use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, Update};
 use super::codec::{get_bool, get_n, get_s, key, n, s, Item, Values};
 use super::conditions::{state_condition, state_condition_where};
 use super::schema::{
-    trial_number_pk, trial_pk, DueQueue, DUE_AT, DUE_PK, TRIAL_NUMBER_SK, TRIAL_SK,
+    ranges_value, trial_number_pk, trial_pk, DueQueue, ACTIVATE_BY, ACTIVE_RANGES, DUE_AT, DUE_PK,
+    TRIAL_NUMBER_SK, TRIAL_SK,
 };
 use super::tx::{Rejection, Slot};
 use super::{Store, StoreError};
@@ -631,28 +632,6 @@ pub const DOWNGRADED_AT: &str = "downgraded_at";
 pub const PAUSED_AT: &str = "paused_at";
 /// The trial item's attribute for `Trial::pauses`: how many times it has paused.
 pub const PAUSES: &str = "pauses";
-/// The trial item's attribute for `Trial::active_ranges`: a list of `{start, end}` maps.
-pub const ACTIVE_RANGES: &str = "active_ranges";
-/// A trial never activated: its activation deadline (removed by the activation).
-pub const ACTIVATE_BY: &str = "activate_by";
-
-pub fn ranges_value(ranges: &[ActiveRange]) -> AttributeValue {
-    AttributeValue::L(
-        ranges
-            .iter()
-            .map(|r| {
-                AttributeValue::M(
-                    [
-                        ("start".to_owned(), n(r.start)),
-                        ("end".to_owned(), n(r.end)),
-                    ]
-                    .into(),
-                )
-            })
-            .collect(),
-    )
-}
-
 fn get_ranges(item: &Item) -> Result<Vec<ActiveRange>, StoreError> {
     let Some(value) = item.get(ACTIVE_RANGES) else {
         return Ok(Vec::new());

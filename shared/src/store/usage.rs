@@ -31,8 +31,9 @@ use aws_sdk_dynamodb::types::{AttributeValue, Update};
 use super::codec::{key, n, s, Item, Values};
 use super::conditions::state_condition;
 use super::reminders::ReminderWrite;
-use super::schema::{trial_pk, DueQueue, EXPIRY_REASON, TRIAL_SK, USED};
-use super::trials::{ranges_value, ACTIVATE_BY, ACTIVE_RANGES};
+use super::schema::{
+    ranges_value, trial_pk, DueQueue, ACTIVATE_BY, ACTIVE_RANGES, EXPIRY_REASON, TRIAL_SK, USED,
+};
 use super::tx::{Outcome, Slot};
 use super::{Store, StoreError};
 use crate::domain::events::DomainEvent;
