@@ -317,6 +317,38 @@ async fn a_subscription_canceled_before_its_first_charge_lapses_the_conversion()
     assert_eq!(billing_counts(&funnel(&t).await), [1, 0, 0, 1]);
 }
 
+/// Money paid on a subscription after it lapsed (an invoice newer than the lapse: a lapse is
+/// revoked only by an invoice from before it) is not a first payment of the trial: it is
+/// recorded unmatched, with the reason, for review, and the trial stays lapsed (a mutant that
+/// took the lapse for "unchanged" answered `invoice_paid` and recorded nothing, MUTANTS.md).
+#[tokio::test]
+async fn money_paid_after_the_lapse_is_recorded_unmatched() {
+    let (t, stripe) = with_stripe(|_| {}).await;
+    let (id, sub) = converted(&t, &stripe).await;
+    let deleted = next(&t, &stripe, &sub, Canceled).await;
+    assert_eq!(t.deliver_event(&deleted).await, "subscription_lapsed");
+    let paid = next(&t, &stripe, &sub, InvoicePaid).await;
+    assert!(
+        paid["data"]["object"]["amount_paid"].as_i64().unwrap() > 0,
+        "{paid}"
+    );
+    assert_eq!(t.deliver_event(&paid).await, "unmatched");
+    let events = t.app.store.events_since(0).await.unwrap();
+    let unmatched: Vec<_> = events
+        .iter()
+        .filter(|e| e.kind == EventKind::UnmatchedPayment)
+        .collect();
+    assert_eq!(unmatched.len(), 1, "{events:?}");
+    let detail: Value = serde_json::from_str(&unmatched[0].detail).unwrap();
+    assert_eq!(detail["reason"], "subscription_lapsed");
+    assert_eq!(detail["trial_id"], id);
+    assert!(!events.iter().any(|e| e.kind == EventKind::FirstPayment));
+    let view = subscription(&t, &id).await;
+    assert_eq!(view["billing"], "lapsed");
+    assert_eq!(view["first_paid_at"], Value::Null);
+    assert_eq!(t.deliver_event(&paid).await, "duplicate");
+}
+
 #[tokio::test]
 async fn the_first_paid_invoice_sets_first_paid_at_and_counts_as_paid() {
     let (t, stripe) = with_stripe(|_| {}).await;
