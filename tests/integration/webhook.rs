@@ -390,9 +390,12 @@ async fn concurrent_deliveries_convert_once() {
     assert_eq!(status(&t, &id).await["status"], "CONVERTED");
 }
 
+/// After the conversion, the trial's own session again changes nothing; another session of the
+/// same trial paid too is a second subscription: its money is recorded unmatched (kept,
+/// recorded, alarmed), never dropped and never a second conversion.
 #[tokio::test]
 async fn another_payment_event_after_conversion_changes_nothing() {
-    let t = app().await;
+    let (t, recorder) = app_with_recorder().await;
     let id = t.start_trial(ORG, "growth").await;
     assert_eq!(
         outcome(&deliver(&t, &completed("evt_a", &id, "cs_a")).await),
@@ -401,7 +404,8 @@ async fn another_payment_event_after_conversion_changes_nothing() {
     t.clock.advance(3600);
     // A second session paid for the same trial, and a late async success for the first.
     for (body, expected) in [
-        (completed("evt_b", &id, "cs_b"), "already_converted"),
+        (completed("evt_b", &id, "cs_b"), "unmatched"),
+        (completed("evt_b", &id, "cs_b"), "duplicate"),
         (
             event(
                 "evt_c",
@@ -423,6 +427,48 @@ async fn another_payment_event_after_conversion_changes_nothing() {
         Some("cs_a"),
         "the first payment stays the one recorded"
     );
+    let unmatched = published(&t, &recorder, "trial.payment_unmatched").await;
+    assert_eq!(unmatched.len(), 1, "{unmatched:?}");
+    assert_eq!(unmatched[0]["reason"], "converted_by_another_session");
+    assert_eq!(unmatched[0]["trial_id"], id.as_str());
+    assert_eq!(unmatched[0]["checkout_session_id"], "cs_b");
+    assert_eq!(unmatched[0]["stripe_subscription_id"], "sub_for_cs_b");
+}
+
+/// A `completed` whose payment is on its way, for another session of a trial already
+/// converted: nothing to record on the trial, answered `awaiting_payment` (the payment, should
+/// it land, is recorded unmatched then).
+#[tokio::test]
+async fn a_pending_payment_for_a_converted_trial_waits_and_lands_unmatched() {
+    let (t, recorder) = app_with_recorder().await;
+    let id = t.start_trial(ORG, "growth").await;
+    assert_eq!(
+        outcome(&deliver(&t, &completed("evt_a", &id, "cs_a")).await),
+        "converted"
+    );
+    let before = stored(&t, &id).await;
+    let pending = event(
+        "evt_b",
+        "checkout.session.completed",
+        session("cs_b", &id, "unpaid"),
+    );
+    assert_eq!(outcome(&deliver(&t, &pending).await), "awaiting_payment");
+    assert_eq!(outcome(&deliver(&t, &pending).await), "duplicate");
+    assert_eq!(
+        stored(&t, &id).await,
+        before,
+        "nothing written on the trial"
+    );
+    let landed = event(
+        "evt_c",
+        "checkout.session.async_payment_succeeded",
+        session("cs_b", &id, "paid"),
+    );
+    assert_eq!(outcome(&deliver(&t, &landed).await), "unmatched");
+    let unmatched = published(&t, &recorder, "trial.payment_unmatched").await;
+    assert_eq!(unmatched.len(), 1, "{unmatched:?}");
+    assert_eq!(unmatched[0]["reason"], "converted_by_another_session");
+    assert_eq!(stored(&t, &id).await, before);
 }
 
 #[tokio::test]

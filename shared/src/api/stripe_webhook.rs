@@ -290,6 +290,10 @@ async fn awaiting(
     }
 }
 
+/// A payment for a trial already CONVERTED. Its own session again (a late
+/// `async_payment_succeeded` after `completed`): nothing new. Another session of the same trial
+/// paid too: a second subscription the trial does not follow (likely a refund), so the money is
+/// recorded unmatched and alarmed like any payment that converts nothing.
 async fn already_converted(
     app: &App,
     event: &Event,
@@ -298,19 +302,10 @@ async fn already_converted(
     now: i64,
 ) -> Result<Outcome, StoreError> {
     let paid_with = trial.payment.as_ref().and_then(|p| p.session_id.as_deref());
-    let fresh = record(app, event, now).await?;
-    if fresh && paid_with.is_some_and(|s| s != session.id) {
-        // A second checkout session paid for one trial: likely a second subscription to refund.
-        tracing::warn!(
-            trial_id = %trial.id,
-            stripe_event_id = %event.id,
-            checkout_session_id = %session.id,
-            converted_by_session_id = paid_with.unwrap_or_default(),
-            stripe_customer_id = session.customer.as_deref().unwrap_or("-"),
-            stripe_subscription_id = session.subscription.as_deref().unwrap_or("-"),
-            "payment for a trial already converted by another checkout session"
-        );
+    if paid_with.is_some_and(|s| s != session.id) {
+        return unmatched(app, event, session, Unmatched::PaidTwice, now).await;
     }
+    let fresh = record(app, event, now).await?;
     Ok(unless_duplicate(fresh, Outcome::AlreadyConverted))
 }
 
@@ -332,6 +327,7 @@ impl Unmatched {
             Unmatched::NotOurSession => "not_our_session",
             Unmatched::TrialNotFound => "trial_not_found",
             Unmatched::BindingMismatch => "binding_mismatch",
+            Unmatched::PaidTwice => "converted_by_another_session",
         }
     }
 }
