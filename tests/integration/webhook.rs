@@ -643,7 +643,11 @@ async fn a_closed_session_is_forgotten_only_while_it_is_the_open_one() {
     assert_eq!(outcome(&deliver(&t, &new).await), "checkout_cleared");
     assert_eq!(t.dynamo.total(), 1, "{:?}", t.dynamo.by_operation());
     assert_eq!(stored(&t, &id).await.checkout, None);
+    // Its redelivery: the transaction's refusal names the dedupe record, so nothing is read or
+    // written again.
+    t.dynamo.reset();
     assert_eq!(outcome(&deliver(&t, &new).await), "duplicate");
+    assert_eq!(t.dynamo.total(), 1, "{:?}", t.dynamo.by_operation());
     assert_eq!(status(&t, &id).await["status"], "ACTIVE");
     // A session for a trial we do not have: recorded, nothing else.
     let stray = event(

@@ -319,6 +319,8 @@ enum Unmatched {
     TrialNotFound,
     /// The trial exists but belongs to another org or plan than the session was made for.
     BindingMismatch,
+    /// The trial was converted by another of its sessions: this one is a second subscription.
+    PaidTwice,
 }
 
 impl Unmatched {
