@@ -1234,6 +1234,41 @@ async fn a_paused_trial_bills_from_its_time_left_counted_from_the_convert() {
     );
 }
 
+/// A PAUSED trial's trial end moves with the clock (its time left counted from now), so a retry
+/// of a convert whose Stripe answer was lost asks for another trial end: it goes under a key of
+/// its own and gets a session of its own, where the same key would be Stripe's
+/// `idempotency_error` (the same key with other parameters) and a 502 for good.
+#[tokio::test]
+async fn a_retried_convert_of_a_paused_trial_gets_a_session_for_its_new_end() {
+    let (t, stripe) = with_stripe(|c| c.stripe.timeout_ms = 200).await;
+    let id = t.start_trial(ORG, "growth").await;
+    t.clock.set(T0 + DAY);
+    let pause = Call::post(&format!("/v1/trials/{id}/pause")).idempotency_key("p");
+    assert_eq!(t.send(pause).await.status, 200);
+    t.clock.set(T0 + 2 * DAY);
+    // Stripe creates the session but answers after convert gave up on it.
+    let held = stripe.hold_next();
+    let failed = t.send(Call::convert(&id, "k")).await;
+    drop(held);
+    assert_eq!(failed.error_code(), "payment_provider_error");
+    t.clock.advance(60);
+    let retried = t.send(Call::convert(&id, "k")).await;
+    assert_eq!(retried.status, 200, "{}", retried.body);
+    // Six days left, counted from the retry.
+    let end = T0 + 2 * DAY + 60 + 6 * DAY;
+    assert_eq!(retried.json()["first_charge_at"], rfc3339(end));
+    let sent = stripe.requests();
+    assert_eq!(sent.len(), 2, "the first attempt and the retry");
+    assert_ne!(sent[0].idempotency_key, sent[1].idempotency_key);
+    assert_eq!(
+        sent[1].param("subscription_data[trial_end]"),
+        Some(end.to_string().as_str())
+    );
+    assert_eq!(stripe.sessions_created(), 2);
+    let stored = writes::stored(&t, &id).await.unwrap().checkout.unwrap();
+    assert_eq!(retried.json()["checkout_url"], stored.url.as_str());
+}
+
 // ---------------------------------------------------------------------------- the plan
 
 #[tokio::test]
