@@ -3,8 +3,8 @@ use trials::domain::trial::{Checkout, SessionBinding};
 use trials::domain::TrialStatus;
 use trials::jobs::{self, Job};
 use trials::services::checkout_sessions::SessionToExpire;
-use trials::store::codec::key;
-use trials::store::schema::{session_expiry_pk, SESSION_EXPIRY_SK};
+use trials::store::codec::{get_n, key, Item};
+use trials::store::schema::{session_expiry_pk, SESSION_EXPIRY_SK, TTL};
 use trials::store::Slot;
 use trials::stripe::client::NewCheckoutSession;
 use trials_local::stripe_standin::{Fault, Options, PayMethod, StripeStandIn};
@@ -177,6 +177,12 @@ async fn a_purged_trial_is_410_and_the_org_still_cannot_start_again() {
 
 /// The work item a cancel left for the session, as stored (`None`: there is none).
 async fn session_to_expire(t: &TestApp, session: &str) -> Option<SessionToExpire> {
+    session_to_expire_item(t, session)
+        .await
+        .map(|item| SessionToExpire::from_item(&item).expect("a work item"))
+}
+
+async fn session_to_expire_item(t: &TestApp, session: &str) -> Option<Item> {
     let out = t
         .app
         .store
@@ -189,7 +195,6 @@ async fn session_to_expire(t: &TestApp, session: &str) -> Option<SessionToExpire
         .await
         .unwrap();
     out.item
-        .map(|item| SessionToExpire::from_item(&item).expect("a work item"))
 }
 
 /// A trial with an open session from a real convert: (trial id, session id).
@@ -271,6 +276,14 @@ async fn when_stripe_fails_the_cancel_succeeds_and_the_expire_job_retries_with_b
     // The cancel's transaction left the work: the session, due now.
     let work = session_to_expire(&t, &session).await.expect("work item");
     assert_eq!((work.attempts, work.trial_id.as_str()), (0, id.as_str()));
+    // DynamoDB's TTL sweep may remove it only a day after Stripe expires the session itself:
+    // never while the session can still be paid.
+    let item = session_to_expire_item(&t, &session).await.unwrap();
+    assert_eq!(
+        get_n(&item, TTL),
+        Some(work.session_expires_at + 86_400),
+        "{item:?}"
+    );
 
     // The expire function's next run tries again; Stripe fails again: next try in a minute.
     stripe.fail_next(Fault::ServerError);

@@ -379,6 +379,10 @@ async fn the_first_paid_invoice_sets_first_paid_at_and_counts_as_paid() {
     let view = subscription(&t, &id).await;
     assert_eq!(view["first_paid_at"], rfc3339(T0 + 2 * 60));
     assert_eq!(view["billing"], "paid");
+    // Its redelivery: the refusal names the dedupe record, nothing else is tried.
+    t.dynamo.reset();
+    assert_eq!(t.deliver_event(&paid).await, "duplicate");
+    assert_eq!(t.dynamo.total(), 1, "{:?}", t.dynamo.by_operation());
     // A later invoice is just that.
     let again = next(&t, &stripe, &sub, InvoicePaid).await;
     assert_eq!(t.deliver_event(&again).await, "invoice_paid");
