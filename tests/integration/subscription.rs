@@ -224,6 +224,20 @@ async fn an_event_for_another_subscription_than_the_trial_holds_does_nothing() {
     assert_eq!(res.json()["outcome"], "ignored");
     assert_eq!(res.json()["reason"], "not_the_trials_subscription");
     assert_eq!(subscription(&t, &id).await, before);
+    // Nor does its failed payment (not answered as a duplicate: nothing was recorded yet).
+    let failed = about(
+        &next(&t, &stripe, &sub, InvoicePaymentFailed).await,
+        "sub_other",
+    );
+    let res = t.deliver(&failed.to_string()).await;
+    assert_eq!(
+        (&res.json()["outcome"], &res.json()["reason"]),
+        (&json!("ignored"), &json!("not_the_trials_subscription")),
+        "{}",
+        res.body
+    );
+    assert_eq!(t.deliver_event(&failed).await, "duplicate");
+    assert_eq!(subscription(&t, &id).await, before);
     // Money for it is never dropped: recorded unmatched, for review.
     let paid = about(&next(&t, &stripe, &sub, InvoicePaid).await, "sub_other");
     assert_eq!(t.deliver_event(&paid).await, "unmatched");
