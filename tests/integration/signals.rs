@@ -133,6 +133,32 @@ async fn a_reused_email_blocks_another_org_and_says_why() {
     assert_eq!(started_b.detail["matched_signals"], json!(["email"]));
 }
 
+/// An org that already used its trial is answered that, whatever signal its new start reuses:
+/// the guard answers before the signals (which only matter for an org that could otherwise
+/// start), so no `trial.blocked` is recorded for it. (Here the guard's read answers; the same
+/// order in the transaction's refusal matters only when two starts of the org race, MUTANTS.md.)
+#[tokio::test]
+async fn the_org_guard_answers_before_a_reused_signal() {
+    let (t, rec) = app().await;
+    let first = start(&t, "org_a", "k", json!({ "email": "wilma@example.com" })).await;
+    assert_eq!(first.status, 201, "{}", first.body);
+    let own = start(&t, "org_b", "k", json!({ "email": "betty@example.com" })).await;
+    assert_eq!(own.status, 201, "{}", own.body);
+    // org_b again, with org_a's email: its transaction fails on the guard and on the signal.
+    let again = start(&t, "org_b", "k2", json!({ "email": "wilma@example.com" })).await;
+    assert_eq!(
+        (again.status, again.error_code().as_str()),
+        (409, "trial_already_exists"),
+        "{}",
+        again.body
+    );
+    t.publish_events().await;
+    assert!(!rec
+        .accepted()
+        .iter()
+        .any(|e| e.detail_type == "trial.blocked"));
+}
+
 #[tokio::test]
 async fn a_reused_domain_ip_or_device_only_flags() {
     let (t, rec) = app().await;
