@@ -22,6 +22,31 @@ async fn empty_or_overlong_keys_are_invalid() {
     );
 }
 
+/// A key that is there but not visible ASCII (`clé` in Latin-1, bytes HTTP allows) is an
+/// invalid key, not a missing one: the client did send one.
+#[tokio::test]
+async fn a_key_of_other_bytes_than_visible_ascii_is_invalid_not_missing() {
+    let t = TestApp::new().await;
+    let start = || Call::post("/v1/trials/start").json(&json!({ "plan": "growth" }));
+    let res = t
+        .send(start().raw_header("idempotency-key", b"cl\xe9"))
+        .await;
+    assert_eq!(
+        (res.status, res.error_code().as_str()),
+        (400, "invalid_idempotency_key"),
+        "{}",
+        res.body
+    );
+    let res = t.send(start()).await;
+    assert_eq!(
+        (res.status, res.error_code().as_str()),
+        (400, "missing_idempotency_key"),
+        "{}",
+        res.body
+    );
+    assert_eq!(t.send(Call::start("growth", "cle")).await.status, 201);
+}
+
 #[tokio::test]
 async fn a_retry_gets_the_stored_response_byte_for_byte() {
     let t = TestApp::new().await;

@@ -73,6 +73,13 @@ impl Call {
         self
     }
 
+    /// A header whose value is raw bytes (obs-text, which `header` cannot set).
+    pub fn raw_header(mut self, name: &str, value: &[u8]) -> Call {
+        let value = HeaderValue::from_bytes(value).expect("a header value http accepts");
+        self.builder = self.builder.header(name, value);
+        self
+    }
+
     /// Drops a default header (missing-header tests).
     pub fn without(mut self, name: &str) -> Call {
         if let Some(headers) = self.builder.headers_mut() {
