@@ -394,6 +394,16 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_body_that_is_not_json_is_fingerprinted_as_sent_and_whitespace_as_none() {
+        let of = |body: &[u8]| fingerprint("p", "POST", "/v1/trials/t/pause", body);
+        assert_eq!(of(b""), of(b" \r\n\t"), "whitespace is no body");
+        assert_ne!(of(b""), of(b"not json"));
+        assert_ne!(of(b"not json"), of(b"not json either"));
+        // JSON is compared as data: formatting and key order do not count.
+        assert_eq!(of(br#"{"a":1,"b":2}"#), of(b"{ \"b\" : 2, \"a\" : 1 }"));
+    }
+
+    #[test]
     fn a_lease_ends_at_the_deadline_or_after_the_fallback_never_never() {
         assert_eq!(lease_until(Some(5_000), 1_000, 30), 5_000);
         // No deadline, a deadline of 0, or one already passed: the fallback, still finite.
