@@ -2,11 +2,10 @@
 //! `trial.started`; the redirect; none of the personal data in any log line.
 
 use serde_json::{json, Value};
-use tracing_subscriber::layer::SubscriberExt;
 use trials::domain::redirect::AllowedOrigins;
 use trials::domain::signals::SignalSecret;
 use trials_tests::eventbridge::EventBridgeRecorder;
-use trials_tests::logs::Captured;
+use trials_tests::logs::capture;
 use trials_tests::requests::ORG;
 use trials_tests::{Call, TestApp};
 
@@ -152,14 +151,7 @@ async fn applicant_personal_data_never_reaches_the_logs() {
     .await;
     t.api_key(ORG).await;
     t.api_key("org_second").await;
-    let logs = Captured::default();
-    let subscriber = tracing_subscriber::registry().with(trials::telemetry::layer(
-        tracing::Level::TRACE,
-        logs.clone(),
-    ));
-    // See auth.rs: a second dispatcher makes tracing-core ask every thread about call sites.
-    let _second = tracing::Dispatch::new(tracing::subscriber::NoSubscriber::default());
-    let guard = tracing::subscriber::set_default(subscriber);
+    let (logs, guard) = capture();
 
     let started = t.send(start_with("log-1", applicant_body())).await;
     let id = started.json()["id"].as_str().unwrap_or_default().to_owned();

@@ -1,15 +1,13 @@
 //! API keys and tenancy: every status code authentication answers with, the cache window and
 //! revocation, project-limited keys, round trips, and logs that never carry a key.
 
-use tracing_subscriber::layer::SubscriberExt;
-
 use aws_sdk_dynamodb::types::AttributeValue;
 use trials::auth::{issue, KeyCache};
 use trials::config::Secret;
 use trials::domain::api_key::{ApiKey, Projects};
 use trials::domain::OrgId;
 use trials::store::schema;
-use trials_tests::logs::Captured;
+use trials_tests::logs::capture;
 use trials_tests::requests::{read, TestResponse, ORG, PROJECT};
 use trials_tests::stripe::{signature, with_stripe};
 use trials_tests::{Call, TestApp, DAY, T0};
@@ -549,16 +547,7 @@ async fn keys_and_their_hashes_never_reach_the_logs() {
     let keys = [&key, &limited, &revoked, &unknown];
 
     // The service's own log layer, at its most verbose.
-    let logs = Captured::default();
-    let subscriber = tracing_subscriber::registry().with(trials::telemetry::layer(
-        tracing::Level::TRACE,
-        logs.clone(),
-    ));
-    // While a single dispatcher is registered, tracing-core asks only the registering
-    // thread's default about a new call site: another test's thread meeting the request log
-    // first would switch it off for good. A second registered dispatcher makes it ask all.
-    let _second = tracing::Dispatch::new(tracing::subscriber::NoSubscriber::default());
-    let guard = tracing::subscriber::set_default(subscriber);
+    let (logs, guard) = capture();
     let mut statuses = Vec::new();
     for k in keys {
         statuses.push(status(&t, &id, k).await.status);

@@ -5,9 +5,8 @@
 //! log publisher (a run without a bus), so each published event is a log line too.
 
 use serde_json::{json, Value};
-use tracing_subscriber::layer::SubscriberExt;
 use trials_local::stripe_standin::PayMethod;
-use trials_tests::logs::Captured;
+use trials_tests::logs::capture;
 use trials_tests::stripe::with_stripe;
 use trials_tests::{writes, Call, TestApp, DAY, T0};
 
@@ -68,14 +67,7 @@ async fn no_personal_field_reaches_any_log_line_or_logged_event_of_a_whole_lifec
     t.admin_key(converted).await;
     t.api_key(lived).await;
     t.api_key(converted).await;
-    let logs = Captured::default();
-    let subscriber = tracing_subscriber::registry().with(trials::telemetry::layer(
-        tracing::Level::TRACE,
-        logs.clone(),
-    ));
-    // See auth.rs: a second dispatcher makes tracing-core ask every thread about call sites.
-    let _second = tracing::Dispatch::new(tracing::subscriber::NoSubscriber::default());
-    let guard = tracing::subscriber::set_default(subscriber);
+    let (logs, guard) = capture();
 
     // One trial lives its whole life: start (admin: notes too), read, patch, pause, resume,
     // the reminders and the expiry, then the purge.

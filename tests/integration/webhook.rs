@@ -1,7 +1,6 @@
 //! `POST /v1/webhooks/stripe`: signatures built here by Stripe's documented algorithm
 //! (HMAC-SHA256 of `"{t}.{body}"`, hex), deliveries repeated, reordered and failed.
 use serde_json::{json, Value};
-use tracing_subscriber::layer::SubscriberExt;
 use trials::api::Route;
 use trials::config::Secret;
 use trials::crypto::{hex, hmac_sha256};
@@ -10,7 +9,7 @@ use trials::domain::{OrgId, Plan, Trial, TrialId, TrialStatus};
 use trials::jobs::{self, Job};
 use trials::store::Slot;
 use trials_tests::eventbridge::EventBridgeRecorder;
-use trials_tests::logs::Captured;
+use trials_tests::logs::capture;
 use trials_tests::{writes, Call, TestApp, TestResponse, DAY, T0};
 
 const PATH: &str = "/v1/webhooks/stripe";
@@ -282,14 +281,7 @@ async fn without_a_configured_secret_every_delivery_is_refused() {
 // current_thread: the subscriber set as default for this thread sees every task of the test.
 #[tokio::test(flavor = "current_thread")]
 async fn the_log_tells_a_missing_secret_from_a_signature_that_does_not_verify() {
-    let logs = Captured::default();
-    let subscriber = tracing_subscriber::registry().with(trials::telemetry::layer(
-        tracing::Level::TRACE,
-        logs.clone(),
-    ));
-    // See auth.rs: a second dispatcher makes tracing-core ask every thread about call sites.
-    let _second = tracing::Dispatch::new(tracing::subscriber::NoSubscriber::default());
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (logs, _guard) = capture();
     const UNSET: &str = "STRIPE_WEBHOOK_SECRET is not set";
     const REFUSED: &str = "Stripe-Signature refused";
     let body = event("evt_log", "customer.created", json!({}));

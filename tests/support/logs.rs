@@ -31,3 +31,31 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
         self.clone()
     }
 }
+
+/// While it lives, this thread's default subscriber is the service's own log layer
+/// (`trials::telemetry::layer`, at its most verbose) writing to the [`Captured`] that
+/// [`capture`] returned with it. Drop it to stop capturing.
+pub struct CaptureGuard {
+    _default: tracing::subscriber::DefaultGuard,
+    // While a single dispatcher is registered, tracing-core asks only the registering thread's
+    // default about a new call site: another test's thread meeting a call site first would
+    // switch it off for good. A second registered dispatcher makes it ask all.
+    _second: tracing::Dispatch,
+}
+
+/// Captures every log line of this thread (use a `current_thread` runtime, so that every task
+/// of the test runs on it) until the guard is dropped.
+pub fn capture() -> (Captured, CaptureGuard) {
+    use tracing_subscriber::layer::SubscriberExt;
+    let logs = Captured::default();
+    let subscriber = tracing_subscriber::registry().with(trials::telemetry::layer(
+        tracing::Level::TRACE,
+        logs.clone(),
+    ));
+    let second = tracing::Dispatch::new(tracing::subscriber::NoSubscriber::default());
+    let guard = CaptureGuard {
+        _default: tracing::subscriber::set_default(subscriber),
+        _second: second,
+    };
+    (logs, guard)
+}
